@@ -1,0 +1,38 @@
+# The two commands a newcomer runs: `make run` and `make test`.
+# Both set themselves up: Debian packages (when missing), a virtualenv in .venv, the package.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA ?= ./data
+# Debian packages: what the server needs to run, and what the test suite needs on top.
+RUN_APT :=
+TEST_APT := chromium redis-server
+
+.PHONY: run test setup setup-test lint clean bench
+
+$(BIN)/.installed: pyproject.toml
+	@bash scripts/ensure-python.sh $(PYTHON)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/.installed
+	@bash scripts/ensure-apt.sh $(RUN_APT)
+
+setup-test: $(BIN)/.installed
+	@bash scripts/ensure-apt.sh $(RUN_APT) $(TEST_APT)
+
+run: setup
+	$(BIN)/tiaojie serve --data $(DATA)
+
+test: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

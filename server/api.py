@@ -1,0 +1,213 @@
+"""REST API: rooms and invites (docs/PROTOCOL.md, /api/openapi.json)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from server import rooms
+from server.errors import TiaojieError, bad_request, forbidden
+from server.model import Room, new_id, now
+from server.roles import MEDIATOR_MAY_INVITE, Role
+from server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from server.state import app_state
+from server.tokens import InviteClaims
+from server.validation import Schema, validate
+
+ROOM = "/api/rooms/{room_id:" + ID_PATTERN + "}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the admin, or the holder of one invite token."""
+
+    admin: bool
+    claims: InviteClaims | None = None
+
+    def is_mediator_of(self, room: Room) -> bool:
+        return (
+            self.claims is not None
+            and self.claims.room_id == room.id
+            and self.claims.role is Role.MEDIATOR
+        )
+
+
+def _bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TiaojieError(
+            "token_missing", "Send your token as 'Authorization: Bearer <token>'.", 401
+        )
+    return token.strip()
+
+
+def _caller(request: web.Request) -> Caller:
+    state = app_state(request.app)
+    token = _bearer(request)
+    if hmac.compare_digest(token.encode(), state.credentials.admin_token.encode()):
+        return Caller(admin=True)
+    return Caller(admin=False, claims=state.signer.verify(token, now()))
+
+
+def _admin(request: web.Request) -> Caller:
+    caller = _caller(request)
+    if not caller.admin:
+        raise forbidden("This needs the admin token.")
+    return caller
+
+
+async def _room_for(request: web.Request, caller: Caller, *, manage: bool) -> Room:
+    """The room in the path, if the caller may see it (manage: admin or its mediator)."""
+    state = app_state(request.app)
+    room_id = request.match_info["room_id"]
+    if caller.claims is not None and caller.claims.room_id != room_id:
+        raise TiaojieError("token_wrong_room", "This token is for another room.", 403)
+    room = await state.store.require(room_id)
+    if caller.admin:
+        return room
+    assert caller.claims is not None
+    rooms.check_invite(room, caller.claims)
+    if manage and not caller.is_mediator_of(room):
+        raise forbidden("Only the admin or a mediator of this room may do this.")
+    return room
+
+
+async def _body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise TiaojieError("unsupported_media_type", "Send a JSON body (application/json).", 415)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TiaojieError("payload_too_large", "The request body is too large.", 413) from None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise TiaojieError("invalid_json", f"The body is not valid JSON: {error}.") from None
+    if not isinstance(data, dict):
+        raise bad_request("The body must be a JSON object.")
+    return validate(schema, data, "body")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+
+# -- handlers ------------------------------------------------------------------------------
+async def health(request: web.Request) -> web.Response:
+    state = app_state(request.app)
+    return _json({"status": "ok", "version": state.version, "backend": state.store.backend})
+
+
+async def create_room(request: web.Request) -> web.Response:
+    _admin(request)
+    body = await _body(request, CREATE_ROOM)
+    room = Room(
+        id=new_id(),
+        title=body["title"],
+        lobby=body["lobby"],
+        max_participants=body["max_participants"],
+        created_at=now(),
+    )
+    await app_state(request.app).store.create(room)
+    return _json(room.summary(), 201)
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    _admin(request)
+    found = await app_state(request.app).store.list()
+    return _json({"rooms": [r.summary() for r in sorted(found, key=lambda r: r.created_at)]})
+
+
+async def get_room(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    room = await _room_for(request, caller, manage=False)
+    if caller.admin or caller.is_mediator_of(room):
+        return _json(room.full())
+    return _json(room.summary())
+
+
+async def delete_room(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    room = await _room_for(request, caller, manage=True)
+    if room.ended:
+        raise rooms.room_ended()
+    ended = await app_state(request.app).signalling.end_room(room.id)
+    return _json(ended.summary())
+
+
+async def create_invite(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    room = await _room_for(request, caller, manage=True)
+    body = await _body(request, CREATE_INVITE)
+    role = Role(body["role"])
+    if not caller.admin and role not in MEDIATOR_MAY_INVITE:
+        raise forbidden("Only the admin may invite a mediator.")
+    state = app_state(request.app)
+    invite = await state.store.update(
+        room.id, lambda r: rooms.create_invite(r, role, body["name"], body["expires_in"])
+    )
+    token = state.signer.sign(InviteClaims(room.id, role, invite.invite_id, invite.expires_at))
+    return _json(
+        {
+            "invite_id": invite.invite_id,
+            "url": f"{state.settings.base_url}/join#token={token}",
+            "token": token,
+            "expires_at": invite.expires_at,
+            "role": str(role),
+            "name": invite.name,
+        },
+        201,
+    )
+
+
+async def revoke_invite(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    room = await _room_for(request, caller, manage=True)
+    state = app_state(request.app)
+    invite, connected = await state.store.update(
+        room.id, lambda r: rooms.revoke_invite(r, request.match_info["invite_id"])
+    )
+    if connected is not None:
+        await state.signalling.close_participant(room.id, connected, "revoked")
+    return _json(invite.public())
+
+
+async def me(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    if caller.claims is None:
+        raise bad_request("/api/me describes an invite token, not the admin token.")
+    room = await app_state(request.app).store.require(caller.claims.room_id)
+    invite = rooms.check_invite(room, caller.claims)
+    return _json({"invite": invite.public(), "room": room.summary()})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/api/rooms", create_room)
+    app.router.add_get("/api/rooms", list_rooms)
+    app.router.add_get(ROOM, get_room)
+    app.router.add_delete(ROOM, delete_room)
+    app.router.add_post(ROOM + "/invites", create_invite)
+    app.router.add_delete(ROOM + "/invites/{invite_id:" + ID_PATTERN + "}", revoke_invite)
+    app.router.add_get("/api/me", me)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every API error as {"error", "message"} with its HTTP status."""
+    try:
+        return await handler(request)
+    except TiaojieError as error:
+        return _json(error.to_dict(), error.status)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status, "http_error"
+        )
+        return _json({"error": code, "message": exc.reason}, exc.status)

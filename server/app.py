@@ -1,0 +1,43 @@
+"""The aiohttp application: REST API, socket.io signalling and the web client."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from server import __version__, api, openapi
+from server import web as web_client
+from server.config import Settings
+from server.credentials import load_credentials
+from server.signalling import Signalling
+from server.state import STATE, AppState
+from server.store import open_store
+from server.tokens import TokenSigner
+
+MAX_BODY_BYTES = 64 * 1024
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> web.Application:
+    credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
+    store = open_store(settings.redis_url)
+    signer = TokenSigner(credentials.token_secret)
+    signalling = Signalling(store, signer, settings.redis_url)
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[web_client.security_headers, api.error_middleware],
+    )
+    app[STATE] = AppState(settings, credentials, signer, store, signalling, __version__)
+    signalling.sio.attach(app)
+    api.add_routes(app)
+    openapi.add_routes(app)
+    web_client.add_routes(app)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await signalling.shutdown()
+        await store.close()
+
+    app.on_cleanup.append(on_cleanup)
+    return app

@@ -1,0 +1,154 @@
+"""The `tiaojie` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from aiohttp import web
+
+from server import __version__
+from server.config import Settings, add_serve_arguments, settings_from_args
+from server.credentials import ADMIN_TOKEN_FILE
+
+
+def _banner(settings: Settings, admin_token: str, new: bool) -> str:
+    token_line = (
+        f"  admin token (shown once; kept in {settings.data_dir / ADMIN_TOKEN_FILE}):\n"
+        f"    {admin_token}\n"
+        if new
+        else f"  admin token: in {settings.data_dir / ADMIN_TOKEN_FILE} (or TIAOJIE_ADMIN_TOKEN)\n"
+    )
+    return (
+        f"\nTiaojie {__version__} is running: open {settings.base_url}/\n"
+        f"  room state: {'Redis ' + settings.redis_url if settings.redis_url else 'in memory'};"
+        f" data: {settings.data_dir.resolve()}\n"
+        f"{token_line}"
+        "  create a room and its invite links, in another terminal:\n"
+        f"    .venv/bin/tiaojie new-room '邻里纠纷调解' --data {settings.data_dir}\n"
+        "  (or POST /api/rooms with the admin token, see docs/PROTOCOL.md)\n"
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from server.app import create_app
+    from server.state import app_state
+
+    settings = settings_from_args(args)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings)
+    except OSError as error:
+        print(f"tiaojie: cannot use data directory {settings.data_dir}: {error}", file=sys.stderr)
+        return 2
+    credentials = app_state(app).credentials
+
+    async def announce(_: web.Application) -> None:
+        print(_banner(settings, credentials.admin_token, credentials.admin_token_new), flush=True)
+
+    app.on_startup.append(announce)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None)
+    except OSError as error:
+        print(
+            f"tiaojie: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def _post(url: str, token: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def new_room(args: argparse.Namespace) -> int:
+    """Create a room on a running server, with a mediator link and party links."""
+    import os
+
+    token = os.environ.get("TIAOJIE_ADMIN_TOKEN") or ""
+    if not token:
+        try:
+            token = (args.data_dir / ADMIN_TOKEN_FILE).read_text().strip()
+        except OSError as error:
+            print(
+                f"tiaojie: no admin token: set TIAOJIE_ADMIN_TOKEN or --data ({error})",
+                file=sys.stderr,
+            )
+            return 2
+    server = args.server.rstrip("/")
+    try:
+        room = _post(
+            f"{server}/api/rooms", token, {"title": args.title, "lobby": not args.no_lobby}
+        )
+        print(f"room {room['id']}: {room['title']}")
+        invites = [("mediator", args.mediator)] + [("party", n) for n in args.party]
+        invites += [("expert", n) for n in args.expert]
+        for role, name in invites:
+            invite = _post(
+                f"{server}/api/rooms/{room['id']}/invites",
+                token,
+                {"role": role, "name": name, "expires_in": args.expires_in},
+            )
+            print(f"  {role:9} {name}: {invite['url']}")
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}")
+        print(f"tiaojie: {error.code} {detail.get('message', error.reason)}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"tiaojie: cannot reach {server}: {error.reason}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
+    parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the server")
+    add_serve_arguments(serve_parser)
+    serve_parser.set_defaults(run=serve)
+
+    room = commands.add_parser("new-room", help="create a room and print its invite links")
+    room.add_argument("title")
+    room.add_argument("--server", default="http://127.0.0.1:8080")
+    room.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path("data"),
+        help="where the server keeps its admin token (default ./data)",
+    )
+    room.add_argument("--mediator", default="调解员")
+    room.add_argument(
+        "--party",
+        action="append",
+        default=None,
+        help="a party's name (repeat; default: 申请人, 被申请人)",
+    )
+    room.add_argument("--expert", action="append", default=[])
+    room.add_argument("--no-lobby", action="store_true")
+    room.add_argument("--expires-in", type=int, default=86400)
+    room.set_defaults(run=new_room)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "party", []) is None:
+        args.party = ["申请人", "被申请人"]
+    return int(args.run(args))

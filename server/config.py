@@ -1,0 +1,78 @@
+"""Server settings: command-line options, each with a TIAOJIE_* environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    redis_url: str | None = None
+    public_url: str | None = None
+    admin_token: str | None = None
+    secret_key: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The address people open: --public-url, else what we listen on."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"TIAOJIE_{name}")
+    return value if value not in (None, "") else default
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host",
+        default=_env("HOST", "127.0.0.1"),
+        help="address to listen on (TIAOJIE_HOST; default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(_env("PORT", "8080") or 8080),
+        help="port to listen on (TIAOJIE_PORT; default 8080)",
+    )
+    parser.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(_env("DATA", "data") or "data"),
+        help="data directory: keys, archive (TIAOJIE_DATA; default ./data)",
+    )
+    parser.add_argument(
+        "--redis",
+        dest="redis_url",
+        default=_env("REDIS"),
+        help="Redis URL for shared room state, e.g. redis://127.0.0.1:6379/0 "
+        "(TIAOJIE_REDIS; default: in memory, one node)",
+    )
+    parser.add_argument(
+        "--public-url",
+        default=_env("PUBLIC_URL"),
+        help="base URL invite links use, e.g. https://mediation.example.org "
+        "(TIAOJIE_PUBLIC_URL; default http://HOST:PORT)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        redis_url=args.redis_url,
+        public_url=args.public_url,
+        admin_token=_env("ADMIN_TOKEN"),
+        secret_key=_env("SECRET_KEY"),
+    )

@@ -1,0 +1,155 @@
+"""Room state: a Room with its Invites and Participants, stored as one document.
+
+The whole state of a room is one JSON document so that both stores (memory, Redis) can
+change it atomically with a read-modify-write: rooms are small (tens of people).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from server.roles import Role
+
+
+class RoomStatus(StrEnum):
+    OPEN = "open"
+    ENDED = "ended"
+
+
+class ParticipantStatus(StrEnum):
+    LOBBY = "lobby"
+    JOINED = "joined"
+
+
+def new_id(prefix: str = "") -> str:
+    """128 random bits, URL-safe."""
+    return prefix + secrets.token_urlsafe(16)
+
+
+@dataclass
+class Invite:
+    invite_id: str
+    room_id: str
+    role: Role
+    name: str
+    expires_at: int
+    created_at: int
+    revoked: bool = False
+    #: Admitted into the room at least once: re-enters directly, even when locked.
+    admitted: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "invite_id": self.invite_id,
+            "room_id": self.room_id,
+            "role": str(self.role),
+            "name": self.name,
+            "expires_at": self.expires_at,
+            "revoked": self.revoked,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass
+class Participant:
+    """A connected invite; `id` is the invite id."""
+
+    id: str
+    name: str
+    role: Role
+    status: ParticipantStatus
+    sid: str
+    joined_at: int
+    muted_audio: bool = False
+    muted_video: bool = False
+    muted_by_mediator: bool = False
+    unmute_requested: bool = False
+    hand_raised: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": str(self.role),
+            "status": str(self.status),
+            "muted": {"audio": self.muted_audio, "video": self.muted_video},
+            "muted_by_mediator": self.muted_by_mediator,
+            "unmute_requested": self.unmute_requested,
+            "hand_raised": self.hand_raised,
+            "joined_at": self.joined_at,
+        }
+
+
+@dataclass
+class Room:
+    id: str
+    title: str
+    lobby: bool
+    max_participants: int
+    created_at: int
+    locked: bool = False
+    status: RoomStatus = RoomStatus.OPEN
+    ended_at: int | None = None
+    invites: dict[str, Invite] = field(default_factory=dict)
+    participants: dict[str, Participant] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> bool:
+        return self.status is RoomStatus.ENDED
+
+    def joined(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.status is ParticipantStatus.JOINED]
+
+    def waiting(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.status is ParticipantStatus.LOBBY]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "lobby": self.lobby,
+            "max_participants": self.max_participants,
+            "locked": self.locked,
+            "status": str(self.status),
+            "created_at": self.created_at,
+            "ended_at": self.ended_at,
+            "participant_count": len(self.joined()),
+            "lobby_count": len(self.waiting()),
+        }
+
+    def full(self) -> dict[str, Any]:
+        return {
+            **self.summary(),
+            "participants": [p.public() for p in self.participants.values()],
+            "invites": [i.public() for i in self.invites.values()],
+        }
+
+    # -- serialisation (the stores keep rooms as JSON) --------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Room:
+        invites = {k: Invite(**{**v, "role": Role(v["role"])}) for k, v in data["invites"].items()}
+        participants = {
+            k: Participant(
+                **{**v, "role": Role(v["role"]), "status": ParticipantStatus(v["status"])}
+            )
+            for k, v in data["participants"].items()
+        }
+        return cls(
+            **{
+                **data,
+                "status": RoomStatus(data["status"]),
+                "invites": invites,
+                "participants": participants,
+            }
+        )
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,239 @@
+"""The OpenAPI 3.1 description of the REST API, built from the same schemas we validate with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server import __version__
+from server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from server.validation import Schema
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answer(description: str, schema: Schema | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description}
+    if schema is not None:
+        answer["content"] = {"application/json": {"schema": schema}}
+    return answer
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): _answer("error", _ERROR) for s in statuses}
+
+
+def _op(
+    summary: str,
+    ok: tuple[int, str, Schema],
+    *errors: int,
+    body: Schema | None = None,
+    secure: bool = True,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {str(ok[0]): _answer(ok[1], ok[2]), **_errors(*errors)},
+    }
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    if not secure:
+        operation["security"] = []
+    return operation
+
+
+_ROOM_ID = {
+    "name": "room_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": ID_PATTERN},
+}
+_INVITE_ID = {**_ROOM_ID, "name": "invite_id"}
+
+_ROOM: Schema = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "title": {"type": "string"},
+        "lobby": {"type": "boolean"},
+        "max_participants": {"type": "integer"},
+        "locked": {"type": "boolean"},
+        "status": {"type": "string", "enum": ["open", "ended"]},
+        "created_at": {"type": "integer"},
+        "ended_at": {"type": ["integer", "null"]},
+        "participant_count": {"type": "integer"},
+        "lobby_count": {"type": "integer"},
+        "participants": {"type": "array", "items": {"type": "object"}},
+        "invites": {"type": "array", "items": _ref("Invite")},
+    },
+    "required": ["id", "title", "lobby", "max_participants", "locked", "status"],
+}
+_INVITE: Schema = {
+    "type": "object",
+    "properties": {
+        "invite_id": {"type": "string"},
+        "room_id": {"type": "string"},
+        "role": {"type": "string"},
+        "name": {"type": "string"},
+        "expires_at": {"type": "integer"},
+        "revoked": {"type": "boolean"},
+        "created_at": {"type": "integer"},
+    },
+}
+_NEW_INVITE: Schema = {
+    "type": "object",
+    "properties": {
+        "invite_id": {"type": "string"},
+        "url": {"type": "string"},
+        "token": {"type": "string"},
+        "expires_at": {"type": "integer"},
+        "role": {"type": "string"},
+        "name": {"type": "string"},
+    },
+    "required": ["invite_id", "url", "token", "expires_at"],
+}
+
+
+def build_spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tiaojie",
+            "version": __version__,
+            "description": "Video mediation rooms. Signalling events: docs/PROTOCOL.md.",
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The admin token, or an invite token (from an invite link).",
+                }
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+                    "required": ["error", "message"],
+                },
+                "Room": _ROOM,
+                "Invite": _INVITE,
+                "NewInvite": _NEW_INVITE,
+                "CreateRoom": CREATE_ROOM,
+                "CreateInvite": CREATE_INVITE,
+            },
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/health": {
+                "get": _op(
+                    "Liveness and backend", (200, "healthy", {"type": "object"}), secure=False
+                )
+            },
+            "/api/rooms": {
+                "post": _op(
+                    "Create a room (admin)",
+                    (201, "the room", _ref("Room")),
+                    400,
+                    401,
+                    403,
+                    413,
+                    415,
+                    body=_ref("CreateRoom"),
+                ),
+                "get": _op(
+                    "List rooms (admin)",
+                    (
+                        200,
+                        "rooms",
+                        {
+                            "type": "object",
+                            "properties": {"rooms": {"type": "array", "items": _ref("Room")}},
+                        },
+                    ),
+                    401,
+                    403,
+                ),
+            },
+            "/api/rooms/{room_id}": {
+                "parameters": [_ROOM_ID],
+                "get": _op(
+                    "A room: full for admin and its mediators, summary for others",
+                    (200, "the room", _ref("Room")),
+                    401,
+                    403,
+                    404,
+                    410,
+                ),
+                "delete": _op(
+                    "End a room and disconnect everyone",
+                    (200, "the ended room", _ref("Room")),
+                    401,
+                    403,
+                    404,
+                    410,
+                ),
+            },
+            "/api/rooms/{room_id}/invites": {
+                "parameters": [_ROOM_ID],
+                "post": _op(
+                    "Create an invite link",
+                    (201, "the invite", _ref("NewInvite")),
+                    400,
+                    401,
+                    403,
+                    404,
+                    410,
+                    413,
+                    415,
+                    body=_ref("CreateInvite"),
+                ),
+            },
+            "/api/rooms/{room_id}/invites/{invite_id}": {
+                "parameters": [_ROOM_ID, _INVITE_ID],
+                "delete": _op(
+                    "Revoke an invite; its holder is disconnected",
+                    (200, "the revoked invite", _ref("Invite")),
+                    401,
+                    403,
+                    404,
+                ),
+            },
+            "/api/me": {
+                "get": _op(
+                    "What an invite token opens (used by the join page)",
+                    (
+                        200,
+                        "invite and room",
+                        {
+                            "type": "object",
+                            "properties": {"invite": _ref("Invite"), "room": _ref("Room")},
+                        },
+                    ),
+                    400,
+                    401,
+                    403,
+                    404,
+                    410,
+                )
+            },
+            "/api/openapi.json": {
+                "get": _op("This document", (200, "OpenAPI 3.1", {"type": "object"}), secure=False)
+            },
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(build_spec())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/openapi.json", openapi)

@@ -1,0 +1,215 @@
+"""Room rules: invites, joining, the lobby and moderation, as pure changes of a Room.
+
+Every function here mutates the Room it is given or raises TiaojieError before changing
+anything, so a refused action leaves the stored state untouched (the stores only write
+back when the change returns). Input has already been validated against server.schemas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.errors import TiaojieError, forbidden, not_found
+from server.model import Invite, Participant, ParticipantStatus, Room, new_id, now
+from server.roles import LOBBY_ROLES, Role
+from server.tokens import InviteClaims
+
+LOBBY_FACTOR = 4  # at most LOBBY_FACTOR x max_participants people wait in the lobby
+
+
+def room_ended() -> TiaojieError:
+    return TiaojieError("room_ended", "This mediation session has ended.", 410)
+
+
+def _open(room: Room) -> None:
+    if room.ended:
+        raise room_ended()
+
+
+def _participant(room: Room, participant_id: str) -> Participant:
+    participant = room.participants.get(participant_id)
+    if participant is None:
+        raise not_found("not_found", "No such participant in this room.")
+    return participant
+
+
+# -- invites ---------------------------------------------------------------------------
+def create_invite(room: Room, role: Role, name: str, expires_in: int) -> Invite:
+    _open(room)
+    created = now()
+    invite = Invite(
+        invite_id=new_id(),
+        room_id=room.id,
+        role=role,
+        name=name,
+        expires_at=created + expires_in,
+        created_at=created,
+    )
+    room.invites[invite.invite_id] = invite
+    return invite
+
+
+def check_invite(room: Room, claims: InviteClaims) -> Invite:
+    """The live invite behind genuine token claims (revocation and room end checked)."""
+    _open(room)
+    invite = room.invites.get(claims.invite_id)
+    if invite is None or invite.role != claims.role:
+        raise TiaojieError("token_invalid", "This link is not valid.", 401)
+    if invite.revoked:
+        raise TiaojieError("token_revoked", "This link has been withdrawn.", 403)
+    return invite
+
+
+def revoke_invite(room: Room, invite_id: str) -> tuple[Invite, Participant | None]:
+    invite = room.invites.get(invite_id)
+    if invite is None:
+        raise not_found("invite_not_found", "No such invite in this room.")
+    invite.revoked = True
+    return invite, room.participants.pop(invite_id, None)
+
+
+# -- joining and leaving ---------------------------------------------------------------
+@dataclass
+class JoinResult:
+    participant: Participant
+    replaced_sid: str | None
+
+
+def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinResult:
+    invite = check_invite(room, claims)
+    previous = room.participants.get(invite.invite_id)
+    returning = invite.admitted or previous is not None
+    if room.locked and not returning and invite.role is not Role.MEDIATOR:
+        raise TiaojieError("room_locked", "The room is locked: no new participants.", 403)
+    waits = room.lobby and invite.role in LOBBY_ROLES and not invite.admitted
+    if waits:
+        lobby = [p for p in room.waiting() if p.id != invite.invite_id]
+        if len(lobby) >= LOBBY_FACTOR * room.max_participants:
+            raise TiaojieError("lobby_full", "Too many people are waiting; try later.", 503)
+    else:
+        _check_capacity(room, exclude=invite.invite_id)
+    participant = Participant(
+        id=invite.invite_id,
+        name=name or invite.name,
+        role=invite.role,
+        status=ParticipantStatus.LOBBY if waits else ParticipantStatus.JOINED,
+        sid=sid,
+        joined_at=now(),
+    )
+    if previous is not None:  # a reconnect keeps what the mediator decided
+        participant.muted_audio = previous.muted_audio
+        participant.muted_video = previous.muted_video
+        participant.muted_by_mediator = previous.muted_by_mediator
+        participant.unmute_requested = previous.unmute_requested
+    if not waits:
+        invite.admitted = True
+    room.participants[invite.invite_id] = participant
+    return JoinResult(participant, previous.sid if previous else None)
+
+
+def _check_capacity(room: Room, exclude: str) -> None:
+    inside = [p for p in room.joined() if p.id != exclude]
+    if len(inside) >= room.max_participants:
+        raise TiaojieError("room_full", "The room is full.", 409)
+
+
+def disconnect(room: Room, participant_id: str, sid: str) -> Participant | None:
+    """Forget a participant whose connection `sid` closed (not if a newer one replaced it)."""
+    participant = room.participants.get(participant_id)
+    if participant is None or participant.sid != sid:
+        return None
+    return room.participants.pop(participant_id)
+
+
+def actor(room: Room, participant_id: str, sid: str) -> Participant:
+    """The participant sending a request on connection `sid`."""
+    _open(room)
+    participant = room.participants.get(participant_id)
+    if participant is None or participant.sid != sid:
+        raise TiaojieError("not_connected", "You are no longer in this room.", 403)
+    return participant
+
+
+# -- lobby -------------------------------------------------------------------------------
+def _in_lobby(room: Room, participant_id: str) -> Participant:
+    participant = _participant(room, participant_id)
+    if participant.status is not ParticipantStatus.LOBBY:
+        raise TiaojieError("not_in_lobby", "That participant is not waiting in the lobby.", 409)
+    return participant
+
+
+def admit(room: Room, participant_id: str) -> Participant:
+    participant = _in_lobby(room, participant_id)
+    _check_capacity(room, exclude=participant_id)
+    participant.status = ParticipantStatus.JOINED
+    room.invites[participant_id].admitted = True
+    return participant
+
+
+def deny(room: Room, participant_id: str) -> Participant:
+    _in_lobby(room, participant_id)
+    room.invites[participant_id].revoked = True
+    return room.participants.pop(participant_id)
+
+
+# -- moderation --------------------------------------------------------------------------
+def mute(room: Room, participant_id: str, track: str) -> Participant:
+    participant = _participant(room, participant_id)
+    setattr(participant, f"muted_{track}", True)
+    participant.muted_by_mediator = True
+    participant.unmute_requested = False
+    return participant
+
+
+def request_unmute(room: Room, participant_id: str, track: str) -> Participant:
+    participant = _participant(room, participant_id)
+    if not getattr(participant, f"muted_{track}"):
+        raise TiaojieError("not_muted", f"That participant's {track} is not muted.", 409)
+    participant.unmute_requested = True
+    return participant
+
+
+def remove(room: Room, by: Participant, participant_id: str) -> Participant:
+    if participant_id == by.id:
+        raise TiaojieError("cannot_remove_self", "Use leave to leave the room.", 409)
+    _participant(room, participant_id)
+    room.invites[participant_id].revoked = True
+    return room.participants.pop(participant_id)
+
+
+def set_locked(room: Room, locked: bool) -> None:
+    room.locked = locked
+
+
+def end(room: Room) -> list[Participant]:
+    """End the room: every link dies; returns who was connected."""
+    _open(room)
+    room.status = room.status.ENDED
+    room.ended_at = now()
+    room.locked = True
+    gone = list(room.participants.values())
+    room.participants.clear()
+    return gone
+
+
+# -- self --------------------------------------------------------------------------------
+def raise_hand(participant: Participant, raised: bool) -> None:
+    participant.hand_raised = raised
+
+
+def set_muted(participant: Participant, track: str, muted: bool) -> None:
+    if not muted and participant.muted_by_mediator and not participant.unmute_requested:
+        raise TiaojieError(
+            "muted_by_mediator",
+            "The mediator muted you; wait until they ask you to unmute.",
+            403,
+        )
+    setattr(participant, f"muted_{track}", muted)
+    if not muted:  # the mediator's hold ends once the participant takes up the request
+        participant.muted_by_mediator = False
+        participant.unmute_requested = False
+
+
+def require_role(participant: Participant, allowed: frozenset[Role], what: str) -> None:
+    if participant.role not in allowed:
+        raise forbidden(f"A {participant.role} may not {what}.")

@@ -1,0 +1,47 @@
+"""The RoomStore interface: rooms as documents changed atomically."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TypeVar
+
+from server.errors import not_found
+from server.model import Room
+
+T = TypeVar("T")
+
+
+def room_not_found() -> Exception:
+    return not_found("room_not_found", "No such room.")
+
+
+class RoomStore(ABC):
+    """Keeps every Room; `update` is an atomic read-modify-write of one room.
+
+    `change` is a plain function (no awaits) that mutates the Room it is given and returns
+    a result. If it raises, nothing is written.
+    """
+
+    backend: str
+
+    @abstractmethod
+    async def create(self, room: Room) -> None: ...
+
+    @abstractmethod
+    async def get(self, room_id: str) -> Room | None: ...
+
+    @abstractmethod
+    async def list(self) -> list[Room]: ...
+
+    @abstractmethod
+    async def update(self, room_id: str, change: Callable[[Room], T]) -> T: ...
+
+    async def require(self, room_id: str) -> Room:
+        room = await self.get(room_id)
+        if room is None:
+            raise room_not_found()
+        return room
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,180 @@
+"""Shared fixtures: a real server on a free port, in memory or on a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server.app import create_app
+from server.config import Settings
+from server.state import app_state
+from tests.signal_client import SignalClient
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port, for the whole test session."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run `make test`, which installs it")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+class LiveServer:
+    """A running Tiaojie server plus helpers to drive it over HTTP and socket.io."""
+
+    def __init__(self, server: TestServer, admin_token: str) -> None:
+        self.server = server
+        self.url = str(server.make_url("")).rstrip("/")
+        self.admin_token = admin_token
+        self.app = server.app
+        self.clients: list[SignalClient] = []
+
+    @property
+    def state(self) -> Any:
+        return app_state(self.app)
+
+    async def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(method, self.url + path, headers=headers, **kwargs) as response,
+        ):
+            text = await response.text()
+            try:
+                import json
+
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    async def admin(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.request(method, path, self.admin_token, **kwargs)
+
+    async def create_room(
+        self, title: str = "邻里纠纷调解", lobby: bool = True, **extra: Any
+    ) -> dict[str, Any]:
+        status, body = await self.admin(
+            "POST", "/api/rooms", json={"title": title, "lobby": lobby, **extra}
+        )
+        assert status == 201, body
+        return body
+
+    async def create_invite(
+        self, room_id: str, role: str, name: str, expires_in: int = 3600
+    ) -> dict[str, Any]:
+        status, body = await self.admin(
+            "POST",
+            f"/api/rooms/{room_id}/invites",
+            json={"role": role, "name": name, "expires_in": expires_in},
+        )
+        assert status == 201, body
+        return body
+
+    async def room(self, room_id: str) -> dict[str, Any]:
+        status, body = await self.admin("GET", f"/api/rooms/{room_id}")
+        assert status == 200, body
+        return body
+
+    def client(self) -> SignalClient:
+        client = SignalClient(self.url)
+        self.clients.append(client)
+        return client
+
+    async def join(self, invite: dict[str, Any], **auth: Any) -> SignalClient:
+        client = self.client()
+        await client.connect({"token": invite["token"], **auth})
+        await client.wait_for("welcome")
+        return client
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+
+
+async def start_server(data_dir: Path, redis_url: str | None = None) -> LiveServer:
+    port = free_port()
+    settings = Settings(
+        host="127.0.0.1", port=port, data_dir=data_dir, redis_url=redis_url, admin_token=ADMIN_TOKEN
+    )
+    server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+    await server.start_server()
+    return LiveServer(server, ADMIN_TOKEN)
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The embedded default: rooms in memory."""
+    live = await start_server(tmp_path / "data")
+    yield live
+    await live.close()
+    await live.server.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def room_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The same server on each room-state backend: the room suite runs against both."""
+    url = None
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        import redis.asyncio
+
+        r = redis.asyncio.Redis.from_url(url)
+        await r.flushdb()
+        await r.aclose()
+    live = await start_server(tmp_path / "data", url)
+    yield live
+    await live.close()
+    await live.server.close()

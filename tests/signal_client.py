@@ -1,0 +1,80 @@
+"""A small socket.io test client that records every event it receives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+
+class Refused(Exception):
+    def __init__(self, data: Any) -> None:
+        super().__init__(data)
+        # python-socketio hands over {"message": code, "data": {...}}; JS gets err.data.
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]
+        self.data = data
+        self.code = data.get("error") if isinstance(data, dict) else None
+
+
+class SignalClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._seen = 0
+        self._changed = asyncio.Event()
+        self.refusal: Any = None
+        self.disconnected = asyncio.Event()
+        self.sio.on("*", self._record)
+        self.sio.on("connect_error", self._on_connect_error)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    async def _record(self, event: str, *args: Any) -> None:
+        self.events.append((event, args[0] if args else None))
+        self._changed.set()
+
+    async def _on_connect_error(self, data: Any) -> None:
+        self.refusal = data
+
+    async def _on_disconnect(self, *args: Any) -> None:
+        self.disconnected.set()
+        self._changed.set()
+
+    async def connect(self, auth: Any) -> SignalClient:
+        try:
+            await self.sio.connect(
+                self.base_url, auth=auth, transports=["websocket"], wait_timeout=5
+            )
+        except socketio.exceptions.ConnectionError:
+            await asyncio.sleep(0.05)
+            raise Refused(self.refusal) from None
+        return self
+
+    async def wait_for(
+        self, event: str, where: Callable[[Any], bool] | None = None, timeout: float = 5
+    ) -> Any:
+        """The first event named `event` (matching `where`) received, waiting if need be."""
+
+        async def find() -> Any:
+            while True:
+                for name, data in self.events:
+                    if name == event and (where is None or where(data)):
+                        return data
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(find(), timeout)
+
+    def received(self, event: str) -> list[Any]:
+        return [data for name, data in self.events if name == event]
+
+    async def call(self, event: str, *payload: Any) -> Any:
+        data = payload[0] if len(payload) == 1 else tuple(payload)
+        return await self.sio.call(event, data, timeout=5)
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
