@@ -144,10 +144,17 @@ class LiveServer:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
 
-async def start_server(data_dir: Path, redis_url: str | None = None) -> LiveServer:
+async def start_server(
+    data_dir: Path, redis_url: str | None = None, secret_key: str | None = None
+) -> LiveServer:
     port = free_port()
     settings = Settings(
-        host="127.0.0.1", port=port, data_dir=data_dir, redis_url=redis_url, admin_token=ADMIN_TOKEN
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        secret_key=secret_key,
     )
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()

@@ -26,17 +26,12 @@ async def assert_refused(srv, auth, code: str) -> None:
     assert refused.value.data["message"]
 
 
-def comparable(room: dict) -> dict:
-    """Room state without connection ids, to check that a refusal changed nothing."""
-    return room
-
-
 # -- tokens --------------------------------------------------------------------------------
 async def test_forged_expired_and_garbage_tokens_are_refused(room_server):
     srv = room_server
     room, _, party = await setup_room(srv)
     before = await srv.room(room["id"])
-    prefix, payload, mac = party["token"].split(".")
+    prefix, _payload, mac = party["token"].split(".")
     # A payload changed to another role with the original MAC.
     forged_claims = InviteClaims(room["id"], Role.MEDIATOR, party["invite_id"], now() + 60)
     from server.tokens import TokenSigner
@@ -82,7 +77,7 @@ async def test_revoked_token_refused_and_holder_disconnected(room_server):
 
 async def test_other_room_token_refused(room_server):
     srv = room_server
-    room_a, mediator_a, party_a = await setup_room(srv)
+    _room_a, mediator_a, party_a = await setup_room(srv)
     room_b, _, _ = await setup_room(srv)
     await assert_refused(
         srv, {"token": party_a["token"], "room_id": room_b["id"]}, "token_wrong_room"
@@ -234,7 +229,7 @@ async def test_mediator_and_observer_skip_lobby_and_readmitted_party_returns(roo
 # -- mediator control ------------------------------------------------------------------------
 async def test_mediator_rejoin_keeps_control(room_server):
     srv = room_server
-    room, mediator, party = await setup_room(srv)
+    _room, mediator, party = await setup_room(srv)
     m = await srv.join(mediator)
     await m.close()
     p = await srv.join(party)  # waits in the lobby while no mediator is present
@@ -302,7 +297,7 @@ async def test_mute_and_ask_to_unmute(room_server):
 
 async def test_remove_revokes_the_invite(room_server):
     srv = room_server
-    room, mediator, party = await setup_room(srv, lobby=False)
+    _room, mediator, party = await setup_room(srv, lobby=False)
     m = await srv.join(mediator)
     p = await srv.join(party)
     assert (await m.call("remove", {"participant_id": mediator["invite_id"]}))["error"] == (
@@ -369,7 +364,7 @@ async def test_end_room_disconnects_everyone_and_kills_links(room_server):
 
 async def test_delete_room_over_rest(room_server):
     srv = room_server
-    room, mediator, party = await setup_room(srv, lobby=False)
+    room, _mediator, party = await setup_room(srv, lobby=False)
     p = await srv.join(party)
     status, body = await srv.request("DELETE", f"/api/rooms/{room['id']}", party["token"])
     assert (status, body["error"]) == (403, "forbidden")
@@ -382,7 +377,7 @@ async def test_delete_room_over_rest(room_server):
 
 async def test_leave(room_server):
     srv = room_server
-    room, mediator, party = await setup_room(srv, lobby=False)
+    _room, mediator, party = await setup_room(srv, lobby=False)
     m = await srv.join(mediator)
     p = await srv.join(party)
     assert (await p.call("leave", {}))["ok"] is True

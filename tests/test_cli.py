@@ -1,0 +1,137 @@
+"""The `tiaojie` command as a newcomer runs it: a real server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
+
+
+def _wait_healthy(url: str, process: subprocess.Popen) -> dict:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {process.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as response:
+                return json.loads(response.read())
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("server did not become healthy")
+
+
+def _serve(data: Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [TIAOJIE, "serve", "--data", str(data), "--port", str(port), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TIAOJIE_ADMIN_TOKEN": "", **(env or {})},
+    )
+
+
+def _stop(process: subprocess.Popen) -> str:
+    process.terminate()
+    out, _ = process.communicate(timeout=15)
+    return out
+
+
+def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(data, port)
+    try:
+        assert _wait_healthy(url, process)["backend"] == "memory"
+        token = (data / "admin_token").read_text().strip()
+        assert stat.S_IMODE((data / "admin_token").stat().st_mode) == 0o600
+        assert stat.S_IMODE((data / "secret_key").stat().st_mode) == 0o600
+        made = subprocess.run(
+            [TIAOJIE, "new-room", "邻里纠纷", "--server", url, "--data", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert made.returncode == 0, made.stderr
+        links = [line.split(": ", 1)[1] for line in made.stdout.splitlines() if "/join#" in line]
+        assert len(links) == 3 and all(link.startswith(f"{url}/join#token=tj1.") for link in links)
+    finally:
+        first = _stop(process)
+    assert f"open {url}/" in first and token in first
+    # A second start keeps the same secrets and does not print the token again.
+    process = _serve(data, port)
+    try:
+        _wait_healthy(url, process)
+        assert (data / "admin_token").read_text().strip() == token
+    finally:
+        second = _stop(process)
+    assert token not in second and "admin_token" in second
+    # Tokens are secrets: they never reach the log.
+    for link in links:
+        assert link.split("token=")[1] not in first + second
+
+
+def test_environment_variables_configure_serve(tmp_path):
+    port = free_port()
+    process = subprocess.Popen(
+        [TIAOJIE, "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **os.environ,
+            "TIAOJIE_PORT": str(port),
+            "TIAOJIE_DATA": str(tmp_path / "env"),
+            "TIAOJIE_ADMIN_TOKEN": "from-the-environment-123",
+            "TIAOJIE_PUBLIC_URL": "https://mediation.example.org",
+        },
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/rooms",
+            data=b'{"title": "t"}',
+            method="POST",
+            headers={
+                "Authorization": "Bearer from-the-environment-123",
+                "Content-Type": "application/json",
+            },
+        )
+        room = json.loads(urllib.request.urlopen(request, timeout=5).read())
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/rooms/{room['id']}/invites",
+            data=b'{"role": "party", "name": "p"}',
+            method="POST",
+            headers={
+                "Authorization": "Bearer from-the-environment-123",
+                "Content-Type": "application/json",
+            },
+        )
+        invite = json.loads(urllib.request.urlopen(request, timeout=5).read())
+        assert invite["url"].startswith("https://mediation.example.org/join#token=")
+        assert not (tmp_path / "env" / "admin_token").exists()
+    finally:
+        _stop(process)
+
+
+def test_python_dash_m_server_is_serve():
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0 and "--public-url" in out.stdout and "--redis" in out.stdout
+
+
+@pytest.mark.parametrize("args", [["serve", "--port", "notaport"], ["frobnicate"]])
+def test_bad_arguments_exit_with_usage(args):
+    out = subprocess.run([TIAOJIE, *args], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "usage:" in out.stderr
