@@ -48,6 +48,9 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"tiaojie: cannot use data directory {settings.data_dir}: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
     credentials = app_state(app).credentials
 
     async def announce(_: web.Application) -> None:

@@ -1,0 +1,35 @@
+# Tiaojie server image: slim Debian + Python, non-root, health-checked.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    TIAOJIE_HOST=0.0.0.0 \
+    TIAOJIE_PORT=8080 \
+    TIAOJIE_DATA=/data \
+    TIAOJIE_WEB_DIR=/app/web
+
+# Runtime Debian packages (the same list as RUN_APT in the Makefile; empty for now beyond
+# CA certificates, fonts-noto-cjk joins with the agreement PDFs).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY server ./server
+COPY recorder ./recorder
+COPY signing ./signing
+COPY web ./web
+RUN pip install .
+
+RUN useradd --system --uid 10001 --home-dir /data tiaojie \
+    && mkdir -p /data && chown tiaojie /data
+USER tiaojie
+VOLUME ["/data"]
+EXPOSE 8080
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('TIAOJIE_PORT','8080'), timeout=4)" || exit 1
+
+CMD ["tiaojie", "serve"]

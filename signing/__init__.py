@@ -1,0 +1,1 @@
+"""Agreement PDF, PAdES signatures and the offline verifier (coming)."""
