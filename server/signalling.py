@@ -223,7 +223,8 @@ class Signalling:
         await self.sio.emit("request_error", {"event": event[:64], **error.to_dict()}, to=sid)
         return {"ok": False, **error.to_dict()}
 
-    async def _on_event(self, event: str, sid: str, *args: object) -> dict[str, Any]:
+    async def _on_event(self, event: object, sid: str, *args: object) -> dict[str, Any]:
+        event = str(event)  # a raw packet may name its event with a number or a list
         try:
             handler = self._handlers.get(event)
             if handler is None:

@@ -437,3 +437,64 @@ async def test_bad_connect_auth(room_server):
     await assert_refused(srv, {"token": party["token"], "evil": True}, "bad_request")
     await assert_refused(srv, {"token": 42}, "bad_request")
     assert await srv.room(room["id"]) == before
+
+
+async def test_malformed_socketio_packets_leave_connection_and_room_healthy(room_server):
+    """Raw Engine.IO/socket.io frames that no well-behaved client would send."""
+    import json
+
+    import aiohttp
+
+    srv = room_server
+    room, mediator, _ = await setup_room(srv, lobby=False)
+    before = await srv.room(room["id"])
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(
+            srv.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        )
+        assert (await ws.receive()).data.startswith("0{")
+        await ws.send_str("40" + json.dumps({"token": mediator["token"]}))
+        assert (await ws.receive()).data.startswith("40{")
+        for junk in [
+            '42["mute",{"participant_id":',
+            "4garbage",
+            '42{"a":1}',
+            "42[]",
+            "43",
+            "42" + "[" * 5000,
+        ]:
+            await ws.send_str(junk)
+        await ws.send_str("421[1,2]")  # an event named by a number, with an ack id
+        await ws.send_str('422["lock",{"locked":true}]')
+        acks = {}
+        while len(acks) < 2:
+            message = await asyncio.wait_for(ws.receive(), 5)
+            if message.data.startswith("43"):
+                ack_id = message.data[2]
+                acks[ack_id] = json.loads(message.data[3:])[0]
+        assert acks["1"]["error"] == "unknown_event"
+        assert acks["2"]["ok"] is True
+        after = await srv.room(room["id"])
+        await ws.close()
+    assert after["locked"] is True and after["status"] == "open"
+    assert [p["id"] for p in after["participants"]] == [mediator["invite_id"]]
+    assert after["invites"] == before["invites"]
+
+
+async def test_broken_engineio_frames_close_only_that_connection(room_server):
+    import aiohttp
+
+    srv = room_server
+    room, mediator, party = await setup_room(srv, lobby=False)
+    m = await srv.join(mediator)
+    async with aiohttp.ClientSession() as session:
+        for junk in ["\x00\xff", "", "9"]:
+            ws = await session.ws_connect(
+                srv.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+            )
+            await ws.receive()
+            await ws.send_str(junk)
+            await ws.close()
+    assert (await m.call("raise_hand", {"raised": True}))["ok"] is True
+    assert (await srv.room(room["id"]))["participant_count"] == 1
+    await srv.join(party)
