@@ -35,9 +35,14 @@ def create_app(settings: Settings) -> web.Application:
     openapi.add_routes(app)
     web_client.add_routes(app)
 
+    async def on_shutdown(app: web.Application) -> None:
+        # Close every socket.io connection so shutdown does not wait for idle websockets.
+        await signalling.sio.eio.disconnect()
+
     async def on_cleanup(app: web.Application) -> None:
         await signalling.shutdown()
         await store.close()
 
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

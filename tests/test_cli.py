@@ -135,3 +135,50 @@ def test_python_dash_m_server_is_serve():
 def test_bad_arguments_exit_with_usage(args):
     out = subprocess.run([TIAOJIE, *args], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "usage:" in out.stderr
+
+
+def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
+    import asyncio
+
+    from tests.signal_client import SignalClient
+
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = _serve(data, port, env={"TIAOJIE_ADMIN_TOKEN": "admin-token-for-this-test"})
+    try:
+        _wait_healthy(url, process)
+        request = urllib.request.Request(
+            f"{url}/api/rooms",
+            data=b'{"title": "t", "lobby": false}',
+            method="POST",
+            headers={
+                "Authorization": "Bearer admin-token-for-this-test",
+                "Content-Type": "application/json",
+            },
+        )
+        room = json.loads(urllib.request.urlopen(request, timeout=5).read())
+        request = urllib.request.Request(
+            f"{url}/api/rooms/{room['id']}/invites",
+            data=b'{"role": "party", "name": "p"}',
+            method="POST",
+            headers={
+                "Authorization": "Bearer admin-token-for-this-test",
+                "Content-Type": "application/json",
+            },
+        )
+        invite = json.loads(urllib.request.urlopen(request, timeout=5).read())
+
+        async def scenario() -> float:
+            client = SignalClient(url)
+            await client.connect({"token": invite["token"]})
+            await client.wait_for("welcome")
+            started = time.monotonic()
+            process.terminate()
+            await asyncio.wait_for(client.disconnected.wait(), 10)
+            return time.monotonic() - started
+
+        asyncio.run(scenario())
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()

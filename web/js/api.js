@@ -1,0 +1,77 @@
+/**
+ * The REST calls the browser client makes (see docs/PROTOCOL.md).
+ * @module api
+ */
+
+/** An error answered by the server (`{"error", "message"}`) or a network failure. */
+export class ApiError extends Error {
+  /**
+   * @param {string} code   protocol error code, or "network" / "server"
+   * @param {string} message human-readable text from the server, if any
+   * @param {number} status HTTP status (0 for a network failure)
+   */
+  constructor(code, message, status) {
+    super(message || code);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/**
+ * GET a JSON resource with a bearer token.
+ * @param {string} path
+ * @param {string} token
+ * @returns {Promise<any>}
+ */
+async function getJson(path, token) {
+  let res;
+  try {
+    res = await fetch(path, {
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch (e) {
+    throw new ApiError("network", String(e), 0);
+  }
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    if (body && typeof body.error === "string") {
+      throw new ApiError(body.error, body.message || "", res.status);
+    }
+    throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
+  }
+  if (body === null) throw new ApiError("server", "response is not JSON", res.status);
+  return body;
+}
+
+/**
+ * @typedef {object} MeAnswer
+ * @property {{invite_id: string, room_id: string, role: string, name: string, expires_at: number}} invite
+ * @property {{id: string, title: string, status: string, locked: boolean, lobby: boolean}} room
+ */
+
+/**
+ * Who the invite token belongs to and which room it opens.
+ * @param {string} token
+ * @returns {Promise<MeAnswer>}
+ */
+export function fetchMe(token) {
+  return getJson("/api/me", token);
+}
+
+/**
+ * Read the invite token from the URL fragment (`#token=...`).
+ * @param {string} [hash] defaults to location.hash
+ * @returns {string} the token, or "" when missing
+ */
+export function tokenFromHash(hash = location.hash) {
+  const params = new URLSearchParams(hash.replace(/^#/, ""));
+  return (params.get("token") || "").trim();
+}

@@ -1,0 +1,271 @@
+/**
+ * The join page (`/join#token=...`): check the invite, preview camera and microphone,
+ * choose a display name, connect, wait in the lobby, then the minimal room view.
+ * Every outcome has its own screen (see {@link SCREENS}).
+ *
+ * @module join
+ */
+import { fetchMe, tokenFromHash, ApiError } from "./api.js";
+import { has, initI18n, onLangChange, t } from "./i18n.js";
+import { MediaPreview } from "./media-preview.js";
+import { RoomView, roleLabel } from "./room-view.js";
+import { Signalling } from "./signalling.js";
+import { showScreen, setI18nText, charCount, confirmAction, currentScreen } from "./ui.js";
+
+const NAME_MAX = 64;
+
+/** Errors shown on the "link cannot be used" screen. */
+const LINK_ERRORS = new Set([
+  "token_missing",
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "token_wrong_room",
+  "room_not_found",
+]);
+
+/** `closed.reason` -> screen (the rest go to the error screen). */
+const CLOSED_SCREENS = {
+  removed: "removed",
+  denied: "denied",
+  room_ended: "ended",
+  left: "left",
+};
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: "",
+  /** @type {import("./api.js").MeAnswer|null} */
+  me: null,
+  /** @type {Signalling|null} */
+  sig: null,
+  /** @type {RoomView|null} */
+  view: null,
+  finished: false,
+};
+
+const preview = new MediaPreview({ video: $("preview-video"), meter: $("mic-meter") });
+
+// ---------------------------------------------------------------- outcomes
+
+/** Stop media and signalling and show a final screen. */
+function finish(screen) {
+  state.finished = true;
+  preview.stop();
+  if (state.sig) state.sig.close();
+  $("conn-banner").hidden = true;
+  showScreen(screen);
+}
+
+/**
+ * Show the screen for a refusal code (from /api/me, connect_error or closed).
+ * @param {string} code
+ * @param {string} [message] the server's text, used when we have no translation
+ */
+function showRefusal(code, message = "") {
+  if (code === "room_ended") return finish("ended");
+  if (LINK_ERRORS.has(code)) {
+    setI18nText($("expired-message"), `reason.${code}`);
+    $("screen-expired").dataset.reason = code;
+    return finish("expired");
+  }
+  const key = `reason.${code}`;
+  const known = code !== "unknown" && has(key);
+  setI18nText($("error-message"), known ? key : null, message || t("reason.unknown", { code }));
+  $("screen-error").dataset.reason = code;
+  return finish("error");
+}
+
+/** @param {{reason: string, message?: string}} payload */
+function onClosed({ reason, message }) {
+  if (reason === "revoked") return showRefusal("token_revoked", message);
+  if (CLOSED_SCREENS[reason]) return finish(CLOSED_SCREENS[reason]);
+  return showRefusal(reason || "unknown", message);
+}
+
+// ---------------------------------------------------------------- join screen
+
+function renderJoin() {
+  const { invite, room } = state.me;
+  $("room-title").textContent = room.title;
+  $("role-value").textContent = roleLabel(invite.role);
+  $("role-value").dataset.role = invite.role;
+  $("lobby-note").hidden = !(room.lobby && (invite.role === "party" || invite.role === "expert"));
+  $("locked-note").hidden = !room.locked;
+  $("join-button").textContent = t(state.sig ? "join.connecting" : "join.button");
+  renderMediaNote();
+  renderDevices();
+}
+
+const MEDIA_NOTES = {
+  denied: "join.media.denied",
+  none: "join.media.none",
+  "audio-only": "join.media.no_camera",
+  "video-only": "join.media.no_mic",
+  unsupported: "join.media.unsupported",
+  busy: "join.media.busy",
+  error: "join.media.error",
+};
+
+function renderMediaNote() {
+  const s = preview.status;
+  const key = MEDIA_NOTES[s];
+  const note = $("media-note");
+  note.hidden = !key;
+  if (key) setI18nText($("media-note-text"), key);
+  note.dataset.kind = s === "audio-only" || s === "video-only" ? "info" : "warn";
+  $("media-retry").hidden = !["denied", "busy", "error", "none"].includes(s);
+  const starting = s === "starting" || s === "idle";
+  setI18nText($("preview-placeholder-text"), starting ? "join.preview.starting" : "join.preview.off");
+  $("preview").classList.toggle("has-video", preview.has("video"));
+  $("preview").classList.toggle("failed", !!key && !preview.has("video"));
+  $("mic-meter").classList.toggle("inactive", !preview.has("audio"));
+}
+
+function fillSelect(select, devices, selectedId) {
+  const options = [];
+  if (devices.length === 0) {
+    options.push(new Option(t("join.device.none"), ""));
+  } else {
+    devices.forEach((d, i) => {
+      // before permission Chrome gives empty ids and labels
+      const label = d.label || (d.deviceId ? t("join.device.unnamed", { n: i + 1 }) : t("join.device.default"));
+      options.push(new Option(label, d.deviceId));
+    });
+  }
+  select.replaceChildren(...options);
+  select.value = selectedId && devices.some((d) => d.deviceId === selectedId) ? selectedId : options[0].value;
+  select.disabled = devices.length <= 1; // nothing to choose
+}
+
+function renderDevices() {
+  fillSelect($("camera-select"), preview.devices.video, preview.videoDeviceId);
+  fillSelect($("mic-select"), preview.devices.audio, preview.audioDeviceId);
+}
+
+/** @returns {string|null} the trimmed name, or null (and an error shown) if invalid */
+function validName() {
+  const input = $("name-input");
+  const name = input.value.trim().replace(/\s+/g, " ");
+  let key = "";
+  if (!name) key = "join.name.empty";
+  else if (charCount(name) > NAME_MAX) key = "join.name.long";
+  const err = $("name-error");
+  err.hidden = !key;
+  input.setAttribute("aria-invalid", String(!!key));
+  if (key) {
+    setI18nText(err, key);
+    input.focus();
+    return null;
+  }
+  return name;
+}
+
+// ---------------------------------------------------------------- connecting
+
+function join() {
+  if (state.sig || state.finished) return;
+  const name = validName();
+  if (!name) return;
+
+  const button = $("join-button");
+  button.disabled = true;
+  button.textContent = t("join.connecting");
+  $("name-input").disabled = true;
+
+  const sig = new Signalling({ token: state.token, name });
+  state.sig = sig;
+  state.view = new RoomView({ signalling: sig, preview, onLeave: leave });
+  preview.attach($("lobby-video"));
+
+  sig.on("welcome", ({ participant, room }) => {
+    if (state.finished) return;
+    if (room) $("lobby-room-title").textContent = t("lobby.room", { title: room.title });
+    $("lobby-room-title").dataset.title = room?.title || "";
+    if (participant?.status === "lobby") showScreen("lobby");
+    // "joined": room_state follows at once
+  });
+  sig.on("room_state", () => {
+    if (!state.finished) showScreen("room");
+  });
+  sig.on("closed", onClosed);
+  sig.on("refused", (code, message) => showRefusal(code, message));
+  sig.on("disconnected", () => {
+    if (!state.finished) showRefusal("network");
+  });
+  sig.on("reconnecting", () => {
+    if (!state.finished) $("conn-banner").hidden = false;
+  });
+  sig.on("connected", () => {
+    $("conn-banner").hidden = true;
+  });
+  sig.connect();
+}
+
+async function leave() {
+  if (!(await confirmAction(t("room.confirm.leave")))) return;
+  if (state.finished) return;
+  const ack = await state.sig?.request("leave", {});
+  // `closed` (left) normally arrives first; if the server could not be reached, leave anyway
+  if (!state.finished && !ack?.ok) finish("left");
+}
+
+async function leaveLobby() {
+  if (state.finished) return;
+  const ack = await state.sig?.request("leave", {});
+  if (!state.finished && !ack?.ok) finish("left");
+}
+
+// ---------------------------------------------------------------- start
+
+async function main() {
+  initI18n();
+  onLangChange(() => {
+    if (state.me && currentScreen() === "join") renderJoin();
+    const lt = $("lobby-room-title");
+    if (lt.dataset.title) lt.textContent = t("lobby.room", { title: lt.dataset.title });
+  });
+
+  $("join-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    join();
+  });
+  $("name-input").addEventListener("input", () => {
+    if (!$("name-error").hidden) validName();
+  });
+  $("camera-select").addEventListener("change", (e) => preview.selectDevice("video", e.target.value));
+  $("mic-select").addEventListener("change", (e) => preview.selectDevice("audio", e.target.value));
+  $("media-retry").addEventListener("click", () => preview.start());
+  $("lobby-leave").addEventListener("click", leaveLobby);
+  for (const b of document.querySelectorAll("[data-reload]")) {
+    b.addEventListener("click", () => location.reload());
+  }
+  preview.addEventListener("statechange", () => {
+    if (currentScreen() === "join") renderMediaNote();
+  });
+  preview.addEventListener("devicechange", renderDevices);
+  window.addEventListener("hashchange", () => location.reload());
+
+  state.token = tokenFromHash();
+  if (!state.token) return showRefusal("token_missing");
+
+  showScreen("loading");
+  try {
+    state.me = await fetchMe(state.token);
+  } catch (e) {
+    if (e instanceof ApiError) return showRefusal(e.code, e.message);
+    throw e;
+  }
+  if (state.me.room?.status === "ended") return showRefusal("room_ended");
+
+  $("name-input").value = state.me.invite.name || "";
+  renderJoin();
+  showScreen("join");
+  preview.start();
+}
+
+main().catch((e) => {
+  console.error(e);
+  showRefusal("unknown", String(e?.message || e));
+});

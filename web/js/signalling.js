@@ -1,0 +1,137 @@
+/**
+ * socket.io signalling connection to a Tiaojie room (see docs/PROTOCOL.md).
+ * @module signalling
+ */
+import { io } from "../vendor/socket.io/socket.io.esm.min.js";
+
+/** Notifications the server sends (server -> client). */
+export const NOTIFICATIONS = [
+  "welcome",
+  "admitted",
+  "room_state",
+  "participant_joined",
+  "participant_updated",
+  "participant_left",
+  "lobby_updated",
+  "room_updated",
+  "unmute_requested",
+  "closed",
+  "request_error",
+];
+
+const REQUEST_TIMEOUT_MS = 10000;
+
+/**
+ * @typedef {{ok: true, [k: string]: any} | {ok: false, error: string, message: string}} Ack
+ */
+
+/**
+ * One participant's signalling connection.
+ *
+ * Besides the protocol notifications (subscribe with {@link Signalling#on}) it
+ * reports connection life-cycle through these pseudo-events:
+ * - `refused` (code, message): the server refused the connection (`connect_error`
+ *   with data); socket.io does not retry, the connection is over
+ * - `reconnecting` (): the transport dropped or could not connect; socket.io retries
+ * - `connected` (): (re)connected; `welcome` follows
+ * - `disconnected` (reason): the connection ended for good without a `closed` first
+ */
+export class Signalling {
+  /**
+   * @param {object} opts
+   * @param {string} opts.token invite token
+   * @param {string} [opts.name] display name (1-64 characters) overriding the invite's
+   */
+  constructor({ token, name }) {
+    /** @type {Map<string, Set<Function>>} */
+    this._handlers = new Map();
+    /** Set once `closed` arrived or {@link close} was called: no more reconnects. */
+    this.finished = false;
+    this.socket = io({
+      auth: name ? { token, name } : { token },
+      transports: ["websocket", "polling"],
+      autoConnect: false,
+      reconnectionDelayMax: 10000,
+    });
+
+    for (const ev of NOTIFICATIONS) {
+      this.socket.on(ev, (payload) => {
+        if (ev === "closed") this.finished = true;
+        this._fire(ev, payload ?? {});
+      });
+    }
+    this.socket.on("connect", () => this._fire("connected"));
+    this.socket.on("connect_error", (err) => {
+      if (this.finished) return;
+      if (!this.socket.active) {
+        // refused by the server's connect handler: err.message is the code
+        const data = err?.data && typeof err.data === "object" ? err.data : {};
+        this.finished = true;
+        this._fire("refused", data.error || err?.message || "unknown", data.message || "");
+      } else {
+        this._fire("reconnecting");
+      }
+    });
+    this.socket.on("disconnect", (reason) => {
+      if (this.finished) return;
+      if (this.socket.active) {
+        this._fire("reconnecting"); // network drop: socket.io reconnects by itself
+      } else {
+        this.finished = true;
+        this._fire("disconnected", reason);
+      }
+    });
+  }
+
+  /** Open the connection. */
+  connect() {
+    this.socket.connect();
+  }
+
+  /**
+   * Subscribe to a notification or pseudo-event.
+   * @param {string} event
+   * @param {Function} fn
+   */
+  on(event, fn) {
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    this._handlers.get(event).add(fn);
+    return this;
+  }
+
+  /**
+   * Send a request and wait for its acknowledgement.
+   * Never throws: a timeout or a lost connection becomes `{ok: false, error}`.
+   * @param {string} event
+   * @param {object} [payload]
+   * @returns {Promise<Ack>}
+   */
+  async request(event, payload = {}) {
+    if (!this.socket.connected) {
+      return { ok: false, error: "network", message: "not connected" };
+    }
+    try {
+      const ack = await this.socket.timeout(REQUEST_TIMEOUT_MS).emitWithAck(event, payload);
+      if (ack && typeof ack === "object" && "ok" in ack) return ack;
+      return { ok: false, error: "server", message: "malformed acknowledgement" };
+    } catch {
+      return { ok: false, error: "timeout", message: "no acknowledgement" };
+    }
+  }
+
+  /** Disconnect for good (no reconnection). */
+  close() {
+    this.finished = true;
+    this.socket.disconnect();
+  }
+
+  _fire(event, ...args) {
+    for (const fn of this._handlers.get(event) || []) {
+      try {
+        fn(...args);
+      } catch (e) {
+        console.error(`handler for ${event}:`, e);
+      }
+    }
+  }
+}
