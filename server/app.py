@@ -36,8 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     web_client.add_routes(app)
 
     async def on_shutdown(app: web.Application) -> None:
-        # Close every socket.io connection so shutdown does not wait for idle websockets.
-        await signalling.sio.eio.disconnect()
+        await signalling.disconnect_all()
 
     async def on_cleanup(app: web.Application) -> None:
         await signalling.shutdown()

@@ -408,6 +408,11 @@ class Signalling:
         await self._close_all(gone, "room_ended")
         return await self.store.require(room_id)
 
+    async def disconnect_all(self) -> None:
+        """Close every connection of this node, so shutdown does not wait for websockets."""
+        if self.sio.eio.sockets:
+            await self.sio.eio.disconnect()
+
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()

@@ -1,0 +1,1 @@
+"""The media plane: a selective forwarding unit that never decodes (see DESIGN.md)."""

@@ -1,0 +1,97 @@
+"""Forwarding encoded frames: one ForwardTrack per subscription, bounded, keyframe-aware."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+#: Queue bounds: about 1.5 s of video at 20-30 fps, 1 s of 20 ms Opus frames.
+MAX_QUEUED = {"video": 40, "audio": 50}
+
+
+class ForwardTrack(MediaStreamTrack):
+    """What an RTCRtpSender sends to one subscriber: encoded packets from a publication.
+
+    `push` never blocks the publisher. When the queue is full (a slow subscriber), video
+    drops everything queued and waits for the next keyframe, asking for one; audio drops
+    its oldest frame. Timestamps are rebased when the source changes (a reused
+    transceiver), so the subscriber always sees them move forward.
+    """
+
+    def __init__(self, kind: str, on_keyframe_needed: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.kind = kind
+        self.on_keyframe_needed = on_keyframe_needed
+        self.dropped = 0
+        self.forwarded = 0
+        self._queue: deque[av.Packet] = deque()
+        self._ready = asyncio.Event()
+        self._waiting_keyframe = kind == "video"
+        self._max = MAX_QUEUED[kind]
+        self._offset = 0  # added to source pts
+        self._last_out: int | None = None
+        self._rebase = False
+
+    def switch_source(self) -> None:
+        """The next packets come from another publication: rebase, wait for a keyframe."""
+        self._queue.clear()
+        self._rebase = self._last_out is not None
+        self._waiting_keyframe = self.kind == "video"
+
+    def push(self, packet: av.Packet) -> None:
+        if self.readyState != "live":
+            return
+        if self._waiting_keyframe:
+            if not packet.is_keyframe:
+                self.dropped += 1
+                return
+            self._waiting_keyframe = False
+        if len(self._queue) >= self._max:
+            if self.kind == "video":
+                self.dropped += len(self._queue)
+                self._queue.clear()
+                if not packet.is_keyframe:
+                    self.dropped += 1
+                    self._waiting_keyframe = True
+                    if self.on_keyframe_needed:
+                        self.on_keyframe_needed()
+                    return
+            else:
+                self._queue.popleft()
+                self.dropped += 1
+        if self._rebase and self._last_out is not None and packet.pts is not None:
+            step = 3000 if self.kind == "video" else 960
+            self._offset = self._last_out + step - packet.pts
+            self._rebase = False
+        if self._offset:
+            packet = _shifted(packet, self._offset)
+        self._queue.append(packet)
+        self._ready.set()
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        while not self._queue:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._ready.clear()
+            await self._ready.wait()
+        packet = self._queue.popleft()
+        self._last_out = packet.pts
+        self.forwarded += 1
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._ready.set()
+
+
+def _shifted(packet: av.Packet, offset: int) -> av.Packet:
+    """A copy with moved timestamps (the original is shared with other subscribers)."""
+    copy = av.Packet(bytes(packet))
+    copy.pts = copy.dts = (packet.pts or 0) + offset
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
