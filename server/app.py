@@ -10,6 +10,7 @@ from server import __version__, api, openapi
 from server import web as web_client
 from server.config import Settings
 from server.credentials import load_credentials
+from server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
 from server.signalling import Signalling
 from server.state import STATE, AppState
 from server.store import open_store
@@ -24,7 +25,11 @@ def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
     store = open_store(settings.redis_url)
     signer = TokenSigner(credentials.token_secret)
-    signalling = Signalling(store, signer, settings.redis_url)
+    ice = IceSettings(
+        servers=parse_ice_servers(settings.ice_servers),
+        announce_ip=check_announce_ip(settings.announce_ip),
+    )
+    signalling = Signalling(store, signer, settings.redis_url, ice)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[web_client.security_headers, api.error_middleware],

@@ -48,7 +48,7 @@ def serve(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"tiaojie: cannot use data directory {settings.data_dir}: {error}", file=sys.stderr)
         return 2
-    except RuntimeError as error:
+    except (RuntimeError, ValueError) as error:
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
     credentials = app_state(app).credentials

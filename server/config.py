@@ -17,6 +17,8 @@ class Settings:
     public_url: str | None = None
     admin_token: str | None = None
     secret_key: str | None = None
+    ice_servers: str | None = None
+    announce_ip: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -59,6 +61,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(TIAOJIE_REDIS; default: in memory, one node)",
     )
     parser.add_argument(
+        "--ice-servers",
+        default=_env("ICE_SERVERS"),
+        help="STUN/TURN servers for clients and the server, as JSON: "
+        '\'[{"urls": "turn:turn.example.org", "username": "u", "credential": "p"}]\' '
+        "(TIAOJIE_ICE_SERVERS; default none)",
+    )
+    parser.add_argument(
+        "--announce-ip",
+        default=_env("ANNOUNCE_IP"),
+        help="address announced in ICE candidates instead of the local one: the public "
+        "address behind 1:1 NAT, or 127.0.0.1 on loopback-only hosts (TIAOJIE_ANNOUNCE_IP)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -75,4 +90,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         public_url=args.public_url,
         admin_token=_env("ADMIN_TOKEN"),
         secret_key=_env("SECRET_KEY"),
+        ice_servers=args.ice_servers,
+        announce_ip=args.announce_ip,
     )

@@ -25,6 +25,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "raise_hand": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "set_muted": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "leave": frozenset(Role),
+    "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
+    "subscriber_answer": frozenset(Role),
 }
 LOBBY_EVENTS = frozenset({"leave"})
 

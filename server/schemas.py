@@ -8,6 +8,7 @@ from server.validation import Schema
 ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
+SDP: Schema = {"type": "string", "minLength": 10, "maxLength": 60000}
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
 
@@ -68,4 +69,28 @@ EVENTS: dict[str, Schema] = {
         ["track", "muted"],
     ),
     "leave": _EMPTY,
+    "publish": _object(
+        {
+            "sdp": SDP,
+            "type": {"type": "string", "enum": ["offer"]},
+            "tracks": {
+                "type": "array",
+                "maxItems": 3,
+                "items": _object(
+                    {
+                        "mid": {"type": "string", "minLength": 1, "maxLength": 32},
+                        "source": {"type": "string", "enum": ["camera", "microphone", "screen"]},
+                    },
+                    ["mid", "source"],
+                ),
+            },
+        },
+        ["sdp", "type", "tracks"],
+    ),
+    "subscriber_answer": _object(
+        {"sdp": SDP, "type": {"type": "string", "enum": ["answer"]}}, ["sdp", "type"]
+    ),
 }
+
+#: Events whose payload may exceed the default 16 KiB (SDP with all candidates).
+LARGE_EVENTS = {"publish": 64 * 1024, "subscriber_answer": 64 * 1024}

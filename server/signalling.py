@@ -18,9 +18,11 @@ import socketio
 
 from server import rooms
 from server.errors import TiaojieError, bad_request
+from server.media.ice import IceSettings
+from server.media.sfu import MediaPlane
 from server.model import Participant, ParticipantStatus, Room, now
 from server.roles import Role, may_send
-from server.schemas import CONNECT_AUTH, EVENTS
+from server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
 from server.store import RoomStore
 from server.tokens import TokenSigner
 from server.validation import validate
@@ -50,9 +52,17 @@ def _mediator_channel(room_id: str) -> str:
 
 
 class Signalling:
-    def __init__(self, store: RoomStore, signer: TokenSigner, redis_url: str | None) -> None:
+    def __init__(
+        self,
+        store: RoomStore,
+        signer: TokenSigner,
+        redis_url: str | None,
+        ice: IceSettings | None = None,
+    ) -> None:
         self.store = store
         self.signer = signer
+        self.ice = ice or IceSettings()
+        self.media = MediaPlane(self.ice, self._send, self._broadcast)
         manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -75,6 +85,8 @@ class Signalling:
             "raise_hand": self._raise_hand,
             "set_muted": self._set_muted,
             "leave": self._leave,
+            "publish": self._publish,
+            "subscriber_answer": self._subscriber_answer,
         }
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -157,8 +169,16 @@ class Signalling:
                 "self": participant.public(),
                 "participants": [p.public() for p in room.joined()],
                 "lobby": [p.public() for p in room.waiting()] if is_mediator else [],
+                "ice_servers": self.ice.servers,
+                "publications": self.media.publications(room_id),
             },
             to=participant.sid,
+        )
+        await self.media.add_peer(
+            room_id,
+            participant.id,
+            participant.sid,
+            {"audio": participant.muted_audio, "video": participant.muted_video},
         )
         await self.sio.emit(
             "participant_joined",
@@ -195,6 +215,7 @@ class Signalling:
 
     async def _announce_gone(self, room_id: str, participant: Participant, reason: str) -> None:
         if participant.status is ParticipantStatus.JOINED:
+            await self.media.remove_peer(room_id, participant.id)
             await self.sio.emit(
                 "participant_left",
                 {"participant_id": participant.id, "reason": reason},
@@ -232,9 +253,10 @@ class Signalling:
             if len(args) > 1:
                 raise bad_request("Send one object as the payload.")
             data = args[0] if args else {}
-            if len(json.dumps(data, default=str)) > MAX_EVENT_BYTES:
+            limit = LARGE_EVENTS.get(event, MAX_EVENT_BYTES)
+            if len(json.dumps(data, default=str)) > limit:
                 raise TiaojieError(
-                    "payload_too_large", f"Payloads are limited to {MAX_EVENT_BYTES} bytes.", 413
+                    "payload_too_large", f"Payloads of {event} are limited to {limit} bytes.", 413
                 )
             payload = validate(EVENTS[event], data)
             session = await self._session(sid)
@@ -306,6 +328,7 @@ class Signalling:
             p["_sid"],
             lambda room, _: rooms.mute(room, p["participant_id"], p["track"]),
         )
+        await self.media.set_muted(room_id, target.id, p["track"], True)
         await self._updated(room_id, target)
         return {"participant": target.public()}
 
@@ -349,7 +372,7 @@ class Signalling:
         self, event: str, room_id: str, pid: str, p: dict[str, Any]
     ) -> dict[str, Any]:
         gone = await self._apply(event, room_id, pid, p["_sid"], lambda room, _: rooms.end(room))
-        self._spawn(self._after_ack(self._close_all(gone, "room_ended")))
+        self._spawn(self._after_ack(self._close_all(room_id, gone, "room_ended")))
         return {}
 
     async def _raise_hand(
@@ -371,8 +394,29 @@ class Signalling:
             return sender
 
         sender = await self._apply(event, room_id, pid, p["_sid"], change)
+        await self.media.set_muted(room_id, pid, p["track"], p["muted"])
         await self._updated(room_id, sender)
         return {"participant": sender.public()}
+
+    async def _publish(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._apply(event, room_id, pid, p["_sid"], lambda room, sender: None)
+        answer = await self.media.peer(room_id, pid).publish(p["sdp"], p["tracks"])
+        return {"sdp": answer, "type": "answer"}
+
+    async def _subscriber_answer(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._apply(event, room_id, pid, p["_sid"], lambda room, sender: None)
+        self.media.peer(room_id, pid).answer(p["sdp"])
+        return {}
+
+    async def _send(self, to: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, to=to)
+
+    async def _broadcast(self, room_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, room=_room_channel(room_id))
 
     async def _leave(self, event: str, room_id: str, pid: str, p: dict[str, Any]) -> dict[str, Any]:
         sid = p["_sid"]
@@ -400,12 +444,13 @@ class Signalling:
         await self._close(participant.sid, reason)
         await self._announce_gone(room_id, participant, reason)
 
-    async def _close_all(self, participants: list[Participant], reason: str) -> None:
+    async def _close_all(self, room_id: str, participants: list[Participant], reason: str) -> None:
         await asyncio.gather(*(self._close(p.sid, reason) for p in participants))
+        await self.media.close_room(room_id)
 
     async def end_room(self, room_id: str) -> Room:
         gone = await self.store.update(room_id, rooms.end)
-        await self._close_all(gone, "room_ended")
+        await self._close_all(room_id, gone, "room_ended")
         return await self.store.require(room_id)
 
     async def disconnect_all(self) -> None:
@@ -416,3 +461,4 @@ class Signalling:
     async def shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await self.media.close()

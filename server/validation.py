@@ -3,7 +3,7 @@
 The same schema dicts describe the REST bodies in /api/openapi.json, so the description
 and the check cannot drift apart. Supported keywords: type, properties, required,
 additionalProperties (false), enum, minLength, maxLength, minimum, maximum, pattern,
-default. Defaults are filled in on the returned copy.
+items, maxItems, default. Defaults are filled in on the returned copy.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ def validate(schema: Schema, value: object, where: str = "payload") -> Any:
             raise bad_request(f"{where} must be at most {schema['maximum']}")
     if isinstance(value, dict):
         return _validate_object(schema, value, where)
+    if isinstance(value, list):
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            raise bad_request(f"{where} must have at most {schema['maxItems']} items")
+        if "items" in schema:
+            return [validate(schema["items"], v, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
 
 

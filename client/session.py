@@ -1,0 +1,291 @@
+"""A Tiaojie participant in Python: join by link, publish encoded media, subscribe.
+
+It speaks docs/PROTOCOL.md exactly as a browser does (socket.io + two
+RTCPeerConnections) and never decodes: received tracks are made pass-through, so what
+arrives are the encoded `av.Packet`s the publisher sent. The recorder, the load
+generator, `tiaojie bot` and many tests build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import av
+import socketio
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from client.media_file import FileSource
+from server.media import aiortc_internals
+
+log = logging.getLogger(__name__)
+
+
+class JoinRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """(server base URL, token) from an invite link `https://host/join#token=...`."""
+    parts = urlsplit(link)
+    token = parse_qs(parts.fragment).get("token", [""])[0]
+    if parts.scheme not in ("http", "https") or not parts.netloc or not token:
+        raise ValueError(f"not an invite link: {link.split('#')[0]}#...")
+    return f"{parts.scheme}://{parts.netloc}", token
+
+
+@dataclass
+class Subscription:
+    """A track we receive: which publication it carries and what has arrived."""
+
+    mid: str
+    publication_id: str
+    participant_id: str
+    kind: str
+    source: str
+    packets: int = 0
+    bytes: int = 0
+    keyframes: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    on_packet: list[Callable[[Subscription, av.Packet], None]] = field(default_factory=list)
+
+
+def h264_first(kind: str) -> list[Any]:
+    codecs = RTCRtpSender.getCapabilities(kind).codecs
+    if kind != "video":
+        return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
+    h264 = [
+        c
+        for c in codecs
+        if c.mimeType == "video/H264" and str(c.parameters.get("packetization-mode")) == "1"
+    ]
+    rtx = [c for c in codecs if c.mimeType == "video/rtx"]
+    return h264 + rtx
+
+
+class RoomClient:
+    def __init__(self, link: str, name: str | None = None) -> None:
+        self.base_url, self._token = parse_link(link)
+        self.name = name
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.welcome: dict[str, Any] | None = None
+        self.room_state: dict[str, Any] | None = None
+        self.closed_reason: str | None = None
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        self.subscriptions: dict[str, Subscription] = {}  # by mid
+        self.ice_servers: list[dict[str, Any]] = []
+        self._in_room = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._offers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._refusal: Any = None
+        self.sio.on("welcome", self._on_welcome)
+        self.sio.on("room_state", self._on_room_state)
+        self.sio.on("closed", self._on_closed)
+        self.sio.on("subscriber_offer", self._on_subscriber_offer)
+        self.sio.on("connect_error", self._on_connect_error)
+        self.sio.on("disconnect", self._on_disconnect)
+
+    # -- joining ---------------------------------------------------------------------------
+    async def join(self, wait: float = 15) -> dict[str, Any]:
+        """Connect; returns once in the room (after the lobby, if there is one)."""
+        auth: dict[str, Any] = {"token": self._token}
+        if self.name:
+            auth["name"] = self.name
+        try:
+            await self.sio.connect(
+                self.base_url, auth=auth, transports=["websocket"], wait_timeout=10
+            )
+        except socketio.exceptions.ConnectionError:
+            await asyncio.sleep(0.05)
+            data = self._refusal or {}
+            data = data.get("data", data) if isinstance(data, dict) else {}
+            raise JoinRefused(
+                data.get("error", "connect_failed"), data.get("message", "could not connect")
+            ) from None
+        self._spawn(self._answer_offers())
+        await asyncio.wait(
+            [
+                asyncio.ensure_future(self._in_room.wait()),
+                asyncio.ensure_future(self._closed.wait()),
+            ],
+            timeout=wait,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if self.closed_reason is not None:
+            raise JoinRefused(self.closed_reason, "closed before entering the room")
+        if not self._in_room.is_set():
+            raise TimeoutError("not admitted in time")
+        assert self.room_state is not None
+        return self.room_state
+
+    async def _on_welcome(self, data: dict[str, Any]) -> None:
+        self.welcome = data
+
+    async def _on_room_state(self, data: dict[str, Any]) -> None:
+        self.room_state = data
+        self.ice_servers = data.get("ice_servers", [])
+        self._in_room.set()
+
+    async def _on_closed(self, data: dict[str, Any]) -> None:
+        self.closed_reason = data.get("reason", "closed")
+        self._closed.set()
+
+    async def _on_connect_error(self, data: Any) -> None:
+        self._refusal = data
+
+    async def _on_disconnect(self, *args: Any) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = "disconnected"
+        self._closed.set()
+
+    async def call(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        answer = await self.sio.call(event, payload, timeout=15)
+        if not answer.get("ok"):
+            raise JoinRefused(answer.get("error", "error"), answer.get("message", ""))
+        return answer
+
+    def _connection(self) -> RTCPeerConnection:
+        servers = [RTCIceServer(**s) for s in self.ice_servers]
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+
+    # -- publishing ------------------------------------------------------------------------
+    async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:
+        """Publish the file's video (camera) and audio (microphone) without decoding."""
+        self.publisher = self._connection()
+        video = self.publisher.addTransceiver(source.video, direction="sendonly")
+        video.setCodecPreferences(h264_first("video"))
+        audio = self.publisher.addTransceiver(source.audio, direction="sendonly")
+        audio.setCodecPreferences(h264_first("audio"))
+        tracks = [("camera", video), ("microphone", audio)]
+        if screen is not None:
+            shared = self.publisher.addTransceiver(screen, direction="sendonly")
+            shared.setCodecPreferences(h264_first("video"))
+            tracks.append(("screen", shared))
+        await self.publisher.setLocalDescription(await self.publisher.createOffer())
+        answer = await self.call(
+            "publish",
+            {
+                "sdp": self.publisher.localDescription.sdp,
+                "type": "offer",
+                "tracks": [{"mid": t.mid, "source": s} for s, t in tracks],
+            },
+        )
+        await self.publisher.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        source.start()
+
+    # -- subscribing -----------------------------------------------------------------------
+    async def _on_subscriber_offer(self, data: dict[str, Any]) -> None:
+        await self._offers.put(data)
+
+    async def _answer_offers(self) -> None:
+        while True:
+            offer = await self._offers.get()
+            try:
+                await self._answer(offer)
+            except Exception:
+                log.exception("could not answer the subscriber offer")
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        if self.subscriber is None:
+            self.subscriber = self._connection()
+            self.subscriber.on("track", self._on_track)
+        listed = {t["mid"]: t for t in offer["tracks"]}
+        for mid in list(self.subscriptions):
+            info = listed.get(mid)
+            if info is None or info["publication_id"] != self.subscriptions[mid].publication_id:
+                old = self.subscriptions.pop(mid)
+                if info is not None:
+                    self.subscriptions[mid] = Subscription(
+                        mid,
+                        info["publication_id"],
+                        info["participant_id"],
+                        info["kind"],
+                        info["source"],
+                        on_packet=old.on_packet,
+                    )
+        for mid, info in listed.items():
+            if mid not in self.subscriptions:
+                self.subscriptions[mid] = Subscription(
+                    mid,
+                    info["publication_id"],
+                    info["participant_id"],
+                    info["kind"],
+                    info["source"],
+                )
+        await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
+        await self.call(
+            "subscriber_answer", {"sdp": self.subscriber.localDescription.sdp, "type": "answer"}
+        )
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.subscriber is not None
+        for transceiver in self.subscriber.getTransceivers():
+            if transceiver.receiver.track is track and transceiver.mid is not None:
+                aiortc_internals.make_passthrough(transceiver.receiver)
+                self._spawn(self._consume(transceiver.mid, track))
+
+    async def _consume(self, mid: str, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                packet = await track.recv()
+            except MediaStreamError:
+                return
+            sub = self.subscriptions.get(mid)
+            if sub is None:
+                continue
+            now = time.monotonic()
+            sub.packets += 1
+            sub.bytes += packet.size
+            sub.keyframes += int(bool(packet.is_keyframe))
+            sub.first_at = sub.first_at or now
+            sub.last_at = now
+            for callback in sub.on_packet:
+                callback(sub, packet)
+
+    def subscriptions_of(self, participant_id: str) -> dict[str, Subscription]:
+        """The live subscriptions carrying `participant_id`'s publications, by source."""
+        return {
+            s.source: s for s in self.subscriptions.values() if s.participant_id == participant_id
+        }
+
+    # -- leaving ---------------------------------------------------------------------------
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def leave(self) -> None:
+        if self.sio.connected:
+            with contextlib.suppress(Exception):  # already closing: fine
+                await self.sio.call("leave", {}, timeout=2)
+            await self.sio.disconnect()
+        await self.close()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                await pc.close()
+        if self.sio.connected:
+            await self.sio.disconnect()

@@ -1,0 +1,477 @@
+"""The selective forwarding unit: Publications in, Subscriptions out, nothing decoded.
+
+Per participant (a Peer) two RTCPeerConnections, as LiveKit does: the publisher
+connection, offered by the client with its camera/microphone/screen, and the subscriber
+connection, offered by the server with everyone else's publications and renegotiated as
+they come and go. Subscriber transceivers are slots that get reused for new publications
+of the same kind and codec, so the SDP does not grow without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.exceptions import InvalidStateError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
+
+from server.errors import TiaojieError, bad_request
+from server.media import aiortc_internals
+from server.media.forwarding import ForwardTrack
+from server.media.ice import IceSettings, rewrite_candidates
+from server.model import new_id
+
+log = logging.getLogger(__name__)
+
+SOURCES = {"camera": "video", "screen": "video", "microphone": "audio"}
+PLI_INTERVAL = 0.5  # at most one keyframe request per publication this often (seconds)
+ANSWER_TIMEOUT = 10.0
+
+Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (to, event, payload)
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _spawn(work: Awaitable[Any]) -> None:
+    """Run `work` in the background, keeping a reference until it is done."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+@dataclass(eq=False)
+class Publication:
+    """One published track of a participant, fanned out to subscriber slots."""
+
+    id: str
+    participant_id: str
+    kind: str
+    source: str
+    mid: str
+    codec: str  # mime type, e.g. video/H264
+    track: MediaStreamTrack
+    receiver: RTCRtpReceiver
+    assembler: aiortc_internals.FrameAssembler
+    muted: bool = False
+    slots: set[Slot] = field(default_factory=set)
+    received: int = 0
+    _task: asyncio.Task[None] | None = None
+    _last_pli: float = 0.0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "participant_id": self.participant_id,
+            "kind": self.kind,
+            "source": self.source,
+            "muted": self.muted,
+        }
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._fan_out())
+
+    async def _fan_out(self) -> None:
+        while True:
+            try:
+                packet = await self.track.recv()
+            except MediaStreamError:
+                return
+            self.received += 1
+            if self.muted:
+                continue
+            for slot in self.slots:
+                slot.track.push(packet)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe (rate-limited; video only)."""
+        now = time.monotonic()
+        ssrc = self.assembler.media_ssrc
+        if self.kind != "video" or ssrc is None or now - self._last_pli < PLI_INTERVAL:
+            return
+        self._last_pli = now
+        _spawn(aiortc_internals.send_pli(self.receiver, ssrc))
+
+    async def stop(self) -> None:
+        for slot in list(self.slots):
+            slot.detach()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+@dataclass(eq=False)
+class Slot:
+    """A subscriber transceiver and the ForwardTrack it sends: one Subscription at a time."""
+
+    transceiver: RTCRtpTransceiver
+    track: ForwardTrack
+    kind: str
+    codec: str
+    publication: Publication | None = None
+
+    def attach(self, publication: Publication) -> None:
+        self.detach()
+        self.track.switch_source()
+        self.publication = publication
+        publication.slots.add(self)
+
+    def detach(self) -> None:
+        if self.publication is not None:
+            self.publication.slots.discard(self)
+            self.publication = None
+            self.track.switch_source()
+
+    def keyframe_needed(self) -> None:
+        if self.publication is not None:
+            self.publication.request_keyframe()
+
+
+class Peer:
+    """The media of one participant: publisher and subscriber connections."""
+
+    def __init__(self, room: MediaRoom, participant_id: str, sid: str) -> None:
+        self.room = room
+        self.participant_id = participant_id
+        self.sid = sid
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        self.publications: dict[str, Publication] = {}  # by mid
+        self.slots: list[Slot] = []
+        self._negotiating = asyncio.Lock()
+        self._dirty = False
+        self._answer: asyncio.Future[RTCSessionDescription] | None = None
+        self._incoming: dict[str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler]] = {}
+        self.closed = False
+        #: muted by the participant or the mediator: nothing of that kind is forwarded
+        self.muted = {"audio": False, "video": False}
+
+    # -- publishing ------------------------------------------------------------------------
+    async def publish(self, sdp: str, tracks: list[dict[str, str]]) -> str:
+        if self.publisher is None:
+            self.publisher = self.room.plane.new_connection()
+            self.publisher.on("track", self._on_track)
+        sources = [t["source"] for t in tracks]
+        if len(set(sources)) != len(sources):
+            raise bad_request("At most one track per source.")
+        try:
+            await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        except (ValueError, TypeError, AssertionError) as error:
+            raise TiaojieError("bad_sdp", f"The offer could not be used: {error}") from None
+        wanted = {t["mid"]: t["source"] for t in tracks}
+        transceivers = {t.mid: t for t in self.publisher.getTransceivers()}
+        for mid, source in wanted.items():
+            transceiver = transceivers.get(mid)
+            if transceiver is None or transceiver.kind != SOURCES[source]:
+                raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
+        await self.publisher.setLocalDescription(await self.publisher.createAnswer())
+        answer = self.publisher.localDescription.sdp
+        codecs = _first_codecs(answer)
+        added, removed = [], []
+        for mid, publication in list(self.publications.items()):
+            if wanted.get(mid) != publication.source or _inactive(transceivers[mid]):
+                removed.append(self.publications.pop(mid))
+        for mid, source in wanted.items():
+            if mid in self.publications or _inactive(transceivers[mid]) or mid not in codecs:
+                continue
+            track, assembler = self._incoming[mid]
+            publication = Publication(
+                id=new_id(),
+                participant_id=self.participant_id,
+                kind=SOURCES[source],
+                source=source,
+                mid=mid,
+                codec=codecs[mid],
+                track=track,
+                receiver=transceivers[mid].receiver,
+                assembler=assembler,
+                muted=source != "screen" and self.muted[SOURCES[source]],
+            )
+            publication.start()
+            self.publications[mid] = publication
+            added.append(publication)
+        for publication in removed:
+            await publication.stop()
+        await self.room.publications_changed(added, removed)
+        return rewrite_candidates(answer, self.room.plane.ice)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        assert self.publisher is not None
+        for transceiver in self.publisher.getTransceivers():
+            if transceiver.receiver.track is track and transceiver.mid is not None:
+                assembler = aiortc_internals.make_passthrough(transceiver.receiver)
+                self._incoming[transceiver.mid] = (track, assembler)
+
+    # -- subscribing -----------------------------------------------------------------------
+    def renegotiate(self) -> None:
+        """Bring the subscriber connection up to date (coalesces concurrent requests)."""
+        self._dirty = True
+        if not self._negotiating.locked():
+            _spawn(self._negotiate_loop())
+
+    async def _negotiate_loop(self) -> None:
+        async with self._negotiating:
+            while self._dirty and not self.closed:
+                self._dirty = False
+                try:
+                    await self._negotiate()
+                except InvalidStateError:
+                    return  # closed while negotiating
+                except (TimeoutError, TiaojieError) as error:
+                    log.warning(
+                        "subscriber negotiation with %s failed: %s", self.participant_id, error
+                    )
+                    return
+                except Exception:
+                    log.exception("subscriber negotiation with %s failed", self.participant_id)
+                    return
+
+    async def _negotiate(self) -> None:
+        wanted = [p for p in self.room.publications() if p.participant_id != self.participant_id]
+        if self.subscriber is None:
+            if not wanted:
+                return
+            self.subscriber = self.room.plane.new_connection()
+        current = {slot.publication.id: slot for slot in self.slots if slot.publication}
+        wanted_ids = {p.id for p in wanted}
+        for publication_id, slot in current.items():
+            if publication_id not in wanted_ids:
+                slot.detach()
+        new: list[Slot] = []
+        for publication in wanted:
+            if publication.id in current:
+                continue
+            slot = self._free_slot(publication) or self._new_slot(publication)
+            slot.attach(publication)
+            new.append(slot)
+        offer = await self.subscriber.createOffer()
+        await self.subscriber.setLocalDescription(offer)
+        loop = asyncio.get_running_loop()
+        self._answer = loop.create_future()
+        await self.room.plane.send(
+            self.sid,
+            "subscriber_offer",
+            {
+                "sdp": rewrite_candidates(
+                    self.subscriber.localDescription.sdp, self.room.plane.ice
+                ),
+                "type": "offer",
+                "tracks": [
+                    {
+                        "mid": slot.transceiver.mid,
+                        "publication_id": slot.publication.id,
+                        "participant_id": slot.publication.participant_id,
+                        "kind": slot.kind,
+                        "source": slot.publication.source,
+                    }
+                    for slot in self.slots
+                    if slot.publication is not None
+                ],
+            },
+        )
+        answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+        await self.subscriber.setRemoteDescription(answer)
+        for slot in new:
+            slot.keyframe_needed()
+
+    def _free_slot(self, publication: Publication) -> Slot | None:
+        for slot in self.slots:
+            if slot.publication is None and slot.codec == publication.codec:
+                return slot
+        return None
+
+    def _new_slot(self, publication: Publication) -> Slot:
+        assert self.subscriber is not None
+        track = ForwardTrack(publication.kind)
+        transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(_capabilities(publication.kind, publication.codec))
+        slot = Slot(transceiver, track, publication.kind, publication.codec)
+        track.on_keyframe_needed = slot.keyframe_needed
+        aiortc_internals.on_keyframe_request(transceiver.sender, slot.keyframe_needed)
+        self.slots.append(slot)
+        return slot
+
+    def answer(self, sdp: str) -> None:
+        if self._answer is None or self._answer.done():
+            raise TiaojieError(
+                "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
+            )
+        self._answer.set_result(RTCSessionDescription(sdp, "answer"))
+
+    # -- teardown --------------------------------------------------------------------------
+    async def close(self) -> list[Publication]:
+        self.closed = True
+        gone = list(self.publications.values())
+        self.publications.clear()
+        for publication in gone:
+            await publication.stop()
+        for slot in self.slots:
+            slot.detach()
+            slot.track.stop()
+        if self._answer is not None and not self._answer.done():
+            self._answer.cancel()
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                await pc.close()
+        return gone
+
+
+class MediaRoom:
+    def __init__(self, plane: MediaPlane, room_id: str) -> None:
+        self.plane = plane
+        self.id = room_id
+        self.peers: dict[str, Peer] = {}
+
+    def publications(self) -> list[Publication]:
+        return [p for peer in self.peers.values() for p in peer.publications.values()]
+
+    async def publications_changed(
+        self, added: list[Publication], removed: list[Publication]
+    ) -> None:
+        for publication in removed:
+            await self.plane.broadcast(
+                self.id,
+                "publication_removed",
+                {"publication_id": publication.id, "participant_id": publication.participant_id},
+            )
+        for publication in added:
+            await self.plane.broadcast(
+                self.id, "publication_added", {"publication": publication.public()}
+            )
+        for peer in self.peers.values():
+            if any(p.participant_id != peer.participant_id for p in added + removed):
+                peer.renegotiate()
+
+
+class MediaPlane:
+    """All media rooms of this node."""
+
+    def __init__(self, ice: IceSettings, send: Send, broadcast: Send) -> None:
+        self.ice = ice
+        self.send = send
+        self.broadcast = broadcast
+        self.rooms: dict[str, MediaRoom] = {}
+
+    def new_connection(self) -> RTCPeerConnection:
+        servers = [RTCIceServer(**server) for server in self.ice.servers]
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+
+    def _room(self, room_id: str) -> MediaRoom:
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = MediaRoom(self, room_id)
+        return room
+
+    def peer(self, room_id: str, participant_id: str) -> Peer:
+        peer = self.rooms.get(room_id, MediaRoom(self, room_id)).peers.get(participant_id)
+        if peer is None:
+            raise TiaojieError("no_media", "Enter the room before sending media.", 409)
+        return peer
+
+    async def add_peer(
+        self, room_id: str, participant_id: str, sid: str, muted: dict[str, bool]
+    ) -> None:
+        """A participant entered the room (a reconnect replaces their earlier media)."""
+        await self.remove_peer(room_id, participant_id)
+        room = self._room(room_id)
+        peer = room.peers[participant_id] = Peer(room, participant_id, sid)
+        peer.muted.update(muted)
+        if room.publications():
+            peer.renegotiate()
+
+    async def remove_peer(self, room_id: str, participant_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is None or participant_id not in room.peers:
+            return
+        peer = room.peers.pop(participant_id)
+        gone = await peer.close()
+        await room.publications_changed([], gone)
+        if not room.peers:
+            del self.rooms[room_id]
+
+    async def close_room(self, room_id: str) -> None:
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            for peer in list(room.peers.values()):
+                await peer.close()
+
+    def publications(self, room_id: str) -> list[dict[str, Any]]:
+        room = self.rooms.get(room_id)
+        return [p.public() for p in room.publications()] if room else []
+
+    async def set_muted(self, room_id: str, participant_id: str, kind: str, muted: bool) -> None:
+        """Stop (or resume) forwarding a participant's microphone or camera."""
+        room = self.rooms.get(room_id)
+        peer = room.peers.get(participant_id) if room else None
+        if peer is None:
+            return
+        peer.muted[kind] = muted
+        source = "microphone" if kind == "audio" else "camera"
+        for publication in peer.publications.values():
+            if publication.source == source and publication.muted != muted:
+                publication.muted = muted
+                if not muted:
+                    for slot in publication.slots:
+                        slot.track.switch_source()
+                    publication.request_keyframe()
+                await self.broadcast(
+                    room_id, "publication_updated", {"publication": publication.public()}
+                )
+
+    async def close(self) -> None:
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            room.id: {
+                pid: {
+                    "publications": {p.source: p.received for p in peer.publications.values()},
+                    "slots": [(s.kind, s.track.forwarded, s.track.dropped) for s in peer.slots],
+                }
+                for pid, peer in room.peers.items()
+            }
+            for room in self.rooms.values()
+        }
+
+
+def _inactive(transceiver: RTCRtpTransceiver) -> bool:
+    return transceiver.direction == "inactive" or transceiver.currentDirection in (
+        "inactive",
+        "sendonly",
+    )
+
+
+def _first_codecs(sdp: str) -> dict[str, str]:
+    """The negotiated (first) codec of each m-line, by mid."""
+    description = SessionDescription.parse(sdp)
+    return {
+        m.rtp.muxId: m.rtp.codecs[0].mimeType
+        for m in description.media
+        if m.rtp.codecs and m.rtp.muxId
+    }
+
+
+def _capabilities(kind: str, codec: str) -> list[Any]:
+    codecs = RTCRtpSender.getCapabilities(kind).codecs
+    chosen = [
+        c
+        for c in codecs
+        if c.mimeType.lower() == codec.lower()
+        and c.parameters.get("packetization-mode", "1") in ("1", 1)
+    ]
+    rtx = [c for c in codecs if c.mimeType.lower() == f"{kind}/rtx"]
+    return chosen + rtx
