@@ -64,3 +64,156 @@ async def test_forwarded_h264_and_opus_arrive_unchanged(live_server, test_mp4):
         await source.stop()
         await alice.close()
         await bob.close()
+
+
+async def test_mute_stops_forwarding_and_unmute_resumes(live_server, test_mp4):
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "M")
+    party = await join(live_server, room, "party", "P")
+    other = await join(live_server, room, "party", "Q")
+    source = FileSource(test_mp4)
+    try:
+        await party.publish(source)
+        pid = party.invite["invite_id"]
+        await eventually(lambda: len(other.subscriptions_of(pid)) == 2, what="subscribed")
+        subs = other.subscriptions_of(pid)
+        await eventually(lambda: subs["microphone"].packets > 20, what="audio flowing")
+        assert (await mediator.call("mute", {"participant_id": pid}))["ok"]
+        await asyncio.sleep(0.3)  # packets already in flight
+        audio_before, video_before = subs["microphone"].packets, subs["camera"].packets
+        await asyncio.sleep(1.5)
+        assert subs["microphone"].packets == audio_before  # not forwarded any more
+        assert subs["camera"].packets > video_before + 10  # video still is
+        # The party may not unmute itself; once asked, it decides to.
+        with pytest.raises(Exception, match="muted_by_mediator"):
+            await party.call("set_muted", {"track": "audio", "muted": False})
+        await mediator.call("request_unmute", {"participant_id": pid})
+        await party.call("set_muted", {"track": "audio", "muted": False})
+        await eventually(
+            lambda: subs["microphone"].packets > audio_before + 20, what="audio forwarded again"
+        )
+    finally:
+        await source.stop()
+        for c in (mediator, party, other):
+            await c.close()
+
+
+async def test_remove_and_leave_take_publications_away(live_server, test_mp4):
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "M")
+    party = await join(live_server, room, "party", "P")
+    source = FileSource(test_mp4)
+    removed: list[dict] = []
+    mediator.sio.on("publication_removed", lambda data: removed.append(data))
+    try:
+        await party.publish(source)
+        pid = party.invite["invite_id"]
+        await eventually(lambda: len(mediator.subscriptions_of(pid)) == 2, what="subscribed")
+        await mediator.call("remove", {"participant_id": pid})
+        await eventually(lambda: len(removed) == 2, what="publication_removed x2")
+        assert {r["participant_id"] for r in removed} == {pid}
+        await eventually(lambda: party.closed_reason == "removed", what="party closed")
+        await eventually(lambda: mediator.subscriptions_of(pid) == {}, what="renegotiated")
+        stats = live_server.state.signalling.media.stats()
+        assert pid not in stats.get(room["id"], {})
+    finally:
+        await source.stop()
+        await mediator.close()
+        await party.close()
+
+
+async def test_lobby_participant_gets_and_sends_no_media(live_server, test_mp4):
+    room = await live_server.create_room(lobby=True)
+    mediator = await join(live_server, room, "mediator", "M")
+    source = FileSource(test_mp4)
+    await mediator.publish(source)
+    invite = await live_server.create_invite(room["id"], "party", "P")
+    waiting = RoomClient(invite["url"])
+    try:
+        with pytest.raises(TimeoutError):
+            await waiting.join(wait=1.5)
+        answer = await waiting.sio.call(
+            "publish", {"sdp": "v=0 fake sdp", "type": "offer", "tracks": []}, timeout=5
+        )
+        assert answer["error"] == "not_joined"
+        await asyncio.sleep(1)
+        assert waiting.subscriber is None and waiting.subscriptions == {}  # no offer came
+        assert invite["invite_id"] not in live_server.state.signalling.media.stats()[room["id"]]
+        assert (await mediator.call("admit", {"participant_id": invite["invite_id"]}))["ok"]
+        mid = mediator.invite["invite_id"]
+        await eventually(lambda: len(waiting.subscriptions_of(mid)) == 2, what="subscribed")
+        await eventually(
+            lambda: waiting.subscriptions_of(mid)["camera"].keyframes >= 1,
+            what="video after admission",
+        )
+    finally:
+        await source.stop()
+        await mediator.close()
+        await waiting.close()
+
+
+async def test_new_subscriber_and_subscriber_pli_reach_the_publisher(live_server, test_mp4):
+    """Keyframe requests go to the publisher's media SSRC: a new subscription asks for one,
+    and a subscriber's own PLI is forwarded (rate-limited)."""
+    from server.media import aiortc_internals
+
+    room = await live_server.create_room(lobby=False)
+    publisher = await join(live_server, room, "party", "P")
+    source = FileSource(test_mp4)
+    await publisher.publish(source)
+    requests: list[float] = []
+    camera = next(t for t in publisher.publisher.getTransceivers() if t.kind == "video")
+    aiortc_internals.on_keyframe_request(camera.sender, lambda: requests.append(time.monotonic()))
+    viewer = await join(live_server, room, "party", "V")
+    try:
+        pid = publisher.invite["invite_id"]
+        await eventually(lambda: len(viewer.subscriptions_of(pid)) == 2, what="subscribed")
+        await eventually(lambda: len(requests) >= 1, timeout=5, what="PLI for new subscriber")
+        # The viewer's own PLI (as a browser sends after loss) reaches the publisher.
+        await asyncio.sleep(0.6)  # past the rate limit
+        before = len(requests)
+        receiver = next(
+            t.receiver for t in viewer.subscriber.getTransceivers() if t.kind == "video"
+        )
+        ssrc = next(s.source for s in receiver.getSynchronizationSources())
+        await aiortc_internals.send_pli(receiver, ssrc)
+        await eventually(lambda: len(requests) > before, timeout=5, what="forwarded PLI")
+        # A burst of PLIs is rate-limited to one per PLI_INTERVAL.
+        await asyncio.sleep(0.6)
+        before = len(requests)
+        for _ in range(10):
+            await aiortc_internals.send_pli(receiver, ssrc)
+        await asyncio.sleep(0.3)
+        assert len(requests) - before == 1
+    finally:
+        await source.stop()
+        await publisher.close()
+        await viewer.close()
+
+
+async def test_screen_share_is_a_second_video_publication(live_server, test_mp4):
+    room = await live_server.create_room(lobby=False)
+    sharer = await join(live_server, room, "expert", "S")
+    viewer = await join(live_server, room, "observer", "O")
+    camera, screen = FileSource(test_mp4), FileSource(test_mp4)
+    try:
+        await sharer.publish(camera, screen=screen.video)
+        screen.start()
+        sid = sharer.invite["invite_id"]
+        await eventually(
+            lambda: set(viewer.subscriptions_of(sid)) == {"camera", "microphone", "screen"},
+            what="three subscriptions",
+        )
+        subs = viewer.subscriptions_of(sid)
+        await eventually(
+            lambda: subs["screen"].keyframes >= 1 and subs["camera"].keyframes >= 1,
+            what="both videos",
+        )
+        # An observer may watch but not publish.
+        with pytest.raises(Exception, match="forbidden"):
+            await viewer.call("publish", {"sdp": "v=0 fake sdp", "type": "offer", "tracks": []})
+    finally:
+        await camera.stop()
+        await screen.stop()
+        await sharer.close()
+        await viewer.close()

@@ -399,7 +399,7 @@ class MediaPlane:
         peer = room.peers.pop(participant_id)
         gone = await peer.close()
         await room.publications_changed([], gone)
-        if not room.peers:
+        if not room.peers and self.rooms.get(room_id) is room:
             del self.rooms[room_id]
 
     async def close_room(self, room_id: str) -> None:
