@@ -117,6 +117,25 @@ def new_room(args: argparse.Namespace) -> int:
     return 0
 
 
+def bot(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from client.bot import run_bot
+    from client.session import parse_link
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    try:
+        parse_link(args.link)
+    except ValueError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    if args.publish is not None and not args.publish.is_file():
+        print(f"tiaojie: no such file: {args.publish}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_bot(args.link, args.publish, args.name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -147,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     room.add_argument("--no-lobby", action="store_true")
     room.add_argument("--expires-in", type=int, default=86400)
     room.set_defaults(run=new_room)
+
+    bot_parser = commands.add_parser(
+        "bot", help="join by invite link, publish a file (H264+Opus) in a loop, log what arrives"
+    )
+    bot_parser.add_argument("link", help="the invite link (quote it: it contains #)")
+    bot_parser.add_argument("--publish", type=Path, help="an MP4 with H264 video and Opus audio")
+    bot_parser.add_argument("--name", help="display name (default: the invite's)")
+    bot_parser.set_defaults(run=bot)
     return parser
 
 

@@ -217,3 +217,73 @@ async def test_screen_share_is_a_second_video_publication(live_server, test_mp4)
         await screen.stop()
         await sharer.close()
         await viewer.close()
+
+
+async def test_bot_command_publishes_and_leaves_cleanly_on_sigterm(live_server, test_mp4):
+    import signal
+    import sys
+    from pathlib import Path
+
+    room = await live_server.create_room(lobby=False)
+    viewer = await join(live_server, room, "mediator", "V")
+    invite = await live_server.create_invite(room["id"], "party", "Bot")
+    left: list[dict] = []
+    viewer.sio.on("participant_left", lambda data: left.append(data))
+    tiaojie = str(Path(sys.executable).with_name("tiaojie"))
+    process = await asyncio.create_subprocess_exec(
+        tiaojie,
+        "bot",
+        invite["url"],
+        "--publish",
+        str(test_mp4),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        bot_id = invite["invite_id"]
+        await eventually(lambda: "camera" in viewer.subscriptions_of(bot_id), what="bot video")
+        camera = viewer.subscriptions_of(bot_id)["camera"]
+        # Looping: more packets than the 3 s file holds arrive, keyframes keep coming.
+        await eventually(
+            lambda: camera.packets > 80 and camera.keyframes >= 3,
+            timeout=20,
+            what="the file looping",
+        )
+        process.send_signal(signal.SIGTERM)
+        output = (await asyncio.wait_for(process.communicate(), 15))[0].decode()
+        assert process.returncode == 0, output
+        assert "joined" in output and "left the room" in output
+        await eventually(
+            lambda: any(d["participant_id"] == bot_id for d in left), what="participant_left"
+        )
+        assert next(d for d in left if d["participant_id"] == bot_id)["reason"] == "left"
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await viewer.close()
+
+
+def test_bot_refuses_bad_links_and_files(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiaojie = str(Path(sys.executable).with_name("tiaojie"))
+    out = subprocess.run(
+        [tiaojie, "bot", "http://127.0.0.1:1/join"], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2 and "not an invite link" in out.stderr
+    out = subprocess.run(
+        [
+            tiaojie,
+            "bot",
+            "http://127.0.0.1:1/join#token=tj1.a.b",
+            "--publish",
+            str(tmp_path / "missing.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "no such file" in out.stderr
