@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> web.Application:
         servers=parse_ice_servers(settings.ice_servers),
         announce_ip=check_announce_ip(settings.announce_ip),
     )
-    signalling = Signalling(store, signer, settings.redis_url, ice)
+    signalling = Signalling(store, signer, settings.redis_url, ice, settings.transcode)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[web_client.security_headers, api.error_middleware],

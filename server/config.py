@@ -19,6 +19,7 @@ class Settings:
     secret_key: str | None = None
     ice_servers: str | None = None
     announce_ip: str | None = None
+    transcode: bool = False
 
     @property
     def base_url(self) -> str:
@@ -74,6 +75,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "address behind 1:1 NAT, or 127.0.0.1 on loopback-only hosts (TIAOJIE_ANNOUNCE_IP)",
     )
     parser.add_argument(
+        "--transcode",
+        action="store_true",
+        default=_env("TRANSCODE") == "1",
+        help="decode and re-encode media instead of forwarding it (the benchmark baseline; "
+        "much slower) (TIAOJIE_TRANSCODE=1)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -92,4 +100,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         secret_key=_env("SECRET_KEY"),
         ice_servers=args.ice_servers,
         announce_ip=args.announce_ip,
+        transcode=args.transcode,
     )

@@ -58,11 +58,12 @@ class Signalling:
         signer: TokenSigner,
         redis_url: str | None,
         ice: IceSettings | None = None,
+        transcode: bool = False,
     ) -> None:
         self.store = store
         self.signer = signer
         self.ice = ice or IceSettings()
-        self.media = MediaPlane(self.ice, self._send, self._broadcast)
+        self.media = MediaPlane(self.ice, self._send, self._broadcast, transcode)
         manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",

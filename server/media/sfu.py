@@ -25,6 +25,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.contrib.media import MediaRelay
 from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
@@ -65,7 +66,8 @@ class Publication:
     codec: str  # mime type, e.g. video/H264
     track: MediaStreamTrack
     receiver: RTCRtpReceiver
-    assembler: aiortc_internals.FrameAssembler
+    #: None in transcode mode (the benchmark baseline), where frames are decoded
+    assembler: aiortc_internals.FrameAssembler | None
     muted: bool = False
     slots: set[Slot] = field(default_factory=set)
     received: int = 0
@@ -82,7 +84,8 @@ class Publication:
         }
 
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self._fan_out())
+        if self.assembler is not None:  # transcode mode: MediaRelay reads the track
+            self._task = asyncio.ensure_future(self._fan_out())
 
     async def _fan_out(self) -> None:
         while True:
@@ -99,7 +102,7 @@ class Publication:
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (rate-limited; video only)."""
         now = time.monotonic()
-        ssrc = self.assembler.media_ssrc
+        ssrc = self.assembler.media_ssrc if self.assembler else None
         if self.kind != "video" or ssrc is None or now - self._last_pli < PLI_INTERVAL:
             return
         self._last_pli = now
@@ -123,17 +126,21 @@ class Slot:
     codec: str
     publication: Publication | None = None
 
-    def attach(self, publication: Publication) -> None:
+    def attach(self, publication: Publication, relay: MediaRelay | None = None) -> None:
         self.detach()
         self.track.switch_source()
         self.publication = publication
         publication.slots.add(self)
+        if relay is not None:  # transcode mode: decode once, encode per subscriber
+            self.transceiver.sender.replaceTrack(relay.subscribe(publication.track))
 
     def detach(self) -> None:
         if self.publication is not None:
             self.publication.slots.discard(self)
             self.publication = None
             self.track.switch_source()
+            if self.transceiver.sender.track is not self.track:
+                self.transceiver.sender.replaceTrack(self.track)
 
     def keyframe_needed(self) -> None:
         if self.publication is not None:
@@ -154,7 +161,9 @@ class Peer:
         self._negotiating = asyncio.Lock()
         self._dirty = False
         self._answer: asyncio.Future[RTCSessionDescription] | None = None
-        self._incoming: dict[str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler]] = {}
+        self._incoming: dict[
+            str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
+        ] = {}
         self.closed = False
         #: muted by the participant or the mediator: nothing of that kind is forwarded
         self.muted = {"audio": False, "video": False}
@@ -212,7 +221,9 @@ class Peer:
         assert self.publisher is not None
         for transceiver in self.publisher.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid is not None:
-                assembler = aiortc_internals.make_passthrough(transceiver.receiver)
+                assembler = None
+                if not self.room.plane.transcode:
+                    assembler = aiortc_internals.make_passthrough(transceiver.receiver)
                 self._incoming[transceiver.mid] = (track, assembler)
 
     # -- subscribing -----------------------------------------------------------------------
@@ -255,7 +266,7 @@ class Peer:
             if publication.id in current:
                 continue
             slot = self._free_slot(publication) or self._new_slot(publication)
-            slot.attach(publication)
+            slot.attach(publication, self.room.plane.relay)
             new.append(slot)
         offer = await self.subscriber.createOffer()
         await self.subscriber.setLocalDescription(offer)
@@ -359,10 +370,15 @@ class MediaRoom:
 class MediaPlane:
     """All media rooms of this node."""
 
-    def __init__(self, ice: IceSettings, send: Send, broadcast: Send) -> None:
+    def __init__(
+        self, ice: IceSettings, send: Send, broadcast: Send, transcode: bool = False
+    ) -> None:
         self.ice = ice
         self.send = send
         self.broadcast = broadcast
+        #: Baseline for benchmarks: decode and re-encode, as aiortc's MediaRelay examples do.
+        self.transcode = transcode
+        self.relay = MediaRelay() if transcode else None
         self.rooms: dict[str, MediaRoom] = {}
 
     def new_connection(self) -> RTCPeerConnection:
