@@ -13,23 +13,47 @@ receiver we make pass-through:
 A sender's keyframe requests (PLI/FIR from a subscriber) would only set a flag for
 aiortc's encoder, which a forwarded track does not use; `on_keyframe_request` routes them
 to a callback. tests/test_aiortc_internals.py fails loudly when any of this moves.
+
+What aiortc 1.16.0's `RTCRtpReceiver._handle_rtp_packet` does with them, per packet: it
+unwraps RTX (so the packet carries the media SSRC), sends NACKs for gaps, sets
+`packet._data` to the depayloaded bytes (H264: Annex-B), then calls
+`pli, frame = jitter_buffer.add(packet)`, sends a PLI to `packet.ssrc` if asked, and puts
+`(codec, frame)` on the decoder queue after overwriting `frame.timestamp` with its own
+mapping. One call hands over at most one object, so FrameAssembler returns a FrameBatch
+(every frame completed by that packet) and PassthroughQueue unwraps the frames' RTP
+timestamps itself.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtpPacket
 
 from server.media.keyframes import is_keyframe
 
+#: The aiortc release this module was checked against (pyproject pins it).
+AIORTC_VERSION = "1.16.0"
+
+#: Video: at most this many sequence numbers between the oldest packet still wanted and the
+#: newest one; beyond, the oldest gap is given up. A forward jump this large is a restart.
 MAX_PENDING_PACKETS = 1024
+#: A packet this far behind the newest is a restarted stream, not a late one.
+MAX_MISORDER = 3000
+#: Before anything was handed over, a packet at most this far before the first one seen
+#: is taken as the real start of the first frame (the first packets came reordered).
+MAX_START_REORDER = 64
+#: Video: how long a missing packet may hold up the frames behind it (NACK -> RTX takes
+#: about one round trip) before its frame is given up and a keyframe requested.
+MAX_WAIT_S = 0.25
 
 
 class InternalsChanged(RuntimeError):
@@ -47,121 +71,312 @@ def _seq_after(a: int, b: int) -> bool:
     return a != b and ((a - b) & 0xFFFF) < 0x8000
 
 
-class FrameAssembler:
-    """Stands in for aiortc's JitterBuffer: `add(packet) -> (pli_needed, frame | None)`.
+def _seq_add(a: int, delta: int) -> int:
+    return (a + delta) & 0xFFFF
 
-    Audio: every packet is a frame (Opus), late ones are dropped. Video: packets collect
-    until the one with the marker bit; the frame goes out at once if it is complete
-    (contiguous sequence numbers back to the previous frame's end). A frame that can
-    never complete (lost packets not retransmitted) is dropped and a PLI requested.
+
+def _seq_span(first: int, last: int) -> int:
+    """How many sequence numbers from first to last, both included (0 if last < first)."""
+    return 0 if _seq_after(first, last) else ((last - first) & 0xFFFF) + 1
+
+
+class AssembledFrame(JitterFrame):
+    """An encoded frame and its RTP timestamp."""
+
+
+class FrameBatch(JitterFrame):
+    """The frames one packet completed (a retransmission can complete several).
+
+    aiortc overwrites the `timestamp` of what the jitter buffer returns, i.e. of the batch,
+    not of the frames in it: PassthroughQueue reads theirs.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, frames: list[AssembledFrame]) -> None:
+        super().__init__(data=frames[0].data, timestamp=frames[0].timestamp)
+        self.frames = frames
+
+
+class FrameAssembler:
+    """Stands in for aiortc's JitterBuffer: `add(packet) -> (pli_needed, FrameBatch | None)`.
+
+    `push(packet) -> (pli_needed, [frames])` is the same without aiortc's one-object limit.
+    Frames come out in sequence-number order, each as soon as it is complete.
+
+    Audio: every packet is a frame (Opus); packets older than the last one handed over
+    (late or duplicate) are dropped.
+
+    Video: a frame is the packets from a known frame start up to the one with the marker
+    bit (or up to a change of RTP timestamp), with no sequence number missing. A known
+    frame start is the packet after a handed-over frame, or a packet whose predecessor
+    carries the marker bit or another timestamp. A missing packet holds up the frames
+    behind it until it arrives (NACK -> RTX) or for `max_wait` seconds; then the frames it
+    belongs to are given up, a PLI is requested, and the next complete frame with a known
+    start goes out. The very first packet seen is assumed to start a frame (the sender's
+    first frame is its keyframe) unless an earlier one arrives before anything goes out.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        max_wait: float = MAX_WAIT_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kind = kind
+        self.max_wait = max_wait
         self.media_ssrc: int | None = None
+        #: frames handed over, and losses given up on (each asked for a keyframe)
+        self.frames_out = 0
+        self.losses = 0
+        self._clock = clock
         self._packets: dict[int, RtpPacket] = {}
-        self._next: int | None = None  # first sequence number of the next frame
+        self._missing: dict[int, float] = {}  # sequence number -> when found missing
+        self._floor: int | None = None  # nothing before it is wanted any more
+        self._at_start = False  # _floor is the first packet of a frame
+        self._assumed = False  # ... only assumed: the first packet of the stream
+        self._highest: int | None = None
+        self._scan: int | None = None  # [_floor, _scan) checked: one timestamp, no marker
 
     @property
-    def capacity(self) -> int:  # aiortc reads it in places
+    def capacity(self) -> int:  # JitterBuffer API
         return MAX_PENDING_PACKETS
 
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        self.media_ssrc = packet.ssrc
-        seq = packet.sequence_number
-        if self._next is not None and _seq_after(self._next, seq):
-            return False, None  # older than what we already handed over
-        data = packet._data  # type: ignore[attr-defined]  # set by aiortc's depayloader
-        if self.kind == "audio":
-            self._next = (seq + 1) & 0xFFFF
-            return False, JitterFrame(data=data, timestamp=packet.timestamp)
-        self._packets[seq] = packet
-        if self._next is None:
-            self._next = seq
-        if len(self._packets) > MAX_PENDING_PACKETS:
-            self._packets.clear()
-            self._next = None
-            return True, None
-        if not packet.marker:
-            return False, self._complete_older()
-        return self._finish(seq, packet.timestamp)
+    @property
+    def pending(self) -> int:
+        return len(self._packets)
 
-    def _finish(self, end: int, timestamp: int) -> tuple[bool, JitterFrame | None]:
-        assert self._next is not None
-        seqs = []
-        seq = self._next
-        while True:
-            found = self._packets.get(seq)
-            if found is None:
-                break
-            seqs.append(seq)
-            if seq == end:
-                break
-            seq = (seq + 1) & 0xFFFF
-        pli = False
-        if (
-            not seqs
-            or seqs[-1] != end
-            or any(self._packets[s].timestamp != timestamp for s in seqs)
-        ):
-            # A gap, or an older unfinished frame: find where this frame starts.
-            seqs = self._frame_back_from(end, timestamp)
-            if seqs is None:
-                return False, None  # wait for retransmissions
-            pli = True  # older frames were skipped: the decoder needs a keyframe
-        frame = JitterFrame(
-            data=b"".join(self._packets[s]._data for s in seqs),  # type: ignore[attr-defined]
-            timestamp=timestamp,
-        )
-        self._drop_through(end)
-        return pli, frame
-
-    def _frame_back_from(self, end: int, timestamp: int) -> list[int] | None:
-        seqs = [end]
-        seq = end
-        while True:
-            seq = (seq - 1) & 0xFFFF
-            found = self._packets.get(seq)
-            if found is None:
-                return None
-            if found.timestamp != timestamp:
-                return list(reversed(seqs))
-            seqs.append(seq)
-
-    def _complete_older(self) -> None:
-        return None
-
-    def _drop_through(self, end: int) -> None:
-        self._next = (end + 1) & 0xFFFF
-        for seq in list(self._packets):
-            if not _seq_after(seq, end):
-                del self._packets[seq]
+    def add(self, packet: RtpPacket) -> tuple[bool, FrameBatch | None]:
+        """aiortc's JitterBuffer API."""
+        pli, frames = self.push(packet)
+        return pli, FrameBatch(frames) if frames else None
 
     def remove(self, count: int) -> None:  # JitterBuffer API, unused by the receiver
+        self._reset()
+
+    def push(self, packet: RtpPacket) -> tuple[bool, list[AssembledFrame]]:
+        pli = False
+        if self.media_ssrc is not None and packet.ssrc != self.media_ssrc:
+            self._reset()  # a new stream
+        self.media_ssrc = packet.ssrc
+        if self.kind == "audio":
+            return False, self._push_audio(packet)
+        seq = packet.sequence_number
+        now = self._clock()
+        if self._highest is None or self._floor is None:
+            self._begin(seq, assumed=True)
+        elif _seq_after(seq, self._highest):
+            jump = (seq - self._highest) & 0xFFFF
+            if jump >= MAX_PENDING_PACKETS:
+                self._reset()  # a discontinuity: wait for a frame start we can prove
+                self._begin(seq, assumed=False)
+                pli = self._lost()
+            else:
+                for missing in range(1, jump):
+                    self._missing[_seq_add(self._highest, missing)] = now
+                self._highest = seq
+        elif seq == self._floor or _seq_after(seq, self._floor):
+            self._missing.pop(seq, None)  # a reordered or retransmitted packet
+            if seq in self._packets:
+                return False, []  # duplicate
+        else:  # before the floor
+            back = (self._floor - seq) & 0xFFFF
+            if self._assumed and back <= MAX_START_REORDER:
+                for missing in range(1, back):  # the first frame starts earlier
+                    self._missing[_seq_add(seq, missing)] = now
+                self._floor = seq
+                self._scan = None
+            elif ((self._highest - seq) & 0xFFFF) > MAX_MISORDER:
+                self._reset()  # the sequence restarted
+                self._begin(seq, assumed=True)
+                pli = self._lost()
+            else:
+                return False, []  # late or duplicate: its frame is gone
+        self._packets[seq] = packet
+        more_pli, frames = self._drain(now)
+        return pli or more_pli, frames
+
+    def _lost(self) -> bool:
+        self.losses += 1
+        return True  # ask for a keyframe
+
+    # -- audio ---------------------------------------------------------------------------
+
+    def _push_audio(self, packet: RtpPacket) -> list[AssembledFrame]:
+        seq = packet.sequence_number
+        if (
+            self._floor is not None
+            and _seq_after(self._floor, seq)
+            and ((self._floor - seq) & 0xFFFF) <= MAX_MISORDER
+        ):
+            return []  # late or duplicate (further back: the sequence restarted)
+        self._floor = _seq_add(seq, 1)
+        data: bytes = packet._data  # type: ignore[attr-defined]  # set by aiortc's depayloader
+        if not data:
+            return []
+        self.frames_out += 1
+        return [AssembledFrame(data=data, timestamp=packet.timestamp)]
+
+    # -- video ---------------------------------------------------------------------------
+
+    def _reset(self) -> None:
         self._packets.clear()
+        self._missing.clear()
+        self._floor = self._highest = self._scan = None
+        self._at_start = self._assumed = False
+
+    def _begin(self, seq: int, *, assumed: bool) -> None:
+        self._floor = self._highest = seq
+        self._at_start = self._assumed = assumed
+        self._scan = None
+
+    def _drain(self, now: float) -> tuple[bool, list[AssembledFrame]]:
+        pli = False
+        frames: list[AssembledFrame] = []
+        while True:
+            assert self._floor is not None and self._highest is not None
+            if not self._at_start:
+                start = self._find_start()
+                if start is None:
+                    self._trim()
+                    break
+                self._drop_before(start)
+                self._at_start = True
+            done, blocked = self._take_frame()
+            if done is not None:
+                if done.data:  # padding-only packets make empty "frames"
+                    frames.append(done)
+                    self.frames_out += 1
+                continue
+            if blocked is None:
+                break  # the frame's later packets have not come yet
+            waited = now - self._missing.get(blocked, now)
+            if waited < self.max_wait and _seq_span(self._floor, self._highest) < (
+                MAX_PENDING_PACKETS
+            ):
+                break  # wait for the retransmission
+            # Give up: the frame(s) with the missing packet can never be handed over.
+            pli = self._lost()
+            self._drop_before(_seq_add(blocked, 1))
+            self._at_start = False
+        return pli, frames
+
+    def _take_frame(self) -> tuple[AssembledFrame | None, int | None]:
+        """The frame at the floor if complete, else (None, first missing seq or None)."""
+        assert self._floor is not None and self._highest is not None
+        first = self._packets.get(self._floor)
+        if first is None:
+            return None, self._blocked_at(self._floor)
+        timestamp = first.timestamp
+        seq = self._floor if self._scan is None else self._scan
+        while True:
+            packet = self._packets.get(seq)
+            if packet is None:
+                self._scan = seq
+                return None, self._blocked_at(seq)
+            if packet.timestamp != timestamp:
+                return self._hand_over(_seq_add(seq, -1), timestamp), None
+            if packet.marker:
+                return self._hand_over(seq, timestamp), None
+            seq = _seq_add(seq, 1)
+
+    def _blocked_at(self, seq: int) -> int | None:
+        """seq is not here: missing if a later packet came, else simply not sent yet."""
+        assert self._highest is not None
+        return seq if _seq_after(self._highest, seq) else None
+
+    def _hand_over(self, end: int, timestamp: int) -> AssembledFrame:
+        assert self._floor is not None
+        parts = []
+        seq = self._floor
+        while True:
+            parts.append(self._packets.pop(seq)._data)  # type: ignore[attr-defined]
+            if seq == end:
+                break
+            seq = _seq_add(seq, 1)
+        self._floor = _seq_add(end, 1)
+        self._scan = None
+        self._assumed = False
+        for missing in [s for s in self._missing if not _seq_after(s, end)]:
+            del self._missing[missing]
+        return AssembledFrame(data=b"".join(parts), timestamp=timestamp)
+
+    def _find_start(self) -> int | None:
+        """The first pending packet provably starting a frame (after the floor)."""
+        assert self._floor is not None and self._highest is not None
+        seq = self._floor
+        previous = self._packets.get(seq)
+        for _ in range(_seq_span(self._floor, self._highest) - 1):
+            seq = _seq_add(seq, 1)
+            packet = self._packets.get(seq)
+            if (
+                packet is not None
+                and previous is not None
+                and (previous.marker or previous.timestamp != packet.timestamp)
+            ):
+                return seq
+            previous = packet
+        return None
+
+    def _drop_before(self, seq: int) -> None:
+        """Forget every packet before seq; seq becomes the floor."""
+        assert self._floor is not None and self._highest is not None
+        for old in [s for s in self._packets if _seq_after(seq, s)]:
+            del self._packets[old]
+        for old in [s for s in self._missing if _seq_after(seq, s)]:
+            del self._missing[old]
+        if _seq_after(seq, self._highest):
+            self._highest = _seq_add(seq, -1)
+        self._floor = seq
+        self._scan = None
+        self._assumed = False
+
+    def _trim(self) -> None:
+        """Without a frame start, keep at most MAX_PENDING_PACKETS sequence numbers."""
+        assert self._floor is not None and self._highest is not None
+        if _seq_span(self._floor, self._highest) > MAX_PENDING_PACKETS:
+            self._drop_before(_seq_add(self._highest, 1 - MAX_PENDING_PACKETS))
+
+
+class _Unwrapper:
+    """RTP timestamps (32-bit, wrapping) to a count from the stream's first one."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._value = 0
+
+    def __call__(self, timestamp: int) -> int:
+        if self._last is not None:
+            delta = (timestamp - self._last) & 0xFFFFFFFF
+            self._value += delta - (1 << 32) if delta >= 1 << 31 else delta
+        self._last = timestamp
+        return self._value
 
 
 class PassthroughQueue:
     """Stands in for the receiver's decoder queue: encoded frame -> av.Packet on the track.
 
     aiortc's decoder thread still starts and blocks in `get()` until the receiver stops.
+    `put` runs on the event loop (from the receiver's RTP handler).
     """
 
     def __init__(self, track_queue: Any, kind: str) -> None:
         self._track_queue = track_queue
         self._kind = kind
         self._stopped = threading.Event()
+        self._unwrap = _Unwrapper()
 
     def put(self, item: tuple[Any, JitterFrame] | None) -> None:
         if item is None:  # the receiver is stopping: let the decoder thread end
             self._stopped.set()
             return
-        codec, frame = item
-        packet = av.Packet(frame.data)
-        packet.pts = packet.dts = frame.timestamp
-        packet.time_base = Fraction(1, codec.clockRate)
-        packet.is_keyframe = is_keyframe(codec.name, frame.data)
-        self._track_queue.put_nowait(packet)
+        codec, batch = item
+        frames = batch.frames if isinstance(batch, FrameBatch) else [batch]
+        for frame in frames:
+            packet = av.Packet(frame.data)
+            packet.pts = packet.dts = self._unwrap(frame.timestamp)
+            packet.time_base = Fraction(1, codec.clockRate)
+            packet.is_keyframe = is_keyframe(codec.name, frame.data)
+            self._track_queue.put_nowait(packet)
 
     def get(self) -> None:
         self._stopped.wait()
@@ -171,15 +386,24 @@ class PassthroughQueue:
 def make_passthrough(receiver: RTCRtpReceiver) -> FrameAssembler:
     """Make `receiver` hand over av.Packets instead of decoded frames.
 
-    Call it when the track event fires, before the receiver starts (aiortc starts it
-    from a task scheduled after setRemoteDescription).
+    Call it from the peer connection's "track" event, synchronously (before any await):
+    aiortc starts the receiver from a task scheduled after setRemoteDescription, and the
+    decoder thread it starts then reads the queue installed here.
     """
     if _require(receiver, "_RTCRtpReceiver__started"):
-        raise InternalsChanged("the receiver already started: too late for pass-through")
-    _require(receiver, "_RTCRtpReceiver__jitter_buffer")
-    _require(receiver, "_RTCRtpReceiver__decoder_queue")
+        raise RuntimeError("the receiver already started: too late for pass-through")
+    jitter_buffer = _require(receiver, "_RTCRtpReceiver__jitter_buffer")
+    decoder_queue = _require(receiver, "_RTCRtpReceiver__decoder_queue")
+    if not isinstance(jitter_buffer, JitterBuffer) or not isinstance(decoder_queue, queue.Queue):
+        raise InternalsChanged(
+            f"unexpected receiver internals {type(jitter_buffer).__name__}, "
+            f"{type(decoder_queue).__name__}: aiortc changed (or make_passthrough ran twice)"
+        )
     kind = _require(receiver, "_RTCRtpReceiver__kind")
-    track_queue = _require(receiver.track, "_queue")
+    track = receiver.track
+    if track is None:
+        raise RuntimeError("the receiver has no track yet: call from the track event")
+    track_queue = _require(track, "_queue")
     assembler = FrameAssembler(kind)
     receiver._RTCRtpReceiver__jitter_buffer = assembler  # type: ignore[attr-defined]
     receiver._RTCRtpReceiver__decoder_queue = PassthroughQueue(  # type: ignore[attr-defined]

@@ -17,8 +17,10 @@ class ForwardTrack(MediaStreamTrack):
     """What an RTCRtpSender sends to one subscriber: encoded packets from a publication.
 
     `push` never blocks the publisher. When the queue is full (a slow subscriber), video
-    drops everything queued and waits for the next keyframe, asking for one; audio drops
-    its oldest frame. Timestamps are rebased when the source changes (a reused
+    drops everything queued and waits for the next keyframe; audio drops its oldest frame.
+    Video also waits for a keyframe at the start and after `switch_source`. Each wait
+    calls `on_keyframe_needed` once, at its first dropped frame (the caller rate-limits
+    the PLIs it sends). Timestamps are rebased when the source changes (a reused
     transceiver), so the subscriber always sees them move forward.
     """
 
@@ -31,6 +33,7 @@ class ForwardTrack(MediaStreamTrack):
         self._queue: deque[av.Packet] = deque()
         self._ready = asyncio.Event()
         self._waiting_keyframe = kind == "video"
+        self._asked_keyframe = False  # on_keyframe_needed called during this wait
         self._max = MAX_QUEUED[kind]
         self._offset = 0  # added to source pts
         self._last_out: int | None = None
@@ -38,27 +41,40 @@ class ForwardTrack(MediaStreamTrack):
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
+        self.dropped += len(self._queue)
         self._queue.clear()
         self._rebase = self._last_out is not None
-        self._waiting_keyframe = self.kind == "video"
+        self._wait_keyframe()
+
+    def _wait_keyframe(self) -> None:
+        if self.kind == "video":
+            self._waiting_keyframe = True
+            self._asked_keyframe = False
+
+    def _drop_waiting(self) -> None:
+        """A video frame dropped while waiting for a keyframe: ask for one, once."""
+        self.dropped += 1
+        if not self._asked_keyframe:
+            self._asked_keyframe = True
+            if self.on_keyframe_needed is not None:
+                self.on_keyframe_needed()
 
     def push(self, packet: av.Packet) -> None:
         if self.readyState != "live":
             return
         if self._waiting_keyframe:
             if not packet.is_keyframe:
-                self.dropped += 1
+                self._drop_waiting()
                 return
             self._waiting_keyframe = False
         if len(self._queue) >= self._max:
             if self.kind == "video":
+                # Frames depend on the ones before: drop them all, restart at a keyframe.
                 self.dropped += len(self._queue)
                 self._queue.clear()
                 if not packet.is_keyframe:
-                    self.dropped += 1
-                    self._waiting_keyframe = True
-                    if self.on_keyframe_needed:
-                        self.on_keyframe_needed()
+                    self._wait_keyframe()
+                    self._drop_waiting()
                     return
             else:
                 self._queue.popleft()

@@ -1,0 +1,462 @@
+"""aiortc's private internals that server/media/aiortc_internals.py relies on.
+
+These tests fail loudly when an aiortc upgrade moves them: first the attributes and their
+types, then the receive path they make (RTP packets in, av.Packets out, NACK/RTX, PLI to
+the media SSRC) on a real RTCRtpReceiver with a recording transport, the sender's
+keyframe-request hook, and finally two RTCPeerConnections on loopback forwarding a real
+H264 + Opus file without decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import queue
+import re
+import tomllib
+from fractions import Fraction
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiortc
+import av
+import pytest
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpDecodingParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpRtxParameters,
+)
+from aiortc.rtcrtpreceiver import RemoteStreamTrack
+from aiortc.rtp import (
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+    wrap_rtx,
+)
+
+from client.media_file import FileSource
+from client.testmedia import make_test_mp4
+from server.media import aiortc_internals
+from server.media.aiortc_internals import (
+    FrameAssembler,
+    InternalsChanged,
+    PassthroughQueue,
+    make_passthrough,
+    on_keyframe_request,
+    send_pli,
+)
+from server.media.keyframes import h264_nal_types, is_keyframe
+
+ROOT = Path(__file__).resolve().parents[1]
+MEDIA_SSRC, RTX_SSRC, LOCAL_SSRC = 0x11111111, 0x22222222, 0x33333333
+H264_PT, RTX_PT, OPUS_PT = 102, 103, 111
+
+
+@pytest.fixture(scope="module")
+def test_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("media") / "test.mp4"
+    return make_test_mp4(path, seconds=2.0, keyframe_interval_s=1.0)
+
+
+@pytest.fixture(scope="module")
+def encoded(test_mp4: Path) -> dict[str, list[bytes]]:
+    """The file's Annex-B H264 access units and Opus packets, in order."""
+    out: dict[str, list[bytes]] = {"video": [], "audio": []}
+    with av.open(str(test_mp4)) as container:
+        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
+        for packet in container.demux():
+            if packet.size == 0:
+                continue
+            if packet.stream.type == "video":
+                out["video"].extend(bytes(p) for p in annexb.filter(packet))
+            else:
+                out["audio"].append(bytes(packet))
+    assert is_keyframe("h264", out["video"][0]) and len(out["audio"]) > 10
+    return out
+
+
+def nal_units(access_unit: bytes) -> list[bytes]:
+    """NAL units without start codes (3- and 4-byte start codes compare equal)."""
+    return [n.rstrip(b"\x00") for n in re.split(b"\x00\x00\x01", access_unit) if n.strip(b"\x00")]
+
+
+class RecordingTransport:
+    """What RTCRtpReceiver/RTCRtpSender use of their RTCDtlsTransport; records RTCP."""
+
+    state = "connected"
+    _stats_id = "transport"
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def _register_rtp_receiver(self, receiver: object, parameters: object) -> None:
+        pass
+
+    def _unregister_rtp_receiver(self, receiver: object) -> None:
+        pass
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.extend(RtcpPacket.parse(data))
+
+    def take(self) -> list[Any]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+# -- the attributes ----------------------------------------------------------------------
+
+
+def test_aiortc_version_is_the_pinned_one():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pins = [d for d in pyproject["project"]["dependencies"] if d.startswith("aiortc")]
+    assert pins == [f"aiortc=={aiortc_internals.AIORTC_VERSION}"]
+    assert aiortc.__version__ == aiortc_internals.AIORTC_VERSION, (
+        "aiortc was upgraded: re-check server/media/aiortc_internals.py against its source"
+    )
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_receiver_private_attributes(kind):
+    receiver = RTCRtpReceiver(kind, RecordingTransport())
+    assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, JitterBuffer)
+    assert isinstance(receiver._RTCRtpReceiver__decoder_queue, queue.Queue)
+    assert receiver._RTCRtpReceiver__kind == kind
+    assert receiver._RTCRtpReceiver__started is False
+    assert inspect.iscoroutinefunction(receiver._send_rtcp_pli)
+    assert list(inspect.signature(receiver._send_rtcp_pli).parameters) == ["media_ssrc"]
+    # the JitterBuffer API the receiver calls, which FrameAssembler mirrors
+    assert list(inspect.signature(JitterBuffer.add).parameters) == ["self", "packet"]
+    receiver._track = RemoteStreamTrack(kind=kind)
+    assert isinstance(receiver.track._queue, asyncio.Queue)
+
+
+async def test_sender_private_keyframe_hook():
+    sender = RTCRtpSender("video", RecordingTransport())
+    assert sender._RTCRtpSender__force_keyframe is False
+    pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=LOCAL_SSRC, media_ssrc=sender._ssrc)
+    await sender._handle_rtcp_packet(pli)
+    # what aiortc's own _send_keyframe does: a flag for its encoder, useless when forwarding
+    assert sender._RTCRtpSender__force_keyframe is True
+
+    calls: list[str] = []
+    on_keyframe_request(sender, lambda: calls.append("keyframe"))
+    await sender._handle_rtcp_packet(pli)
+    fir = RtcpPsfbPacket(fmt=RTCP_PSFB_FIR, ssrc=LOCAL_SSRC, media_ssrc=sender._ssrc)
+    await sender._handle_rtcp_packet(fir)
+    assert calls == ["keyframe", "keyframe"]
+    nack = RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=LOCAL_SSRC, media_ssrc=sender._ssrc)
+    nack.lost = [1]
+    await sender._handle_rtcp_packet(nack)
+    assert calls == ["keyframe", "keyframe"]
+
+
+async def test_missing_internals_raise_internals_changed():
+    with pytest.raises(InternalsChanged):
+        make_passthrough(SimpleNamespace(track=None))  # type: ignore[arg-type]
+    with pytest.raises(InternalsChanged):
+        await send_pli(SimpleNamespace(), 1)  # type: ignore[arg-type]
+    with pytest.raises(InternalsChanged):
+        on_keyframe_request(SimpleNamespace(), lambda: None)  # type: ignore[arg-type]
+    receiver = RTCRtpReceiver("video", RecordingTransport())
+    receiver._track = RemoteStreamTrack(kind="video")
+    receiver._RTCRtpReceiver__jitter_buffer = object()  # a type it no longer has
+    with pytest.raises(InternalsChanged):
+        make_passthrough(receiver)
+
+
+# -- a real receiver, fed RTP packets by hand ----------------------------------------------
+
+
+class RtpFeeder:
+    """Packetizes encoded frames like aiortc's RTCRtpSender and feeds a receiver."""
+
+    def __init__(self, receiver: RTCRtpReceiver, payload_type: int, clock_step: int) -> None:
+        self.receiver = receiver
+        self.payload_type = payload_type
+        self.clock_step = clock_step
+        self.seq = 65530  # wraps during the test
+        self.timestamp = 2**32 - 3 * clock_step  # so does the RTP timestamp
+        self.rtx_seq = 500
+
+    def packets(self, payloads: list[bytes]) -> list[RtpPacket]:
+        out = []
+        for i, payload in enumerate(payloads):
+            out.append(
+                RtpPacket(
+                    payload_type=self.payload_type,
+                    marker=int(i == len(payloads) - 1),
+                    sequence_number=self.seq,
+                    timestamp=self.timestamp,
+                    ssrc=MEDIA_SSRC,
+                    payload=payload,
+                )
+            )
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + self.clock_step) & 0xFFFFFFFF
+        return out
+
+    async def feed(self, *packets: RtpPacket) -> None:
+        for packet in packets:
+            await self.receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+
+    async def retransmit(self, packet: RtpPacket) -> None:
+        rtx = wrap_rtx(packet, payload_type=RTX_PT, sequence_number=self.rtx_seq, ssrc=RTX_SSRC)
+        self.rtx_seq += 1
+        await self.feed(rtx)
+
+
+async def started_receiver(
+    kind: str, codecs: list[RTCRtpCodecParameters], rtx: bool
+) -> tuple[RTCRtpReceiver, RecordingTransport, FrameAssembler]:
+    transport = RecordingTransport()
+    receiver = RTCRtpReceiver(kind, transport)
+    receiver._track = RemoteStreamTrack(kind=kind)  # what RTCPeerConnection does
+    assembler = make_passthrough(receiver)
+    assert receiver._RTCRtpReceiver__jitter_buffer is assembler
+    assert isinstance(receiver._RTCRtpReceiver__decoder_queue, PassthroughQueue)
+    encoding = RTCRtpDecodingParameters(
+        ssrc=MEDIA_SSRC,
+        payloadType=codecs[0].payloadType,  # type: ignore[arg-type]
+        rtx=RTCRtpRtxParameters(ssrc=RTX_SSRC) if rtx else None,
+    )
+    await receiver.receive(RTCRtpReceiveParameters(codecs=codecs, encodings=[encoding]))
+    receiver._set_rtcp_ssrc(LOCAL_SSRC)
+    with pytest.raises(RuntimeError, match="already started"):
+        make_passthrough(receiver)
+    return receiver, transport, assembler
+
+
+def queued(receiver: RTCRtpReceiver) -> list[av.Packet]:
+    items = []
+    while not receiver.track._queue.empty():
+        items.append(receiver.track._queue.get_nowait())
+    return items
+
+
+async def stop(receiver: RTCRtpReceiver) -> None:
+    """The receiver stops its decoder thread, which ends the track: must not hang."""
+    await asyncio.wait_for(receiver.stop(), 5)
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(receiver.track.recv(), 5)
+
+
+async def test_video_receiver_hands_over_packets_nacks_rtx_and_pli(encoded):
+    h264 = RTCRtpCodecParameters(
+        mimeType="video/H264",
+        clockRate=90000,
+        payloadType=H264_PT,
+        parameters={"packetization-mode": "1", "profile-level-id": "42e01f"},
+    )
+    rtx = RTCRtpCodecParameters(
+        mimeType="video/rtx", clockRate=90000, payloadType=RTX_PT, parameters={"apt": H264_PT}
+    )
+    receiver, transport, assembler = await started_receiver("video", [h264, rtx], rtx=True)
+    try:
+        await check_video_receiver(receiver, transport, assembler, encoded["video"][:8])
+    finally:
+        await receiver.stop()  # else its decoder thread keeps the process alive
+
+
+async def check_video_receiver(
+    receiver: RTCRtpReceiver,
+    transport: RecordingTransport,
+    assembler: FrameAssembler,
+    frames: list[bytes],
+) -> None:
+    feeder = RtpFeeder(receiver, H264_PT, 4500)
+    packetized = [
+        feeder.packets(H264Encoder._packetize(H264Encoder._split_bitstream(f))) for f in frames
+    ]
+    assert len(packetized[0]) > 2 and all(len(p) >= 2 for p in packetized[1:5])
+
+    # In order: each frame comes out at its marker packet, as an av.Packet, not decoded.
+    await feeder.feed(*packetized[0][:-1])
+    assert queued(receiver) == []
+    await feeder.feed(packetized[0][-1])
+    await feeder.feed(*packetized[1])
+    out = first_four = queued(receiver)
+    assert [type(p) for p in out] == [av.Packet, av.Packet]
+    assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[:2]]
+    assert out[0].is_keyframe and not out[1].is_keyframe
+    assert {7, 8, 5} <= set(h264_nal_types(bytes(out[0])))
+    assert [p.pts for p in out] == [0, 4500] and out[0].time_base == Fraction(1, 90000)
+    assert transport.take() == []
+
+    # A lost packet: NACKed to the media SSRC, repaired by RTX, frames out in order.
+    lost = packetized[2][1]
+    await feeder.feed(packetized[2][0], *packetized[2][2:], *packetized[3])
+    nacks = [p for p in transport.take() if isinstance(p, RtcpRtpfbPacket)]
+    assert [(n.media_ssrc, n.lost) for n in nacks] == [(MEDIA_SSRC, [lost.sequence_number])]
+    assert queued(receiver) == []  # frame 3 waits behind frame 2
+    await feeder.retransmit(lost)
+    out = queued(receiver)
+    first_four = first_four + out
+    assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[2:4]]
+    assert [p.pts for p in out] == [9000, 13500]
+    assert assembler.media_ssrc == MEDIA_SSRC and assembler.losses == 0
+
+    # A loss never repaired: the frame is dropped, a PLI goes to the MEDIA ssrc (not RTX),
+    # the next complete frame still comes out.
+    assembler.max_wait = 0.0
+    await feeder.feed(packetized[4][0], *packetized[4][2:])
+    await feeder.feed(*packetized[5])
+    plis = [p for p in transport.take() if isinstance(p, RtcpPsfbPacket)]
+    assert [(p.fmt, p.ssrc, p.media_ssrc) for p in plis] == [
+        (RTCP_PSFB_PLI, LOCAL_SSRC, MEDIA_SSRC)
+    ]
+    out = queued(receiver)
+    assert [nal_units(bytes(p)) for p in out] == [nal_units(frames[5])]
+    assert out[0].pts == 5 * 4500 and assembler.losses == 1
+
+    # send_pli: what the SFU does for a subscriber's keyframe request.
+    await send_pli(receiver, assembler.media_ssrc)
+    assert [(type(p), p.fmt, p.media_ssrc) for p in transport.take()] == [
+        (RtcpPsfbPacket, RTCP_PSFB_PLI, MEDIA_SSRC)
+    ]
+
+    # The handed-over bytes decode (after the keyframe) like the original frames.
+    await feeder.feed(*packetized[6], *packetized[7])
+    out = queued(receiver)
+    assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[6:8]]
+    assert [p.pts for p in out] == [6 * 4500, 7 * 4500]
+
+    # What came out decodes with a fresh decoder (keyframe first, then 3 delta frames).
+    decoder = av.CodecContext.create("h264", "r")
+    pictures = [f for p in first_four for f in decoder.decode(av.Packet(bytes(p)))]
+    pictures += decoder.decode(None)
+    assert len(pictures) == 4 and all((p.width, p.height) == (640, 480) for p in pictures)
+    await stop(receiver)
+
+
+async def test_audio_receiver_hands_over_each_opus_packet(encoded):
+    opus = RTCRtpCodecParameters(
+        mimeType="audio/opus", clockRate=48000, channels=2, payloadType=OPUS_PT
+    )
+    receiver, _transport, assembler = await started_receiver("audio", [opus], rtx=False)
+    try:
+        await check_audio_receiver(receiver, assembler, encoded["audio"][:12])
+    finally:
+        await receiver.stop()
+
+
+async def check_audio_receiver(
+    receiver: RTCRtpReceiver, assembler: FrameAssembler, payloads: list[bytes]
+) -> None:
+    feeder = RtpFeeder(receiver, OPUS_PT, 960)
+    packets = [feeder.packets([payload])[0] for payload in payloads]
+    await feeder.feed(*packets[:5])
+    await feeder.feed(packets[6], packets[5], packets[6], *packets[7:])  # 5 late, 6 duplicated
+    out = queued(receiver)
+    assert [bytes(p) for p in out] == [p.payload for p in packets[:5] + packets[6:]]
+    assert [p.pts for p in out] == [960 * i for i in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]]
+    decoder = av.CodecContext.create("opus", "r")
+    samples = [f.samples for p in out for f in decoder.decode(av.Packet(bytes(p)))]
+    assert samples and all(s == 960 for s in samples)
+    assert assembler.media_ssrc == MEDIA_SSRC
+    await stop(receiver)
+
+
+# -- two peer connections on loopback ------------------------------------------------------
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+async def test_loopback_forwarding_without_decoding(test_mp4):
+    config = RTCConfiguration(iceServers=[])
+    pub, sub = RTCPeerConnection(config), RTCPeerConnection(config)
+    source = FileSource(test_mp4, loop=True)
+    video_sender = pub.addTrack(source.video)
+    pub.addTrack(source.audio)
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [
+        c
+        for c in caps
+        if c.mimeType == "video/H264"
+        and c.parameters.get("packetization-mode") == "1"
+        and c.parameters.get("profile-level-id") == "42e01f"
+    ]
+    rtx = [c for c in caps if c.mimeType == "video/rtx"]
+    assert h264 and rtx
+    next(t for t in pub.getTransceivers() if t.kind == "video").setCodecPreferences(h264 + rtx)
+
+    received: dict[str, tuple[RTCRtpReceiver, Any, FrameAssembler]] = {}
+
+    @sub.on("track")
+    def on_track(track: Any) -> None:
+        receiver = next(t.receiver for t in sub.getTransceivers() if t.receiver.track is track)
+        received[track.kind] = (receiver, track, make_passthrough(receiver))
+
+    try:
+        await pub.setLocalDescription(await pub.createOffer())
+        await sub.setRemoteDescription(pub.localDescription)
+        await sub.setLocalDescription(await sub.createAnswer())
+        await pub.setRemoteDescription(sub.localDescription)
+        assert set(received) == {"video", "audio"}
+        assert "H264/90000" in sub.localDescription.sdp
+        source.start()
+
+        video_receiver, video_track, video_assembler = received["video"]
+        _, audio_track, _ = received["audio"]
+        video = [await asyncio.wait_for(video_track.recv(), 10) for _ in range(6)]
+        audio = [await asyncio.wait_for(audio_track.recv(), 10) for _ in range(10)]
+
+        assert all(type(p) is av.Packet for p in video + audio)  # not VideoFrame/AudioFrame
+        assert video[0].is_keyframe and is_keyframe("h264", bytes(video[0]))
+        types = h264_nal_types(bytes(video[0]))
+        assert bytes(video[0]).startswith(b"\x00\x00\x00\x01")  # Annex-B
+        assert 7 in types and 8 in types and 5 in types
+        assert all(not p.is_keyframe for p in video[1:])
+        assert all(b.pts > a.pts for a, b in itertools.pairwise(video))
+        decoder = av.CodecContext.create("h264", "r")
+        pictures = [f for p in video for f in decoder.decode(av.Packet(bytes(p)))]
+        assert len(pictures) >= 5 and all((f.width, f.height) == (640, 480) for f in pictures)
+        assert all(p.time_base == Fraction(1, 48000) for p in audio)
+        opus = av.CodecContext.create("opus", "r")
+        assert [f.samples for p in audio for f in opus.decode(av.Packet(bytes(p)))][:1] == [960]
+
+        # The publisher's sender hears a PLI sent to the media SSRC; aiortc drops one sent
+        # to the RTX SSRC, as Chrome ignores it.
+        assert video_assembler.media_ssrc == video_sender._ssrc != video_sender._rtx_ssrc
+        seen: list[Any] = []
+        original = video_sender._handle_rtcp_packet
+
+        async def spy(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+                seen.append(packet)
+            await original(packet)
+
+        video_sender._handle_rtcp_packet = spy  # type: ignore[method-assign]
+        requests: list[str] = []
+        on_keyframe_request(video_sender, lambda: requests.append("pli"))
+        await send_pli(video_receiver, video_sender._rtx_ssrc)
+        await asyncio.sleep(0.3)
+        assert seen == [] and requests == []
+        await send_pli(video_receiver, video_assembler.media_ssrc)
+        await wait_for(lambda: requests == ["pli"])
+        assert [p.media_ssrc for p in seen] == [video_sender._ssrc]
+        assert video_assembler.frames_out >= 6
+    finally:
+        await source.stop()
+        await asyncio.wait_for(asyncio.gather(pub.close(), sub.close()), 10)
