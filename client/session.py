@@ -165,7 +165,7 @@ class RoomClient:
 
     def _connection(self) -> RTCPeerConnection:
         servers = [RTCIceServer(**s) for s in self.ice_servers]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers))  # [] means none: None would mean Google STUN
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:

@@ -11,6 +11,7 @@ from server import web as web_client
 from server.config import Settings
 from server.credentials import load_credentials
 from server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
+from server.media.ice import apply as apply_ice
 from server.signalling import Signalling
 from server.state import STATE, AppState
 from server.store import open_store
@@ -29,6 +30,7 @@ def create_app(settings: Settings) -> web.Application:
         servers=parse_ice_servers(settings.ice_servers),
         announce_ip=check_announce_ip(settings.announce_ip),
     )
+    apply_ice(ice)
     signalling = Signalling(store, signer, settings.redis_url, ice, settings.transcode)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,

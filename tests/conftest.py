@@ -145,7 +145,7 @@ class LiveServer:
 
 
 async def start_server(
-    data_dir: Path, redis_url: str | None = None, secret_key: str | None = None
+    data_dir: Path, redis_url: str | None = None, secret_key: str | None = None, **options: Any
 ) -> LiveServer:
     port = free_port()
     settings = Settings(
@@ -155,6 +155,7 @@ async def start_server(
         redis_url=redis_url,
         admin_token=ADMIN_TOKEN,
         secret_key=secret_key,
+        **options,
     )
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()

@@ -421,3 +421,28 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """Call `callback` when the remote side of `sender` sends a PLI or FIR."""
     _require(sender, "_send_keyframe")
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def gather_only_on(addresses: list[str] | None) -> None:
+    """Make aioice gather host candidates on exactly `addresses` (None: its default).
+
+    aioice gathers on every non-loopback interface and never on 127.0.0.1; a
+    loopback-only host needs 127.0.0.1, and a host with one public address needs only
+    that one. aioice looks the function up in its module at gathering time, so replacing
+    the module attribute is enough. Process-wide.
+    """
+    import aioice.ice
+
+    if not hasattr(aioice.ice, "_tiaojie_original_get_host_addresses"):
+        original = _require(aioice.ice, "get_host_addresses")
+        aioice.ice._tiaojie_original_get_host_addresses = original  # type: ignore[attr-defined]
+    original = aioice.ice._tiaojie_original_get_host_addresses  # type: ignore[attr-defined]
+    if addresses is None:
+        aioice.ice.get_host_addresses = original
+        return
+    chosen = list(addresses)
+
+    def get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+    aioice.ice.get_host_addresses = get_host_addresses

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
-_CONNECTION = re.compile(r"^c=IN IP[46] (\S+)$", re.MULTILINE)
+_CONNECTION = re.compile(r"^c=IN IP[46] [^\s]+(\r?)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class IceSettings:
     #: RTCIceServer dictionaries: {"urls": ..., "username": ..., "credential": ...}
     servers: list[dict[str, Any]] = field(default_factory=list)
-    #: The address clients should reach us at (behind 1:1 NAT, or loopback-only hosts).
+    #: The address clients should reach us at. If it is one of ours (127.0.0.1 on a
+    #: loopback-only host), ICE gathers on it alone; otherwise (the public address of a
+    #: 1:1 NAT) our host candidates are rewritten to it.
     announce_ip: str | None = None
 
 
@@ -51,10 +55,30 @@ def check_announce_ip(text: str | None) -> str | None:
         raise ValueError(f"--announce-ip must be an IP address, not {text!r}") from None
 
 
+@functools.lru_cache(maxsize=16)
+def is_local_address(ip: str) -> bool:
+    """True if `ip` is assigned to this machine (we can bind to it)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
+def apply(ice: IceSettings) -> None:
+    """Gather on the announced address itself when it is ours (127.0.0.1 included)."""
+    from server.media import aiortc_internals
+
+    local = ice.announce_ip is not None and is_local_address(ice.announce_ip)
+    aiortc_internals.gather_only_on([ice.announce_ip] if local and ice.announce_ip else None)
+
+
 def rewrite_candidates(sdp: str, ice: IceSettings) -> str:
-    """Announce `ice.announce_ip` in place of our host candidates' addresses."""
-    if not ice.announce_ip:
+    """Announce `ice.announce_ip` in place of our host candidates' addresses (NAT)."""
+    if not ice.announce_ip or is_local_address(ice.announce_ip):
         return sdp
     sdp = _CANDIDATE.sub(lambda m: f"{m.group(1)}{ice.announce_ip}{m.group(3)}", sdp)
     family = "IP6" if ":" in ice.announce_ip else "IP4"
-    return _CONNECTION.sub(f"c=IN {family} {ice.announce_ip}", sdp)
+    return _CONNECTION.sub(lambda m: f"c=IN {family} {ice.announce_ip}{m.group(1)}", sdp)

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiortc import (
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -382,8 +381,9 @@ class MediaPlane:
         self.rooms: dict[str, MediaRoom] = {}
 
     def new_connection(self) -> RTCPeerConnection:
-        servers = [RTCIceServer(**server) for server in self.ice.servers]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        # The server gathers host candidates only (announced as --announce-ip): the STUN
+        # and TURN servers are for clients behind NAT, as with any SFU.
+        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
     def _room(self, room_id: str) -> MediaRoom:
         room = self.rooms.get(room_id)
