@@ -164,9 +164,16 @@ async def test_new_subscriber_and_subscriber_pli_reach_the_publisher(live_server
     requests: list[float] = []
     camera = next(t for t in publisher.publisher.getTransceivers() if t.kind == "video")
     aiortc_internals.on_keyframe_request(camera.sender, lambda: requests.append(time.monotonic()))
+    media = live_server.state.signalling.media
+    pid = publisher.invite["invite_id"]
+    # Wait until the server receives the publisher's video mid-GOP, so that a new subscriber
+    # needs a keyframe it can only get by asking.
+    await eventually(
+        lambda: media.stats()[room["id"]][pid]["publications"].get("camera", 0) > 3,
+        what="video at the server",
+    )
     viewer = await join(live_server, room, "party", "V")
     try:
-        pid = publisher.invite["invite_id"]
         await eventually(lambda: len(viewer.subscriptions_of(pid)) == 2, what="subscribed")
         await eventually(lambda: len(requests) >= 1, timeout=5, what="PLI for new subscriber")
         # The viewer's own PLI (as a browser sends after loss) reaches the publisher.
