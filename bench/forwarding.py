@@ -53,8 +53,11 @@ def frame_key(kind: str, data: bytes) -> bytes:
 
 def api(base: str, path: str, body: dict) -> dict:
     request = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"})
+        base + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
     return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
@@ -144,10 +147,17 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
     port = 18000 + (os.getpid() % 1000) + (1 if transcode else 0) + rooms * 3
     data = Path(tempfile.mkdtemp(prefix="tiaojie-bench-"))
     env = {**os.environ, "TIAOJIE_ADMIN_TOKEN": ADMIN}
-    command = [str(Path(sys.executable).with_name("tiaojie")), "serve", "--port", str(port),
-               "--data", str(data)] + (["--transcode"] if transcode else [])
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    command = [
+        str(Path(sys.executable).with_name("tiaojie")),
+        "serve",
+        "--port",
+        str(port),
+        "--data",
+        str(data),
+    ] + (["--transcode"] if transcode else [])
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     os.sched_setaffinity(server.pid, {0})
     base = f"http://127.0.0.1:{port}"
     try:
@@ -160,12 +170,18 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
         links = []
         for r in range(rooms):
             room = api(base, "/api/rooms", {"title": f"bench {r}", "lobby": False})
-            links.append([api(base, f"/api/rooms/{room['id']}/invites",
-                              {"role": role, "name": f"p{i}"})["url"]
-                          for i, role in enumerate(["mediator", "party", "party", "expert"])])
+            links.append(
+                [
+                    api(base, f"/api/rooms/{room['id']}/invites", {"role": role, "name": f"p{i}"})[
+                        "url"
+                    ]
+                    for i, role in enumerate(["mediator", "party", "party", "expert"])
+                ]
+            )
         spec = json.dumps({"links": links, "media": str(media), "seconds": seconds})
-        generator = subprocess.Popen([sys.executable, __file__, "--generate", spec],
-                                     stdout=subprocess.PIPE, text=True)
+        generator = subprocess.Popen(
+            [sys.executable, __file__, "--generate", spec], stdout=subprocess.PIPE, text=True
+        )
         os.sched_setaffinity(generator.pid, {1})
         assert generator.stdout is not None
         cpu_start = wall_start = 0.0
@@ -180,13 +196,17 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
                 result = json.loads(line)
         generator.wait(timeout=60)
         streams = rooms * 4 * 3
-        result.update({
-            "mode": "transcode" if transcode else "pass-through", "rooms": rooms,
-            "streams": streams, "server_cpu_core": cpu / wall,
-            "cpu_per_stream_pct": 100 * cpu / wall / streams,
-            # per frame actually delivered: fair when a saturated server drops frames
-            "cpu_us_per_frame": 1e6 * cpu / max(result.get("delivered", 0), 1),
-        })
+        result.update(
+            {
+                "mode": "transcode" if transcode else "pass-through",
+                "rooms": rooms,
+                "streams": streams,
+                "server_cpu_core": cpu / wall,
+                "cpu_per_stream_pct": 100 * cpu / wall / streams,
+                # per frame actually delivered: fair when a saturated server drops frames
+                "cpu_us_per_frame": 1e6 * cpu / max(result.get("delivered", 0), 1),
+            }
+        )
         return result
     finally:
         server.terminate()
@@ -213,22 +233,31 @@ def main() -> None:
     ours = run_case(False, 1, media, args.seconds)
     loaded = run_case(False, args.rooms, media, args.seconds) if args.rooms > 1 else ours
     for r in (baseline, ours, loaded):
-        delay = (f"delay p50 {r['delay_p50_ms']:.1f} ms p95 {r['delay_p95_ms']:.1f} ms"
-                 if r.get("delay_p95_ms") is not None else "delay n/a (re-encoded)")
-        print(f"{r['mode']:>12}, {r['rooms']} room(s) of 4 = {r['streams']} forwarded a+v "
-              f"streams: server {100 * r['server_cpu_core']:.1f}% of a core, "
-              f"{r['cpu_per_stream_pct']:.2f}% per stream; {delay}; "
-              f"loss video {100 * (r['loss_video'] or 0):.1f}% audio "
-              f"{100 * (r['loss_audio'] or 0):.1f}%; {r['cpu_us_per_frame']:.0f} us CPU per "
-              "delivered frame")
+        delay = (
+            f"delay p50 {r['delay_p50_ms']:.1f} ms p95 {r['delay_p95_ms']:.1f} ms"
+            if r.get("delay_p95_ms") is not None
+            else "delay n/a (re-encoded)"
+        )
+        print(
+            f"{r['mode']:>12}, {r['rooms']} room(s) of 4 = {r['streams']} forwarded a+v "
+            f"streams: server {100 * r['server_cpu_core']:.1f}% of a core, "
+            f"{r['cpu_per_stream_pct']:.2f}% per stream; {delay}; "
+            f"loss video {100 * (r['loss_video'] or 0):.1f}% audio "
+            f"{100 * (r['loss_audio'] or 0):.1f}%; {r['cpu_us_per_frame']:.0f} us CPU per "
+            "delivered frame"
+        )
     ratio = baseline["cpu_us_per_frame"] / ours["cpu_us_per_frame"]
     per_room = loaded["cpu_per_stream_pct"] * 12
-    print(f"CPU per delivered frame, transcode / pass-through: {ratio:.1f}x (goal >= 8x; per "
-          f"stream {baseline['cpu_per_stream_pct'] / ours['cpu_per_stream_pct']:.1f}x, but the "
-          "baseline saturates its core and drops frames)")
-    print(f"pass-through at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
-          f"core per stream (goal <= 1%), p95 delay {loaded['delay_p95_ms']:.1f} ms "
-          f"(goal < 20 ms); one core carries ~{100 / per_room:.0f} rooms of 4")
+    print(
+        f"CPU per delivered frame, transcode / pass-through: {ratio:.1f}x (goal >= 8x; per "
+        f"stream {baseline['cpu_per_stream_pct'] / ours['cpu_per_stream_pct']:.1f}x, but the "
+        "baseline saturates its core and drops frames)"
+    )
+    print(
+        f"pass-through at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
+        f"core per stream (goal <= 1%), p95 delay {loaded['delay_p95_ms']:.1f} ms "
+        f"(goal < 20 ms); one core carries ~{100 / per_room:.0f} rooms of 4"
+    )
 
 
 if __name__ == "__main__":
