@@ -165,7 +165,8 @@ class RoomClient:
 
     def _connection(self) -> RTCPeerConnection:
         servers = [RTCIceServer(**s) for s in self.ice_servers]
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers))  # [] means none: None would mean Google STUN
+        # An empty list means no ICE servers; None would make aiortc use Google's STUN.
+        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:

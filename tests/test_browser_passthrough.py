@@ -12,16 +12,26 @@ from playwright.async_api import expect
 from client.media_file import FileSource
 from client.session import RoomClient
 from client.testmedia import make_test_mp4
-from tests.test_browser_join import browser, open_page  # noqa: F401 - fixture
+from tests.test_browser_join import CHROMIUM, CHROMIUM_ARGS, open_page
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
 
 
 async def test_python_publisher_h264_decoded_by_browser_without_server_decoding(
     live_server,
     browser,
     tmp_path,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     decoders: list[str] = []
     original = aiortc.rtcrtpreceiver.get_decoder
