@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY server ./server
 COPY recorder ./recorder
 COPY signing ./signing
+COPY client ./client
 COPY web ./web
 RUN pip install .
 
