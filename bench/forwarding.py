@@ -28,13 +28,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-ADMIN = "bench-admin-token-0123456789"
+from bench.common import api, server_process  # noqa: E402
+
 START_CODE = re.compile(rb"\x00\x00\x00\x01|\x00\x00\x01")
 
 
@@ -49,16 +49,6 @@ def frame_key(kind: str, data: bytes) -> bytes:
     if kind == "video":
         data = b"".join(START_CODE.split(data))
     return hashlib.blake2b(data, digest_size=12).digest()
-
-
-def api(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        base + path,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
-    )
-    return json.loads(urllib.request.urlopen(request, timeout=10).read())
 
 
 # -- load generator (runs in its own process) ------------------------------------------------
@@ -144,29 +134,8 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
 
 # -- orchestration ------------------------------------------------------------------------
 def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
-    port = 18000 + (os.getpid() % 1000) + (1 if transcode else 0) + rooms * 3
-    data = Path(tempfile.mkdtemp(prefix="tiaojie-bench-"))
-    env = {**os.environ, "TIAOJIE_ADMIN_TOKEN": ADMIN}
-    command = [
-        str(Path(sys.executable).with_name("tiaojie")),
-        "serve",
-        "--port",
-        str(port),
-        "--data",
-        str(data),
-    ] + (["--transcode"] if transcode else [])
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    os.sched_setaffinity(server.pid, {0})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    options = ["--transcode"] if transcode else []
+    with server_process(*options, cpu=0) as (server, base):
         links = []
         for r in range(rooms):
             room = api(base, "/api/rooms", {"title": f"bench {r}", "lobby": False})
@@ -208,9 +177,6 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
             }
         )
         return result
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:

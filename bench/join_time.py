@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.forwarding import ADMIN, api  # noqa: E402
+from bench.common import api, server_process  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -44,28 +40,7 @@ CHROMIUM_ARGS = [
 async def measure(runs: int) -> list[float]:
     from playwright.async_api import async_playwright
 
-    port = 19000 + os.getpid() % 1000
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("tiaojie")),
-            "serve",
-            "--port",
-            str(port),
-            "--data",
-            tempfile.mkdtemp(),
-        ],
-        env={**os.environ, "TIAOJIE_ADMIN_TOKEN": ADMIN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with server_process() as (_, base):
         room = api(base, "/api/rooms", {"title": "join time", "lobby": False})
         invite = api(
             base, f"/api/rooms/{room['id']}/invites", {"role": "mediator", "name": "publisher"}
@@ -96,7 +71,8 @@ async def measure(runs: int) -> list[float]:
                 while True:
                     state = await page.evaluate(
                         "window.tiaojie && window.tiaojie.pcSub ? "
-                        "window.tiaojie.pcSub.connectionState : 'none'")
+                        "window.tiaojie.pcSub.connectionState : 'none'"
+                    )
                     marks.setdefault(state, time.monotonic())
                     stats = await page.evaluate("window.tiaojie ? window.tiaojie.inbound() : []")
                     if any(
@@ -111,16 +87,15 @@ async def measure(runs: int) -> list[float]:
                     await asyncio.sleep(0.02)
                 times.append(time.monotonic() - started)
                 steps = ", ".join(f"{k} +{1000 * (v - started):.0f}" for k, v in marks.items())
-                print(f"run {i + 1}: {1000 * times[-1]:.0f} ms (page loaded "
-                      f"+{1000 * (loaded - started):.0f}, join clicked "
-                      f"+{1000 * (clicked - started):.0f}, subscriber connection: {steps})",
-                      flush=True)
+                print(
+                    f"run {i + 1}: {1000 * times[-1]:.0f} ms (page loaded "
+                    f"+{1000 * (loaded - started):.0f}, join clicked "
+                    f"+{1000 * (clicked - started):.0f}, subscriber connection: {steps})",
+                    flush=True,
+                )
                 await context.close()
             await browser.close()
         return times
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:

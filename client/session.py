@@ -210,28 +210,21 @@ class RoomClient:
             self.subscriber = self._connection()
             self.subscriber.on("track", self._on_track)
         listed = {t["mid"]: t for t in offer["tracks"]}
-        for mid in list(self.subscriptions):
-            info = listed.get(mid)
-            if info is None or info["publication_id"] != self.subscriptions[mid].publication_id:
-                old = self.subscriptions.pop(mid)
-                if info is not None:
-                    self.subscriptions[mid] = Subscription(
-                        mid,
-                        info["publication_id"],
-                        info["participant_id"],
-                        info["kind"],
-                        info["source"],
-                        on_packet=old.on_packet,
-                    )
+        previous = self.subscriptions
+        self.subscriptions = {}
         for mid, info in listed.items():
-            if mid not in self.subscriptions:
-                self.subscriptions[mid] = Subscription(
-                    mid,
-                    info["publication_id"],
-                    info["participant_id"],
-                    info["kind"],
-                    info["source"],
-                )
+            kept = previous.get(mid)
+            if kept is not None and kept.publication_id == info["publication_id"]:
+                self.subscriptions[mid] = kept
+                continue
+            self.subscriptions[mid] = Subscription(
+                mid,
+                info["publication_id"],
+                info["participant_id"],
+                info["kind"],
+                info["source"],
+                on_packet=kept.on_packet if kept else [],
+            )
         await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
         await self.call(
