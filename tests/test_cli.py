@@ -31,6 +31,16 @@ def _wait_healthy(url: str, process: subprocess.Popen) -> dict:
     raise AssertionError("server did not become healthy")
 
 
+def _post(url: str, token: str, body: bytes) -> dict:
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    return json.loads(urllib.request.urlopen(request, timeout=5).read())
+
+
 def _serve(data: Path, port: int, *extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [TIAOJIE, "serve", "--data", str(data), "--port", str(port), *extra],
@@ -98,26 +108,14 @@ def test_environment_variables_configure_serve(tmp_path):
     )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", process)
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/rooms",
-            data=b'{"title": "t"}',
-            method="POST",
-            headers={
-                "Authorization": "Bearer from-the-environment-123",
-                "Content-Type": "application/json",
-            },
+        room = _post(
+            f"http://127.0.0.1:{port}/api/rooms", "from-the-environment-123", b'{"title": "t"}'
         )
-        room = json.loads(urllib.request.urlopen(request, timeout=5).read())
-        request = urllib.request.Request(
+        invite = _post(
             f"http://127.0.0.1:{port}/api/rooms/{room['id']}/invites",
-            data=b'{"role": "party", "name": "p"}',
-            method="POST",
-            headers={
-                "Authorization": "Bearer from-the-environment-123",
-                "Content-Type": "application/json",
-            },
+            "from-the-environment-123",
+            b'{"role": "party", "name": "p"}',
         )
-        invite = json.loads(urllib.request.urlopen(request, timeout=5).read())
         assert invite["url"].startswith("https://mediation.example.org/join#token=")
         assert not (tmp_path / "env" / "admin_token").exists()
     finally:
@@ -147,26 +145,14 @@ def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
     process = _serve(data, port, env={"TIAOJIE_ADMIN_TOKEN": "admin-token-for-this-test"})
     try:
         _wait_healthy(url, process)
-        request = urllib.request.Request(
-            f"{url}/api/rooms",
-            data=b'{"title": "t", "lobby": false}',
-            method="POST",
-            headers={
-                "Authorization": "Bearer admin-token-for-this-test",
-                "Content-Type": "application/json",
-            },
+        room = _post(
+            f"{url}/api/rooms", "admin-token-for-this-test", b'{"title": "t", "lobby": false}'
         )
-        room = json.loads(urllib.request.urlopen(request, timeout=5).read())
-        request = urllib.request.Request(
+        invite = _post(
             f"{url}/api/rooms/{room['id']}/invites",
-            data=b'{"role": "party", "name": "p"}',
-            method="POST",
-            headers={
-                "Authorization": "Bearer admin-token-for-this-test",
-                "Content-Type": "application/json",
-            },
+            "admin-token-for-this-test",
+            b'{"role": "party", "name": "p"}',
         )
-        invite = json.loads(urllib.request.urlopen(request, timeout=5).read())
 
         async def scenario() -> float:
             client = SignalClient(url)
