@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import av
 import socketio
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -166,7 +167,9 @@ class RoomClient:
     def _connection(self) -> RTCPeerConnection:
         servers = [RTCIceServer(**s) for s in self.ice_servers]
         # An empty list means no ICE servers; None would make aiortc use Google's STUN.
-        return RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        return RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:

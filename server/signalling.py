@@ -9,6 +9,7 @@ mediators; people in the lobby are in neither, so they learn nothing about the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -457,7 +458,9 @@ class Signalling:
     async def disconnect_all(self) -> None:
         """Close every connection of this node, so shutdown does not wait for websockets."""
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            # engineio can wait for ever on a socket whose websocket is already gone.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sio.eio.disconnect(), 5)
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
@@ -383,7 +384,11 @@ class MediaPlane:
     def new_connection(self) -> RTCPeerConnection:
         # The server gathers host candidates only (announced as --announce-ip): the STUN
         # and TURN servers are for clients behind NAT, as with any SFU.
-        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # max-bundle: with aiortc's default ("balanced") a second m-line of one kind gets a
+        # transport of its own that is never connected, and its sender never starts.
+        return RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
 
     def _room(self, room_id: str) -> MediaRoom:
         room = self.rooms.get(room_id)

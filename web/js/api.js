@@ -19,16 +19,22 @@ export class ApiError extends Error {
 }
 
 /**
- * GET a JSON resource with a bearer token.
+ * Call a JSON endpoint with a bearer token.
+ * @param {string} method
  * @param {string} path
  * @param {string} token
+ * @param {object} [payload] sent as JSON
  * @returns {Promise<any>}
  */
-async function getJson(path, token) {
+async function callJson(method, path, token, payload) {
   let res;
+  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
   try {
     res = await fetch(path, {
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      method,
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
       cache: "no-store",
       credentials: "omit",
     });
@@ -63,7 +69,28 @@ async function getJson(path, token) {
  * @returns {Promise<MeAnswer>}
  */
 export function fetchMe(token) {
-  return getJson("/api/me", token);
+  return callJson("GET", "/api/me", token);
+}
+
+/**
+ * @typedef {object} CreatedInvite
+ * @property {string} invite_id
+ * @property {string} url the invite link to send
+ * @property {string} token
+ * @property {number} expires_at
+ * @property {string} role
+ * @property {string} name
+ */
+
+/**
+ * Create an invite link (a mediator may invite parties, experts and observers).
+ * @param {string} token the mediator's own invite token
+ * @param {string} roomId
+ * @param {{role: string, name: string, expires_in?: number}} invite
+ * @returns {Promise<CreatedInvite>}
+ */
+export function createInvite(token, roomId, invite) {
+  return callJson("POST", `/api/rooms/${encodeURIComponent(roomId)}/invites`, token, invite);
 }
 
 /**

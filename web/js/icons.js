@@ -11,6 +11,7 @@ const svg = (body) =>
 const MIC = '<rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0"/><path d="M12 18v3"/>';
 const CAM = '<rect x="3" y="6" width="12" height="12" rx="2"/><path d="M15 10l6-3v10l-6-3z"/>';
 const SLASH = '<path d="M3 3l18 18"/>';
+const SCREEN = '<rect x="3" y="4" width="18" height="12" rx="2"/><path d="M8 20h8M12 16v4"/>';
 
 export const ICONS = {
   mic: svg(MIC),
@@ -35,4 +36,17 @@ export const ICONS = {
   link: svg('<path d="M10 14a4.5 4.5 0 0 0 6.4 0l3-3a4.5 4.5 0 0 0-6.4-6.4l-1 1"/><path d="M14 10a4.5 4.5 0 0 0-6.4 0l-3 3a4.5 4.5 0 0 0 6.4 6.4l1-1"/>'),
   done: svg('<circle cx="12" cy="12" r="9"/><path d="M8 12.5l3 3 5-6"/>'),
   speak: svg(MIC + '<path d="M20 4l-2 2M4 4l2 2"/>'),
+  screen: svg(SCREEN),
+  screenOff: svg(SCREEN + SLASH),
+  settings: svg(
+    '<path d="M4 7h10M18 7h2M4 17h4M12 17h8"/><circle cx="16" cy="7" r="2"/><circle cx="10" cy="17" r="2"/>',
+  ),
+  copy: svg('<rect x="8" y="8" width="12" height="12" rx="2"/><path d="M16 8V6a2 2 0 0 0-2-2H6a2 2 0 0 0-2 2v8a2 2 0 0 0 2 2h2"/>'),
+  userPlus: svg('<circle cx="10" cy="8" r="4"/><path d="M3 21a7 7 0 0 1 14 0"/><path d="M19 8v6M16 11h6"/>'),
+  /** Connection quality: three bars, coloured by CSS from the tile's data-quality. */
+  signal:
+    '<svg class="icon signal" viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false">' +
+    '<rect class="bar1" x="4" y="14" width="4" height="6" rx="1"/>' +
+    '<rect class="bar2" x="10" y="9" width="4" height="11" rx="1"/>' +
+    '<rect class="bar3" x="16" y="4" width="4" height="16" rx="1"/></svg>',
 };

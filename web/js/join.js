@@ -1,6 +1,6 @@
 /**
  * The join page (`/join#token=...`): check the invite, preview camera and microphone,
- * choose a display name, connect, wait in the lobby, then the minimal room view.
+ * choose a display name, connect, wait in the lobby, then the video room.
  * Every outcome has its own screen (see {@link SCREENS}).
  *
  * @module join
@@ -8,9 +8,18 @@
 import { fetchMe, tokenFromHash, ApiError } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
-import { RoomView, roleLabel } from "./room-view.js";
+import { RoomView } from "./room-view.js";
+import { roleLabel } from "./roles.js";
+import { inboundByMid } from "./stats.js";
 import { Signalling } from "./signalling.js";
-import { showScreen, setI18nText, charCount, confirmAction, currentScreen } from "./ui.js";
+import {
+  showScreen,
+  setI18nText,
+  charCount,
+  confirmAction,
+  currentScreen,
+  fillDeviceSelect,
+} from "./ui.js";
 
 const NAME_MAX = 64;
 
@@ -52,6 +61,7 @@ const preview = new MediaPreview({ video: $("preview-video"), meter: $("mic-mete
 /** Stop media and signalling and show a final screen. */
 function finish(screen) {
   state.finished = true;
+  state.view?.stop();
   preview.stop();
   if (state.sig) state.sig.close();
   $("conn-banner").hidden = true;
@@ -123,25 +133,9 @@ function renderMediaNote() {
   $("mic-meter").classList.toggle("inactive", !preview.has("audio"));
 }
 
-function fillSelect(select, devices, selectedId) {
-  const options = [];
-  if (devices.length === 0) {
-    options.push(new Option(t("join.device.none"), ""));
-  } else {
-    devices.forEach((d, i) => {
-      // before permission Chrome gives empty ids and labels
-      const label = d.label || (d.deviceId ? t("join.device.unnamed", { n: i + 1 }) : t("join.device.default"));
-      options.push(new Option(label, d.deviceId));
-    });
-  }
-  select.replaceChildren(...options);
-  select.value = selectedId && devices.some((d) => d.deviceId === selectedId) ? selectedId : options[0].value;
-  select.disabled = devices.length <= 1; // nothing to choose
-}
-
 function renderDevices() {
-  fillSelect($("camera-select"), preview.devices.video, preview.videoDeviceId);
-  fillSelect($("mic-select"), preview.devices.audio, preview.audioDeviceId);
+  fillDeviceSelect($("camera-select"), preview.devices.video, preview.videoDeviceId);
+  fillDeviceSelect($("mic-select"), preview.devices.audio, preview.audioDeviceId);
 }
 
 /** @returns {string|null} the trimmed name, or null (and an error shown) if invalid */
@@ -176,8 +170,9 @@ function join() {
 
   const sig = new Signalling({ token: state.token, name });
   state.sig = sig;
-  state.view = new RoomView({ signalling: sig, preview, onLeave: leave });
+  state.view = new RoomView({ signalling: sig, preview, token: state.token, onLeave: leave });
   preview.attach($("lobby-video"));
+  exposeForTests(state.view);
 
   sig.on("welcome", ({ participant, room }) => {
     if (state.finished) return;
@@ -215,6 +210,53 @@ async function leaveLobby() {
   if (state.finished) return;
   const ack = await state.sig?.request("leave", {});
   if (!state.finished && !ack?.ok) finish("left");
+}
+
+// ---------------------------------------------------------------- test hook
+
+/**
+ * `window.tiaojie`: read-only access to the media for tests and for debugging from the
+ * console (documented in web/README.md). Nothing here is needed by the page itself.
+ * @param {RoomView} view
+ */
+function exposeForTests(view) {
+  const media = view.media;
+  window.tiaojie = {
+    get pcPub() {
+      return media.publisher?.pc ?? null;
+    },
+    get pcSub() {
+      return media.subscriber?.pc ?? null;
+    },
+    get self() {
+      return view.self;
+    },
+    get subscriberOffers() {
+      return media.offersReceived;
+    },
+    get publisherState() {
+      return media.publisher?.state ?? null;
+    },
+    get sharingScreen() {
+      return !!media.screenTrack;
+    },
+    media,
+    view,
+    /** `[{mid, source}]` as sent in the last `publish`. */
+    publishedTracks: () => media.publisher?.publishedTracks() ?? [],
+    /** `[{mid, participantId, publicationId, kind, source, trackId, readyState, muted}]` */
+    remoteTracks: () =>
+      media.remoteTracks.map(({ track, ...rest }) => ({
+        ...rest,
+        trackId: track.id,
+        readyState: track.readyState,
+        muted: track.muted,
+      })),
+    /** pcSub's inbound-rtp stats per mid, with whose track each mid carries. */
+    inbound: () => inboundByMid(media.subscriber?.pc ?? null, media.subscriber?.tracks ?? new Map()),
+    /** The last connection-quality grades, by participant id. */
+    quality: () => Object.fromEntries(media.quality.last),
+  };
 }
 
 // ---------------------------------------------------------------- start

@@ -180,6 +180,63 @@ export class MediaPreview extends EventTarget {
   }
 
   /**
+   * Switch one device while keeping the other running (in the room: the microphone
+   * keeps working while the camera changes). The new track replaces the old one in
+   * {@link MediaPreview#stream}; `statechange` follows, so whoever sends the tracks can
+   * replace them. Falls back to a full {@link MediaPreview#start} without a stream.
+   * @param {"audio"|"video"} kind
+   * @param {string} deviceId
+   * @returns {Promise<boolean>} whether the device could be opened
+   */
+  async switchDevice(kind, deviceId) {
+    if (kind === "video") this.videoDeviceId = deviceId;
+    else this.audioDeviceId = deviceId;
+    if (!this.stream || this._stopped) {
+      await this.start();
+      return this.has(kind);
+    }
+    const gen = ++this._generation;
+    const stream = this.stream;
+    // Phones often cannot open a second camera while one is open: release the old first.
+    for (const tr of stream.getTracks()) {
+      if (tr.kind === kind) {
+        stream.removeTrack(tr);
+        tr.stop();
+      }
+    }
+    let fresh = null;
+    try {
+      fresh = await navigator.mediaDevices.getUserMedia(
+        this._constraints({ audio: kind === "audio", video: kind === "video" }),
+      );
+    } catch (e) {
+      console.warn("switch device:", e);
+    }
+    if (gen !== this._generation || this._stopped || this.stream !== stream) {
+      fresh?.getTracks().forEach((tr) => tr.stop());
+      return false;
+    }
+    const track = fresh?.getTracks().find((tr) => tr.kind === kind) || null;
+    if (track) {
+      track.enabled = this.enabled[kind] !== false;
+      track.addEventListener("ended", () => this._onTrackEnded(track));
+      stream.addTrack(track);
+      const id = track.getSettings?.().deviceId;
+      if (id) {
+        if (kind === "video") this.videoDeviceId = id;
+        else this.audioDeviceId = id;
+      }
+    }
+    this._showStream(true);
+    if (kind === "audio") this._startMeter();
+    await this.refreshDevices();
+    const a = this.has("audio");
+    const v = this.has("video");
+    this._setStatus(a && v ? "live" : a ? "audio-only" : v ? "video-only" : "none");
+    return !!track;
+  }
+
+  /**
    * Enable or disable the local track of a kind (a muted mic sends silence).
    * @param {"audio"|"video"} kind
    * @param {boolean} enabled
@@ -249,18 +306,23 @@ export class MediaPreview extends EventTarget {
             ...(this.videoDeviceId
               ? { deviceId: { exact: this.videoDeviceId } }
               : { facingMode: "user" }),
-            width: { ideal: 1280 },
-            height: { ideal: 720 },
+            // VGA: every subscriber receives everyone's camera (no simulcast), so keep
+            // it modest; it is also what the recorder and phones handle comfortably
+            width: { ideal: 640 },
+            height: { ideal: 480 },
+            frameRate: { ideal: 20, max: 30 },
           }
         : false,
     };
   }
 
-  _showStream() {
+  /** @param {boolean} [force] reassign even if the same stream (its tracks changed) */
+  _showStream(force = false) {
     const stream = this.has("video") ? this.stream : null;
     for (const v of this.videos) {
       v.muted = true; // never play our own microphone back
       v.playsInline = true;
+      if (force && v.srcObject === stream) v.srcObject = null;
       if (v.srcObject !== stream) v.srcObject = stream;
       v.classList.toggle("live", !!stream);
       if (stream) v.play().catch(() => {});
@@ -294,6 +356,12 @@ export class MediaPreview extends EventTarget {
   }
 
   _startMeter() {
+    cancelAnimationFrame(this._raf);
+    this._raf = 0;
+    if (this._source) {
+      this._source.disconnect();
+      this._source = null;
+    }
     if (!this.meter || !this.has("audio")) return;
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx) return;

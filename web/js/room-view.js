@@ -1,16 +1,20 @@
 /**
- * The minimal in-room view: participants with role badges and hand/mute indicators,
- * the participant's own controls (mute, camera, raise hand, leave), and for mediators
- * the lobby (admit/deny), per-participant mute/remove, lock and end-room.
+ * The video room: tiles for everyone with media (see {@link VideoGrid}), the participant
+ * list, the control bar (microphone, camera, screen share, raise hand, devices, leave),
+ * banners, and for mediators the console ({@link MediatorConsole}).
  *
- * It keeps the room state from the signalling notifications and re-renders on change.
- * The full video room is a later piece of work; this view shows only the self view.
+ * It keeps the room state from the signalling notifications and re-renders on change;
+ * the media itself lives in a {@link MediaSession}.
  *
  * @module room-view
  */
 import { t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
-import { h, toast, confirmAction } from "./ui.js";
+import { MediaSession } from "./media-session.js";
+import { MediatorConsole } from "./mediator-console.js";
+import { ROLE_ORDER, SPEAKING_ROLES, roleBadge } from "./roles.js";
+import { fillDeviceSelect, h, initial, toast } from "./ui.js";
+import { VideoGrid } from "./video-grid.js";
 
 /**
  * @typedef {object} Participant
@@ -25,38 +29,17 @@ import { h, toast, confirmAction } from "./ui.js";
  * @property {number} joined_at
  */
 
-const ROLE_ORDER = { mediator: 0, party: 1, expert: 2, observer: 3, recorder: 4 };
-/** Roles that may send raise_hand / set_muted (see the permission matrix). */
-const SPEAKING_ROLES = new Set(["mediator", "party", "expert"]);
-
-/** Translated role name. */
-export function roleLabel(role) {
-  const key = `role.${role}`;
-  const s = t(key);
-  return s === key ? role : s;
-}
-
-/** Role badge element. */
-export function roleBadge(role) {
-  return h("span.badge", { class: `role-${role}`, text: roleLabel(role) });
-}
-
-/** Translated text for a request error code, falling back to the server's message. */
-export function errorText(code, message) {
-  const key = `reason.${code}`;
-  const s = t(key);
-  if (s !== key) return s;
-  return message || t("reason.unknown", { code });
-}
+const $ = (id) => document.getElementById(id);
 
 export class RoomView {
   /**
    * @param {object} opts
    * @param {import("./signalling.js").Signalling} opts.signalling
    * @param {import("./media-preview.js").MediaPreview} opts.preview
+   * @param {string} opts.token this participant's invite token (mediators create invites with it)
    * @param {() => void} opts.onLeave called when the user asks to leave
    */
-  constructor({ signalling, preview, onLeave }) {
+  constructor({ signalling, preview, token, onLeave }) {
     this.sig = signalling;
     this.preview = preview;
     this.onLeave = onLeave;
@@ -70,33 +53,57 @@ export class RoomView {
     this.lobby = [];
     /** Requests in flight, so a double click sends once (buttons stay enabled: focus). */
     this.busy = new Set();
+    this.bannerKey = "";
 
     this.el = {
-      title: document.getElementById("room-view-title"),
-      locked: document.getElementById("room-locked-badge"),
-      list: document.getElementById("participant-list"),
-      count: document.getElementById("participant-count"),
-      mediatorPanel: document.getElementById("mediator-panel"),
-      lobbyList: document.getElementById("lobby-list"),
-      lobbyCount: document.getElementById("lobby-count"),
-      lockButton: document.getElementById("lock-button"),
-      endButton: document.getElementById("end-button"),
-      micButton: document.getElementById("mic-button"),
-      camButton: document.getElementById("cam-button"),
-      handButton: document.getElementById("hand-button"),
-      leaveButton: document.getElementById("leave-button"),
-      banner: document.getElementById("room-banner"),
-      selfVideo: document.getElementById("self-video"),
-      selfName: document.getElementById("self-name"),
-      selfTile: document.getElementById("self-tile"),
+      title: $("room-view-title"),
+      locked: $("room-locked-badge"),
+      sharing: $("room-sharing-badge"),
+      list: $("participant-list"),
+      count: $("participant-count"),
+      micButton: $("mic-toggle"),
+      camButton: $("camera-toggle"),
+      screenButton: $("screen-toggle"),
+      handButton: $("hand-button"),
+      devicesButton: $("devices-button"),
+      leaveButton: $("leave-button"),
+      banner: $("room-banner"),
+      soundBanner: $("sound-banner"),
+      deviceDialog: /** @type {HTMLDialogElement} */ ($("device-dialog")),
+      cameraSelect: $("room-camera-select"),
+      micSelect: $("room-mic-select"),
     };
 
-    this.el.micButton.addEventListener("click", () => this.toggleMute("audio"));
-    this.el.camButton.addEventListener("click", () => this.toggleMute("video"));
-    this.el.handButton.addEventListener("click", () => this.toggleHand());
-    this.el.leaveButton.addEventListener("click", () => this.onLeave());
-    this.el.lockButton.addEventListener("click", () => this.toggleLock());
-    this.el.endButton.addEventListener("click", () => this.endRoom());
+    this.grid = new VideoGrid($("video-grid"));
+    this.media = new MediaSession({
+      signalling: signalling,
+      preview,
+      expectVideo: (id) => !this.participants.get(id)?.muted?.video,
+    });
+    this.console = new MediatorConsole({ view: this, token });
+    preview.attach(this.grid.selfVideo);
+
+    this.media.addEventListener("tracks", () => this.render());
+    this.media.addEventListener("screen", () => this.render());
+    this.media.addEventListener("publisher", () => this.onPublisherState());
+    this.media.addEventListener("speaking", (e) =>
+      this.grid.setSpeaking(e.detail.participantId, e.detail.speaking),
+    );
+    this.media.addEventListener("quality", (e) => this.grid.setQuality(e.detail));
+    this.grid.addEventListener("autoplay", () => {
+      this.el.soundBanner.hidden = this.grid.blocked.size === 0;
+    });
+
+    const el = this.el;
+    el.micButton.addEventListener("click", () => this.toggleMute("audio"));
+    el.camButton.addEventListener("click", () => this.toggleMute("video"));
+    el.screenButton.addEventListener("click", () => this.toggleScreen());
+    el.handButton.addEventListener("click", () => this.toggleHand());
+    el.devicesButton.addEventListener("click", () => this.openDevices());
+    el.leaveButton.addEventListener("click", () => this.onLeave());
+    el.soundBanner.querySelector("button").addEventListener("click", () => this.grid.resumePlayback());
+    el.cameraSelect.addEventListener("change", (e) => this.switchDevice("video", e.target.value));
+    el.micSelect.addEventListener("change", (e) => this.switchDevice("audio", e.target.value));
 
     const s = this.sig;
     s.on("room_state", (p) => this.onRoomState(p));
@@ -124,19 +131,24 @@ export class RoomView {
     });
 
     onLangChange(() => this.render());
-    preview.attach(this.el.selfVideo);
     preview.addEventListener("statechange", () => {
       this.render();
       this.muteMissingDevices();
     });
+    preview.addEventListener("devicechange", () => this.renderDevices());
   }
 
   get isMediator() {
     return this.self?.role === "mediator";
   }
 
-  /** @param {{room: any, self: Participant, participants: Participant[], lobby: Participant[]}} p */
-  onRoomState({ room, self, participants, lobby }) {
+  /** Whether this participant publishes media (mediator, party, expert). */
+  get speaks() {
+    return !!this.self && SPEAKING_ROLES.has(this.self.role);
+  }
+
+  /** @param {{room: any, self: Participant, participants: Participant[], lobby: Participant[], ice_servers?: RTCIceServer[]}} p */
+  onRoomState({ room, self, participants, lobby, ice_servers }) {
     this.room = room;
     this.self = self;
     this.participants = new Map();
@@ -144,8 +156,17 @@ export class RoomView {
     if (self) this.participants.set(self.id, self);
     this.lobby = lobby || [];
     this.applySelfMute();
+    if (self) {
+      this.media.start({ iceServers: ice_servers, publish: this.speaks, selfId: self.id });
+    }
     this.render();
     this.muteMissingDevices();
+  }
+
+  /** Leave the room's media (the page shows a final screen). */
+  stop() {
+    this.media.stop();
+    if (this.el.deviceDialog.open) this.el.deviceDialog.close();
   }
 
   /**
@@ -153,17 +174,13 @@ export class RoomView {
    * participant lists do not show us as able to speak (or be seen).
    */
   async muteMissingDevices() {
-    if (!this.self || !SPEAKING_ROLES.has(this.self.role)) return;
+    if (!this.speaks) return;
     if (["idle", "starting"].includes(this.preview.status)) return; // not settled yet
     for (const track of ["audio", "video"]) {
       if (!this.preview.has(track) && !this.self.muted?.[track]) {
         const ack = await this.send(`mute-${track}`, "set_muted", { track, muted: true });
         if (!ack) continue; // already in flight
-        if (ack.ok && this.self) {
-          this.self = { ...this.self, muted: { ...this.self.muted, [track]: true } };
-          this.participants.set(this.self.id, this.self);
-          this.render();
-        }
+        if (ack.ok && this.self) this.setSelf({ muted: { ...this.self.muted, [track]: true } });
       }
     }
   }
@@ -185,25 +202,58 @@ export class RoomView {
     this.render();
   }
 
-  /** Keep the local tracks in step with the server's mute state. */
+  /** Change our own participant record locally (the server's update confirms it). */
+  setSelf(change) {
+    this.self = { ...this.self, ...change };
+    this.participants.set(this.self.id, this.self);
+    this.applySelfMute();
+    this.render();
+  }
+
+  /**
+   * Keep the local tracks in step with the server's mute state: a muted microphone's
+   * track is disabled (the sender sends silence), a camera turned off sends black.
+   */
   applySelfMute() {
     if (!this.self) return;
     this.preview.setEnabled("audio", !this.self.muted?.audio);
     this.preview.setEnabled("video", !this.self.muted?.video);
   }
 
+  onPublisherState() {
+    const pub = this.media.publisher;
+    if (pub?.state === "failed") {
+      const code = pub.lastError?.error || "unknown";
+      toast(t("media.publish_failed", { reason: this.errorText(code, pub.lastError?.message) }), "error");
+    }
+    this.render();
+  }
+
   // ---- requests ----
 
+  /**
+   * Send a request once (a second click while it is in flight does nothing); a refusal
+   * shows a toast.
+   * @returns {Promise<import("./signalling.js").Ack|null>}
+   */
   async send(key, event, payload) {
     if (this.busy.has(key)) return null;
     this.busy.add(key);
     try {
       const ack = await this.sig.request(event, payload);
-      if (!ack.ok) toast(errorText(ack.error, ack.message), "error");
+      if (!ack.ok) toast(this.errorText(ack.error, ack.message), "error");
       return ack;
     } finally {
       this.busy.delete(key);
     }
+  }
+
+  /** Translated text for a request error code, falling back to the server's message. */
+  errorText(code, message) {
+    const key = `reason.${code}`;
+    const s = t(key);
+    if (s !== key) return s;
+    return message || t("reason.unknown", { code });
   }
 
   async toggleMute(track) {
@@ -212,11 +262,27 @@ export class RoomView {
     const ack = await this.send(`mute-${track}`, "set_muted", { track, muted });
     if (ack?.ok && this.self) {
       // the participant_updated that follows confirms it; apply now for responsiveness
-      this.self = { ...this.self, muted: { ...this.self.muted, [track]: muted } };
-      if (!muted) this.self.unmute_requested = false;
-      this.participants.set(this.self.id, this.self);
-      this.applySelfMute();
+      const change = { muted: { ...this.self.muted, [track]: muted } };
+      if (!muted && track === "audio") change.unmute_requested = false;
+      this.setSelf(change);
       if (!muted && track === "audio") this.hideBanner();
+    }
+  }
+
+  async toggleScreen() {
+    if (this.busy.has("screen")) return;
+    this.busy.add("screen");
+    this.el.screenButton.disabled = true;
+    try {
+      if (this.media.screenTrack) {
+        await this.media.stopScreenShare();
+      } else {
+        const result = await this.media.startScreenShare();
+        if (result === "failed") toast(t("media.screen_failed"), "error");
+      }
+    } finally {
+      this.busy.delete("screen");
+      this.el.screenButton.disabled = false;
       this.render();
     }
   }
@@ -226,38 +292,16 @@ export class RoomView {
     await this.send("hand", "raise_hand", { raised: !this.self.hand_raised });
   }
 
-  async toggleLock() {
-    await this.send("lock", "lock", { locked: !this.room?.locked });
+  openDevices() {
+    this.renderDevices();
+    const d = this.el.deviceDialog;
+    if (typeof d.showModal === "function" && !d.open) d.showModal();
   }
 
-  async endRoom() {
-    if (await confirmAction(t("room.confirm.end"), { danger: true })) {
-      await this.send("end", "end_room", {});
-    }
-  }
-
-  async admit(p) {
-    await this.send(`admit-${p.id}`, "admit", { participant_id: p.id });
-  }
-
-  async deny(p) {
-    if (await confirmAction(t("room.confirm.deny", { name: p.name }), { danger: true })) {
-      await this.send(`deny-${p.id}`, "deny", { participant_id: p.id });
-    }
-  }
-
-  async mute(p) {
-    await this.send(`pmute-${p.id}`, "mute", { participant_id: p.id, track: "audio" });
-  }
-
-  async askUnmute(p) {
-    await this.send(`pmute-${p.id}`, "request_unmute", { participant_id: p.id, track: "audio" });
-  }
-
-  async remove(p) {
-    if (await confirmAction(t("room.confirm.remove", { name: p.name }), { danger: true })) {
-      await this.send(`remove-${p.id}`, "remove", { participant_id: p.id });
-    }
+  async switchDevice(kind, deviceId) {
+    const ok = await this.media.switchDevice(kind, deviceId);
+    if (!ok) toast(t("media.device_failed"), "error");
+    this.renderDevices();
   }
 
   // ---- banner ----
@@ -273,6 +317,7 @@ export class RoomView {
       b.append(
         h("button.btn.small.primary", {
           type: "button",
+          id: "unmute-now",
           "data-i18n": "room.unmute_now",
           text: t("room.unmute_now"),
           on: { click: () => this.toggleMute("audio") },
@@ -295,49 +340,96 @@ export class RoomView {
     const { el } = this;
     el.title.textContent = this.room?.title || "";
     el.locked.hidden = !this.room?.locked;
+    el.sharing.hidden = !this.media.screenTrack;
+    this.renderControls();
+    this.renderTiles();
 
-    // own controls
+    const people = [...this.participants.values()].sort(byRoleThenTime);
+    el.count.textContent = String(people.length);
+    this.replaceItems(el.list, people.map((p) => this.participantItem(p)));
+    this.console.render();
+  }
+
+  renderControls() {
+    const { el } = this;
     const me = this.self;
-    const speaks = SPEAKING_ROLES.has(me.role);
+    const speaks = this.speaks;
     const micMuted = !!me.muted?.audio;
     const camMuted = !!me.muted?.video;
-    const locked = me.muted_by_mediator && !me.unmute_requested;
+    const lockedByMediator = me.muted_by_mediator && !me.unmute_requested;
+    const hasMic = this.preview.has("audio");
+    const hasCam = this.preview.has("video");
     setToggle(el.micButton, micMuted ? ICONS.micOff : ICONS.mic,
       t(micMuted ? "room.mic.unmute" : "room.mic.mute"), micMuted);
     el.micButton.hidden = !speaks;
-    const hasMic = this.preview.has("audio");
-    const hasCam = this.preview.has("video");
-    el.micButton.disabled = !hasMic || (micMuted && locked);
+    el.micButton.disabled = !hasMic || (micMuted && lockedByMediator);
+    el.micButton.title = micMuted && lockedByMediator ? t("room.status.muted_by_mediator") : "";
     setToggle(el.camButton, camMuted ? ICONS.camOff : ICONS.cam,
       t(camMuted ? "room.cam.on" : "room.cam.off"), camMuted);
     el.camButton.hidden = !speaks;
     el.camButton.disabled = !hasCam;
+    const sharing = !!this.media.screenTrack;
+    setToggle(el.screenButton, sharing ? ICONS.screenOff : ICONS.screen,
+      t(sharing ? "room.screen.stop" : "room.screen.start"), sharing);
+    el.screenButton.hidden = !speaks || !MediaSession.canShareScreen();
     setToggle(el.handButton, ICONS.hand,
       t(me.hand_raised ? "room.hand.lower" : "room.hand.raise"), !!me.hand_raised);
     el.handButton.hidden = !speaks;
-    el.handButton.classList.toggle("raised", !!me.hand_raised);
-    el.selfName.textContent = `${me.name}${t("room.you")}`;
-    el.selfTile.classList.toggle("cam-off", camMuted || !hasCam);
+    setToggle(el.devicesButton, ICONS.settings, t("room.devices"), false);
+    el.devicesButton.hidden = !speaks;
+    setToggle(el.leaveButton, ICONS.leave, t("room.leave"), false);
+  }
 
-    // participants
-    const people = [...this.participants.values()].sort(byRoleThenTime);
-    el.count.textContent = String(people.length);
-    replaceItems(el.list, people.map((p) => this.participantItem(p)));
-
-    // mediator panel
-    el.mediatorPanel.hidden = !this.isMediator;
-    if (this.isMediator) {
-      el.lobbyCount.textContent = String(this.lobby.length);
-      if (this.lobby.length === 0) {
-        el.lobbyList.replaceChildren(h("li.empty", { text: t("room.lobby.empty") }));
-      } else {
-        replaceItems(el.lobbyList, this.lobby.map((p) => this.lobbyItem(p)));
-      }
-      const isLocked = !!this.room?.locked;
-      setToggle(el.lockButton, isLocked ? ICONS.unlock : ICONS.lock,
-        t(isLocked ? "room.unlock" : "room.lock"), isLocked);
-      setToggle(el.endButton, ICONS.end, t("room.end"), false);
+  renderTiles() {
+    const me = this.self;
+    const remote = this.media.remoteTracks;
+    /** @type {Map<string, {camera?: MediaStreamTrack, microphone?: MediaStreamTrack, screen?: MediaStreamTrack}>} */
+    const byPerson = new Map();
+    for (const r of remote) {
+      if (!byPerson.has(r.participantId)) byPerson.set(r.participantId, {});
+      byPerson.get(r.participantId)[r.source] = r.track;
     }
+    /** @type {import("./video-grid.js").TileSpec[]} */
+    const screens = [];
+    const cameras = [];
+    const people = [...this.participants.values()].sort(byRoleThenTime);
+    for (const p of people) {
+      if (p.id === me.id) continue;
+      const tracks = byPerson.get(p.id) || {};
+      // people who publish get a tile even before their media arrives
+      if (SPEAKING_ROLES.has(p.role) || tracks.camera || tracks.microphone) {
+        cameras.push({
+          key: `${p.id}:camera`, participant: p, source: "camera", self: false,
+          video: tracks.camera || null, audio: tracks.microphone || null,
+          videoOff: !!p.muted?.video,
+        });
+      }
+      if (tracks.screen) {
+        screens.push({
+          key: `${p.id}:screen`, participant: p, source: "screen", self: false,
+          video: tracks.screen, audio: null, videoOff: false,
+        });
+      }
+    }
+    if (this.media.screenTrack) {
+      screens.push({
+        key: `${me.id}:screen`, participant: me, source: "screen", self: true,
+        video: this.media.screenTrack, audio: null, videoOff: false,
+      });
+    }
+    if (this.speaks) {
+      cameras.push({
+        key: `${me.id}:camera`, participant: me, source: "camera", self: true,
+        video: this.preview.has("video") ? this.preview.stream.getVideoTracks()[0] : null,
+        audio: null, videoOff: !!me.muted?.video,
+      });
+    }
+    this.grid.render([...screens, ...cameras]);
+  }
+
+  renderDevices() {
+    fillDeviceSelect(this.el.cameraSelect, this.preview.devices.video, this.preview.videoDeviceId);
+    fillDeviceSelect(this.el.micSelect, this.preview.devices.audio, this.preview.audioDeviceId);
   }
 
   /** @param {Participant} p */
@@ -357,21 +449,6 @@ export class RoomView {
       status.append(h("span.indicator.cam-off", { title: t("room.status.cam_off"), html: ICONS.camOff },
         h("span.sr-only", { text: t("room.status.cam_off") })));
     }
-
-    let actions = null;
-    if (this.isMediator && !isSelf) {
-      actions = h("span.p-actions",
-        {},
-        p.muted?.audio
-          ? h("button.btn.small", { type: "button", dataset: { action: "ask-unmute" },
-              text: t("room.ask_unmute"), on: { click: () => this.askUnmute(p) } })
-          : h("button.btn.small", { type: "button", dataset: { action: "mute" },
-              text: t("room.mute"), on: { click: () => this.mute(p) } }),
-        h("button.btn.small.danger-outline", { type: "button", dataset: { action: "remove" },
-          text: t("room.remove"), on: { click: () => this.remove(p) } }),
-      );
-    }
-
     return h("li.participant", { dataset: { participantId: p.id, role: p.role }, class: isSelf ? "self" : "" },
       h("span.avatar", { "aria-hidden": "true", text: initial(p.name) }),
       h("span.p-main", {},
@@ -379,60 +456,41 @@ export class RoomView {
         isSelf ? h("span.p-you", { text: t("room.you") }) : null,
         roleBadge(p.role)),
       status,
-      actions,
+      this.console.participantActions(p),
     );
   }
 
-  /** @param {Participant} p */
-  lobbyItem(p) {
-    return h("li.participant.waiting", { dataset: { participantId: p.id, role: p.role } },
-      h("span.avatar", { "aria-hidden": "true", text: initial(p.name) }),
-      h("span.p-main", {}, h("span.p-name", { text: p.name }), roleBadge(p.role)),
-      h("span.p-actions", {},
-        h("button.btn.small.primary", { type: "button", dataset: { action: "admit" },
-          text: t("room.admit"), on: { click: () => this.admit(p) } }),
-        h("button.btn.small.danger-outline", { type: "button", dataset: { action: "deny" },
-          text: t("room.deny"), on: { click: () => this.deny(p) } }),
-      ),
-    );
+  /**
+   * Replace a list's items, keeping keyboard focus on the same button of the same
+   * participant when it is re-created.
+   */
+  replaceItems(list, items) {
+    const active = document.activeElement;
+    const li = active && list.contains(active) ? active.closest("li[data-participant-id]") : null;
+    const id = li?.dataset.participantId;
+    const action = active?.dataset?.action;
+    list.replaceChildren(...items);
+    if (id && action) {
+      const again = list.querySelector(
+        `li[data-participant-id="${CSS.escape(id)}"] [data-action="${CSS.escape(action)}"]`,
+      );
+      if (again && !again.disabled) again.focus();
+    }
   }
 }
 
 /**
  * Put an icon and a label in a toggle button. The label names the action the button
- * performs now ("Unmute microphone"), so no aria-pressed on top of it.
+ * performs now ("Unmute"), so no aria-pressed on top of it.
  */
 function setToggle(button, icon, label, on) {
   button.innerHTML = icon; // constant markup
   button.append(h("span.label", { text: label }));
+  button.setAttribute("aria-label", label);
   button.classList.toggle("on", on);
-}
-
-/**
- * Replace a list's items, keeping keyboard focus on the same button of the same
- * participant when it is re-created.
- */
-function replaceItems(list, items) {
-  const active = document.activeElement;
-  const li = active && list.contains(active) ? active.closest("li[data-participant-id]") : null;
-  const id = li?.dataset.participantId;
-  const action = active?.dataset?.action;
-  list.replaceChildren(...items);
-  if (id && action) {
-    const again = list.querySelector(
-      `li[data-participant-id="${CSS.escape(id)}"] [data-action="${CSS.escape(action)}"]`,
-    );
-    if (again && !again.disabled) again.focus();
-  }
-}
-
-function initial(name) {
-  const first = [...(name || "?").trim()][0] || "?";
-  return first.toUpperCase();
 }
 
 function byRoleThenTime(a, b) {
   const r = (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9);
   return r || (a.joined_at || 0) - (b.joined_at || 0);
 }
-

@@ -17,6 +17,11 @@ export const NOTIFICATIONS = [
   "unmute_requested",
   "closed",
   "request_error",
+  // media (docs/PROTOCOL.md, "Media (WebRTC)")
+  "subscriber_offer",
+  "publication_added",
+  "publication_removed",
+  "publication_updated",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;

@@ -134,10 +134,40 @@ export function confirmAction(message, { danger = false } = {}) {
   });
 }
 
+/** The first character of a name, for avatars. */
+export function initial(name) {
+  const first = [...(name || "?").trim()][0] || "?";
+  return first.toUpperCase();
+}
+
 /**
  * Count characters as the server does (Unicode code points, not UTF-16 units).
  * @param {string} s
  */
 export function charCount(s) {
   return [...s].length;
+}
+
+/**
+ * Fill a device `<select>` from a device list and select the current device.
+ * @param {HTMLSelectElement} select
+ * @param {{deviceId: string, label: string}[]} devices
+ * @param {string} selectedId
+ */
+export function fillDeviceSelect(select, devices, selectedId) {
+  const options = [];
+  if (devices.length === 0) {
+    options.push(new Option(t("join.device.none"), ""));
+  } else {
+    devices.forEach((d, i) => {
+      // before permission Chrome gives empty ids and labels
+      const label =
+        d.label || (d.deviceId ? t("join.device.unnamed", { n: i + 1 }) : t("join.device.default"));
+      options.push(new Option(label, d.deviceId));
+    });
+  }
+  select.replaceChildren(...options);
+  select.value =
+    selectedId && devices.some((d) => d.deviceId === selectedId) ? selectedId : options[0].value;
+  select.disabled = devices.length <= 1; // nothing to choose
 }

@@ -1,0 +1,221 @@
+/**
+ * The media side of being in a room: the publisher and subscriber connections, the
+ * screen share, device switches, the speaking detector and the quality monitor.
+ * {@link MediaSession#start} runs on every `room_state` (entering, or re-entering after a
+ * reconnect: the server then has fresh connections for us), {@link MediaSession#stop}
+ * when the page leaves the room.
+ *
+ * Events (an EventTarget):
+ * - `tracks`: the remote tracks changed ({@link MediaSession#remoteTracks})
+ * - `screen`: the own screen share started or stopped ({@link MediaSession#screenTrack})
+ * - `publisher`: the publisher connection's state changed
+ * - `speaking` (detail: {participantId, speaking})
+ * - `quality` (detail: Map participantId -> Quality)
+ *
+ * @module media-session
+ */
+import { Publisher } from "./publisher.js";
+import { SpeakingDetector } from "./speaking.js";
+import { QualityMonitor } from "./stats.js";
+import { Subscriber } from "./subscriber.js";
+
+export class MediaSession extends EventTarget {
+  /**
+   * @param {object} opts
+   * @param {import("./signalling.js").Signalling} opts.signalling
+   * @param {import("./media-preview.js").MediaPreview} opts.preview the join page's
+   *   camera + microphone stream, which is what we publish
+   * @param {(participantId: string) => boolean} opts.expectVideo whether someone's camera is on
+   */
+  constructor({ signalling, preview, expectVideo }) {
+    super();
+    this.sig = signalling;
+    this.preview = preview;
+    /** @type {Publisher|null} */
+    this.publisher = null;
+    /** @type {Subscriber|null} */
+    this.subscriber = null;
+    /** @type {MediaStreamTrack|null} */
+    this.screenTrack = null;
+    /** @type {RTCIceServer[]} */
+    this.iceServers = [];
+    /** @type {string|null} */
+    this.selfId = null;
+    this.active = false;
+
+    this.speaking = new SpeakingDetector((participantId, speaking) =>
+      this._emit("speaking", { participantId, speaking }),
+    );
+    this.quality = new QualityMonitor({
+      publisherPc: () => this.publisher?.pc ?? null,
+      subscriberPc: () => this.subscriber?.pc ?? null,
+      remoteTracks: () => this.subscriber?.tracks ?? new Map(),
+      selfId: () => this.selfId,
+      cameraMid: () => this.publisher?.transceivers.get("camera")?.mid ?? null,
+      expectVideo,
+      onUpdate: (q) => this._emit("quality", q),
+    });
+
+    /** Every `subscriber_offer` this page received (for tests: none in the lobby). */
+    this.offersReceived = 0;
+    this.sig.on("subscriber_offer", (offer) => {
+      this.offersReceived += 1;
+      if (!this.active) return;
+      if (!this.subscriber) this._newSubscriber();
+      this.subscriber.handleOffer(offer);
+    });
+    preview.addEventListener("statechange", () => this._syncDevices());
+  }
+
+  /**
+   * Enter the room's media: publish (unless `publish` is false: observers) and be ready
+   * for the server's subscriber offers.
+   * @param {{iceServers?: RTCIceServer[], publish: boolean, selfId: string}} opts
+   */
+  start({ iceServers = [], publish, selfId }) {
+    this._closeConnections();
+    this.active = true;
+    this.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    this.selfId = selfId;
+    this._newSubscriber();
+    if (publish) {
+      const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
+      this.publisher = pub;
+      pub.addEventListener("statechange", () => this._emit("publisher"));
+      pub.addEventListener("trackended", (e) => {
+        if (e.detail.source === "screen") this.stopScreenShare();
+      });
+      pub.start({
+        camera: this._previewTrack("video"),
+        microphone: this._previewTrack("audio"),
+        screen: this.screenTrack,
+      });
+    }
+    this.speaking.watch(selfId, publish ? this._previewTrack("audio") : null);
+    this.quality.start();
+    this._emit("tracks");
+  }
+
+  /** Leave the room's media: close both connections, stop the screen share. */
+  stop() {
+    this.active = false;
+    this._closeConnections();
+    this.speaking.stop();
+    this.quality.stop();
+    if (this.screenTrack) {
+      this.screenTrack.stop();
+      this.screenTrack = null;
+    }
+  }
+
+  /** @returns {import("./subscriber.js").RemoteTrack[]} */
+  get remoteTracks() {
+    return this.subscriber ? this.subscriber.list() : [];
+  }
+
+  /** Whether this browser can share its screen at all (phones cannot). */
+  static canShareScreen() {
+    return typeof navigator.mediaDevices?.getDisplayMedia === "function";
+  }
+
+  /**
+   * Ask the browser for a screen, window or tab and publish it as the "screen" source.
+   * @returns {Promise<"ok"|"cancelled"|"failed">}
+   */
+  async startScreenShare() {
+    if (this.screenTrack || !this.publisher) return "ok";
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({
+        video: { frameRate: { ideal: 15, max: 30 } },
+        audio: false,
+      });
+    } catch (e) {
+      console.warn("getDisplayMedia:", e);
+      return e?.name === "NotAllowedError" || e?.name === "AbortError" ? "cancelled" : "failed";
+    }
+    const track = stream.getVideoTracks()[0];
+    if (!track || !this.publisher) {
+      stream.getTracks().forEach((tr) => tr.stop());
+      return "failed";
+    }
+    this.screenTrack = track;
+    this._emit("screen");
+    await this.publisher.setTrack("screen", track);
+    if (this.publisher?.state === "published") return "ok";
+    if (this.screenTrack === track) await this.stopScreenShare(); // not published: undo
+    return "failed";
+  }
+
+  /** Stop sharing: unpublish the screen (renegotiates) and stop the capture. */
+  async stopScreenShare() {
+    const track = this.screenTrack;
+    if (!track) return;
+    this.screenTrack = null;
+    this._emit("screen");
+    track.stop();
+    await this.publisher?.setTrack("screen", null);
+  }
+
+  /**
+   * Switch camera or microphone while in the room: the preview opens the new device and
+   * the publisher replaces the sender's track (see {@link MediaSession#_syncDevices}).
+   * @param {"audio"|"video"} kind
+   * @param {string} deviceId
+   */
+  switchDevice(kind, deviceId) {
+    return this.preview.switchDevice(kind, deviceId);
+  }
+
+  // ---- internals ----
+
+  _newSubscriber() {
+    const sub = new Subscriber({ signalling: this.sig, iceServers: this.iceServers });
+    this.subscriber = sub;
+    sub.addEventListener("change", () => {
+      if (sub !== this.subscriber) return;
+      this._watchRemoteAudio();
+      this._emit("tracks");
+    });
+  }
+
+  _closeConnections() {
+    this.publisher?.close();
+    this.publisher = null;
+    this.subscriber?.close();
+    this.subscriber = null;
+    for (const key of this.speaking.keys()) this.speaking.unwatch(key);
+  }
+
+  _previewTrack(kind) {
+    const tr = this.preview.stream?.getTracks().find((t) => t.kind === kind);
+    return tr && tr.readyState === "live" ? tr : null;
+  }
+
+  /** The preview's tracks changed (device switch, unplug): send the new ones. */
+  _syncDevices() {
+    const pub = this.publisher;
+    if (!pub || !this.active) return;
+    if (["idle", "starting"].includes(this.preview.status)) return; // not settled yet
+    const mic = this._previewTrack("audio");
+    const cam = this._previewTrack("video");
+    if (pub.track("microphone") !== mic) pub.setTrack("microphone", mic);
+    if (pub.track("camera") !== cam) pub.setTrack("camera", cam);
+    if (this.selfId) this.speaking.watch(this.selfId, mic);
+  }
+
+  _watchRemoteAudio() {
+    const mics = new Map();
+    for (const t of this.remoteTracks) {
+      if (t.source === "microphone") mics.set(t.participantId, t.track);
+    }
+    for (const key of this.speaking.keys()) {
+      if (key !== this.selfId && !mics.has(key)) this.speaking.unwatch(key);
+    }
+    for (const [pid, track] of mics) this.speaking.watch(pid, track);
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(detail === undefined ? new Event(type) : new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * The mediator's console on the room page: the lobby (admit / deny), per-participant
+ * mute / ask-to-speak / remove, lock and end the room, and new invite links for a party
+ * or an expert (`POST /api/rooms/{id}/invites` with the mediator's own token).
+ *
+ * @module mediator-console
+ */
+import { ApiError, createInvite } from "./api.js";
+import { t } from "./i18n.js";
+import { ICONS } from "./icons.js";
+import { roleBadge, roleLabel } from "./roles.js";
+import { charCount, confirmAction, h, initial, toast } from "./ui.js";
+
+/** Invite links made here are valid for a day. */
+const INVITE_EXPIRES_IN = 86400;
+const NAME_MAX = 64;
+
+const $ = (id) => document.getElementById(id);
+
+export class MediatorConsole {
+  /**
+   * @param {object} opts
+   * @param {import("./room-view.js").RoomView} opts.view the room view (state and requests)
+   * @param {string} opts.token the mediator's invite token (for the REST API)
+   */
+  constructor({ view, token }) {
+    this.view = view;
+    this.token = token;
+    /** @type {import("./api.js").CreatedInvite|null} */
+    this.lastInvite = null;
+    this.el = {
+      panel: $("mediator-panel"),
+      lobbyList: $("lobby-list"),
+      lobbyCount: $("lobby-count"),
+      lockButton: $("lock-button"),
+      endButton: $("end-button"),
+      inviteForm: $("invite-form"),
+      inviteRole: $("invite-role"),
+      inviteName: $("invite-name"),
+      inviteCreate: $("invite-create"),
+      inviteError: $("invite-error"),
+      inviteResult: $("invite-result"),
+      inviteFor: $("invite-for"),
+      inviteUrl: $("invite-url"),
+      inviteCopy: $("invite-copy"),
+      alert: $("lobby-alert"),
+      alertText: $("lobby-alert-text"),
+      alertAdmit: $("lobby-alert-admit"),
+      alertView: $("lobby-alert-view"),
+    };
+    this.el.lockButton.addEventListener("click", () => this.toggleLock());
+    this.el.endButton.addEventListener("click", () => this.endRoom());
+    this.el.inviteForm.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.createInvite();
+    });
+    this.el.inviteCopy.addEventListener("click", () => this.copyInvite());
+    this.el.inviteUrl.addEventListener("focus", () => this.el.inviteUrl.select());
+    this.el.alertAdmit.addEventListener("click", () => {
+      if (this.view.lobby.length === 1) this.admit(this.view.lobby[0]);
+    });
+    this.el.alertView.addEventListener("click", () => {
+      this.el.panel.scrollIntoView({ behavior: "smooth", block: "start" });
+      this.el.lobbyList.querySelector("button")?.focus({ preventScroll: true });
+    });
+  }
+
+  /** Show or hide the console and refresh the lobby and the lock button. */
+  render() {
+    const { el, view } = this;
+    const on = view.isMediator;
+    el.panel.hidden = !on;
+    el.alert.hidden = !on || view.lobby.length === 0;
+    if (!on) return;
+    const lobby = view.lobby;
+    // on a phone the lobby list is far below the videos: say it at the top too
+    if (lobby.length > 0) {
+      el.alertText.textContent =
+        lobby.length === 1
+          ? t("lobby.alert.one", { name: lobby[0].name, role: roleLabel(lobby[0].role) })
+          : t("lobby.alert.many", { n: lobby.length });
+      el.alertAdmit.hidden = lobby.length !== 1;
+    }
+    el.lobbyCount.textContent = String(lobby.length);
+    if (lobby.length === 0) {
+      el.lobbyList.replaceChildren(h("li.empty", { text: t("room.lobby.empty") }));
+    } else {
+      view.replaceItems(el.lobbyList, lobby.map((p) => this.lobbyItem(p)));
+    }
+    const locked = !!view.room?.locked;
+    setButton(el.lockButton, locked ? ICONS.unlock : ICONS.lock, t(locked ? "room.unlock" : "room.lock"));
+    el.lockButton.classList.toggle("on", locked);
+    setButton(el.endButton, ICONS.end, t("room.end"));
+    setButton(el.inviteCreate, ICONS.link, t("invite.create"));
+    setButton(el.inviteCopy, ICONS.copy, t("invite.copy"));
+    if (this.lastInvite) {
+      el.inviteFor.textContent = t("invite.for", {
+        name: this.lastInvite.name,
+        role: roleLabel(this.lastInvite.role),
+      });
+    }
+  }
+
+  /**
+   * The mediator's buttons for one participant in the room (none for yourself).
+   * @param {import("./room-view.js").Participant} p
+   * @returns {HTMLElement|null}
+   */
+  participantActions(p) {
+    if (!this.view.isMediator || p.id === this.view.self?.id) return null;
+    if (p.role === "observer" || p.role === "recorder") {
+      return h("span.p-actions", {}, this._removeButton(p));
+    }
+    const audioMuted = !!p.muted?.audio;
+    return h(
+      "span.p-actions",
+      {},
+      audioMuted
+        ? h("button.btn.small", {
+            type: "button",
+            dataset: { action: "ask-unmute" },
+            text: t("room.ask_unmute"),
+            disabled: p.muted_by_mediator && p.unmute_requested ? true : undefined,
+            on: { click: () => this.askUnmute(p) },
+          })
+        : h("button.btn.small", {
+            type: "button",
+            dataset: { action: "mute" },
+            text: t("room.mute"),
+            on: { click: () => this.mute(p) },
+          }),
+      this._removeButton(p),
+    );
+  }
+
+  /** @param {import("./room-view.js").Participant} p */
+  lobbyItem(p) {
+    return h(
+      "li.participant.waiting",
+      { dataset: { participantId: p.id, role: p.role } },
+      h("span.avatar", { "aria-hidden": "true", text: initial(p.name) }),
+      h("span.p-main", {}, h("span.p-name", { text: p.name }), roleBadge(p.role)),
+      h(
+        "span.p-actions",
+        {},
+        h("button.btn.small.primary", {
+          type: "button",
+          dataset: { action: "admit" },
+          text: t("room.admit"),
+          on: { click: () => this.admit(p) },
+        }),
+        h("button.btn.small.danger-outline", {
+          type: "button",
+          dataset: { action: "deny" },
+          text: t("room.deny"),
+          on: { click: () => this.deny(p) },
+        }),
+      ),
+    );
+  }
+
+  // ---- requests ----
+
+  admit(p) {
+    return this.view.send(`admit-${p.id}`, "admit", { participant_id: p.id });
+  }
+
+  async deny(p) {
+    if (await confirmAction(t("room.confirm.deny", { name: p.name }), { danger: true })) {
+      await this.view.send(`deny-${p.id}`, "deny", { participant_id: p.id });
+    }
+  }
+
+  mute(p) {
+    return this.view.send(`pmute-${p.id}`, "mute", { participant_id: p.id, track: "audio" });
+  }
+
+  askUnmute(p) {
+    return this.view.send(`pmute-${p.id}`, "request_unmute", {
+      participant_id: p.id,
+      track: "audio",
+    });
+  }
+
+  async remove(p) {
+    if (await confirmAction(t("room.confirm.remove", { name: p.name }), { danger: true })) {
+      await this.view.send(`remove-${p.id}`, "remove", { participant_id: p.id });
+    }
+  }
+
+  toggleLock() {
+    return this.view.send("lock", "lock", { locked: !this.view.room?.locked });
+  }
+
+  async endRoom() {
+    if (await confirmAction(t("room.confirm.end"), { danger: true })) {
+      await this.view.send("end", "end_room", {});
+    }
+  }
+
+  /** Create an invite link from the form and show it with a copy button. */
+  async createInvite() {
+    const { el } = this;
+    const name = el.inviteName.value.trim().replace(/\s+/g, " ");
+    const role = el.inviteRole.value === "expert" ? "expert" : "party";
+    let errorKey = "";
+    if (!name) errorKey = "invite.name.empty";
+    else if (charCount(name) > NAME_MAX) errorKey = "join.name.long";
+    this._showInviteError(errorKey);
+    if (errorKey) {
+      el.inviteName.focus();
+      return;
+    }
+    const roomId = this.view.room?.id;
+    if (!roomId || el.inviteCreate.disabled) return;
+    el.inviteCreate.disabled = true;
+    try {
+      this.lastInvite = await createInvite(this.token, roomId, {
+        role,
+        name,
+        expires_in: INVITE_EXPIRES_IN,
+      });
+      el.inviteUrl.value = this.lastInvite.url;
+      el.inviteResult.hidden = false;
+      el.inviteName.value = "";
+      this.render();
+      el.inviteUrl.focus({ preventScroll: true });
+      el.inviteUrl.select();
+      el.inviteResult.scrollIntoView({ block: "nearest" });
+    } catch (e) {
+      const code = e instanceof ApiError ? e.code : "unknown";
+      this._showInviteError(null, this.view.errorText(code, e?.message));
+    } finally {
+      el.inviteCreate.disabled = false;
+    }
+  }
+
+  /** Copy the invite link (the Clipboard API needs HTTPS; fall back to a selection). */
+  async copyInvite() {
+    const url = this.el.inviteUrl.value;
+    if (!url) return;
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(url);
+      copied = true;
+    } catch {
+      this.el.inviteUrl.select();
+      try {
+        copied = document.execCommand("copy");
+      } catch {
+        copied = false;
+      }
+    }
+    toast(t(copied ? "invite.copied" : "invite.copy_failed"), copied ? "info" : "error");
+  }
+
+  _showInviteError(key, text = "") {
+    const err = this.el.inviteError;
+    err.hidden = !key && !text;
+    if (key) err.dataset.i18n = key;
+    else delete err.dataset.i18n;
+    err.textContent = key ? t(key) : text;
+    this.el.inviteName.setAttribute("aria-invalid", String(!!key));
+  }
+
+  _removeButton(p) {
+    return h("button.btn.small.danger-outline", {
+      type: "button",
+      dataset: { action: "remove" },
+      text: t("room.remove"),
+      on: { click: () => this.remove(p) },
+    });
+  }
+}
+
+/** Icon + label in a button. */
+function setButton(button, icon, label) {
+  button.innerHTML = icon; // constant markup
+  button.append(h("span.label", { text: label }));
+}

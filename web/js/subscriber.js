@@ -1,0 +1,123 @@
+/**
+ * The subscriber connection (`pcSub`): the server offers everyone else's publications
+ * with `subscriber_offer`, this browser answers with `subscriber_answer`
+ * (docs/PROTOCOL.md, "Media (WebRTC)"). Renegotiations may come at any time; they are
+ * handled one after the other.
+ *
+ * Each offer lists its tracks `[{mid, publication_id, participant_id, kind, source}]`;
+ * that list is the truth about which transceiver carries what. A mid no longer listed
+ * is unused.
+ *
+ * Events (an EventTarget):
+ * - `change`: {@link Subscriber#tracks} changed (after each answered offer)
+ *
+ * @module subscriber
+ */
+import { iceGatheringDone, newPeerConnection } from "./webrtc.js";
+
+/**
+ * One received track and whose it is.
+ * @typedef {object} RemoteTrack
+ * @property {string} mid
+ * @property {MediaStreamTrack} track
+ * @property {string} participantId
+ * @property {string} publicationId
+ * @property {"audio"|"video"} kind
+ * @property {"camera"|"microphone"|"screen"} source
+ */
+
+export class Subscriber extends EventTarget {
+  /**
+   * @param {object} opts
+   * @param {import("./signalling.js").Signalling} opts.signalling
+   * @param {RTCIceServer[]} [opts.iceServers]
+   */
+  constructor({ signalling, iceServers = [] }) {
+    super();
+    this.sig = signalling;
+    this.iceServers = iceServers;
+    /** @type {RTCPeerConnection|null} created on the first offer */
+    this.pc = null;
+    /** @type {Map<string, RemoteTrack>} mid -> track */
+    this.tracks = new Map();
+    /** Offers received and answered (for tests and the debug hook). */
+    this.offers = 0;
+    this.answers = 0;
+    this.closed = false;
+    this._queue = Promise.resolve();
+  }
+
+  /**
+   * Handle a `subscriber_offer` notification (queued behind any earlier one).
+   * @param {{sdp: string, type: string, tracks: object[]}} offer
+   */
+  handleOffer(offer) {
+    this.offers += 1;
+    const next = this._queue
+      .then(() => this._answer(offer))
+      .catch((e) => {
+        if (!this.closed) console.error("subscriber:", e);
+      });
+    this._queue = next;
+    return next;
+  }
+
+  /** @returns {RemoteTrack[]} */
+  list() {
+    return [...this.tracks.values()];
+  }
+
+  close() {
+    this.closed = true;
+    this.tracks = new Map();
+    try {
+      this.pc?.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  // ---- internals ----
+
+  async _answer({ sdp, tracks }) {
+    if (this.closed || typeof sdp !== "string") return;
+    if (!this.pc) this.pc = newPeerConnection(this.iceServers);
+    const pc = this.pc;
+    await pc.setRemoteDescription({ type: "offer", sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    // the tracks exist from here on: show them while the answer travels
+    this._map(Array.isArray(tracks) ? tracks : []);
+    await iceGatheringDone(pc);
+    if (this.closed) return;
+    const ack = await this.sig.request("subscriber_answer", {
+      sdp: pc.localDescription.sdp,
+      type: "answer",
+    });
+    if (!ack.ok) console.warn("subscriber_answer refused:", ack.error, ack.message);
+    else this.answers += 1;
+  }
+
+  /** Rebuild the mid -> track map from an offer's `tracks` list. */
+  _map(list) {
+    const byMid = new Map();
+    for (const tr of this.pc.getTransceivers()) {
+      if (tr.mid !== null) byMid.set(tr.mid, tr);
+    }
+    /** @type {Map<string, RemoteTrack>} */
+    const next = new Map();
+    for (const info of list) {
+      const tr = byMid.get(String(info?.mid));
+      if (!tr || !info.participant_id) continue;
+      next.set(tr.mid, {
+        mid: tr.mid,
+        track: tr.receiver.track,
+        participantId: info.participant_id,
+        publicationId: info.publication_id || "",
+        kind: info.kind || tr.receiver.track.kind,
+        source: info.source || (tr.receiver.track.kind === "audio" ? "microphone" : "camera"),
+      });
+    }
+    this.tracks = next;
+    this.dispatchEvent(new Event("change"));
+  }
+}
