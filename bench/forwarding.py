@@ -126,8 +126,13 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
         "delay_p50_ms": 1000 * statistics.median(delays) if delays else None,
         "delay_p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))] if delays else None,
         "matched": len(delays),
-        "loss_video": 1 - received["video"] / expected["video"] if expected["video"] else None,
-        "loss_audio": 1 - received["audio"] / expected["audio"] if expected["audio"] else None,
+        # clamped: frames in flight at the window's edges can make it slightly negative
+        "loss_video": max(0.0, 1 - received["video"] / expected["video"])
+        if expected["video"]
+        else None,
+        "loss_audio": max(0.0, 1 - received["audio"] / expected["audio"])
+        if expected["audio"]
+        else None,
         "delivered": received["video"] + received["audio"],
     }
 
