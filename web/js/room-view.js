@@ -259,6 +259,11 @@ export class RoomView {
   async toggleMute(track) {
     if (!this.self) return;
     const muted = !this.self.muted?.[track];
+    if (muted) {
+      // Privacy first: stop sending at once, not after the server's answer (and stay
+      // muted even if the request fails).
+      this.setSelf({ muted: { ...this.self.muted, [track]: true } });
+    }
     const ack = await this.send(`mute-${track}`, "set_muted", { track, muted });
     if (ack?.ok && this.self) {
       // the participant_updated that follows confirms it; apply now for responsiveness
