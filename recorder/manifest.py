@@ -1,0 +1,195 @@
+"""The recording manifest: the hash chain format shared by the recorder and the verifier.
+
+A recording's `chain.jsonl` holds one entry per line. Each entry is a JSON object with
+`seq` (0, 1, 2, ...), `type`, `time` (Unix seconds, wall clock), `prev` (the previous
+entry's hash, 64 zeros for the first) and type-specific fields; `hash` is
+
+    sha256(bytes.fromhex(prev) || canonical(entry without "hash"))
+
+where canonical() is JSON with sorted keys, no spaces, UTF-8. Entry types:
+
+* `init` / `fragment`: a byte range of a segment file as written: `segment`, `offset`,
+  `length`, `sha256` of those bytes;
+* `event`: something that happened in the room (`event`: {"kind": ..., ...}): consent,
+  join, leave, mute, remove, signing;
+* `gap`: the recorder restarted after a crash; what was in flight is lost (`reason`);
+* `checkpoint` / `seal`: a signature over the chain so far: `head` (= `prev`),
+  `key_id` and `signature`, Ed25519 over canonical({"recording", "seq", "head"}). The
+  seal is the last entry of a finished recording.
+
+Nothing here reads media: the verifier recomputes fragment hashes from the segment files.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+GENESIS = "0" * 64
+CHAIN_FILE = "chain.jsonl"
+ENTRY_TYPES = frozenset({"init", "fragment", "event", "gap", "checkpoint", "seal"})
+SIGNED_TYPES = frozenset({"checkpoint", "seal", "gap"})
+
+
+def canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(bytes.fromhex(entry["prev"]) + canonical(body)).hexdigest()
+
+
+def key_id(public_key: Ed25519PublicKey) -> str:
+    """sha256 of the raw public key, hex: names the key that signed a checkpoint."""
+    raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def signed_statement(recording: str, seq: int, head: str) -> bytes:
+    return canonical({"recording": recording, "seq": seq, "head": head})
+
+
+@dataclass
+class ChainWriter:
+    """Appends entries to a recording's chain, durably (fsync per entry).
+
+    Opening an existing chain continues it: a recorder restarted after a crash first
+    writes a signed `gap` entry.
+    """
+
+    directory: Path
+    recording: str
+    key: Ed25519PrivateKey
+    head: str = GENESIS
+    seq: int = 0
+    _file: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        path = self.directory / CHAIN_FILE
+        if path.exists():
+            last = None
+            with path.open("rb") as f:
+                for line in f:
+                    if line.endswith(b"\n"):
+                        last = json.loads(line)
+            if last is not None:
+                self.head, self.seq = last["hash"], last["seq"] + 1
+            self._truncate_partial_line(path)
+        self._file = path.open("ab")
+
+    @staticmethod
+    def _truncate_partial_line(path: Path) -> None:
+        """A crash mid-write leaves a partial last line: cut it (it was never complete)."""
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            with path.open("r+b") as f:
+                f.truncate(end)
+
+    def append(self, type_: str, **fields: Any) -> dict[str, Any]:
+        if type_ not in ENTRY_TYPES:
+            raise ValueError(f"unknown chain entry type {type_!r}")
+        entry: dict[str, Any] = {
+            "seq": self.seq,
+            "type": type_,
+            "time": round(time.time(), 3),
+            "prev": self.head,
+            **fields,
+        }
+        if type_ in SIGNED_TYPES:
+            entry["head"] = self.head
+            entry["key_id"] = key_id(self.key.public_key())
+            entry["signature"] = base64.b64encode(
+                self.key.sign(signed_statement(self.recording, self.seq, self.head))
+            ).decode()
+        entry["hash"] = entry_hash(entry)
+        self._file.write(canonical(entry) + b"\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.head, self.seq = entry["hash"], self.seq + 1
+        return entry
+
+    def add_bytes(self, type_: str, segment: str, offset: int, data: bytes) -> dict[str, Any]:
+        """An init segment or a fragment, as written to `segment` at `offset`."""
+        return self.append(
+            type_,
+            segment=segment,
+            offset=offset,
+            length=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+@dataclass
+class Problem:
+    seq: int | None
+    reason: str
+
+
+def read_entries(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
+    entries, problems = [], []
+    with path.open("rb") as f:
+        for number, line in enumerate(f):
+            if not line.endswith(b"\n"):
+                problems.append(Problem(None, f"line {number + 1} is incomplete (truncated)"))
+                break
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                problems.append(Problem(None, f"line {number + 1} is not JSON"))
+    return entries, problems
+
+
+def verify_entries(
+    entries: Iterable[dict[str, Any]], recording: str, trusted: Ed25519PublicKey
+) -> list[Problem]:
+    """Links, hashes, sequence numbers and signatures of a chain (not the media bytes)."""
+    problems: list[Problem] = []
+    prev, expected_seq = GENESIS, 0
+    trusted_id = key_id(trusted)
+    for entry in entries:
+        seq = entry.get("seq")
+        if seq != expected_seq:
+            problems.append(
+                Problem(
+                    seq,
+                    f"expected entry {expected_seq} here, found {seq} "
+                    "(entries removed, added or reordered)",
+                )
+            )
+            break
+        if entry.get("prev") != prev:
+            problems.append(Problem(seq, "does not link to the previous entry"))
+            break
+        if entry.get("hash") != entry_hash(entry):
+            problems.append(Problem(seq, "its hash does not match its content (edited)"))
+            break
+        if entry.get("type") in SIGNED_TYPES:
+            signature = base64.b64decode(entry.get("signature", ""))
+            if entry.get("key_id") != trusted_id or entry.get("head") != prev:
+                problems.append(Problem(seq, "signed by an untrusted key or over another head"))
+                break
+            try:
+                trusted.verify(signature, signed_statement(recording, seq, prev))
+            except InvalidSignature:
+                problems.append(Problem(seq, "signature is not valid (forged or edited)"))
+                break
+        prev, expected_seq = entry["hash"], expected_seq + 1
+    return problems
