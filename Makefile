@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= ./data
 # Debian packages: what the server needs to run, and what the test suite needs on top.
 RUN_APT :=
-TEST_APT := chromium redis-server
+TEST_APT := chromium redis-server ffmpeg
 
 .PHONY: run test setup setup-test lint clean bench
 

@@ -1,0 +1,142 @@
+"""recorder.segment: packets as a subscription delivers them -> one fMP4, chunk by chunk."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from client.testmedia import make_test_mp4
+from recorder.segment import SegmentWriter
+
+SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def packets(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, av.Packet]]:
+    """Test media as the client delivers it: Annex-B H264 at 1/90000, Opus at 1/48000,
+    in pts order across tracks, without packet durations (as from RTP)."""
+    src = make_test_mp4(tmp_path_factory.mktemp("media") / "in.mp4", seconds=SECONDS)
+    out: list[tuple[float, str, av.Packet]] = []
+    with av.open(str(src)) as container:
+        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
+        for packet in container.demux():
+            if packet.pts is None or packet.size == 0:
+                continue
+            kind = packet.stream.type
+            for p in annexb.filter(packet) if kind == "video" else [packet]:
+                assert p.time_base is not None and p.pts is not None
+                seconds = float(p.pts * p.time_base)
+                clock = 90000 if kind == "video" else 48000
+                copy = av.Packet(bytes(p))
+                copy.pts = copy.dts = int(seconds * clock)
+                copy.time_base = Fraction(1, clock)
+                copy.is_keyframe = p.is_keyframe
+                out.append((seconds, kind, copy))
+    out.sort(key=lambda item: item[0])
+    return [(kind, p) for _, kind, p in out]
+
+
+def write_segment(
+    path: Path, packets: list[tuple[str, av.Packet]], audio: bool = True
+) -> list[tuple[str, int, bytes]]:
+    chunks: list[tuple[str, int, bytes]] = []
+    with SegmentWriter(path, lambda *chunk: chunks.append(chunk), audio=audio) as writer:
+        for kind, packet in packets:
+            if audio or kind == "video":
+                writer.write(kind, packet)
+    return chunks
+
+
+def probe(path: Path) -> dict:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stderr == ""
+    return json.loads(result.stdout)
+
+
+def decode_errors(path: Path) -> str:
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0
+    return result.stdout + result.stderr
+
+
+def box_types(data: bytes) -> list[bytes]:
+    types, pos = [], 0
+    while pos < len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        assert size >= 8
+        types.append(kind)
+        pos += size
+    assert pos == len(data)
+    return types
+
+
+def check_chunks(path: Path, chunks: list[tuple[str, int, bytes]]) -> None:
+    data = path.read_bytes()
+    assert b"".join(c[2] for c in chunks) == data
+    offset = 0
+    for _, chunk_offset, chunk in chunks:
+        assert chunk_offset == offset
+        offset += len(chunk)
+    assert chunks[0][0] == "init"
+    assert box_types(chunks[0][2]) == [b"ftyp", b"moov"]
+    for kind, _, chunk in chunks[1:]:
+        assert kind == "fragment"
+        assert box_types(chunk) == [b"moof", b"mdat"]
+    assert 2 <= len(chunks) - 1 <= 5  # ~1 fragment per second of media
+
+
+def test_audio_and_video(tmp_path: Path, packets: list[tuple[str, av.Packet]]) -> None:
+    path = tmp_path / "seg.mp4"
+    chunks = write_segment(path, packets)
+    check_chunks(path, chunks)
+    info = probe(path)
+    streams = {s["codec_type"]: s for s in info["streams"]}
+    video, audio = streams["video"], streams["audio"]
+    assert (video["codec_name"], video["width"], video["height"]) == ("h264", 640, 480)
+    assert audio["codec_name"] == "opus"
+    assert abs(float(info["format"]["duration"]) - SECONDS) < 0.5
+    for stream in (video, audio):
+        assert abs(float(stream["duration"]) - SECONDS) < 0.5
+    assert decode_errors(path) == ""
+
+
+def test_video_only(tmp_path: Path, packets: list[tuple[str, av.Packet]]) -> None:
+    path = tmp_path / "video.mp4"
+    chunks = write_segment(path, packets, audio=False)
+    check_chunks(path, chunks)
+    info = probe(path)
+    assert [s["codec_name"] for s in info["streams"]] == ["h264"]
+    assert abs(float(info["format"]["duration"]) - SECONDS) < 0.5
+    assert decode_errors(path) == ""
+
+
+def test_starts_on_keyframe(tmp_path: Path, packets: list[tuple[str, av.Packet]]) -> None:
+    """Packets before the first keyframe (here: the first GOP's) are dropped."""
+    keyframes = [i for i, (k, p) in enumerate(packets) if k == "video" and p.is_keyframe]
+    assert len(keyframes) >= 2
+    path = tmp_path / "late.mp4"
+    chunks: list[tuple[str, int, bytes]] = []
+    with SegmentWriter(path, lambda *chunk: chunks.append(chunk)) as writer:
+        for kind, packet in packets[keyframes[0] + 1 :]:
+            writer.write(kind, packet)
+        assert writer.dropped > 0
+    assert b"".join(c[2] for c in chunks) == path.read_bytes()
+    info = probe(path)
+    assert {s["codec_name"] for s in info["streams"]} == {"h264", "opus"}
+    assert float(info["format"]["duration"]) < SECONDS - 0.5
+    assert decode_errors(path) == ""
