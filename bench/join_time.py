@@ -22,19 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import api, server_process  # noqa: E402
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-]
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 
 async def measure(runs: int) -> list[float]:
@@ -47,9 +35,7 @@ async def measure(runs: int) -> list[float]:
         )
         times = []
         async with async_playwright() as p:
-            browser = await p.chromium.launch(
-                executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-            )
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             publisher = await (await browser.new_context()).new_page()
             await publisher.goto(invite["url"])
             await publisher.click("#join-button")

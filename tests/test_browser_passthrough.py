@@ -12,7 +12,8 @@ from playwright.async_api import expect
 from client.media_file import FileSource
 from client.session import RoomClient
 from client.testmedia import make_test_mp4
-from tests.test_browser_join import CHROMIUM, CHROMIUM_ARGS, open_page
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.test_browser_join import open_page
 
 pytestmark = pytest.mark.browser
 
