@@ -293,6 +293,11 @@ class Signalling:
 
         return run
 
+    async def _check(self, event: str, room_id: str, participant_id: str, sid: str) -> None:
+        """The permission check of `_apply`, for requests that change no room state."""
+        room = await self.store.require(room_id)
+        self._authorized(event, participant_id, sid, lambda room, sender: None)(room)
+
     async def _apply(
         self,
         event: str,
@@ -403,14 +408,14 @@ class Signalling:
     async def _publish(
         self, event: str, room_id: str, pid: str, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self._apply(event, room_id, pid, p["_sid"], lambda room, sender: None)
+        await self._check(event, room_id, pid, p["_sid"])
         answer = await self.media.peer(room_id, pid).publish(p["sdp"], p["tracks"])
         return {"sdp": answer, "type": "answer"}
 
     async def _subscriber_answer(
         self, event: str, room_id: str, pid: str, p: dict[str, Any]
     ) -> dict[str, Any]:
-        await self._apply(event, room_id, pid, p["_sid"], lambda room, sender: None)
+        await self._check(event, room_id, pid, p["_sid"])
         self.media.peer(room_id, pid).answer(p["sdp"])
         return {}
 
