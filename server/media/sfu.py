@@ -397,7 +397,8 @@ class MediaPlane:
         return room
 
     def peer(self, room_id: str, participant_id: str) -> Peer:
-        peer = self.rooms.get(room_id, MediaRoom(self, room_id)).peers.get(participant_id)
+        room = self.rooms.get(room_id)
+        peer = room.peers.get(participant_id) if room else None
         if peer is None:
             raise TiaojieError("no_media", "Enter the room before sending media.", 409)
         return peer
