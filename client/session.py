@@ -92,6 +92,11 @@ class RoomClient:
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
         self.subscriptions: dict[str, Subscription] = {}  # by mid
+        #: Per mid: the server's sender reports, mapping packet pts to its wall clock.
+        self.clocks: dict[str, aiortc_internals.SenderClock] = {}
+        self._assemblers: dict[str, aiortc_internals.FrameAssembler] = {}
+        #: Called with each new Subscription (before its first packet).
+        self.on_subscription: list[Callable[[Subscription], None]] = []
         self.ice_servers: list[dict[str, Any]] = []
         self._in_room = asyncio.Event()
         self._closed = asyncio.Event()
@@ -228,6 +233,8 @@ class RoomClient:
                 info["source"],
                 on_packet=kept.on_packet if kept else [],
             )
+            for callback in self.on_subscription:
+                callback(self.subscriptions[mid])
         await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
         await self.call(
@@ -238,7 +245,12 @@ class RoomClient:
         assert self.subscriber is not None
         for transceiver in self.subscriber.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid is not None:
-                aiortc_internals.make_passthrough(transceiver.receiver)
+                assembler = aiortc_internals.make_passthrough(transceiver.receiver)
+                self._assemblers[transceiver.mid] = assembler
+                rate = 90000 if track.kind == "video" else 48000
+                self.clocks[transceiver.mid] = aiortc_internals.sender_clock(
+                    transceiver.receiver, rate
+                )
                 self._spawn(self._consume(transceiver.mid, track))
 
     async def _consume(self, mid: str, track: MediaStreamTrack) -> None:
@@ -258,6 +270,15 @@ class RoomClient:
             sub.last_at = now
             for callback in sub.on_packet:
                 callback(sub, packet)
+
+    async def request_keyframe(self, mid: str) -> None:
+        """Ask (through the server) the publisher behind `mid` for a keyframe."""
+        assembler = self._assemblers.get(mid)
+        if self.subscriber is None or assembler is None or assembler.media_ssrc is None:
+            return
+        for transceiver in self.subscriber.getTransceivers():
+            if transceiver.mid == mid:
+                await aiortc_internals.send_pli(transceiver.receiver, assembler.media_ssrc)
 
     def subscriptions_of(self, participant_id: str) -> dict[str, Subscription]:
         """The live subscriptions carrying `participant_id`'s publications, by source."""

@@ -160,6 +160,12 @@ class SegmentWriter:
     def started(self) -> bool:
         return self._container is not None
 
+    def set_start(self, kind: str, seconds: float) -> None:
+        """Where track `kind` starts on the segment's timeline; before its first packet."""
+        if kind in self._origin:
+            raise ValueError(f"the {kind} track has already started")
+        self._offsets[kind] = round(max(0.0, seconds) * CLOCKS[kind])
+
     def write(self, kind: str, packet: av.Packet) -> None:
         """Add one encoded packet of track `kind` ("video" or "audio")."""
         if self._closed:

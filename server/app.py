@@ -6,12 +6,14 @@ import logging
 
 from aiohttp import web
 
-from server import __version__, api, openapi
+from server import __version__, api, openapi, recording_api
 from server import web as web_client
+from server.agreements import Agreements
 from server.config import Settings
 from server.credentials import load_credentials
 from server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
 from server.media.ice import apply as apply_ice
+from server.recording import Recordings
 from server.signalling import Signalling
 from server.state import STATE, AppState
 from server.store import open_store
@@ -36,13 +38,28 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
         middlewares=[web_client.security_headers, api.error_middleware],
     )
-    app[STATE] = AppState(settings, credentials, signer, store, signalling, __version__)
+    recordings = Recordings(
+        settings.data_dir,
+        settings.local_url,
+        store,
+        signer,
+        getattr(settings, "tsa_url", None),
+    )
+    recordings.broadcast = signalling.recording_changed
+    recordings.call = signalling.call_recorder
+    signalling.recordings = recordings
+    app[STATE] = AppState(
+        settings, credentials, signer, store, signalling, __version__, recordings=recordings
+    )
     signalling.sio.attach(app)
     api.add_routes(app)
+    recording_api.add_routes(app)
     openapi.add_routes(app)
     web_client.add_routes(app)
+    Agreements(app, signalling).install()
 
     async def on_shutdown(app: web.Application) -> None:
+        await recordings.shutdown()  # each recording gets its seal while still connected
         await signalling.disconnect_all()
 
     async def on_cleanup(app: web.Application) -> None:

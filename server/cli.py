@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -136,6 +137,39 @@ def bot(args: argparse.Namespace) -> int:
     return asyncio.run(run_bot(args.link, args.publish, args.name))
 
 
+def archivist_token(args: argparse.Namespace) -> int:
+    from server.archive_auth import ArchiveAuth
+    from server.credentials import load_credentials
+
+    if not 1 <= args.days <= 3660:
+        print("tiaojie: --days must be between 1 and 3660", file=sys.stderr)
+        return 2
+    try:
+        credentials = load_credentials(args.data_dir, os.environ.get("TIAOJIE_SECRET_KEY"))
+    except OSError as error:
+        print(f"tiaojie: cannot use data directory {args.data_dir}: {error}", file=sys.stderr)
+        return 2
+    print(ArchiveAuth(credentials.token_secret).archivist_token(args.name, args.days * 86400))
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """An agreement PDF (signing/) or a recording folder / segment MP4 (recorder/)."""
+    if args.path.suffix.lower() == ".pdf":
+        try:
+            from signing.validator import verify_agreement_cli
+        except ImportError as error:
+            print(f"tiaojie verify: cannot verify PDFs here: {error}", file=sys.stderr)
+            return 2
+        return verify_agreement_cli(args.path, args.trust, args.recording, args.json)
+    if args.recording is not None:
+        print("tiaojie verify: --recording is for an agreement PDF", file=sys.stderr)
+        return 2
+    from recorder.verify_cli import verify_recording_cli
+
+    return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -174,6 +208,43 @@ def build_parser() -> argparse.ArgumentParser:
     bot_parser.add_argument("--publish", type=Path, help="an MP4 with H264 video and Opus audio")
     bot_parser.add_argument("--name", help="display name (default: the invite's)")
     bot_parser.set_defaults(run=bot)
+
+    check = commands.add_parser(
+        "verify",
+        help="check a recording (folder or segment MP4) or an agreement PDF offline",
+        description="Exit 0 authentic, 1 not authentic, 2 could not run.",
+    )
+    check.add_argument("path", type=Path, help="recording folder, segment .mp4 or agreement .pdf")
+    check.add_argument("--json", action="store_true", help="machine-readable report")
+    check.add_argument(
+        "--trust",
+        type=Path,
+        help="recording: the recorder's Ed25519 public key (PEM); PDF: trusted CA certificate(s)",
+    )
+    check.add_argument("--tsa-trust", type=Path, help="recording: the TSA's root certificate")
+    check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")
+    check.set_defaults(run=verify)
+
+    from recorder.cli import add_arguments as add_record_arguments
+
+    record = commands.add_parser(
+        "record", help="record a room (the server starts this itself; see docs/ARCHIVE.md)"
+    )
+    add_record_arguments(record)
+
+    archivist = commands.add_parser(
+        "archivist-token", help="print a token that can list, play and download recordings"
+    )
+    archivist.add_argument("--name", default="archivist", help="who holds it (logged)")
+    archivist.add_argument("--days", type=int, default=30, help="valid for (default 30 days)")
+    archivist.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="the server's data directory, whose secret signs the token (default ./data)",
+    )
+    archivist.set_defaults(run=archivist_token)
     return parser
 
 

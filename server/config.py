@@ -20,12 +20,20 @@ class Settings:
     ice_servers: str | None = None
     announce_ip: str | None = None
     transcode: bool = False
+    #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
+    tsa_url: str | None = None
 
     @property
     def base_url(self) -> str:
         """The address people open: --public-url, else what we listen on."""
         if self.public_url:
             return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        """Where processes on this machine (the recorder) reach the server."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
@@ -82,6 +90,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "much slower) (TIAOJIE_TRANSCODE=1)",
     )
     parser.add_argument(
+        "--tsa-url",
+        default=_env("TSA_URL"),
+        help="RFC 3161 timestamp authority for the seals of agreements and recordings "
+        "(TIAOJIE_TSA_URL; default: the built-in one at POST /tsa, keys in DATA/keys)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -101,4 +115,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ice_servers=args.ice_servers,
         announce_ip=args.announce_ip,
         transcode=args.transcode,
+        tsa_url=args.tsa_url,
     )

@@ -96,6 +96,12 @@ class Room:
     ended_at: int | None = None
     invites: dict[str, Invite] = field(default_factory=dict)
     participants: dict[str, Participant] = field(default_factory=dict)
+    #: The running recording: id, started_at, started_by, the recorder's invite_id and
+    #: the consents ({participant_id: {accepted, at, name, role}}); None when not recording.
+    recording: dict[str, Any] | None = None
+    #: The agreement being drafted/signed (server.agreements.AgreementState as JSON);
+    #: None until the mediator drafts one. Documents from before it existed load as None.
+    agreement: dict[str, Any] | None = None
 
     @property
     def ended(self) -> bool:
@@ -119,6 +125,7 @@ class Room:
             "ended_at": self.ended_at,
             "participant_count": len(self.joined()),
             "lobby_count": len(self.waiting()),
+            "recording": self.recording["id"] if self.recording else None,
         }
 
     def full(self) -> dict[str, Any]:

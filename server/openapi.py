@@ -7,6 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from server import __version__
+from server.agreements import CODE_PATTERN
+from server.recording_api import openapi_paths as recording_paths
 from server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
 from server.validation import Schema
 
@@ -56,6 +58,36 @@ _ROOM_ID = {
     "schema": {"type": "string", "pattern": ID_PATTERN},
 }
 _INVITE_ID = {**_ROOM_ID, "name": "invite_id"}
+_CODE = {
+    "name": "code",
+    "in": "path",
+    "required": True,
+    "description": "the agreement's public code (the one in its QR code, /a/{code})",
+    "schema": {"type": "string", "pattern": CODE_PATTERN},
+}
+_AGREEMENT_STATUS: Schema = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string"},
+        "status": {"type": "string", "enum": ["drafting", "signing", "sealing", "signed"]},
+        "case_number": {"type": "string"},
+        "signers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "role": {"type": "string", "enum": ["applicant", "respondent", "mediator"]},
+                    "name": {"type": "string"},
+                    "signed_at": {"type": ["number", "null"]},
+                },
+            },
+        },
+        "pdf_sha256": {"type": ["string", "null"], "description": "sha256 of the signed PDF"},
+        "sealed_at": {"type": ["number", "null"]},
+        "updated_at": {"type": "number"},
+    },
+    "required": ["code", "status", "signers"],
+}
 
 _ROOM: Schema = {
     "type": "object",
@@ -102,6 +134,12 @@ _NEW_INVITE: Schema = {
 
 
 def build_spec() -> dict[str, Any]:
+    spec = _base_spec()
+    spec["paths"].update(recording_paths())
+    return spec
+
+
+def _base_spec() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -128,6 +166,7 @@ def build_spec() -> dict[str, Any]:
                 "NewInvite": _NEW_INVITE,
                 "CreateRoom": CREATE_ROOM,
                 "CreateInvite": CREATE_INVITE,
+                "AgreementStatus": _AGREEMENT_STATUS,
             },
         },
         "security": [{"bearer": []}],
@@ -223,6 +262,29 @@ def build_spec() -> dict[str, Any]:
                     404,
                     410,
                 )
+            },
+            "/api/agreements/{code}": {
+                "parameters": [_CODE],
+                "get": _op(
+                    "An agreement's public status (no text, no ID numbers; names only)",
+                    (200, "the status", _ref("AgreementStatus")),
+                    404,
+                    secure=False,
+                ),
+            },
+            "/api/agreements/{code}/pdf": {
+                "parameters": [_CODE],
+                "get": {
+                    "summary": "The signed agreement PDF: admin, archivist, or an invite "
+                    "token of the room's mediator or a party",
+                    "responses": {
+                        "200": {
+                            "description": "the signed PDF",
+                            "content": {"application/pdf": {}},
+                        },
+                        **_errors(401, 403, 404, 409),
+                    },
+                },
             },
             "/api/openapi.json": {
                 "get": _op("This document", (200, "OpenAPI 3.1", {"type": "object"}), secure=False)

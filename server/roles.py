@@ -10,14 +10,29 @@ class Role(StrEnum):
     PARTY = "party"
     EXPERT = "expert"
     OBSERVER = "observer"
+    #: The recorder process: visible to everyone, receives media only. Only the server
+    #: mints recorder links (never the invite API).
+    RECORDER = "recorder"
 
 
 #: Roles that wait in the lobby when the room's lobby is on.
 LOBBY_ROLES = frozenset({Role.PARTY, Role.EXPERT})
 
 MODERATION_EVENTS = frozenset(
-    {"admit", "deny", "mute", "request_unmute", "remove", "lock", "end_room"}
+    {
+        "admit",
+        "deny",
+        "mute",
+        "request_unmute",
+        "remove",
+        "lock",
+        "end_room",
+        "start_recording",
+        "stop_recording",
+    }
 )
+#: People (every role but the recorder).
+PEOPLE = frozenset(set(Role) - {Role.RECORDER})
 
 #: Which roles may send each signalling event once joined. People in the lobby may only leave.
 PERMISSIONS: dict[str, frozenset[Role]] = {
@@ -26,10 +41,18 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "set_muted": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "leave": frozenset(Role),
     "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
+    "recording_consent": PEOPLE,
     "subscriber_answer": frozenset(Role),
+    # the agreement (server/agreements.py): the mediator drafts; parties, then a mediator, sign
+    "agreement_draft": frozenset({Role.MEDIATOR}),
+    "agreement_request_signatures": frozenset({Role.MEDIATOR}),
+    "agreement_sign": frozenset({Role.MEDIATOR, Role.PARTY}),
+    "agreement_finalize": frozenset({Role.MEDIATOR}),
 }
 LOBBY_EVENTS = frozenset({"leave"})
 
+#: Roles an invite can be made for through the API (recorder links are the server's own).
+INVITABLE = frozenset(PEOPLE)
 #: Roles a mediator may invite; mediator invites need the admin token.
 MEDIATOR_MAY_INVITE = frozenset({Role.PARTY, Role.EXPERT, Role.OBSERVER})
 

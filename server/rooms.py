@@ -79,14 +79,14 @@ def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinRe
     invite = check_invite(room, claims)
     previous = room.participants.get(invite.invite_id)
     returning = invite.admitted or previous is not None
-    if room.locked and not returning and invite.role is not Role.MEDIATOR:
+    if room.locked and not returning and invite.role not in (Role.MEDIATOR, Role.RECORDER):
         raise TiaojieError("room_locked", "The room is locked: no new participants.", 403)
     waits = room.lobby and invite.role in LOBBY_ROLES and not invite.admitted
     if waits:
         lobby = [p for p in room.waiting() if p.id != invite.invite_id]
         if len(lobby) >= LOBBY_FACTOR * room.max_participants:
             raise TiaojieError("lobby_full", "Too many people are waiting; try later.", 503)
-    else:
+    elif invite.role is not Role.RECORDER:  # the recorder takes nobody's place
         _check_capacity(room, exclude=invite.invite_id)
     participant = Participant(
         id=invite.invite_id,
@@ -108,7 +108,7 @@ def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinRe
 
 
 def _check_capacity(room: Room, exclude: str) -> None:
-    inside = [p for p in room.joined() if p.id != exclude]
+    inside = [p for p in room.joined() if p.id != exclude and p.role is not Role.RECORDER]
     if len(inside) >= room.max_participants:
         raise TiaojieError("room_full", "The room is full.", 409)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from server.roles import Role
+from server.roles import INVITABLE
 from server.validation import Schema
 
 ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
 SDP: Schema = {"type": "string", "minLength": 10, "maxLength": 60000}
+RECORDING_ID_PATTERN = r"rec_[a-z2-7]{26}"
+RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
 
@@ -32,7 +34,7 @@ CREATE_ROOM = _object(
 
 CREATE_INVITE = _object(
     {
-        "role": {"type": "string", "enum": [str(r) for r in Role]},
+        "role": {"type": "string", "enum": sorted(str(r) for r in INVITABLE)},
         "name": NAME,
         "expires_in": {"type": "integer", "minimum": 60, "maximum": 30 * 86400, "default": 86400},
     },
@@ -90,7 +92,77 @@ EVENTS: dict[str, Schema] = {
     "subscriber_answer": _object(
         {"sdp": SDP, "type": {"type": "string", "enum": ["answer"]}}, ["sdp", "type"]
     ),
+    "start_recording": _EMPTY,
+    "stop_recording": _EMPTY,
+    "recording_consent": _object(
+        {"recording_id": RECORDING_ID, "accepted": {"type": "boolean"}},
+        ["recording_id", "accepted"],
+    ),
 }
 
 #: Events whose payload may exceed the default 16 KiB (SDP with all candidates).
 LARGE_EVENTS = {"publish": 64 * 1024, "subscriber_answer": 64 * 1024}
+
+
+# -- the agreement (server/agreements.py; limits of signing/model.py) ----------------------
+def _text(limit: int, min_length: int = 0) -> Schema:
+    return {"type": "string", "minLength": min_length, "maxLength": limit}
+
+
+def _agreement_events() -> dict[str, Schema]:
+    from signing import model as m
+
+    fingerprint: Schema = {"type": "string", "pattern": "[0-9a-f]{64}"}
+    party = _object(
+        {
+            "name": _text(m.MAX_NAME, 1),
+            "role": {"type": "string", "enum": list(m.PARTY_ROLES)},
+            "id_number": _text(m.MAX_ID_NUMBER),
+            # who signs this line: the participant (invite) id of a party of the room
+            "participant_id": PARTICIPANT_ID,
+        },
+        ["name", "role"],
+    )
+    return {
+        "agreement_draft": _object(
+            {
+                "case_number": _text(m.MAX_CASE_NUMBER, 1),
+                "language": {"type": "string", "enum": list(m.LANGUAGES), "default": "zh-CN"},
+                "parties": {"type": "array", "maxItems": m.MAX_PARTIES, "items": party},
+                "mediator": _text(m.MAX_NAME),
+                "experts": {
+                    "type": "array",
+                    "maxItems": m.MAX_EXPERTS,
+                    "items": _text(m.MAX_NAME, 1),
+                },
+                "facts": _text(m.MAX_FACTS),
+                "terms": {"type": "array", "maxItems": m.MAX_TERMS, "items": _text(m.MAX_TERM, 1)},
+                "performance": _text(m.MAX_PERFORMANCE),
+                "date": _text(m.MAX_DATE),
+                "place": _text(m.MAX_PLACE),
+            },
+            ["case_number"],
+        ),
+        "agreement_request_signatures": _object({"fingerprint": fingerprint}, ["fingerprint"]),
+        "agreement_sign": _object(
+            {
+                "fingerprint": fingerprint,
+                "consent": {"type": "boolean"},
+                "name": _text(m.MAX_NAME, 1),
+                # data:image/png;base64,... (at most 200 KiB of PNG: server.agreements)
+                "mark": _text(AGREEMENT_SIGN_LIMIT, 1),
+            },
+            ["fingerprint", "consent", "name", "mark"],
+        ),
+        "agreement_finalize": _EMPTY,
+    }
+
+
+#: The draft carries the whole text (Chinese is 6 bytes per character as JSON \u escapes);
+#: a signature carries the handwritten mark (a PNG of at most 200 KiB, as base64).
+AGREEMENT_DRAFT_LIMIT = 256 * 1024
+AGREEMENT_SIGN_LIMIT = 300 * 1024
+EVENTS.update(_agreement_events())
+LARGE_EVENTS.update(
+    {"agreement_draft": AGREEMENT_DRAFT_LIMIT, "agreement_sign": AGREEMENT_SIGN_LIMIT}
+)

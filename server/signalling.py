@@ -22,6 +22,8 @@ from server.errors import TiaojieError, bad_request
 from server.media.ice import IceSettings
 from server.media.sfu import MediaPlane
 from server.model import Participant, ParticipantStatus, Room, now
+from server.recording import Recordings
+from server.recording import public as public_recording
 from server.roles import Role, may_send
 from server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
 from server.store import RoomStore
@@ -89,8 +91,20 @@ class Signalling:
             "leave": self._leave,
             "publish": self._publish,
             "subscriber_answer": self._subscriber_answer,
+            "start_recording": self._start_recording,
+            "stop_recording": self._stop_recording,
+            "recording_consent": self._recording_consent,
         }
+        #: Set by the app: recording start/stop and the chain's room events.
+        self.recordings: Recordings | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Called after a participant entered the room (server.agreements sends its state).
+        self.on_enter: list[Callable[[str, Participant], Awaitable[None]]] = []
+
+    def add_handler(self, event: str, handler: Handler) -> None:
+        """Route a client event (schema in server.schemas.EVENTS, roles in
+        server.roles.PERMISSIONS) to `handler`, behind the same checks as every event."""
+        self._handlers[event] = handler
 
     # -- connection ----------------------------------------------------------------------
     def _spoofed(self, sid: str) -> bool:
@@ -173,6 +187,7 @@ class Signalling:
                 "lobby": [p.public() for p in room.waiting()] if is_mediator else [],
                 "ice_servers": self.ice.servers,
                 "publications": self.media.publications(room_id),
+                "recording": self._recording_view(room.recording, is_mediator),
             },
             to=participant.sid,
         )
@@ -188,6 +203,19 @@ class Signalling:
             room=_room_channel(room_id),
             skip_sid=participant.sid,
         )
+        for hook in self.on_enter:
+            await hook(room_id, participant)
+        if participant.role is Role.RECORDER:
+            if self.recordings is not None:
+                self.recordings.recorder_joined(room_id, participant.sid)
+        else:
+            await self._record(
+                room_id,
+                "joined",
+                participant_id=participant.id,
+                name=participant.name,
+                role=str(participant.role),
+            )
 
     async def _on_disconnect(self, sid: str, reason: object = None) -> dict[str, Any] | None:
         if self._spoofed(sid):
@@ -216,6 +244,16 @@ class Signalling:
         return session["room_id"], session["participant_id"]
 
     async def _announce_gone(self, room_id: str, participant: Participant, reason: str) -> None:
+        if participant.role is Role.RECORDER and self.recordings is not None:
+            self.recordings.recorder_left(room_id, participant.sid)
+        elif participant.status is ParticipantStatus.JOINED:
+            await self._record(
+                room_id,
+                "left",
+                participant_id=participant.id,
+                name=participant.name,
+                reason=reason,
+            )
         if participant.status is ParticipantStatus.JOINED:
             await self.media.remove_peer(room_id, participant.id)
             await self.sio.emit(
@@ -337,6 +375,9 @@ class Signalling:
         )
         await self.media.set_muted(room_id, target.id, p["track"], True)
         await self._updated(room_id, target)
+        await self._record(
+            room_id, "mute", participant_id=target.id, name=target.name, track=p["track"], by=pid
+        )
         return {"participant": target.public()}
 
     async def _request_unmute(
@@ -363,6 +404,7 @@ class Signalling:
             p["_sid"],
             lambda room, sender: rooms.remove(room, sender, p["participant_id"]),
         )
+        await self._record(room_id, "remove", participant_id=target.id, name=target.name, by=pid)
         await self.close_participant(room_id, target, "removed")
         return {}
 
@@ -403,6 +445,13 @@ class Signalling:
         sender = await self._apply(event, room_id, pid, p["_sid"], change)
         await self.media.set_muted(room_id, pid, p["track"], p["muted"])
         await self._updated(room_id, sender)
+        await self._record(
+            room_id,
+            "self_mute" if p["muted"] else "self_unmute",
+            participant_id=pid,
+            name=sender.name,
+            track=p["track"],
+        )
         return {"participant": sender.public()}
 
     async def _publish(
@@ -446,12 +495,75 @@ class Signalling:
             "participant_updated", {"participant": participant.public()}, room=channel
         )
 
+    # -- recording ------------------------------------------------------------------------
+    async def _record(self, room_id: str, kind: str, **fields: Any) -> None:
+        """Put a room event into the recording's chain, if the room is being recorded."""
+        if self.recordings is not None:
+            await self.recordings.note(room_id, kind, **fields)
+
+    @staticmethod
+    def _recording_view(
+        recording: dict[str, Any] | None, is_mediator: bool
+    ) -> dict[str, Any] | None:
+        """Everyone sees that recording is on; only mediators see who consented."""
+        if recording is None:
+            return None
+        view = public_recording(recording)
+        if not is_mediator:
+            view.pop("consents", None)
+        return view
+
+    async def recording_changed(self, room_id: str, recording: dict[str, Any] | None) -> None:
+        await self.sio.emit(
+            "recording_state",
+            {"recording": self._recording_view(recording, False)},
+            room=_room_channel(room_id),
+        )
+        await self.sio.emit(
+            "recording_state",
+            {"recording": self._recording_view(recording, True)},
+            room=_mediator_channel(room_id),
+        )
+
+    async def call_recorder(self, sid: str, event: str, data: dict[str, Any]) -> Any:
+        return await self.sio.call(event, data, to=sid, timeout=5)
+
+    def _recordings(self) -> Recordings:
+        if self.recordings is None:
+            raise TiaojieError("recording_unavailable", "Recording is not set up.", 503)
+        return self.recordings
+
+    async def _start_recording(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._check(event, room_id, pid, p["_sid"])
+        return {"recording": await self._recordings().start(room_id, pid)}
+
+    async def _stop_recording(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self._check(event, room_id, pid, p["_sid"])
+        return {"recording": await self._recordings().stop(room_id)}
+
+    async def _recording_consent(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        sender = await self._apply(event, room_id, pid, p["_sid"], lambda _, sender: sender)
+        recording = await self._recordings().consent(
+            room_id, sender, p["recording_id"], p["accepted"]
+        )
+        return {"recording": self._recording_view(recording, sender.role is Role.MEDIATOR)}
+
     # -- used by the REST API too --------------------------------------------------------
     async def close_participant(self, room_id: str, participant: Participant, reason: str) -> None:
         await self._close(participant.sid, reason)
         await self._announce_gone(room_id, participant, reason)
 
     async def _close_all(self, room_id: str, participants: list[Participant], reason: str) -> None:
+        if self.recordings is not None and room_id in self.recordings.processes:
+            await self._record(room_id, "room_ended")
+            with contextlib.suppress(TiaojieError):
+                await self.recordings.stop(room_id)  # the seal, before everyone is gone
         await asyncio.gather(*(self._close(p.sid, reason) for p in participants))
         await self.media.close_room(room_id)
 

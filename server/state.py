@@ -13,6 +13,7 @@ from server.store import RoomStore
 from server.tokens import TokenSigner
 
 if TYPE_CHECKING:
+    from server.recording import Recordings
     from server.signalling import Signalling
 
 
@@ -24,6 +25,7 @@ class AppState:
     store: RoomStore
     signalling: Signalling
     version: str
+    recordings: Recordings | None = None
 
 
 STATE = web.AppKey("tiaojie_state", AppState)

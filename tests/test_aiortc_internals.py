@@ -46,6 +46,8 @@ from aiortc.rtp import (
     RtcpPacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
     RtpPacket,
     wrap_rtx,
 )
@@ -370,6 +372,39 @@ async def check_audio_receiver(
     assert samples and all(s == 960 for s in samples)
     assert assembler.media_ssrc == MEDIA_SSRC
     await stop(receiver)
+
+
+async def test_sender_reports_map_packets_to_the_senders_clock(encoded):
+    """The recorder lines tracks up with sender reports, via a hook on the receiver."""
+    opus = RTCRtpCodecParameters(
+        mimeType="audio/opus", clockRate=48000, channels=2, payloadType=OPUS_PT
+    )
+    receiver, _transport, _assembler = await started_receiver("audio", [opus], rtx=False)
+    try:
+        clock = aiortc_internals.sender_clock(receiver, 48000)
+        feeder = RtpFeeder(receiver, OPUS_PT, 960)
+        first_rtp = feeder.timestamp  # 3 packets before the 32-bit wrap
+        await feeder.feed(*(feeder.packets([p])[0] for p in encoded["audio"][:6]))
+        out = queued(receiver)
+        assert clock.wall_time(out[-1].pts) is None  # no sender report yet
+        # The sender says: RTP timestamp of packet 4 (past the wrap) was at Unix 1.7e9 + 0.5.
+        unix = 1_700_000_000.5
+        ntp = int((unix + aiortc_internals.NTP_UNIX_OFFSET) * (1 << 32))
+        report = RtcpSrPacket(
+            ssrc=MEDIA_SSRC,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp,
+                rtp_timestamp=(first_rtp + 4 * 960) & 0xFFFFFFFF,
+                packet_count=6,
+                octet_count=600,
+            ),
+        )
+        await receiver._handle_rtcp_packet(report)
+        assert clock.wall_time(out[4].pts) == pytest.approx(unix, abs=1e-6)
+        assert clock.wall_time(out[0].pts) == pytest.approx(unix - 4 * 0.02, abs=1e-6)
+        assert clock.wall_time(out[5].pts) == pytest.approx(unix + 0.02, abs=1e-6)
+    finally:
+        await receiver.stop()
 
 
 # -- two peer connections on loopback ------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from server.media.keyframes import is_keyframe
 
@@ -364,6 +364,8 @@ class PassthroughQueue:
         self._kind = kind
         self._stopped = threading.Event()
         self._unwrap = _Unwrapper()
+        #: The RTP timestamp of the first frame handed over: packet pts count from it.
+        self.first_timestamp: int | None = None
 
     def put(self, item: tuple[Any, JitterFrame] | None) -> None:
         if item is None:  # the receiver is stopping: let the decoder thread end
@@ -372,6 +374,8 @@ class PassthroughQueue:
         codec, batch = item
         frames = batch.frames if isinstance(batch, FrameBatch) else [batch]
         for frame in frames:
+            if self.first_timestamp is None:
+                self.first_timestamp = frame.timestamp
             packet = av.Packet(frame.data)
             packet.pts = packet.dts = self._unwrap(frame.timestamp)
             packet.time_base = Fraction(1, codec.clockRate)
@@ -410,6 +414,60 @@ def make_passthrough(receiver: RTCRtpReceiver) -> FrameAssembler:
         track_queue, kind
     )
     return assembler
+
+
+NTP_UNIX_OFFSET = 2_208_988_800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
+
+
+class SenderClock:
+    """Maps a pass-through receiver's packet pts to the sender's wall clock.
+
+    The remote sender's RTCP sender reports pair an RTP timestamp with its NTP time; with
+    the first RTP timestamp the PassthroughQueue saw (where pts 0 is), any packet's pts
+    becomes a Unix time on the sender's clock. All tracks one sender sends share that
+    clock, which is what lines up audio with video.
+    """
+
+    def __init__(self, passthrough: PassthroughQueue, clock_rate: int) -> None:
+        self._passthrough = passthrough
+        self.clock_rate = clock_rate
+        self.report: tuple[float, int] | None = None  # (unix time, rtp timestamp)
+
+    def on_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        seconds = (ntp_timestamp >> 32) + (ntp_timestamp & 0xFFFFFFFF) / (1 << 32)
+        self.report = (seconds - NTP_UNIX_OFFSET, rtp_timestamp)
+
+    def wall_time(self, pts: int) -> float | None:
+        """Unix time of a packet with this pts, or None before the first sender report."""
+        first = self._passthrough.first_timestamp
+        if self.report is None or first is None:
+            return None
+        report_time, report_rtp = self.report
+        delta = ((first + pts) - report_rtp) & 0xFFFFFFFF
+        if delta >= 1 << 31:
+            delta -= 1 << 32
+        return report_time + delta / self.clock_rate
+
+
+def sender_clock(receiver: RTCRtpReceiver, clock_rate: int) -> SenderClock:
+    """Follow the sender reports reaching a pass-through receiver (see SenderClock).
+
+    aiortc's RTP router calls `receiver._handle_rtcp_packet(packet)` for each sender
+    report on the receiver's SSRC; we wrap it on the instance.
+    """
+    passthrough = _require(receiver, "_RTCRtpReceiver__decoder_queue")
+    if not isinstance(passthrough, PassthroughQueue):
+        raise RuntimeError("make the receiver pass-through first")
+    clock = SenderClock(passthrough, clock_rate)
+    original = _require(receiver, "_handle_rtcp_packet")
+
+    async def handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            clock.on_report(packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)
+        await original(packet)
+
+    receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+    return clock
 
 
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

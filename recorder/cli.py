@@ -1,0 +1,73 @@
+"""`tiaojie record`: the recorder process the server launches per recorded room.
+
+The recorder link's token comes in the environment (TIAOJIE_RECORDER_TOKEN), never on
+the command line, where `ps` would show it to every user of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+TOKEN_ENV = "TIAOJIE_RECORDER_TOKEN"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", required=True, help="the server's base URL")
+    parser.add_argument(
+        "--dir",
+        dest="directory",
+        type=Path,
+        required=True,
+        help="the recording folder (created; continued if it has a chain)",
+    )
+    parser.add_argument("--recording-id", required=True)
+    parser.add_argument("--room-id", default="")
+    parser.add_argument(
+        "--key", type=Path, required=True, help="the recorder's Ed25519 private key (PEM)"
+    )
+    parser.add_argument(
+        "--tsa-url",
+        default=os.environ.get("TIAOJIE_TSA_URL") or None,
+        help="RFC 3161 time-stamping authority for the seal",
+    )
+    parser.add_argument("--checkpoint-seconds", type=float, default=5.0)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from recorder.session import Recorder
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s recorder: %(message)s"
+    )
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    token = os.environ.get(TOKEN_ENV, "")
+    if not token:
+        print(f"tiaojie record: set {TOKEN_ENV} to the recorder link's token", file=sys.stderr)
+        return 2
+    try:
+        key = load_pem_private_key(args.key.read_bytes(), password=None)
+    except (OSError, ValueError) as error:
+        print(f"tiaojie record: cannot read the key {args.key}: {error}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        recorder = Recorder(
+            f"{args.server.rstrip('/')}/join#token={token}",
+            args.directory,
+            args.recording_id,
+            key,  # type: ignore[arg-type]
+            room_id=args.room_id,
+            tsa_url=args.tsa_url,
+            checkpoint_seconds=args.checkpoint_seconds,
+        )
+        return await recorder.run()
+
+    return asyncio.run(main())

@@ -1,0 +1,450 @@
+"""The recorder process: joins a room as `recorder` and archives it (docs/ARCHIVE.md).
+
+It is a Python RoomClient like any participant. Every Subscription it receives is routed
+to the Segment of its participant and source (`camera` for camera + microphone, `screen`
+for a screen share); each Segment is one fMP4 file (recorder/segment.py), each of its
+init segment and fragments, as written and fsynced, becomes a chain entry. Events the
+server sends (`record_event`: consent, joins, leaves, moderation, signing) are chained
+too. A signed checkpoint follows every few seconds; SIGTERM (or the room ending) closes
+the segments and writes the seal.
+
+Timing: a Segment starts at its first video keyframe (or first audio packet). Each
+track's start on the segment's timeline comes from the sender reports of the server's
+RTP senders (aiortc_internals.SenderClock): audio and video of one participant share
+that clock, so they line up; the segment's start is recorded as a Unix time, the
+session clock on which all segments can be laid side by side. Packets wait (at most
+START_WAIT_S) for the first sender report; without one the arrival time stands in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from client.session import RoomClient, Subscription
+from recorder.keys import public_pem
+from recorder.manifest import CHAIN_FILE, ChainWriter, key_id
+from recorder.segment import SegmentWriter
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "recording.json"
+PUBLIC_KEY_FILE = "recorder.pub.pem"
+TIMESTAMP_FILE = "seal.tsr"
+SEGMENTS_DIR = "segments"
+START_WAIT_S = 2.0  # longest wait for a keyframe / a sender report before a segment opens
+KEYFRAME_RETRY_S = 1.0
+
+
+def group_of(source: str) -> str:
+    return "screen" if source == "screen" else "camera"
+
+
+@dataclass
+class SegmentInfo:
+    """One Segment in the summary (recording.json)."""
+
+    name: str
+    participant_id: str
+    participant_name: str
+    source: str
+    tracks: list[str]
+    start: float | None = None  # Unix time of the segment's time 0 (session clock)
+    end: float | None = None
+    fragments: int = 0
+    bytes: int = 0
+    status: str = "recording"  # recording | closed | interrupted
+
+
+@dataclass
+class _Pending:
+    kind: str
+    packet: av.Packet
+    wall: float | None
+    arrival: float
+
+
+@dataclass
+class Segment:
+    """A participant connection's source being recorded: buffer, then an fMP4 writer."""
+
+    info: SegmentInfo
+    publications: dict[str, str]  # kind -> publication id
+    created: float = field(default_factory=time.time)
+    buffer: list[_Pending] = field(default_factory=list)
+    writer: SegmentWriter | None = None
+    origin: float | None = None
+    started_kinds: set[str] = field(default_factory=set)
+    last_keyframe_request: float = 0.0
+
+
+class Recorder:
+    def __init__(
+        self,
+        link: str,
+        directory: Path,
+        recording_id: str,
+        key: Ed25519PrivateKey,
+        *,
+        room_id: str = "",
+        tsa_url: str | None = None,
+        checkpoint_seconds: float = 5.0,
+        fragment_seconds: float = 1.0,
+    ) -> None:
+        self.directory = directory
+        self.recording_id = recording_id
+        self.room_id = room_id
+        self.tsa_url = tsa_url
+        self.checkpoint_seconds = checkpoint_seconds
+        self.fragment_seconds = fragment_seconds
+        self.client = RoomClient(link, name="录制 Recorder")
+        (directory / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
+        continuing = (directory / CHAIN_FILE).exists()
+        self.chain = ChainWriter(directory, recording_id, key)
+        self.summary = self._load_summary()
+        self.segments: dict[tuple[str, str], Segment] = {}
+        self._stop = asyncio.Event()
+        self._stop_reason = "stopped"
+        self._checkpointed_seq = -1
+        self._tasks: set[asyncio.Task[None]] = set()
+        (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
+        if continuing:
+            interrupted = []
+            for s in self.summary["segments"]:
+                if s["status"] == "recording":
+                    s["status"] = "interrupted"
+                    interrupted.append(s["name"])
+            self.chain.append(
+                "gap",
+                reason="the recorder restarted after an unexpected exit; "
+                "what it was writing then is lost",
+                interrupted=interrupted,
+            )
+            self._note("recording_resumed", room_id=room_id)
+        else:
+            self.summary["started_at"] = time.time()
+            self._note("recording_started", room_id=room_id, recording_id=recording_id)
+        self.client.on_subscription.append(self._on_subscription)
+        self.client.sio.on("record_event", self._on_record_event)
+        self.client.sio.on("participant_joined", self._on_participant)
+        self.client.sio.on("participant_updated", self._on_participant)
+        self._write_summary()
+
+    # -- the summary -------------------------------------------------------------------
+    def _load_summary(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads((self.directory / SUMMARY_FILE).read_text())
+            return data
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {
+                "recording_id": self.recording_id,
+                "room_id": self.room_id,
+                "status": "recording",
+                "started_at": None,
+                "stopped_at": None,
+                "participants": {},
+                "segments": [],
+                "gaps": [],
+                "seal": None,
+                "timestamp": None,
+                "key_id": key_id(self.chain.key.public_key()),
+            }
+
+    def _write_summary(self) -> None:
+        self.summary["chain_head"] = self.chain.head
+        self.summary["chain_length"] = self.chain.seq
+        path = self.directory / SUMMARY_FILE
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(self.summary, ensure_ascii=False, indent=2))
+        os.replace(temporary, path)
+
+    def _segment_info(self, segment: Segment) -> None:
+        for i, s in enumerate(self.summary["segments"]):
+            if s["name"] == segment.info.name:
+                self.summary["segments"][i] = asdict(segment.info)
+                return
+        self.summary["segments"].append(asdict(segment.info))
+
+    # -- chain -------------------------------------------------------------------------
+    def _note(self, kind: str, **fields: Any) -> dict[str, Any]:
+        return self.chain.append("event", event={"kind": kind, **fields})
+
+    async def _on_record_event(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+            return {"ok": False}
+        entry = self._note(data["kind"], **{k: v for k, v in data.items() if k != "kind"})
+        participant = data.get("participant_id")
+        if isinstance(participant, str):
+            people = self.summary["participants"].setdefault(participant, {})
+            if data["kind"] in ("consent", "refusal"):
+                people["consent"] = data["kind"]
+                people["consent_at"] = entry["time"]
+            for key in ("name", "role"):
+                if isinstance(data.get(key), str):
+                    people[key] = data[key]
+            if data["kind"] == "joined":
+                people.setdefault("joined", []).append(entry["time"])
+            if data["kind"] == "left":
+                people.setdefault("left", []).append(entry["time"])
+        self._write_summary()
+        return {"ok": True, "seq": entry["seq"], "hash": entry["hash"]}
+
+    async def _on_participant(self, data: Any) -> None:
+        participant = data.get("participant") if isinstance(data, dict) else None
+        if isinstance(participant, dict) and isinstance(participant.get("id"), str):
+            people = self.summary["participants"].setdefault(participant["id"], {})
+            people["name"] = participant.get("name")
+            people["role"] = participant.get("role")
+
+    def _checkpoint(self) -> None:
+        if self.chain.seq - 1 > self._checkpointed_seq:
+            self.chain.append("checkpoint")
+            self._checkpointed_seq = self.chain.seq - 1
+            self._write_summary()
+
+    # -- media -------------------------------------------------------------------------
+    def _on_subscription(self, subscription: Subscription) -> None:
+        if self._on_packet not in subscription.on_packet:
+            subscription.on_packet.append(self._on_packet)
+
+    def _name_of(self, participant_id: str) -> str:
+        people = self.summary["participants"].get(participant_id, {})
+        if people.get("name"):
+            return str(people["name"])
+        for p in (self.client.room_state or {}).get("participants", []):
+            if p.get("id") == participant_id:
+                return str(p.get("name", ""))
+        return ""
+
+    def _new_segment(self, participant_id: str, group: str) -> Segment:
+        publications = {
+            s.kind: s.publication_id
+            for s in self.client.subscriptions.values()
+            if s.participant_id == participant_id and group_of(s.source) == group
+        }
+        number = len(self.summary["segments"]) + 1
+        name = f"{SEGMENTS_DIR}/{number:04d}-{participant_id}-{group}.mp4"
+        info = SegmentInfo(
+            name=name,
+            participant_id=participant_id,
+            participant_name=self._name_of(participant_id),
+            source=group,
+            tracks=sorted(publications),
+        )
+        segment = Segment(info, publications)
+        self._segment_info(segment)
+        return segment
+
+    def _on_packet(self, subscription: Subscription, packet: av.Packet) -> None:
+        if self._stop.is_set():
+            return
+        group = group_of(subscription.source)
+        key = (subscription.participant_id, group)
+        segment = self.segments.get(key)
+        if segment is not None:
+            known = segment.publications.get(subscription.kind)
+            lacking = segment.writer is not None and subscription.kind not in segment.info.tracks
+            if known != subscription.publication_id or lacking:
+                # a new connection of this participant, or a track the segment lacks
+                self._close_segment(segment)
+                segment = None
+        if segment is None:
+            segment = self._new_segment(subscription.participant_id, group)
+            self.segments[key] = segment
+        clock = self.client.clocks.get(subscription.mid)
+        wall = clock.wall_time(packet.pts) if clock is not None and packet.pts is not None else None
+        pending = _Pending(subscription.kind, packet, wall, time.time())
+        if segment.writer is None:
+            segment.buffer.append(pending)
+            self._maybe_open(segment, subscription.mid)
+        else:
+            self._write(segment, pending)
+
+    def _maybe_open(self, segment: Segment, mid: str) -> None:
+        kinds = set(segment.info.tracks)
+        waited = time.time() - segment.created
+        keyframes = [p for p in segment.buffer if p.kind == "video" and p.packet.is_keyframe]
+        if "video" in kinds and not keyframes:
+            if mid and time.time() - segment.last_keyframe_request > KEYFRAME_RETRY_S:
+                segment.last_keyframe_request = time.time()
+                task = asyncio.ensure_future(self.client.request_keyframe(mid))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            # video before the first keyframe can never be written: keep only audio
+            segment.buffer = [p for p in segment.buffer if p.kind == "audio"][-250:]
+            if waited < 2 * START_WAIT_S or not segment.buffer:
+                return
+            # no keyframe yet (camera muted or off): record the sound alone; a later
+            # video packet starts a new segment with both tracks
+            kinds = {"audio"}
+            segment.info.tracks = ["audio"]
+        first = keyframes[0] if keyframes else segment.buffer[0]
+        have_clock = {p.kind for p in segment.buffer if p.wall is not None}
+        if not kinds <= have_clock and waited < START_WAIT_S:
+            return
+        use_clock = kinds <= have_clock or first.wall is not None
+        segment.origin = (first.wall if use_clock and first.wall else first.arrival) or time.time()
+        segment.info.start = segment.origin
+        path = self.directory / segment.info.name
+        segment.writer = SegmentWriter(
+            path,
+            lambda kind, offset, data: self._chunk(segment, kind, offset, data),
+            video="video" in kinds,
+            audio="audio" in kinds,
+            fragment_seconds=self.fragment_seconds,
+        )
+        self._note(
+            "segment_started",
+            segment=segment.info.name,
+            participant_id=segment.info.participant_id,
+            name=segment.info.participant_name,
+            source=segment.info.source,
+            tracks=segment.info.tracks,
+            start=round(segment.origin, 6),
+            clock="sender_report" if use_clock else "arrival",
+        )
+        buffered, segment.buffer = segment.buffer, []
+        if keyframes:
+            buffered = buffered[buffered.index(first) :] + [
+                p for p in buffered[: buffered.index(first)] if p.kind == "audio"
+            ]
+        for pending in sorted(buffered, key=lambda p: p.arrival):
+            self._write(segment, pending, use_clock)
+        self._segment_info(segment)
+        self._write_summary()
+
+    def _write(self, segment: Segment, pending: _Pending, use_clock: bool = True) -> None:
+        writer = segment.writer
+        assert writer is not None and segment.origin is not None
+        if pending.kind not in segment.started_kinds:
+            if writer.has_video and pending.kind == "audio" and not writer.started:
+                return  # before the keyframe: SegmentWriter would drop it anyway
+            moment = pending.wall if (use_clock and pending.wall is not None) else pending.arrival
+            writer.set_start(pending.kind, moment - segment.origin)
+            segment.started_kinds.add(pending.kind)
+        try:
+            writer.write(pending.kind, pending.packet)
+        except (ValueError, av.FFmpegError):
+            log.exception("could not write a %s packet to %s", pending.kind, segment.info.name)
+
+    def _chunk(self, segment: Segment, kind: str, offset: int, data: bytes) -> None:
+        self.chain.add_bytes(kind, segment.info.name, offset, data)
+        segment.info.fragments += kind == "fragment"
+        segment.info.bytes = offset + len(data)
+
+    def _close_segment(self, segment: Segment) -> None:
+        key = (segment.info.participant_id, segment.info.source)
+        if self.segments.get(key) is segment:
+            del self.segments[key]
+        if segment.writer is not None:
+            try:
+                segment.writer.close()
+            except (ValueError, av.FFmpegError):
+                log.exception("could not close %s cleanly", segment.info.name)
+            segment.info.status = "closed"
+            segment.info.end = time.time()
+            self._note(
+                "segment_ended",
+                segment=segment.info.name,
+                end=round(segment.info.end, 6),
+                fragments=segment.info.fragments,
+                bytes=segment.info.bytes,
+            )
+        else:
+            segment.info.status = "empty"
+        self._segment_info(segment)
+        self._write_summary()
+
+    def _close_finished_segments(self) -> None:
+        live = {s.publication_id for s in self.client.subscriptions.values()}
+        for segment in list(self.segments.values()):
+            if not set(segment.publications.values()) & live:
+                self._close_segment(segment)
+            elif segment.writer is None and segment.buffer:
+                mid = next(
+                    (
+                        s.mid
+                        for s in self.client.subscriptions.values()
+                        if s.publication_id in segment.publications.values()
+                    ),
+                    "",
+                )
+                self._maybe_open(segment, mid)
+
+    # -- running -----------------------------------------------------------------------
+    def stop(self, reason: str = "stopped") -> None:
+        self._stop_reason = reason
+        self._stop.set()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        try:
+            state = await self.client.join()
+        except Exception as error:  # could not join: nothing was recorded this run
+            log.error("the recorder could not join the room: %s", error)
+            self._note("recorder_join_failed", error=str(error)[:200])
+            self._checkpoint()
+            return 3
+        for p in state.get("participants", []):
+            self.summary["participants"].setdefault(p["id"], {}).update(
+                name=p.get("name"), role=p.get("role")
+            )
+        self._write_summary()
+        last_checkpoint = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.25)
+            if self.client.closed_reason is not None and not self._stop.is_set():
+                self.stop(self.client.closed_reason)
+            self._close_finished_segments()
+            if time.monotonic() - last_checkpoint >= self.checkpoint_seconds:
+                self._checkpoint()
+                last_checkpoint = time.monotonic()
+        await self._finish()
+        return 0
+
+    async def _finish(self) -> None:
+        for segment in list(self.segments.values()):
+            self._close_segment(segment)
+        self._note("recording_stopped", reason=self._stop_reason)
+        seal = self.chain.append("seal", reason=self._stop_reason)
+        self.summary["status"] = "sealed"
+        self.summary["stopped_at"] = seal["time"]
+        self.summary["seal"] = {"seq": seal["seq"], "hash": seal["hash"], "time": seal["time"]}
+        self._write_summary()
+        if self.tsa_url:
+            await self._timestamp_seal(seal)
+        self.chain.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.leave(), 5)
+
+    async def _timestamp_seal(self, seal: dict[str, Any]) -> None:
+        """RFC 3161 timestamp over the seal line as stored in the chain."""
+        from recorder.manifest import canonical
+
+        assert self.tsa_url is not None
+        try:
+            from signing.tsa import request_timestamp
+
+            token = await request_timestamp(self.tsa_url, canonical(seal))
+        except Exception as error:
+            log.error("the TSA at %s did not timestamp the seal: %s", self.tsa_url, error)
+            self.summary["timestamp"] = {"error": str(error)[:300], "tsa_url": self.tsa_url}
+        else:
+            (self.directory / TIMESTAMP_FILE).write_bytes(token)
+            self.summary["timestamp"] = {"file": TIMESTAMP_FILE, "tsa_url": self.tsa_url}
+        self._write_summary()

@@ -1,0 +1,104 @@
+"""Who may read the archive: archivist tokens and short-lived playback tickets.
+
+* An archivist token (`tja1.<payload>.<mac>`, made by `tiaojie archivist-token`) lists,
+  plays and downloads every recording. It is signed with a key derived from the server
+  secret for this purpose only, so it can never pass as an invite token or vice versa.
+* A playback ticket (`tjt1.<recording>.<expiry>.<mac>`) lets an HTML5 <video> element,
+  which cannot send an Authorization header, fetch the files of ONE recording for a few
+  minutes. Whoever may read a recording can get one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+
+from server.errors import TiaojieError
+
+ARCHIVIST_PREFIX = "tja1"
+TICKET_PREFIX = "tjt1"
+TICKET_SECONDS = 600
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class Archivist:
+    name: str
+    expires_at: int
+
+
+class ArchiveAuth:
+    def __init__(self, secret: bytes) -> None:
+        self._archivist_key = hmac.new(secret, b"tiaojie archivist token", "sha256").digest()
+        self._ticket_key = hmac.new(secret, b"tiaojie playback ticket", "sha256").digest()
+
+    # -- archivist tokens --------------------------------------------------------------
+    def archivist_token(self, name: str, lifetime: int) -> str:
+        payload = json.dumps(
+            {"n": name[:64], "x": int(time.time()) + lifetime}, separators=(",", ":")
+        ).encode()
+        signed = f"{ARCHIVIST_PREFIX}.{_b64(payload)}"
+        mac = hmac.new(self._archivist_key, signed.encode(), "sha256").digest()
+        return f"{signed}.{_b64(mac)}"
+
+    @staticmethod
+    def looks_like_archivist(token: str) -> bool:
+        return token.startswith(ARCHIVIST_PREFIX + ".")
+
+    def verify_archivist(self, token: str) -> Archivist:
+        invalid = TiaojieError("token_invalid", "This archivist token is not valid.", 401)
+        parts = token.split(".")
+        if len(token) > 512 or len(parts) != 3 or parts[0] != ARCHIVIST_PREFIX:
+            raise invalid
+        signed = f"{parts[0]}.{parts[1]}"
+        expected = hmac.new(self._archivist_key, signed.encode(), "sha256").digest()
+        try:
+            if not hmac.compare_digest(expected, _unb64(parts[2])):
+                raise invalid
+            data = json.loads(_unb64(parts[1]))
+            archivist = Archivist(str(data["n"]), int(data["x"]))
+        except (ValueError, KeyError, TypeError):
+            raise invalid from None
+        if archivist.expires_at <= time.time():
+            raise TiaojieError("token_expired", "This archivist token has expired.", 401)
+        return archivist
+
+    # -- playback tickets --------------------------------------------------------------
+    def ticket(self, recording_id: str, lifetime: int = TICKET_SECONDS) -> tuple[str, int]:
+        expires_at = int(time.time()) + lifetime
+        signed = f"{TICKET_PREFIX}.{recording_id}.{expires_at}"
+        mac = hmac.new(self._ticket_key, signed.encode(), "sha256").digest()
+        return f"{signed}.{_b64(mac)}", expires_at
+
+    def check_ticket(self, ticket: str, recording_id: str) -> None:
+        invalid = TiaojieError("ticket_invalid", "This playback ticket is not valid.", 401)
+        parts = ticket.split(".")
+        if len(ticket) > 256 or len(parts) != 4 or parts[0] != TICKET_PREFIX:
+            raise invalid
+        signed = ".".join(parts[:3])
+        expected = hmac.new(self._ticket_key, signed.encode(), "sha256").digest()
+        try:
+            genuine = hmac.compare_digest(expected, _unb64(parts[3]))
+            expires_at = int(parts[2])
+        except ValueError:
+            raise invalid from None
+        if not genuine or parts[1] != recording_id:
+            raise invalid
+        if expires_at <= time.time():
+            raise TiaojieError("ticket_expired", "This playback ticket has expired.", 401)
+
+
+def fingerprint(token: str) -> str:
+    """A short, non-secret name for a token, for logs."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]

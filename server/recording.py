@@ -1,0 +1,303 @@
+"""Recording: start/stop, the supervised recorder processes, and the chain's room events.
+
+Starting a recording stores it on the room (so every node and every client sees it),
+mints a `recorder` invite that only the server knows, and launches `tiaojie record`
+(recorder/cli.py) as a child process. A watcher restarts the recorder when it exits
+without being asked to (kill -9, crash) within RESTART_DELAY_S; the restarted recorder
+continues the same chain after a signed gap entry. Stopping sends SIGTERM: the recorder
+closes its segments, seals the chain and exits.
+
+Room events that belong in the evidence (joins, leaves, consent, moderation, signing)
+reach the recorder as `record_event` calls; while it is (re)starting they wait in order.
+The recorder process is supervised by the node that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server import rooms
+from server.errors import TiaojieError
+from server.model import Room, now
+from server.roles import Role
+from server.store import RoomStore
+from server.tokens import InviteClaims, TokenSigner
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 0.3
+STOP_TIMEOUT_S = 30.0
+MAX_RESTARTS_PER_MINUTE = 10
+RECORDER_NAME = "录制 Recorder"
+RECORDER_LINK_SECONDS = 7 * 86400
+INDEX_FILE = "index.jsonl"
+
+
+def new_recording_id() -> str:
+    """`rec_` + 26 base32 characters (130 random bits): unguessable, safe in paths."""
+    return "rec_" + base64.b32encode(secrets.token_bytes(20)).decode().lower()[:26]
+
+
+@dataclass
+class RecorderProcess:
+    room_id: str
+    recording_id: str
+    directory: Path
+    token: str
+    process: asyncio.subprocess.Process | None = None
+    stopping: bool = False
+    restarts: list[float] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    sid: str | None = None
+    watcher: asyncio.Task[None] | None = None
+    flusher: asyncio.Task[None] | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Recordings:
+    """The recording side of the server: one RecorderProcess per recorded room."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        local_url: str,
+        store: RoomStore,
+        signer: TokenSigner,
+        tsa_url: str | None = None,
+    ) -> None:
+        self.root = data_dir / "recordings"
+        self.keys_dir = data_dir / "keys"
+        self.logs_dir = data_dir / "logs"
+        self.local_url = local_url
+        self.store = store
+        self.signer = signer
+        self.tsa_url = tsa_url
+        self.processes: dict[str, RecorderProcess] = {}
+        #: (room_id, event, data) -> emits to the room; set by Signalling.
+        self.broadcast: Callable[[str, dict[str, Any] | None], Awaitable[None]] | None = None
+        #: (sid, event, data) -> the recorder's answer; set by Signalling.
+        self.call: Callable[[str, str, dict[str, Any]], Awaitable[Any]] | None = None
+
+    # -- start / stop ------------------------------------------------------------------
+    async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
+        from recorder.keys import keys_dir, load_or_create
+
+        load_or_create(keys_dir(self.keys_dir.parent))
+        recording_id = new_recording_id()
+
+        def change(room: Room) -> tuple[dict[str, Any], Any]:
+            if room.ended:
+                raise rooms.room_ended()
+            if room.recording is not None:
+                raise TiaojieError("already_recording", "This room is already being recorded.", 409)
+            invite = rooms.create_invite(room, Role.RECORDER, RECORDER_NAME, RECORDER_LINK_SECONDS)
+            room.recording = {
+                "id": recording_id,
+                "started_at": now(),
+                "started_by": started_by,
+                "invite_id": invite.invite_id,
+                "consents": {},
+            }
+            return room.recording, invite
+
+        recording, invite = await self.store.update(room_id, change)
+        token = self.signer.sign(
+            InviteClaims(room_id, Role.RECORDER, invite.invite_id, invite.expires_at)
+        )
+        directory = self.root / recording_id
+        directory.mkdir(parents=True, mode=0o700)
+        self._index({"recording_id": recording_id, "room_id": room_id, "started_at": now()})
+        proc = RecorderProcess(room_id, recording_id, directory, token)
+        self.processes[room_id] = proc
+        await self._launch(proc)
+        proc.watcher = asyncio.ensure_future(self._watch(proc))
+        await self._announce(room_id, recording)
+        return public(recording)
+
+    async def stop(self, room_id: str) -> dict[str, Any]:
+        def change(room: Room) -> dict[str, Any]:
+            if room.recording is None:
+                raise TiaojieError("not_recording", "This room is not being recorded.", 409)
+            recording, room.recording = room.recording, None
+            with contextlib.suppress(TiaojieError):
+                rooms.revoke_invite(room, recording["invite_id"])
+            return recording
+
+        recording = await self.store.update(room_id, change)
+        proc = self.processes.pop(room_id, None)
+        if proc is not None:
+            await self._terminate(proc)
+        await self._announce(room_id, None)
+        return {**public(recording), "stopped_at": now()}
+
+    async def _terminate(self, proc: RecorderProcess) -> None:
+        proc.stopping = True
+        await self._flush(proc)  # queued events first: they belong before the seal
+        if proc.process is not None and proc.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.error("recorder %s did not stop in time: killed", proc.recording_id)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.process.kill()
+                await proc.process.wait()
+        if proc.watcher is not None and proc.watcher is not asyncio.current_task():
+            proc.watcher.cancel()
+
+    async def shutdown(self) -> None:
+        """Stop every recording this node runs (each gets its seal)."""
+        for room_id in list(self.processes):
+            with contextlib.suppress(TiaojieError):
+                await self.stop(room_id)
+
+    # -- the process -------------------------------------------------------------------
+    async def _launch(self, proc: RecorderProcess) -> None:
+        from recorder.cli import TOKEN_ENV
+        from recorder.keys import PRIVATE_FILE
+
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "server",
+            "record",
+            "--server",
+            self.local_url,
+            "--dir",
+            str(proc.directory),
+            "--recording-id",
+            proc.recording_id,
+            "--room-id",
+            proc.room_id,
+            "--key",
+            str(self.keys_dir / PRIVATE_FILE),
+        ]
+        if self.tsa_url:
+            command += ["--tsa-url", self.tsa_url]
+        env = {**os.environ, TOKEN_ENV: proc.token}
+        with (self.logs_dir / f"recorder-{proc.recording_id}.log").open("ab") as logfile:
+            proc.process = await asyncio.create_subprocess_exec(
+                *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile
+            )
+        proc.sid = None
+        log.info("recorder %s started (pid %d)", proc.recording_id, proc.process.pid)
+
+    async def _watch(self, proc: RecorderProcess) -> None:
+        """Restart the recorder whenever it exits without being asked to."""
+        while True:
+            assert proc.process is not None
+            code = await proc.process.wait()
+            if proc.stopping:
+                return
+            proc.restarts = [t for t in proc.restarts if t > time.monotonic() - 60] + [
+                time.monotonic()
+            ]
+            if len(proc.restarts) > MAX_RESTARTS_PER_MINUTE:
+                log.error("recorder %s keeps failing: giving up", proc.recording_id)
+                with contextlib.suppress(TiaojieError):
+                    await self.stop(proc.room_id)
+                return
+            log.warning("recorder %s exited (%s): restarting", proc.recording_id, code)
+            await asyncio.sleep(RESTART_DELAY_S)
+            await self._launch(proc)
+
+    # -- events into the chain ---------------------------------------------------------
+    def recorder_joined(self, room_id: str, sid: str) -> None:
+        proc = self.processes.get(room_id)
+        if proc is not None:
+            proc.sid = sid
+            self._start_flush(proc)
+
+    def recorder_left(self, room_id: str, sid: str) -> None:
+        proc = self.processes.get(room_id)
+        if proc is not None and proc.sid == sid:
+            proc.sid = None
+
+    async def note(self, room_id: str, kind: str, **fields: Any) -> bool:
+        """Put a room event into the current recording's chain (False: not recording)."""
+        proc = self.processes.get(room_id)
+        if proc is None:
+            return False
+        proc.pending.append({"kind": kind, "at": round(time.time(), 3), **fields})
+        self._start_flush(proc)
+        return True
+
+    def _start_flush(self, proc: RecorderProcess) -> None:
+        if proc.sid is not None and (proc.flusher is None or proc.flusher.done()):
+            proc.flusher = asyncio.ensure_future(self._flush(proc))
+
+    async def _flush(self, proc: RecorderProcess) -> None:
+        """Deliver queued events in order; one that is not acknowledged stays queued."""
+        while proc.pending and proc.sid is not None and self.call is not None:
+            try:
+                answer = await self.call(proc.sid, "record_event", proc.pending[0])
+            except Exception:  # timeout or disconnect: retry when the recorder is back
+                return
+            if not (isinstance(answer, dict) and answer.get("ok")):
+                log.error("the recorder refused event %r", proc.pending[0].get("kind"))
+            proc.pending.pop(0)
+
+    # -- consent -----------------------------------------------------------------------
+    async def consent(
+        self, room_id: str, participant: Any, recording_id: str, accepted: bool
+    ) -> dict[str, Any]:
+        def change(room: Room) -> dict[str, Any]:
+            if room.recording is None or room.recording["id"] != recording_id:
+                raise TiaojieError(
+                    "not_recording", "That recording is not running (any more).", 409
+                )
+            room.recording["consents"][participant.id] = {
+                "accepted": accepted,
+                "at": now(),
+                "name": participant.name,
+                "role": str(participant.role),
+            }
+            return room.recording
+
+        recording = await self.store.update(room_id, change)
+        await self.note(
+            room_id,
+            "consent" if accepted else "refusal",
+            participant_id=participant.id,
+            name=participant.name,
+            role=str(participant.role),
+        )
+        await self._announce(room_id, recording)
+        return public(recording)
+
+    async def _announce(self, room_id: str, recording: dict[str, Any] | None) -> None:
+        if self.broadcast is not None:
+            await self.broadcast(room_id, recording)
+
+    # -- the archive -------------------------------------------------------------------
+    def _index(self, entry: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / INDEX_FILE).open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def index(self) -> list[dict[str, Any]]:
+        try:
+            lines = (self.root / INDEX_FILE).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def public(recording: dict[str, Any]) -> dict[str, Any]:
+    """What clients see of a running recording (never the recorder's invite)."""
+    return {k: v for k, v in recording.items() if k != "invite_id"}

@@ -1,0 +1,423 @@
+"""RFC 3161 time-stamping: a small TSA, its HTTP handler, a client and a token verifier.
+
+* `TimeStampAuthority(key, cert)` answers a TimeStampReq with a TimeStampResp (DER).
+* `tsa_handler(authority)` is an aiohttp handler (POST application/timestamp-query ->
+  application/timestamp-reply): the server mounts it at `/tsa`, tests run it on a port.
+* `LocalTimeStamper(authority)` is a pyhanko `TimeStamper` that asks the authority
+  directly, without HTTP: the built-in default when no `--tsa-url` is configured.
+* `request_timestamp(url, data)` (async) gets a token over HTTP from any RFC 3161 TSA;
+  `verify_timestamp(token, data, trust_cert)` checks one (the recorder's seal uses both).
+
+The built-in TSA runs on the same machine, with the same operator, as everything it
+timestamps: its times are the server's clock, attested by the server's own key. It is
+not a trusted third party; point `--tsa-url` at one where that matters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from asn1crypto import algos, cms, core, tsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pyhanko.sign.general import as_signing_certificate_v2
+from pyhanko.sign.timestamps.api import TimeStamper
+
+from signing.authority import PrivateKey, to_asn1_cert
+
+# A policy identifier of our own: a UUID OID (2.25.x, ITU-T X.667), no registration needed.
+TSA_POLICY = "2.25.230408384165624473012938101917416389741"
+QUERY_TYPE = "application/timestamp-query"
+REPLY_TYPE = "application/timestamp-reply"
+MAX_REQUEST = 64 * 1024
+REQUEST_TIMEOUT = 10  # seconds for one request to a TSA
+HASHES = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+
+
+class TimestampError(ValueError):
+    """A timestamp request failed, or a token is malformed or does not match its data."""
+
+
+class _TimeStampResp(core.Sequence):
+    """TimeStampResp as RFC 3161 has it: asn1crypto's makes the token mandatory."""
+
+    _fields = [  # noqa: RUF012
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+def _rejection(failure: str, text: str) -> _TimeStampResp:
+    status = tsp.PKIStatusInfo(
+        {
+            "status": tsp.PKIStatus("rejection"),
+            "status_string": tsp.PKIFreeText([text]),
+            "fail_info": tsp.PKIFailureInfo({failure}),
+        }
+    )
+    return _TimeStampResp({"status": status})
+
+
+class TimeStampAuthority:
+    """Signs RFC 3161 timestamp tokens with `key` / `cert` (RSA or ECDSA)."""
+
+    def __init__(
+        self,
+        key: PrivateKey,
+        cert: x509.Certificate,
+        chain: list[x509.Certificate] | None = None,
+    ) -> None:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        if ExtendedKeyUsageOID.TIME_STAMPING not in usage.value or not usage.critical:
+            raise ValueError("a TSA certificate needs a critical extendedKeyUsage timeStamping")
+        self.key = key
+        self.cert = cert
+        self._asn1_cert = to_asn1_cert(cert)
+        self._certs = [self._asn1_cert, *(to_asn1_cert(c) for c in chain or [])]
+        self._signing_certificate = as_signing_certificate_v2(self._asn1_cert, "sha256")
+
+    def response(self, request: tsp.TimeStampReq, now: dt.datetime | None = None) -> _TimeStampResp:
+        """The TimeStampResp for `request` (a rejection for a request we cannot serve)."""
+        try:
+            imprint = request["message_imprint"]
+            algorithm = imprint["hash_algorithm"]["algorithm"].native
+            digest = imprint["hashed_message"].native
+            if request["version"].native != "v1":
+                return _rejection("bad_data_format", "unsupported request version")
+        except (ValueError, TypeError, KeyError):
+            return _rejection("bad_data_format", "malformed request")
+        if algorithm not in HASHES:
+            return _rejection("bad_alg", f"unsupported hash algorithm {algorithm}")
+        if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZES[algorithm]:
+            return _rejection("bad_data_format", "message imprint has the wrong length")
+        if request["req_policy"].native not in (None, TSA_POLICY):
+            return _rejection("unaccepted_policy", "unknown policy")
+        now = now or dt.datetime.now(dt.UTC)
+        info: dict[str, Any] = {
+            "version": "v1",
+            "policy": TSA_POLICY,
+            "message_imprint": imprint,
+            "serial_number": secrets.randbits(64),
+            "gen_time": now,
+            "accuracy": tsp.Accuracy({"seconds": 1}),
+            "tsa": asn1_x509.GeneralName(name="directory_name", value=self._asn1_cert.subject),
+        }
+        if request["nonce"].native is not None:
+            info["nonce"] = request["nonce"]
+        token = self._sign(
+            tsp.TSTInfo(info).dump(), now, include_certs=bool(request["cert_req"].native)
+        )
+        status = tsp.PKIStatusInfo({"status": tsp.PKIStatus("granted")})
+        return _TimeStampResp({"status": status, "time_stamp_token": token})
+
+    def respond(self, request_der: bytes) -> bytes:
+        """A TimeStampResp (DER) for a TimeStampReq (DER)."""
+        try:
+            request = tsp.TimeStampReq.load(request_der)
+            request.native  # noqa: B018  (parses everything: malformed input fails here)
+        except (ValueError, TypeError):
+            return _rejection("bad_data_format", "malformed request").dump()
+        return self.response(request).dump()
+
+    def stamp(self, data: bytes) -> bytes:
+        """A TimeStampToken (DER ContentInfo) over sha256(`data`), without a request."""
+        request = tsp.TimeStampReq(
+            {
+                "version": "v1",
+                "message_imprint": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": hashlib.sha256(data).digest(),
+                },
+                "cert_req": True,
+            }
+        )
+        response = self.response(request)
+        if response["status"]["status"].native != "granted":
+            raise TimestampError(str(response["status"]["status_string"].native))
+        return response["time_stamp_token"].dump()
+
+    def _sign(self, tst_info: bytes, now: dt.datetime, include_certs: bool) -> cms.ContentInfo:
+        signed_attrs = cms.CMSAttributes(
+            [
+                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
+                cms.CMSAttribute(
+                    {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(now)})]}
+                ),
+                cms.CMSAttribute(
+                    {"type": "signing_certificate_v2", "values": [self._signing_certificate]}
+                ),
+                cms.CMSAttribute(
+                    {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
+                ),
+            ]
+        )
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            signature = self.key.sign(signed_attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
+            mechanism = "sha256_rsa"
+        else:
+            signature = self.key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
+            mechanism = "sha256_ecdsa"
+        signer_info = cms.SignerInfo(
+            {
+                "version": "v1",
+                "sid": cms.SignerIdentifier(
+                    {
+                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
+                            {
+                                "issuer": self._asn1_cert.issuer,
+                                "serial_number": self._asn1_cert.serial_number,
+                            }
+                        )
+                    }
+                ),
+                "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": mechanism}),
+                "signed_attrs": signed_attrs,
+                "signature": signature,
+            }
+        )
+        signed_data: dict[str, Any] = {
+            "version": "v3",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {
+                "content_type": "tst_info",
+                "content": cms.ParsableOctetString(tst_info),
+            },
+            "signer_infos": [signer_info],
+        }
+        if include_certs:
+            signed_data["certificates"] = self._certs
+        return cms.ContentInfo(
+            {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
+        )
+
+
+def tsa_handler(authority: TimeStampAuthority) -> Any:
+    """An aiohttp handler serving `authority` over HTTP (RFC 3161 section 3.4)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.content_type != QUERY_TYPE:
+            raise web.HTTPUnsupportedMediaType(text=f"send {QUERY_TYPE}")
+        if request.content_length is not None and request.content_length > MAX_REQUEST:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_REQUEST, actual_size=request.content_length
+            )
+        body = await request.content.read(MAX_REQUEST + 1)
+        if len(body) > MAX_REQUEST:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST, actual_size=len(body))
+        return web.Response(body=authority.respond(body), content_type=REPLY_TYPE)
+
+    return handle
+
+
+def tsa_app(authority: TimeStampAuthority, path: str = "/tsa") -> web.Application:
+    """A stand-alone aiohttp application serving the TSA at `path`."""
+    app = web.Application()
+    app.router.add_post(path, tsa_handler(authority))
+    return app
+
+
+class LocalTimeStamper(TimeStamper):
+    """A pyhanko TimeStamper that asks a `TimeStampAuthority` in this process (no HTTP)."""
+
+    def __init__(self, authority: TimeStampAuthority) -> None:
+        super().__init__(include_nonce=True)
+        self.authority = authority
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        # Same DER; pyhanko checks the status before it looks for the token.
+        return tsp.TimeStampResp.load(self.authority.response(req).dump())
+
+
+def _request(data: bytes) -> tuple[int, tsp.TimeStampReq]:
+    nonce = secrets.randbits(63)
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": {
+                "hash_algorithm": {"algorithm": "sha256"},
+                "hashed_message": hashlib.sha256(data).digest(),
+            },
+            "nonce": nonce,
+            "cert_req": True,
+        }
+    )
+    return nonce, request
+
+
+def token_from_response(response_der: bytes, data: bytes, nonce: int | None = None) -> bytes:
+    """The token (DER) of a TimeStampResp, checked to be granted, over `data`, with `nonce`."""
+    try:
+        response = _TimeStampResp.load(response_der)
+        status = response["status"]["status"].native
+    except (ValueError, TypeError) as e:
+        raise TimestampError(f"not a timestamp response: {e}") from e
+    if status not in ("granted", "granted_with_mods"):
+        text = response["status"]["status_string"].native
+        raise TimestampError(f"the TSA refused: {status} {text or ''}".strip())
+    token = response["time_stamp_token"]
+    info = _tst_info(token)
+    if nonce is not None and info["nonce"].native != nonce:
+        raise TimestampError("the TSA answered with another nonce (replayed or mixed up)")
+    _check_imprint(info, data)
+    return token.dump()
+
+
+async def request_timestamp(
+    url: str, data: bytes, session: aiohttp.ClientSession | None = None
+) -> bytes:
+    """A TimeStampToken (DER) over sha256(`data`) from the RFC 3161 TSA at `url`."""
+    nonce, request = _request(data)
+    own = session is None
+    client = session or aiohttp.ClientSession()
+    try:
+        async with client.post(
+            url,
+            data=request.dump(),
+            headers={"Content-Type": QUERY_TYPE},
+            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+        ) as response:
+            if response.status != 200:
+                raise TimestampError(f"TSA {url} answered HTTP {response.status}")
+            if response.content_type != REPLY_TYPE:
+                raise TimestampError(
+                    f"TSA {url} answered {response.content_type}, not {REPLY_TYPE}"
+                )
+            body = await response.read()
+    except aiohttp.ClientError as e:
+        raise TimestampError(f"TSA {url} could not be reached: {e}") from e
+    finally:
+        if own:
+            await client.close()
+    return token_from_response(body, data, nonce)
+
+
+@dataclass(frozen=True)
+class TimestampInfo:
+    time: dt.datetime  # the TSA's genTime (UTC)
+    tsa_subject: str  # RFC 4514 subject of the TSA certificate
+    trusted: bool  # the TSA certificate is `trust_cert` or was issued by it
+
+
+def _signed_data(token: cms.ContentInfo) -> cms.SignedData:
+    if token["content_type"].native != "signed_data":
+        raise TimestampError("a timestamp token is CMS SignedData")
+    return token["content"]
+
+
+def _tst_info(token: cms.ContentInfo) -> tsp.TSTInfo:
+    try:
+        content = _signed_data(token)["encap_content_info"]
+        if content["content_type"].native != "tst_info":
+            raise TimestampError("the token does not contain a TSTInfo")
+        info = content["content"].parsed
+        info.native  # noqa: B018  (parse it all now)
+        return info
+    except (ValueError, TypeError, KeyError) as e:
+        if isinstance(e, TimestampError):
+            raise
+        raise TimestampError(f"malformed timestamp token: {e}") from e
+
+
+def _check_imprint(info: tsp.TSTInfo, data: bytes) -> None:
+    imprint = info["message_imprint"]
+    algorithm = imprint["hash_algorithm"]["algorithm"].native
+    if algorithm not in HASHES:
+        raise TimestampError(f"unsupported hash algorithm {algorithm}")
+    if imprint["hashed_message"].native != hashlib.new(algorithm, data).digest():
+        raise TimestampError("the timestamp is over other data")
+
+
+def verify_timestamp(
+    token: bytes, data: bytes, trust_cert: x509.Certificate | None = None
+) -> TimestampInfo:
+    """Check a TimeStampToken over `data`: imprint, CMS signature, certificate.
+
+    Raises TimestampError when the token is malformed, is over other data or its
+    signature does not verify. `trusted` says whether its certificate is `trust_cert`
+    or was issued by it (with the timeStamping purpose, valid at the stamped time).
+    """
+    try:
+        content_info = cms.ContentInfo.load(token)
+        signed = _signed_data(content_info)
+    except (ValueError, TypeError) as e:
+        raise TimestampError(f"malformed timestamp token: {e}") from e
+    info = _tst_info(content_info)
+    _check_imprint(info, data)
+    signer_infos = signed["signer_infos"]
+    if len(signer_infos) != 1:
+        raise TimestampError("a timestamp token has exactly one signer")
+    signer_info = signer_infos[0]
+    cert = _signer_cert(signed, signer_info)
+    attrs = signer_info["signed_attrs"]
+    digests = [a["values"][0].native for a in attrs if a["type"].native == "message_digest"]
+    algorithm = signer_info["digest_algorithm"]["algorithm"].native
+    if algorithm not in HASHES:
+        raise TimestampError(f"unsupported digest algorithm {algorithm}")
+    tst_bytes = signed["encap_content_info"]["content"].contents
+    if digests != [hashlib.new(algorithm, tst_bytes).digest()]:
+        raise TimestampError("the token's signed digest does not match its content")
+    signed_bytes = attrs.untag().dump()
+    try:
+        _verify(cert, signer_info["signature"].native, signed_bytes, HASHES[algorithm]())
+    except InvalidSignature as e:
+        raise TimestampError("the timestamp token's signature does not verify") from e
+    time = info["gen_time"].native
+    return TimestampInfo(time, cert.subject.rfc4514_string(), _trusted(cert, trust_cert, time))
+
+
+def _signer_cert(signed: cms.SignedData, signer_info: cms.SignerInfo) -> x509.Certificate:
+    sid = signer_info["sid"]
+    for choice in signed["certificates"] or []:
+        if choice.name != "certificate":
+            continue
+        cert = choice.chosen
+        if sid.name == "issuer_and_serial_number":
+            iss = sid.chosen
+            if cert.issuer == iss["issuer"] and cert.serial_number == iss["serial_number"].native:
+                return x509.load_der_x509_certificate(cert.dump())
+        elif cert.key_identifier == sid.chosen.native:
+            return x509.load_der_x509_certificate(cert.dump())
+    raise TimestampError("the token does not carry its TSA certificate (request certReq)")
+
+
+def _verify(cert: x509.Certificate, signature: bytes, data: bytes, algorithm: Any) -> None:
+    public = cert.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        public.verify(signature, data, padding.PKCS1v15(), algorithm)
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        public.verify(signature, data, ec.ECDSA(algorithm))
+    else:
+        raise TimestampError("unsupported TSA key type")
+
+
+def _trusted(cert: x509.Certificate, trust: x509.Certificate | None, time: dt.datetime) -> bool:
+    if trust is None:
+        return False
+    if cert != trust:
+        try:
+            cert.verify_directly_issued_by(trust)
+        except (ValueError, TypeError, InvalidSignature):
+            return False
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return False
+    if ExtendedKeyUsageOID.TIME_STAMPING not in usage:
+        return False
+    return cert.not_valid_before_utc <= time <= cert.not_valid_after_utc

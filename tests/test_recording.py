@@ -1,0 +1,213 @@
+"""Recording a real session: Python-client publishers, the real recorder process, ffprobe.
+
+The server launches `tiaojie record` as a child process; these tests check what lands in
+the archive with independent tools (ffprobe, ffmpeg) and the verifier's command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from client.media_file import FileSource
+from client.session import RoomClient
+from client.testmedia import make_test_mp4
+from recorder.manifest import read_entries
+from tests.test_media import eventually
+
+FFPROBE = shutil.which("ffprobe")
+
+
+@pytest.fixture(scope="module")
+def test_mp4(tmp_path_factory):
+    # keyframes every 0.5 s: a FileSource cannot answer keyframe requests
+    return make_test_mp4(
+        tmp_path_factory.mktemp("media") / "av.mp4", seconds=4, keyframe_interval_s=0.5
+    )
+
+
+async def join(live_server, room, role, name) -> RoomClient:
+    invite = await live_server.create_invite(room["id"], role, name)
+    client = RoomClient(invite["url"])
+    client.invite = invite
+    await client.join()
+    return client
+
+
+def probe(path: Path) -> dict:
+    assert FFPROBE, "ffprobe is missing: run `make test`, which installs ffmpeg"
+    out = subprocess.run(
+        [FFPROBE, "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def decode_errors(path: Path) -> str:
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout + out.stderr
+
+
+def verify(directory: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "verify",
+            str(directory),
+            "--trust",
+            str(data_dir / "keys" / "recorder_ed25519.pub.pem"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def chain(directory: Path) -> list[dict]:
+    entries, problems = read_entries(directory / "chain.jsonl")
+    assert not problems
+    return entries
+
+
+def events(directory: Path, kind: str) -> list[dict]:
+    return [
+        e["event"] for e in chain(directory) if e["type"] == "event" and e["event"]["kind"] == kind
+    ]
+
+
+async def start_recording(live_server, room_id: str) -> tuple[str, Path]:
+    status, body = await live_server.admin("POST", f"/api/rooms/{room_id}/recording")
+    assert status == 201, body
+    directory = live_server.state.settings.data_dir / "recordings" / body["id"]
+    return body["id"], directory
+
+
+async def segments_started(directory: Path, count: int) -> None:
+    def ready() -> bool:
+        try:
+            return len(events(directory, "segment_started")) >= count
+        except (FileNotFoundError, AssertionError):
+            return False
+
+    await eventually(ready, timeout=20, what=f"{count} segments started")
+
+
+async def test_a_session_is_recorded_as_verifiable_fmp4_per_participant(
+    live_server, test_mp4, tmp_path
+):
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "调解员")
+    party = await join(live_server, room, "party", "申请人")
+    sources = [FileSource(test_mp4), FileSource(test_mp4)]
+    try:
+        await mediator.publish(sources[0])
+        await party.publish(sources[1])
+        recording_id, directory = await start_recording(live_server, room["id"])
+
+        # the recorder is a participant everyone sees
+        for _ in range(100):
+            people = (await live_server.room(room["id"]))["participants"]
+            if any(p["role"] == "recorder" for p in people):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the recorder did not join")
+        assert (await live_server.room(room["id"]))["recording"] == recording_id
+        await segments_started(directory, 2)
+        await asyncio.sleep(4)
+        party_left = time.time()
+        await party.leave()
+        await asyncio.sleep(3)
+        stopped = time.time()
+        status, body = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        assert status == 200, body
+        assert body["id"] == recording_id
+    finally:
+        for source in sources:
+            await source.stop()
+        await mediator.close()
+        await party.close()
+
+    summary = json.loads((directory / "recording.json").read_text())
+    assert summary["status"] == "sealed"
+    entries = chain(directory)
+    assert entries[-1]["type"] == "seal"
+    started = {e["segment"]: e for e in events(directory, "segment_started")}
+    assert len(started) == 2
+    ends = {"party": party_left, "mediator": stopped}
+    ids = {mediator.invite["invite_id"]: "mediator", party.invite["invite_id"]: "party"}
+    for name, event in started.items():
+        path = directory / name
+        info = probe(path)
+        codecs = sorted(s["codec_name"] for s in info["streams"])
+        assert codecs == ["h264", "opus"], (name, codecs)
+        duration = float(info["format"]["duration"])
+        expected = ends[ids[event["participant_id"]]] - event["start"]
+        assert abs(duration - expected) <= 0.5, (name, duration, expected)
+        assert decode_errors(path) == ""
+        starts = {s["codec_type"]: float(s["start_time"]) for s in info["streams"]}
+        assert abs(starts["video"] - starts["audio"]) <= 0.1, starts
+    # the room's events are in the chain
+    joined = {e["participant_id"] for e in events(directory, "joined")}
+    left = {e["participant_id"] for e in events(directory, "left")}
+    assert party.invite["invite_id"] in left
+    assert not joined or joined <= set(ids)
+    result = verify(directory, live_server.state.settings.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live_server, test_mp4):
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "调解员")
+    source = FileSource(test_mp4)
+    try:
+        await mediator.publish(source)
+        _, directory = await start_recording(live_server, room["id"])
+        await segments_started(directory, 1)
+        await asyncio.sleep(3)
+        proc = live_server.state.recordings.processes[room["id"]]
+        killed_pid = proc.process.pid
+        os.kill(killed_pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        await eventually(
+            lambda: proc.process.pid != killed_pid and proc.process.returncode is None,
+            timeout=5,
+            what="the recorder restarted",
+        )
+        assert time.monotonic() - killed_at < 2.0
+        await segments_started(directory, 2)  # the same chain goes on, in a new segment
+        await asyncio.sleep(3)
+        status, body = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        assert status == 200, body
+    finally:
+        await source.stop()
+        await mediator.close()
+
+    entries = chain(directory)
+    gaps = [e for e in entries if e["type"] == "gap"]
+    assert len(gaps) == 1 and gaps[0]["signature"]
+    assert entries[-1]["type"] == "seal"
+    fragments_after = [e for e in entries[gaps[0]["seq"] :] if e["type"] == "fragment"]
+    assert len(fragments_after) >= 2
+    result = verify(directory, live_server.state.settings.data_dir, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["gaps"], report
