@@ -64,7 +64,7 @@ class RecorderProcess:
     sid: str | None = None
     watcher: asyncio.Task[None] | None = None
     flusher: asyncio.Task[None] | None = None
-    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one delivery at a time
 
 
 class Recordings:
@@ -182,8 +182,7 @@ class Recordings:
             str(proc.directory),
             "--recording-id",
             proc.recording_id,
-            "--room-id",
-            proc.room_id,
+            f"--room-id={proc.room_id}",  # ids may start with "-"
             "--key",
             str(self.keys_dir / PRIVATE_FILE),
         ]
@@ -243,14 +242,15 @@ class Recordings:
 
     async def _flush(self, proc: RecorderProcess) -> None:
         """Deliver queued events in order; one that is not acknowledged stays queued."""
-        while proc.pending and proc.sid is not None and self.call is not None:
-            try:
-                answer = await self.call(proc.sid, "record_event", proc.pending[0])
-            except Exception:  # timeout or disconnect: retry when the recorder is back
-                return
-            if not (isinstance(answer, dict) and answer.get("ok")):
-                log.error("the recorder refused event %r", proc.pending[0].get("kind"))
-            proc.pending.pop(0)
+        async with proc.lock:
+            while proc.pending and proc.sid is not None and self.call is not None:
+                try:
+                    answer = await self.call(proc.sid, "record_event", proc.pending[0])
+                except Exception:  # timeout or disconnect: retry when the recorder is back
+                    return
+                if not (isinstance(answer, dict) and answer.get("ok")):
+                    log.error("the recorder refused event %r", proc.pending[0].get("kind"))
+                proc.pending.pop(0)
 
     # -- consent -----------------------------------------------------------------------
     async def consent(

@@ -1,0 +1,225 @@
+"""Recording control and the archive: who may start, stop, consent, list, play, download."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+from recorder.manifest import read_entries
+from server.archive_auth import ArchiveAuth
+
+
+def archivist_token(data_dir) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "server", "archivist-token", "--data", str(data_dir), "--days", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def setup(srv):
+    room = await srv.create_room(lobby=False)
+    mediator = await srv.create_invite(room["id"], "mediator", "王调解员")
+    party = await srv.create_invite(room["id"], "party", "李四")
+    return room, mediator, party
+
+
+async def wait_recorder(srv, room_id: str, present: bool = True) -> None:
+    for _ in range(150):
+        people = (await srv.room(room_id))["participants"]
+        if any(p["role"] == "recorder" for p in people) == present:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the recorder is {'not ' if present else ''}in the room")
+
+
+def chain_events(srv, recording_id: str) -> list[dict]:
+    path = srv.state.settings.data_dir / "recordings" / recording_id / "chain.jsonl"
+    entries, problems = read_entries(path)
+    assert not problems
+    return [e["event"] for e in entries if e["type"] == "event"]
+
+
+async def test_only_the_admin_or_the_rooms_mediator_starts_and_stops(live_server):
+    srv = live_server
+    room, mediator, party = await setup(srv)
+    other_room, other_mediator, _ = await setup(srv)
+    path = f"/api/rooms/{room['id']}/recording"
+    assert (await srv.request("POST", path, party["token"]))[0] == 403
+    assert (await srv.request("POST", path, other_mediator["token"]))[0] == 403
+    assert (await srv.request("POST", path))[0] == 401
+    assert (await srv.request("POST", path, "tj1.forged.token"))[0] == 401
+    assert not list((srv.state.settings.data_dir).glob("recordings/rec_*"))
+
+    status, started = await srv.request("POST", path, mediator["token"])
+    assert status == 201, started
+    assert "invite_id" not in started  # the recorder's link never leaves the server
+    assert (await srv.request("POST", path, mediator["token"]))[0] == 409
+    status, state = await srv.request("GET", path, party["token"])
+    assert status == 200 and state["recording"]["id"] == started["id"]
+    assert "consents" not in state["recording"]
+    await wait_recorder(srv, room["id"])
+    assert (await srv.request("DELETE", path, party["token"]))[0] == 403
+    status, stopped = await srv.request("DELETE", path, mediator["token"])
+    assert status == 200 and stopped["id"] == started["id"]
+    assert (await srv.request("DELETE", path, mediator["token"]))[0] == 409
+    await wait_recorder(srv, room["id"], present=False)
+    kinds = [e["kind"] for e in chain_events(srv, started["id"])]
+    assert kinds[0] == "recording_started" and kinds[-1] == "recording_stopped"
+    # the recorder's invite is withdrawn: its link is dead
+    full = await srv.room(room["id"])
+    recorder_invites = [i for i in full["invites"] if i["role"] == "recorder"]
+    assert recorder_invites and all(i["revoked"] for i in recorder_invites)
+    # other_room untouched
+    assert (await srv.room(other_room["id"]))["recording"] is None
+
+
+async def test_recorder_links_cannot_be_made_through_the_api(live_server):
+    room = await live_server.create_room()
+    status, body = await live_server.admin(
+        "POST", f"/api/rooms/{room['id']}/invites", json={"role": "recorder", "name": "x"}
+    )
+    assert status == 400, body
+
+
+async def test_socket_control_consent_and_the_chain(live_server):
+    srv = live_server
+    room, mediator_invite, party_invite = await setup(srv)
+    mediator = await srv.join(mediator_invite)
+    party = await srv.join(party_invite)
+    await party.wait_for("room_state")
+    refused = await party.call("start_recording", {})
+    assert refused["ok"] is False and refused["error"] == "forbidden"
+    answer = await mediator.call("start_recording", {})
+    assert answer["ok"], answer
+    recording_id = answer["recording"]["id"]
+    state = await party.wait_for("recording_state", lambda d: d["recording"] is not None)
+    assert state["recording"]["id"] == recording_id and "consents" not in state["recording"]
+
+    bad = await party.call(
+        "recording_consent", {"recording_id": "rec_" + "a" * 26, "accepted": True}
+    )
+    assert bad["ok"] is False and bad["error"] == "not_recording"
+    bad = await party.call("recording_consent", {"recording_id": recording_id, "accepted": "yes"})
+    assert bad["ok"] is False
+    answer = await party.call(
+        "recording_consent", {"recording_id": recording_id, "accepted": False}
+    )
+    assert answer["ok"], answer
+    seen = await mediator.wait_for(
+        "recording_state",
+        lambda d: (
+            d["recording"] and d["recording"].get("consents", {}).get(party_invite["invite_id"])
+        ),
+    )
+    consent = seen["recording"]["consents"][party_invite["invite_id"]]
+    assert consent["accepted"] is False and consent["name"] == "李四"
+    await wait_recorder(srv, room["id"])
+    muted = await mediator.call(
+        "mute", {"participant_id": party_invite["invite_id"], "track": "audio"}
+    )
+    assert muted["ok"], muted
+    assert (await party.call("stop_recording", {}))["ok"] is False
+    answer = await mediator.call("stop_recording", {})
+    assert answer["ok"], answer
+    await party.wait_for("recording_state", lambda d: d["recording"] is None)
+    events = chain_events(srv, recording_id)
+    refusal = [e for e in events if e["kind"] == "refusal"]
+    assert refusal and refusal[0]["participant_id"] == party_invite["invite_id"]
+    mute = [e for e in events if e["kind"] == "mute"]
+    assert mute and mute[0]["participant_id"] == party_invite["invite_id"]
+    # events are in the order they happened: the refusal before the mute, all before the end
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("refusal") < kinds.index("mute") < kinds.index("recording_stopped")
+
+
+async def test_ending_the_room_seals_the_recording(live_server):
+    srv = live_server
+    room, mediator, _ = await setup(srv)
+    status, started = await srv.request(
+        "POST", f"/api/rooms/{room['id']}/recording", mediator["token"]
+    )
+    assert status == 201
+    await wait_recorder(srv, room["id"])
+    status, _ = await srv.request("DELETE", f"/api/rooms/{room['id']}", mediator["token"])
+    assert status == 200
+    path = srv.state.settings.data_dir / "recordings" / started["id"] / "chain.jsonl"
+    entries, _ = read_entries(path)
+    assert entries[-1]["type"] == "seal"
+    assert "room_ended" in [e["event"]["kind"] for e in entries if e["type"] == "event"]
+
+
+async def test_archive_access_needs_the_right_token(live_server):
+    srv = live_server
+    room, mediator, party = await setup(srv)
+    _, other_mediator, _ = await setup(srv)
+    status, started = await srv.request(
+        "POST", f"/api/rooms/{room['id']}/recording", mediator["token"]
+    )
+    assert status == 201
+    await wait_recorder(srv, room["id"])
+    await srv.request("DELETE", f"/api/rooms/{room['id']}/recording", mediator["token"])
+    rid = started["id"]
+    data_dir = srv.state.settings.data_dir
+
+    # an archivist token from the command line, signed with this server's secret
+    out = archivist_token(data_dir)
+    assert out.returncode == 0, out.stderr
+    archivist = out.stdout.strip()
+    for token in (srv.admin_token, archivist, mediator["token"]):
+        status, listing = await srv.request("GET", "/api/recordings", token)
+        assert status == 200 and [r["recording_id"] for r in listing["recordings"]] == [rid]
+        status, one = await srv.request("GET", f"/api/recordings/{rid}", token)
+        assert status == 200 and one["status"] == "sealed" and one["seal"]
+    status, listing = await srv.request("GET", "/api/recordings", other_mediator["token"])
+    assert status == 200 and listing["recordings"] == []
+    assert (await srv.request("GET", f"/api/recordings/{rid}", other_mediator["token"]))[0] == 404
+    assert (await srv.request("GET", "/api/recordings", party["token"]))[0] == 403
+    assert (await srv.request("GET", "/api/recordings"))[0] == 401
+    auth = ArchiveAuth(b"another secret of 32 bytes or more!!")
+    forged = auth.archivist_token("mallory", 3600)
+    assert (await srv.request("GET", "/api/recordings", forged))[0] == 401
+    expired = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("old", -10)
+    status, body = await srv.request("GET", "/api/recordings", expired)
+    assert status == 401 and body["error"] == "token_expired"
+    # an unknown or guessed recording id: the same 404 as a forbidden one
+    assert (await srv.request("GET", "/api/recordings/rec_" + "b" * 26, archivist))[0] == 404
+
+    base = f"/api/recordings/{rid}/files/"
+    status, chain = await srv.request("GET", base + "chain.jsonl", archivist)
+    assert status == 200 and '"type":"seal"' in chain
+    for trick in (
+        "../../secret_key",
+        "..%2F..%2Fsecret_key",
+        "segments/../../../admin_token",
+        "segments/..%2F..%2Fchain.jsonl",
+        "index.jsonl",
+        "recording.json.tmp",
+        "segments/0001-x-camera.mp4",
+    ):
+        status, body = await srv.request("GET", base + trick, archivist)
+        assert status == 404, (trick, status, body)
+
+    # playback tickets: one recording, short-lived, for <video src>
+    status, ticket = await srv.request("POST", f"/api/recordings/{rid}/ticket", mediator["token"])
+    assert status == 201
+    async with aiohttp.ClientSession() as session:
+        url = f"{srv.url}{base}recording.json?ticket={ticket['ticket']}"
+        async with session.get(url) as response:
+            assert response.status == 200
+        other = "rec_" + "c" * 26
+        url = f"{srv.url}/api/recordings/{other}/files/recording.json?ticket={ticket['ticket']}"
+        async with session.get(url) as response:
+            assert response.status == 401
+        tampered = ticket["ticket"][:-2] + ("AA" if not ticket["ticket"].endswith("AA") else "BB")
+        async with session.get(f"{srv.url}{base}recording.json?ticket={tampered}") as response:
+            assert response.status == 401
+        stale, _ = ArchiveAuth(srv.state.credentials.token_secret).ticket(rid, lifetime=-1)
+        async with session.get(f"{srv.url}{base}recording.json?ticket={stale}") as response:
+            assert response.status == 401
+    assert time.time() < ticket["expires_at"] <= time.time() + 600
