@@ -211,3 +211,76 @@ async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["gaps"], report
+
+
+def _recorder_pids(recording_id: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"record\x00" in cmdline and recording_id.encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_a_server_crash_leaves_every_finished_fragment_verifiable(tmp_path, test_mp4):
+    """kill -9 of the server: the recorder notices, seals what it has, and it verifies."""
+    from tests.conftest import free_port
+    from tests.test_cli import TIAOJIE, _post, _wait_healthy
+
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    admin = "admin-token-for-the-crash-test"
+    with (tmp_path / "server.log").open("w") as log:
+        server = subprocess.Popen(
+            [TIAOJIE, "serve", "--data", str(data), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TIAOJIE_ADMIN_TOKEN": admin},
+        )
+    recording_id = ""
+    try:
+        _wait_healthy(url, server)
+        room = _post(f"{url}/api/rooms", admin, b'{"title": "t", "lobby": false}')
+        invite = _post(
+            f"{url}/api/rooms/{room['id']}/invites", admin, b'{"role": "mediator", "name": "m"}'
+        )
+
+        async def scenario() -> str:
+            client = RoomClient(invite["url"])
+            source = FileSource(test_mp4)
+            try:
+                await client.join()
+                await client.publish(source)
+                started = _post(f"{url}/api/rooms/{room['id']}/recording", admin, b"")
+                directory = data / "recordings" / started["id"]
+                await segments_started(directory, 1)
+                await asyncio.sleep(3)
+                server.kill()  # kill -9
+                for _ in range(200):
+                    if not _recorder_pids(started["id"]):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the recorder did not finish after the server died")
+                return started["id"]
+            finally:
+                await source.stop()
+                await client.close()
+
+        recording_id = asyncio.run(scenario())
+    finally:
+        if server.poll() is None:
+            server.kill()
+        for pid in _recorder_pids(recording_id) if recording_id else []:
+            os.kill(pid, signal.SIGKILL)
+    directory = data / "recordings" / recording_id
+    entries = chain(directory)
+    assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "disconnected"
+    fragments = [e for e in entries if e["type"] == "fragment"]
+    assert len(fragments) >= 2
+    result = verify(directory, data)
+    assert result.returncode == 0, result.stdout + result.stderr
