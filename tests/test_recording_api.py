@@ -223,3 +223,50 @@ async def test_archive_access_needs_the_right_token(live_server):
         async with session.get(f"{srv.url}{base}recording.json?ticket={stale}") as response:
             assert response.status == 401
     assert time.time() < ticket["expires_at"] <= time.time() + 600
+
+
+async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_path):
+    """--tsa-url: the recorder asks a real (local) TSA; the verifier checks the token."""
+    import json
+
+    from aiohttp import web
+
+    from signing.authority import Authority
+    from signing.tsa import TimeStampAuthority, tsa_app
+    from tests.conftest import free_port, start_server
+    from tests.test_recording import verify
+
+    authority = Authority.load_or_create(tmp_path / "tsa-keys")
+    runner = web.AppRunner(tsa_app(TimeStampAuthority(authority.tsa_key, authority.tsa_cert)))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    srv = await start_server(tmp_path / "data", tsa_url=f"http://127.0.0.1:{port}/tsa")
+    try:
+        room, mediator, _ = await setup(srv)
+        status, started = await srv.request(
+            "POST", f"/api/rooms/{room['id']}/recording", mediator["token"]
+        )
+        assert status == 201
+        await wait_recorder(srv, room["id"])
+        await srv.request("DELETE", f"/api/rooms/{room['id']}/recording", mediator["token"])
+    finally:
+        await srv.close()
+        await srv.server.close()
+        await runner.cleanup()
+    directory = tmp_path / "data" / "recordings" / started["id"]
+    assert (directory / "seal.tsr").stat().st_size > 500
+    result = verify(
+        directory, tmp_path / "data", "--json", "--tsa-trust", str(authority.ca_cert_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["timestamp"], report
+    # the token is over this seal: one changed byte in the seal line breaks it
+    chain = (directory / "chain.jsonl").read_bytes()
+    head, _, last = chain.rstrip(b"\n").rpartition(b"\n")
+    assert b'"type":"seal"' in last
+    (directory / "chain.jsonl").write_bytes(
+        head + b"\n" + last.replace(b"stopped", b"stoppeD") + b"\n"
+    )
+    assert verify(directory, tmp_path / "data").returncode == 1
