@@ -34,6 +34,13 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
 
+#: A source this far behind its schedule (the sender was not taking packets, e.g. while
+#: ICE connected on a busy machine) skips ahead instead of sending the backlog in a burst:
+#: a camera does not make up for lost time either, and a burst would make media time run
+#: ahead of the wall clock.
+MAX_LAG_S = 0.25
+
+
 class FileSource:
     """Reads a media file and plays its H264/Opus packets in real time on two tracks."""
 
@@ -62,16 +69,16 @@ class FileSource:
 
     async def _run(self) -> None:
         offset = 0.0  # seconds added to pts on each loop
-        start = time.monotonic()
+        self._start = time.monotonic()
         while True:
-            duration = await self._play_once(start, offset)
+            duration = await self._play_once(offset)
             if not self.loop:
                 break
             offset += duration
         for track in (self.video, self.audio):
             await track.queue.put(None)
 
-    async def _play_once(self, start: float, offset: float) -> float:
+    async def _play_once(self, offset: float) -> float:
         last = 0.0
         with av.open(str(self.path)) as container:
             streams = [s for s in container.streams if s.type in ("video", "audio")]
@@ -90,9 +97,11 @@ class FileSource:
                     last = max(
                         last, float(p.pts * p.time_base) + float((p.duration or 0) * p.time_base)
                     )
-                    delay = start + seconds - time.monotonic()
+                    delay = self._start + seconds - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    elif delay < -MAX_LAG_S:
+                        self._start -= delay  # behind: carry on from now, no burst
                     clock = 90000 if kind == "video" else 48000
                     p.pts = p.dts = int(seconds * clock)
                     p.time_base = Fraction(1, clock)

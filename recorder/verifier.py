@@ -12,8 +12,9 @@ What it checks, in order (docs/ARCHIVE.md, "Verifying"):
    altered, removed, reordered, truncated or appended bytes;
 3. that `segments/` holds exactly the files the Chain names;
 4. Gaps: a crashed recorder can leave at most one unchained Fragment (or a lone init
-   segment) at the end of the Segment it was writing; before a signed `gap` entry, or in an
-   unsealed Chain, that is reported as lost, not as tampering;
+   segment) at the end of the Segment it was writing; when a signed `gap` entry follows
+   that Segment's last entry (or the Chain is unsealed) and no `segment_ended` event says
+   the Segment had ended, that is reported as lost, not as tampering;
 5. `seal.tsr`: an RFC 3161 timestamp token over the Seal's line, as stored (no newline);
 6. `recording.json` against the Chain: only warnings, since the summary is not evidence.
 
@@ -36,11 +37,11 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import cms, pem, tsp
 from asn1crypto import x509 as asn1_x509
@@ -67,6 +68,7 @@ MAX_ALTERED_PER_SEGMENT = 10
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SEGMENT_PATH = re.compile(r"segments/[^/\\]+")
 _SEGMENT_NUMBER = re.compile(r"(\d+)-")
+T = TypeVar("T")
 
 
 class VerifyError(Exception):
@@ -286,7 +288,7 @@ def _quiet(*names: str) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _run_coroutine(factory: Any) -> Any:
+def _run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run an async pyhanko call from sync code, even when an event loop is running."""
     try:
         asyncio.get_running_loop()
@@ -398,6 +400,7 @@ class _Context:
     gap_seqs: list[int]
     sealed: bool
     gaps: dict[int, GapReport]
+    ended: dict[str, int]  # segment -> seq of its `segment_ended` event
     problems: list[Finding]
     warnings: list[Finding]
 
@@ -445,9 +448,9 @@ def _summary_id(summary: dict[str, Any] | None) -> str | None:
 def _choose_recording_id(
     entries: list[dict[str, Any]], candidates: list[str], key: Ed25519PublicKey
 ) -> str:
-    """The id the signatures bind: the folder name unless the summary's id is the one that
-    verifies (a copied or renamed folder). Trying candidates is safe: only the true id can
-    make a valid signature."""
+    """The id the signatures bind: the folder name, unless an id named in the chain's events
+    or the summary is the one that verifies (a renamed folder). Trying candidates is safe:
+    only the true id can make a valid signature."""
     first_signed = next(
         (e for e in entries if e.get("type") in SIGNED_TYPES and _shape_problem(e) is None),
         None,
@@ -474,7 +477,14 @@ def _check_chain(
         why = _shape_problem(entry)
         if why is not None:
             seq = entry.get("seq") if isinstance(entry, dict) else None
-            problems.append(Finding("chain", f"chain entry {why}", seq=seq))
+            problems.append(
+                Finding(
+                    "chain",
+                    f"malformed entry (the {index + 1}th line that parses {why}); it and the "
+                    "entries after it cannot be checked",
+                    seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+                )
+            )
             shaped = index
             break
     found = verify_entries(entries[:shaped], recording, key)
@@ -536,17 +546,6 @@ def _check_chain(
         problems.append(Finding("chain", f"{CHAIN_FILE} has no entries"))
     elif verified == len(entries) and seal < 0:
         time = _iso(entries[last_signed].get("time")) if last_signed >= 0 else None
-        if last_signed < len(entries) - 1:
-            unsigned = entries[last_signed + 1 :]
-            fragments = sum(e["type"] in ("init", "fragment") for e in unsigned)
-            problems.append(
-                Finding(
-                    "unsigned",
-                    f"entries {last_signed + 1}..{len(entries) - 1} ({fragments} init/fragment"
-                    f" entries) come after the last signature and are not covered by one",
-                    seq=last_signed + 1,
-                )
-            )
         signed_part = (
             f"the chain verifies up to the {entries[last_signed]['type']} at entry "
             f"{last_signed} ({time})"
@@ -560,15 +559,37 @@ def _check_chain(
                 f"stopped, or the chain was cut short); {signed_part}",
             )
         )
+        if last_signed < len(entries) - 1:
+            counts: dict[str, int] = {}
+            for e in entries[last_signed + 1 :]:
+                counts[e["type"]] = counts.get(e["type"], 0) + 1
+            which = (
+                f"entry {last_signed + 1}"
+                if last_signed + 1 == len(entries) - 1
+                else f"entries {last_signed + 1}..{len(entries) - 1}"
+            )
+            problems.append(
+                Finding(
+                    "unsigned",
+                    f"{which} ({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) "
+                    "come after the last signature: not covered by a signature",
+                    seq=last_signed + 1,
+                )
+            )
     return verified, last_signed + 1, seal
 
 
 def _in_gap(ctx: _Context, segment: str, last_seq: int) -> int | None:
-    """The Gap entry after a Segment's last chained entry, or -1 for an unsealed Chain."""
+    """Whether a Segment was still being written when the recorder crashed: the Gap entry
+    after its last chained entry (-1: the unsealed end), unless the Chain says the Segment
+    ended before that (a `segment_ended` event). None: no unchained bytes are excusable."""
     gap = next((g for g in ctx.gap_seqs if g > last_seq), None)
-    if gap is not None:
-        return gap
-    return None if ctx.sealed else -1
+    if gap is None and ctx.sealed:
+        return None
+    ended = ctx.ended.get(segment)
+    if ended is not None and (gap is None or ended < gap):
+        return None
+    return gap if gap is not None else -1
 
 
 def _record_lost(ctx: _Context, gap: int, segment: str, offset: int, length: int) -> str:
@@ -644,7 +665,7 @@ def _check_segment(
                 report.fragments_verified += 1
             continue
         j = by_hash.get(c.sha256)
-        if not c.complete and c.offset == r.offset and size < r.offset + r.length:
+        if i == len(cuts) - 1 and c.offset == r.offset and size < r.offset + r.length:
             problem(
                 "truncated",
                 f"truncated: the file ends at byte {size}, inside this range of chain entry "
@@ -754,11 +775,12 @@ def _check_tail(
             )
         )
         return
-    context = (
-        f"more than the one fragment a crash can leave ({len(tail)} ranges)"
-        if gap is not None
-        else "no gap follows this segment's last chain entry and the chain is sealed"
-    )
+    if gap is not None:
+        context = f"more than the one fragment a crash can leave ({len(tail)} ranges)"
+    elif segment in ctx.ended:
+        context = f"the chain says this segment ended (entry {ctx.ended[segment]})"
+    else:
+        context = "no gap follows this segment's last chain entry and the chain is sealed"
     ctx.problems.append(
         Finding(
             "appended",
@@ -873,7 +895,7 @@ def _check_timestamp(
         )
     try:
         status = _validate_token(signed_data, seal_line or b"", gen_time, tsa_trust)
-    except Exception as error:  # pyhanko raises many kinds on malformed tokens
+    except Exception as error:  # pyhanko raises many kinds on malformed tokens: all mean "bad"
         problems.append(
             Finding("timestamp", f"the timestamp token's signature cannot be checked: {error}")
         )
@@ -966,7 +988,7 @@ def _validate_token(
         )
 
     with _quiet("pyhanko", "pyhanko_certvalidator"):
-        return dict(_run_coroutine(validate))
+        return _run_coroutine(validate)
 
 
 def _check_summary(
@@ -1089,7 +1111,7 @@ def verify_recording(
                 "pass --trust with the recorder's public key"
             )
         key = load_public_key(folder_key_path)
-        source = f"{PUBLIC_KEY_FILE} in the recording folder (not independently trusted)"
+        source = f"{PUBLIC_KEY_FILE} in the recording folder"
         warnings.append(
             Finding(
                 "untrusted-key",
@@ -1119,9 +1141,12 @@ def verify_recording(
         raise VerifyError(f"cannot read {folder / CHAIN_FILE}: {error}") from error
     summary = _read_summary(folder, warnings)
     candidates = [folder.resolve().name]
-    summary_id = _summary_id(summary)
-    if summary_id and summary_id not in candidates:
-        candidates.append(summary_id)
+    for entry in entries[:50]:  # the recorder names the recording in its first event
+        event = entry.get("event") if isinstance(entry, dict) else None
+        if isinstance(event, dict) and isinstance(event.get("recording_id"), str):
+            candidates.append(event["recording_id"])
+    candidates.append(_summary_id(summary) or candidates[0])
+    candidates = list(dict.fromkeys(candidates))
     recording = _choose_recording_id(entries, candidates, key)
     if recording != candidates[0]:
         warnings.append(
@@ -1139,6 +1164,7 @@ def verify_recording(
     ranges: dict[str, list[_Range]] = {}
     gap_seqs: list[int] = []
     gaps: dict[int, GapReport] = {}
+    ended: dict[str, int] = {}
     types: dict[str, int] = {}
     for index, entry in enumerate(entries):
         if _shape_problem(entry) is not None:
@@ -1153,6 +1179,9 @@ def verify_recording(
                 after=_iso(entries[index - 1].get("time")) if index > 0 else None,
                 interrupted=[str(n) for n in entry.get("interrupted") or [] if isinstance(n, str)],
             )
+        event = entry.get("event") if entry["type"] == "event" else None
+        if isinstance(event, dict) and event.get("kind") == "segment_ended":
+            ended.setdefault(str(event.get("segment")), entry["seq"])
         if entry["type"] in ("init", "fragment"):
             name = entry["segment"]
             if not _SEGMENT_PATH.fullmatch(name) or name.endswith(("/.", "/..")):
@@ -1174,7 +1203,7 @@ def verify_recording(
                     entry.get("time"),
                 )
             )
-    ctx = _Context(folder, entries, ranges, gap_seqs, sealed, gaps, problems, warnings)
+    ctx = _Context(folder, entries, ranges, gap_seqs, sealed, gaps, ended, problems, warnings)
 
     segments_dir = folder / SEGMENTS_DIR
     on_disk: list[str] = []
@@ -1184,7 +1213,11 @@ def verify_recording(
                 on_disk.append(f"{SEGMENTS_DIR}/{child.name}")
             else:
                 warnings.append(
-                    Finding("other-file", "not a segment file (ignored)", segment=child.name)
+                    Finding(
+                        "other-file",
+                        "not a segment file (ignored)",
+                        segment=f"{SEGMENTS_DIR}/{child.name}",
+                    )
                 )
     names = sorted(set(ranges) | set(on_disk)) if only is None else [only]
     to_hash = [folder / n for n in names if (folder / n).is_file()]
@@ -1305,7 +1338,13 @@ def render_text(report: Report) -> str:
         out.append(f"  Timestamp: {ts.time} by {ts.tsa!r}: {state}; {trust_text}")
     else:
         out.append("  Timestamp: none (no seal.tsr)")
-    out.append("  Segments:")
+    checked = [s for s in report.segments if s.checked]
+    out.append(
+        f"  Segments: {len(checked)} file(s) checked, "
+        f"{sum(s.fragments_verified for s in checked)} fragments and "
+        f"{sum(s.bytes_verified for s in checked)} bytes re-hashed from their MP4 boxes "
+        "and matched to the chain"
+    )
     for s in report.segments:
         if not s.checked:
             state = "not checked" if s.present else "MISSING"
@@ -1319,7 +1358,7 @@ def render_text(report: Report) -> str:
         if s.first_time:
             line += f", {s.first_time} .. {s.last_time}"
         if s.unchained_bytes:
-            line += f"; {s.unchained_bytes} unchained bytes (lost in a gap)"
+            line += f"; {s.unchained_bytes} bytes never chained (lost in a crash)"
         out.append(line)
     if report.gaps:
         out.append("  Gaps (the recorder restarted after a crash):")
