@@ -27,7 +27,6 @@ import binascii
 import functools
 import hashlib
 import hmac
-import html
 import inspect
 import io
 import json
@@ -36,15 +35,14 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from server import agreement_page
 from server.api import _bearer
 from server.errors import TiaojieError, bad_request, forbidden, not_found
 from server.model import Participant, Room, now
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: 32 URL-safe characters: 192 random bits.
-CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
+CODE_PATTERN = agreement_page.CODE_PATTERN
 #: The largest handwritten mark accepted (decoded PNG bytes).
 MAX_MARK_BYTES = 200 * 1024
 #: The largest mark image (pixels per side).
@@ -67,8 +65,6 @@ MARK_PREFIX = "data:image/png;base64,"
 STALE_SEALING_SECONDS = 300
 #: Who may download the signed PDF with their own invite link.
 PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
-#: Times on the public status page: China Standard Time.
-CST = timezone(timedelta(hours=8))
 PDF_FILE = "agreement.pdf"
 
 
@@ -364,6 +360,14 @@ def request_signatures(
             "Choose who signs for: " + ", ".join(unassigned) + ".",
             409,
         )
+    signers = [(s["name"], s["role"]) for s in state.signers()]
+    if len(set(signers)) != len(signers):
+        raise TiaojieError(
+            "duplicate_signer",
+            "Two signers have the same name and role: tell them apart (e.g. add a "
+            "middle name or an ID number to the name).",
+            409,
+        )
     if state.status is AgreementStatus.SIGNING:
         return Change(state, changed=False)
     if final is not None and final[2] != state.fingerprint:
@@ -556,9 +560,6 @@ def _append_line(path: Path, entry: dict[str, Any]) -> None:
 
 
 # -- the service -----------------------------------------------------------------------------
-Handler = Callable[[str, str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
 class Agreements:
     """Signalling handlers, sealing and the REST/HTML routes of the agreement."""
 
@@ -566,7 +567,9 @@ class Agreements:
         self.app = app
         self.signalling = signalling
         self._notary: Any = None
-        self._sealing: set[asyncio.Task[None]] = set()
+        self._tsa: Any = None
+        self._sealing: set[asyncio.Future[Any]] = set()
+        self._notary_lock = asyncio.Lock()
 
     # -- wiring -------------------------------------------------------------------------
     def install(self) -> None:
@@ -581,6 +584,8 @@ class Agreements:
         router.add_get("/a/{code}", self.status_page_unknown)
         router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}", self.status_json)
         router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}/pdf", self.download_pdf)
+        if not self._settings.tsa_url:
+            router.add_post("/tsa", self.tsa)
         self.app.on_cleanup.append(self._cleanup)
         self.app[AGREEMENTS] = self
 
@@ -746,6 +751,7 @@ class Agreements:
         state = change.state
         if change.changed:
             self._log(state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint)
+            self._warm_up()
             await self._note(
                 room_id,
                 "agreement_signatures_requested",
@@ -838,18 +844,40 @@ class Agreements:
         while self._sealing:
             await asyncio.gather(*self._sealing, return_exceptions=True)
 
-    def notary(self) -> Any:
+    def _warm_up(self) -> None:
+        """Load the Notary's keys while people sign, so sealing starts at once."""
         if self._notary is None:
-            from signing.signer import Notary
+            task = asyncio.ensure_future(self.notary())
+            self._sealing.add(task)
+            task.add_done_callback(self._sealing.discard)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
-            settings = self._settings
-            self._notary = Notary(Path(settings.data_dir) / "keys", self._tsa_url())
+    async def notary(self) -> Any:
+        """The Notary (signing/signer.py), made on first use: loading (on the very first
+        run, generating) the local CA, seal and TSA keys takes a while, so in a thread."""
+        async with self._notary_lock:
+            if self._notary is None:
+                from signing.signer import Notary
+
+                keys = Path(self._settings.data_dir) / "keys"
+                loop = asyncio.get_running_loop()
+                tsa_url = self._settings.tsa_url
+                self._notary = await loop.run_in_executor(None, Notary, keys, tsa_url)
         return self._notary
 
-    def _tsa_url(self) -> str:
-        """--tsa-url, else the built-in TSA of this server (POST /tsa), reached locally."""
-        settings = self._settings
-        return str(settings.tsa_url or f"{settings.local_url}/tsa")
+    async def tsa(self, request: web.Request) -> web.StreamResponse:
+        """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
+        party). Mounted only when no --tsa-url is configured."""
+        if self._tsa is None:
+            from signing.authority import Authority
+            from signing.tsa import TimeStampAuthority, tsa_handler
+
+            keys = Path(self._settings.data_dir) / "keys"
+            loop = asyncio.get_running_loop()
+            authority = await loop.run_in_executor(None, Authority.load_or_create, keys)
+            self._tsa = tsa_handler(TimeStampAuthority(authority.tsa_key, authority.tsa_cert))
+        response: web.StreamResponse = await self._tsa(request)
+        return response
 
     async def _seal(self, room_id: str, state: AgreementState) -> None:
         self._log(state.code, "sealing", fingerprint=state.fingerprint)
@@ -906,7 +934,7 @@ class Agreements:
             )
         manifest = self._chain(agreement.recording_id)
         status_url = f"{self._settings.base_url}/a/{state.code}"
-        notary = self.notary()
+        notary = await self.notary()
         seal = notary.seal_agreement
         if inspect.iscoroutinefunction(seal):
             return bytes(await seal(agreement, marks, status_url, manifest))
@@ -975,15 +1003,17 @@ class Agreements:
 
     async def status_page(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
-        lang = _page_lang(request)
+        lang = agreement_page.page_lang(request)
         try:
             _, public = await self._find(code)
         except TiaojieError:
-            return _html(_not_found_page(lang, code), 404)
-        return _html(_status_page(lang, public))
+            return agreement_page.html_response(agreement_page.not_found_page(lang, code), 404)
+        return agreement_page.html_response(agreement_page.status_page(lang, public))
 
     async def status_page_unknown(self, request: web.Request) -> web.Response:
-        return _html(_not_found_page(_page_lang(request), request.match_info["code"]), 404)
+        lang = agreement_page.page_lang(request)
+        page = agreement_page.not_found_page(lang, request.match_info["code"])
+        return agreement_page.html_response(page, 404)
 
 
 AGREEMENTS = web.AppKey("tiaojie_agreements", Agreements)
@@ -997,150 +1027,3 @@ def _archivist(app: web.Application, token: str) -> bool:
         return False
     ArchiveAuth(app_state(app).credentials.token_secret).verify_archivist(token)
     return True
-
-
-# -- the public status page ------------------------------------------------------------------
-PAGE_TEXT: dict[str, dict[str, str]] = {
-    "zh-CN": {
-        "title": "调解协议状态",
-        "case": "案号",
-        "status": "状态",
-        "drafting": "起草中",
-        "signing": "签署中",
-        "sealing": "正在生成签章文件",
-        "signed": "已签署生效",
-        "signers": "签署情况",
-        "signed_at": "已签署，{}",
-        "pending": "尚未签署",
-        "fingerprint": "已签署文件的指纹（SHA-256）",
-        "sealed_at": "签章时间",
-        "none": "尚无",
-        "applicant": "申请人",
-        "respondent": "被申请人",
-        "mediator": "调解员",
-        "tz": "北京时间",
-        "note": "本页只显示协议的状态，不显示协议内容和个人信息。"
-        "如需核对文件，请计算您收到的 PDF 文件的 SHA-256 并与上面的指纹比对。",
-        "other": "English",
-        "other_lang": "en",
-        "not_found": "找不到该协议。请检查二维码或链接是否完整。",
-    },
-    "en": {
-        "title": "Mediation agreement status",
-        "case": "Case number",
-        "status": "Status",
-        "drafting": "being drafted",
-        "signing": "being signed",
-        "sealing": "the signed document is being produced",
-        "signed": "signed and in force",
-        "signers": "Signatures",
-        "signed_at": "signed {}",
-        "pending": "not signed yet",
-        "fingerprint": "Fingerprint of the signed document (SHA-256)",
-        "sealed_at": "Sealed",
-        "none": "none yet",
-        "applicant": "Applicant",
-        "respondent": "Respondent",
-        "mediator": "Mediator",
-        "tz": "UTC+8",
-        "note": "This page shows only the status of the agreement, not its content or "
-        "personal details. To check a copy, compute the SHA-256 of your PDF file and compare "
-        "it with the fingerprint above.",
-        "other": "中文",
-        "other_lang": "zh-CN",
-        "not_found": "No such agreement. Check that the QR code or link is complete.",
-    },
-}
-
-
-def _page_lang(request: web.Request) -> str:
-    asked = request.query.get("lang", "")
-    if asked.lower().startswith("en"):
-        return "en"
-    if asked.lower().startswith("zh"):
-        return "zh-CN"
-    first = request.headers.get("Accept-Language", "").split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "zh-CN"
-
-
-def _when(ts: float | None, lang: str) -> str:
-    if ts is None:
-        return ""
-    moment = datetime.fromtimestamp(ts, UTC).astimezone(CST)
-    return f"{moment:%Y-%m-%d %H:%M:%S} ({PAGE_TEXT[lang]['tz']})"
-
-
-def _html(body: str, status: int = 200) -> web.Response:
-    return web.Response(
-        text=body,
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
-
-
-def _page(lang: str, title: str, main: str, code: str) -> str:
-    t = PAGE_TEXT[lang]
-    e = html.escape
-    return f"""<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{e(title)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/css/app.css">
-</head>
-<body class="status-page">
-<header class="topbar"><div class="brand"><span class="brand-mark" aria-hidden="true">调</span>
-<span class="brand-name">{e(t["title"])}</span></div>
-<a class="lang-toggle" id="lang-toggle" href="/a/{e(code)}?lang={t["other_lang"]}"
- lang="{t["other_lang"]}">{t["other"]}</a></header>
-<main id="main"><section class="screen"><div class="card agreement-status">{main}</div>
-</section></main>
-</body>
-</html>
-"""
-
-
-def _status_page(lang: str, public: dict[str, Any]) -> str:
-    t = PAGE_TEXT[lang]
-    e = html.escape
-    status = public["status"]
-    rows = []
-    for signer in public["signers"]:
-        role = t.get(signer["role"], signer["role"])
-        done = signer["signed_at"] is not None
-        when = t["signed_at"].format(_when(signer["signed_at"], lang)) if done else t["pending"]
-        rows.append(
-            f'<li class="signer" data-role="{e(signer["role"])}" '
-            f'data-signed="{str(done).lower()}"><span class="signer-role">{e(role)}</span> '
-            f'<span class="signer-name">{e(signer["name"])}</span> '
-            f'<span class="signer-when">{e(when)}</span></li>'
-        )
-    fingerprint = public.get("pdf_sha256")
-    main = f"""<h1 class="page-title">{e(t["title"])}</h1>
-<dl class="facts status-facts">
-<div><dt>{e(t["case"])}</dt><dd id="status-case">{e(public.get("case_number", ""))}</dd></div>
-<div><dt>{e(t["status"])}</dt>
-<dd><span id="agreement-status" class="badge status-{e(status)}" data-status="{e(status)}">
-{e(t.get(status, status))}</span></dd></div>
-<div><dt>{e(t["sealed_at"])}</dt><dd id="status-sealed-at">
-{e(_when(public.get("sealed_at"), lang) or t["none"])}</dd></div>
-<div><dt>{e(t["fingerprint"])}</dt><dd><code id="pdf-fingerprint" class="fingerprint">
-{e(fingerprint or t["none"])}</code></dd></div>
-</dl>
-<h2>{e(t["signers"])}</h2>
-<ul id="status-signers" class="signer-list">{"".join(rows)}</ul>
-<p class="hint">{e(t["note"])}</p>"""
-    return _page(lang, t["title"], main, public["code"])
-
-
-def _not_found_page(lang: str, code: str) -> str:
-    t = PAGE_TEXT[lang]
-    main = f'<h1 class="page-title">{html.escape(t["title"])}</h1>\n'
-    main += f'<p id="status-not-found" class="reason">{html.escape(t["not_found"])}</p>'
-    safe = code if re.fullmatch(CODE_PATTERN, code) else "x"
-    return _page(lang, t["title"], main, safe)

@@ -1,4 +1,4 @@
-"""The static browser client: `/`, `/join` and `/static/` (files under web/)."""
+"""The static browser client: `/`, `/join`, `/recordings` and `/static/` (files under web/)."""
 
 from __future__ import annotations
 
@@ -33,5 +33,6 @@ def add_routes(app: web.Application) -> None:
         raise RuntimeError(f"the web client is missing: no {WEB_DIR}/join.html (TIAOJIE_WEB_DIR)")
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/join", _page("join.html"))
+    app.router.add_get("/recordings", _page("recordings.html"))
     # aiohttp's static route resolves the path and refuses anything outside WEB_DIR.
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, show_index=False)

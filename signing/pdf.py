@@ -78,6 +78,7 @@ class _Font:
     path: Path
     face: bytes  # the chosen face as a stand-alone font, unused tables dropped
     master: TTFFont  # parsed once; documents get clones
+    shared: dict[str, Any]  # decompiled tables the subsetter replaces rather than edits
 
 
 _font: _Font | None = None
@@ -121,12 +122,18 @@ def load_font() -> _Font:
             for tag in UNUSED_TABLES:
                 if tag in font:
                     del font[tag]
+            # One Unicode subtable is enough: the PDF maps codes to glyphs itself.
+            cmap = font["cmap"]
+            best = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 10)]
+            best = best or [t for t in cmap.tables if t.isUnicode()][:1]
+            cmap.tables = best
             buffer = io.BytesIO()
             font.save(buffer)
             font.close()
             face = buffer.getvalue()
             master = TTFFont(FPDF(), io.BytesIO(face), FONT_FAMILY, "", None, None, None, 0)  # type: ignore[arg-type]
-            _font = _Font(path, face, master)
+            shared = {tag: master.ttfont[tag] for tag in ("hmtx", "cmap")}
+            _font = _Font(path, face, master, shared)
         return _font
 
 
@@ -137,6 +144,12 @@ def _font_for(pdf: FPDF) -> TTFFont:
     font.ttfont = TTFont(
         io.BytesIO(cached.face), lazy=True, recalcTimestamp=False, recalcBBoxes=False
     )
+    # fontTools' subsetter replaces these tables' contents (new dicts and lists) rather
+    # than editing them in place: shallow copies of the parsed tables save a re-parse.
+    hmtx = copy.copy(cached.shared["hmtx"])
+    cmap = copy.copy(cached.shared["cmap"])
+    cmap.tables = [copy.copy(t) for t in cmap.tables]
+    font.ttfont.tables.update({"hmtx": hmtx, "cmap": cmap})
     font.i = len(pdf.fonts) + 1
     font.missing_glyphs = []
     font.biggest_size_pt = 0

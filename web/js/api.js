@@ -94,6 +94,45 @@ export function createInvite(token, roomId, invite) {
 }
 
 /**
+ * Download the signed agreement PDF (`GET /api/agreements/{code}/pdf` with this
+ * participant's own token) and hand it to the browser as a file. The token goes in a
+ * header, never in a URL, so the link cannot leak.
+ * @param {string} token
+ * @param {string} code the agreement's code
+ * @returns {Promise<void>}
+ */
+export async function downloadAgreementPdf(token, code) {
+  let res;
+  try {
+    res = await fetch(`/api/agreements/${encodeURIComponent(code)}/pdf`, {
+      headers: { Authorization: `Bearer ${token}` },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch (e) {
+    throw new ApiError("network", String(e), 0);
+  }
+  if (!res.ok) {
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      /* not JSON */
+    }
+    throw new ApiError(body?.error || "server", body?.message || res.statusText, res.status);
+  }
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `调解协议书-${code.slice(0, 8)}.pdf`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
  * Read the invite token from the URL fragment (`#token=...`).
  * @param {string} [hash] defaults to location.hash
  * @returns {string} the token, or "" when missing

@@ -5,9 +5,11 @@
  *
  * @module mediator-console
  */
+import { AgreementPanel } from "./agreement-panel.js";
 import { ApiError, createInvite } from "./api.js";
 import { t } from "./i18n.js";
 import { ICONS } from "./icons.js";
+import { RecordingControls } from "./recording-controls.js";
 import { roleBadge, roleLabel } from "./roles.js";
 import { charCount, confirmAction, h, initial, toast } from "./ui.js";
 
@@ -48,6 +50,8 @@ export class MediatorConsole {
       alertAdmit: $("lobby-alert-admit"),
       alertView: $("lobby-alert-view"),
     };
+    this.agreementPanel = new AgreementPanel({ view });
+    this.recording = new RecordingControls({ view, token });
     this.el.lockButton.addEventListener("click", () => this.toggleLock());
     this.el.endButton.addEventListener("click", () => this.endRoom());
     this.el.inviteForm.addEventListener("submit", (e) => {
@@ -70,6 +74,7 @@ export class MediatorConsole {
     const { el, view } = this;
     const on = view.isMediator;
     el.panel.hidden = !on;
+    this.agreementPanel.render();
     el.alert.hidden = !on || view.lobby.length === 0;
     if (!on) return;
     const lobby = view.lobby;
@@ -91,6 +96,7 @@ export class MediatorConsole {
     setButton(el.lockButton, locked ? ICONS.unlock : ICONS.lock, t(locked ? "room.unlock" : "room.lock"));
     el.lockButton.classList.toggle("on", locked);
     setButton(el.endButton, ICONS.end, t("room.end"));
+    this.recording.render();
     setButton(el.inviteCreate, ICONS.link, t("invite.create"));
     setButton(el.inviteCopy, ICONS.copy, t("invite.copy"));
     if (this.lastInvite) {
@@ -108,7 +114,8 @@ export class MediatorConsole {
    */
   participantActions(p) {
     if (!this.view.isMediator || p.id === this.view.self?.id) return null;
-    if (p.role === "observer" || p.role === "recorder") {
+    if (p.role === "recorder") return null; // stopped with the recording button
+    if (p.role === "observer") {
       return h("span.p-actions", {}, this._removeButton(p));
     }
     const audioMuted = !!p.muted?.audio;

@@ -8,10 +8,12 @@
  *
  * @module room-view
  */
+import { AgreementView } from "./agreement-view.js";
 import { t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { MediaSession } from "./media-session.js";
 import { MediatorConsole } from "./mediator-console.js";
+import { RecordingConsent, recorderMark } from "./recording-consent.js";
 import { ROLE_ORDER, SPEAKING_ROLES, roleBadge } from "./roles.js";
 import { fillDeviceSelect, h, initial, toast } from "./ui.js";
 import { VideoGrid } from "./video-grid.js";
@@ -80,7 +82,10 @@ export class RoomView {
       preview,
       expectVideo: (id) => !this.participants.get(id)?.muted?.video,
     });
+    this.agreement = new AgreementView({ view: this, token });
+    this.agreement.addEventListener("state", () => this.render());
     this.console = new MediatorConsole({ view: this, token });
+    this.recordingConsent = new RecordingConsent({ view: this });
     preview.attach(this.grid.selfVideo);
 
     this.media.addEventListener("tracks", () => this.render());
@@ -352,6 +357,7 @@ export class RoomView {
     const people = [...this.participants.values()].sort(byRoleThenTime);
     el.count.textContent = String(people.length);
     this.replaceItems(el.list, people.map((p) => this.participantItem(p)));
+    this.agreement.render();
     this.console.render();
   }
 
@@ -440,7 +446,7 @@ export class RoomView {
   /** @param {Participant} p */
   participantItem(p) {
     const isSelf = p.id === this.self?.id;
-    const status = h("span.p-status");
+    const status = h("span.p-status", {}, recorderMark(p));
     if (p.hand_raised) {
       status.append(h("span.indicator.hand", { title: t("room.status.hand"), html: ICONS.hand },
         h("span.sr-only", { text: t("room.status.hand") })));

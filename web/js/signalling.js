@@ -22,6 +22,10 @@ export const NOTIFICATIONS = [
   "publication_added",
   "publication_removed",
   "publication_updated",
+  // recording (docs/PROTOCOL.md: start_recording, recording_consent)
+  "recording_state",
+  // the agreement (docs/PROTOCOL.md, "Agreement")
+  "agreement_state",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;

@@ -1,0 +1,307 @@
+/**
+ * The signing dialog: read the final text, tick consent, type your name, draw your
+ * handwritten mark on a canvas (finger, pen or mouse: pointer events), sign.
+ *
+ * What is sent (`agreement_sign`) binds the fingerprint of the text shown in the dialog,
+ * the one the signer read. If the mediator changes the text meanwhile, the dialog says so
+ * and keeps showing what was read; signing it is refused by the server
+ * (`agreement_outdated`) until the signer loads and reads the new version. Who signs is
+ * never sent: the server knows it from the connection.
+ *
+ * @module agreement-sign
+ */
+import { t } from "./i18n.js";
+import { charCount, h, toast } from "./ui.js";
+
+/** The server refuses marks above 200 KiB of PNG (server/agreements.py). */
+const MAX_MARK_BYTES = 200 * 1024;
+const NAME_MAX = 100;
+const INK = "#10243a";
+
+const $ = (id) => document.getElementById(id);
+
+export class SignDialog {
+  /**
+   * @param {object} opts
+   * @param {import("./agreement-view.js").AgreementView} opts.view
+   */
+  constructor({ view }) {
+    this.view = view;
+    /** @type {import("./agreement-view.js").AgreementState|null} the version on show */
+    this.shown = null;
+    /** @type {import("./agreement-view.js").Signer|null} */
+    this.line = null;
+    this.busy = false;
+    this.el = {
+      dialog: /** @type {HTMLDialogElement} */ ($("agreement-sign-dialog")),
+      form: $("agreement-sign-form"),
+      as: $("agreement-sign-as"),
+      changed: $("agreement-sign-changed"),
+      reload: $("agreement-sign-reload"),
+      fingerprint: $("agreement-sign-fingerprint"),
+      text: $("agreement-sign-text"),
+      consent: /** @type {HTMLInputElement} */ ($("agreement-consent")),
+      consentLabel: $("agreement-consent-label"),
+      name: /** @type {HTMLInputElement} */ ($("agreement-sign-name")),
+      nameHint: $("agreement-sign-name-hint"),
+      canvas: /** @type {HTMLCanvasElement} */ ($("agreement-mark")),
+      pad: $("agreement-mark-pad"),
+      clear: $("agreement-mark-clear"),
+      error: $("agreement-sign-error"),
+      cancel: $("agreement-sign-cancel"),
+      submit: $("agreement-sign-submit"),
+    };
+    this.pad = new MarkPad(this.el.canvas, () => {
+      this.el.pad.classList.toggle("inked", this.pad.inked);
+      this.showError("");
+    });
+    const { el } = this;
+    el.form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+    el.cancel.addEventListener("click", () => el.dialog.close());
+    el.clear.addEventListener("click", () => this.pad.clear());
+    el.reload.addEventListener("click", () => this.reload());
+    el.consent.addEventListener("change", () => this.showError(""));
+    el.dialog.addEventListener("close", () => {
+      this.shown = null;
+      this.line = null;
+    });
+  }
+
+  get isOpen() {
+    return this.el.dialog.open;
+  }
+
+  /**
+   * Open for `line` of agreement version `state`.
+   * @param {import("./agreement-view.js").AgreementState} state
+   * @param {import("./agreement-view.js").Signer} line
+   */
+  open(state, line) {
+    const { el } = this;
+    this.line = line;
+    this.showVersion(state);
+    el.name.value = "";
+    el.name.maxLength = NAME_MAX;
+    this.showError("");
+    if (typeof el.dialog.showModal === "function" && !el.dialog.open) el.dialog.showModal();
+    else el.dialog.setAttribute("open", "");
+    el.text.scrollTop = 0;
+    this.pad.resize();
+    this.pad.clear();
+    el.text.focus({ preventScroll: true });
+  }
+
+  /** Show (and from now on sign) version `state`. */
+  showVersion(state) {
+    const { el } = this;
+    this.shown = state;
+    const fp = state.fingerprint.slice(0, 12);
+    el.fingerprint.textContent = fp;
+    el.fingerprint.title = state.fingerprint;
+    el.text.textContent = state.text;
+    el.text.scrollTop = 0;
+    el.changed.hidden = true;
+    el.consent.checked = false;
+    const line = this.line;
+    el.as.textContent = line
+      ? t("agreement.sign.as", { name: line.name, role: t(`agreement.role.${line.role}`) })
+      : "";
+    el.consentLabel.textContent = t("agreement.sign.consent", { fp });
+    el.nameHint.textContent = line ? t("agreement.sign.name_hint", { name: line.name }) : "";
+    el.name.placeholder = line?.name || "";
+  }
+
+  /** A new agreement_state arrived: tell a signer who is reading an older version. */
+  onState(state) {
+    if (!this.isOpen || !this.shown) return;
+    if (state.status === "signed" || state.status === "sealing") {
+      if (this.line) {
+        const mine = state.signers.find(
+          (x) => x.role === this.line.role && x.party_index === this.line.party_index,
+        );
+        if (mine?.signed_at) this.el.dialog.close();
+      }
+      return;
+    }
+    this.el.changed.hidden = state.fingerprint === this.shown.fingerprint;
+  }
+
+  reload() {
+    const state = this.view.state;
+    const { line } = this.view.mySigning();
+    if (!state || !line) {
+      this.el.dialog.close();
+      return;
+    }
+    this.line = line;
+    this.showVersion(state);
+    this.showError("");
+  }
+
+  showError(text) {
+    this.el.error.hidden = !text;
+    this.el.error.textContent = text;
+  }
+
+  async submit() {
+    if (this.busy || !this.shown) return;
+    const { el } = this;
+    const name = el.name.value.trim().replace(/\s+/g, " ");
+    if (!el.consent.checked) return this.showError(t("agreement.sign.need_consent"));
+    if (!name || charCount(name) > NAME_MAX) {
+      el.name.focus();
+      return this.showError(t("agreement.sign.need_name"));
+    }
+    if (!this.pad.inked) return this.showError(t("agreement.sign.need_mark"));
+    const mark = this.pad.toDataURL();
+    if (!mark) return this.showError(t("reason.mark_too_large"));
+    this.busy = true;
+    el.submit.disabled = true;
+    try {
+      const ack = await this.view.view.sig.request("agreement_sign", {
+        fingerprint: this.shown.fingerprint,
+        consent: true,
+        name,
+        mark,
+      });
+      if (ack.ok) {
+        el.dialog.close();
+        toast(t("agreement.sign.thanks"));
+        return;
+      }
+      if (ack.error === "agreement_outdated") el.changed.hidden = false;
+      this.showError(this.view.view.errorText(ack.error, ack.message));
+    } finally {
+      this.busy = false;
+      el.submit.disabled = false;
+    }
+  }
+}
+
+/**
+ * A canvas to write on with a finger, pen or mouse. Keeps the strokes so it can redraw
+ * them at a new size.
+ */
+export class MarkPad {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {() => void} onChange
+   */
+  constructor(canvas, onChange) {
+    this.canvas = canvas;
+    this.onChange = onChange;
+    /** @type {{x: number, y: number}[][]} strokes in CSS pixels */
+    this.strokes = [];
+    this.active = null;
+    this.pointerId = null;
+    canvas.style.touchAction = "none"; // no scrolling or zooming while writing
+    canvas.addEventListener("pointerdown", (e) => this.down(e));
+    canvas.addEventListener("pointermove", (e) => this.move(e));
+    canvas.addEventListener("pointerup", (e) => this.up(e));
+    canvas.addEventListener("pointercancel", (e) => this.up(e));
+    window.addEventListener("resize", () => this.resize());
+  }
+
+  get inked() {
+    return this.strokes.some((s) => s.length > 0);
+  }
+
+  /** Match the canvas's pixels to its size on screen (and the screen's density). */
+  resize() {
+    const rect = this.canvas.getBoundingClientRect();
+    if (!rect.width || !rect.height) return;
+    const ratio = Math.min(window.devicePixelRatio || 1, 2);
+    this.scale = ratio;
+    this.canvas.width = Math.round(rect.width * ratio);
+    this.canvas.height = Math.round(rect.height * ratio);
+    this.redraw();
+  }
+
+  clear() {
+    this.strokes = [];
+    this.active = null;
+    this.redraw();
+    this.onChange();
+  }
+
+  point(e) {
+    const rect = this.canvas.getBoundingClientRect();
+    return { x: e.clientX - rect.left, y: e.clientY - rect.top };
+  }
+
+  down(e) {
+    if (this.pointerId !== null) return;
+    e.preventDefault();
+    this.pointerId = e.pointerId;
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      /* synthetic events */
+    }
+    this.active = [this.point(e)];
+    this.strokes.push(this.active);
+    this.redraw();
+  }
+
+  move(e) {
+    if (e.pointerId !== this.pointerId || !this.active) return;
+    e.preventDefault();
+    const events = typeof e.getCoalescedEvents === "function" ? e.getCoalescedEvents() : [];
+    for (const ev of events.length ? events : [e]) this.active.push(this.point(ev));
+    this.redraw();
+  }
+
+  up(e) {
+    if (e.pointerId !== this.pointerId) return;
+    this.pointerId = null;
+    this.active = null;
+    this.onChange();
+  }
+
+  redraw() {
+    const ctx = this.canvas.getContext("2d");
+    const s = this.scale || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    ctx.setTransform(s, 0, 0, s, 0, 0);
+    ctx.strokeStyle = INK;
+    ctx.fillStyle = INK;
+    ctx.lineWidth = 2.6;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    for (const stroke of this.strokes) {
+      if (stroke.length === 1) {
+        ctx.beginPath();
+        ctx.arc(stroke[0].x, stroke[0].y, 1.6, 0, Math.PI * 2);
+        ctx.fill();
+        continue;
+      }
+      ctx.beginPath();
+      ctx.moveTo(stroke[0].x, stroke[0].y);
+      for (const p of stroke.slice(1)) ctx.lineTo(p.x, p.y);
+      ctx.stroke();
+    }
+  }
+
+  /**
+   * The mark as a PNG data URL (transparent background), at most 200 KiB: drawn again
+   * at a lower density if need be. "" if it cannot be made small enough.
+   */
+  toDataURL() {
+    let url = this.canvas.toDataURL("image/png");
+    if (dataUrlBytes(url) <= MAX_MARK_BYTES) return url;
+    const rect = this.canvas.getBoundingClientRect();
+    const small = h("canvas", { width: Math.round(rect.width), height: Math.round(rect.height) });
+    small.getContext("2d").drawImage(this.canvas, 0, 0, small.width, small.height);
+    url = small.toDataURL("image/png");
+    return dataUrlBytes(url) <= MAX_MARK_BYTES ? url : "";
+  }
+}
+
+function dataUrlBytes(url) {
+  const b64 = url.slice(url.indexOf(",") + 1);
+  return Math.floor((b64.length * 3) / 4);
+}

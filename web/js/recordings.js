@@ -1,0 +1,529 @@
+/**
+ * The recordings page (`/recordings`): list, play and download recordings.
+ *
+ * Who may: a mediator of the room (their invite token, which the console passes in the
+ * URL fragment `#token=...`, never in the query string) or an archivist (a token made
+ * with `tiaojie archivist-token`, pasted into the form). The token is sent only in
+ * `Authorization: Bearer` headers. A `<video>` cannot send headers, so playback and
+ * download links carry a short-lived playback ticket for one recording
+ * (`POST /api/recordings/{id}/ticket`, 10 minutes), fetched when the recording is
+ * opened and renewed before it runs out.
+ *
+ * Contract with tests: `document.body.dataset.state` is `empty` (no token yet),
+ * `loading`, `ready` or `error` (then `#recordings-error` carries `data-reason`, the
+ * error code). Each recording is `<details class="recording" data-recording-id>`;
+ * its segments are `li.segment[data-segment]` with `[data-action="play"]` and
+ * `a[data-action="download"]`; evidence files are `a[data-file]`. The player is
+ * `#player-video`.
+ *
+ * @module recordings
+ */
+import { ApiError, tokenFromHash } from "./api.js";
+import { has, initI18n, onLangChange, t } from "./i18n.js";
+import { ICONS } from "./icons.js";
+import { roleLabel } from "./roles.js";
+import { h } from "./ui.js";
+
+/** Renew a playback ticket when it has less than this left (seconds). */
+const TICKET_MARGIN_S = 90;
+const EVIDENCE_FILES = ["chain.jsonl", "recording.json", "recorder.pub.pem"];
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: "",
+  /** @type {any[]} */
+  recordings: [],
+  /** recording id -> {ticket, expires_at} */
+  tickets: new Map(),
+  /** recording id -> the ticket request in flight */
+  ticketRequests: new Map(),
+  /** what the player shows: {recordingId, name, label} */
+  playing: null,
+  /** the last error: {code, message} */
+  error: null,
+};
+
+// ---------------------------------------------------------------- REST
+
+/**
+ * Call the recordings API with the token in a header.
+ * @returns {Promise<any>}
+ */
+async function api(method, path) {
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${state.token}`, Accept: "application/json" },
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch (e) {
+    throw new ApiError("network", String(e), 0);
+  }
+  let body = null;
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    if (body && typeof body.error === "string") throw new ApiError(body.error, body.message || "", res.status);
+    throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
+  }
+  if (body === null) throw new ApiError("server", "response is not JSON", res.status);
+  return body;
+}
+
+const recordingPath = (id) => `/api/recordings/${encodeURIComponent(id)}`;
+
+/** A file URL of a recording, with a ticket (`name` may be `segments/....mp4`). */
+function fileUrl(recordingId, name, ticket, download) {
+  const path = name.split("/").map(encodeURIComponent).join("/");
+  const q = new URLSearchParams({ ticket });
+  if (download) q.set("download", "1");
+  return `${recordingPath(recordingId)}/files/${path}?${q}`;
+}
+
+function ticketFresh(recordingId) {
+  const tk = state.tickets.get(recordingId);
+  return !!tk && tk.expires_at - Date.now() / 1000 > TICKET_MARGIN_S;
+}
+
+/** A playback ticket for one recording (cached until close to its expiry). */
+async function ticketFor(recordingId) {
+  if (!ticketFresh(recordingId)) {
+    let pending = state.ticketRequests.get(recordingId);
+    if (!pending) {
+      pending = api("POST", `${recordingPath(recordingId)}/ticket`).finally(() =>
+        state.ticketRequests.delete(recordingId),
+      );
+      state.ticketRequests.set(recordingId, pending);
+    }
+    const body = await pending;
+    state.tickets.set(recordingId, { ticket: body.ticket, expires_at: body.expires_at });
+  }
+  return state.tickets.get(recordingId).ticket;
+}
+
+// ---------------------------------------------------------------- formatting
+
+function lang() {
+  return document.documentElement.lang || undefined;
+}
+
+function dateTime(seconds) {
+  if (!seconds) return "—";
+  return new Date(seconds * 1000).toLocaleString(lang(), {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+function time(seconds) {
+  if (!seconds) return "";
+  return new Date(seconds * 1000).toLocaleTimeString(lang(), {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+function duration(from, to) {
+  if (!from || !to || to < from) return "";
+  const s = Math.round(to - from);
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const secs = s % 60;
+  if (hours) return t("recordings.duration.h", { h: hours, m: minutes });
+  if (minutes) return t("recordings.duration.m", { m: minutes, s: secs });
+  return t("recordings.duration.s", { s: secs });
+}
+
+function size(bytes) {
+  if (!bytes) return "";
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Translated text for an error code (the server's message when we have none). */
+function errorText(code, message) {
+  for (const key of [`recordings.error.${code}`, `reason.${code}`]) {
+    if (has(key)) return t(key);
+  }
+  return message || t("reason.unknown", { code });
+}
+
+// ---------------------------------------------------------------- page state
+
+function setState(name) {
+  document.body.dataset.state = name;
+}
+
+function showError(code, message = "") {
+  const el = $("recordings-error");
+  state.error = code ? { code, message } : null;
+  el.hidden = !code;
+  if (code) {
+    el.dataset.reason = code;
+    el.textContent = errorText(code, message);
+  } else {
+    delete el.dataset.reason;
+    el.textContent = "";
+  }
+}
+
+async function load() {
+  const submit = $("token-submit");
+  stopPlayer();
+  state.recordings = [];
+  state.tickets.clear();
+  $("recordings-section").hidden = true;
+  $("recording-list").replaceChildren();
+  if (!state.token) {
+    setState("empty");
+    showError("");
+    return;
+  }
+  setState("loading");
+  showError("");
+  submit.disabled = true;
+  try {
+    const body = await api("GET", "/api/recordings");
+    state.recordings = (body.recordings || []).sort(
+      (a, b) => (b.started_at || 0) - (a.started_at || 0),
+    );
+    renderList();
+    setState("ready");
+  } catch (e) {
+    const code = e instanceof ApiError ? e.code : "unknown";
+    showError(code, e?.message);
+    setState("error");
+    $("token-input").focus();
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------- the list
+
+function renderList() {
+  const list = $("recording-list");
+  const open = new Set(
+    [...list.querySelectorAll("details[open]")].map((d) => d.dataset.recordingId),
+  );
+  const first = !list.childElementCount;
+  $("recordings-section").hidden = false;
+  $("recordings-count").textContent = String(state.recordings.length);
+  $("recordings-empty").hidden = state.recordings.length > 0;
+  list.replaceChildren(
+    ...state.recordings.map((rec, i) =>
+      recordingCard(rec, first ? i === 0 : open.has(rec.recording_id)),
+    ),
+  );
+}
+
+function statusBadge(rec) {
+  const known = ["sealed", "recording", "starting"];
+  const status = known.includes(rec.status) ? rec.status : "unsealed";
+  return h("span.badge.rec-status", {
+    class: `rec-status-${status}`,
+    dataset: { status },
+    text: t(`recordings.status.${status}`),
+  });
+}
+
+/** Segments from the summary, plus any file on disk the summary does not list. */
+function segmentsOf(rec) {
+  const segments = [...(rec.segments || [])];
+  const listed = new Set(segments.map((s) => s.name));
+  for (const file of rec.segment_files || []) {
+    const name = `segments/${file}`;
+    if (!listed.has(name)) segments.push({ name, source: file.endsWith("-screen.mp4") ? "screen" : "camera" });
+  }
+  return segments.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function recordingCard(rec, open) {
+  const id = rec.recording_id;
+  const people = Object.entries(rec.participants || {}).filter(([, p]) => p.role !== "recorder");
+  const segments = segmentsOf(rec);
+  const span = duration(rec.started_at, rec.stopped_at);
+  const card = h(
+    "details.card.recording",
+    { dataset: { recordingId: id, status: rec.status || "" }, open: open || undefined },
+    h(
+      "summary",
+      {},
+      h(
+        "span.rec-title",
+        {},
+        h("span.rec-when", { text: dateTime(rec.started_at) }),
+        span ? h("span.rec-span", { text: span }) : null,
+        statusBadge(rec),
+      ),
+      h("span.rec-meta", {
+        text: t("recordings.meta", { people: people.length, segments: segments.length, room: rec.room_id }),
+      }),
+    ),
+  );
+  const body = h("div.rec-body");
+
+  body.append(h("h3", { text: t("recordings.participants") }));
+  body.append(
+    people.length
+      ? h("ul.rec-people", {}, ...people.map(([pid, p]) => personItem(pid, p)))
+      : h("p.hint", { text: t("recordings.participants.none") }),
+  );
+
+  body.append(h("h3", { text: t("recordings.segments") }));
+  body.append(
+    segments.length
+      ? h("ul.rec-segments", {}, ...segments.map((s) => segmentItem(rec, s)))
+      : h("p.hint", { text: t("recordings.segments.none") }),
+  );
+
+  body.append(h("h3", { text: t("recordings.evidence") }));
+  const files = [...EVIDENCE_FILES];
+  if (rec.timestamp?.file) files.push(rec.timestamp.file);
+  body.append(
+    h(
+      "ul.rec-files",
+      {},
+      ...files.map((name) =>
+        h(
+          "li",
+          {},
+          h(
+            "a.file-link",
+            { dataset: { file: name, action: "download" }, download: "", rel: "noopener" },
+            h("span", { html: ICONS.download }),
+            h("span.file-label", { text: t(`recordings.file.${name}`) }),
+            h("code", { text: name }),
+          ),
+        ),
+      ),
+    ),
+  );
+  body.append(sealFacts(rec));
+  card.append(body);
+
+  for (const a of card.querySelectorAll("a[data-action='download']")) {
+    a.addEventListener("click", (e) => onDownloadClick(e, rec, card, a));
+  }
+  card.addEventListener("toggle", () => {
+    if (card.open) prepareLinks(rec, card);
+  });
+  if (open) prepareLinks(rec, card);
+  return card;
+}
+
+function personItem(pid, p) {
+  const consent = p.consent === "consent" ? "accepted" : p.consent === "refusal" ? "refused" : "none";
+  const consentText =
+    consent === "none"
+      ? t("recordings.consent.none")
+      : t(`recordings.consent.${consent}`, { time: time(p.consent_at) });
+  return h(
+    "li.rec-person",
+    { dataset: { participantId: pid, consent } },
+    h("span.p-name", { text: p.name || pid }),
+    p.role ? h("span.badge", { class: `role-${p.role}`, text: roleLabel(p.role) }) : null,
+    h("span.consent-status", { class: `consent-${consent === "none" ? "pending" : consent}`, text: consentText }),
+  );
+}
+
+function segmentItem(rec, s) {
+  const file = s.name.replace(/^segments\//, "");
+  const number = file.slice(0, 4);
+  const who = s.participant_name || s.participant_id || "";
+  const bits = [
+    t(s.source === "screen" ? "recordings.source.screen" : "recordings.source.camera"),
+    s.start ? `${time(s.start)}–${time(s.end) || "…"}` : "",
+    duration(s.start, s.end),
+    size(s.bytes),
+  ].filter(Boolean);
+  const label = t("recordings.segment.label", { n: number, name: who || file });
+  return h(
+    "li.segment",
+    { dataset: { segment: s.name, status: s.status || "" } },
+    h(
+      "span.segment-main",
+      {},
+      h("span.segment-name", { text: label }),
+      h("span.hint", { text: bits.join(" · ") }),
+      s.status && s.status !== "closed"
+        ? h("span.badge", { text: t(`recordings.segment.${s.status}`) })
+        : null,
+    ),
+    h(
+      "span.segment-actions",
+      {},
+      h(
+        "button.btn.small.primary",
+        {
+          type: "button",
+          dataset: { action: "play" },
+          on: { click: () => play(rec, s.name, label) },
+        },
+        h("span", { html: ICONS.play }),
+        h("span", { text: t("recordings.play") }),
+      ),
+      h(
+        "a.btn.small",
+        { dataset: { action: "download", file: s.name }, download: "", rel: "noopener" },
+        h("span", { html: ICONS.download }),
+        h("span", { text: t("recordings.download") }),
+      ),
+    ),
+  );
+}
+
+function sealFacts(rec) {
+  const rows = [];
+  if (rec.seal) {
+    rows.push([t("recordings.sealed_at"), dateTime(rec.seal.time)]);
+    rows.push([t("recordings.seal_hash"), rec.seal.hash]);
+  }
+  if (rec.chain_head) rows.push([t("recordings.chain_head"), rec.chain_head]);
+  if (rec.key_id) rows.push([t("recordings.key_id"), rec.key_id]);
+  rows.push([t("recordings.id"), rec.recording_id]);
+  if (rec.timestamp?.error) rows.push([t("recordings.timestamp_error"), rec.timestamp.error]);
+  return h(
+    "dl.rec-facts",
+    {},
+    ...rows.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, h("code", { text: String(v) }))]),
+  );
+}
+
+// ---------------------------------------------------------------- links with tickets
+
+/** Give the card's download links a fresh ticket. */
+async function prepareLinks(rec, card) {
+  try {
+    const ticket = await ticketFor(rec.recording_id);
+    for (const a of card.querySelectorAll("a[data-action='download']")) {
+      a.href = fileUrl(rec.recording_id, a.dataset.file, ticket, true);
+    }
+  } catch (e) {
+    onTicketError(e);
+  }
+}
+
+async function onDownloadClick(event, rec, card, a) {
+  if (ticketFresh(rec.recording_id) && a.href) return; // the link as it is
+  event.preventDefault();
+  await prepareLinks(rec, card);
+  if (ticketFresh(rec.recording_id)) a.click();
+}
+
+function onTicketError(e) {
+  const code = e instanceof ApiError ? e.code : "unknown";
+  showError(code, e?.message);
+  if (["token_invalid", "token_expired", "token_revoked", "forbidden", "room_ended"].includes(code)) {
+    setState("error");
+  }
+}
+
+// ---------------------------------------------------------------- the player
+
+async function play(rec, name, label) {
+  const video = /** @type {HTMLVideoElement} */ ($("player-video"));
+  let ticket;
+  try {
+    ticket = await ticketFor(rec.recording_id);
+  } catch (e) {
+    onTicketError(e);
+    return;
+  }
+  state.playing = { recordingId: rec.recording_id, name, label };
+  $("player").hidden = false;
+  $("player").dataset.segment = name;
+  $("player-title").textContent = label;
+  showPlayerError("");
+  video.src = fileUrl(rec.recording_id, name, ticket, false);
+  $("player").scrollIntoView({ behavior: "smooth", block: "start" });
+  try {
+    await video.play();
+  } catch (e) {
+    // autoplay refused: the controls are there to press play
+    if (e?.name !== "NotAllowedError" && e?.name !== "AbortError") console.warn(e);
+  }
+}
+
+function stopPlayer() {
+  const video = /** @type {HTMLVideoElement} */ ($("player-video"));
+  video.pause();
+  video.removeAttribute("src");
+  video.load();
+  state.playing = null;
+  $("player").hidden = true;
+  delete $("player").dataset.segment;
+}
+
+function showPlayerError(text) {
+  $("player-error").hidden = !text;
+  $("player-error").textContent = text;
+}
+
+function onVideoError() {
+  const video = /** @type {HTMLVideoElement} */ ($("player-video"));
+  if (!state.playing || !video.getAttribute("src")) return;
+  const code = video.error?.code;
+  // MEDIA_ERR_SRC_NOT_SUPPORTED is also what an expired ticket (a 401) looks like
+  const key =
+    code === 3 ? "recordings.player.decode" : code === 2 ? "recordings.player.network" : "recordings.player.error";
+  showPlayerError(t(key));
+  if (!ticketFresh(state.playing.recordingId)) state.tickets.delete(state.playing.recordingId);
+}
+
+// ---------------------------------------------------------------- start
+
+function main() {
+  initI18n();
+  onLangChange(() => {
+    if (state.recordings.length) renderList();
+    if (state.error) showError(state.error.code, state.error.message);
+    if (state.playing) $("player-title").textContent = state.playing.label;
+  });
+  $("token-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) {
+      showError("token_missing");
+      setState("error");
+      $("token-input").focus();
+      return;
+    }
+    state.token = token;
+    load();
+  });
+  $("player-close").addEventListener("click", stopPlayer);
+  $("player-video").addEventListener("error", onVideoError);
+  window.addEventListener("hashchange", () => {
+    const token = tokenFromHash();
+    if (token && token !== state.token) {
+      state.token = token;
+      $("token-input").value = token;
+      load();
+    }
+  });
+  // Renew the tickets of open recordings before they run out.
+  setInterval(() => {
+    for (const card of document.querySelectorAll("details.recording[open]")) {
+      const rec = state.recordings.find((r) => r.recording_id === card.dataset.recordingId);
+      if (rec && !ticketFresh(rec.recording_id)) prepareLinks(rec, card);
+    }
+  }, 30_000);
+
+  state.token = tokenFromHash();
+  $("token-input").value = state.token;
+  load();
+}
+
+main();
