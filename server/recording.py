@@ -132,8 +132,11 @@ class Recordings:
             if room.recording is None:
                 raise TiaojieError("not_recording", "This room is not being recorded.", 409)
             recording, room.recording = room.recording, None
-            with contextlib.suppress(TiaojieError):
-                rooms.revoke_invite(room, recording["invite_id"])
+            invite = room.invites.get(recording["invite_id"])
+            if invite is not None:
+                # the link dies now; the recorder itself leaves after the seal, and its
+                # departure is announced like anyone's
+                invite.revoked = True
             return recording
 
         recording = await self.store.update(room_id, change)

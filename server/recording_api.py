@@ -73,7 +73,10 @@ async def _reader(request: web.Request, token: str | None = None) -> Reader:
     claims = state.signer.verify(token, now())
     room = await state.store.get(claims.room_id)
     if room is not None:
-        rooms.check_invite(room, claims)
+        invite = room.invites.get(claims.invite_id)
+        if invite is None or invite.role != claims.role or invite.revoked:
+            # an ended room's mediator still reads its recordings until the link expires
+            rooms.check_invite(room, claims)
     if claims.role is not Role.MEDIATOR:
         raise forbidden("Only a mediator of the room or an archivist may read its recordings.")
     return Reader(everything=False, room_id=claims.room_id)

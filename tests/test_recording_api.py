@@ -128,6 +128,12 @@ async def test_socket_control_consent_and_the_chain(live_server):
     answer = await mediator.call("stop_recording", {})
     assert answer["ok"], answer
     await party.wait_for("recording_state", lambda d: d["recording"] is None)
+    joined = await party.wait_for(
+        "participant_joined", lambda d: d["participant"]["role"] == "recorder"
+    )
+    recorder_id = joined["participant"]["id"]
+    # the recorder's departure is announced like anyone's once it has sealed
+    await party.wait_for("participant_left", lambda d: d["participant_id"] == recorder_id, 15)
     events = chain_events(srv, recording_id)
     refusal = [e for e in events if e["kind"] == "refusal"]
     assert refusal and refusal[0]["participant_id"] == party_invite["invite_id"]

@@ -1,0 +1,293 @@
+"""Recording from the browser, in real headless Chromium, with the real recorder process.
+
+The mediator starts recording from the console; every page shows the indicator; a party
+is asked for consent and accepts, an observer who enters the recorded room is asked and
+refuses; the mediator's consent list shows both, and the chain holds both answers. The
+mediator stops recording; the indicator goes; the recordings page opened from the
+console lists the recording and plays a segment in a <video>; a party's token is refused.
+
+One Chromium process serves the module (as in test_browser_media.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from recorder.manifest import read_entries
+from server.archive_auth import ArchiveAuth
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+pytestmark = pytest.mark.browser
+
+#: Generous: this machine may be busy (the recorder process runs beside three pages).
+TIMEOUT_MS = 30_000
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium for the module; yields its CDP endpoint."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("chromium is not installed: run `make test`, which installs it")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    process = subprocess.Popen(
+        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    port_file = Path(profile) / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail("chromium did not start (no DevToolsActivePort)")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.connect_over_cdp(chromium_cdp)
+        expect.set_options(timeout=TIMEOUT_MS)
+        try:
+            yield browser
+        finally:
+            expect.set_options(timeout=5_000)  # Playwright's default, for other modules
+        for context in browser.contexts:
+            await context.close()
+        await browser.close()
+    # let the server see the pages go before live_server shuts it down
+    sockets = live_server.state.signalling.sio.eio.sockets
+    for _ in range(200):
+        if not sockets:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def open_page(browser: Browser, url: str, errors: list[str], width: int = 1280) -> Page:
+    context = await browser.new_context(viewport={"width": width, "height": 800})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.on("pageerror", lambda e: errors.append(f"{url}: {e}"))
+    await page.goto(url)
+    return page
+
+
+async def join(
+    browser: Browser, live_server: Any, room: dict[str, Any], role: str, name: str, errors: list
+) -> tuple[Page, dict[str, Any]]:
+    invite = await live_server.create_invite(room["id"], role, name)
+    page = await open_page(browser, invite["url"], errors, width=1280 if role != "party" else 390)
+    await page.click("#join-button")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "room")
+    return page, invite
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+def chain_events(directory: Path) -> list[dict[str, Any]]:
+    try:
+        entries, _ = read_entries(directory / "chain.jsonl")
+    except FileNotFoundError:
+        return []
+    return [e["event"] for e in entries if e["type"] == "event"]
+
+
+def fragments(directory: Path, participant_id: str) -> int:
+    try:
+        entries, _ = read_entries(directory / "chain.jsonl")
+    except FileNotFoundError:
+        return 0
+    return sum(
+        1 for e in entries if e["type"] == "fragment" and f"-{participant_id}-" in e["segment"]
+    )
+
+
+def consent_row(page: Page, participant_id: str) -> Any:
+    return page.locator(f'#recording-consents li[data-participant-id="{participant_id}"]')
+
+
+async def test_recording_consent_and_playback_in_the_browser(live_server, browser) -> None:
+    errors: list[str] = []
+    room = await live_server.create_room(title="录制调解", lobby=False)
+    mediator, m_invite = await join(browser, live_server, room, "mediator", "张调解员", errors)
+    party, p_invite = await join(browser, live_server, room, "party", "李四", errors)
+    indicators = [page.locator("#recording-indicator") for page in (mediator, party)]
+    for indicator in indicators:
+        await expect(indicator).to_be_hidden()
+
+    # The mediator starts recording from the console.
+    button = mediator.locator("#recording-button")
+    await expect(button).to_have_text("开始录制")
+    await button.click()
+    for indicator in indicators:
+        await expect(indicator).to_be_visible()
+        await expect(indicator).to_have_text("录制中")
+    await expect(button).to_have_attribute("data-recording", "on")
+    await expect(button).to_have_text("停止录制")
+    recording_id = live_server.state.recordings.processes[room["id"]].recording_id
+    directory = live_server.state.settings.data_dir / "recordings" / recording_id
+
+    # The recorder is listed with its icon on every page, and has no video tile.
+    for page in (mediator, party):
+        recorder = page.locator('#participant-list li[data-role="recorder"]')
+        await expect(recorder.locator(".indicator.recorder")).to_be_visible()
+        await expect(page.locator('#video-grid .tile[data-role="recorder"]')).to_have_count(0)
+
+    # The party is asked; the mediator, who started it, is not (and has consented).
+    dialog = party.locator("#recording-consent-dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog).to_contain_text("证据")
+    await expect(mediator.locator("#recording-consent-dialog")).to_be_hidden()
+    await expect(consent_row(mediator, m_invite["invite_id"])).to_have_attribute(
+        "data-consent", "accepted"
+    )
+    await expect(consent_row(mediator, p_invite["invite_id"])).to_have_attribute(
+        "data-consent", "pending"
+    )
+
+    # The party accepts: the mediator's list shows it.
+    await party.click("#recording-consent-accept")
+    await expect(dialog).to_be_hidden()
+    await expect(consent_row(mediator, p_invite["invite_id"])).to_have_attribute(
+        "data-consent", "accepted"
+    )
+
+    # An observer who enters the recorded room is asked at once, and refuses.
+    observer, o_invite = await join(browser, live_server, room, "observer", "王旁听", errors)
+    await expect(observer.locator("#recording-indicator")).to_be_visible()
+    await observer.click("#recording-consent-refuse")
+    await expect(observer.locator("#recording-consent-dialog")).to_be_hidden()
+    await expect(observer.locator("#recording-refused")).to_be_visible()
+    await expect(consent_row(mediator, o_invite["invite_id"])).to_have_attribute(
+        "data-consent", "refused"
+    )
+    await expect(mediator.locator("#recording-consent-summary")).to_have_text(
+        "同意 2 人 · 不同意 1 人 · 未回答 0 人"
+    )
+
+    # Both answers are in the chain.
+    def answered() -> bool:
+        kinds = {(e["kind"], e.get("participant_id")) for e in chain_events(directory)}
+        return {
+            ("consent", p_invite["invite_id"]),
+            ("consent", m_invite["invite_id"]),
+            ("refusal", o_invite["invite_id"]),
+        } <= kinds
+
+    async def answered_async() -> bool:
+        return answered()
+
+    await eventually(answered_async, "the consents in the chain")
+    party_consent = next(
+        e
+        for e in chain_events(directory)
+        if e["kind"] == "consent" and e.get("participant_id") == p_invite["invite_id"]
+    )
+    assert party_consent["name"] == "李四" and party_consent["role"] == "party"
+
+    # A few seconds of the party's camera, then the mediator stops.
+    async def party_recorded() -> bool:
+        return fragments(directory, p_invite["invite_id"]) >= 3
+
+    await eventually(party_recorded, "3 fragments of the party's camera", timeout=30)
+    await button.click()
+    await expect(button).to_have_attribute("data-recording", "off", timeout=60_000)
+    for indicator in [*indicators, observer.locator("#recording-indicator")]:
+        await expect(indicator).to_be_hidden()
+    await expect(observer.locator("#recording-refused")).to_be_hidden()
+    await expect(mediator.locator("#recording-consents")).to_be_hidden()
+    await expect(party.locator('#participant-list li[data-role="recorder"]')).to_have_count(0)
+
+    # The recordings page, opened from the console with the mediator's token.
+    href = await mediator.locator("#recordings-link").get_attribute("href")
+    assert href and href.startswith("/recordings#token=") and "?" not in href
+    archive = await open_page(browser, live_server.url + href, errors)
+    await expect(archive.locator("body")).to_have_attribute("data-state", "ready")
+    card = archive.locator(f'details.recording[data-recording-id="{recording_id}"]')
+    await expect(card).to_have_attribute("data-status", "sealed")
+    await expect(card.locator(".rec-status")).to_have_text("已封存")
+    person = card.locator(f'.rec-person[data-participant-id="{p_invite["invite_id"]}"]')
+    await expect(person).to_have_attribute("data-consent", "accepted")
+    segment = card.locator(f'li.segment[data-segment*="-{p_invite["invite_id"]}-camera"]')
+    await expect(segment).to_have_count(1)
+    download = segment.locator("a[data-action='download']")
+    await expect(download).to_have_attribute("href", re.compile(r"ticket=.+&download=1|download=1"))
+    chain_link = card.locator("a[data-file='chain.jsonl']")
+    await expect(chain_link).to_have_attribute("href", re.compile(r"ticket="))
+    fetched = await chain_link.evaluate(
+        "a => fetch(a.href).then(r => [r.status, r.headers.get('content-disposition')])"
+    )
+    assert fetched[0] == 200 and fetched[1].startswith("attachment"), fetched
+
+    await segment.locator("[data-action='play']").click()
+    video = archive.locator("#player-video")
+    await expect(archive.locator("#player")).to_be_visible()
+    await eventually(
+        lambda: video.evaluate("v => v.readyState >= 2 && v.videoWidth === 640 && !v.error"),
+        "the segment playing at 640 px wide",
+    )
+    start = await video.evaluate("v => v.currentTime")
+    await eventually(
+        lambda: video.evaluate(f"v => v.currentTime > {start} + 0.3"), "playback advancing"
+    )
+
+    # A party's token may not read recordings: a clear refusal.
+    refused = await open_page(
+        browser, f"{live_server.url}/recordings#token={p_invite['token']}", errors
+    )
+    await expect(refused.locator("body")).to_have_attribute("data-state", "error")
+    error = refused.locator("#recordings-error")
+    await expect(error).to_have_attribute("data-reason", "forbidden")
+    await expect(error).to_contain_text("无权查看录像")
+    await expect(refused.locator("details.recording")).to_have_count(0)
+    await refused.click("#lang-toggle")
+    await expect(error).to_contain_text("may not read recordings")
+
+    # A forged archivist token is refused as invalid; a genuine one lists everything.
+    await refused.fill("#token-input", "tja1.forged.token")
+    await refused.click("#token-submit")
+    await expect(error).to_have_attribute("data-reason", "token_invalid")
+    auth = ArchiveAuth(live_server.state.credentials.token_secret)
+    await refused.fill("#token-input", auth.archivist_token("archivist", 600))
+    await refused.click("#token-submit")
+    await expect(refused.locator("body")).to_have_attribute("data-state", "ready")
+    await expect(error).to_be_hidden()
+    await expect(
+        refused.locator(f'details.recording[data-recording-id="{recording_id}"]')
+    ).to_be_visible()
+
+    assert errors == []
