@@ -387,6 +387,15 @@ async def test_sender_reports_map_packets_to_the_senders_clock(encoded):
         await feeder.feed(*(feeder.packets([p])[0] for p in encoded["audio"][:6]))
         out = queued(receiver)
         assert clock.wall_time(out[-1].pts) is None  # no sender report yet
+        # aiortc's sender reports NTP 0 before its first packet: that is no clock at all
+        empty = RtcpSrPacket(
+            ssrc=MEDIA_SSRC,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=0, rtp_timestamp=0, packet_count=0, octet_count=0
+            ),
+        )
+        await receiver._handle_rtcp_packet(empty)
+        assert clock.wall_time(out[-1].pts) is None
         # The sender says: RTP timestamp of packet 4 (past the wrap) was at Unix 1.7e9 + 0.5.
         unix = 1_700_000_000.5
         ntp = int((unix + aiortc_internals.NTP_UNIX_OFFSET) * (1 << 32))

@@ -434,6 +434,10 @@ class SenderClock:
         self.report: tuple[float, int] | None = None  # (unix time, rtp timestamp)
 
     def on_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        if ntp_timestamp == 0:
+            # aiortc's RTCRtpSender reports NTP 0 / RTP 0 until it has sent its first
+            # packet: no clock at all (taken as 1900, it put tracks ~4e9 s apart)
+            return
         seconds = (ntp_timestamp >> 32) + (ntp_timestamp & 0xFFFFFFFF) / (1 << 32)
         self.report = (seconds - NTP_UNIX_OFFSET, rtp_timestamp)
 
