@@ -82,9 +82,13 @@ def h264_first(kind: str) -> list[Any]:
 
 
 class RoomClient:
-    def __init__(self, link: str, name: str | None = None) -> None:
+    def __init__(
+        self, link: str, name: str | None = None, *, bandwidth_estimation: bool = True
+    ) -> None:
         self.base_url, self._token = parse_link(link)
         self.name = name
+        #: False for a receiver next to the server (the recorder): no REMB feedback.
+        self.bandwidth_estimation = bandwidth_estimation
         self.sio = socketio.AsyncClient(reconnection=False)
         self.welcome: dict[str, Any] | None = None
         self.room_state: dict[str, Any] | None = None
@@ -246,6 +250,8 @@ class RoomClient:
         for transceiver in self.subscriber.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid is not None:
                 assembler = aiortc_internals.make_passthrough(transceiver.receiver)
+                if not self.bandwidth_estimation:
+                    aiortc_internals.disable_bandwidth_estimation(transceiver.receiver)
                 self._assemblers[transceiver.mid] = assembler
                 rate = 90000 if track.kind == "video" else 48000
                 self.clocks[transceiver.mid] = aiortc_internals.sender_clock(

@@ -37,6 +37,7 @@ import av
 
 ChunkCallback = Callable[[str, int, bytes], None]
 CLOCKS = {"video": 90000, "audio": 48000}
+TIME_BASES = {kind: Fraction(1, clock) for kind, clock in CLOCKS.items()}
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
 
 
@@ -180,7 +181,12 @@ class SegmentWriter:
                 self.dropped += 1
                 return
             self._open(bytes(packet) if kind == "video" else None)
-        pts = int(packet.pts * packet.time_base * CLOCKS[kind])
+        clock = CLOCKS[kind]
+        base = packet.time_base
+        if base.numerator == 1 and base.denominator == clock:
+            pts = packet.pts  # the usual case: integer maths, no Fraction per packet
+        else:
+            pts = int(packet.pts * base * clock)
         origin = self._origin.setdefault(kind, pts)
         pts = pts - origin + self._offsets.get(kind, 0)
         held = self._held.get(kind)
@@ -192,7 +198,7 @@ class SegmentWriter:
             self._mux(kind, held, pts - held.pts)
         out = av.Packet(bytes(packet))
         out.pts = out.dts = pts
-        out.time_base = Fraction(1, CLOCKS[kind])
+        out.time_base = TIME_BASES[kind]
         out.is_keyframe = bool(packet.is_keyframe) or kind == "audio"
         self._held[kind] = out
 

@@ -45,6 +45,8 @@ TIMESTAMP_FILE = "seal.tsr"
 SEGMENTS_DIR = "segments"
 START_WAIT_S = 2.0  # longest wait for a keyframe / a sender report before a segment opens
 KEYFRAME_RETRY_S = 1.0
+#: A track starting later than this after its segment means a broken clock, not media.
+MAX_START_OFFSET_S = 10.0
 
 
 def group_of(source: str) -> str:
@@ -108,7 +110,7 @@ class Recorder:
         self.tsa_url = tsa_url
         self.checkpoint_seconds = checkpoint_seconds
         self.fragment_seconds = fragment_seconds
-        self.client = RoomClient(link, name="录制 Recorder")
+        self.client = RoomClient(link, name="录制 Recorder", bandwidth_estimation=False)
         (directory / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
         continuing = (directory / CHAIN_FILE).exists()
         self.chain = ChainWriter(directory, recording_id, key)
@@ -331,7 +333,13 @@ class Recorder:
             if writer.has_video and pending.kind == "audio" and not writer.started:
                 return  # before the keyframe: SegmentWriter would drop it anyway
             moment = pending.wall if (use_clock and pending.wall is not None) else pending.arrival
-            writer.set_start(pending.kind, moment - segment.origin)
+            offset = moment - segment.origin
+            if not 0 <= offset <= MAX_START_OFFSET_S:  # a clock gone wrong: do not trust it
+                log.warning(
+                    "%s: %s starts %.3f s in; using 0", segment.info.name, pending.kind, offset
+                )
+                offset = 0.0
+            writer.set_start(pending.kind, offset)
             segment.started_kinds.add(pending.kind)
         try:
             writer.write(pending.kind, pending.packet)

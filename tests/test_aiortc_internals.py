@@ -140,6 +140,10 @@ def test_receiver_private_attributes(kind):
     assert isinstance(receiver._RTCRtpReceiver__decoder_queue, queue.Queue)
     assert receiver._RTCRtpReceiver__kind == kind
     assert receiver._RTCRtpReceiver__started is False
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    assert (estimator is not None) == (kind == "video")
+    aiortc_internals.disable_bandwidth_estimation(receiver)
+    assert receiver._RTCRtpReceiver__remote_bitrate_estimator is None
     assert inspect.iscoroutinefunction(receiver._send_rtcp_pli)
     assert list(inspect.signature(receiver._send_rtcp_pli).parameters) == ["media_ssrc"]
     # the JitterBuffer API the receiver calls, which FrameAssembler mirrors

@@ -474,6 +474,20 @@ def sender_clock(receiver: RTCRtpReceiver, clock_rate: int) -> SenderClock:
     return clock
 
 
+def disable_bandwidth_estimation(receiver: RTCRtpReceiver) -> None:
+    """Stop a video receiver estimating bandwidth and sending REMB feedback.
+
+    For the recorder: it sits next to the server and cannot ask anyone for less; the
+    estimator was 8% of its CPU.
+    """
+    from aiortc.rate import RemoteBitrateEstimator
+
+    estimator = _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    if estimator is not None and not isinstance(estimator, RemoteBitrateEstimator):
+        raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+
+
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Ask the remote publisher for a keyframe (addressed to the media SSRC, not RTX)."""
     await _require(receiver, "_send_rtcp_pli")(media_ssrc)
