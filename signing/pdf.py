@@ -29,6 +29,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import segno
@@ -60,6 +61,15 @@ FONT_CANDIDATES = (
 # per-document subsetting does not parse them again.
 UNUSED_TABLES = ("GSUB", "GPOS", "GDEF", "BASE", "JSTF", "vhea", "vmtx", "VORG", "DSIG")
 XMP_NAMESPACE = "urn:tiaojie:ns:agreement:1/"
+# pyhanko rewrites the XMP at each signature (with lxml, else ElementTree): keep our
+# prefix, the one the PDF/A extension schema declares.
+ElementTree.register_namespace("tj", XMP_NAMESPACE)
+try:
+    from lxml import etree as _lxml_etree
+
+    _lxml_etree.register_namespace("tj", XMP_NAMESPACE)
+except ImportError:  # pragma: no cover - pyhanko then uses no lxml either
+    pass
 
 MARGIN = 20.0  # mm
 BODY_SIZE = 11.0
@@ -122,17 +132,17 @@ def load_font() -> _Font:
             for tag in UNUSED_TABLES:
                 if tag in font:
                     del font[tag]
-            # One Unicode subtable is enough: the PDF maps codes to glyphs itself.
-            cmap = font["cmap"]
-            best = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 10)]
-            best = best or [t for t in cmap.tables if t.isUnicode()][:1]
-            cmap.tables = best
             buffer = io.BytesIO()
             font.save(buffer)
             font.close()
             face = buffer.getvalue()
             master = TTFFont(FPDF(), io.BytesIO(face), FONT_FAMILY, "", None, None, None, 0)  # type: ignore[arg-type]
-            shared = {tag: master.ttfont[tag] for tag in ("hmtx", "cmap")}
+            # One Unicode subtable is enough for each document (the PDF maps codes to
+            # glyphs itself): the others are not even parsed.
+            cmap = copy.copy(master.ttfont["cmap"])
+            best = [t for t in cmap.tables if (t.platformID, t.platEncID) == (3, 10)]
+            cmap.tables = best or [t for t in cmap.tables if t.isUnicode()][:1]
+            shared = {"hmtx": master.ttfont["hmtx"], "cmap": cmap}
             _font = _Font(path, face, master, shared)
         return _font
 
@@ -157,6 +167,24 @@ def _font_for(pdf: FPDF) -> TTFFont:
     font._hbfont = None
     font.color_font = None
     return font
+
+
+# Punctuation a Chinese line must not start with (禁则): it hangs at the end of the
+# previous line instead, a little into the margin.
+NO_LINE_START = set("。，、；：？！）」』》〉】〕…·．.,;:?!)%")
+
+
+def _wrap_cjk(pdf: FPDF, text: str, width: float) -> list[str]:
+    """`text` broken into lines of at most `width` (character by character, Chinese rules)."""
+    lines, current, used = [], "", 0.0
+    for char in text:
+        advance = pdf.get_string_width(char)
+        if current and used + advance > width and char not in NO_LINE_START:
+            lines.append(current)
+            current, used = char, advance
+        else:
+            current, used = current + char, used + advance
+    return [*lines, current] if current else lines
 
 
 class _AgreementPDF(FPDF):
@@ -326,10 +354,13 @@ def build_agreement_pdf(
     pdf.cell(0, 14, first, align="C", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT_FAMILY, size=BODY_SIZE)
     for line in body.rstrip("\n").split("\n"):
-        if line:
-            pdf.multi_cell(0, LINE, line, wrapmode=wrap, new_x="LMARGIN", new_y="NEXT")
-        else:
+        if not line:
             pdf.ln(LINE / 2)
+        elif zh:
+            for part in _wrap_cjk(pdf, line, pdf.w - 2 * MARGIN):
+                pdf.cell(0, LINE, part, new_x="LMARGIN", new_y="NEXT")
+        else:
+            pdf.multi_cell(0, LINE, line, wrapmode=wrap, new_x="LMARGIN", new_y="NEXT")
 
     # Signatures: mark, name, role, time.
     pdf.ln(LINE)
@@ -383,6 +414,7 @@ def build_agreement_pdf(
             modification_date=created,
             mime_type="application/x-ndjson" if manifest_name.endswith(".jsonl") else None,
             associated_file_relationship="Source",
+            compress=True,
             desc="Recording manifest: the hash chain of the recording this agreement was "
             "reached in, as it stood when the agreement was sealed",
         )
@@ -393,6 +425,7 @@ def build_agreement_pdf(
         modification_date=created,
         mime_type="application/json",
         associated_file_relationship="Source",
+        compress=True,
         desc="The agreement's fields, canonical text, fingerprint and signers",
     )
     return bytes(pdf.output())

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from pathlib import Path
 
 from cryptography import x509
@@ -30,15 +31,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_signer import DSSContentSettings, SigDSSPlacementPreference
-from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from signing.authority import Authority, PrivateKey, to_asn1_cert, to_asn1_key
 from signing.model import PARTY_ROLES, Agreement, SignerMark, fingerprint, role_label
 from signing.pdf import build_agreement_pdf
-from signing.tsa import LocalTimeStamper, TimeStampAuthority
+from signing.tsa import KeepAliveTimeStamper, LocalTimeStamper, TimeStampAuthority
 
 __all__ = ["SEAL_FIELD", "TIMESTAMP_FIELD", "Notary", "SignerMark", "field_name"]
 
@@ -47,6 +49,19 @@ TIMESTAMP_FIELD = "archive_timestamp"
 SIGNER_KEY_USAGE = {"non_repudiation", "digital_signature"}
 # The signature timestamps and the seal's document timestamp are SHA-256 throughout.
 MD = "sha256"
+LEVELS = ("B-B", "B-T", "B-LTA")
+RESERVED = 16_384  # hex digits reserved for one signature's CMS (8 KB of DER; ours are ~5 KB)
+
+
+class _SuppliedRevinfo(logging.Filter):
+    """pyhanko warns when validation data is embedded without online fetching: here that
+    is the design (the local CA's CRL is supplied directly), not a problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_SuppliedRevinfo())
 
 
 def field_name(index: int, role: str) -> str:
@@ -137,12 +152,20 @@ class Notary:
         self.tsa_url = tsa_url
         self.tsa_roots = list(tsa_roots or [])
         self._local_tsa = TimeStampAuthority(self.authority.tsa_key, self.authority.tsa_cert)
+        self._timestamper: tuple[str, TimeStamper] | None = None
         self._ca = to_asn1_cert(self.authority.ca_cert)
 
     def timestamper(self) -> TimeStamper:
-        if self.tsa_url:
-            return HTTPTimeStamper(self.tsa_url)
-        return LocalTimeStamper(self._local_tsa)
+        """The TSA client; kept per URL, since pyhanko caches a size-estimate token in it."""
+        key = self.tsa_url or ""
+        if self._timestamper is None or self._timestamper[0] != key:
+            client: TimeStamper = (
+                KeepAliveTimeStamper(self.tsa_url)
+                if self.tsa_url
+                else LocalTimeStamper(self._local_tsa)
+            )
+            self._timestamper = (key, client)
+        return self._timestamper[1]
 
     def validation_context(self) -> ValidationContext:
         """Trust: the local CA (and `tsa_roots`); revocation: required, from a fresh CRL."""
@@ -161,12 +184,13 @@ class Notary:
         manifest: bytes | None,
         manifest_name: str = "chain.jsonl",
         *,
-        lta: bool = True,
+        level: str = "B-LTA",
     ) -> bytes:
         """The signed, sealed PDF (bytes). Runs in a worker thread; see the module doc.
 
-        `lta=False` stops at PAdES B-T for every signature (no validation data, no
-        document timestamp): only for benchmarks and tests.
+        `level`: "B-LTA" (the default, and what agreements get); "B-T" (signature
+        timestamps, no validation data or document timestamp) and "B-B" (no timestamps)
+        exist for benchmarks and tests.
         """
         return await asyncio.to_thread(
             self.seal_agreement_sync,
@@ -175,7 +199,7 @@ class Notary:
             status_url,
             manifest,
             manifest_name,
-            lta=lta,
+            level=level,
         )
 
     def seal_agreement_sync(
@@ -186,9 +210,11 @@ class Notary:
         manifest: bytes | None,
         manifest_name: str = "chain.jsonl",
         *,
-        lta: bool = True,
+        level: str = "B-LTA",
     ) -> bytes:
         """`seal_agreement`, blocking (for threads without an event loop and the CLI)."""
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}")
         marks = ordered_marks(agreement, signatures)
         pdf = build_agreement_pdf(
             agreement,
@@ -200,15 +226,18 @@ class Notary:
         )
         names = [field_name(i, m.role) for i, m in enumerate(marks, 1)]
         pdf = self._add_fields(pdf, [*names, SEAL_FIELD])
+        lta = level == "B-LTA"
         context = self.validation_context() if lta else None
-        timestamper = self.timestamper()
+        timestamper = self.timestamper() if level != "B-B" else None
         registry = SimpleCertificateStore.from_certs([self._ca])
         for name, mark in zip(names, marks, strict=True):
             key, cert = self.authority.issue_event_certificate(mark.name, mark.role)
             signer = LoadedKeySigner(cert, key, registry)
             label = role_label("en", mark.role)
             reason = f"{label} {mark.name} agrees to the text sha256:{mark.fingerprint}"
-            pdf = self._sign(pdf, name, signer, timestamper, context, reason, mark.name, lta=False)
+            # B-T: the seal's validation data below (the CA certificate and its CRL,
+            # which covers every certificate the CA issued) serves these signatures too.
+            pdf = self._sign(pdf, name, signer, timestamper, None, reason, mark.name, lta=False)
         seal = LoadedKeySigner(self.authority.seal_cert, self.authority.seal_key, registry)
         reason = f"Sealed by {self.authority.organisation}: text sha256:{fingerprint(agreement)}"
         return self._sign(
@@ -236,7 +265,7 @@ class Notary:
         pdf: bytes,
         name: str,
         signer: signers.Signer,
-        timestamper: TimeStamper,
+        timestamper: TimeStamper | None,
         context: ValidationContext | None,
         reason: str,
         signer_name: str,
@@ -262,5 +291,13 @@ class Notary:
             signer_key_usage=SIGNER_KEY_USAGE,
             dss_settings=DSSContentSettings(placement=placement, include_vri=False),
         )
-        out = signers.PdfSigner(meta, signer=signer, timestamper=timestamper).sign_pdf(writer)
+        pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=timestamper)
+        try:
+            # A generous fixed reservation skips pyhanko's size estimate (a dry-run
+            # signature: ~15 % of the sealing time); a larger CMS (an external TSA
+            # with a long chain) falls back to the estimate.
+            out = pdf_signer.sign_pdf(writer, bytes_reserved=RESERVED)
+        except SigningError:
+            writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+            out = pdf_signer.sign_pdf(writer)
         return out.getvalue()

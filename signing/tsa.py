@@ -4,7 +4,8 @@
 * `tsa_handler(authority)` is an aiohttp handler (POST application/timestamp-query ->
   application/timestamp-reply): the server mounts it at `/tsa`, tests run it on a port.
 * `LocalTimeStamper(authority)` is a pyhanko `TimeStamper` that asks the authority
-  directly, without HTTP: the built-in default when no `--tsa-url` is configured.
+  directly, without HTTP: the built-in default when no `--tsa-url` is configured;
+  `KeepAliveTimeStamper(url)` is one for a TSA over HTTP(S), on a kept-open connection.
 * `request_timestamp(url, data)` (async) gets a token over HTTP from any RFC 3161 TSA;
   `verify_timestamp(token, data, trust_cert)` checks one (the recorder's seal uses both).
 
@@ -17,7 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import http.client
 import secrets
+import threading
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +34,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from pyhanko.sign.general import as_signing_certificate_v2
+from pyhanko.sign.general import as_signing_certificate
 from pyhanko.sign.timestamps.api import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from signing.authority import PrivateKey, to_asn1_cert
 
@@ -51,6 +56,23 @@ DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
 
 class TimestampError(ValueError):
     """A timestamp request failed, or a token is malformed or does not match its data."""
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER TLV with a one-byte `tag`."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+_SHA256 = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
+_SHA256_RSA = algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}).dump()
+_SHA256_ECDSA = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
+_TST_INFO_OID = cms.ContentType("tst_info").dump()
+_SIGNED_DATA_OID = cms.ContentType("signed_data").dump()
+_GRANTED = tsp.PKIStatusInfo({"status": tsp.PKIStatus("granted")}).dump()
 
 
 class _TimeStampResp(core.Sequence):
@@ -89,7 +111,23 @@ class TimeStampAuthority:
         self.cert = cert
         self._asn1_cert = to_asn1_cert(cert)
         self._certs = [self._asn1_cert, *(to_asn1_cert(c) for c in chain or [])]
-        self._signing_certificate = as_signing_certificate_v2(self._asn1_cert, "sha256")
+        # Kept as DER: each token gets freshly parsed objects (re-using constructed
+        # asn1crypto objects across structures makes their encoding very slow).
+        self._certs_der = [c.dump() for c in self._certs]
+        self._subject_der = self._asn1_cert.subject.dump()
+        self._issuer_der = self._asn1_cert.issuer.dump()
+        self._serial = self._asn1_cert.serial_number
+        # Signed attributes that are the same in every token, encoded once. The TSA
+        # certificate is named by an ESSCertID (RFC 2634: SHA-1 of the certificate, as a
+        # name, not as a signature), not an ESSCertIDv2: asn1crypto, when pyhanko copies
+        # a token into a signature, re-encodes an ESSCertIDv2 (whose hashAlgorithm is a
+        # DEFAULT) exponentially often: up to a second per token.
+        self._fixed_attributes = [
+            cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}).dump(),
+            cms.CMSAttribute(
+                {"type": "signing_certificate", "values": [as_signing_certificate(self._asn1_cert)]}
+            ).dump(),
+        ]
 
     def response(self, request: tsp.TimeStampReq, now: dt.datetime | None = None) -> _TimeStampResp:
         """The TimeStampResp for `request` (a rejection for a request we cannot serve)."""
@@ -111,19 +149,24 @@ class TimeStampAuthority:
         info: dict[str, Any] = {
             "version": "v1",
             "policy": TSA_POLICY,
-            "message_imprint": imprint,
+            # Fresh objects from plain values: reusing the request's asn1crypto objects
+            # (when pyhanko built them) makes every later dump re-encode them, slowly.
+            "message_imprint": tsp.MessageImprint(
+                {"hash_algorithm": {"algorithm": algorithm}, "hashed_message": digest}
+            ),
             "serial_number": secrets.randbits(64),
             "gen_time": now,
             "accuracy": tsp.Accuracy({"seconds": 1}),
-            "tsa": asn1_x509.GeneralName(name="directory_name", value=self._asn1_cert.subject),
+            "tsa": asn1_x509.GeneralName(
+                name="directory_name", value=asn1_x509.Name.load(self._subject_der)
+            ),
         }
         if request["nonce"].native is not None:
-            info["nonce"] = request["nonce"]
+            info["nonce"] = request["nonce"].native
         token = self._sign(
             tsp.TSTInfo(info).dump(), now, include_certs=bool(request["cert_req"].native)
         )
-        status = tsp.PKIStatusInfo({"status": tsp.PKIStatus("granted")})
-        return _TimeStampResp({"status": status, "time_stamp_token": token})
+        return _TimeStampResp.load(_der(0x30, _GRANTED + token))
 
     def respond(self, request_der: bytes) -> bytes:
         """A TimeStampResp (DER) for a TimeStampReq (DER)."""
@@ -151,60 +194,49 @@ class TimeStampAuthority:
             raise TimestampError(str(response["status"]["status_string"].native))
         return response["time_stamp_token"].dump()
 
-    def _sign(self, tst_info: bytes, now: dt.datetime, include_certs: bool) -> cms.ContentInfo:
-        signed_attrs = cms.CMSAttributes(
-            [
-                cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-                cms.CMSAttribute(
-                    {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(now)})]}
-                ),
-                cms.CMSAttribute(
-                    {"type": "signing_certificate_v2", "values": [self._signing_certificate]}
-                ),
-                cms.CMSAttribute(
-                    {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
-                ),
-            ]
-        )
+    def _sign(self, tst_info: bytes, now: dt.datetime, include_certs: bool) -> bytes:
+        """The TimeStampToken (DER ContentInfo) over `tst_info` (DER TSTInfo).
+
+        The containers are assembled as DER by hand: asn1crypto, building them, sometimes
+        spends ~0.1 s re-encoding nested algorithm identifiers.
+        """
+        attributes = [
+            cms.CMSAttribute(
+                {"type": "signing_time", "values": [cms.Time({"utc_time": core.UTCTime(now)})]}
+            ).dump(),
+            cms.CMSAttribute(
+                {"type": "message_digest", "values": [hashlib.sha256(tst_info).digest()]}
+            ).dump(),
+            *self._fixed_attributes,
+        ]
+        signed_attrs = b"".join(sorted(attributes))  # DER: a SET is sorted by encoding
         if isinstance(self.key, rsa.RSAPrivateKey):
-            signature = self.key.sign(signed_attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
-            mechanism = "sha256_rsa"
+            signed = _der(0x31, signed_attrs)
+            signature = self.key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+            mechanism = _SHA256_RSA
         else:
-            signature = self.key.sign(signed_attrs.dump(), ec.ECDSA(hashes.SHA256()))
-            mechanism = "sha256_ecdsa"
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": cms.SignerIdentifier(
-                    {
-                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {
-                                "issuer": self._asn1_cert.issuer,
-                                "serial_number": self._asn1_cert.serial_number,
-                            }
-                        )
-                    }
-                ),
-                "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-                "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": mechanism}),
-                "signed_attrs": signed_attrs,
-                "signature": signature,
-            }
+            signature = self.key.sign(_der(0x31, signed_attrs), ec.ECDSA(hashes.SHA256()))
+            mechanism = _SHA256_ECDSA
+        signer_info = _der(
+            0x30,
+            _der(0x02, b"\x01")  # version 1
+            + _der(0x30, self._issuer_der + core.Integer(self._serial).dump())
+            + _SHA256
+            + _der(0xA0, signed_attrs)  # [0] IMPLICIT SET OF Attribute
+            + mechanism
+            + _der(0x04, signature),
         )
-        signed_data: dict[str, Any] = {
-            "version": "v3",
-            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": cms.ParsableOctetString(tst_info),
-            },
-            "signer_infos": [signer_info],
-        }
-        if include_certs:
-            signed_data["certificates"] = self._certs
-        return cms.ContentInfo(
-            {"content_type": "signed_data", "content": cms.SignedData(signed_data)}
+        encap = _der(0x30, _TST_INFO_OID + _der(0xA0, _der(0x04, tst_info)))
+        certificates = _der(0xA0, b"".join(self._certs_der)) if include_certs else b""
+        signed_data = _der(
+            0x30,
+            _der(0x02, b"\x03")  # version 3
+            + _der(0x31, _SHA256)
+            + encap
+            + certificates
+            + _der(0x31, signer_info),
         )
+        return _der(0x30, _SIGNED_DATA_OID + _der(0xA0, signed_data))
 
 
 def tsa_handler(authority: TimeStampAuthority) -> Any:
@@ -242,6 +274,66 @@ class LocalTimeStamper(TimeStamper):
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         # Same DER; pyhanko checks the status before it looks for the token.
         return tsp.TimeStampResp.load(self.authority.response(req).dump())
+
+
+class KeepAliveTimeStamper(TimeStamper):
+    """A pyhanko TimeStamper for a TSA over HTTP(S) that keeps its connection open.
+
+    pyhanko's own HTTP client opens a new session (and connection) for every token, in a
+    new event loop per signature; sealing an agreement takes five tokens. This one keeps
+    one blocking keep-alive connection per thread (sealing runs in worker threads).
+    """
+
+    def __init__(self, url: str, timeout: float = REQUEST_TIMEOUT) -> None:
+        super().__init__(include_nonce=True)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) TSA URL: {url}")
+        self.url = url
+        self._parts = parts
+        self._timeout = timeout
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = (
+                http.client.HTTPSConnection
+                if self._parts.scheme == "https"
+                else http.client.HTTPConnection
+            )
+            connection = kind(self._parts.hostname, self._parts.port, timeout=self._timeout)
+            self._local.connection = connection
+        return connection
+
+    def post(self, body: bytes) -> bytes:
+        """POST a TimeStampReq (DER); the TimeStampResp (DER). Retries once on a stale
+        keep-alive connection."""
+        path = self._parts.path or "/"
+        if self._parts.query:
+            path += "?" + self._parts.query
+        headers = {"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE}
+        for attempt in (1, 2):
+            connection = self._connection()
+            try:
+                connection.request("POST", path, body=body, headers=headers)
+                response = connection.getresponse()
+                reply = response.read()
+            except (OSError, http.client.HTTPException) as e:
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    raise TimestampRequestError(f"TSA {self.url} could not be reached: {e}") from e
+                continue
+            if response.status != 200:
+                raise TimestampRequestError(f"TSA {self.url} answered HTTP {response.status}")
+            if response.getheader("Content-Type", "").split(";")[0].strip() != REPLY_TYPE:
+                raise TimestampRequestError(f"TSA {self.url} did not answer {REPLY_TYPE}")
+            return reply
+        raise AssertionError("unreachable")
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return tsp.TimeStampResp.load(self.post(req.dump()))
 
 
 def _request(data: bytes) -> tuple[int, tsp.TimeStampReq]:
