@@ -15,7 +15,8 @@ where canonical() is JSON with sorted keys, no spaces, UTF-8. Entry types:
 * `gap`: the recorder restarted after a crash; what was in flight is lost (`reason`);
 * `checkpoint` / `seal`: a signature over the chain so far: `head` (= `prev`),
   `key_id` and `signature`, Ed25519 over canonical({"recording", "seq", "head"}). The
-  seal is the last entry of a finished recording.
+  seal is the last entry of a finished recording; only an addendum (ADDENDUM_KINDS
+  events, then a new seal) may follow it.
 
 Nothing here reads media: the verifier recomputes fragment hashes from the segment files.
 """
@@ -40,6 +41,9 @@ GENESIS = "0" * 64
 CHAIN_FILE = "chain.jsonl"
 ENTRY_TYPES = frozenset({"init", "fragment", "event", "gap", "checkpoint", "seal"})
 SIGNED_TYPES = frozenset({"checkpoint", "seal", "gap"})
+#: Event kinds that may follow a seal, each addendum closed by a new seal (reason
+#: "addendum"): the signed agreement PDF of a session whose recording had already stopped.
+ADDENDUM_KINDS = frozenset({"agreement"})
 
 
 def canonical(data: dict[str, Any]) -> bytes:

@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from recorder.manifest import (
+    ADDENDUM_KINDS,
     CHAIN_FILE,
     ENTRY_TYPES,
     SIGNED_TYPES,
@@ -532,16 +533,33 @@ def _check_chain(
     last_signed = max(
         (i for i in range(verified) if entries[i]["type"] in SIGNED_TYPES), default=-1
     )
-    seal = next((i for i in range(verified) if entries[i]["type"] == "seal"), -1)
-    if seal >= 0 and seal < len(entries) - 1:
-        problems.append(
-            Finding(
-                "after-seal",
-                f"entries {seal + 1}..{len(entries) - 1} follow the seal (entry {seal}); "
-                "a seal is the last entry of a recording",
-                seq=seal + 1,
+    seals = [i for i in range(verified) if entries[i]["type"] == "seal"]
+    seal = seals[-1] if seals else -1
+    for first, following in zip(seals, [*seals[1:], len(entries)][: len(seals)], strict=True):
+        # after a seal only an addendum (e.g. the signed agreement), closed by a new seal
+        after = entries[first + 1 : following]
+        if following == len(entries) and after:
+            bad = first + 1
+        else:
+            bad = next(
+                (
+                    first + 1 + k
+                    for k, e in enumerate(after)
+                    if e.get("type") != "event"
+                    or (e.get("event") or {}).get("kind") not in ADDENDUM_KINDS
+                ),
+                -1,
             )
-        )
+        if bad >= 0:
+            problems.append(
+                Finding(
+                    "after-seal",
+                    f"entries {first + 1}..{following - 1} follow the seal (entry {first}); "
+                    "after a seal only an addendum closed by a new seal may come",
+                    seq=bad,
+                )
+            )
+            break
     if not entries:
         problems.append(Finding("chain", f"{CHAIN_FILE} has no entries"))
     elif verified == len(entries) and seal < 0:
@@ -862,7 +880,6 @@ def _check_timestamp(
             Finding("timestamp", f"{SEAL_TIMESTAMP_FILE} is present but the chain has no seal")
         )
         return None
-    seal_line = _raw_line(folder / CHAIN_FILE, entries[seal]["seq"])
     try:
         signed_data, tst_info = _parse_token(path.read_bytes())
         algorithm = tst_info["message_imprint"]["hash_algorithm"]["algorithm"].native
@@ -873,10 +890,19 @@ def _check_timestamp(
             Finding("timestamp", f"{SEAL_TIMESTAMP_FILE} is not an RFC 3161 token: {error}")
         )
         return None
-    try:
-        expected = hashlib.new(algorithm, seal_line or b"").digest()
-    except (ValueError, TypeError):
-        expected = None
+    # the token is over the last seal, or over an earlier one that an addendum followed
+    seals = [i for i in range(seal + 1) if entries[i].get("type") == "seal"]
+    for candidate in reversed(seals):
+        seal_line = _raw_line(folder / CHAIN_FILE, entries[candidate]["seq"])
+        try:
+            expected = hashlib.new(algorithm, seal_line or b"").digest()
+        except (ValueError, TypeError):
+            expected = None
+        if expected == imprint:
+            seal = candidate
+            break
+    else:
+        seal_line = _raw_line(folder / CHAIN_FILE, entries[seal]["seq"])
     report = TimestampReport(
         time=gen_time.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         tsa=None,

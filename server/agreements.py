@@ -904,7 +904,13 @@ class Agreements:
                 pass
             return
         self._log(state.code, "sealed", sha256=digest, size=len(pdf))
-        await self._note(room_id, "agreement", code=state.code, sha256=digest)
+        await self._note(
+            room_id,
+            "agreement",
+            code=state.code,
+            sha256=digest,
+            recording_id=state.draft.get("recording_id"),
+        )
         await self._publish(room_id, done)
 
     async def _make_pdf(self, room_id: str, state: AgreementState) -> bytes:

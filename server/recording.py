@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -29,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from recorder.manifest import ADDENDUM_KINDS, CHAIN_FILE, ChainWriter, read_entries
 from server import rooms
 from server.errors import TiaojieError
 from server.model import Room, now
@@ -230,13 +235,55 @@ class Recordings:
         if proc is not None and proc.sid == sid:
             proc.sid = None
 
-    async def note(self, room_id: str, kind: str, **fields: Any) -> bool:
-        """Put a room event into the current recording's chain (False: not recording)."""
+    async def note(
+        self, room_id: str, kind: str, *, recording_id: str | None = None, **fields: Any
+    ) -> bool:
+        """Put a room event into the recording's chain (False: nothing was written).
+
+        Normally the running recorder writes it. An ADDENDUM_KINDS event for a recording
+        of this room that has already been sealed is appended by the server itself, with
+        a new seal (the signed agreement of a session whose recording had stopped).
+        """
         proc = self.processes.get(room_id)
-        if proc is None:
+        event = {"kind": kind, "at": round(time.time(), 3), **fields}
+        if proc is not None and recording_id in (None, proc.recording_id):
+            proc.pending.append(event)
+            self._start_flush(proc)
+            return True
+        if recording_id is None or kind not in ADDENDUM_KINDS:
             return False
-        proc.pending.append({"kind": kind, "at": round(time.time(), 3), **fields})
-        self._start_flush(proc)
+        return await asyncio.to_thread(self._addendum, room_id, recording_id, event)
+
+    def _addendum(self, room_id: str, recording_id: str, event: dict[str, Any]) -> bool:
+        from recorder.keys import PRIVATE_FILE
+        from recorder.session import SUMMARY_FILE
+
+        if not any(
+            e["recording_id"] == recording_id and e["room_id"] == room_id for e in self.index()
+        ):
+            return False
+        directory = self.root / recording_id
+        key = load_pem_private_key((self.keys_dir / PRIVATE_FILE).read_bytes(), password=None)
+        assert isinstance(key, Ed25519PrivateKey)
+        with (directory / CHAIN_FILE).open("rb+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one writer at a time
+            entries, problems = read_entries(directory / CHAIN_FILE)
+            if problems or not entries or entries[-1]["type"] != "seal":
+                log.error("recording %s is not sealed: no addendum", recording_id)
+                return False
+            chain = ChainWriter(directory, recording_id, key)
+            try:
+                chain.append("event", event=event)
+                seal = chain.append("seal", reason="addendum")
+            finally:
+                chain.close()
+        path = directory / SUMMARY_FILE
+        summary = json.loads(path.read_text())
+        summary["seal"] = {"seq": seal["seq"], "hash": seal["hash"], "time": seal["time"]}
+        summary["chain_head"], summary["chain_length"] = seal["hash"], seal["seq"] + 1
+        temporary = path.with_suffix(".json.tmp")
+        temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+        os.replace(temporary, path)
         return True
 
     def _start_flush(self, proc: RecorderProcess) -> None:

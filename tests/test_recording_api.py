@@ -276,3 +276,47 @@ async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_pa
         head + b"\n" + last.replace(b"stopped", b"stoppeD") + b"\n"
     )
     assert verify(directory, tmp_path / "data").returncode == 1
+
+
+async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(live_server):
+    """The chain stays append-only and sealed: event + a new seal; anything else breaks it."""
+    from tests.test_recording import verify
+
+    srv = live_server
+    room, mediator, _ = await setup(srv)
+    status, started = await srv.request(
+        "POST", f"/api/rooms/{room['id']}/recording", mediator["token"]
+    )
+    assert status == 201
+    await wait_recorder(srv, room["id"])
+    await srv.request("DELETE", f"/api/rooms/{room['id']}/recording", mediator["token"])
+    recordings = srv.state.recordings
+    rid = started["id"]
+    data_dir = srv.state.settings.data_dir
+    directory = data_dir / "recordings" / rid
+    # not an addendum kind, another room's recording, an unknown recording: nothing written
+    assert not await recordings.note(room["id"], "joined", recording_id=rid)
+    assert not await recordings.note("another-room-id", "agreement", recording_id=rid)
+    before = (directory / "chain.jsonl").read_bytes()
+    assert await recordings.note(room["id"], "agreement", recording_id=rid, sha256="ab" * 32)
+    entries, _ = read_entries(directory / "chain.jsonl")
+    assert (directory / "chain.jsonl").read_bytes().startswith(before)
+    assert [e["type"] for e in entries[-3:]] == ["seal", "event", "seal"]
+    assert entries[-2]["event"]["sha256"] == "ab" * 32 and entries[-1]["reason"] == "addendum"
+    result = verify(directory, data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _, summary = await srv.request("GET", f"/api/recordings/{rid}", srv.admin_token)
+    assert summary["seal"]["hash"] == entries[-1]["hash"]
+
+    # a forger appending some other event after the seal (and re-sealing) is caught
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from recorder.manifest import ChainWriter
+
+    key = load_pem_private_key((data_dir / "keys" / "recorder_ed25519.pem").read_bytes(), None)
+    chain = ChainWriter(directory, rid, key)
+    chain.append("event", event={"kind": "joined", "participant_id": "someone"})
+    chain.append("seal", reason="addendum")
+    chain.close()
+    result = verify(directory, data_dir)
+    assert result.returncode == 1 and "follow the seal" in result.stdout, result.stdout
