@@ -284,3 +284,41 @@ def test_a_server_crash_leaves_every_finished_fragment_verifiable(tmp_path, test
     assert len(fragments) >= 2
     result = verify(directory, data)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def _drain(track) -> None:
+    while True:
+        await track.queue.get()
+
+
+async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "调解员")
+    camera, screen = FileSource(test_mp4), FileSource(test_mp4)
+    drain = None
+    try:
+        await mediator.publish(camera, screen=screen.video)
+        screen.start()
+        # a screen share has no sound: drop the second file's audio
+        drain = asyncio.ensure_future(_drain(screen.audio))
+        _, directory = await start_recording(live_server, room["id"])
+        await segments_started(directory, 2)
+        await asyncio.sleep(3)
+        status, _ = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        assert status == 200
+    finally:
+        if drain is not None:
+            drain.cancel()
+        await camera.stop()
+        await screen.stop()
+        await mediator.close()
+    started = events(directory, "segment_started")
+    by_source = {e["source"]: e for e in started}
+    assert set(by_source) == {"camera", "screen"}
+    assert by_source["screen"]["tracks"] == ["video"]
+    for source, codecs in (("camera", ["h264", "opus"]), ("screen", ["h264"])):
+        path = directory / by_source[source]["segment"]
+        assert sorted(s["codec_name"] for s in probe(path)["streams"]) == codecs
+        assert decode_errors(path) == ""
+    result = verify(directory, live_server.state.settings.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
