@@ -18,7 +18,7 @@ from server.config import Settings, add_serve_arguments, settings_from_args
 from server.credentials import ADMIN_TOKEN_FILE
 
 
-def _banner(settings: Settings, admin_token: str, new: bool) -> str:
+def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str = "") -> str:
     token_line = (
         f"  admin token (shown once; kept in {settings.data_dir / ADMIN_TOKEN_FILE}):\n"
         f"    {admin_token}\n"
@@ -30,6 +30,8 @@ def _banner(settings: Settings, admin_token: str, new: bool) -> str:
         f"  room state: {'Redis ' + settings.redis_url if settings.redis_url else 'in memory'};"
         f" data: {settings.data_dir.resolve()}\n"
         f"{token_line}"
+        f"  recorder key id (archivists check recordings against it): {recorder_key}\n"
+        f"    public key: {settings.data_dir / 'keys' / 'recorder_ed25519.pub.pem'}\n"
         "  create a room and its invite links, in another terminal:\n"
         f"    .venv/bin/tiaojie new-room '邻里纠纷调解' --data {settings.data_dir}\n"
         "  (or POST /api/rooms with the admin token, see docs/PROTOCOL.md)\n"
@@ -55,7 +57,12 @@ def serve(args: argparse.Namespace) -> int:
     credentials = app_state(app).credentials
 
     async def announce(_: web.Application) -> None:
-        print(_banner(settings, credentials.admin_token, credentials.admin_token_new), flush=True)
+        recordings = app_state(app).recordings
+        key = recordings.key_id if recordings is not None else ""
+        print(
+            _banner(settings, credentials.admin_token, credentials.admin_token_new, key),
+            flush=True,
+        )
 
     app.on_startup.append(announce)
     try:

@@ -91,6 +91,11 @@ class Recordings:
         self.signer = signer
         self.tsa_url = tsa_url
         self.processes: dict[str, RecorderProcess] = {}
+        from recorder.keys import keys_dir, load_or_create
+        from recorder.manifest import key_id
+
+        #: The recorder key is made on first run, so its id can be printed at start.
+        self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
         #: (room_id, event, data) -> emits to the room; set by Signalling.
         self.broadcast: Callable[[str, dict[str, Any] | None], Awaitable[None]] | None = None
         #: (sid, event, data) -> the recorder's answer; set by Signalling.
@@ -98,9 +103,6 @@ class Recordings:
 
     # -- start / stop ------------------------------------------------------------------
     async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
-        from recorder.keys import keys_dir, load_or_create
-
-        load_or_create(keys_dir(self.keys_dir.parent))
         recording_id = new_recording_id()
 
         def change(room: Room) -> tuple[dict[str, Any], Any]:

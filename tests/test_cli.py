@@ -86,6 +86,14 @@ def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
     finally:
         second = _stop(process)
     assert token not in second and "admin_token" in second
+    # The recorder key is made on first run, kept, and its id printed for archivists.
+    from recorder.keys import load_public
+    from recorder.manifest import key_id
+
+    public = load_public(data / "keys" / "recorder_ed25519.pub.pem")
+    assert stat.S_IMODE((data / "keys" / "recorder_ed25519.pem").stat().st_mode) == 0o600
+    assert f"recorder key id (archivists check recordings against it): {key_id(public)}" in first
+    assert key_id(public) in second
     # Tokens are secrets: they never reach the log.
     for link in links:
         assert link.split("token=")[1] not in first + second
