@@ -909,6 +909,7 @@ class Agreements:
             "agreement",
             code=state.code,
             sha256=digest,
+            fingerprint=state.fingerprint,
             recording_id=state.draft.get("recording_id"),
         )
         await self._publish(room_id, done)

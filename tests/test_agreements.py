@@ -1,27 +1,44 @@
 """The agreement over socket.io and REST: drafting, signing rules, sealing, downloads.
 
-Sealing uses a stand-in Notary here (the server flow, not the PDF: the real Notary is
-exercised by tests/test_browser_agreement.py and the signing library's own tests).
+Everything is real: the server's own Notary seals at PAdES B-LTA with its built-in TSA,
+the recorder is the real `tiaojie record` process the server launches, and what comes out
+is checked with `tiaojie verify` (signing/validator.py, recorder/verifier.py) and poppler
+(`pdftotext` for the printed text, `pdfdetach` for the embedded `agreement.json` and
+`chain.jsonl`). The local CA, seal, TSA and recorder keys are generated once per session
+and copied into each test's data directory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
+import json
 import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from PIL import Image, ImageDraw
 
+from recorder.manifest import read_entries
 from server.agreements import AGREEMENTS, CODE_PATTERN, MAX_MARK_BYTES
 from tests.conftest import LiveServer
 from tests.signal_client import SignalClient
 
 ID_NUMBER = "110101199003071234"
 FACTS = "申请人王五与被申请人李四系邻居，因楼上漏水损坏楼下天花板发生纠纷。"
+CASE_NUMBER = "（2025）京0105民调123号"
+# Four PAdES signatures with timestamps and validation data take ~0.5 s, the first seal
+# of a process ~2 s (font parse, keys); generous for a busy 2-core machine.
+SEAL_TIMEOUT = 120
 
 
 def mark(size: tuple[int, int] = (300, 120), ink: bool = True) -> str:
@@ -45,27 +62,6 @@ def noisy_png(nbytes: int) -> str:
     image.save(out, "PNG", compress_level=0)
     assert len(out.getvalue()) >= nbytes
     return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
-
-
-class FakeNotary:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, list[Any], str, bytes | None]] = []
-
-    def seal_agreement(
-        self, agreement: Any, signatures: list[Any], status_url: str, manifest: bytes | None
-    ) -> bytes:
-        self.calls.append((agreement, signatures, status_url, manifest))
-        names = ",".join(s.name for s in signatures)
-        return b"%PDF-1.7\n% fake sealed agreement " + names.encode() + b"\n%%EOF\n"
-
-
-class FakeRecordings:
-    def __init__(self) -> None:
-        self.notes: list[tuple[str, str, dict[str, Any]]] = []
-
-    async def note(self, room_id: str, kind: str, **fields: Any) -> bool:
-        self.notes.append((room_id, kind, fields))
-        return True
 
 
 class Room:
@@ -92,7 +88,7 @@ class Room:
 
     def draft(self, **change: Any) -> dict[str, Any]:
         payload = {
-            "case_number": "（2025）京0105民调123号",
+            "case_number": CASE_NUMBER,
             "language": "zh-CN",
             "parties": [
                 {
@@ -157,20 +153,143 @@ def latest_state(client: SignalClient) -> dict[str, Any]:
     return states[-1]
 
 
-async def wait_status(client: SignalClient, status: str, timeout: float = 10) -> dict[str, Any]:
+async def wait_status(
+    client: SignalClient, status: str, timeout: float = SEAL_TIMEOUT
+) -> dict[str, Any]:
     return await client.wait_for(
         "agreement_state", lambda s: s["status"] == status, timeout=timeout
     )
 
 
+# -- keys: made once, copied into each test's data directory ---------------------------------
+@pytest.fixture(scope="session")
+def shared_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local CA, seal, TSA (signing/authority.py) and recorder keys (recorder/keys.py),
+    generated once: RSA-3072 key generation is the slow part of a first seal."""
+    from recorder.keys import load_or_create as recorder_key
+    from signing.authority import Authority
+
+    keys = tmp_path_factory.mktemp("keys")
+    Authority.load_or_create(keys)
+    recorder_key(keys)
+    return keys
+
+
 @pytest.fixture(autouse=True)
-def notary(request: pytest.FixtureRequest) -> FakeNotary:
-    """A stand-in Notary on whichever server the test uses (no keys generated)."""
-    name = "room_server" if "room_server" in request.fixturenames else "live_server"
-    server: LiveServer = request.getfixturevalue(name)
-    fake = FakeNotary()
-    server.app[AGREEMENTS]._notary = fake
-    return fake
+def keys(tmp_path: Path, shared_keys: Path) -> Path:
+    """DATA/keys of the test's server (`tmp_path / "data"`, as conftest's servers use),
+    in place before the server starts (autouse fixtures come first in their scope)."""
+    target = tmp_path / "data" / "keys"
+    shutil.copytree(shared_keys, target, ignore=shutil.ignore_patterns(".lock"))
+    target.chmod(0o700)
+    return target
+
+
+# -- independent checkers ----------------------------------------------------------------------
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: apt-get install poppler-utils")
+    return path
+
+
+async def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run, [str(c) for c in command], capture_output=True, text=True, timeout=180
+    )
+
+
+async def tiaojie_verify(path: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
+    """`tiaojie verify PATH ...` as an archivist runs it (its own process)."""
+    return await run(sys.executable, "-m", "server", "verify", path, *extra)
+
+
+async def pdf_text(pdf: Path) -> str:
+    """The printed text (poppler's pdftotext)."""
+    return (await run(tool("pdftotext"), "-enc", "UTF-8", pdf, "-")).stdout
+
+
+async def attachments(pdf: Path, out: Path) -> dict[str, bytes]:
+    """The PDF's embedded files, extracted by poppler's pdfdetach into `out`."""
+
+    def detach() -> dict[str, bytes]:
+        out.mkdir()
+        done = subprocess.run(
+            [tool("pdfdetach"), "-saveall", "-o", str(out), str(pdf)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return {p.name: p.read_bytes() for p in out.iterdir()}
+
+    return await asyncio.to_thread(detach)
+
+
+async def verified(pdf: Path, ca: Path) -> Any:
+    """signing.validator's report on `pdf`, asserted authentic."""
+    from signing.validator import verify_agreement
+
+    report = await asyncio.to_thread(verify_agreement, pdf, ca)
+    assert report.authentic, report.all_problems()
+    return report
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+    return result
+
+
+# -- recording ---------------------------------------------------------------------------------
+async def start_recording(srv: LiveServer, room_id: str) -> str:
+    """The admin starts the room's recording; returns its id once the real recorder
+    process is in the room."""
+    status, body = await srv.admin("POST", f"/api/rooms/{room_id}/recording")
+    assert status == 201, body
+
+    async def recorder_present() -> bool:
+        people = (await srv.room(room_id))["participants"]
+        return any(p["role"] == "recorder" for p in people)
+
+    deadline = time.monotonic() + 60
+    while not await recorder_present():
+        assert time.monotonic() < deadline, "the recorder did not join the room"
+        await asyncio.sleep(0.1)
+    return str(body["id"])
+
+
+async def stop_recording(srv: LiveServer, room_id: str) -> None:
+    """Stop: returns once the recorder has sealed the chain and exited."""
+    status, body = await srv.admin("DELETE", f"/api/rooms/{room_id}/recording")
+    assert status == 200, body
+
+
+def chain_entries(folder: Path) -> list[dict[str, Any]]:
+    entries, problems = read_entries(folder / "chain.jsonl")
+    assert not problems, problems
+    return entries
+
+
+def agreement_events(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        e["event"]
+        for e in entries
+        if e["type"] == "event" and e["event"]["kind"].startswith("agreement")
+    ]
+
+
+def chain_head_in(text: str) -> str:
+    match = re.search(r"录像哈希链头：([0-9a-f]{64})。", text)
+    assert match, text
+    return match.group(1)
+
+
+def mark_sha256() -> str:
+    return hashlib.sha256(base64.b64decode(mark().split(",", 1)[1])).hexdigest()
 
 
 # -- drafting ---------------------------------------------------------------------------------
@@ -277,9 +396,7 @@ async def test_incomplete_or_unassigned_drafts_cannot_go_to_signing(live_server)
 
 
 # -- signing ----------------------------------------------------------------------------------
-async def test_signing_rules_and_sealing(live_server, notary) -> None:
-    recordings = FakeRecordings()
-    live_server.state.recordings = recordings
+async def test_signing_rules_and_sealing(live_server, keys, tmp_path) -> None:
     r = await Room(live_server).setup()
     ready = await r.ready()
     fp = ready["fingerprint"]
@@ -336,30 +453,40 @@ async def test_signing_rules_and_sealing(live_server, notary) -> None:
     pdf_path = live_server.state.settings.data_dir / "agreements" / code / "agreement.pdf"
     pdf = pdf_path.read_bytes()
     assert done["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
-    # The Notary got the parties in order, then the mediator, bound to the final text.
-    agreement, marks, status_url, manifest = notary.calls[0]
-    assert [(m.name, m.role) for m in marks] == [
+
+    # The real sealed PDF: valid at B-LTA, trusted by the server's CA; signed by the
+    # parties in order, then the mediator (event certificates naming each), then the seal.
+    report = await verified(pdf_path, keys / "ca.cert.pem")
+    assert [(s.field, s.kind, s.name, s.role) for s in report.signatures[:3]] == [
+        ("sig1_applicant", "signer", "王五", "applicant"),
+        ("sig2_respondent", "signer", "李四", "respondent"),
+        ("sig3_mediator", "signer", "张调解员", "mediator"),
+    ]
+    assert [s.kind for s in report.signatures[3:]] == ["seal", "document timestamp"]
+    # ... bound to the final text, which nobody recorded.
+    assert report.fingerprint == fp and report.case_number == CASE_NUMBER
+    assert (report.recording_id, report.chain_head, report.manifest) == (None, None, None)
+    # What each signer consented to, as embedded (poppler's pdfdetach, not our reader).
+    files = await attachments(pdf_path, tmp_path / "attachments")
+    assert set(files) == {"agreement.json"}  # no recording manifest: not recorded
+    record = json.loads(files["agreement.json"])
+    assert [(m["name"], m["role"]) for m in record["signers"]] == [
         ("王五", "applicant"),
         ("李四", "respondent"),
         ("张调解员", "mediator"),
     ]
-    assert {m.fingerprint for m in marks} == {fp}
-    assert all(m.mark_png.startswith(b"\x89PNG") for m in marks)
-    assert status_url == f"{live_server.url}/a/{code}"
-    assert agreement.case_number == "（2025）京0105民调123号"
-    assert manifest is None  # not recorded
+    assert {m["fingerprint"] for m in record["signers"]} == {fp}
+    assert {m["mark_sha256"] for m in record["signers"]} == {mark_sha256()}
+    assert record["status_url"] == f"{live_server.url}/a/{code}"
+    assert record["agreement"]["case_number"] == CASE_NUMBER
+    assert record["manifest"] is None
+    # The printed text (poppler's pdftotext).
+    text = "".join((await pdf_text(pdf_path)).split())
+    for words in ("调解协议书", CASE_NUMBER, "王五", "李四", "张调解员", "本协议的调解过程未录像"):
+        assert words in text, words
 
-    # Every signing event went to the recording's chain; the last one names the PDF.
-    kinds = [kind for _, kind, _ in recordings.notes]
-    assert kinds == [
-        "agreement_signatures_requested",
-        "agreement_signature",
-        "agreement_signature",
-        "agreement_signature",
-        "agreement",
-    ]
-    assert recordings.notes[-1][2] == {"code": code, "sha256": done["pdf_sha256"]}
-    assert recordings.notes[1][2]["fingerprint"] == fp
+    # Not recorded: no recording chain anywhere got these events.
+    assert not (live_server.state.settings.data_dir / "recordings").exists()
     # ... and to the agreement's log, always.
     log = (pdf_path.parent / "log.jsonl").read_text().splitlines()
     assert sum('"kind": "signature"' in line for line in log) == 3
@@ -372,7 +499,7 @@ async def test_signing_rules_and_sealing(live_server, notary) -> None:
     assert ack["error"] == "agreement_signed"
 
 
-async def test_a_changed_text_needs_new_signatures(live_server, notary) -> None:
+async def test_a_changed_text_needs_new_signatures(live_server) -> None:
     r = await Room(live_server).setup()
     ready = await r.ready()
     first = ready["fingerprint"]
@@ -420,27 +547,38 @@ async def test_oversize_mark_is_refused(live_server) -> None:
     assert (await Room.sign(r.a, fp, "王五"))["ok"]
 
 
-async def test_failed_seal_can_be_retried(live_server) -> None:
-    class Broken:
-        def seal_agreement(self, *args: Any) -> bytes:
-            raise RuntimeError("no keys")
-
-    service = live_server.app[AGREEMENTS]
-    service._notary = Broken()
+async def test_failed_seal_can_be_retried(live_server, keys) -> None:
+    """The organisation's seal key is unreadable (a damaged key file): the seal fails,
+    signing stays open with the error shown; once the key is back the mediator retries."""
+    seal_key = keys / "seal.key.pem"
+    good = seal_key.read_bytes()
+    seal_key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nZGFtYWdlZA==\n-----END PRIVATE KEY-----\n")
     r = await Room(live_server).setup()
     fp = (await r.ready())["fingerprint"]
     for client, name in ((r.a, "王五"), (r.b, "李四"), (r.mediator, "张调解员")):
         assert (await Room.sign(client, fp, name))["ok"]
-    state = await r.a.wait_for("agreement_state", lambda s: s["seal_error"] is not None)
+    state = await r.a.wait_for(
+        "agreement_state", lambda s: s["seal_error"] is not None, timeout=SEAL_TIMEOUT
+    )
     assert state["status"] == "signing" and state["pdf_ready"] is False
-    service._notary = FakeNotary()
+    code = state["code"]
+    folder = live_server.state.settings.data_dir / "agreements" / code
+    assert not (folder / "agreement.pdf").exists()
+    assert '"kind": "seal_failed"' in (folder / "log.jsonl").read_text()
+
+    seal_key.write_bytes(good)
     ack = await r.mediator.call("agreement_finalize", {})
     assert ack["ok"] and ack["status"] == "sealing", ack
-    await wait_status(r.a, "signed")
+    done = await wait_status(r.a, "signed")
+    assert done["seal_error"] is None
+    pdf = folder / "agreement.pdf"
+    assert hashlib.sha256(pdf.read_bytes()).hexdigest() == done["pdf_sha256"]
+    report = await verified(pdf, keys / "ca.cert.pem")
+    assert report.fingerprint == fp
 
 
 # -- REST and the public page -----------------------------------------------------------------
-async def test_status_page_download_and_forged_codes(live_server, notary) -> None:
+async def test_status_page_download_and_forged_codes(live_server) -> None:
     from server.archive_auth import ArchiveAuth
 
     srv = live_server
@@ -490,6 +628,7 @@ async def test_status_page_download_and_forged_codes(live_server, notary) -> Non
     ):
         status, pdf, content_type = await fetch_bytes(srv, f"/api/agreements/{code}/pdf", token)
         assert (status, content_type) == (200, "application/pdf"), (status, pdf)
+        assert pdf.startswith(b"%PDF-") and b"/ByteRange" in pdf  # the real, signed one
         assert hashlib.sha256(pdf).hexdigest() == done["pdf_sha256"]
 
     other_room = await srv.create_room()
@@ -526,8 +665,8 @@ async def test_status_page_download_and_forged_codes(live_server, notary) -> Non
     assert status == 200
     status, body = await srv.request("GET", f"/api/agreements/{code}")
     assert body["status"] == "signed"
-    status, _ = await srv.request("GET", f"/api/agreements/{code}/pdf", r.a_invite["token"])
-    assert status == 200
+    status, pdf, _ = await fetch_bytes(srv, f"/api/agreements/{code}/pdf", r.a_invite["token"])
+    assert status == 200 and hashlib.sha256(pdf).hexdigest() == done["pdf_sha256"]
 
 
 # -- the built-in TSA -------------------------------------------------------------------------
@@ -557,38 +696,191 @@ async def test_no_builtin_tsa_with_an_external_one(tmp_path) -> None:
 
 
 # -- the recording it was reached in ----------------------------------------------------------
-async def test_recorded_room_binds_recording_and_chain_head(live_server, notary) -> None:
+async def test_recorded_room_binds_recording_and_chain_head(live_server, keys, tmp_path) -> None:
     """The draft names the running recording; the final text its chain head at the time
-    signatures were asked for; the sealed PDF gets the chain as written then."""
-    import json
-
+    signatures were asked for; the sealed PDF embeds the chain as written then, and the
+    recording's chain names the PDF: both verify against each other, and not against
+    another recording."""
     srv = live_server
+    recordings = srv.state.settings.data_dir / "recordings"
     r = await Room(srv).setup()
-    recording_id = "rec_" + "a2b3c4d5e6f7g2h3i4j5k6l7m2"
-    heads = [hashlib.sha256(bytes([i])).hexdigest() for i in range(3)]
-    chain = "".join(json.dumps({"seq": i, "hash": h}) + "\n" for i, h in enumerate(heads))
-    folder = srv.state.settings.data_dir / "recordings" / recording_id
-    folder.mkdir(parents=True)
-    (folder / "chain.jsonl").write_text(chain + '{"seq": 3, "ha')  # a line being written
+    other_room = await srv.create_room(title="另一调解室", lobby=False)
+    rid, other_rid = await asyncio.gather(
+        start_recording(srv, r.room["id"]), start_recording(srv, other_room["id"])
+    )
+    folder = recordings / rid
 
-    def recording(room: Any) -> None:
-        room.recording = {"id": recording_id, "started_at": 0, "started_by": "x", "consents": {}}
-
-    await srv.state.store.update(r.room["id"], recording)
     drafted = await r.drafted()
     state = await r.a.wait_for("agreement_state")
-    assert f"本协议在调解录像 {recording_id} 中达成，录像哈希链头：-。" in state["text"]
+    assert state["draft"]["recording_id"] == rid
+    assert f"本协议在调解录像 {rid} 中达成，录像哈希链头：-。" in state["text"]
 
     ack = await r.mediator.call(
         "agreement_request_signatures", {"fingerprint": drafted["fingerprint"]}
     )
+    asked_at = time.time()
     assert ack["ok"] and ack["fingerprint"] != drafted["fingerprint"], ack
     state = await r.a.wait_for("agreement_state", lambda s: s["status"] == "signing")
-    assert f"录像哈希链头：{heads[-1]}。" in state["text"]
     assert state["fingerprint"] == ack["fingerprint"]
+    fp, code = ack["fingerprint"], ack["code"]
+    head = chain_head_in(state["text"])
+    # A refused signature leaves no trace in the chain; the accepted ones do.
+    ack = await Room.sign(r.mediator, fp, "张调解员")
+    assert ack["error"] == "parties_not_signed", ack
     for client, name in ((r.a, "王五"), (r.b, "李四"), (r.mediator, "张调解员")):
-        assert (await Room.sign(client, ack["fingerprint"], name))["ok"]
-    await wait_status(r.a, "signed")
-    agreement, _, _, manifest = notary.calls[0]
-    assert (agreement.recording_id, agreement.chain_head) == (recording_id, heads[-1])
-    assert manifest == chain.encode()
+        assert (await Room.sign(client, fp, name))["ok"]
+    done = await wait_status(r.a, "signed")
+    status, pdf, _ = await fetch_bytes(srv, f"/api/agreements/{code}/pdf", r.a_invite["token"])
+    assert status == 200
+    digest = hashlib.sha256(pdf).hexdigest()
+    assert digest == done["pdf_sha256"]
+    pdf_path = tmp_path / "agreement.pdf"
+    pdf_path.write_bytes(pdf)
+
+    # (a) The recording's chain names the PDF (the running recorder wrote it).
+    def named() -> list[dict[str, Any]]:
+        return [e for e in agreement_events(chain_entries(folder)) if e["kind"] == "agreement"]
+
+    (event,) = await eventually(named, what="the agreement event in the chain")
+    assert {k: v for k, v in event.items() if k != "at"} == {
+        "kind": "agreement",
+        "code": code,
+        "sha256": digest,
+        "fingerprint": done["fingerprint"],
+    }
+    entries = chain_entries(folder)
+    # Every signing event went to the chain, in order; the last one names the PDF.
+    events = agreement_events(entries)
+    assert [e["kind"] for e in events] == [
+        "agreement_signatures_requested",
+        "agreement_signature",
+        "agreement_signature",
+        "agreement_signature",
+        "agreement",
+    ]
+    assert events[0]["code"] == code and events[0]["fingerprint"] == fp
+    assert [(e["name"], e["role"]) for e in events[1:4]] == [
+        ("王五", "applicant"),
+        ("李四", "respondent"),
+        ("张调解员", "mediator"),
+    ]
+    assert {(e["fingerprint"], e["mark_sha256"], e["code"]) for e in events[1:4]} == {
+        (fp, mark_sha256(), code)
+    }
+    # The head in the text is an entry written before signatures were asked for.
+    by_hash = {e["hash"]: e for e in entries}
+    assert head in by_hash, "the text's chain head is not in the recording's chain"
+    requested = next(
+        e["seq"]
+        for e in entries
+        if e["type"] == "event" and e["event"]["kind"] == "agreement_signatures_requested"
+    )
+    assert by_hash[head]["seq"] < requested
+    assert by_hash[head]["time"] <= asked_at + 0.001  # chain times are rounded to 1 ms
+
+    # The PDF: the agreement names the recording and that head; it embeds the chain as it
+    # stood at sealing, which is the beginning of the recording's chain and holds the head.
+    files = await attachments(pdf_path, tmp_path / "attachments")
+    record = json.loads(files["agreement.json"])
+    assert (record["agreement"]["recording_id"], record["agreement"]["chain_head"]) == (
+        rid,
+        head,
+    )
+    manifest = files["chain.jsonl"]
+    assert record["manifest"]["sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert (folder / "chain.jsonl").read_bytes().startswith(manifest)
+    assert head in {json.loads(line)["hash"] for line in manifest.splitlines()}
+    text = "".join((await pdf_text(pdf_path)).split())
+    assert f"本协议在调解录像{rid}中达成" in text and head[:16] in text
+
+    # (b) Stopped, the recording verifies on its own: sealed, nothing out of place.
+    await asyncio.gather(stop_recording(srv, r.room["id"]), stop_recording(srv, other_room["id"]))
+    entries = chain_entries(folder)
+    assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
+    recorder_key = keys / "recorder_ed25519.pub.pem"
+    ca = keys / "ca.cert.pem"
+    other = recordings / other_rid
+    own, bound, foreign = await asyncio.gather(
+        tiaojie_verify(folder, "--trust", recorder_key),
+        # (c) the PDF and its recording verify against each other
+        tiaojie_verify(pdf_path, "--trust", ca, "--recording", folder, "--json"),
+        # (d) ... but not against another (real, sealed) recording
+        tiaojie_verify(pdf_path, "--trust", ca, "--recording", other, "--json"),
+    )
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert "AUTHENTIC" in own.stdout
+    assert bound.returncode == 0, bound.stdout + bound.stderr
+    report = json.loads(bound.stdout)
+    assert report["authentic"] is True and report["recording_id"] == rid
+    seqs = {e["hash"]: e["seq"] for e in entries}
+    assert report["recording"]["chain_head_seq"] == seqs[head]
+    named_seq = next(e["seq"] for e in entries if e.get("event", {}).get("sha256") == digest)
+    assert report["recording"]["agreement_entry_seq"] == named_seq
+    assert foreign.returncode == 1, foreign.stdout + foreign.stderr
+    problems = json.loads(foreign.stdout)["problems"]
+    assert any("not the beginning of" in p for p in problems), problems
+    assert any(f"not in {other_rid}" in p for p in problems), problems
+
+
+async def test_agreement_sealed_after_the_recording_stopped(live_server, keys, tmp_path) -> None:
+    """Signatures asked for while recording; the recording stops; then everyone signs. The
+    sealed PDF embeds the sealed chain, and the server appends the agreement event with a
+    new seal (an addendum): both still verify, each on its own and against each other."""
+    srv = live_server
+    r = await Room(srv).setup()
+    rid = await start_recording(srv, r.room["id"])
+    folder = srv.state.settings.data_dir / "recordings" / rid
+    ready = await r.ready()
+    fp, code = ready["fingerprint"], ready["code"]
+    state = await r.a.wait_for("agreement_state", lambda s: s["status"] == "signing")
+    head = chain_head_in(state["text"])
+    await stop_recording(srv, r.room["id"])
+    sealed = (folder / "chain.jsonl").read_bytes()
+    entries = chain_entries(folder)
+    assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
+
+    for client, name in ((r.a, "王五"), (r.b, "李四"), (r.mediator, "张调解员")):
+        assert (await Room.sign(client, fp, name))["ok"]
+    done = await wait_status(r.a, "signed")
+    pdf_path = srv.state.settings.data_dir / "agreements" / code / "agreement.pdf"
+    digest = hashlib.sha256(pdf_path.read_bytes()).hexdigest()
+    assert digest == done["pdf_sha256"]
+
+    # The chain: everything sealed before is untouched; then the event and a new seal.
+    chain = (folder / "chain.jsonl").read_bytes()
+    assert chain.startswith(sealed) and chain != sealed
+    entries = chain_entries(folder)
+    assert [e["type"] for e in entries[-3:]] == ["seal", "event", "seal"]
+    event = entries[-2]["event"]
+    assert {k: v for k, v in event.items() if k != "at"} == {
+        "kind": "agreement",
+        "code": code,
+        "sha256": digest,
+        "fingerprint": done["fingerprint"],
+    }
+    assert entries[-1]["reason"] == "addendum"
+    # Signatures given after the stop are not in the chain (only the addendum is).
+    assert [e["kind"] for e in agreement_events(entries)] == [
+        "agreement_signatures_requested",
+        "agreement",
+    ]
+    summary = json.loads((folder / "recording.json").read_text())
+    assert summary["seal"]["hash"] == entries[-1]["hash"]
+
+    # The PDF embeds the chain as it stood when sealed: the recording's sealed chain.
+    files = await attachments(pdf_path, tmp_path / "attachments")
+    assert files["chain.jsonl"] == sealed
+    record = json.loads(files["agreement.json"])
+    assert (record["agreement"]["recording_id"], record["agreement"]["chain_head"]) == (
+        rid,
+        head,
+    )
+
+    own, bound = await asyncio.gather(
+        tiaojie_verify(folder, "--trust", keys / "recorder_ed25519.pub.pem"),
+        tiaojie_verify(pdf_path, "--trust", keys / "ca.cert.pem", "--recording", folder, "--json"),
+    )
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert bound.returncode == 0, bound.stdout + bound.stderr
+    report = json.loads(bound.stdout)
+    assert report["recording"]["agreement_entry_seq"] == entries[-2]["seq"]
