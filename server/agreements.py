@@ -963,7 +963,8 @@ class Agreements:
         state = get_state(room) if room else None
         if state is not None and state.code == code:
             return room, state.public()
-        return None, snapshot["public"]
+        # the room has moved on to another agreement (or is gone): its links still count
+        return room, snapshot["public"]
 
     async def status_json(self, request: web.Request) -> web.Response:
         _, public = await self._find(request.match_info["code"])

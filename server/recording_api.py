@@ -1,16 +1,22 @@
 """REST API of recordings: start/stop a room's recording, and the archive.
 
 Who may read a recording: the admin, an archivist token (`tiaojie archivist-token`), or
-a mediator's invite token of the recording's room. Files are served from an allowlist of
-names inside the recording folder (no path from the request reaches the file system
-unchecked). An HTML5 <video> cannot send headers, so players get a playback ticket for
-one recording (`POST .../ticket`) and pass it as `?ticket=`.
+a mediator's invite token of the recording's room. The same readers list the agreements
+of those rooms (`GET /api/agreements`, from `DATA/agreements/<code>/status.json`); the
+signed PDF itself is downloaded with `GET /api/agreements/{code}/pdf` (server/agreements.py).
+Files are served from an allowlist of names inside the recording folder (no path from the
+request reaches the file system unchecked). An HTML5 <video> cannot send headers, so
+players get a playback ticket for one recording (`POST .../ticket`) and pass it as
+`?ticket=`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
+import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from server import rooms
+from server.agreements import CODE_PATTERN, PDF_FILE, AgreementStatus
 from server.api import ROOM, Caller, _bearer, _caller, _json, _room_for
 from server.archive_auth import ArchiveAuth
 from server.errors import TiaojieError, forbidden, not_found
@@ -25,8 +32,10 @@ from server.model import now
 from server.recording import Recordings
 from server.recording import public as public_recording
 from server.roles import Role
-from server.schemas import RECORDING_ID_PATTERN
+from server.schemas import ID_PATTERN, RECORDING_ID_PATTERN
 from server.state import app_state
+
+log = logging.getLogger(__name__)
 
 RECORDING = "/api/recordings/{recording_id:" + RECORDING_ID_PATTERN + "}"
 FILE_NAMES = {"recording.json", "chain.jsonl", "recorder.pub.pem", "seal.tsr"}
@@ -38,6 +47,13 @@ CONTENT_TYPES = {
     ".tsr": "application/timestamp-reply",
     ".mp4": "video/mp4",
 }
+AGREEMENT_CODE = re.compile(CODE_PATTERN)
+ROOM_ID = re.compile(ID_PATTERN)
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+AGREEMENT_STATUSES = frozenset(str(s) for s in AgreementStatus)
+SIGNER_ROLES = frozenset({"applicant", "respondent", "mediator"})
+#: A status.json larger than this is not one the server wrote: skipped.
+MAX_STATUS_BYTES = 256 * 1024
 
 
 def _recordings(request: web.Request) -> Recordings:
@@ -62,7 +78,9 @@ class Reader:
         return self.everything or self.room_id == room_id
 
 
-async def _reader(request: web.Request, token: str | None = None) -> Reader:
+async def _reader(
+    request: web.Request, token: str | None = None, what: str = "recordings"
+) -> Reader:
     state = app_state(request.app)
     token = token or _bearer(request)
     if hmac.compare_digest(token.encode(), state.credentials.admin_token.encode()):
@@ -78,7 +96,7 @@ async def _reader(request: web.Request, token: str | None = None) -> Reader:
             # an ended room's mediator still reads its recordings until the link expires
             rooms.check_invite(room, claims)
     if claims.role is not Role.MEDIATOR:
-        raise forbidden("Only a mediator of the room or an archivist may read its recordings.")
+        raise forbidden(f"Only a mediator of the room or an archivist may read its {what}.")
     return Reader(everything=False, room_id=claims.room_id)
 
 
@@ -204,6 +222,110 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     )
 
 
+# -- agreements in the archive -------------------------------------------------------------
+def _time(value: Any) -> float | None:
+    """A Unix time from a file, or None (booleans, NaN and other types are not times)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def _signer(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict):
+        return None
+    role, name = value.get("role"), value.get("name")
+    if role not in SIGNER_ROLES or not isinstance(name, str) or len(name) > 200:
+        return None
+    return {"role": role, "name": name, "signed_at": _time(value.get("signed_at"))}
+
+
+def _agreement(folder: Path) -> dict[str, Any] | None:
+    """The archive entry of one `DATA/agreements/<code>/` folder, or None when its
+    `status.json` is missing, unreadable or not what the server writes. Only known fields
+    of the expected types (and patterns) are passed on: nothing else on disk is echoed."""
+    code = folder.name
+    if not AGREEMENT_CODE.fullmatch(code):
+        return None
+    path = folder / "status.json"
+    try:
+        if folder.is_symlink() or path.is_symlink() or path.stat().st_size > MAX_STATUS_BYTES:
+            return None
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    public = data.get("public") if isinstance(data, dict) else None
+    room_id = data.get("room_id") if isinstance(data, dict) else None
+    if (
+        not isinstance(public, dict)
+        or not isinstance(room_id, str)
+        or not ROOM_ID.fullmatch(room_id)
+        or public.get("code") != code
+        or public.get("status") not in AGREEMENT_STATUSES
+    ):
+        return None
+    case_number = public.get("case_number", "")
+    signers = public.get("signers")
+    pdf_sha256 = public.get("pdf_sha256")
+    if not isinstance(case_number, str) or len(case_number) > 200 or not isinstance(signers, list):
+        return None
+    if len(signers) > 100:
+        return None
+    lines = [_signer(s) for s in signers]
+    if any(line is None for line in lines):
+        return None
+    if pdf_sha256 is not None and not (
+        isinstance(pdf_sha256, str) and SHA256_HEX.fullmatch(pdf_sha256)
+    ):
+        return None
+    pdf = folder / PDF_FILE
+    status = public["status"]
+    return {
+        "code": code,
+        "status": status,
+        "case_number": case_number,
+        "signers": lines,
+        "pdf_sha256": pdf_sha256,
+        "sealed_at": _time(public.get("sealed_at")),
+        "updated_at": _time(public.get("updated_at")),
+        "room_id": room_id,
+        "pdf_available": (
+            status == AgreementStatus.SIGNED
+            and pdf_sha256 is not None
+            and pdf.is_file()
+            and not pdf.is_symlink()
+        ),
+    }
+
+
+def _agreements(root: Path, reader: Reader) -> list[dict[str, Any]]:
+    """The agreements under `root` that `reader` may read, the newest first."""
+    try:
+        folders = [p for p in root.iterdir() if AGREEMENT_CODE.fullmatch(p.name)]
+    except OSError:  # no agreement yet
+        return []
+    found = []
+    for folder in folders:
+        item = _agreement(folder)
+        if item is None:
+            if (folder / "status.json").exists():
+                log.warning("skipping the agreement folder %s: unreadable status.json", folder)
+            continue
+        if reader.may_read(item["room_id"]):
+            found.append(item)
+    found.sort(key=lambda a: (a["updated_at"] or a["sealed_at"] or 0, a["code"]), reverse=True)
+    return found
+
+
+async def list_agreements(request: web.Request) -> web.Response:
+    reader = await _reader(request, what="agreements")
+    root = Path(app_state(request.app).settings.data_dir) / "agreements"
+    loop = asyncio.get_running_loop()
+    found = await loop.run_in_executor(None, _agreements, root, reader)
+    response = _json({"agreements": found})
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post(ROOM + "/recording", start_recording)
     app.router.add_delete(ROOM + "/recording", stop_recording)
@@ -212,6 +334,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(RECORDING, get_recording)
     app.router.add_post(RECORDING + "/ticket", create_ticket)
     app.router.add_get(RECORDING + "/files/{name:(segments/)?[A-Za-z0-9_.-]+}", get_file)
+    app.router.add_get("/api/agreements", list_agreements)
 
 
 def openapi_paths() -> dict[str, Any]:
@@ -272,5 +395,15 @@ def openapi_paths() -> dict[str, Any]:
                 404,
                 content="application/octet-stream",
             ),
+        },
+        "/api/agreements": {
+            "get": op(
+                f"Agreements of the rooms the caller may read ({readers}), the newest first: "
+                "each is an AgreementStatus with room_id and pdf_available; the PDF is "
+                "GET /api/agreements/{code}/pdf",
+                200,
+                401,
+                403,
+            )
         },
     }

@@ -291,3 +291,92 @@ async def test_recording_consent_and_playback_in_the_browser(live_server, browse
     ).to_be_visible()
 
     assert errors == []
+
+
+async def test_the_archive_page_lists_and_downloads_agreements(live_server, browser) -> None:
+    """The agreements of the mediator's room below the recordings, with a Blob download
+    (the token only in a header); an archivist sees them too; a party's token, nothing."""
+    import hashlib
+    import json
+
+    errors: list[str] = []
+    room = await live_server.create_room(title="协议存档", lobby=False)
+    mediator = await live_server.create_invite(room["id"], "mediator", "张调解员")
+    party = await live_server.create_invite(room["id"], "party", "王五")
+    pdf = b"%PDF-1.7 a signed agreement"
+    code = "A1b2C3d4" * 4
+    public = {
+        "code": code,
+        "status": "signed",
+        "case_number": "（2025）京0105民调7号",
+        "signers": [
+            {"role": "applicant", "name": "王五", "signed_at": 1_763_800_000.0},
+            {"role": "mediator", "name": "张调解员", "signed_at": 1_763_800_060.0},
+        ],
+        "pdf_sha256": hashlib.sha256(pdf).hexdigest(),
+        "sealed_at": 1_763_800_065.0,
+        "updated_at": 1_763_800_065.0,
+    }
+    folder = live_server.state.settings.data_dir / "agreements" / code
+    folder.mkdir(parents=True)
+    (folder / "status.json").write_text(json.dumps({"room_id": room["id"], "public": public}))
+    (folder / "agreement.pdf").write_bytes(pdf)
+
+    page = await open_page(
+        browser, f"{live_server.url}/recordings#token={mediator['token']}", errors
+    )
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    await expect(page.locator("#recordings-empty")).to_be_visible()
+    await expect(page.locator("#agreements-count")).to_have_text("1")
+    card = page.locator(f'article.agreement[data-code="{code}"]')
+    await expect(card).to_have_attribute("data-status", "signed")
+    await expect(card).to_have_attribute("data-room-id", room["id"])
+    await expect(card.locator(".agreement-case")).to_have_text("（2025）京0105民调7号")
+    await expect(card.locator(".agreement-status")).to_have_text("已签署")
+    await expect(card.locator('li.agreement-signer[data-signed="true"]')).to_have_count(2)
+    await expect(card.locator('li.agreement-signer[data-role="applicant"]')).to_contain_text("王五")
+    await expect(card).to_contain_text(public["pdf_sha256"])
+    await expect(card.locator('[data-action="download-pdf"]')).to_be_visible()
+    await page.click("#lang-toggle")
+    await expect(card.locator(".agreement-status")).to_have_text("Signed")
+    await expect(page.locator("#agreements-section h2")).to_contain_text("Agreements")
+
+    # An archivist's token lists it too, and downloads the PDF: fetched with the token in
+    # a header and saved from a blob: URL (caught here: a browser attached over CDP does
+    # not report downloads).
+    auth = ArchiveAuth(live_server.state.credentials.token_secret)
+    archivist = auth.archivist_token("archivist", 600)
+    await page.fill("#token-input", archivist)
+    await page.click("#token-submit")
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    await page.evaluate(
+        """() => {
+        window.savedBlobs = [];
+        const click = HTMLAnchorElement.prototype.click;
+        HTMLAnchorElement.prototype.click = function () {
+          if (!this.href.startsWith("blob:")) return click.call(this);
+          window.savedBlobs.push(
+            fetch(this.href)
+              .then((r) => r.arrayBuffer())
+              .then((b) => ({ name: this.download, bytes: [...new Uint8Array(b)] })),
+          );
+        };
+      }"""
+    )
+    await card.locator('[data-action="download-pdf"]').click()
+    await page.wait_for_function("() => window.savedBlobs.length > 0")
+    saved = await page.evaluate("() => window.savedBlobs[0]")
+    assert saved["name"].endswith(".pdf") and bytes(saved["bytes"]) == pdf
+    await expect(page.locator("#agreements-error")).to_be_hidden()
+    assert not [url for url in requests if mediator["token"] in url or archivist in url]
+
+    # A party's token is refused and shows nothing.
+    await page.fill("#token-input", party["token"])
+    await page.click("#token-submit")
+    await expect(page.locator("body")).to_have_attribute("data-state", "error")
+    await expect(page.locator("#recordings-error")).to_have_attribute("data-reason", "forbidden")
+    await expect(page.locator("#agreements-section")).to_be_hidden()
+    await expect(page.locator("article.agreement")).to_have_count(0)
+    assert errors == []

@@ -320,3 +320,136 @@ async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(li
     chain.close()
     result = verify(directory, data_dir)
     assert result.returncode == 1 and "follow the seal" in result.stdout, result.stdout
+
+
+def write_agreement_status(data_dir, code: str, status: dict | str, pdf: bytes | None = None):
+    """An agreement folder as the server leaves it (`status.json`, maybe `agreement.pdf`)."""
+    import json
+
+    folder = data_dir / "agreements" / code
+    folder.mkdir(parents=True, exist_ok=True)
+    text = status if isinstance(status, str) else json.dumps(status, ensure_ascii=False)
+    (folder / "status.json").write_text(text)
+    if pdf is not None:
+        (folder / "agreement.pdf").write_bytes(pdf)
+    return folder
+
+
+async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server):
+    """GET /api/agreements: the admin and archivists see every agreement, a mediator those
+    of their room only, a party nothing; only checked fields of status.json come back."""
+    import hashlib
+    import json
+
+    from tests.test_agreements import ID_NUMBER, Room
+
+    srv = live_server
+    data_dir = srv.state.settings.data_dir
+    assert (await srv.request("GET", "/api/agreements", srv.admin_token)) == (
+        200,
+        {"agreements": []},
+    )
+
+    # A real agreement, drafted over socket.io and open for signatures.
+    r = await Room(srv).setup()
+    real = await r.ready()
+    # A signed one of another room, written as the server writes it (with a PDF).
+    room, mediator, party = await setup(srv)
+    _, other_mediator, _ = await setup(srv)
+    pdf = b"%PDF-1.7 not really signed"
+    signed_code = "S" * 32
+    signed_public = {
+        "code": signed_code,
+        "status": "signed",
+        "case_number": "（2025）京0105民调9号 <script>",
+        "signers": [
+            {"role": "applicant", "name": "甲", "signed_at": 1.5, "id_number": "1101"},
+            {"role": "mediator", "name": "王调解员", "signed_at": 2.5},
+        ],
+        "pdf_sha256": hashlib.sha256(pdf).hexdigest(),
+        "sealed_at": 3.5,
+        "updated_at": time.time() + 100,  # the newest: listed first
+        "text": "the agreement's text is never public",
+    }
+    write_agreement_status(
+        data_dir, signed_code, {"room_id": room["id"], "public": signed_public}, pdf
+    )
+    # What is not an agreement the server wrote is skipped, never echoed.
+    junk = {
+        "B" * 32: "{not json",
+        "C" * 32: {"room_id": room["id"], "public": {**signed_public, "code": "D" * 32}},
+        "E" * 32: {"room_id": "../../etc", "public": {**signed_public, "code": "E" * 32}},
+        "F" * 32: {
+            "room_id": room["id"],
+            "public": {**signed_public, "code": "F" * 32, "status": "<b>forged</b>"},
+        },
+        "G" * 32: {
+            "room_id": room["id"],
+            "public": {**signed_public, "code": "G" * 32, "pdf_sha256": "../agreement.pdf"},
+        },
+        "H" * 32: {
+            "room_id": room["id"],
+            "public": {**signed_public, "code": "H" * 32, "signers": [{"role": "x", "name": 1}]},
+        },
+        "short": {"room_id": room["id"], "public": {**signed_public, "code": "short"}},
+        "I" * 32: [1, 2, 3],
+    }
+    for code, status in junk.items():
+        write_agreement_status(data_dir, code, status)
+    (data_dir / "agreements" / ("J" * 32)).mkdir()  # no status.json (yet)
+    outside = data_dir / "elsewhere.json"  # a link out of the archive is not followed
+    outside.write_text(
+        json.dumps({"room_id": room["id"], "public": {**signed_public, "code": "K" * 32}})
+    )
+    (data_dir / "agreements" / ("K" * 32)).mkdir()
+    (data_dir / "agreements" / ("K" * 32) / "status.json").symlink_to(outside)
+
+    archivist = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("档案员", 600)
+    for token in (srv.admin_token, archivist):
+        status, body = await srv.request("GET", "/api/agreements", token)
+        assert status == 200, body
+        assert [a["code"] for a in body["agreements"]] == [signed_code, real["code"]]
+        first, second = body["agreements"]
+        assert first == {
+            **{k: v for k, v in signed_public.items() if k != "text"},
+            "signers": [
+                {"role": "applicant", "name": "甲", "signed_at": 1.5},
+                {"role": "mediator", "name": "王调解员", "signed_at": 2.5},
+            ],
+            "room_id": room["id"],
+            "pdf_available": True,
+        }
+        assert second["room_id"] == r.room["id"] and second["status"] == "signing"
+        assert second["pdf_available"] is False and second["pdf_sha256"] is None
+        assert [(s["name"], s["signed_at"]) for s in second["signers"]] == [
+            ("王五", None),
+            ("李四", None),
+            ("张调解员", None),
+        ]
+        text = json.dumps(body, ensure_ascii=False)
+        assert ID_NUMBER not in text and "never public" not in text and "1101" not in text
+        # the listed PDF is the one the download route serves
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"{srv.url}/api/agreements/{signed_code}/pdf",
+                headers={"Authorization": f"Bearer {token}"},
+            ) as response,
+        ):
+            assert response.status == 200 and await response.read() == pdf
+
+    # A mediator sees the agreements of their own room only; another room's: none.
+    status, body = await srv.request("GET", "/api/agreements", r.mediator_invite["token"])
+    assert status == 200 and [a["code"] for a in body["agreements"]] == [real["code"]]
+    status, body = await srv.request("GET", "/api/agreements", mediator["token"])
+    assert status == 200 and [a["code"] for a in body["agreements"]] == [signed_code]
+    status, body = await srv.request("GET", "/api/agreements", other_mediator["token"])
+    assert (status, body) == (200, {"agreements": []})
+
+    # Parties download with their own link, not from the archive; no token, no list.
+    for token in (party["token"], r.a_invite["token"], r.expert_invite["token"]):
+        status, body = await srv.request("GET", "/api/agreements", token)
+        assert (status, body["error"]) == (403, "forbidden"), body
+    for token, code in ((None, "token_missing"), ("tja1.forged.mac", "token_invalid")):
+        status, body = await srv.request("GET", "/api/agreements", token)
+        assert (status, body["error"]) == (401, code), body

@@ -16,9 +16,16 @@
  * `a[data-action="download"]`; evidence files are `a[data-file]`. The player is
  * `#player-video`.
  *
+ * Below the recordings, the agreements of the same rooms (`GET /api/agreements`, same
+ * token): each is `article.agreement[data-code][data-status][data-room-id]` with its
+ * signers (`li.agreement-signer[data-role][data-signed]`), the PDF's sha256 and, once
+ * signed, `button[data-action="download-pdf"]`, which fetches the PDF with the token in
+ * the `Authorization` header into a Blob and saves it (the token never goes in a URL).
+ * A failure to list or download them shows in `#agreements-error` (`data-reason`).
+ *
  * @module recordings
  */
-import { ApiError, tokenFromHash } from "./api.js";
+import { ApiError, downloadAgreementPdf, tokenFromHash } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { roleLabel } from "./roles.js";
@@ -34,6 +41,10 @@ const state = {
   token: "",
   /** @type {any[]} */
   recordings: [],
+  /** @type {any[]} the agreements of the same rooms */
+  agreements: [],
+  /** the agreements' last error: {code, message} */
+  agreementsError: null,
   /** recording id -> {ticket, expires_at} */
   tickets: new Map(),
   /** recording id -> the ticket request in flight */
@@ -182,9 +193,13 @@ async function load() {
   const submit = $("token-submit");
   stopPlayer();
   state.recordings = [];
+  state.agreements = [];
   state.tickets.clear();
   $("recordings-section").hidden = true;
   $("recording-list").replaceChildren();
+  $("agreements-section").hidden = true;
+  $("agreement-list").replaceChildren();
+  showAgreementsError("");
   if (!state.token) {
     setState("empty");
     showError("");
@@ -193,12 +208,15 @@ async function load() {
   setState("loading");
   showError("");
   submit.disabled = true;
+  const agreements = api("GET", "/api/agreements");
+  agreements.catch(() => {}); // handled in loadAgreements (the recordings' error wins)
   try {
     const body = await api("GET", "/api/recordings");
     state.recordings = (body.recordings || []).sort(
       (a, b) => (b.started_at || 0) - (a.started_at || 0),
     );
     renderList();
+    await loadAgreements(agreements);
     setState("ready");
   } catch (e) {
     const code = e instanceof ApiError ? e.code : "unknown";
@@ -401,6 +419,114 @@ function sealFacts(rec) {
   );
 }
 
+// ---------------------------------------------------------------- agreements
+
+async function loadAgreements(request) {
+  try {
+    const body = await request;
+    state.agreements = Array.isArray(body.agreements) ? body.agreements : [];
+    showAgreementsError("");
+  } catch (e) {
+    state.agreements = [];
+    showAgreementsError(e instanceof ApiError ? e.code : "unknown", e?.message);
+  }
+  renderAgreements();
+}
+
+function showAgreementsError(code, message = "") {
+  const el = $("agreements-error");
+  state.agreementsError = code ? { code, message } : null;
+  el.hidden = !code;
+  if (code) {
+    el.dataset.reason = code;
+    el.textContent = errorText(code, message);
+  } else {
+    delete el.dataset.reason;
+    el.textContent = "";
+  }
+}
+
+function renderAgreements() {
+  $("agreements-section").hidden = false;
+  $("agreements-count").textContent = String(state.agreements.length);
+  $("agreements-empty").hidden = state.agreements.length > 0 || !!state.agreementsError;
+  $("agreement-list").replaceChildren(...state.agreements.map(agreementCard));
+}
+
+const AGREEMENT_STATUSES = ["drafting", "signing", "sealing", "signed"];
+const SIGNER_ROLES = ["applicant", "respondent", "mediator"];
+
+function agreementCard(a) {
+  const status = AGREEMENT_STATUSES.includes(a.status) ? a.status : "drafting";
+  const signers = Array.isArray(a.signers) ? a.signers : [];
+  const facts = [];
+  if (a.pdf_sha256) facts.push([t("recordings.agreements.pdf_sha256"), a.pdf_sha256]);
+  if (a.sealed_at) facts.push([t("recordings.agreements.sealed_at"), dateTime(a.sealed_at)]);
+  facts.push([t("recordings.agreements.code"), a.code]);
+  const download = a.pdf_available
+    ? h(
+        "button.btn.small.primary",
+        { type: "button", dataset: { action: "download-pdf" } },
+        h("span", { html: ICONS.download }),
+        h("span", { text: t("agreement.download") }),
+      )
+    : h("p.hint", { text: t("recordings.agreements.not_signed") });
+  if (a.pdf_available) download.addEventListener("click", () => onPdfClick(a, download));
+  return h(
+    "article.card.agreement",
+    { dataset: { code: a.code, status, roomId: a.room_id } },
+    h(
+      "div.agreement-head",
+      {},
+      h("span.agreement-case", { text: a.case_number || t("recordings.agreements.no_case") }),
+      h("span.badge.agreement-status", { dataset: { status }, text: t(`agreement.status.${status}`) }),
+    ),
+    h("p.rec-meta", {
+      text: t("recordings.agreements.meta", { room: a.room_id, time: dateTime(a.updated_at) }),
+    }),
+    h("h3", { text: t("recordings.agreements.signers") }),
+    h("ul.agreement-signers", {}, ...signers.map(signerItem)),
+    h(
+      "dl.rec-facts",
+      {},
+      ...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", {}, h("code", { text: String(v) }))]),
+    ),
+    h("div.agreement-actions", {}, download),
+  );
+}
+
+function signerItem(s) {
+  const role = SIGNER_ROLES.includes(s.role) ? s.role : "";
+  const signed = !!s.signed_at;
+  return h(
+    "li.agreement-signer",
+    { dataset: { role, signed: String(signed) } },
+    h("span.p-name", { text: s.name || "—" }),
+    role
+      ? h("span.badge", {
+          class: role === "mediator" ? "role-mediator" : "role-party",
+          text: t(`agreement.role.${role}`),
+        })
+      : null,
+    h("span.signed-at", {
+      text: signed ? t("agreement.signer.signed", { time: dateTime(s.signed_at) }) : t("agreement.signer.pending"),
+    }),
+  );
+}
+
+async function onPdfClick(a, button) {
+  if (button.disabled) return;
+  button.disabled = true;
+  showAgreementsError("");
+  try {
+    await downloadAgreementPdf(state.token, a.code);
+  } catch (e) {
+    showAgreementsError(e instanceof ApiError ? e.code : "unknown", e?.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---------------------------------------------------------------- links with tickets
 
 /** Give the card's download links a fresh ticket. */
@@ -488,7 +614,9 @@ function main() {
   initI18n();
   onLangChange(() => {
     if (state.recordings.length) renderList();
+    if (!$("agreements-section").hidden) renderAgreements();
     if (state.error) showError(state.error.code, state.error.message);
+    if (state.agreementsError) showAgreementsError(state.agreementsError.code, state.agreementsError.message);
     if (state.playing) $("player-title").textContent = state.playing.label;
   });
   $("token-form").addEventListener("submit", (e) => {
