@@ -15,6 +15,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -137,7 +138,7 @@ def nss_db(tmp_path: Path, ca_cert: Path) -> str:
 async def test_mediator_drafts_parties_sign_and_the_signed_pdf_appears(
     live_server, browser, tmp_path
 ) -> None:
-    for tool in ("pdfsig", "pdftotext", "certutil"):
+    for tool in ("pdfsig", "pdftotext", "pdftoppm", "qpdf", "certutil"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (poppler-utils, libnss3-tools)")
     srv = live_server
@@ -255,6 +256,31 @@ async def test_mediator_drafts_parties_sign_and_the_signed_pdf_appears(
     assert "Common Name: 王五" in report and "Common Name: 李四" in report
     text = await run("pdftotext", str(pdf_path), "-")
     assert "调解协议书" in text and TERM_2 in text
+    first_page = await run("pdftotext", "-f", "1", "-l", "1", str(pdf_path), "-")
+    assert "调解协议书" in first_page
+    rendered = await asyncio.create_subprocess_exec(
+        "pdftoppm", "-f", "1", "-l", "1", "-r", "50", "-png", str(pdf_path), str(tmp_path / "p")
+    )
+    assert await rendered.wait() == 0 and list(tmp_path.glob("p*.png"))
+    qpdf = await asyncio.create_subprocess_exec(
+        "qpdf", "--check", str(pdf_path), stdout=asyncio.subprocess.PIPE
+    )
+    qpdf_out, _ = await qpdf.communicate()
+    assert qpdf.returncode == 0, qpdf_out.decode()
+    # pyhanko's long-term validation (tiaojie verify) agrees with pdfsig
+    verify = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "server",
+        "verify",
+        str(pdf_path),
+        "--trust",
+        str(ca),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    verify_out, _ = await verify.communicate()
+    assert verify.returncode == 0, verify_out.decode()
 
     # The public status page (the QR code's target): signed, names, the PDF's fingerprint.
     status_url = await a.locator("#agreement-status-link").get_attribute("href")
