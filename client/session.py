@@ -60,6 +60,7 @@ class Subscription:
     participant_id: str
     kind: str
     source: str
+    codec: str = ""  # mime type, e.g. video/H264
     packets: int = 0
     bytes: int = 0
     keyframes: int = 0
@@ -235,6 +236,7 @@ class RoomClient:
                 info["participant_id"],
                 info["kind"],
                 info["source"],
+                info.get("codec", ""),
                 on_packet=kept.on_packet if kept else [],
             )
             for callback in self.on_subscription:

@@ -49,6 +49,15 @@ KEYFRAME_RETRY_S = 1.0
 MAX_START_OFFSET_S = 10.0
 
 
+RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
+
+
+def recordable(subscription: Subscription) -> bool:
+    """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
+    codec = subscription.codec.lower()
+    return not codec or codec == RECORDABLE_CODECS.get(subscription.kind)
+
+
 def group_of(source: str) -> str:
     return "screen" if source == "screen" else "camera"
 
@@ -120,6 +129,7 @@ class Recorder:
         self._stop_reason = "stopped"
         self._checkpointed_seq = -1
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unrecordable: set[str] = set()  # publications noted as not recorded
         (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
         if continuing:
             interrupted = []
@@ -233,7 +243,9 @@ class Recorder:
         publications = {
             s.kind: s.publication_id
             for s in self.client.subscriptions.values()
-            if s.participant_id == participant_id and group_of(s.source) == group
+            if s.participant_id == participant_id
+            and group_of(s.source) == group
+            and recordable(s)
         }
         number = len(self.summary["segments"]) + 1
         name = f"{SEGMENTS_DIR}/{number:04d}-{participant_id}-{group}.mp4"
@@ -250,6 +262,19 @@ class Recorder:
 
     def _on_packet(self, subscription: Subscription, packet: av.Packet) -> None:
         if self._stop.is_set():
+            return
+        if not recordable(subscription):
+            if subscription.publication_id not in self._unrecordable:
+                self._unrecordable.add(subscription.publication_id)
+                self._note(
+                    "not_recorded",
+                    participant_id=subscription.participant_id,
+                    publication_id=subscription.publication_id,
+                    source=subscription.source,
+                    codec=subscription.codec,
+                    reason="the archive holds H264 + Opus in MP4; this track is forwarded "
+                    "to the room but not recorded",
+                )
             return
         group = group_of(subscription.source)
         key = (subscription.participant_id, group)

@@ -322,3 +322,51 @@ async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
         assert decode_errors(path) == ""
     result = verify(directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
+    """The archive holds H264 + Opus: a VP8 camera is noted in the chain, its sound kept."""
+    from aiortc import RTCRtpSender, RTCSessionDescription, VideoStreamTrack
+
+    from client.session import h264_first
+
+    room = await live_server.create_room(lobby=False)
+    mediator = await join(live_server, room, "mediator", "调解员")
+    source = FileSource(test_mp4)
+    drain = asyncio.ensure_future(_drain(source.video))
+    try:
+        pc = mediator.publisher = mediator._connection()
+        video = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        video.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
+        )
+        audio = pc.addTransceiver(source.audio, direction="sendonly")
+        audio.setCodecPreferences(h264_first("audio"))
+        await pc.setLocalDescription(await pc.createOffer())
+        tracks = [
+            {"mid": video.mid, "source": "camera"},
+            {"mid": audio.mid, "source": "microphone"},
+        ]
+        answer = await mediator.call(
+            "publish", {"sdp": pc.localDescription.sdp, "type": "offer", "tracks": tracks}
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        source.start()
+        _, directory = await start_recording(live_server, room["id"])
+        await segments_started(directory, 1)  # the sound alone, once no keyframe came
+        await asyncio.sleep(2)
+        status, _ = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        assert status == 200
+    finally:
+        drain.cancel()
+        await source.stop()
+        await mediator.close()
+    (noted,) = events(directory, "not_recorded")
+    assert noted["codec"] == "video/VP8" and noted["source"] == "camera"
+    (started,) = events(directory, "segment_started")
+    assert started["tracks"] == ["audio"]
+    path = directory / started["segment"]
+    assert [s["codec_name"] for s in probe(path)["streams"]] == ["opus"]
+    assert decode_errors(path) == ""
+    result = verify(directory, live_server.state.settings.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr

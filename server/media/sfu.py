@@ -80,6 +80,7 @@ class Publication:
             "participant_id": self.participant_id,
             "kind": self.kind,
             "source": self.source,
+            "codec": self.codec,
             "muted": self.muted,
         }
 
@@ -287,6 +288,7 @@ class Peer:
                         "participant_id": slot.publication.participant_id,
                         "kind": slot.kind,
                         "source": slot.publication.source,
+                        "codec": slot.publication.codec,
                     }
                     for slot in self.slots
                     if slot.publication is not None
