@@ -32,6 +32,7 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
         f"{token_line}"
         f"  recorder key id (archivists check recordings against it): {recorder_key}\n"
         f"    public key: {settings.data_dir / 'keys' / 'recorder_ed25519.pub.pem'}\n"
+        f"  local CA (trust root of agreements): {settings.data_dir / 'keys' / 'ca.cert.pem'}\n"
         "  create a room and its invite links, in another terminal:\n"
         f"    .venv/bin/tiaojie new-room '邻里纠纷调解' --data {settings.data_dir}\n"
         "  (or POST /api/rooms with the admin token, see docs/PROTOCOL.md)\n"
@@ -55,6 +56,15 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
     credentials = app_state(app).credentials
+    try:
+        # The local CA, organisation seal and TSA keys: made on first run (a few seconds),
+        # so the first agreement does not wait for them. Tests skip this (create_app).
+        from signing.authority import Authority
+
+        Authority.load_or_create(settings.data_dir / "keys")
+    except OSError as error:
+        print(f"tiaojie: cannot write keys in {settings.data_dir}: {error}", file=sys.stderr)
+        return 2
 
     async def announce(_: web.Application) -> None:
         recordings = app_state(app).recordings

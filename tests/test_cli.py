@@ -94,6 +94,10 @@ def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
     assert stat.S_IMODE((data / "keys" / "recorder_ed25519.pem").stat().st_mode) == 0o600
     assert f"recorder key id (archivists check recordings against it): {key_id(public)}" in first
     assert key_id(public) in second
+    # so are the local CA, seal and TSA keys (private keys 0600)
+    for name in ("ca", "seal", "tsa"):
+        assert (data / "keys" / f"{name}.cert.pem").is_file()
+        assert stat.S_IMODE((data / "keys" / f"{name}.key.pem").stat().st_mode) == 0o600
     # Tokens are secrets: they never reach the log.
     for link in links:
         assert link.split("token=")[1] not in first + second
