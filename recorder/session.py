@@ -149,6 +149,7 @@ class Recorder:
             self._note("recording_started", room_id=room_id, recording_id=recording_id)
         self.client.on_subscription.append(self._on_subscription)
         self.client.sio.on("record_event", self._on_record_event)
+        self.client.sio.on("recording_state", self._on_recording_state)
         self.client.sio.on("participant_joined", self._on_participant)
         self.client.sio.on("participant_updated", self._on_participant)
         self._write_summary()
@@ -211,6 +212,12 @@ class Recorder:
                 people.setdefault("left", []).append(entry["time"])
         self._write_summary()
         return {"ok": True, "seq": entry["seq"], "hash": entry["hash"]}
+
+    async def _on_recording_state(self, data: Any) -> None:
+        """Recording stopped (by any node of a cluster): seal and leave."""
+        recording = data.get("recording") if isinstance(data, dict) else None
+        if not isinstance(recording, dict) or recording.get("id") != self.recording_id:
+            self.stop("stopped")
 
     async def _on_participant(self, data: Any) -> None:
         participant = data.get("participant") if isinstance(data, dict) else None

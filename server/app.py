@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     recordings.broadcast = signalling.recording_changed
     recordings.call = signalling.call_recorder
+    recordings.emit = signalling._send
     signalling.recordings = recordings
     app[STATE] = AppState(
         settings, credentials, signer, store, signalling, __version__, recordings=recordings

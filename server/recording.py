@@ -100,6 +100,8 @@ class Recordings:
         self.broadcast: Callable[[str, dict[str, Any] | None], Awaitable[None]] | None = None
         #: (sid, event, data) -> the recorder's answer; set by Signalling.
         self.call: Callable[[str, str, dict[str, Any]], Awaitable[Any]] | None = None
+        #: (sid, event, data), no answer: reaches a recorder on another node too.
+        self.emit: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
 
     # -- start / stop ------------------------------------------------------------------
     async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
@@ -213,6 +215,13 @@ class Recordings:
             code = await proc.process.wait()
             if proc.stopping:
                 return
+            if code == 0:
+                # it sealed and left by itself: the room ended, or another node of the
+                # cluster stopped the recording (the recorder follows recording_state)
+                if self.processes.get(proc.room_id) is proc:
+                    del self.processes[proc.room_id]
+                log.info("recorder %s finished", proc.recording_id)
+                return
             proc.restarts = [t for t in proc.restarts if t > time.monotonic() - 60] + [
                 time.monotonic()
             ]
@@ -252,9 +261,30 @@ class Recordings:
             proc.pending.append(event)
             self._start_flush(proc)
             return True
+        if proc is None and await self._note_remote(room_id, recording_id, event):
+            return True
         if recording_id is None or kind not in ADDENDUM_KINDS:
             return False
         return await asyncio.to_thread(self._addendum, room_id, recording_id, event)
+
+    async def _note_remote(
+        self, room_id: str, recording_id: str | None, event: dict[str, Any]
+    ) -> bool:
+        """The room is recorded by another node: send the event to its recorder directly.
+
+        socket.io's Redis manager carries emits across nodes (not acknowledgements), so
+        this is best effort: an event sent while that recorder restarts is lost.
+        """
+        room = await self.store.get(room_id)
+        if room is None or room.recording is None or self.emit is None:
+            return False
+        if recording_id not in (None, room.recording["id"]):
+            return False
+        recorder = room.participants.get(room.recording["invite_id"])
+        if recorder is None:
+            return False
+        await self.emit(recorder.sid, "record_event", event)
+        return True
 
     def _addendum(self, room_id: str, recording_id: str, event: dict[str, Any]) -> bool:
         from recorder.keys import PRIVATE_FILE

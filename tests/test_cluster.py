@@ -39,3 +39,59 @@ async def test_admit_across_nodes(redis_url, tmp_path):
         for node in (node_a, node_b):
             await node.close()
             await node.server.close()
+
+
+async def test_recording_across_nodes(redis_url, tmp_path):
+    """Node A runs the recorder; moderation on node B is chained; B stops it, A's recorder
+    seals and leaves, and the archive verifies."""
+    import redis.asyncio
+
+    from recorder.manifest import read_entries
+    from tests.test_recording import verify
+
+    r = redis.asyncio.Redis.from_url(redis_url)
+    await r.flushdb()
+    await r.aclose()
+    node_a = await start_server(tmp_path / "a", redis_url, secret_key="shared-secret")
+    node_b = await start_server(tmp_path / "b", redis_url, secret_key="shared-secret")
+    try:
+        room = await node_a.create_room(title="跨节点录制", lobby=False)
+        mediator = await node_b.join(await node_a.create_invite(room["id"], "mediator", "王"))
+        party_invite = await node_a.create_invite(room["id"], "party", "李")
+        party = await node_b.join(party_invite)
+        await party.wait_for("room_state")
+        status, started = await node_a.admin("POST", f"/api/rooms/{room['id']}/recording")
+        assert status == 201
+        await party.wait_for(
+            "participant_joined", lambda d: d["participant"]["role"] == "recorder", 20
+        )
+        muted = await mediator.call(
+            "mute", {"participant_id": party_invite["invite_id"], "track": "audio"}
+        )
+        assert muted["ok"]
+        folder = tmp_path / "a" / "recordings" / started["id"]
+
+        def kinds() -> list[str]:
+            entries, _ = read_entries(folder / "chain.jsonl")
+            return [e["event"]["kind"] for e in entries if e["type"] == "event"]
+
+        for _ in range(100):
+            if "mute" in kinds():
+                break
+            await asyncio.sleep(0.1)
+        assert "mute" in kinds()
+        status, _ = await node_b.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        assert status == 200
+        for _ in range(150):
+            if not node_a.state.recordings.processes:
+                break
+            await asyncio.sleep(0.1)
+        assert not node_a.state.recordings.processes, "the recorder on node A did not finish"
+        entries, _ = read_entries(folder / "chain.jsonl")
+        assert entries[-1]["type"] == "seal"
+        result = verify(folder, tmp_path / "a")
+        assert result.returncode == 0, result.stdout
+    finally:
+        for node in (node_a, node_b):
+            await node.close()
+            await node.server.close()
