@@ -18,7 +18,7 @@ One run, three measurements:
 * **Verifier throughput** (bench/recording_verify.py's recording and timing): a sealed
   synthetic Recording of --verify-mb MB (test media remuxed by SegmentWriter into 4
   Segments, chained and checkpointed as the recorder does); page cache warm, best of 3,
-  `sha256sum` over its segment files against recorder.verifier.verify_recording over the
+  `sha256sum` over its segment files against recorder.verify.verify_recording over the
   folder. Printed: MB/s of each and the ratio (goal >= 0.8x); `openssl dgst -sha256`
   (SHA-256 with the CPU's SHA extensions, which coreutils' sha256sum does not use) for
   reference.
@@ -295,7 +295,7 @@ def record_ours(
         if not Path(f"/proc/{pid}").exists():
             break
         time.sleep(0.1)
-    from recorder.verifier import verify_recording
+    from recorder.verify import verify_recording
 
     report = verify_recording(folder)
     result.update(

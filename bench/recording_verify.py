@@ -117,7 +117,7 @@ def _best(runs: int, action) -> float:
 def measure(folder: Path, runs: int = 3) -> dict[str, float]:
     """Throughput of `sha256sum` and of the verifier over a Recording's Segment files,
     page cache warm (both read the same files first), best of `runs`."""
-    from recorder.verifier import verify_recording
+    from recorder.verify import verify_recording
 
     files = sorted(str(p) for p in (folder / "segments").glob("*.mp4"))
     total = sum(Path(f).stat().st_size for f in files)

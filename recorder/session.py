@@ -250,9 +250,7 @@ class Recorder:
         publications = {
             s.kind: s.publication_id
             for s in self.client.subscriptions.values()
-            if s.participant_id == participant_id
-            and group_of(s.source) == group
-            and recordable(s)
+            if s.participant_id == participant_id and group_of(s.source) == group and recordable(s)
         }
         number = len(self.summary["segments"]) + 1
         name = f"{SEGMENTS_DIR}/{number:04d}-{participant_id}-{group}.mp4"

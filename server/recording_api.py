@@ -3,7 +3,8 @@
 Who may read a recording: the admin, an archivist token (`tiaojie archivist-token`), or
 a mediator's invite token of the recording's room. The same readers list the agreements
 of those rooms (`GET /api/agreements`, from `DATA/agreements/<code>/status.json`); the
-signed PDF itself is downloaded with `GET /api/agreements/{code}/pdf` (server/agreements.py).
+signed PDF itself is downloaded with `GET /api/agreements/{code}/pdf`
+(server/agreements/http.py).
 Files are served from an allowlist of names inside the recording folder (no path from the
 request reaches the file system unchecked). An HTML5 <video> cannot send headers, so
 players get a playback ticket for one recording (`POST .../ticket`) and pass it as

@@ -43,7 +43,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "recording_consent": PEOPLE,
     "subscriber_answer": frozenset(Role),
-    # the agreement (server/agreements.py): the mediator drafts; parties, then a mediator, sign
+    # the agreement (server/agreements/): the mediator drafts; parties, then a mediator, sign
     "agreement_draft": frozenset({Role.MEDIATOR}),
     "agreement_request_signatures": frozenset({Role.MEDIATOR}),
     "agreement_sign": frozenset({Role.MEDIATOR, Role.PARTY}),

@@ -104,7 +104,7 @@ EVENTS: dict[str, Schema] = {
 LARGE_EVENTS = {"publish": 64 * 1024, "subscriber_answer": 64 * 1024}
 
 
-# -- the agreement (server/agreements.py; limits of signing/model.py) ----------------------
+# -- the agreement (server/agreements/; limits of signing/model.py) ------------------------
 def _text(limit: int, min_length: int = 0) -> Schema:
     return {"type": "string", "minLength": min_length, "maxLength": limit}
 

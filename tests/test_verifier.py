@@ -1,4 +1,4 @@
-"""recorder.verifier and `tiaojie verify`: real recordings, each kind of tampering caught.
+"""recorder.verify and `tiaojie verify`: real recordings, each kind of tampering caught.
 
 Recordings are written as the recorder writes them (docs/ARCHIVE.md): real fMP4 segments
 from SegmentWriter, every init segment and fragment chained as written, events,
@@ -34,7 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from client.testmedia import make_test_mp4
 from recorder.manifest import CHAIN_FILE, ChainWriter, canonical, entry_hash, signed_statement
 from recorder.segment import SegmentWriter
-from recorder.verifier import Report, VerifyError, cut_segment, verify_recording
+from recorder.verify import Report, VerifyError, cut_segment, verify_recording
 
 TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
 RECORDING = "rec_" + "A7" * 13
@@ -697,3 +697,12 @@ def test_cut_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
     ]
     assert cuts[1].sha256 == hashlib.sha256(one).hexdigest()
     assert os.path.getsize(path) == sum(c.length for c in cuts)
+
+
+def test_the_old_module_still_exports_the_verifier() -> None:
+    """recorder.verifier, the verifier's former home, re-exports the package's names."""
+    import recorder.verifier as old
+    import recorder.verify as new
+
+    for name in new.__all__:
+        assert getattr(old, name) is getattr(new, name)

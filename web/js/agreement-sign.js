@@ -13,7 +13,7 @@
 import { t } from "./i18n.js";
 import { charCount, h, toast } from "./ui.js";
 
-/** The server refuses marks above 200 KiB of PNG (server/agreements.py). */
+/** The server refuses marks above 200 KiB of PNG (server/agreements/marks.py). */
 const MAX_MARK_BYTES = 200 * 1024;
 const NAME_MAX = 100;
 const INK = "#10243a";

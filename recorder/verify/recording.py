@@ -1,0 +1,127 @@
+"""`verify_recording`, the verifier's entry point: it locates the Recording folder, chooses
+the key to check signatures with (the trusted one, else the folder's own `recorder.pub.pem`,
+with a warning), reads the Chain and the summary, works out which recording id the signatures
+bind, runs the checks in order (chain_check, segments_check, timestamp_check, summary_check)
+and builds the `Report`. A Recording is authentic when its Chain ends with a valid Seal and no
+check found a problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from recorder.manifest import CHAIN_FILE, SIGNED_TYPES, key_id, read_entries
+from recorder.verify.chain_check import check_chain, choose_recording_id, index_chain
+from recorder.verify.layout import PUBLIC_KEY_FILE, VerifyError, locate
+from recorder.verify.report import Finding, Report, iso
+from recorder.verify.segments_check import check_segments
+from recorder.verify.summary_check import check_summary, read_summary, summary_id
+from recorder.verify.timestamp_check import check_timestamp
+from recorder.verify.trust import load_public_key
+
+
+def verify_recording(
+    path: Path,
+    trusted: Ed25519PublicKey | None = None,
+    tsa_trust: Sequence[asn1_x509.Certificate] | None = None,
+    *,
+    trusted_source: str = "--trust",
+    workers: int | None = None,
+) -> Report:
+    """Verify a Recording folder, or one Segment MP4 inside its `segments/` (then the Chain
+    in full and only that file's bytes). Raises VerifyError when it cannot run."""
+    folder, only = locate(path)
+    problems: list[Finding] = []
+    warnings: list[Finding] = []
+
+    folder_key_path = folder / PUBLIC_KEY_FILE
+    if trusted is None:
+        if not folder_key_path.exists():
+            raise VerifyError(
+                f"no key to check signatures with: {folder_key_path} is missing; "
+                "pass --trust with the recorder's public key"
+            )
+        key = load_public_key(folder_key_path)
+        source = f"{PUBLIC_KEY_FILE} in the recording folder"
+        warnings.append(
+            Finding(
+                "untrusted-key",
+                f"signatures were checked with the {PUBLIC_KEY_FILE} found in the recording "
+                "folder: the key was not independently trusted (whoever rewrote the folder "
+                "could have replaced it); pass --trust with the recorder's public key",
+            )
+        )
+    else:
+        key, source = trusted, trusted_source
+        if folder_key_path.exists():
+            try:
+                folder_key = load_public_key(folder_key_path)
+            except VerifyError:
+                folder_key = None
+            if folder_key is None or key_id(folder_key) != key_id(key):
+                warnings.append(
+                    Finding(
+                        "key-file",
+                        f"the {PUBLIC_KEY_FILE} in the recording folder is not the trusted key",
+                    )
+                )
+
+    try:
+        entries, read_found = read_entries(folder / CHAIN_FILE)
+    except OSError as error:
+        raise VerifyError(f"cannot read {folder / CHAIN_FILE}: {error}") from error
+    summary = read_summary(folder, warnings)
+    candidates = [folder.resolve().name]
+    for entry in entries[:50]:  # the recorder names the recording in its first event
+        event = entry.get("event") if isinstance(entry, dict) else None
+        if isinstance(event, dict) and isinstance(event.get("recording_id"), str):
+            candidates.append(event["recording_id"])
+    candidates.append(summary_id(summary) or candidates[0])
+    candidates = list(dict.fromkeys(candidates))
+    recording = choose_recording_id(entries, candidates, key)
+    if recording != candidates[0]:
+        warnings.append(
+            Finding(
+                "folder-name",
+                f"the folder is named {candidates[0]!r}, the signatures name {recording!r}",
+            )
+        )
+
+    verified, signed, seal = check_chain(
+        entries, [p.reason for p in read_found], recording, key, problems, warnings
+    )
+    sealed = seal >= 0 and verified > seal
+
+    ctx = index_chain(folder, entries, sealed, problems, warnings)
+    reports = check_segments(ctx, only, workers)
+
+    timestamp = check_timestamp(folder, entries, seal, tsa_trust, problems, warnings)
+    check_summary(summary, ctx.ranges, entries, seal, warnings)
+    head = entries[signed - 1]["hash"] if signed > 0 else None
+    return Report(
+        path=str(path),
+        mode="recording" if only is None else "segment",
+        recording=recording,
+        authentic=not problems and sealed,
+        sealed=sealed,
+        seal_seq=entries[seal]["seq"] if sealed else None,
+        seal_time=iso(entries[seal].get("time")) if sealed else None,
+        head=head,
+        key_id=key_id(key),
+        trusted_key_source=source,
+        key_trusted=trusted is not None,
+        entries=len(entries),
+        entries_verified=verified,
+        entries_signed=signed,
+        entry_types=ctx.types,
+        signatures_verified=sum(1 for e in entries[:verified] if e.get("type") in SIGNED_TYPES),
+        problems=problems,
+        warnings=warnings,
+        gaps=[ctx.gaps[s] for s in ctx.gap_seqs],
+        segments=reports,
+        timestamp=timestamp,
+    )

@@ -1,0 +1,55 @@
+"""The agreement and the room's recording: its hash chain, as far as it is written.
+
+Agreement events are noted in the chain when the room is being recorded; the final text
+names the chain's head; the signed PDF embeds the chain (recorder/manifest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.state import app_state
+
+log = logging.getLogger(__name__)
+
+
+async def note(app: web.Application, room_id: str, kind: str, **fields: Any) -> None:
+    """An event in the room's recording chain, when the room is being recorded."""
+    recordings = getattr(app_state(app), "recordings", None)
+    if recordings is None:
+        return
+    try:
+        await recordings.note(room_id, kind, **fields)
+    except Exception:
+        log.exception("could not note %s in the recording of room %s", kind, room_id)
+
+
+def read_chain(data_dir: str | Path, recording_id: str | None) -> bytes | None:
+    """The recording's chain as written so far (complete lines only), if any."""
+    if not recording_id or not re.fullmatch(r"rec_[a-z2-7]{26}", recording_id):
+        return None
+    path = Path(data_dir) / "recordings" / recording_id / "chain.jsonl"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    data = data[: data.rfind(b"\n") + 1]
+    return data or None
+
+
+def chain_head(data_dir: str | Path, recording_id: str | None) -> str | None:
+    """The hash of the last complete entry of the recording's chain, if any."""
+    chain = read_chain(data_dir, recording_id)
+    if chain is None:
+        return None
+    try:
+        head = json.loads(chain.splitlines()[-1])["hash"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    return head if isinstance(head, str) and re.fullmatch("[0-9a-f]{64}", head) else None

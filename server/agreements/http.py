@@ -1,0 +1,151 @@
+"""The agreement's HTTP routes: the public status (JSON and the `/a/{code}` page), the
+signed PDF download and who may download it, and the built-in TSA (`POST /tsa`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server import agreement_page
+from server.agreements import storage
+from server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
+from server.api import _bearer
+from server.errors import TiaojieError, forbidden, not_found
+from server.model import Room, now
+from server.roles import Role
+from server.state import app_state
+
+#: Who may download the signed PDF with their own invite link.
+PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
+
+
+class AgreementRoutes:
+    """REST handlers, the status page and the built-in TSA."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._tsa: Any = None
+
+    def install(self) -> None:
+        router = self.app.router
+        router.add_get("/a/{code:" + CODE_PATTERN + "}", self.status_page)
+        router.add_get("/a/{code}", self.status_page_unknown)
+        router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}", self.status_json)
+        router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}/pdf", self.download_pdf)
+        if not self._settings.tsa_url:
+            router.add_post("/tsa", self.tsa)
+
+    @property
+    def _settings(self) -> Any:
+        return app_state(self.app).settings
+
+    @property
+    def _store(self) -> Any:
+        return app_state(self.app).store
+
+    def folder(self, code: str) -> Path:
+        return storage.folder(self._settings.data_dir, code)
+
+    async def _find(self, code: str) -> tuple[Room | None, dict[str, Any]]:
+        """The room holding agreement `code` and its public status; 404 if there is none.
+
+        `status.json` (written on every change) names the room, and keeps the public
+        status when the room itself is gone (a restarted in-memory server).
+        """
+        try:
+            snapshot = storage.read_snapshot(self.folder(code))
+        except (OSError, ValueError):
+            raise not_found("agreement_not_found", "No such agreement.") from None
+        room = await self._store.get(snapshot["room_id"])
+        state = get_state(room) if room else None
+        if state is not None and state.code == code:
+            return room, state.public()
+        # the room has moved on to another agreement (or is gone): its links still count
+        return room, snapshot["public"]
+
+    async def status_json(self, request: web.Request) -> web.Response:
+        _, public = await self._find(request.match_info["code"])
+        return web.json_response(
+            public,
+            dumps=lambda d: json.dumps(d, ensure_ascii=False),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def download_pdf(self, request: web.Request) -> web.StreamResponse:
+        code = request.match_info["code"]
+        room, public = await self._find(code)
+        self._check_download(request, room)
+        path = self.folder(code) / storage.PDF_FILE
+        if public["status"] != AgreementStatus.SIGNED or not path.is_file():
+            raise TiaojieError("agreement_not_signed", "The agreement is not signed yet.", 409)
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": "application/pdf",
+                "Content-Disposition": f'attachment; filename="agreement-{code[:8]}.pdf"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    def _check_download(self, request: web.Request, room: Room | None) -> None:
+        """Admin token, an archivist token, or a mediator's or party's invite of the room."""
+        state = app_state(self.app)
+        token = _bearer(request)
+        if hmac.compare_digest(token.encode(), state.credentials.admin_token.encode()):
+            return
+        if _archivist(self.app, token):
+            return
+        claims = state.signer.verify(token, now())
+        if room is None or claims.room_id != room.id:
+            raise TiaojieError("token_wrong_room", "This link is for another room.", 403)
+        invite = room.invites.get(claims.invite_id)
+        if invite is None or invite.role != claims.role:
+            raise TiaojieError("token_invalid", "This link is not valid.", 401)
+        if invite.revoked:
+            raise TiaojieError("token_revoked", "This link has been withdrawn.", 403)
+        if invite.role not in PDF_ROLES:
+            raise forbidden("Only the parties and the mediator download the signed agreement.")
+
+    async def status_page(self, request: web.Request) -> web.Response:
+        code = request.match_info["code"]
+        lang = agreement_page.page_lang(request)
+        try:
+            _, public = await self._find(code)
+        except TiaojieError:
+            return agreement_page.html_response(agreement_page.not_found_page(lang, code), 404)
+        return agreement_page.html_response(agreement_page.status_page(lang, public))
+
+    async def status_page_unknown(self, request: web.Request) -> web.Response:
+        lang = agreement_page.page_lang(request)
+        page = agreement_page.not_found_page(lang, request.match_info["code"])
+        return agreement_page.html_response(page, 404)
+
+    async def tsa(self, request: web.Request) -> web.StreamResponse:
+        """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
+        party). Mounted only when no --tsa-url is configured."""
+        if self._tsa is None:
+            from signing.authority import Authority
+            from signing.tsa import TimeStampAuthority, tsa_handler
+
+            keys = Path(self._settings.data_dir) / "keys"
+            loop = asyncio.get_running_loop()
+            authority = await loop.run_in_executor(None, Authority.load_or_create, keys)
+            self._tsa = tsa_handler(TimeStampAuthority(authority.tsa_key, authority.tsa_cert))
+        response: web.StreamResponse = await self._tsa(request)
+        return response
+
+
+def _archivist(app: web.Application, token: str) -> bool:
+    """A genuine, unexpired archivist token (`tiaojie archivist-token`)."""
+    from server.archive_auth import ArchiveAuth
+
+    if not ArchiveAuth.looks_like_archivist(token):
+        return False
+    ArchiveAuth(app_state(app).credentials.token_secret).verify_archivist(token)
+    return True

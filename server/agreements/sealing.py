@@ -1,0 +1,101 @@
+"""Sealing: the Notary (signing/signer.py), made on first use, the seals in progress, and
+the signed PDF made from the agreement, its marks and the recording's chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from server.agreements.chain import read_chain
+from server.agreements.marks import load_mark
+from server.agreements.state import AgreementState
+from server.errors import TiaojieError
+from server.state import app_state
+
+
+class Sealer:
+    """The Notary and the tasks that seal (or load the Notary) in the background."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.tasks: set[asyncio.Future[Any]] = set()
+        self._notary: Any = None
+        self._notary_lock = asyncio.Lock()
+
+    @property
+    def _settings(self) -> Any:
+        return app_state(self.app).settings
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        """Run `coro` in the background, tracked until it is done."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def wait(self) -> None:
+        """Wait for every task in progress (tests)."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def cancel(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+
+    def warm_up(self) -> None:
+        """Load the Notary's keys while people sign, so sealing starts at once."""
+        if self._notary is None:
+            task = self.spawn(self.notary())
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def notary(self) -> Any:
+        """The Notary (signing/signer.py), made on first use: loading (on the very first
+        run, generating) the local CA, seal and TSA keys takes a while, so in a thread."""
+        async with self._notary_lock:
+            if self._notary is None:
+                from signing.signer import Notary
+
+                keys = Path(self._settings.data_dir) / "keys"
+                loop = asyncio.get_running_loop()
+                tsa_url = self._settings.tsa_url
+                self._notary = await loop.run_in_executor(None, Notary, keys, tsa_url)
+        return self._notary
+
+    async def make_pdf(self, state: AgreementState, folder: Path) -> bytes:
+        """The signed PDF of `state`, every mark read from the agreement's `folder`."""
+        from signing.model import Agreement, SignerMark
+
+        agreement = Agreement.from_dict(state.draft)
+        marks = []
+        ordered = sorted(
+            state.signatures,
+            key=lambda s: (s.party_index is None, s.party_index or 0),
+        )
+        for sig in ordered:
+            if sig.fingerprint != state.fingerprint:
+                raise TiaojieError("agreement_changed", "A signature is for another version.")
+            png = load_mark(folder, sig.mark_sha256, sig.name)
+            marks.append(
+                SignerMark(
+                    name=sig.name,
+                    role=sig.role,
+                    signed_at=sig.signed_at,
+                    mark_png=png,
+                    fingerprint=sig.fingerprint,
+                )
+            )
+        manifest = read_chain(self._settings.data_dir, agreement.recording_id)
+        status_url = f"{self._settings.base_url}/a/{state.code}"
+        notary = await self.notary()
+        seal = notary.seal_agreement
+        if inspect.iscoroutinefunction(seal):
+            return bytes(await seal(agreement, marks, status_url, manifest))
+        call = functools.partial(seal, agreement, marks, status_url, manifest)
+        return bytes(await asyncio.get_running_loop().run_in_executor(None, call))

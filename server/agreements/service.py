@@ -1,0 +1,327 @@
+"""The agreement service: the socket.io handlers, sealing in the background, publishing
+the state to the room and to `status.json`, and noting each step in the logs.
+
+Each handler checks the sender (server/signalling.py), applies a rule of
+server/agreements/rules.py to the stored room, then logs, notes and broadcasts what
+changed. The HTTP routes are in server/agreements/http.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from server.agreements import storage
+from server.agreements.chain import chain_head, note
+from server.agreements.http import AgreementRoutes
+from server.agreements.marks import decode_mark, store_mark
+from server.agreements.rules import (
+    Change,
+    draft,
+    finalize,
+    render,
+    request_signatures,
+    seal_failed,
+    sealed,
+    sign,
+)
+from server.agreements.sealing import Sealer
+from server.agreements.state import (
+    AgreementState,
+    AgreementStatus,
+    get_state,
+    new_code,
+    require_state,
+)
+from server.agreements.storage import PDF_FILE, write_atomic
+from server.errors import TiaojieError
+from server.model import Participant, Room
+from server.state import app_state
+
+if TYPE_CHECKING:
+    from server.signalling import Signalling
+
+log = logging.getLogger(__name__)
+
+
+class Agreements:
+    """Signalling handlers, sealing and the REST/HTML routes of the agreement."""
+
+    def __init__(self, app: web.Application, signalling: Signalling) -> None:
+        self.app = app
+        self.signalling = signalling
+        self.sealer = Sealer(app)
+        self.routes = AgreementRoutes(app)
+
+    # -- wiring -------------------------------------------------------------------------
+    def install(self) -> None:
+        sig = self.signalling
+        sig.add_handler("agreement_draft", self._on_draft)
+        sig.add_handler("agreement_request_signatures", self._on_request_signatures)
+        sig.add_handler("agreement_sign", self._on_sign)
+        sig.add_handler("agreement_finalize", self._on_finalize)
+        sig.on_enter.append(self._send_state)
+        self.routes.install()
+        self.app.on_cleanup.append(self._cleanup)
+        self.app[AGREEMENTS] = self
+
+    async def _cleanup(self, _: web.Application) -> None:
+        self.sealer.cancel()
+
+    @property
+    def _settings(self) -> Any:
+        return app_state(self.app).settings
+
+    @property
+    def _store(self) -> Any:
+        return app_state(self.app).store
+
+    def folder(self, code: str) -> Path:
+        return storage.folder(self._settings.data_dir, code)
+
+    # -- log and public snapshot --------------------------------------------------------
+    def _log(self, code: str, kind: str, **fields: Any) -> None:
+        storage.append_log(self.folder(code), kind, **fields)
+
+    def _snapshot(self, room_id: str, state: AgreementState) -> None:
+        storage.write_snapshot(self.folder(state.code), room_id, state.public())
+
+    async def _publish(self, room_id: str, state: AgreementState) -> None:
+        self._snapshot(room_id, state)
+        await self.signalling._broadcast(
+            room_id, "agreement_state", state.for_room(self._settings.base_url)
+        )
+
+    async def _send_state(self, room_id: str, participant: Participant) -> None:
+        """The current agreement, to someone entering the room."""
+        try:
+            room = await self._store.get(room_id)
+            state = get_state(room) if room else None
+            if state is not None:
+                await self.signalling.sio.emit(
+                    "agreement_state",
+                    state.for_room(self._settings.base_url),
+                    to=participant.sid,
+                )
+        except Exception:
+            log.exception("could not send the agreement of room %s", room_id)
+
+    # -- handlers ---------------------------------------------------------------------
+    async def _on_draft(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        fields = {k: v for k, v in p.items() if k != "_sid"}
+        model_fields = {
+            **fields,
+            "parties": [
+                {k: v for k, v in party.items() if k != "participant_id"}
+                for party in fields.get("parties", [])
+            ],
+        }
+        for party in model_fields["parties"]:
+            if not party.get("id_number"):
+                party.pop("id_number", None)
+        await self.signalling._check(event, room_id, pid, p["_sid"])
+        room = await self._store.require(room_id)
+        existing = get_state(room)
+        # The recording this agreement is reached in: the running one, else the one the
+        # draft already names.
+        recording_id = room.recording["id"] if room.recording else None
+        if recording_id is None and existing is not None:
+            recording_id = existing.draft.get("recording_id")
+        if recording_id:
+            model_fields["recording_id"] = recording_id
+        rendered = render(model_fields)
+        code = existing.code if existing else new_code()
+        change: Change = await self.signalling._apply(
+            event,
+            room_id,
+            pid,
+            p["_sid"],
+            lambda room, sender: draft(room, fields, rendered, code),
+        )
+        state = change.state
+        if change.changed:
+            self._log(
+                state.code,
+                "draft",
+                by=pid,
+                version=state.version,
+                fingerprint=state.fingerprint,
+                assignments=state.assignments,
+            )
+            if change.invalidated:
+                self._log(
+                    state.code,
+                    "signatures_invalidated",
+                    by=pid,
+                    previous_fingerprint=change.previous_fingerprint,
+                    signers=[s.name for s in change.invalidated],
+                )
+                await note(
+                    self.app,
+                    room_id,
+                    "agreement_signatures_invalidated",
+                    code=state.code,
+                    previous_fingerprint=change.previous_fingerprint,
+                    fingerprint=state.fingerprint,
+                    signers=[s.name for s in change.invalidated],
+                )
+            await self._publish(room_id, state)
+        return self._ack(state)
+
+    async def _on_request_signatures(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        await self.signalling._check(event, room_id, pid, p["_sid"])
+        state = require_state(await self._store.require(room_id))
+        # The final text names the recording's chain head as it is now: the agreement is
+        # bound to the recording up to this point (and the sealed PDF embeds the chain).
+        head = chain_head(self._settings.data_dir, state.draft.get("recording_id"))
+        rendered = render({**state.draft, "chain_head": head}) if head else None
+        change: Change = await self.signalling._apply(
+            event,
+            room_id,
+            pid,
+            p["_sid"],
+            lambda room, sender: request_signatures(room, p["fingerprint"], rendered),
+        )
+        state = change.state
+        if change.changed:
+            self._log(state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint)
+            self.sealer.warm_up()
+            await note(
+                self.app,
+                room_id,
+                "agreement_signatures_requested",
+                code=state.code,
+                fingerprint=state.fingerprint,
+            )
+            await self._publish(room_id, state)
+        return self._ack(state)
+
+    async def _on_sign(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        sid = p["_sid"]
+        await self.signalling._check(event, room_id, pid, sid)
+        if p["consent"] is not True:
+            raise TiaojieError(
+                "consent_required", "Tick the box to say you agree to this text.", 400
+            )
+        png = decode_mark(p["mark"])
+        mark_sha256 = hashlib.sha256(png).hexdigest()
+        signed_at = round(time.time(), 3)
+
+        def change(room: Room, sender: Participant) -> Change:
+            return sign(room, sender, p["fingerprint"], p["name"], mark_sha256, signed_at)
+
+        # A dry run on a copy first: only a signature that will be accepted writes its mark.
+        # The mark is content-addressed and written before the signature exists, so a
+        # crash never leaves a signature without its mark.
+        trial = await self._store.require(room_id)
+        code = self.signalling._authorized(event, pid, sid, change)(trial).state.code
+        store_mark(self.folder(code), mark_sha256, png)
+        done: Change = await self.signalling._apply(event, room_id, pid, sid, change)
+        state, signature = done.state, done.signature
+        assert signature is not None
+        self._log(
+            state.code,
+            "signature",
+            by=pid,
+            role=signature.role,
+            name=signature.name,
+            typed_name=signature.typed_name,
+            fingerprint=signature.fingerprint,
+            mark_sha256=mark_sha256,
+            signed_at=signed_at,
+        )
+        await note(
+            self.app,
+            room_id,
+            "agreement_signature",
+            code=state.code,
+            participant_id=pid,
+            role=signature.role,
+            name=signature.name,
+            fingerprint=signature.fingerprint,
+            mark_sha256=mark_sha256,
+            signed_at=signed_at,
+        )
+        await self._publish(room_id, state)
+        if state.status is AgreementStatus.SEALING:
+            self._start_seal(room_id, state)
+        return self._ack(state)
+
+    async def _on_finalize(
+        self, event: str, room_id: str, pid: str, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        change: Change = await self.signalling._apply(
+            event, room_id, pid, p["_sid"], lambda room, sender: finalize(room)
+        )
+        state = change.state
+        self._log(state.code, "finalize", by=pid, fingerprint=state.fingerprint)
+        await self._publish(room_id, state)
+        self._start_seal(room_id, state)
+        return self._ack(state)
+
+    def _ack(self, state: AgreementState) -> dict[str, Any]:
+        return {
+            "code": state.code,
+            "status": str(state.status),
+            "fingerprint": state.fingerprint,
+            "version": state.version,
+        }
+
+    # -- sealing ----------------------------------------------------------------------
+    def _start_seal(self, room_id: str, state: AgreementState) -> None:
+        self.sealer.spawn(self._seal(room_id, state))
+
+    async def wait_sealed(self) -> None:
+        """Wait for every seal in progress (tests)."""
+        await self.sealer.wait()
+
+    async def _seal(self, room_id: str, state: AgreementState) -> None:
+        self._log(state.code, "sealing", fingerprint=state.fingerprint)
+        try:
+            pdf = await self.sealer.make_pdf(state, self.folder(state.code))
+            digest = hashlib.sha256(pdf).hexdigest()
+            path = self.folder(state.code) / PDF_FILE
+            await asyncio.get_running_loop().run_in_executor(None, write_atomic, path, pdf)
+            done = await self._store.update(
+                room_id, lambda room: sealed(room, state.fingerprint, digest)
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.exception("sealing the agreement %s failed", state.code)
+            message = str(error) if isinstance(error, TiaojieError) else type(error).__name__
+            self._log(state.code, "seal_failed", error=message)
+            try:
+                failed = await self._store.update(
+                    room_id, lambda room: seal_failed(room, state.fingerprint, message)
+                )
+                await self._publish(room_id, failed)
+            except TiaojieError:
+                pass
+            return
+        self._log(state.code, "sealed", sha256=digest, size=len(pdf))
+        await note(
+            self.app,
+            room_id,
+            "agreement",
+            code=state.code,
+            sha256=digest,
+            fingerprint=state.fingerprint,
+            recording_id=state.draft.get("recording_id"),
+        )
+        await self._publish(room_id, done)
+
+
+AGREEMENTS = web.AppKey("tiaojie_agreements", Agreements)
