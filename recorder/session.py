@@ -294,6 +294,13 @@ class Recorder:
         if segment is None:
             segment = self._new_segment(subscription.participant_id, group)
             self.segments[key] = segment
+        writer = segment.writer
+        if writer is not None and subscription.kind in segment.started_kinds:
+            try:  # the steady state: straight to the muxer
+                writer.write(subscription.kind, packet)
+            except (ValueError, av.FFmpegError):
+                log.exception("could not write a %s packet to %s", subscription.kind, key)
+            return
         clock = self.client.clocks.get(subscription.mid)
         wall = clock.wall_time(packet.pts) if clock is not None and packet.pts is not None else None
         pending = _Pending(subscription.kind, packet, wall, time.time())
