@@ -84,12 +84,20 @@ def h264_first(kind: str) -> list[Any]:
 
 class RoomClient:
     def __init__(
-        self, link: str, name: str | None = None, *, bandwidth_estimation: bool = True
+        self,
+        link: str,
+        name: str | None = None,
+        *,
+        bandwidth_estimation: bool = True,
+        direct_delivery: bool = False,
     ) -> None:
         self.base_url, self._token = parse_link(link)
         self.name = name
         #: False for a receiver next to the server (the recorder): no REMB feedback.
         self.bandwidth_estimation = bandwidth_estimation
+        #: True: on_packet callbacks run as frames are assembled, not from a task per
+        #: track (one event-loop hop less per frame; the recorder uses it).
+        self.direct_delivery = direct_delivery
         self.sio = socketio.AsyncClient(reconnection=False)
         self.welcome: dict[str, Any] | None = None
         self.room_state: dict[str, Any] | None = None
@@ -259,7 +267,13 @@ class RoomClient:
                 self.clocks[transceiver.mid] = aiortc_internals.sender_clock(
                     transceiver.receiver, rate
                 )
-                self._spawn(self._consume(transceiver.mid, track))
+                if self.direct_delivery:
+                    mid = transceiver.mid
+                    aiortc_internals.deliver_directly(
+                        transceiver.receiver, lambda packet, mid=mid: self._deliver(mid, packet)
+                    )
+                else:
+                    self._spawn(self._consume(transceiver.mid, track))
 
     async def _consume(self, mid: str, track: MediaStreamTrack) -> None:
         while True:
@@ -267,17 +281,20 @@ class RoomClient:
                 packet = await track.recv()
             except MediaStreamError:
                 return
-            sub = self.subscriptions.get(mid)
-            if sub is None:
-                continue
-            now = time.monotonic()
-            sub.packets += 1
-            sub.bytes += packet.size
-            sub.keyframes += int(bool(packet.is_keyframe))
-            sub.first_at = sub.first_at or now
-            sub.last_at = now
-            for callback in sub.on_packet:
-                callback(sub, packet)
+            self._deliver(mid, packet)
+
+    def _deliver(self, mid: str, packet: av.Packet) -> None:
+        sub = self.subscriptions.get(mid)
+        if sub is None:
+            return
+        now = time.monotonic()
+        sub.packets += 1
+        sub.bytes += packet.size
+        sub.keyframes += int(bool(packet.is_keyframe))
+        sub.first_at = sub.first_at or now
+        sub.last_at = now
+        for callback in sub.on_packet:
+            callback(sub, packet)
 
     async def request_keyframe(self, mid: str) -> None:
         """Ask (through the server) the publisher behind `mid` for a keyframe."""

@@ -119,7 +119,9 @@ class Recorder:
         self.tsa_url = tsa_url
         self.checkpoint_seconds = checkpoint_seconds
         self.fragment_seconds = fragment_seconds
-        self.client = RoomClient(link, name="录制 Recorder", bandwidth_estimation=False)
+        self.client = RoomClient(
+            link, name="录制 Recorder", bandwidth_estimation=False, direct_delivery=True
+        )
         (directory / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
         continuing = (directory / CHAIN_FILE).exists()
         self.chain = ChainWriter(directory, recording_id, key)

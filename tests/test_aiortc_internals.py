@@ -378,6 +378,30 @@ async def check_audio_receiver(
     await stop(receiver)
 
 
+async def test_direct_delivery_skips_the_track_queue_and_contains_failures(encoded):
+    opus = RTCRtpCodecParameters(
+        mimeType="audio/opus", clockRate=48000, channels=2, payloadType=OPUS_PT
+    )
+    receiver, _transport, _assembler = await started_receiver("audio", [opus], rtx=False)
+    try:
+        got: list[av.Packet] = []
+
+        def consume(packet: av.Packet) -> None:
+            got.append(packet)
+            if len(got) == 2:
+                raise RuntimeError("a consumer bug must not break the receiver")
+
+        aiortc_internals.deliver_directly(receiver, consume)
+        feeder = RtpFeeder(receiver, OPUS_PT, 960)
+        packets = [feeder.packets([p])[0] for p in encoded["audio"][:5]]
+        await feeder.feed(*packets)
+        assert [bytes(p) for p in got] == [p.payload for p in packets]
+        assert [p.pts for p in got] == [960 * i for i in range(5)]
+        assert queued(receiver) == []  # nothing went through the track's queue
+    finally:
+        await receiver.stop()
+
+
 async def test_sender_reports_map_packets_to_the_senders_clock(encoded):
     """The recorder lines tracks up with sender reports, via a hook on the receiver."""
     opus = RTCRtpCodecParameters(

@@ -26,6 +26,8 @@ timestamps itself.
 
 from __future__ import annotations
 
+import functools
+import logging
 import queue
 import threading
 import time
@@ -39,6 +41,8 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from server.media.keyframes import is_keyframe
+
+log = logging.getLogger(__name__)
 
 #: The aiortc release this module was checked against (pyproject pins it).
 AIORTC_VERSION = "1.16.0"
@@ -352,6 +356,11 @@ class _Unwrapper:
         return self._value
 
 
+@functools.cache
+def _time_base(clock_rate: int) -> Fraction:
+    return Fraction(1, clock_rate)
+
+
 class PassthroughQueue:
     """Stands in for the receiver's decoder queue: encoded frame -> av.Packet on the track.
 
@@ -366,6 +375,9 @@ class PassthroughQueue:
         self._unwrap = _Unwrapper()
         #: The RTP timestamp of the first frame handed over: packet pts count from it.
         self.first_timestamp: int | None = None
+        #: When set, packets go straight to this callback instead of the track's queue (no
+        #: task wake-up per frame); its exceptions are logged, never raised into aiortc.
+        self.deliver: Callable[[av.Packet], None] | None = None
 
     def put(self, item: tuple[Any, JitterFrame] | None) -> None:
         if item is None:  # the receiver is stopping: let the decoder thread end
@@ -378,9 +390,15 @@ class PassthroughQueue:
                 self.first_timestamp = frame.timestamp
             packet = av.Packet(frame.data)
             packet.pts = packet.dts = self._unwrap(frame.timestamp)
-            packet.time_base = Fraction(1, codec.clockRate)
+            packet.time_base = _time_base(codec.clockRate)
             packet.is_keyframe = is_keyframe(codec.name, frame.data)
-            self._track_queue.put_nowait(packet)
+            if self.deliver is None:
+                self._track_queue.put_nowait(packet)
+                continue
+            try:
+                self.deliver(packet)
+            except Exception:
+                log.exception("a pass-through packet consumer failed")
 
     def get(self) -> None:
         self._stopped.wait()
@@ -472,6 +490,18 @@ def sender_clock(receiver: RTCRtpReceiver, clock_rate: int) -> SenderClock:
 
     receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
     return clock
+
+
+def deliver_directly(receiver: RTCRtpReceiver, callback: Callable[[av.Packet], None]) -> None:
+    """Hand a pass-through receiver's packets to `callback` as they are assembled.
+
+    Skips the track's queue and the task reading it (one event-loop hop per frame); the
+    track's recv() then never returns a packet.
+    """
+    passthrough = _require(receiver, "_RTCRtpReceiver__decoder_queue")
+    if not isinstance(passthrough, PassthroughQueue):
+        raise RuntimeError("make the receiver pass-through first")
+    passthrough.deliver = callback
 
 
 def disable_bandwidth_estimation(receiver: RTCRtpReceiver) -> None:
