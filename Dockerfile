@@ -9,10 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TIAOJIE_DATA=/data \
     TIAOJIE_WEB_DIR=/app/web
 
-# Runtime Debian packages (the same list as RUN_APT in the Makefile; empty for now beyond
-# CA certificates, fonts-noto-cjk joins with the agreement PDFs).
+# Runtime Debian packages: RUN_APT in the Makefile (the CJK font the agreement PDFs embed)
+# plus CA certificates.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates fonts-noto-cjk \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -180,3 +180,18 @@ def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_the_image_installs_what_make_run_installs():
+    """Docker is not available here to build the image; at least its apt list must not
+    fall behind the Makefile's RUN_APT (the CJK font the agreement PDFs embed)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    run_apt = re.search(r"^RUN_APT :=(.*)$", (root / "Makefile").read_text(), re.M)
+    assert run_apt is not None
+    dockerfile = (root / "Dockerfile").read_text()
+    install = re.search(r"apt-get install -y --no-install-recommends ([^\\\n]*)", dockerfile)
+    assert install is not None
+    assert set(run_apt.group(1).split()) <= set(install.group(1).split())
