@@ -93,13 +93,16 @@ class LiveServer:
             aiohttp.ClientSession() as session,
             session.request(method, self.url + path, headers=headers, **kwargs) as response,
         ):
-            text = await response.text()
+            raw = await response.read()
             try:
                 import json
 
-                return response.status, json.loads(text)
+                return response.status, json.loads(raw)
             except ValueError:
-                return response.status, text
+                try:
+                    return response.status, raw.decode()
+                except UnicodeDecodeError:  # a PDF, an MP4: the bytes
+                    return response.status, raw
 
     async def admin(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         return await self.request(method, path, self.admin_token, **kwargs)
