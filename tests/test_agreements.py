@@ -2,7 +2,7 @@
 
 Everything is real: the server's own Notary seals at PAdES B-LTA with its built-in TSA,
 the recorder is the real `tiaojie record` process the server launches, and what comes out
-is checked with `tiaojie verify` (signing/validator.py, recorder/verifier.py) and poppler
+is checked with `tiaojie verify` (signing/validator.py, recorder/verify/) and poppler
 (`pdftotext` for the printed text, `pdfdetach` for the embedded `agreement.json` and
 `chain.jsonl`). The local CA, seal, TSA and recorder keys are generated once per session
 and copied into each test's data directory.

@@ -697,12 +697,3 @@ def test_cut_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
     ]
     assert cuts[1].sha256 == hashlib.sha256(one).hexdigest()
     assert os.path.getsize(path) == sum(c.length for c in cuts)
-
-
-def test_the_old_module_still_exports_the_verifier() -> None:
-    """recorder.verifier, the verifier's former home, re-exports the package's names."""
-    import recorder.verifier as old
-    import recorder.verify as new
-
-    for name in new.__all__:
-        assert getattr(old, name) is getattr(new, name)
