@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -22,3 +29,34 @@ CHROMIUM_ARGS = [
     "--disable-backgrounding-occluded-windows",
     "--autoplay-policy=no-user-gesture-required",
 ]
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when pytest dies, so a killed run leaves no Chromium."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def chromium_over_cdp(profile: Path) -> Iterator[str]:
+    """Start headless Chromium with `profile`; yield its CDP endpoint, stop it after."""
+    process = subprocess.Popen(
+        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("chromium did not start (no DevToolsActivePort)")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

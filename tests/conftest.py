@@ -146,6 +146,18 @@ class LiveServer:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
+    async def connections_closed(self, timeout: float = 10) -> None:
+        """Wait until the server has seen every connection go (browser pages closed).
+
+        Shutting down first can hang: engineio waits for ever on a socket whose
+        websocket is already gone.
+        """
+        sockets = self.state.signalling.sio.eio.sockets
+        for _ in range(int(timeout / 0.05)):
+            if not sockets:
+                break
+            await asyncio.sleep(0.05)
+
 
 async def start_server(
     data_dir: Path, redis_url: str | None = None, secret_key: str | None = None, **options: Any
@@ -163,6 +175,19 @@ async def start_server(
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()
     return LiveServer(server, ADMIN_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One headless Chromium per test module; yields its CDP endpoint."""
+    from tests.chromium import CHROMIUM, chromium_over_cdp
+
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail("chromium is not installed: run `make test`, which installs it")
+    try:
+        yield from chromium_over_cdp(tmp_path_factory.mktemp("chromium-profile"))
+    except RuntimeError as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture

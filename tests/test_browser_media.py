@@ -13,63 +13,21 @@ each test connects to it over CDP from its own event loop and uses its own conte
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import re
-import shutil
-import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
-
 pytestmark = pytest.mark.browser
 
-PR_SET_PDEATHSIG = 1
 TIMEOUT_MS = 15_000
 MEDIA_TIMEOUT_S = 20.0
 
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when pytest dies, so a killed run leaves no Chromium."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@pytest.fixture(scope="module")
-def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One headless Chromium for the module; yields its CDP endpoint."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail("chromium is not installed: run `make test`, which installs it")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
-    port_file = Path(profile) / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("chromium did not start (no DevToolsActivePort)")
-        time.sleep(0.05)
-    port = port_file.read_text().split()[0]
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture
@@ -80,13 +38,7 @@ async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]
         for context in browser.contexts:
             await context.close()
         await browser.close()
-    # Let the server see the pages go before live_server shuts it down: engineio's
-    # shutdown waits forever on a socket whose websocket is already gone.
-    sockets = live_server.state.signalling.sio.eio.sockets
-    for _ in range(200):  # 10 s at most
-        if not sockets:
-            break
-        await asyncio.sleep(0.05)
+    await live_server.connections_closed()  # before live_server shuts it down
 
 
 # ----------------------------------------------------------------------------- helpers

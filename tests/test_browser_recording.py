@@ -12,13 +12,9 @@ One Chromium process serves the module (as in test_browser_media.py).
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import re
-import shutil
-import signal
-import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +23,11 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from recorder.manifest import read_entries
 from server.archive_auth import ArchiveAuth
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
 #: Generous: this machine may be busy (the recorder process runs beside three pages).
 TIMEOUT_MS = 30_000
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-@pytest.fixture(scope="module")
-def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One headless Chromium for the module; yields its CDP endpoint."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail("chromium is not installed: run `make test`, which installs it")
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
-    port_file = Path(profile) / "DevToolsActivePort"
-    deadline = time.monotonic() + 30
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if time.monotonic() > deadline or process.poll() is not None:
-            process.kill()
-            pytest.fail("chromium did not start (no DevToolsActivePort)")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 @pytest.fixture
@@ -80,12 +42,7 @@ async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]
         for context in browser.contexts:
             await context.close()
         await browser.close()
-    # let the server see the pages go before live_server shuts it down
-    sockets = live_server.state.signalling.sio.eio.sockets
-    for _ in range(200):
-        if not sockets:
-            break
-        await asyncio.sleep(0.05)
+    await live_server.connections_closed()  # before live_server shuts it down
 
 
 async def open_page(browser: Browser, url: str, errors: list[str], width: int = 1280) -> Page:
