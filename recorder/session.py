@@ -58,6 +58,14 @@ def recordable(subscription: Subscription) -> bool:
     return not codec or codec == RECORDABLE_CODECS.get(subscription.kind)
 
 
+def save_summary(directory: Path, summary: dict[str, Any]) -> None:
+    """Write recording.json atomically (a reader never sees half of it)."""
+    path = directory / SUMMARY_FILE
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    os.replace(temporary, path)
+
+
 def group_of(source: str) -> str:
     return "screen" if source == "screen" else "camera"
 
@@ -179,10 +187,7 @@ class Recorder:
     def _write_summary(self) -> None:
         self.summary["chain_head"] = self.chain.head
         self.summary["chain_length"] = self.chain.seq
-        path = self.directory / SUMMARY_FILE
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.summary, ensure_ascii=False, indent=2))
-        os.replace(temporary, path)
+        save_summary(self.directory, self.summary)
 
     def _segment_info(self, segment: Segment) -> None:
         for i, s in enumerate(self.summary["segments"]):
@@ -270,6 +275,20 @@ class Recorder:
     def _on_packet(self, subscription: Subscription, packet: av.Packet) -> None:
         if self._stop.is_set():
             return
+        group = group_of(subscription.source)
+        key = (subscription.participant_id, group)
+        segment = self.segments.get(key)
+        if (
+            segment is not None
+            and subscription.kind in segment.started_kinds
+            and segment.publications.get(subscription.kind) == subscription.publication_id
+        ):
+            assert segment.writer is not None
+            try:  # the steady state: straight to the muxer
+                segment.writer.write(subscription.kind, packet)
+            except (ValueError, av.FFmpegError):
+                log.exception("could not write a %s packet to %s", subscription.kind, key)
+            return
         if not recordable(subscription):
             if subscription.publication_id not in self._unrecordable:
                 self._unrecordable.add(subscription.publication_id)
@@ -283,9 +302,6 @@ class Recorder:
                     "to the room but not recorded",
                 )
             return
-        group = group_of(subscription.source)
-        key = (subscription.participant_id, group)
-        segment = self.segments.get(key)
         if segment is not None:
             known = segment.publications.get(subscription.kind)
             lacking = segment.writer is not None and subscription.kind not in segment.info.tracks
@@ -296,13 +312,6 @@ class Recorder:
         if segment is None:
             segment = self._new_segment(subscription.participant_id, group)
             self.segments[key] = segment
-        writer = segment.writer
-        if writer is not None and subscription.kind in segment.started_kinds:
-            try:  # the steady state: straight to the muxer
-                writer.write(subscription.kind, packet)
-            except (ValueError, av.FFmpegError):
-                log.exception("could not write a %s packet to %s", subscription.kind, key)
-            return
         clock = self.client.clocks.get(subscription.mid)
         wall = clock.wall_time(packet.pts) if clock is not None and packet.pts is not None else None
         pending = _Pending(subscription.kind, packet, wall, time.time())

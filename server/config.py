@@ -28,8 +28,7 @@ class Settings:
         """The address people open: --public-url, else what we listen on."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        return self.local_url
 
     @property
     def local_url(self) -> str:

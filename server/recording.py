@@ -288,7 +288,7 @@ class Recordings:
 
     def _addendum(self, room_id: str, recording_id: str, event: dict[str, Any]) -> bool:
         from recorder.keys import PRIVATE_FILE
-        from recorder.session import SUMMARY_FILE
+        from recorder.session import SUMMARY_FILE, save_summary
 
         if not any(
             e["recording_id"] == recording_id and e["room_id"] == room_id for e in self.index()
@@ -309,13 +309,10 @@ class Recordings:
                 seal = chain.append("seal", reason="addendum")
             finally:
                 chain.close()
-        path = directory / SUMMARY_FILE
-        summary = json.loads(path.read_text())
+        summary = json.loads((directory / SUMMARY_FILE).read_text())
         summary["seal"] = {"seq": seal["seq"], "hash": seal["hash"], "time": seal["time"]}
         summary["chain_head"], summary["chain_length"] = seal["hash"], seal["seq"] + 1
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-        os.replace(temporary, path)
+        save_summary(directory, summary)
         return True
 
     def _start_flush(self, proc: RecorderProcess) -> None:
