@@ -34,24 +34,16 @@ RECORDING = "rec_BENCHBENCHBENCHBENCHBENCH23"
 
 
 def _packets(seconds: float) -> tuple[list[tuple[str, object]], float]:
-    """Test media demuxed as a subscription delivers it: (kind, av.Packet), duration."""
-    import av
-
-    from client.testmedia import make_test_mp4
+    """Test media as a subscription delivers it: (kind, (seconds, data, keyframe)), duration."""
+    from client.testmedia import make_test_mp4, subscription_packets
 
     src = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=seconds)
-    out = []
-    with av.open(str(src)) as container:
-        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
-        for packet in container.demux():
-            if packet.pts is None or packet.size == 0:
-                continue
-            kind = packet.stream.type
-            for p in annexb.filter(packet) if kind == "video" else [packet]:
-                out.append((float(p.pts * p.time_base), kind, bytes(p), bool(p.is_keyframe)))
+    out = [
+        (kind, (float(p.pts * p.time_base), bytes(p), bool(p.is_keyframe)))
+        for kind, p in subscription_packets(src)
+    ]
     shutil.rmtree(src.parent, ignore_errors=True)
-    out.sort(key=lambda item: item[0])
-    return [(kind, (t, data, key)) for t, kind, data, key in out], seconds
+    return out, seconds
 
 
 def write_recording(folder: Path, megabytes: float, segments: int) -> Path:

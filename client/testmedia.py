@@ -80,3 +80,27 @@ def make_test_mp4(
         for packet in audio.encode():
             container.mux(packet)
     return path
+
+
+def subscription_packets(path: Path) -> list[tuple[str, av.Packet]]:
+    """An MP4's packets as a subscription delivers them: (kind, av.Packet) in pts order
+    across tracks, Annex-B H264 at 1/90000 and Opus at 1/48000, without durations (as
+    from RTP)."""
+    out: list[tuple[float, str, av.Packet]] = []
+    with av.open(str(path)) as container:
+        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
+        for packet in container.demux():
+            if packet.pts is None or packet.size == 0:
+                continue
+            kind = packet.stream.type
+            for p in annexb.filter(packet) if kind == "video" else [packet]:
+                assert p.time_base is not None and p.pts is not None
+                seconds = float(p.pts * p.time_base)
+                clock = 90000 if kind == "video" else 48000
+                copy = av.Packet(bytes(p))
+                copy.pts = copy.dts = int(seconds * clock)
+                copy.time_base = Fraction(1, clock)
+                copy.is_keyframe = p.is_keyframe
+                out.append((seconds, kind, copy))
+    out.sort(key=lambda item: item[0])
+    return [(kind, p) for _, kind, p in out]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import struct
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 
-from client.testmedia import make_test_mp4
+from client.testmedia import make_test_mp4, subscription_packets
 from recorder.segment import SegmentWriter
 
 SECONDS = 3.0
@@ -22,24 +21,7 @@ def packets(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, av.Pack
     """Test media as the client delivers it: Annex-B H264 at 1/90000, Opus at 1/48000,
     in pts order across tracks, without packet durations (as from RTP)."""
     src = make_test_mp4(tmp_path_factory.mktemp("media") / "in.mp4", seconds=SECONDS)
-    out: list[tuple[float, str, av.Packet]] = []
-    with av.open(str(src)) as container:
-        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
-        for packet in container.demux():
-            if packet.pts is None or packet.size == 0:
-                continue
-            kind = packet.stream.type
-            for p in annexb.filter(packet) if kind == "video" else [packet]:
-                assert p.time_base is not None and p.pts is not None
-                seconds = float(p.pts * p.time_base)
-                clock = 90000 if kind == "video" else 48000
-                copy = av.Packet(bytes(p))
-                copy.pts = copy.dts = int(seconds * clock)
-                copy.time_base = Fraction(1, clock)
-                copy.is_keyframe = p.is_keyframe
-                out.append((seconds, kind, copy))
-    out.sort(key=lambda item: item[0])
-    return [(kind, p) for _, kind, p in out]
+    return subscription_packets(src)
 
 
 def write_segment(

@@ -18,7 +18,6 @@ import struct
 import subprocess
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from client.testmedia import make_test_mp4
+from client.testmedia import make_test_mp4, subscription_packets
 from recorder.manifest import CHAIN_FILE, ChainWriter, canonical, entry_hash, signed_statement
 from recorder.segment import SegmentWriter
 from recorder.verify import Report, VerifyError, cut_segment, verify_recording
@@ -50,23 +49,7 @@ def packets(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, av.Pack
     src = make_test_mp4(
         tmp_path_factory.mktemp("media") / "in.mp4", seconds=6.0, keyframe_interval_s=1.0
     )
-    out: list[tuple[float, str, av.Packet]] = []
-    with av.open(str(src)) as container:
-        annexb = av.BitStreamFilterContext("h264_mp4toannexb", container.streams.video[0])
-        for packet in container.demux():
-            if packet.pts is None or packet.size == 0:
-                continue
-            kind = packet.stream.type
-            for p in annexb.filter(packet) if kind == "video" else [packet]:
-                seconds = float(p.pts * p.time_base)
-                clock = 90000 if kind == "video" else 48000
-                copy = av.Packet(bytes(p))
-                copy.pts = copy.dts = int(seconds * clock)
-                copy.time_base = Fraction(1, clock)
-                copy.is_keyframe = p.is_keyframe
-                out.append((seconds, kind, copy))
-    out.sort(key=lambda item: item[0])
-    return [(kind, p) for _, kind, p in out]
+    return subscription_packets(src)
 
 
 def public_pem(key: Ed25519PrivateKey) -> bytes:
