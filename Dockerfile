@@ -6,8 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     TIAOJIE_HOST=0.0.0.0 \
     TIAOJIE_PORT=8080 \
-    TIAOJIE_DATA=/data \
-    TIAOJIE_WEB_DIR=/app/web
+    TIAOJIE_DATA=/data
 
 # Runtime Debian packages: RUN_APT in the Makefile (the CJK font the agreement PDFs embed)
 # plus CA certificates.
@@ -16,13 +15,18 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
+# The wheel installs everything as `tiaojie.*` (the links in tiaojie/ map the top-level
+# folders), with web/ as package data; the sources are not kept in the image.
 COPY pyproject.toml README.md ./
-COPY server ./server
-COPY recorder ./recorder
+COPY tiaojie ./tiaojie
+COPY rtc ./rtc
+COPY archive ./archive
 COPY signing ./signing
 COPY client ./client
+COPY recorder ./recorder
+COPY server ./server
 COPY web ./web
-RUN pip install .
+RUN pip install . && rm -rf /app/*
 
 RUN useradd --system --uid 10001 --home-dir /data tiaojie \
     && mkdir -p /data && chown tiaojie /data

@@ -53,8 +53,8 @@ def frame_key(kind: str, data: bytes) -> bytes:
 
 # -- load generator (runs in its own process) ------------------------------------------------
 async def generate(links: list[list[str]], media: Path, warmup: float, seconds: float) -> dict:
-    from client.media_file import FileSource
-    from client.session import RoomClient
+    from tiaojie.client.media_file import FileSource
+    from tiaojie.client.session import RoomClient
 
     sent: dict[tuple[str, str, bytes], list[float]] = {}
     delays: list[float] = []
@@ -196,7 +196,7 @@ def main() -> None:
         print(json.dumps(result), flush=True)
         return
 
-    from client.testmedia import make_test_mp4
+    from tests.support.testmedia import make_test_mp4
 
     media = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=10)
     print(f"media: {media} (640x480 H264 ~750 kbit/s + Opus), {args.seconds:.0f} s per case")

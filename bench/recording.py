@@ -18,7 +18,7 @@ One run, three measurements:
 * **Verifier throughput** (bench/recording_verify.py's recording and timing): a sealed
   synthetic Recording of --verify-mb MB (test media remuxed by SegmentWriter into 4
   Segments, chained and checkpointed as the recorder does); page cache warm, best of 3,
-  `sha256sum` over its segment files against recorder.verify.verify_recording over the
+  `sha256sum` over its segment files against tiaojie.archive.verify.verify_recording over the
   folder. Printed: MB/s of each and the ratio (goal >= 0.8x); `openssl dgst -sha256`
   (SHA-256 with the CPU's SHA extensions, which coreutils' sha256sum does not use) for
   reference.
@@ -48,7 +48,7 @@ from bench.common import ADMIN, api, server_process  # noqa: E402
 from bench.forwarding import cpu_seconds  # noqa: E402
 
 WARMUP_S = 5.0  # after the recorder has opened every segment / the baseline started
-VIDEO_FPS = 20  # of client.testmedia.make_test_mp4's default file
+VIDEO_FPS = 20  # of tests.support.testmedia.make_test_mp4's default file
 AUDIO_FPS = 50  # 20 ms Opus packets
 VERIFY_RUNS = 3
 
@@ -129,8 +129,8 @@ async def stdin_lines():
 
 # -- child process: the publishers ------------------------------------------------------------
 async def publish(links: list[str], media: Path) -> None:
-    from client.media_file import FileSource
-    from client.session import RoomClient
+    from tiaojie.client.media_file import FileSource
+    from tiaojie.client.session import RoomClient
 
     clients, sources = [], []
     for i, link in enumerate(links):
@@ -164,7 +164,7 @@ async def publish(links: list[str], media: Path) -> None:
 async def transcode(link: str, folder: Path, publishers: int) -> None:
     from aiortc.contrib.media import MediaRecorder
 
-    from client.session import RoomClient
+    from tiaojie.client.session import RoomClient
 
     class TranscodingClient(RoomClient):
         """A subscriber as aiortc makes it: receivers decode; MediaRecorder re-encodes.
@@ -295,7 +295,7 @@ def record_ours(
         if not Path(f"/proc/{pid}").exists():
             break
         time.sleep(0.1)
-    from recorder.verify import verify_recording
+    from tiaojie.archive.verify import verify_recording
 
     report = verify_recording(folder)
     result.update(
@@ -382,7 +382,7 @@ def main() -> None:
         asyncio.run(transcode(spec["link"], Path(spec["dir"]), spec["n"]))
         return
 
-    from client.testmedia import make_test_mp4
+    from tests.support.testmedia import make_test_mp4
 
     started = time.monotonic()
     two = (os.cpu_count() or 1) >= 2

@@ -35,7 +35,7 @@ RECORDING = "rec_BENCHBENCHBENCHBENCHBENCH23"
 
 def _packets(seconds: float) -> tuple[list[tuple[str, object]], float]:
     """Test media as a subscription delivers it: (kind, (seconds, data, keyframe)), duration."""
-    from client.testmedia import make_test_mp4, subscription_packets
+    from tests.support.testmedia import make_test_mp4, subscription_packets
 
     src = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=seconds)
     out = [
@@ -52,8 +52,8 @@ def write_recording(folder: Path, megabytes: float, segments: int) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from recorder.manifest import ChainWriter
-    from recorder.segment import SegmentWriter
+    from tiaojie.archive.chain import ChainWriter
+    from tiaojie.recorder.segment import SegmentWriter
 
     packets, duration = _packets(20.0)
     key = Ed25519PrivateKey.generate()
@@ -109,7 +109,7 @@ def _best(runs: int, action) -> float:
 def measure(folder: Path, runs: int = 3) -> dict[str, float]:
     """Throughput of `sha256sum` and of the verifier over a Recording's Segment files,
     page cache warm (both read the same files first), best of `runs`."""
-    from recorder.verify import verify_recording
+    from tiaojie.archive.verify import verify_recording
 
     files = sorted(str(p) for p in (folder / "segments").glob("*.mp4"))
     total = sum(Path(f).stat().st_size for f in files)

@@ -26,11 +26,6 @@ if __name__ == "__main__" and sys.path and Path(sys.path[0]).name == "bench":
     # run as `python bench/signing.py`: this file would shadow the `signing` package
     sys.path[0] = str(Path(sys.path[0]).parent)
 
-from recorder.manifest import CHAIN_FILE
-from signing.model import canonical_text, fingerprint
-from signing.pdf import build_agreement_pdf, load_font
-from signing.signer import Notary
-from signing.validator import verify_agreement
 from tests.test_signing_support import (
     STATUS_URL,
     make_recording,
@@ -38,6 +33,11 @@ from tests.test_signing_support import (
     sample_marks,
     tsa_process,
 )
+from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.signing.model import canonical_text, fingerprint
+from tiaojie.signing.pdf import build_agreement_pdf, load_font
+from tiaojie.signing.signer import Notary
+from tiaojie.signing.validator import verify_agreement
 
 
 def measure(runs: int, work: Callable[[], object]) -> dict[str, float]:

@@ -8,8 +8,8 @@ import logging
 import signal
 from pathlib import Path
 
-from client.media_file import FileSource
-from client.session import JoinRefused, RoomClient
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import JoinRefused, RoomClient
 
 log = logging.getLogger("tiaojie.bot")
 

@@ -29,8 +29,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from client.media_file import FileSource
-from server.media import aiortc_internals
+from tiaojie.client.media_file import FileSource
+from tiaojie.rtc import aiortc_internals
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,3 @@
-"""Recorder process: joins a room, remuxes streams to fMP4, hash-chains every fragment (coming)."""
+"""The recorder process (`tiaojie record`): joins a room as `recorder`, remuxes every
+participant's streams to fragmented MP4 without transcoding, and writes the Chain
+(tiaojie.archive) over every init segment and Fragment, with Checkpoints and a Seal."""

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from recorder.session import Recorder
+    from tiaojie.recorder.session import Recorder
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s recorder: %(message)s"

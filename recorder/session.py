@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,17 +31,22 @@ from typing import Any
 import av
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from client.session import RoomClient, Subscription
-from recorder.keys import public_pem
-from recorder.manifest import CHAIN_FILE, ChainWriter, key_id
-from recorder.segment import SegmentWriter
+from tiaojie.archive.chain import ChainWriter, key_id
+from tiaojie.archive.keys import public_pem
+from tiaojie.archive.layout import (
+    CHAIN_FILE,
+    PUBLIC_KEY_FILE,
+    SEAL_TIMESTAMP_FILE,
+    SEGMENTS_DIR,
+    SUMMARY_FILE,
+    save_summary,
+    segment_name,
+)
+from tiaojie.client.session import RoomClient, Subscription
+from tiaojie.recorder.segment import SegmentWriter
 
 log = logging.getLogger(__name__)
 
-SUMMARY_FILE = "recording.json"
-PUBLIC_KEY_FILE = "recorder.pub.pem"
-TIMESTAMP_FILE = "seal.tsr"
-SEGMENTS_DIR = "segments"
 START_WAIT_S = 2.0  # longest wait for a keyframe / a sender report before a segment opens
 KEYFRAME_RETRY_S = 1.0
 #: A track starting later than this after its segment means a broken clock, not media.
@@ -56,14 +60,6 @@ def recordable(subscription: Subscription) -> bool:
     """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
     codec = subscription.codec.lower()
     return not codec or codec == RECORDABLE_CODECS.get(subscription.kind)
-
-
-def save_summary(directory: Path, summary: dict[str, Any]) -> None:
-    """Write recording.json atomically (a reader never sees half of it)."""
-    path = directory / SUMMARY_FILE
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
-    os.replace(temporary, path)
 
 
 def group_of(source: str) -> str:
@@ -260,7 +256,7 @@ class Recorder:
             if s.participant_id == participant_id and group_of(s.source) == group and recordable(s)
         }
         number = len(self.summary["segments"]) + 1
-        name = f"{SEGMENTS_DIR}/{number:04d}-{participant_id}-{group}.mp4"
+        name = f"{SEGMENTS_DIR}/{segment_name(number, participant_id, group)}"
         info = SegmentInfo(
             name=name,
             participant_id=participant_id,
@@ -490,17 +486,17 @@ class Recorder:
 
     async def _timestamp_seal(self, seal: dict[str, Any]) -> None:
         """RFC 3161 timestamp over the seal line as stored in the chain."""
-        from recorder.manifest import canonical
+        from tiaojie.archive.chain import canonical
 
         assert self.tsa_url is not None
         try:
-            from signing.tsa import request_timestamp
+            from tiaojie.signing.tsa import request_timestamp
 
             token = await request_timestamp(self.tsa_url, canonical(seal))
         except Exception as error:
             log.error("the TSA at %s did not timestamp the seal: %s", self.tsa_url, error)
             self.summary["timestamp"] = {"error": str(error)[:300], "tsa_url": self.tsa_url}
         else:
-            (self.directory / TIMESTAMP_FILE).write_bytes(token)
-            self.summary["timestamp"] = {"file": TIMESTAMP_FILE, "tsa_url": self.tsa_url}
+            (self.directory / SEAL_TIMESTAMP_FILE).write_bytes(token)
+            self.summary["timestamp"] = {"file": SEAL_TIMESTAMP_FILE, "tsa_url": self.tsa_url}
         self._write_summary()

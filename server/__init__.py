@@ -1,3 +1,6 @@
-"""Tiaojie signalling server: rooms, invites, lobby and moderation over socket.io."""
+"""The server: rooms and their rules, socket.io signalling, the media plane (an SFU that
+never decodes), recordings, agreements, the REST API and the static web client."""
 
-__version__ = "0.1.0"
+from tiaojie import __version__
+
+__all__ = ["__version__"]

@@ -9,14 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from server import rooms
-from server.errors import TiaojieError, bad_request, forbidden
-from server.model import Room, new_id, now
-from server.roles import MEDIATOR_MAY_INVITE, Role
-from server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
-from server.state import app_state
-from server.tokens import InviteClaims
-from server.validation import Schema, validate
+from tiaojie.server import rooms
+from tiaojie.server.errors import TiaojieError, bad_request, forbidden
+from tiaojie.server.model import Room, new_id, now
+from tiaojie.server.roles import MEDIATOR_MAY_INVITE, Role
+from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from tiaojie.server.state import app_state
+from tiaojie.server.tokens import InviteClaims
+from tiaojie.server.validation import Schema, validate
 
 ROOM = "/api/rooms/{room_id:" + ID_PATTERN + "}"
 

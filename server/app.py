@@ -6,18 +6,18 @@ import logging
 
 from aiohttp import web
 
-from server import __version__, api, openapi, recording_api
-from server import web as web_client
-from server.agreements import Agreements
-from server.config import Settings
-from server.credentials import load_credentials
-from server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
-from server.media.ice import apply as apply_ice
-from server.recording import Recordings
-from server.signalling import Signalling
-from server.state import STATE, AppState
-from server.store import open_store
-from server.tokens import TokenSigner
+from tiaojie.server import __version__, api, openapi, recording_api
+from tiaojie.server import web as web_client
+from tiaojie.server.agreements import Agreements
+from tiaojie.server.config import Settings
+from tiaojie.server.credentials import load_credentials
+from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
+from tiaojie.server.media.ice import apply as apply_ice
+from tiaojie.server.recording import Recordings
+from tiaojie.server.signalling import Signalling
+from tiaojie.server.state import STATE, AppState
+from tiaojie.server.store import open_store
+from tiaojie.server.tokens import TokenSigner
 
 MAX_BODY_BYTES = 64 * 1024
 

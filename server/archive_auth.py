@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from server.errors import TiaojieError
+from tiaojie.server.errors import TiaojieError
 
 ARCHIVIST_PREFIX = "tja1"
 TICKET_PREFIX = "tjt1"

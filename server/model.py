@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from server.roles import Role
+from tiaojie.server.roles import Role
 
 
 class RoomStatus(StrEnum):

@@ -6,11 +6,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server import __version__
-from server.agreements import CODE_PATTERN
-from server.recording_api import openapi_paths as recording_paths
-from server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
-from server.validation import Schema
+from tiaojie import __version__
+from tiaojie.server.agreements import CODE_PATTERN
+from tiaojie.server.recording_api import openapi_paths as recording_paths
+from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from tiaojie.server.validation import Schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -15,13 +15,11 @@ The recorder process is supervised by the node that started it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import time
@@ -33,13 +31,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from recorder.manifest import ADDENDUM_KINDS, CHAIN_FILE, ChainWriter, read_entries
-from server import rooms
-from server.errors import TiaojieError
-from server.model import Room, now
-from server.roles import Role
-from server.store import RoomStore
-from server.tokens import InviteClaims, TokenSigner
+from tiaojie.archive.chain import ADDENDUM_KINDS, ChainWriter, key_id, read_entries
+from tiaojie.archive.keys import PRIVATE_FILE, keys_dir, load_or_create
+from tiaojie.archive.layout import CHAIN_FILE, SUMMARY_FILE, new_recording_id, save_summary
+from tiaojie.server import rooms
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.model import Room, now
+from tiaojie.server.roles import Role
+from tiaojie.server.store import RoomStore
+from tiaojie.server.tokens import InviteClaims, TokenSigner
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,9 @@ MAX_RESTARTS_PER_MINUTE = 10
 RECORDER_NAME = "录制 Recorder"
 RECORDER_LINK_SECONDS = 7 * 86400
 INDEX_FILE = "index.jsonl"
-
-
-def new_recording_id() -> str:
-    """`rec_` + 26 base32 characters (130 random bits): unguessable, safe in paths."""
-    return "rec_" + base64.b32encode(secrets.token_bytes(20)).decode().lower()[:26]
+#: The recorder process reads its link's token from this variable (tiaojie.recorder.cli),
+#: so the token is never on a command line.
+RECORDER_TOKEN_ENV = "TIAOJIE_RECORDER_TOKEN"
 
 
 @dataclass
@@ -91,9 +89,6 @@ class Recordings:
         self.signer = signer
         self.tsa_url = tsa_url
         self.processes: dict[str, RecorderProcess] = {}
-        from recorder.keys import keys_dir, load_or_create
-        from recorder.manifest import key_id
-
         #: The recorder key is made on first run, so its id can be printed at start.
         self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
         #: (room_id, event, data) -> emits to the room; set by Signalling.
@@ -179,14 +174,11 @@ class Recordings:
 
     # -- the process -------------------------------------------------------------------
     async def _launch(self, proc: RecorderProcess) -> None:
-        from recorder.cli import TOKEN_ENV
-        from recorder.keys import PRIVATE_FILE
-
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable,
             "-m",
-            "server",
+            "tiaojie",
             "record",
             "--server",
             self.local_url,
@@ -200,7 +192,7 @@ class Recordings:
         ]
         if self.tsa_url:
             command += ["--tsa-url", self.tsa_url]
-        env = {**os.environ, TOKEN_ENV: proc.token}
+        env = {**os.environ, RECORDER_TOKEN_ENV: proc.token}
         with (self.logs_dir / f"recorder-{proc.recording_id}.log").open("ab") as logfile:
             proc.process = await asyncio.create_subprocess_exec(
                 *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile
@@ -287,9 +279,6 @@ class Recordings:
         return True
 
     def _addendum(self, room_id: str, recording_id: str, event: dict[str, Any]) -> bool:
-        from recorder.keys import PRIVATE_FILE
-        from recorder.session import SUMMARY_FILE, save_summary
-
         if not any(
             e["recording_id"] == recording_id and e["room_id"] == room_id for e in self.index()
         ):

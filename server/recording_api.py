@@ -24,17 +24,18 @@ from typing import Any
 
 from aiohttp import web
 
-from server import rooms
-from server.agreements import CODE_PATTERN, PDF_FILE, AgreementStatus
-from server.api import ROOM, Caller, _bearer, _caller, _json, _room_for
-from server.archive_auth import ArchiveAuth
-from server.errors import TiaojieError, forbidden, not_found
-from server.model import now
-from server.recording import Recordings
-from server.recording import public as public_recording
-from server.roles import Role
-from server.schemas import ID_PATTERN, RECORDING_ID_PATTERN
-from server.state import app_state
+from tiaojie.archive.layout import RECORDING_ID_PATTERN
+from tiaojie.server import rooms
+from tiaojie.server.agreements import CODE_PATTERN, PDF_FILE, AgreementStatus
+from tiaojie.server.api import ROOM, Caller, _bearer, _caller, _json, _room_for
+from tiaojie.server.archive_auth import ArchiveAuth
+from tiaojie.server.errors import TiaojieError, forbidden, not_found
+from tiaojie.server.model import now
+from tiaojie.server.recording import Recordings
+from tiaojie.server.recording import public as public_recording
+from tiaojie.server.roles import Role
+from tiaojie.server.schemas import ID_PATTERN
+from tiaojie.server.state import app_state
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.errors import TiaojieError, forbidden, not_found
-from server.model import Invite, Participant, ParticipantStatus, Room, new_id, now
-from server.roles import LOBBY_ROLES, Role
-from server.tokens import InviteClaims
+from tiaojie.server.errors import TiaojieError, forbidden, not_found
+from tiaojie.server.model import Invite, Participant, ParticipantStatus, Room, new_id, now
+from tiaojie.server.roles import LOBBY_ROLES, Role
+from tiaojie.server.tokens import InviteClaims
 
 LOBBY_FACTOR = 4  # at most LOBBY_FACTOR x max_participants people wait in the lobby
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from server.roles import INVITABLE
-from server.validation import Schema
+from tiaojie.archive.layout import RECORDING_ID_PATTERN
+from tiaojie.server.roles import INVITABLE
+from tiaojie.server.validation import Schema
 
 ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
 SDP: Schema = {"type": "string", "minLength": 10, "maxLength": 60000}
-RECORDING_ID_PATTERN = r"rec_[a-z2-7]{26}"
 RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
@@ -110,7 +110,7 @@ def _text(limit: int, min_length: int = 0) -> Schema:
 
 
 def _agreement_events() -> dict[str, Schema]:
-    from signing import model as m
+    from tiaojie.signing import model as m
 
     fingerprint: Schema = {"type": "string", "pattern": "[0-9a-f]{64}"}
     party = _object(

@@ -17,18 +17,18 @@ from typing import Any
 
 import socketio
 
-from server import rooms
-from server.errors import TiaojieError, bad_request
-from server.media.ice import IceSettings
-from server.media.sfu import MediaPlane
-from server.model import Participant, ParticipantStatus, Room, now
-from server.recording import Recordings
-from server.recording import public as public_recording
-from server.roles import Role, may_send
-from server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
-from server.store import RoomStore
-from server.tokens import TokenSigner
-from server.validation import validate
+from tiaojie.server import rooms
+from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.media.ice import IceSettings
+from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.model import Participant, ParticipantStatus, Room, now
+from tiaojie.server.recording import Recordings
+from tiaojie.server.recording import public as public_recording
+from tiaojie.server.roles import Role, may_send
+from tiaojie.server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
+from tiaojie.server.store import RoomStore
+from tiaojie.server.tokens import TokenSigner
+from tiaojie.server.validation import validate
 
 log = logging.getLogger(__name__)
 

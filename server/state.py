@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from server.config import Settings
-from server.credentials import Credentials
-from server.store import RoomStore
-from server.tokens import TokenSigner
+from tiaojie.server.config import Settings
+from tiaojie.server.credentials import Credentials
+from tiaojie.server.store import RoomStore
+from tiaojie.server.tokens import TokenSigner
 
 if TYPE_CHECKING:
-    from server.recording import Recordings
-    from server.signalling import Signalling
+    from tiaojie.server.recording import Recordings
+    from tiaojie.server.signalling import Signalling
 
 
 @dataclass

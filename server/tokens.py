@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 
-from server.errors import TiaojieError
-from server.roles import Role
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.roles import Role
 
 PREFIX = "tj1"
 MAX_TOKEN_LENGTH = 512

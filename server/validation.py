@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from server.errors import bad_request
+from tiaojie.server.errors import bad_request
 
 Schema = dict[str, Any]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from aiohttp import web
 
-#: The web/ folder of the checkout; an installed copy (the container) sets TIAOJIE_WEB_DIR.
-WEB_DIR = Path(os.environ.get("TIAOJIE_WEB_DIR") or Path(__file__).resolve().parent.parent / "web")
+#: `tiaojie/web`: package data in a wheel, the checkout's web/ (by its link) when editable.
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -30,7 +29,9 @@ async def security_headers(request: web.Request, handler: web.RequestHandler) ->
 
 def add_routes(app: web.Application) -> None:
     if not (WEB_DIR / "join.html").is_file():
-        raise RuntimeError(f"the web client is missing: no {WEB_DIR}/join.html (TIAOJIE_WEB_DIR)")
+        raise RuntimeError(
+            f"the web client is missing: no {WEB_DIR}/join.html (the package is incomplete)"
+        )
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/recordings", _page("recordings.html"))

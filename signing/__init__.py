@@ -1,1 +1,2 @@
-"""Agreement PDF, PAdES signatures and the offline verifier (coming)."""
+"""The agreement: its model and text templates, the PDF/A-3B writer, the local CA and TSA,
+the PAdES signer (each Signer, then the OrganisationSeal) and the offline validator."""

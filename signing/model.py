@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from signing.templates import DEFAULT_LANGUAGE, TEMPLATES
+from tiaojie.signing.templates import DEFAULT_LANGUAGE, TEMPLATES
 
 PARTY_ROLES = ("applicant", "respondent")
 SIGNER_ROLES = ("applicant", "respondent", "mediator")

@@ -38,7 +38,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import SubsetMap, TTFFont
 
-from signing.model import (
+from tiaojie.signing.model import (
     FINGERPRINT_SHOWN,
     Agreement,
     SignerMark,
@@ -46,7 +46,7 @@ from signing.model import (
     fingerprint,
     role_label,
 )
-from signing.templates import TEMPLATES
+from tiaojie.signing.templates import TEMPLATES
 
 AGREEMENT_FILE = "agreement.json"
 FONT_FAMILY = "cjk"

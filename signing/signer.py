@@ -37,10 +37,10 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from signing.authority import Authority, PrivateKey, to_asn1_cert, to_asn1_key
-from signing.model import PARTY_ROLES, Agreement, SignerMark, fingerprint, role_label
-from signing.pdf import build_agreement_pdf
-from signing.tsa import KeepAliveTimeStamper, LocalTimeStamper, TimeStampAuthority
+from tiaojie.signing.authority import Authority, PrivateKey, to_asn1_cert, to_asn1_key
+from tiaojie.signing.model import PARTY_ROLES, Agreement, SignerMark, fingerprint, role_label
+from tiaojie.signing.pdf import build_agreement_pdf
+from tiaojie.signing.tsa import KeepAliveTimeStamper, LocalTimeStamper, TimeStampAuthority
 
 __all__ = ["SEAL_FIELD", "TIMESTAMP_FIELD", "Notary", "SignerMark", "field_name"]
 

@@ -38,7 +38,7 @@ from pyhanko.sign.general import as_signing_certificate
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
-from signing.authority import PrivateKey, to_asn1_cert
+from tiaojie.signing.authority import PrivateKey, to_asn1_cert
 
 # A policy identifier of our own: a UUID OID (2.25.x, ITU-T X.667), no registration needed.
 TSA_POLICY = "2.25.230408384165624473012938101917416389741"

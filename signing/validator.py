@@ -55,11 +55,12 @@ from pyhanko_certvalidator.context import CertValidationPolicySpec
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
 
-from recorder.manifest import CHAIN_FILE, GENESIS, entry_hash, read_entries
-from signing.authority import load_certificate, to_asn1_cert
-from signing.model import Agreement, canonical_text, fingerprint
-from signing.pdf import AGREEMENT_FILE
-from signing.signer import SEAL_FIELD, field_name
+from tiaojie.archive.chain import GENESIS, entry_hash, read_entries
+from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.signing.authority import load_certificate, to_asn1_cert
+from tiaojie.signing.model import Agreement, canonical_text, fingerprint
+from tiaojie.signing.pdf import AGREEMENT_FILE
+from tiaojie.signing.signer import SEAL_FIELD, field_name
 
 # The chain entry the server appends when it files a sealed agreement:
 #   {"type": "event", "event": {"kind": "agreement", "sha256": <sha256 of the PDF file>,

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from server.app import create_app
-from server.config import Settings
-from server.state import app_state
-from tests.signal_client import SignalClient
+from tests.support.signal_client import SignalClient
+from tiaojie.server.app import create_app
+from tiaojie.server.config import Settings
+from tiaojie.server.state import app_state
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
@@ -180,7 +180,7 @@ async def start_server(
 @pytest.fixture(scope="module")
 def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One headless Chromium per test module; yields its CDP endpoint."""
-    from tests.chromium import CHROMIUM, chromium_over_cdp
+    from tests.support.chromium import CHROMIUM, chromium_over_cdp
 
     if shutil.which(CHROMIUM) is None:
         pytest.fail("chromium is not installed: run `make test`, which installs it")

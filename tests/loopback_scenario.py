@@ -12,10 +12,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from client.media_file import FileSource
-from client.session import RoomClient
-from client.testmedia import make_test_mp4
 from tests.conftest import start_server
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 
 
 def hosts(sdp: str) -> list[str]:

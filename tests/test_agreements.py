@@ -28,10 +28,10 @@ import aiohttp
 import pytest
 from PIL import Image, ImageDraw
 
-from recorder.manifest import read_entries
-from server.agreements import AGREEMENTS, CODE_PATTERN, MAX_MARK_BYTES
 from tests.conftest import LiveServer
-from tests.signal_client import SignalClient
+from tests.support.signal_client import SignalClient
+from tiaojie.archive.chain import read_entries
+from tiaojie.server.agreements import AGREEMENTS, CODE_PATTERN, MAX_MARK_BYTES
 
 ID_NUMBER = "110101199003071234"
 FACTS = "申请人王五与被申请人李四系邻居，因楼上漏水损坏楼下天花板发生纠纷。"
@@ -166,8 +166,8 @@ async def wait_status(
 def shared_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The local CA, seal, TSA (signing/authority.py) and recorder keys (recorder/keys.py),
     generated once: RSA-3072 key generation is the slow part of a first seal."""
-    from recorder.keys import load_or_create as recorder_key
-    from signing.authority import Authority
+    from tiaojie.archive.keys import load_or_create as recorder_key
+    from tiaojie.signing.authority import Authority
 
     keys = tmp_path_factory.mktemp("keys")
     Authority.load_or_create(keys)
@@ -201,7 +201,7 @@ async def run(*command: str | Path) -> subprocess.CompletedProcess[str]:
 
 async def tiaojie_verify(path: Path, *extra: str | Path) -> subprocess.CompletedProcess[str]:
     """`tiaojie verify PATH ...` as an archivist runs it (its own process)."""
-    return await run(sys.executable, "-m", "server", "verify", path, *extra)
+    return await run(sys.executable, "-m", "tiaojie", "verify", path, *extra)
 
 
 async def pdf_text(pdf: Path) -> str:
@@ -228,7 +228,7 @@ async def attachments(pdf: Path, out: Path) -> dict[str, bytes]:
 
 async def verified(pdf: Path, ca: Path) -> Any:
     """signing.validator's report on `pdf`, asserted authentic."""
-    from signing.validator import verify_agreement
+    from tiaojie.signing.validator import verify_agreement
 
     report = await asyncio.to_thread(verify_agreement, pdf, ca)
     assert report.authentic, report.all_problems()
@@ -579,7 +579,7 @@ async def test_failed_seal_can_be_retried(live_server, keys) -> None:
 
 # -- REST and the public page -----------------------------------------------------------------
 async def test_status_page_download_and_forged_codes(live_server) -> None:
-    from server.archive_auth import ArchiveAuth
+    from tiaojie.server.archive_auth import ArchiveAuth
 
     srv = live_server
     r = await Room(srv).setup()
@@ -671,8 +671,8 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
 
 # -- the built-in TSA -------------------------------------------------------------------------
 async def test_builtin_tsa_answers_rfc3161_requests(live_server) -> None:
-    from signing.authority import load_certificate
-    from signing.tsa import request_timestamp, verify_timestamp
+    from tiaojie.signing.authority import load_certificate
+    from tiaojie.signing.tsa import request_timestamp, verify_timestamp
 
     token = await request_timestamp(f"{live_server.url}/tsa", b"chain head")
     ca = load_certificate(live_server.state.settings.data_dir / "keys" / "ca.cert.pem")

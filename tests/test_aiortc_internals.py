@@ -52,10 +52,10 @@ from aiortc.rtp import (
     wrap_rtx,
 )
 
-from client.media_file import FileSource
-from client.testmedia import make_test_mp4
-from server.media import aiortc_internals
-from server.media.aiortc_internals import (
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.aiortc_internals import (
     FrameAssembler,
     InternalsChanged,
     PassthroughQueue,
@@ -63,7 +63,7 @@ from server.media.aiortc_internals import (
     on_keyframe_request,
     send_pli,
 )
-from server.media.keyframes import h264_nal_types, is_keyframe
+from tiaojie.rtc.keyframes import h264_nal_types, is_keyframe
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_SSRC, RTX_SSRC, LOCAL_SSRC = 0x11111111, 0x22222222, 0x33333333

@@ -7,7 +7,7 @@ import re
 import aiohttp
 import pytest
 
-from server.openapi import build_spec
+from tiaojie.server.openapi import build_spec
 
 
 async def test_health(live_server):

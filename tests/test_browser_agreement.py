@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 
@@ -271,7 +271,7 @@ async def test_mediator_drafts_parties_sign_and_the_signed_pdf_appears(
     verify = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "server",
+        "tiaojie",
         "verify",
         str(pdf_path),
         "--trust",

@@ -18,7 +18,7 @@ import pytest
 import socketio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.browser
 

@@ -9,11 +9,11 @@ import aiortc.rtcrtpreceiver
 import pytest
 from playwright.async_api import expect
 
-from client.media_file import FileSource
-from client.session import RoomClient
-from client.testmedia import make_test_mp4
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.support.testmedia import make_test_mp4
 from tests.test_browser_join import open_page
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 
 pytestmark = pytest.mark.browser
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from recorder.manifest import read_entries
-from server.archive_auth import ArchiveAuth
+from tiaojie.archive.chain import read_entries
+from tiaojie.server.archive_auth import ArchiveAuth
 
 pytestmark = pytest.mark.browser
 

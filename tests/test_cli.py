@@ -87,8 +87,8 @@ def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
         second = _stop(process)
     assert token not in second and "admin_token" in second
     # The recorder key is made on first run, kept, and its id printed for archivists.
-    from recorder.keys import load_public
-    from recorder.manifest import key_id
+    from tiaojie.archive.chain import key_id
+    from tiaojie.archive.keys import load_public
 
     public = load_public(data / "keys" / "recorder_ed25519.pub.pem")
     assert stat.S_IMODE((data / "keys" / "recorder_ed25519.pem").stat().st_mode) == 0o600
@@ -136,7 +136,7 @@ def test_environment_variables_configure_serve(tmp_path):
 
 def test_python_dash_m_server_is_serve():
     out = subprocess.run(
-        [sys.executable, "-m", "server", "--help"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "tiaojie", "--help"], capture_output=True, text=True, timeout=30
     )
     assert out.returncode == 0 and "--public-url" in out.stdout and "--redis" in out.stdout
 
@@ -150,7 +150,7 @@ def test_bad_arguments_exit_with_usage(args):
 def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
     import asyncio
 
-    from tests.signal_client import SignalClient
+    from tests.support.signal_client import SignalClient
 
     data, port = tmp_path / "data", free_port()
     url = f"http://127.0.0.1:{port}"

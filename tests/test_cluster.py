@@ -46,8 +46,8 @@ async def test_recording_across_nodes(redis_url, tmp_path):
     seals and leaves, and the archive verifies."""
     import redis.asyncio
 
-    from recorder.manifest import read_entries
     from tests.test_recording import verify
+    from tiaojie.archive.chain import read_entries
 
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()

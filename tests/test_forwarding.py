@@ -12,14 +12,14 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from server.media.aiortc_internals import (
+from tiaojie.rtc.aiortc_internals import (
     MAX_PENDING_PACKETS,
     AssembledFrame,
     FrameAssembler,
     FrameBatch,
     PassthroughQueue,
 )
-from server.media.forwarding import MAX_QUEUED, ForwardTrack
+from tiaojie.server.media.forwarding import MAX_QUEUED, ForwardTrack
 
 SSRC = 0x1234
 

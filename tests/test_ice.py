@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from client.session import RoomClient
-from server.media.ice import parse_ice_servers
 from tests.conftest import start_server
+from tiaojie.client.session import RoomClient
+from tiaojie.server.media.ice import parse_ice_servers
 
 SERVERS = [
     {"urls": "stun:stun.example.org:3478"},
@@ -74,7 +74,7 @@ async def test_ice_servers_reach_clients(tmp_path):
 async def test_nat_address_replaces_host_candidates():
     from aiortc import RTCConfiguration, RTCPeerConnection
 
-    from server.media.ice import IceSettings, rewrite_candidates
+    from tiaojie.server.media.ice import IceSettings, rewrite_candidates
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("audio")

@@ -7,7 +7,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from server.media.keyframes import h264_nal_types, is_keyframe
+from tiaojie.rtc.keyframes import h264_nal_types, is_keyframe
 
 SC4 = b"\x00\x00\x00\x01"
 SC3 = b"\x00\x00\x01"

@@ -7,7 +7,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from recorder.manifest import (
+from tiaojie.archive.chain import (
     CHAIN_FILE,
     ChainWriter,
     entry_hash,

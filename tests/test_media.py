@@ -8,9 +8,9 @@ import time
 import av
 import pytest
 
-from client.media_file import FileSource
-from client.session import RoomClient
-from client.testmedia import make_test_mp4
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +155,7 @@ async def test_lobby_participant_gets_and_sends_no_media(live_server, test_mp4):
 async def test_new_subscriber_and_subscriber_pli_reach_the_publisher(live_server, test_mp4):
     """Keyframe requests go to the publisher's media SSRC: a new subscription asks for one,
     and a subscriber's own PLI is forwarded (rate-limited)."""
-    from server.media import aiortc_internals
+    from tiaojie.rtc import aiortc_internals
 
     room = await live_server.create_room(lobby=False)
     publisher = await join(live_server, room, "party", "P")
@@ -188,7 +188,7 @@ async def test_new_subscriber_and_subscriber_pli_reach_the_publisher(live_server
         await aiortc_internals.send_pli(receiver, ssrc)
         await eventually(lambda: len(requests) > before, timeout=5, what="forwarded PLI")
         # A burst of PLIs is rate-limited: at most one per PLI_INTERVAL reaches the publisher.
-        from server.media.sfu import PLI_INTERVAL
+        from tiaojie.server.media.sfu import PLI_INTERVAL
 
         before, started = len(requests), time.monotonic()
         for _ in range(40):

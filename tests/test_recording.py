@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from client.media_file import FileSource
-from client.session import RoomClient
-from client.testmedia import make_test_mp4
-from recorder.manifest import read_entries
+from tests.support.testmedia import make_test_mp4
 from tests.test_media import eventually
+from tiaojie.archive.chain import read_entries
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 
 FFPROBE = shutil.which("ffprobe")
 
@@ -68,7 +68,7 @@ def verify(directory: Path, data_dir: Path, *extra: str) -> subprocess.Completed
         [
             sys.executable,
             "-m",
-            "server",
+            "tiaojie",
             "verify",
             str(directory),
             "--trust",
@@ -328,7 +328,7 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
     """The archive holds H264 + Opus: a VP8 camera is noted in the chain, its sound kept."""
     from aiortc import RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
-    from client.session import h264_first
+    from tiaojie.client.session import h264_first
 
     room = await live_server.create_room(lobby=False)
     mediator = await join(live_server, room, "mediator", "调解员")

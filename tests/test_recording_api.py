@@ -9,13 +9,22 @@ import time
 
 import aiohttp
 
-from recorder.manifest import read_entries
-from server.archive_auth import ArchiveAuth
+from tiaojie.archive.chain import read_entries
+from tiaojie.server.archive_auth import ArchiveAuth
 
 
 def archivist_token(data_dir) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "server", "archivist-token", "--data", str(data_dir), "--days", "1"],
+        [
+            sys.executable,
+            "-m",
+            "tiaojie",
+            "archivist-token",
+            "--data",
+            str(data_dir),
+            "--days",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -237,10 +246,10 @@ async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_pa
 
     from aiohttp import web
 
-    from signing.authority import Authority
-    from signing.tsa import TimeStampAuthority, tsa_app
     from tests.conftest import free_port, start_server
     from tests.test_recording import verify
+    from tiaojie.signing.authority import Authority
+    from tiaojie.signing.tsa import TimeStampAuthority, tsa_app
 
     authority = Authority.load_or_create(tmp_path / "tsa-keys")
     runner = web.AppRunner(tsa_app(TimeStampAuthority(authority.tsa_key, authority.tsa_cert)))
@@ -311,7 +320,7 @@ async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(li
     # a forger appending some other event after the seal (and re-sealing) is caught
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    from recorder.manifest import ChainWriter
+    from tiaojie.archive.chain import ChainWriter
 
     key = load_pem_private_key((data_dir / "keys" / "recorder_ed25519.pem").read_bytes(), None)
     chain = ChainWriter(directory, rid, key)

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from server.model import now
-from server.roles import Role
-from server.tokens import InviteClaims
-from tests.signal_client import Refused
+from tests.support.signal_client import Refused
+from tiaojie.server.model import now
+from tiaojie.server.roles import Role
+from tiaojie.server.tokens import InviteClaims
 
 
 async def setup_room(srv, lobby: bool = True, **extra):
@@ -34,7 +34,7 @@ async def test_forged_expired_and_garbage_tokens_are_refused(room_server):
     prefix, _payload, mac = party["token"].split(".")
     # A payload changed to another role with the original MAC.
     forged_claims = InviteClaims(room["id"], Role.MEDIATOR, party["invite_id"], now() + 60)
-    from server.tokens import TokenSigner
+    from tiaojie.server.tokens import TokenSigner
 
     forged = TokenSigner(b"x" * 32).sign(forged_claims)  # signed with the wrong secret
     other_payload = forged.split(".")[1]

@@ -10,8 +10,8 @@ from pathlib import Path
 import av
 import pytest
 
-from client.testmedia import make_test_mp4, subscription_packets
-from recorder.segment import SegmentWriter
+from tests.support.testmedia import make_test_mp4, subscription_packets
+from tiaojie.recorder.segment import SegmentWriter
 
 SECONDS = 3.0
 

@@ -15,11 +15,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from recorder.manifest import CHAIN_FILE
-from signing.model import fingerprint
-from signing.signer import Notary
-from signing.tsa import TimeStampAuthority
-from signing.validator import verify_agreement, verify_agreement_cli
 from tests.test_signing_support import (
     STATUS_URL,
     http_tsa,
@@ -28,6 +23,11 @@ from tests.test_signing_support import (
     sample_agreement,
     sample_marks,
 )
+from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.signing.model import fingerprint
+from tiaojie.signing.signer import Notary
+from tiaojie.signing.tsa import TimeStampAuthority
+from tiaojie.signing.validator import verify_agreement, verify_agreement_cli
 
 RECORDING_ID = "rec_testsigning0000000000000000"
 

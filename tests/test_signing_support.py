@@ -19,10 +19,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, ImageDraw
 
-from recorder.manifest import ChainWriter
-from signing.authority import Authority
-from signing.model import Agreement, SignerMark, fingerprint
-from signing.tsa import TimeStampAuthority, tsa_app
+from tiaojie.archive.chain import ChainWriter
+from tiaojie.signing.authority import Authority
+from tiaojie.signing.model import Agreement, SignerMark, fingerprint
+from tiaojie.signing.tsa import TimeStampAuthority, tsa_app
 
 STATUS_URL = "https://mediation.example.org/a/K7Q2M9XW"
 TOOLS = {

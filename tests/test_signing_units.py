@@ -11,8 +11,9 @@ from asn1crypto import tsp
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from signing.authority import Authority
-from signing.model import (
+from tests.test_signing_support import http_tsa, mark_png, sample_agreement
+from tiaojie.signing.authority import Authority
+from tiaojie.signing.model import (
     MAX_TERMS,
     Agreement,
     Party,
@@ -20,8 +21,8 @@ from signing.model import (
     canonical_text,
     fingerprint,
 )
-from signing.pdf import FontMissing, find_font
-from signing.tsa import (
+from tiaojie.signing.pdf import FontMissing, find_font
+from tiaojie.signing.tsa import (
     LocalTimeStamper,
     TimeStampAuthority,
     TimestampError,
@@ -29,7 +30,6 @@ from signing.tsa import (
     token_from_response,
     verify_timestamp,
 )
-from tests.test_signing_support import http_tsa, mark_png, sample_agreement
 
 # -- model ---------------------------------------------------------------------------
 
@@ -134,7 +134,7 @@ def test_font_is_found_or_the_package_is_named(monkeypatch, tmp_path):
     with pytest.raises(FontMissing, match="no such font file"):
         find_font()
     monkeypatch.delenv("TIAOJIE_PDF_FONT")
-    monkeypatch.setattr("signing.pdf.FONT_CANDIDATES", ())
+    monkeypatch.setattr("tiaojie.signing.pdf.FONT_CANDIDATES", ())
     with pytest.raises(FontMissing, match="fonts-noto-cjk"):
         find_font()
 

@@ -1,4 +1,4 @@
-"""recorder.verify and `tiaojie verify`: real recordings, each kind of tampering caught.
+"""tiaojie.archive.verify and `tiaojie verify`: real recordings, each kind of tampering caught.
 
 Recordings are written as the recorder writes them (docs/ARCHIVE.md): real fMP4 segments
 from SegmentWriter, every init segment and fragment chained as written, events,
@@ -30,10 +30,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from client.testmedia import make_test_mp4, subscription_packets
-from recorder.manifest import CHAIN_FILE, ChainWriter, canonical, entry_hash, signed_statement
-from recorder.segment import SegmentWriter
-from recorder.verify import Report, VerifyError, cut_segment, verify_recording
+from tests.support.testmedia import make_test_mp4, subscription_packets
+from tiaojie.archive.chain import ChainWriter, canonical, entry_hash, signed_statement
+from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.archive.verify import Report, VerifyError, cut_segment, verify_recording
+from tiaojie.recorder.segment import SegmentWriter
 
 TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
 RECORDING = "rec_" + "A7" * 13

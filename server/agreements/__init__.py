@@ -29,9 +29,9 @@ Modules:
 - `http`: the REST routes, the status page and the built-in TSA.
 """
 
-from server.agreements.http import PDF_ROLES, AgreementRoutes
-from server.agreements.marks import MARK_PREFIX, MAX_MARK_BYTES, MAX_MARK_SIDE, decode_mark
-from server.agreements.rules import (
+from tiaojie.server.agreements.http import PDF_ROLES, AgreementRoutes
+from tiaojie.server.agreements.marks import MARK_PREFIX, MAX_MARK_BYTES, MAX_MARK_SIDE, decode_mark
+from tiaojie.server.agreements.rules import (
     STALE_SEALING_SECONDS,
     Change,
     draft,
@@ -42,8 +42,8 @@ from server.agreements.rules import (
     sealed,
     sign,
 )
-from server.agreements.service import AGREEMENTS, Agreements
-from server.agreements.state import (
+from tiaojie.server.agreements.service import AGREEMENTS, Agreements
+from tiaojie.server.agreements.state import (
     CODE_PATTERN,
     AgreementState,
     AgreementStatus,
@@ -51,7 +51,7 @@ from server.agreements.state import (
     get_state,
     new_code,
 )
-from server.agreements.storage import PDF_FILE
+from tiaojie.server.agreements.storage import PDF_FILE
 
 __all__ = [
     "AGREEMENTS",

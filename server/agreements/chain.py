@@ -14,7 +14,9 @@ from typing import Any
 
 from aiohttp import web
 
-from server.state import app_state
+from tiaojie.archive.chain import read_written
+from tiaojie.archive.layout import CHAIN_FILE, is_recording_id, recording_dir
+from tiaojie.server.state import app_state
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +34,10 @@ async def note(app: web.Application, room_id: str, kind: str, **fields: Any) -> 
 
 def read_chain(data_dir: str | Path, recording_id: str | None) -> bytes | None:
     """The recording's chain as written so far (complete lines only), if any."""
-    if not recording_id or not re.fullmatch(r"rec_[a-z2-7]{26}", recording_id):
+    if not is_recording_id(recording_id):
         return None
-    path = Path(data_dir) / "recordings" / recording_id / "chain.jsonl"
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    data = data[: data.rfind(b"\n") + 1]
-    return data or None
+    assert recording_id is not None
+    return read_written(recording_dir(Path(data_dir), recording_id) / CHAIN_FILE)
 
 
 def chain_head(data_dir: str | Path, recording_id: str | None) -> str | None:

@@ -12,14 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
-from server import agreement_page
-from server.agreements import storage
-from server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
-from server.api import _bearer
-from server.errors import TiaojieError, forbidden, not_found
-from server.model import Room, now
-from server.roles import Role
-from server.state import app_state
+from tiaojie.server import agreement_page
+from tiaojie.server.agreements import storage
+from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
+from tiaojie.server.api import _bearer
+from tiaojie.server.errors import TiaojieError, forbidden, not_found
+from tiaojie.server.model import Room, now
+from tiaojie.server.roles import Role
+from tiaojie.server.state import app_state
 
 #: Who may download the signed PDF with their own invite link.
 PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
@@ -130,8 +130,8 @@ class AgreementRoutes:
         """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
         party). Mounted only when no --tsa-url is configured."""
         if self._tsa is None:
-            from signing.authority import Authority
-            from signing.tsa import TimeStampAuthority, tsa_handler
+            from tiaojie.signing.authority import Authority
+            from tiaojie.signing.tsa import TimeStampAuthority, tsa_handler
 
             keys = Path(self._settings.data_dir) / "keys"
             loop = asyncio.get_running_loop()
@@ -143,7 +143,7 @@ class AgreementRoutes:
 
 def _archivist(app: web.Application, token: str) -> bool:
     """A genuine, unexpired archivist token (`tiaojie archivist-token`)."""
-    from server.archive_auth import ArchiveAuth
+    from tiaojie.server.archive_auth import ArchiveAuth
 
     if not ArchiveAuth.looks_like_archivist(token):
         return False

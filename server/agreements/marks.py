@@ -13,8 +13,8 @@ import hashlib
 import io
 from pathlib import Path
 
-from server.agreements.storage import mark_path, write_atomic
-from server.errors import TiaojieError, bad_request
+from tiaojie.server.agreements.storage import mark_path, write_atomic
+from tiaojie.server.errors import TiaojieError, bad_request
 
 #: The largest handwritten mark accepted (decoded PNG bytes).
 MAX_MARK_BYTES = 200 * 1024

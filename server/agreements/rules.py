@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.agreements.state import (
+from tiaojie.server.agreements.state import (
     AgreementState,
     AgreementStatus,
     Signature,
@@ -21,9 +21,9 @@ from server.agreements.state import (
     put_state,
     require_state,
 )
-from server.errors import TiaojieError, forbidden
-from server.model import Participant, Room
-from server.roles import Role
+from tiaojie.server.errors import TiaojieError, forbidden
+from tiaojie.server.model import Participant, Room
+from tiaojie.server.roles import Role
 
 #: A seal still "sealing" after this long was interrupted (server restart): retry allowed.
 STALE_SEALING_SECONDS = 300
@@ -31,7 +31,7 @@ STALE_SEALING_SECONDS = 300
 
 # -- the model (signing/model.py) ------------------------------------------------------------
 def _model(draft: dict[str, Any]) -> Any:
-    from signing.model import Agreement
+    from tiaojie.signing.model import Agreement
 
     try:
         return Agreement.from_dict(draft)
@@ -41,7 +41,7 @@ def _model(draft: dict[str, Any]) -> Any:
 
 def render(draft: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[str]]:
     """(normalised draft, canonical text, fingerprint, what is missing) of a draft."""
-    from signing.model import canonical_text
+    from tiaojie.signing.model import canonical_text
 
     agreement = _model(draft)
     text = canonical_text(agreement)

@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from server.agreements.chain import read_chain
-from server.agreements.marks import load_mark
-from server.agreements.state import AgreementState
-from server.errors import TiaojieError
-from server.state import app_state
+from tiaojie.server.agreements.chain import read_chain
+from tiaojie.server.agreements.marks import load_mark
+from tiaojie.server.agreements.state import AgreementState
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.state import app_state
 
 
 class Sealer:
@@ -60,7 +60,7 @@ class Sealer:
         run, generating) the local CA, seal and TSA keys takes a while, so in a thread."""
         async with self._notary_lock:
             if self._notary is None:
-                from signing.signer import Notary
+                from tiaojie.signing.signer import Notary
 
                 keys = Path(self._settings.data_dir) / "keys"
                 loop = asyncio.get_running_loop()
@@ -70,7 +70,7 @@ class Sealer:
 
     async def make_pdf(self, state: AgreementState, folder: Path) -> bytes:
         """The signed PDF of `state`, every mark read from the agreement's `folder`."""
-        from signing.model import Agreement, SignerMark
+        from tiaojie.signing.model import Agreement, SignerMark
 
         agreement = Agreement.from_dict(state.draft)
         marks = []

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from server.agreements import storage
-from server.agreements.chain import chain_head, note
-from server.agreements.http import AgreementRoutes
-from server.agreements.marks import decode_mark, store_mark
-from server.agreements.rules import (
+from tiaojie.server.agreements import storage
+from tiaojie.server.agreements.chain import chain_head, note
+from tiaojie.server.agreements.http import AgreementRoutes
+from tiaojie.server.agreements.marks import decode_mark, store_mark
+from tiaojie.server.agreements.rules import (
     Change,
     draft,
     finalize,
@@ -31,21 +31,21 @@ from server.agreements.rules import (
     sealed,
     sign,
 )
-from server.agreements.sealing import Sealer
-from server.agreements.state import (
+from tiaojie.server.agreements.sealing import Sealer
+from tiaojie.server.agreements.state import (
     AgreementState,
     AgreementStatus,
     get_state,
     new_code,
     require_state,
 )
-from server.agreements.storage import PDF_FILE, write_atomic
-from server.errors import TiaojieError
-from server.model import Participant, Room
-from server.state import app_state
+from tiaojie.server.agreements.storage import PDF_FILE, write_atomic
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.model import Participant, Room
+from tiaojie.server.state import app_state
 
 if TYPE_CHECKING:
-    from server.signalling import Signalling
+    from tiaojie.server.signalling import Signalling
 
 log = logging.getLogger(__name__)
 

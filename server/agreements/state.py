@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from server import agreement_page
-from server.errors import TiaojieError
-from server.model import Room
+from tiaojie.server import agreement_page
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.model import Room
 
 #: 32 URL-safe characters: 192 random bits.
 CODE_PATTERN = agreement_page.CODE_PATTERN

@@ -69,7 +69,7 @@ def is_local_address(ip: str) -> bool:
 
 def apply(ice: IceSettings) -> None:
     """Gather on the announced address itself when it is ours (127.0.0.1 included)."""
-    from server.media import aiortc_internals
+    from tiaojie.rtc import aiortc_internals
 
     local = ice.announce_ip is not None and is_local_address(ice.announce_ip)
     aiortc_internals.gather_only_on([ice.announce_ip] if local and ice.announce_ip else None)

@@ -30,11 +30,11 @@ from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
-from server.errors import TiaojieError, bad_request
-from server.media import aiortc_internals
-from server.media.forwarding import ForwardTrack
-from server.media.ice import IceSettings, rewrite_candidates
-from server.model import new_id
+from tiaojie.rtc import aiortc_internals
+from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.media.forwarding import ForwardTrack
+from tiaojie.server.media.ice import IceSettings, rewrite_candidates
+from tiaojie.server.model import new_id
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TypeVar
 
-from server.errors import not_found
-from server.model import Room
+from tiaojie.server.errors import not_found
+from tiaojie.server.model import Room
 
 T = TypeVar("T")
 

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import TypeVar
 
-from server.model import Room
-from server.store.base import RoomStore, room_not_found
+from tiaojie.server.model import Room
+from tiaojie.server.store.base import RoomStore, room_not_found
 
 T = TypeVar("T")
 

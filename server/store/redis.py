@@ -9,8 +9,8 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from server.model import Room
-from server.store.base import RoomStore, room_not_found
+from tiaojie.server.model import Room
+from tiaojie.server.store.base import RoomStore, room_not_found
 
 T = TypeVar("T")
 MAX_RETRIES = 50

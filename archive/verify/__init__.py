@@ -37,10 +37,10 @@ Modules:
 - `report`: `Finding`, `Report` and its parts, the JSON and text renderings.
 """
 
-from recorder.verify.boxes import Cut, cut_segment
-from recorder.verify.layout import VerifyError
-from recorder.verify.recording import verify_recording
-from recorder.verify.report import (
+from tiaojie.archive.verify.boxes import Cut, cut_segment
+from tiaojie.archive.verify.layout import VerifyError
+from tiaojie.archive.verify.recording import verify_recording
+from tiaojie.archive.verify.report import (
     Finding,
     GapReport,
     Report,
@@ -48,7 +48,7 @@ from recorder.verify.report import (
     TimestampReport,
     render_text,
 )
-from recorder.verify.trust import load_certificates, load_public_key
+from tiaojie.archive.verify.trust import load_certificates, load_public_key
 
 __all__ = [
     "Cut",

@@ -21,9 +21,8 @@ from typing import Any, TypeVar
 from asn1crypto import cms, pem, tsp
 from asn1crypto import x509 as asn1_x509
 
-from recorder.manifest import CHAIN_FILE
-from recorder.verify.layout import SEAL_TIMESTAMP_FILE
-from recorder.verify.report import Finding, TimestampReport
+from tiaojie.archive.layout import CHAIN_FILE, SEAL_TIMESTAMP_FILE
+from tiaojie.archive.verify.report import Finding, TimestampReport
 
 T = TypeVar("T")
 

@@ -13,7 +13,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from recorder.verify.layout import VerifyError
+from tiaojie.archive.verify.layout import VerifyError
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:

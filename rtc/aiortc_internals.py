@@ -40,7 +40,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
-from server.media.keyframes import is_keyframe
+from tiaojie.rtc.keyframes import is_keyframe
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from recorder.manifest import CHAIN_FILE
+from tiaojie.archive.layout import CHAIN_FILE, SEGMENTS_DIR
 
-PUBLIC_KEY_FILE = "recorder.pub.pem"
-SUMMARY_FILE = "recording.json"
-SEAL_TIMESTAMP_FILE = "seal.tsr"
-SEGMENTS_DIR = "segments"
-SEGMENT_PATH = re.compile(r"segments/[^/\\]+")
 _SEGMENT_NUMBER = re.compile(r"(\d+)-")
 
 

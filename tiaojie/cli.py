@@ -13,9 +13,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import __version__
-from server.config import Settings, add_serve_arguments, settings_from_args
-from server.credentials import ADMIN_TOKEN_FILE
+from tiaojie import __version__
+from tiaojie.server.config import Settings, add_serve_arguments, settings_from_args
+from tiaojie.server.credentials import ADMIN_TOKEN_FILE
 
 
 def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str = "") -> str:
@@ -40,8 +40,8 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
 
 
 def serve(args: argparse.Namespace) -> int:
-    from server.app import create_app
-    from server.state import app_state
+    from tiaojie.server.app import create_app
+    from tiaojie.server.state import app_state
 
     settings = settings_from_args(args)
     logging.basicConfig(
@@ -59,7 +59,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         # The local CA, organisation seal and TSA keys: made on first run (a few seconds),
         # so the first agreement does not wait for them. Tests skip this (create_app).
-        from signing.authority import Authority
+        from tiaojie.signing.authority import Authority
 
         Authority.load_or_create(settings.data_dir / "keys")
     except OSError as error:
@@ -138,8 +138,8 @@ def new_room(args: argparse.Namespace) -> int:
 def bot(args: argparse.Namespace) -> int:
     import asyncio
 
-    from client.bot import run_bot
-    from client.session import parse_link
+    from tiaojie.client.bot import run_bot
+    from tiaojie.client.session import parse_link
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
@@ -155,8 +155,8 @@ def bot(args: argparse.Namespace) -> int:
 
 
 def archivist_token(args: argparse.Namespace) -> int:
-    from server.archive_auth import ArchiveAuth
-    from server.credentials import load_credentials
+    from tiaojie.server.archive_auth import ArchiveAuth
+    from tiaojie.server.credentials import load_credentials
 
     if not 1 <= args.days <= 3660:
         print("tiaojie: --days must be between 1 and 3660", file=sys.stderr)
@@ -174,7 +174,7 @@ def verify(args: argparse.Namespace) -> int:
     """An agreement PDF (signing/) or a recording folder / segment MP4 (recorder/)."""
     if args.path.suffix.lower() == ".pdf":
         try:
-            from signing.validator import verify_agreement_cli
+            from tiaojie.signing.validator import verify_agreement_cli
         except ImportError as error:
             print(f"tiaojie verify: cannot verify PDFs here: {error}", file=sys.stderr)
             return 2
@@ -182,7 +182,7 @@ def verify(args: argparse.Namespace) -> int:
     if args.recording is not None:
         print("tiaojie verify: --recording is for an agreement PDF", file=sys.stderr)
         return 2
-    from recorder.verify_cli import verify_recording_cli
+    from tiaojie.archive.verify.cli import verify_recording_cli
 
     return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json)
 
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")
     check.set_defaults(run=verify)
 
-    from recorder.cli import add_arguments as add_record_arguments
+    from tiaojie.recorder.cli import add_arguments as add_record_arguments
 
     record = commands.add_parser(
         "record", help="record a room (the server starts this itself; see docs/ARCHIVE.md)"
@@ -263,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     archivist.set_defaults(run=archivist_token)
     return parser
+
+
+def command_names() -> set[str]:
+    """The subcommands `tiaojie` knows (serve, new-room, record, verify, ...)."""
+    parser = build_parser()
+    return {
+        name
+        for action in parser._actions  # argparse has no public accessor
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

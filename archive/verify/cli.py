@@ -1,4 +1,4 @@
-"""`tiaojie verify RECORDING`: the command-line face of recorder.verify.
+"""`tiaojie verify RECORDING`: the command-line face of tiaojie.archive.verify.
 
 Exit codes: 0 authentic, 1 not authentic, 2 could not run (message on stderr; with
 `--json`, stdout also gets `{"authentic": false, "error": ...}` so a machine always reads
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from recorder.verify import VerifyError, load_certificates, load_public_key, verify_recording
+from tiaojie.archive.verify import VerifyError, load_certificates, load_public_key, verify_recording
 
 
 def verify_recording_cli(

@@ -9,10 +9,11 @@ are reported as lost in the Gap, not as tampering.
 
 from __future__ import annotations
 
-from recorder.verify.boxes import Cut, hash_files
-from recorder.verify.chain_check import ChainView, Range
-from recorder.verify.layout import SEGMENTS_DIR, segment_number
-from recorder.verify.report import Finding, SegmentReport, byte_range, iso, part_name
+from tiaojie.archive.layout import SEGMENTS_DIR
+from tiaojie.archive.verify.boxes import Cut, hash_files
+from tiaojie.archive.verify.chain_check import ChainView, Range
+from tiaojie.archive.verify.layout import segment_number
+from tiaojie.archive.verify.report import Finding, SegmentReport, byte_range, iso, part_name
 
 MAX_ALTERED_PER_SEGMENT = 10
 

@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from recorder.manifest import (
+from tiaojie.archive.chain import (
     ADDENDUM_KINDS,
     CHAIN_FILE,
     ENTRY_TYPES,
@@ -28,8 +28,8 @@ from recorder.manifest import (
     signed_statement,
     verify_entries,
 )
-from recorder.verify.layout import SEGMENT_PATH, SEGMENTS_DIR
-from recorder.verify.report import Finding, GapReport, iso
+from tiaojie.archive.layout import SEGMENT_PATH, SEGMENTS_DIR
+from tiaojie.archive.verify.report import Finding, GapReport, iso
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 

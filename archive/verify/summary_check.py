@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recorder.verify.chain_check import Range
-from recorder.verify.layout import SUMMARY_FILE
-from recorder.verify.report import Finding
+from tiaojie.archive.layout import SUMMARY_FILE
+from tiaojie.archive.verify.chain_check import Range
+from tiaojie.archive.verify.report import Finding
 
 
 def read_summary(folder: Path, warnings: list[Finding]) -> dict[str, Any] | None:

@@ -14,14 +14,15 @@ from pathlib import Path
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from recorder.manifest import CHAIN_FILE, SIGNED_TYPES, key_id, read_entries
-from recorder.verify.chain_check import check_chain, choose_recording_id, index_chain
-from recorder.verify.layout import PUBLIC_KEY_FILE, VerifyError, locate
-from recorder.verify.report import Finding, Report, iso
-from recorder.verify.segments_check import check_segments
-from recorder.verify.summary_check import check_summary, read_summary, summary_id
-from recorder.verify.timestamp_check import check_timestamp
-from recorder.verify.trust import load_public_key
+from tiaojie.archive.chain import SIGNED_TYPES, key_id, read_entries
+from tiaojie.archive.layout import CHAIN_FILE, PUBLIC_KEY_FILE
+from tiaojie.archive.verify.chain_check import check_chain, choose_recording_id, index_chain
+from tiaojie.archive.verify.layout import VerifyError, locate
+from tiaojie.archive.verify.report import Finding, Report, iso
+from tiaojie.archive.verify.segments_check import check_segments
+from tiaojie.archive.verify.summary_check import check_summary, read_summary, summary_id
+from tiaojie.archive.verify.timestamp_check import check_timestamp
+from tiaojie.archive.verify.trust import load_public_key
 
 
 def verify_recording(

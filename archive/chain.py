@@ -37,13 +37,24 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tiaojie.archive.layout import CHAIN_FILE
+
 GENESIS = "0" * 64
-CHAIN_FILE = "chain.jsonl"
 ENTRY_TYPES = frozenset({"init", "fragment", "event", "gap", "checkpoint", "seal"})
 SIGNED_TYPES = frozenset({"checkpoint", "seal", "gap"})
 #: Event kinds that may follow a seal, each addendum closed by a new seal (reason
 #: "addendum"): the signed agreement PDF of a session whose recording had already stopped.
 ADDENDUM_KINDS = frozenset({"agreement"})
+
+
+def read_written(path: Path) -> bytes | None:
+    """A Chain as written so far: its complete lines only (the last may be in flight)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    data = data[: data.rfind(b"\n") + 1]
+    return data or None
 
 
 def canonical(data: dict[str, Any]) -> bytes:

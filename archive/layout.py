@@ -1,0 +1,66 @@
+"""The archive's layout, in one place: the folders under the data directory, the files of a
+Recording folder and how a Recording is named (docs/ARCHIVE.md).
+
+    DATA/keys/                      the recorder key, the local CA, seal and TSA keys
+    DATA/recordings/<recording id>/
+        chain.jsonl                 the Chain (tiaojie.archive.chain)
+        recording.json              the recorder's summary (written atomically)
+        recorder.pub.pem            the public key that signed the Chain
+        seal.tsr                    RFC 3161 timestamp of the Seal, when a TSA is set
+        segments/NNNN-<participant>-<camera|screen>.mp4
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+KEYS_DIR = "keys"
+RECORDINGS_DIR = "recordings"
+
+CHAIN_FILE = "chain.jsonl"
+SUMMARY_FILE = "recording.json"
+PUBLIC_KEY_FILE = "recorder.pub.pem"
+SEAL_TIMESTAMP_FILE = "seal.tsr"
+SEGMENTS_DIR = "segments"
+#: The files of a Recording folder besides its Segments.
+RECORDING_FILES = frozenset({SUMMARY_FILE, CHAIN_FILE, PUBLIC_KEY_FILE, SEAL_TIMESTAMP_FILE})
+SEGMENT_PATH = re.compile(r"segments/[^/\\]+")
+#: A Segment's file name, as `segment_name` makes it.
+SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.mp4")
+
+#: `rec_` and 26 base32 letters (130 bits): unguessable, and safe as a folder name.
+RECORDING_ID_PATTERN = r"rec_[a-z2-7]{26}"
+_RECORDING_ID = re.compile(RECORDING_ID_PATTERN)
+
+
+def new_recording_id() -> str:
+    return "rec_" + base64.b32encode(secrets.token_bytes(20)).decode().lower()[:26]
+
+
+def is_recording_id(value: object) -> bool:
+    return isinstance(value, str) and _RECORDING_ID.fullmatch(value) is not None
+
+
+def recording_dir(data_dir: Path, recording_id: str) -> Path:
+    """The folder of a Recording; refuses anything that is not a recording id."""
+    if not is_recording_id(recording_id):
+        raise ValueError("not a recording id")
+    return Path(data_dir) / RECORDINGS_DIR / recording_id
+
+
+def segment_name(number: int, participant_id: str, group: str) -> str:
+    return f"{number:04d}-{participant_id}-{group}.mp4"
+
+
+def save_summary(directory: Path, summary: dict[str, Any]) -> None:
+    """Write recording.json atomically (a reader never sees half of it)."""
+    path = directory / SUMMARY_FILE
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    os.replace(temporary, path)
