@@ -25,7 +25,7 @@ class PacketTrack(MediaStreamTrack):
         self.queue: asyncio.Queue[av.Packet | None] = asyncio.Queue(maxsize=50)
         self.sent = 0
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         packet = await self.queue.get()
         if packet is None:
             self.stop()
@@ -92,7 +92,7 @@ class FileSource:
                 kind = packet.stream.type
                 out = annexb.filter(packet) if kind == "video" and annexb else [packet]
                 for p in out:
-                    assert p.time_base is not None
+                    assert p.time_base is not None and p.pts is not None
                     seconds = float(p.pts * p.time_base) + offset
                     last = max(
                         last, float(p.pts * p.time_base) + float((p.duration or 0) * p.time_base)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -24,13 +25,13 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tiaojie.client.media_file import FileSource
 from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.codecs import h264_first
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,6 @@ class Subscription:
     first_at: float | None = None
     last_at: float | None = None
     on_packet: list[Callable[[Subscription, av.Packet], None]] = field(default_factory=list)
-
-
-def h264_first(kind: str) -> list[Any]:
-    codecs = RTCRtpSender.getCapabilities(kind).codecs
-    if kind != "video":
-        return [c for c in codecs if c.mimeType.lower() == "audio/opus"]
-    h264 = [
-        c
-        for c in codecs
-        if c.mimeType == "video/H264" and str(c.parameters.get("packetization-mode")) == "1"
-    ]
-    rtx = [c for c in codecs if c.mimeType == "video/rtx"]
-    return h264 + rtx
 
 
 class RoomClient:
@@ -268,9 +256,8 @@ class RoomClient:
                     transceiver.receiver, rate
                 )
                 if self.direct_delivery:
-                    mid = transceiver.mid
                     aiortc_internals.deliver_directly(
-                        transceiver.receiver, lambda packet, mid=mid: self._deliver(mid, packet)
+                        transceiver.receiver, functools.partial(self._deliver, transceiver.mid)
                     )
                 else:
                     self._spawn(self._consume(transceiver.mid, track))
@@ -281,6 +268,7 @@ class RoomClient:
                 packet = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(packet, av.Packet)  # the pass-through receiver never decodes
             self._deliver(mid, packet)
 
     def _deliver(self, mid: str, packet: av.Packet) -> None:

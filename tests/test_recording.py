@@ -328,7 +328,7 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
     """The archive holds H264 + Opus: a VP8 camera is noted in the chain, its sound kept."""
     from aiortc import RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
-    from tiaojie.client.session import h264_first
+    from tiaojie.rtc.codecs import h264_first
 
     room = await live_server.create_room(lobby=False)
     mediator = await join(live_server, room, "mediator", "调解员")

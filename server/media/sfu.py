@@ -21,7 +21,6 @@ from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpReceiver,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -31,6 +30,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.codecs import codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import IceSettings, rewrite_candidates
@@ -310,7 +310,7 @@ class Peer:
         assert self.subscriber is not None
         track = ForwardTrack(publication.kind)
         transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(_capabilities(publication.kind, publication.codec))
+        transceiver.setCodecPreferences(codec_preferences(publication.kind, publication.codec))
         slot = Slot(transceiver, track, publication.kind, publication.codec)
         track.on_keyframe_needed = slot.keyframe_needed
         aiortc_internals.on_keyframe_request(transceiver.sender, slot.keyframe_needed)
@@ -487,15 +487,3 @@ def _first_codecs(sdp: str) -> dict[str, str]:
         for m in description.media
         if m.rtp.codecs and m.rtp.muxId
     }
-
-
-def _capabilities(kind: str, codec: str) -> list[Any]:
-    codecs = RTCRtpSender.getCapabilities(kind).codecs
-    chosen = [
-        c
-        for c in codecs
-        if c.mimeType.lower() == codec.lower()
-        and c.parameters.get("packetization-mode", "1") in ("1", 1)
-    ]
-    rtx = [c for c in codecs if c.mimeType.lower() == f"{kind}/rtx"]
-    return chosen + rtx
