@@ -101,3 +101,12 @@ def summary_recording_id(summary: dict[str, Any] | None) -> str | None:
     if summary is None:
         return None
     return next((summary[k] for k in SUMMARY_ID_KEYS if isinstance(summary.get(k), str)), None)
+
+
+def folder_recording_id(directory: Path) -> str:
+    """The recording id a Recording folder holds: its summary's, else the folder's name."""
+    try:
+        summary = load_summary(directory)
+    except ValueError:
+        summary = None
+    return summary_recording_id(summary) or Path(directory).resolve().name

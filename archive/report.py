@@ -221,13 +221,9 @@ class Findings:
         self.items.append(finding)
         return finding
 
-    @property
-    def problems(self) -> list[Finding]:
-        return [f for f in self.items if f.severity is Severity.PROBLEM]
 
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.items if f.severity is Severity.WARNING]
+def of_severity(findings: list[Finding], severity: Severity) -> list[Finding]:
+    return [f for f in findings if f.severity is severity]
 
 
 def envelope(
@@ -245,8 +241,8 @@ def envelope(
         "authentic": verdict.authentic,
         "result": verdict.words,
         "error": error,
-        "problems": [f.to_dict() for f in findings if f.severity is Severity.PROBLEM],
-        "warnings": [f.to_dict() for f in findings if f.severity is Severity.WARNING],
+        "problems": [f.to_dict() for f in of_severity(findings, Severity.PROBLEM)],
+        "warnings": [f.to_dict() for f in of_severity(findings, Severity.WARNING)],
     }
 
 
@@ -261,11 +257,11 @@ class VerificationReport:
 
     @property
     def problems(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.PROBLEM]
+        return of_severity(self.findings, Severity.PROBLEM)
 
     @property
     def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity is Severity.WARNING]
+        return of_severity(self.findings, Severity.WARNING)
 
     @property
     def verdict(self) -> Verdict:

@@ -95,7 +95,8 @@ class Party:
         unknown = set(d) - {"name", "role", "id_number"}
         if unknown:
             raise ValueError(f"unknown party field(s): {', '.join(sorted(unknown))}")
-        return cls(name=d.get("name"), role=d.get("role"), id_number=d.get("id_number"))
+        values: dict[str, Any] = {k: d.get(k) for k in ("name", "role", "id_number")}
+        return cls(**values)  # the constructor checks each value
 
 
 @dataclass(kw_only=True)
