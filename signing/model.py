@@ -256,7 +256,7 @@ class SignerMark:
     """One signer's consent: who, as what, when, their handwritten mark, which text.
 
     `fingerprint` is the fingerprint of the text version the signer read and consented
-    to; sealing refuses a mark whose fingerprint is not the agreement's current one.
+    to; Notary.sign_agreement refuses a mark whose fingerprint is not the current one.
     """
 
     name: str

@@ -6,7 +6,7 @@ the text's fingerprint, and a QR code to the agreement's public status page. It 
 as PDF/A-3 associated files with AFRelationship Source:
 
 * the recording manifest (`chain.jsonl` or whatever name is given): the recording's
-  hash chain as it stood when the agreement was sealed;
+  hash chain as it stood when the agreement was signed;
 * `agreement.json`: the agreement's fields, its canonical text and fingerprint, and each
   signer's name, role, time, fingerprint and the sha256 of their mark (see
   `AGREEMENT_FILE`): what the verifier recomputes the text and fingerprint from.
@@ -417,7 +417,7 @@ def build_agreement_pdf(
             associated_file_relationship="Source",
             compress=True,
             desc="Recording manifest: the hash chain of the recording this agreement was "
-            "reached in, as it stood when the agreement was sealed",
+            "reached in, as it stood when the agreement was signed",
         )
     record = agreement_record(agreement, marks, status_url, manifest, manifest_name)
     pdf.embed_file(

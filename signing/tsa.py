@@ -263,8 +263,8 @@ class KeepAliveTimeStamper(TimeStamper):
     """A pyhanko TimeStamper for a TSA over HTTP(S) that keeps its connection open.
 
     pyhanko's own HTTP client opens a new session (and connection) for every token, in a
-    new event loop per signature; sealing an agreement takes five tokens. This one keeps
-    one blocking keep-alive connection per thread (sealing runs in worker threads).
+    new event loop per signature; signing an agreement takes five tokens. This one keeps
+    one blocking keep-alive connection per thread (signing runs in worker threads).
     """
 
     def __init__(self, url: str, timeout: float = REQUEST_TIMEOUT) -> None:
