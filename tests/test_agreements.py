@@ -457,12 +457,12 @@ async def test_signing_rules_and_sealing(live_server, keys, tmp_path) -> None:
     # The real sealed PDF: valid at B-LTA, trusted by the server's CA; signed by the
     # parties in order, then the mediator (event certificates naming each), then the seal.
     report = await verified(pdf_path, keys / "ca.cert.pem")
-    assert [(s.field, s.kind, s.name, s.role) for s in report.signatures[:3]] == [
+    assert [(s.field_name, s.kind, s.name, s.role) for s in report.signatures[:3]] == [
         ("sig1_applicant", "signer", "王五", "applicant"),
         ("sig2_respondent", "signer", "李四", "respondent"),
         ("sig3_mediator", "signer", "张调解员", "mediator"),
     ]
-    assert [s.kind for s in report.signatures[3:]] == ["seal", "document timestamp"]
+    assert [s.kind for s in report.signatures[3:]] == ["organisation seal", "document timestamp"]
     # ... bound to the final text, which nobody recorded.
     assert report.fingerprint == fp and report.case_number == CASE_NUMBER
     assert (report.recording_id, report.chain_head, report.manifest) == (None, None, None)
