@@ -1,4 +1,7 @@
-"""The recording manifest: the hash chain format shared by the recorder and the verifier.
+"""The Chain: its format, `ChainWriter` (the recorder's and the server's addendum writer),
+the readers (`read_written`, `parse_entries`, `read_entries`) and the checks of its links
+(`verify_links`) and signatures (`verify_entries`), whose problems are coded `Finding`s
+(tiaojie.archive.report). The recording verifier and the agreement verifier read it here.
 
 A recording's `chain.jsonl` holds one entry per line. Each entry is a JSON object with
 `seq` (0, 1, 2, ...), `type`, `time` (Unix seconds, wall clock), `prev` (the previous
@@ -18,7 +21,8 @@ where canonical() is JSON with sorted keys, no spaces, UTF-8. Entry types:
   seal is the last entry of a finished recording; only an addendum (ADDENDUM_KINDS
   events, then a new seal) may follow it.
 
-Nothing here reads media: the verifier recomputes fragment hashes from the segment files.
+Nothing here reads media: the verifier recomputes Fragment hashes from the Segment files.
+An agreement PDF embeds a Chain's first lines as its recording manifest.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.archive.report import Finding, Findings, Problem
 
 GENESIS = "0" * 64
 ENTRY_TYPES = frozenset({"init", "fragment", "event", "gap", "checkpoint", "seal"})
@@ -152,59 +157,86 @@ class ChainWriter:
             self._file = None
 
 
-@dataclass
-class Problem:
-    seq: int | None
-    reason: str
+def parse_entries(data: bytes) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """The entries of a Chain's bytes, and a problem for each line that is not a complete
+    JSON line (an incomplete last line ends the reading)."""
+    entries: list[dict[str, Any]] = []
+    found = Findings()
+    *lines, tail = data.split(b"\n")
+    for number, line in enumerate(lines):
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            found.problem(Problem.CHAIN_LINE_NOT_JSON, f"line {number + 1} is not JSON")
+    if tail:
+        found.problem(
+            Problem.CHAIN_LINE_INCOMPLETE, f"line {len(lines) + 1} is incomplete (truncated)"
+        )
+    return entries, found.items
 
 
-def read_entries(path: Path) -> tuple[list[dict[str, Any]], list[Problem]]:
-    entries, problems = [], []
-    with path.open("rb") as f:
-        for number, line in enumerate(f):
-            if not line.endswith(b"\n"):
-                problems.append(Problem(None, f"line {number + 1} is incomplete (truncated)"))
-                break
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                problems.append(Problem(None, f"line {number + 1} is not JSON"))
-    return entries, problems
+def read_entries(path: Path) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """The entries of the Chain file at `path` (see `parse_entries`); OSError if unreadable."""
+    return parse_entries(path.read_bytes())
+
+
+def verify_links(entries: Iterable[dict[str, Any]]) -> list[Finding]:
+    """Sequence numbers, links and hashes of a Chain (not its signatures, not the media
+    bytes); stops at the first problem."""
+    return _verify(entries, None)
 
 
 def verify_entries(
     entries: Iterable[dict[str, Any]], recording: str, trusted: Ed25519PublicKey
-) -> list[Problem]:
-    """Links, hashes, sequence numbers and signatures of a chain (not the media bytes)."""
-    problems: list[Problem] = []
+) -> list[Finding]:
+    """Sequence numbers, links, hashes and signatures of a Chain (not the media bytes);
+    stops at the first problem."""
+    return _verify(entries, (recording, trusted))
+
+
+def _verify(
+    entries: Iterable[dict[str, Any]], signed_by: tuple[str, Ed25519PublicKey] | None
+) -> list[Finding]:
+    found = Findings()
     prev, expected_seq = GENESIS, 0
-    trusted_id = key_id(trusted)
+    trusted_id = key_id(signed_by[1]) if signed_by is not None else None
     for entry in entries:
         seq = entry.get("seq")
         if seq != expected_seq:
-            problems.append(
-                Problem(
-                    seq,
-                    f"expected entry {expected_seq} here, found {seq} "
-                    "(entries removed, added or reordered)",
-                )
+            found.problem(
+                Problem.ENTRY_OUT_OF_SEQUENCE,
+                f"expected entry {expected_seq} here, found {seq} "
+                "(entries removed, added or reordered)",
+                seq=seq,
             )
             break
         if entry.get("prev") != prev:
-            problems.append(Problem(seq, "does not link to the previous entry"))
+            found.problem(Problem.ENTRY_UNLINKED, "does not link to the previous entry", seq=seq)
             break
         if entry.get("hash") != entry_hash(entry):
-            problems.append(Problem(seq, "its hash does not match its content (edited)"))
+            found.problem(
+                Problem.ENTRY_HASH_MISMATCH, "its hash does not match its content (edited)", seq=seq
+            )
             break
-        if entry.get("type") in SIGNED_TYPES:
-            signature = base64.b64decode(entry.get("signature", ""))
-            if entry.get("key_id") != trusted_id or entry.get("head") != prev:
-                problems.append(Problem(seq, "signed by an untrusted key or over another head"))
+        if signed_by is not None and entry.get("type") in SIGNED_TYPES:
+            recording, trusted = signed_by
+            if entry.get("key_id") != trusted_id:
+                found.problem(Problem.SIGNATURE_WRONG_KEY, "signed by an untrusted key", seq=seq)
+                break
+            if entry.get("head") != prev:
+                found.problem(Problem.SIGNATURE_WRONG_HEAD, "signed over another head", seq=seq)
                 break
             try:
-                trusted.verify(signature, signed_statement(recording, seq, prev))
-            except InvalidSignature:
-                problems.append(Problem(seq, "signature is not valid (forged or edited)"))
+                trusted.verify(
+                    base64.b64decode(entry.get("signature", "")),
+                    signed_statement(recording, seq, prev),
+                )
+            except (InvalidSignature, ValueError):
+                found.problem(
+                    Problem.SIGNATURE_INVALID,
+                    "signature is not valid (forged or edited)",
+                    seq=seq,
+                )
                 break
         prev, expected_seq = entry["hash"], expected_seq + 1
-    return problems
+    return found.items

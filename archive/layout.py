@@ -1,7 +1,9 @@
 """The archive's layout, in one place: the folders under the data directory, the files of a
-Recording folder and how a Recording is named (docs/ARCHIVE.md).
+Recording folder, how a Recording and its Segments are named, and the summary
+(`recording.json`: written atomically by `save_summary`, read by `load_summary`);
+docs/ARCHIVE.md.
 
-    DATA/keys/                      the recorder key, the local CA, seal and TSA keys
+    DATA/keys/                      the recorder key; the local CA, organisation seal, TSA keys
     DATA/recordings/<recording id>/
         chain.jsonl                 the Chain (tiaojie.archive.chain)
         recording.json              the recorder's summary (written atomically)
@@ -33,6 +35,9 @@ RECORDING_FILES = frozenset({SUMMARY_FILE, CHAIN_FILE, PUBLIC_KEY_FILE, SEAL_TIM
 SEGMENT_PATH = re.compile(r"segments/[^/\\]+")
 #: A Segment's file name, as `segment_name` makes it.
 SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.mp4")
+_SEGMENT_NUMBER = re.compile(r"(\d+)-")
+#: The keys under which a summary names its Recording (the recorder writes the first).
+SUMMARY_ID_KEYS = ("recording_id", "id", "recording")
 
 #: `rec_` and 26 base32 letters (130 bits): unguessable, and safe as a folder name.
 RECORDING_ID_PATTERN = r"rec_[a-z2-7]{26}"
@@ -58,9 +63,50 @@ def segment_name(number: int, participant_id: str, group: str) -> str:
     return f"{number:04d}-{participant_id}-{group}.mp4"
 
 
+def segment_number(name: str) -> int | None:
+    """The number a Segment's file name starts with (its order of creation), if any."""
+    match = _SEGMENT_NUMBER.match(Path(name).name)
+    return int(match.group(1)) if match else None
+
+
 def save_summary(directory: Path, summary: dict[str, Any]) -> None:
     """Write recording.json atomically (a reader never sees half of it)."""
     path = directory / SUMMARY_FILE
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
     os.replace(temporary, path)
+
+
+def load_summary(directory: Path) -> dict[str, Any] | None:
+    """recording.json, or None when there is none; ValueError when it is unreadable or not
+    a JSON object. Not evidence: the Chain is."""
+    path = directory / SUMMARY_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise ValueError(f"{SUMMARY_FILE} cannot be read: {error}") from error
+    try:
+        summary = json.loads(data)
+    except ValueError as error:
+        raise ValueError(f"{SUMMARY_FILE} cannot be read: {error}") from error
+    if not isinstance(summary, dict):
+        raise ValueError(f"{SUMMARY_FILE} is not a JSON object")
+    return summary
+
+
+def summary_recording_id(summary: dict[str, Any] | None) -> str | None:
+    """The recording id a summary names, if any."""
+    if summary is None:
+        return None
+    return next((summary[k] for k in SUMMARY_ID_KEYS if isinstance(summary.get(k), str)), None)
+
+
+def folder_recording_id(directory: Path) -> str:
+    """The recording id a Recording folder holds: its summary's, else the folder's name."""
+    try:
+        summary = load_summary(directory)
+    except ValueError:
+        summary = None
+    return summary_recording_id(summary) or Path(directory).resolve().name

@@ -1,14 +1,14 @@
-"""Agreement sealing benchmark: build + seal one agreement (B-B, B-T, B-LTA), verify it.
+"""Agreement signing benchmark: build + sign one agreement (B-B, B-T, B-LTA), verify it.
 
     .venv/bin/python bench/signing.py [--runs 20]   (or: python -m bench.signing)
 
-Two parties and a mediator sign (three event certificates), then the organisation seal;
+Two parties and a mediator sign (three event certificates), then the OrganisationSeal;
 timestamps come from an RFC 3161 TSA over HTTP on a local port, in its own process
 (B-LTA: also with the built-in in-process TSA). The font is parsed once, before timing
 (a server does that once per process). Prints p50 / p90 of wall time and of process CPU
 time, the unsigned PDF build on its own, and `verify_agreement` (pyhanko LTA validation of
 all five signatures plus the manifest and recording checks).
-Goal: build + seal at B-LTA under 0.5 s.
+Goal: build + sign at B-LTA under 0.5 s.
 """
 
 from __future__ import annotations
@@ -81,32 +81,33 @@ def main() -> int:
     started = time.perf_counter()
     load_font()
     font = time.perf_counter() - started
-    print(f"one-time: keys (generate CA, seal, TSA) {keys:.2f} s; font parse {font:.2f} s")
+    print(
+        f"one-time: keys (generate CA, organisation seal, TSA) {keys:.2f} s; "
+        f"font parse {font:.2f} s"
+    )
     entries = manifest.count(b"\n")
     lines = len(canonical_text(agreement).splitlines())
     print(
-        f"agreement: {lines} lines, 3 signers + seal; "
+        f"agreement: {lines} lines, 3 signers + organisation seal; "
         f"manifest {len(manifest)} bytes ({entries} chain entries)"
     )
     print(f"runs: {args.runs}")
 
-    def seal(level: str) -> Callable[[], bytes]:
-        return lambda: notary.seal_agreement_sync(
-            agreement, marks, STATUS_URL, manifest, level=level
-        )
+    def sign(level: str) -> Callable[[], bytes]:
+        return lambda: notary.sign_agreement(agreement, marks, STATUS_URL, manifest, level=level)
 
     results = {}
     results["PDF build only (no signatures)"] = measure(
         args.runs, lambda: build_agreement_pdf(agreement, marks, STATUS_URL, manifest)
     )
-    results["seal B-B (no timestamps)"] = measure(args.runs, seal("B-B"))
+    results["sign B-B (no timestamps)"] = measure(args.runs, sign("B-B"))
     with tsa_process(root / "keys") as url:
         notary.tsa_url = url
-        results["seal B-T (HTTP TSA)"] = measure(args.runs, seal("B-T"))
-        results["seal B-LTA (HTTP TSA)"] = measure(args.runs, seal("B-LTA"))
-        pdf = seal("B-LTA")()
+        results["sign B-T (HTTP TSA)"] = measure(args.runs, sign("B-T"))
+        results["sign B-LTA (HTTP TSA)"] = measure(args.runs, sign("B-LTA"))
+        pdf = sign("B-LTA")()
     notary.tsa_url = None
-    results["seal B-LTA (built-in TSA)"] = measure(args.runs, seal("B-LTA"))
+    results["sign B-LTA (built-in TSA)"] = measure(args.runs, sign("B-LTA"))
 
     path = root / "agreement.pdf"
     path.write_bytes(pdf)
@@ -122,18 +123,18 @@ def main() -> int:
     ca = notary.authority.ca_cert_path
     report = verify_agreement(path, ca, recording)
     if not report.authentic:
-        print("the benchmark's agreement does not verify:", report.all_problems())
+        print("the benchmark's agreement does not verify:", report.to_text())
         return 1
     results["verify (LTA, 5 signatures)"] = measure(args.runs, lambda: verify_agreement(path, ca))
     results["verify with --recording"] = measure(
         args.runs, lambda: verify_agreement(path, ca, recording)
     )
-    print(f"sealed PDF: {len(pdf)} bytes")
+    print(f"signed PDF: {len(pdf)} bytes")
     for name, figures in results.items():
         print(line(name, figures))
-    goal = results["seal B-LTA (HTTP TSA)"]["p50"]
+    goal = results["sign B-LTA (HTTP TSA)"]["p50"]
     verdict = "meets" if goal < 0.5 else "misses"
-    print(f"goal: build + seal at B-LTA, local TSA, under 500 ms: {verdict} ({goal * 1000:.0f} ms)")
+    print(f"goal: build + sign at B-LTA, local TSA, under 500 ms: {verdict} ({goal * 1000:.0f} ms)")
     return 0
 
 

@@ -1,9 +1,9 @@
-"""The local certificate authority: CA, organisation seal, TSA and per-signing event certs.
+"""The local certificate authority: CA, OrganisationSeal, TSA and per-signing event certs.
 
 On first use `Authority.load_or_create(DATA/keys)` generates, under that directory:
 
     ca.key.pem / ca.cert.pem        the local root CA (RSA-3072, 20 years)
-    seal.key.pem / seal.cert.pem    the organisation seal (RSA-3072, 5 years)
+    seal.key.pem / seal.cert.pem    the OrganisationSeal (RSA-3072, 5 years)
     tsa.key.pem / tsa.cert.pem      the built-in TSA (RSA-3072, 5 years; extendedKeyUsage
                                     timeStamping, critical)
     revoked.json                    serial numbers the CA has revoked (optional)
@@ -17,8 +17,8 @@ certificate whose subject is the signer's name (CN) and role (title), valid for 
 The key is used once, for that signer's signature field, and then forgotten.
 
 Revocation: the certificates carry no CRL distribution point or OCSP address (the local
-CA has no public URL). Instead the CA issues a fresh, complete CRL for every seal
-(`crl()`), the signer embeds it in the PDF's document security store, and validation
+CA has no public URL). Instead the CA issues a fresh, complete CRL for every signed
+agreement (`crl()`), the signer embeds it in the PDF's document security store, and validation
 uses the policy "revocation information required", which this CRL satisfies for every
 certificate the CA issued. So an agreement validates offline, long after the event
 certificates expired, from what it carries.
@@ -55,7 +55,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 RSA_BITS = 3072
 
 CA_FILES = ("ca.key.pem", "ca.cert.pem")
-SEAL_FILES = ("seal.key.pem", "seal.cert.pem")
+ORGANISATION_SEAL_FILES = ("seal.key.pem", "seal.cert.pem")
 TSA_FILES = ("tsa.key.pem", "tsa.cert.pem")
 REVOKED_FILE = "revoked.json"
 
@@ -136,13 +136,14 @@ def _key_usage(*, signing: bool = False, ca: bool = False) -> x509.KeyUsage:
 
 @dataclass
 class Authority:
-    """The local CA with the organisation seal and the TSA identity it issued."""
+    """The local CA with the OrganisationSeal's key and certificate and the TSA identity
+    it issued."""
 
     keys_dir: Path
     ca_key: PrivateKey
     ca_cert: x509.Certificate
-    seal_key: PrivateKey
-    seal_cert: x509.Certificate
+    organisation_seal_key: PrivateKey
+    organisation_seal_cert: x509.Certificate
     tsa_key: PrivateKey
     tsa_cert: x509.Certificate
 
@@ -153,9 +154,9 @@ class Authority:
         keys_dir.mkdir(parents=True, exist_ok=True)
         with _locked(keys_dir):
             ca_key, ca_cert = _load_or(keys_dir, CA_FILES, lambda: _make_ca(organisation))
-            seal_key, seal_cert = _load_or(
+            organisation_seal_key, organisation_seal_cert = _load_or(
                 keys_dir,
-                SEAL_FILES,
+                ORGANISATION_SEAL_FILES,
                 lambda: _make_leaf(ca_key, ca_cert, f"{organisation} seal", organisation),
             )
             tsa_key, tsa_cert = _load_or(
@@ -169,7 +170,15 @@ class Authority:
                     timestamping=True,
                 ),
             )
-        return cls(keys_dir, ca_key, ca_cert, seal_key, seal_cert, tsa_key, tsa_cert)
+        return cls(
+            keys_dir,
+            ca_key,
+            ca_cert,
+            organisation_seal_key,
+            organisation_seal_cert,
+            tsa_key,
+            tsa_cert,
+        )
 
     @property
     def ca_cert_path(self) -> Path:

@@ -95,7 +95,8 @@ class Party:
         unknown = set(d) - {"name", "role", "id_number"}
         if unknown:
             raise ValueError(f"unknown party field(s): {', '.join(sorted(unknown))}")
-        return cls(name=d.get("name"), role=d.get("role"), id_number=d.get("id_number"))
+        values: dict[str, Any] = {k: d.get(k) for k in ("name", "role", "id_number")}
+        return cls(**values)  # the constructor checks each value
 
 
 @dataclass(kw_only=True)
@@ -255,7 +256,7 @@ class SignerMark:
     """One signer's consent: who, as what, when, their handwritten mark, which text.
 
     `fingerprint` is the fingerprint of the text version the signer read and consented
-    to; sealing refuses a mark whose fingerprint is not the agreement's current one.
+    to; Notary.sign_agreement refuses a mark whose fingerprint is not the current one.
     """
 
     name: str

@@ -6,7 +6,7 @@ the text's fingerprint, and a QR code to the agreement's public status page. It 
 as PDF/A-3 associated files with AFRelationship Source:
 
 * the recording manifest (`chain.jsonl` or whatever name is given): the recording's
-  hash chain as it stood when the agreement was sealed;
+  hash chain as it stood when the agreement was signed;
 * `agreement.json`: the agreement's fields, its canonical text and fingerprint, and each
   signer's name, role, time, fingerprint and the sha256 of their mark (see
   `AGREEMENT_FILE`): what the verifier recomputes the text and fingerprint from.
@@ -33,11 +33,12 @@ from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
 import segno
-from fontTools.ttLib import TTCollection, TTFont
+from fontTools.ttLib import TTCollection, TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.enums import WrapMode
 from fpdf.fonts import SubsetMap, TTFFont
 
+from tiaojie.archive.layout import CHAIN_FILE
 from tiaojie.signing.model import (
     FINGERPRINT_SHOWN,
     Agreement,
@@ -65,7 +66,7 @@ XMP_NAMESPACE = "urn:tiaojie:ns:agreement:1/"
 # prefix, the one the PDF/A extension schema declares.
 ElementTree.register_namespace("tj", XMP_NAMESPACE)
 try:
-    from lxml import etree as _lxml_etree
+    from lxml import etree as _lxml_etree  # type: ignore[import-untyped]
 
     _lxml_etree.register_namespace("tj", XMP_NAMESPACE)
 except ImportError:  # pragma: no cover - pyhanko then uses no lxml either
@@ -99,10 +100,10 @@ def find_font() -> tuple[Path, int]:
     """The CJK font file and face index to use, or FontMissing naming the package."""
     override = os.environ.get("TIAOJIE_PDF_FONT")
     if override:
-        path, _, index = override.partition("#")
-        if not Path(path).is_file():
+        file, _, face = override.partition("#")
+        if not Path(file).is_file():
             raise FontMissing(f"TIAOJIE_PDF_FONT={override}: no such font file")
-        return Path(path), int(index or 0)
+        return Path(file), int(face or 0)
     for path, family in FONT_CANDIDATES:
         if not Path(path).is_file():
             continue
@@ -319,7 +320,7 @@ def build_agreement_pdf(
     marks: list[SignerMark],
     status_url: str,
     manifest: bytes | None = None,
-    manifest_name: str = "chain.jsonl",
+    manifest_name: str = CHAIN_FILE,
     *,
     created: dt.datetime | None = None,
     organisation: str = "Tiaojie",
@@ -416,7 +417,7 @@ def build_agreement_pdf(
             associated_file_relationship="Source",
             compress=True,
             desc="Recording manifest: the hash chain of the recording this agreement was "
-            "reached in, as it stood when the agreement was sealed",
+            "reached in, as it stood when the agreement was signed",
         )
     record = agreement_record(agreement, marks, status_url, manifest, manifest_name)
     pdf.embed_file(

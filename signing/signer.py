@@ -1,18 +1,21 @@
-"""Sealing an agreement: the PDF, one PAdES signature per signer, the organisation seal.
+"""Signing an agreement: the PDF, one PAdES signature per Signer, then the OrganisationSeal.
 
-`Notary(keys_dir, tsa_url).seal_agreement(...)` (a coroutine: the work runs in a worker
-thread so the server's event loop keeps serving) does, in order:
+`Notary(keys_dir, tsa_url).sign_agreement(...)` (blocking, a few hundred milliseconds of
+CPU: the server runs it in a worker thread so its event loop keeps serving) does, in order:
 
 1. check that every party and the mediator signed the agreement's current text (each
    `SignerMark.fingerprint` must equal `fingerprint(agreement)`: ValueError otherwise);
 2. build the PDF/A-3B document (`signing.pdf`) and add one empty signature field per
-   signer (`sig1_applicant`, `sig2_respondent`, ..., `sigN_mediator`) and `seal`;
+   signer (`sig1_applicant`, `sig2_respondent`, ..., `sigN_mediator`) and one for the
+   OrganisationSeal (`ORGANISATION_SEAL_FIELD`, named `seal` in the PDF);
 3. sign each signer's field with a fresh event certificate the local CA issues for that
    signing (subject: the signer's name and role), PAdES B-LT: signature timestamp and
    that signature's validation data (certificates, CRL) in the DSS of the same revision;
-4. sign `seal` with the organisation seal certificate at PAdES B-LTA: signature
-   timestamp, validation data, then a document timestamp (`archive_timestamp`) over the
-   whole file, with the TSA's validation data.
+4. sign the OrganisationSeal's field with the organisation's seal certificate at PAdES
+   B-LTA: signature timestamp, validation data, then a document timestamp
+   (`archive_timestamp`) over the whole file, with the TSA's validation data.
+
+(A Chain's Seal, tiaojie.archive.chain, is another thing: the Notary never makes one.)
 
 Timestamps come from `tsa_url` (any RFC 3161 TSA) or, without one, from the built-in TSA
 in this process (`signing.tsa.LocalTimeStamper`), which is not a trusted third party.
@@ -20,7 +23,6 @@ in this process (`signing.tsa.LocalTimeStamper`), which is not a trusted third p
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from pathlib import Path
@@ -37,18 +39,21 @@ from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from tiaojie.archive.layout import CHAIN_FILE
 from tiaojie.signing.authority import Authority, PrivateKey, to_asn1_cert, to_asn1_key
 from tiaojie.signing.model import PARTY_ROLES, Agreement, SignerMark, fingerprint, role_label
 from tiaojie.signing.pdf import build_agreement_pdf
 from tiaojie.signing.tsa import KeepAliveTimeStamper, LocalTimeStamper, TimeStampAuthority
 
-__all__ = ["SEAL_FIELD", "TIMESTAMP_FIELD", "Notary", "SignerMark", "field_name"]
+__all__ = ["ORGANISATION_SEAL_FIELD", "TIMESTAMP_FIELD", "Notary", "SignerMark", "field_name"]
 
-SEAL_FIELD = "seal"
+#: The OrganisationSeal's signature field (its name in the PDF stays "seal").
+ORGANISATION_SEAL_FIELD = "seal"
 TIMESTAMP_FIELD = "archive_timestamp"
 SIGNER_KEY_USAGE = {"non_repudiation", "digital_signature"}
-# The signature timestamps and the seal's document timestamp are SHA-256 throughout.
+# The signature timestamps and the document timestamp are SHA-256 throughout.
 MD = "sha256"
+HASHES = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
 LEVELS = ("B-B", "B-T", "B-LTA")
 RESERVED = 16_384  # hex digits reserved for one signature's CMS (8 KB of DER; ours are ~5 KB)
 
@@ -84,14 +89,13 @@ class LoadedKeySigner(signers.SimpleSigner):
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
         algorithm = mechanism["algorithm"].native
-        digest = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
-        hash_class = digest.get(digest_algorithm)
+        digest = HASHES.get(digest_algorithm)
         rsa_ok = algorithm in ("rsassa_pkcs1v15", f"{digest_algorithm}_rsa")
         ecdsa_ok = algorithm in ("ecdsa", f"{digest_algorithm}_ecdsa")
-        if hash_class and rsa_ok and isinstance(self._key, rsa.RSAPrivateKey):
-            return self._key.sign(data, padding.PKCS1v15(), hash_class())
-        if hash_class and ecdsa_ok and isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return self._key.sign(data, ec.ECDSA(hash_class()))
+        if digest and rsa_ok and isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(data, padding.PKCS1v15(), digest)
+        if digest and ecdsa_ok and isinstance(self._key, ec.EllipticCurvePrivateKey):
+            return self._key.sign(data, ec.ECDSA(digest))
         return super().sign_raw(data, digest_algorithm)
 
 
@@ -135,7 +139,8 @@ def ordered_marks(agreement: Agreement, marks: list[SignerMark]) -> list[SignerM
 
 
 class Notary:
-    """Seals agreements with the authority under `keys_dir` and a TSA.
+    """Signs agreements (each Signer, then the OrganisationSeal) with the authority under
+    `keys_dir` and a TSA.
 
     `tsa_url`: an RFC 3161 TSA; None: the built-in TSA in this process (its certificate
     is issued by the local CA: not a trusted third party). `tsa_roots`: extra trust roots
@@ -176,43 +181,23 @@ class Notary:
             revocation_mode="require",
         )
 
-    async def seal_agreement(
+    def sign_agreement(
         self,
         agreement: Agreement,
         signatures: list[SignerMark],
         status_url: str,
         manifest: bytes | None,
-        manifest_name: str = "chain.jsonl",
+        manifest_name: str = CHAIN_FILE,
         *,
         level: str = "B-LTA",
     ) -> bytes:
-        """The signed, sealed PDF (bytes). Runs in a worker thread; see the module doc.
+        """The signed PDF (bytes); see the module docstring. Blocking: from async code, run
+        it in a worker thread (asyncio.to_thread).
 
         `level`: "B-LTA" (the default, and what agreements get); "B-T" (signature
         timestamps, no validation data or document timestamp) and "B-B" (no timestamps)
         exist for benchmarks and tests.
         """
-        return await asyncio.to_thread(
-            self.seal_agreement_sync,
-            agreement,
-            signatures,
-            status_url,
-            manifest,
-            manifest_name,
-            level=level,
-        )
-
-    def seal_agreement_sync(
-        self,
-        agreement: Agreement,
-        signatures: list[SignerMark],
-        status_url: str,
-        manifest: bytes | None,
-        manifest_name: str = "chain.jsonl",
-        *,
-        level: str = "B-LTA",
-    ) -> bytes:
-        """`seal_agreement`, blocking (for threads without an event loop and the CLI)."""
         if level not in LEVELS:
             raise ValueError(f"level must be one of {', '.join(LEVELS)}")
         marks = ordered_marks(agreement, signatures)
@@ -225,7 +210,7 @@ class Notary:
             organisation=self.authority.organisation,
         )
         names = [field_name(i, m.role) for i, m in enumerate(marks, 1)]
-        pdf = self._add_fields(pdf, [*names, SEAL_FIELD])
+        pdf = self._add_fields(pdf, [*names, ORGANISATION_SEAL_FIELD])
         lta = level == "B-LTA"
         context = self.validation_context() if lta else None
         timestamper = self.timestamper() if level != "B-B" else None
@@ -235,15 +220,17 @@ class Notary:
             signer = LoadedKeySigner(cert, key, registry)
             label = role_label("en", mark.role)
             reason = f"{label} {mark.name} agrees to the text sha256:{mark.fingerprint}"
-            # B-T: the seal's validation data below (the CA certificate and its CRL,
-            # which covers every certificate the CA issued) serves these signatures too.
+            # B-T: the OrganisationSeal's validation data below (the CA certificate and its
+            # CRL, which covers every certificate the CA issued) serves these too.
             pdf = self._sign(pdf, name, signer, timestamper, None, reason, mark.name, lta=False)
-        seal = LoadedKeySigner(self.authority.seal_cert, self.authority.seal_key, registry)
+        organisation_seal = LoadedKeySigner(
+            self.authority.organisation_seal_cert, self.authority.organisation_seal_key, registry
+        )
         reason = f"Sealed by {self.authority.organisation}: text sha256:{fingerprint(agreement)}"
         return self._sign(
             pdf,
-            SEAL_FIELD,
-            seal,
+            ORGANISATION_SEAL_FIELD,
+            organisation_seal,
             timestamper,
             context,
             reason,
@@ -294,7 +281,7 @@ class Notary:
         pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=timestamper)
         try:
             # A generous fixed reservation skips pyhanko's size estimate (a dry-run
-            # signature: ~15 % of the sealing time); a larger CMS (an external TSA
+            # signature: ~15 % of the signing time); a larger CMS (an external TSA
             # with a long chain) falls back to the estimate.
             out = pdf_signer.sign_pdf(writer, bytes_reserved=RESERVED)
         except SigningError:

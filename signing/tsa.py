@@ -1,4 +1,4 @@
-"""RFC 3161 time-stamping: a small TSA, its HTTP handler, a client and a token verifier.
+"""RFC 3161 time-stamping: a small TSA, its HTTP handler and the clients.
 
 * `TimeStampAuthority(key, cert)` answers a TimeStampReq with a TimeStampResp (DER).
 * `tsa_handler(authority)` is an aiohttp handler (POST application/timestamp-query ->
@@ -6,8 +6,10 @@
 * `LocalTimeStamper(authority)` is a pyhanko `TimeStamper` that asks the authority
   directly, without HTTP: the built-in default when no `--tsa-url` is configured;
   `KeepAliveTimeStamper(url)` is one for a TSA over HTTP(S), on a kept-open connection.
-* `request_timestamp(url, data)` (async) gets a token over HTTP from any RFC 3161 TSA;
-  `verify_timestamp(token, data, trust_cert)` checks one (the recorder's seal uses both).
+* `request_timestamp(url, data)` (async) gets a token over HTTP from any RFC 3161 TSA (the
+  recorder's Seal uses it); `token_from_response` checks a response is a grant over the
+  data. Tokens are verified with tiaojie.archive.timestamp (`verify_timestamp`), the one
+  token verifier, which the recording verifier uses for `seal.tsr` too.
 
 The built-in TSA runs on the same machine, with the same operator, as everything it
 timestamps: its times are the server's clock, attested by the server's own key. It is
@@ -22,7 +24,6 @@ import http.client
 import secrets
 import threading
 import urllib.parse
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,7 +31,6 @@ from aiohttp import web
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -38,6 +38,7 @@ from pyhanko.sign.general import as_signing_certificate
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
+from tiaojie.archive.timestamp import TimestampError, parse_token
 from tiaojie.signing.authority import PrivateKey, to_asn1_cert
 
 # A policy identifier of our own: a UUID OID (2.25.x, ITU-T X.667), no registration needed.
@@ -46,16 +47,8 @@ QUERY_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
 MAX_REQUEST = 64 * 1024
 REQUEST_TIMEOUT = 10  # seconds for one request to a TSA
-HASHES = {
-    "sha256": hashes.SHA256,
-    "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512,
-}
+#: The message imprint hashes the TSA accepts, with their digest sizes.
 DIGEST_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
-
-
-class TimestampError(ValueError):
-    """A timestamp request failed, or a token is malformed or does not match its data."""
 
 
 def _der(tag: int, content: bytes) -> bytes:
@@ -139,7 +132,7 @@ class TimeStampAuthority:
                 return _rejection("bad_data_format", "unsupported request version")
         except (ValueError, TypeError, KeyError):
             return _rejection("bad_data_format", "malformed request")
-        if algorithm not in HASHES:
+        if algorithm not in DIGEST_SIZES:
             return _rejection("bad_alg", f"unsupported hash algorithm {algorithm}")
         if not isinstance(digest, bytes) or len(digest) != DIGEST_SIZES[algorithm]:
             return _rejection("bad_data_format", "message imprint has the wrong length")
@@ -178,18 +171,8 @@ class TimeStampAuthority:
         return self.response(request).dump()
 
     def stamp(self, data: bytes) -> bytes:
-        """A TimeStampToken (DER ContentInfo) over sha256(`data`), without a request."""
-        request = tsp.TimeStampReq(
-            {
-                "version": "v1",
-                "message_imprint": {
-                    "hash_algorithm": {"algorithm": "sha256"},
-                    "hashed_message": hashlib.sha256(data).digest(),
-                },
-                "cert_req": True,
-            }
-        )
-        response = self.response(request)
+        """A TimeStampToken (DER ContentInfo) over sha256(`data`), without HTTP."""
+        response = self.response(timestamp_request(data))
         if response["status"]["status"].native != "granted":
             raise TimestampError(str(response["status"]["status_string"].native))
         return response["time_stamp_token"].dump()
@@ -280,8 +263,8 @@ class KeepAliveTimeStamper(TimeStamper):
     """A pyhanko TimeStamper for a TSA over HTTP(S) that keeps its connection open.
 
     pyhanko's own HTTP client opens a new session (and connection) for every token, in a
-    new event loop per signature; sealing an agreement takes five tokens. This one keeps
-    one blocking keep-alive connection per thread (sealing runs in worker threads).
+    new event loop per signature; signing an agreement takes five tokens. This one keeps
+    one blocking keep-alive connection per thread (signing runs in worker threads).
     """
 
     def __init__(self, url: str, timeout: float = REQUEST_TIMEOUT) -> None:
@@ -291,6 +274,7 @@ class KeepAliveTimeStamper(TimeStamper):
             raise ValueError(f"not an http(s) TSA URL: {url}")
         self.url = url
         self._parts = parts
+        self._host: str = parts.hostname
         self._timeout = timeout
         self._local = threading.local()
 
@@ -302,7 +286,7 @@ class KeepAliveTimeStamper(TimeStamper):
                 if self._parts.scheme == "https"
                 else http.client.HTTPConnection
             )
-            connection = kind(self._parts.hostname, self._parts.port, timeout=self._timeout)
+            connection = kind(self._host, self._parts.port, timeout=self._timeout)
             self._local.connection = connection
         return connection
 
@@ -336,20 +320,19 @@ class KeepAliveTimeStamper(TimeStamper):
         return tsp.TimeStampResp.load(self.post(req.dump()))
 
 
-def _request(data: bytes) -> tuple[int, tsp.TimeStampReq]:
-    nonce = secrets.randbits(63)
-    request = tsp.TimeStampReq(
-        {
-            "version": "v1",
-            "message_imprint": {
-                "hash_algorithm": {"algorithm": "sha256"},
-                "hashed_message": hashlib.sha256(data).digest(),
-            },
-            "nonce": nonce,
-            "cert_req": True,
-        }
-    )
-    return nonce, request
+def timestamp_request(data: bytes, nonce: int | None = None) -> tsp.TimeStampReq:
+    """A TimeStampReq over sha256(`data`) asking for the TSA's certificate in the token."""
+    request: dict[str, Any] = {
+        "version": "v1",
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "hashed_message": hashlib.sha256(data).digest(),
+        },
+        "cert_req": True,
+    }
+    if nonce is not None:
+        request["nonce"] = nonce
+    return tsp.TimeStampReq(request)
 
 
 def token_from_response(response_der: bytes, data: bytes, nonce: int | None = None) -> bytes:
@@ -362,19 +345,22 @@ def token_from_response(response_der: bytes, data: bytes, nonce: int | None = No
     if status not in ("granted", "granted_with_mods"):
         text = response["status"]["status_string"].native
         raise TimestampError(f"the TSA refused: {status} {text or ''}".strip())
-    token = response["time_stamp_token"]
-    info = _tst_info(token)
-    if nonce is not None and info["nonce"].native != nonce:
+    token = parse_token(response["time_stamp_token"].dump())
+    if token.hash_algorithm not in DIGEST_SIZES:
+        raise TimestampError(f"unsupported hash algorithm {token.hash_algorithm}")
+    if nonce is not None and token.nonce != nonce:
         raise TimestampError("the TSA answered with another nonce (replayed or mixed up)")
-    _check_imprint(info, data)
-    return token.dump()
+    if not token.covers(data):
+        raise TimestampError("the timestamp is over other data")
+    return bytes(response["time_stamp_token"].dump())
 
 
 async def request_timestamp(
     url: str, data: bytes, session: aiohttp.ClientSession | None = None
 ) -> bytes:
     """A TimeStampToken (DER) over sha256(`data`) from the RFC 3161 TSA at `url`."""
-    nonce, request = _request(data)
+    nonce = secrets.randbits(63)
+    request = timestamp_request(data, nonce)
     own = session is None
     client = session or aiohttp.ClientSession()
     try:
@@ -397,119 +383,3 @@ async def request_timestamp(
         if own:
             await client.close()
     return token_from_response(body, data, nonce)
-
-
-@dataclass(frozen=True)
-class TimestampInfo:
-    time: dt.datetime  # the TSA's genTime (UTC)
-    tsa_subject: str  # RFC 4514 subject of the TSA certificate
-    trusted: bool  # the TSA certificate is `trust_cert` or was issued by it
-
-
-def _signed_data(token: cms.ContentInfo) -> cms.SignedData:
-    if token["content_type"].native != "signed_data":
-        raise TimestampError("a timestamp token is CMS SignedData")
-    return token["content"]
-
-
-def _tst_info(token: cms.ContentInfo) -> tsp.TSTInfo:
-    try:
-        content = _signed_data(token)["encap_content_info"]
-        if content["content_type"].native != "tst_info":
-            raise TimestampError("the token does not contain a TSTInfo")
-        info = content["content"].parsed
-        info.native  # noqa: B018  (parse it all now)
-        return info
-    except (ValueError, TypeError, KeyError) as e:
-        if isinstance(e, TimestampError):
-            raise
-        raise TimestampError(f"malformed timestamp token: {e}") from e
-
-
-def _check_imprint(info: tsp.TSTInfo, data: bytes) -> None:
-    imprint = info["message_imprint"]
-    algorithm = imprint["hash_algorithm"]["algorithm"].native
-    if algorithm not in HASHES:
-        raise TimestampError(f"unsupported hash algorithm {algorithm}")
-    if imprint["hashed_message"].native != hashlib.new(algorithm, data).digest():
-        raise TimestampError("the timestamp is over other data")
-
-
-def verify_timestamp(
-    token: bytes, data: bytes, trust_cert: x509.Certificate | None = None
-) -> TimestampInfo:
-    """Check a TimeStampToken over `data`: imprint, CMS signature, certificate.
-
-    Raises TimestampError when the token is malformed, is over other data or its
-    signature does not verify. `trusted` says whether its certificate is `trust_cert`
-    or was issued by it (with the timeStamping purpose, valid at the stamped time).
-    """
-    try:
-        content_info = cms.ContentInfo.load(token)
-        signed = _signed_data(content_info)
-    except (ValueError, TypeError) as e:
-        raise TimestampError(f"malformed timestamp token: {e}") from e
-    info = _tst_info(content_info)
-    _check_imprint(info, data)
-    signer_infos = signed["signer_infos"]
-    if len(signer_infos) != 1:
-        raise TimestampError("a timestamp token has exactly one signer")
-    signer_info = signer_infos[0]
-    cert = _signer_cert(signed, signer_info)
-    attrs = signer_info["signed_attrs"]
-    digests = [a["values"][0].native for a in attrs if a["type"].native == "message_digest"]
-    algorithm = signer_info["digest_algorithm"]["algorithm"].native
-    if algorithm not in HASHES:
-        raise TimestampError(f"unsupported digest algorithm {algorithm}")
-    tst_bytes = signed["encap_content_info"]["content"].contents
-    if digests != [hashlib.new(algorithm, tst_bytes).digest()]:
-        raise TimestampError("the token's signed digest does not match its content")
-    signed_bytes = attrs.untag().dump()
-    try:
-        _verify(cert, signer_info["signature"].native, signed_bytes, HASHES[algorithm]())
-    except InvalidSignature as e:
-        raise TimestampError("the timestamp token's signature does not verify") from e
-    time = info["gen_time"].native
-    return TimestampInfo(time, cert.subject.rfc4514_string(), _trusted(cert, trust_cert, time))
-
-
-def _signer_cert(signed: cms.SignedData, signer_info: cms.SignerInfo) -> x509.Certificate:
-    sid = signer_info["sid"]
-    for choice in signed["certificates"] or []:
-        if choice.name != "certificate":
-            continue
-        cert = choice.chosen
-        if sid.name == "issuer_and_serial_number":
-            iss = sid.chosen
-            if cert.issuer == iss["issuer"] and cert.serial_number == iss["serial_number"].native:
-                return x509.load_der_x509_certificate(cert.dump())
-        elif cert.key_identifier == sid.chosen.native:
-            return x509.load_der_x509_certificate(cert.dump())
-    raise TimestampError("the token does not carry its TSA certificate (request certReq)")
-
-
-def _verify(cert: x509.Certificate, signature: bytes, data: bytes, algorithm: Any) -> None:
-    public = cert.public_key()
-    if isinstance(public, rsa.RSAPublicKey):
-        public.verify(signature, data, padding.PKCS1v15(), algorithm)
-    elif isinstance(public, ec.EllipticCurvePublicKey):
-        public.verify(signature, data, ec.ECDSA(algorithm))
-    else:
-        raise TimestampError("unsupported TSA key type")
-
-
-def _trusted(cert: x509.Certificate, trust: x509.Certificate | None, time: dt.datetime) -> bool:
-    if trust is None:
-        return False
-    if cert != trust:
-        try:
-            cert.verify_directly_issued_by(trust)
-        except (ValueError, TypeError, InvalidSignature):
-            return False
-    try:
-        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
-    if ExtendedKeyUsageOID.TIME_STAMPING not in usage:
-        return False
-    return cert.not_valid_before_utc <= time <= cert.not_valid_after_utc

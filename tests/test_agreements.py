@@ -1,8 +1,8 @@
 """The agreement over socket.io and REST: drafting, signing rules, sealing, downloads.
 
-Everything is real: the server's own Notary seals at PAdES B-LTA with its built-in TSA,
+Everything is real: the server's own Notary signs at PAdES B-LTA with its built-in TSA,
 the recorder is the real `tiaojie record` process the server launches, and what comes out
-is checked with `tiaojie verify` (signing/validator.py, recorder/verify/) and poppler
+is checked with `tiaojie verify` (signing/validator.py, archive/verify/) and poppler
 (`pdftotext` for the printed text, `pdfdetach` for the embedded `agreement.json` and
 `chain.jsonl`). The local CA, seal, TSA and recorder keys are generated once per session
 and copied into each test's data directory.
@@ -231,7 +231,7 @@ async def verified(pdf: Path, ca: Path) -> Any:
     from tiaojie.signing.validator import verify_agreement
 
     report = await asyncio.to_thread(verify_agreement, pdf, ca)
-    assert report.authentic, report.all_problems()
+    assert report.authentic, report.to_text()
     return report
 
 
@@ -457,12 +457,12 @@ async def test_signing_rules_and_sealing(live_server, keys, tmp_path) -> None:
     # The real sealed PDF: valid at B-LTA, trusted by the server's CA; signed by the
     # parties in order, then the mediator (event certificates naming each), then the seal.
     report = await verified(pdf_path, keys / "ca.cert.pem")
-    assert [(s.field, s.kind, s.name, s.role) for s in report.signatures[:3]] == [
+    assert [(s.field_name, s.kind, s.name, s.role) for s in report.signatures[:3]] == [
         ("sig1_applicant", "signer", "王五", "applicant"),
         ("sig2_respondent", "signer", "李四", "respondent"),
         ("sig3_mediator", "signer", "张调解员", "mediator"),
     ]
-    assert [s.kind for s in report.signatures[3:]] == ["seal", "document timestamp"]
+    assert [s.kind for s in report.signatures[3:]] == ["organisation seal", "document timestamp"]
     # ... bound to the final text, which nobody recorded.
     assert report.fingerprint == fp and report.case_number == CASE_NUMBER
     assert (report.recording_id, report.chain_head, report.manifest) == (None, None, None)
@@ -671,12 +671,13 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
 
 # -- the built-in TSA -------------------------------------------------------------------------
 async def test_builtin_tsa_answers_rfc3161_requests(live_server) -> None:
+    from tiaojie.archive.timestamp import verify_timestamp
     from tiaojie.signing.authority import load_certificate
-    from tiaojie.signing.tsa import request_timestamp, verify_timestamp
+    from tiaojie.signing.tsa import request_timestamp
 
     token = await request_timestamp(f"{live_server.url}/tsa", b"chain head")
     ca = load_certificate(live_server.state.settings.data_dir / "keys" / "ca.cert.pem")
-    info = verify_timestamp(token, b"chain head", ca)
+    info = verify_timestamp(token, b"chain head", [ca])
     assert info.trusted and "built-in TSA" in info.tsa_subject
     # Not a timestamp query: refused, nothing else happens.
     status, _ = await live_server.request("POST", "/tsa", data=b"hello")
@@ -818,8 +819,8 @@ async def test_recorded_room_binds_recording_and_chain_head(live_server, keys, t
     assert report["recording"]["agreement_entry_seq"] == named_seq
     assert foreign.returncode == 1, foreign.stdout + foreign.stderr
     problems = json.loads(foreign.stdout)["problems"]
-    assert any("not the beginning of" in p for p in problems), problems
-    assert any(f"not in {other_rid}" in p for p in problems), problems
+    assert any("not the beginning of" in p["message"] for p in problems), problems
+    assert any(f"not in {other_rid}" in p["message"] for p in problems), problems
 
 
 async def test_agreement_sealed_after_the_recording_stopped(live_server, keys, tmp_path) -> None:

@@ -1,4 +1,5 @@
-"""The recording hash chain: written, verified, and every kind of tampering caught."""
+"""The recording hash chain (tiaojie.archive.chain): written, verified, and every kind of
+tampering caught, each as its coded problem."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tiaojie.archive.chain import (
     read_entries,
     verify_entries,
 )
+from tiaojie.archive.report import Problem
 
 RECORDING = "rec-1"
 
@@ -61,7 +63,8 @@ def test_edited_entry_is_caught(tmp_path, key):
     entries[3]["length"] = 99
     save(path, entries)
     [problem] = verify(path, key)
-    assert problem.seq == 3 and "edited" in problem.reason
+    assert problem.seq == 3 and problem.code is Problem.ENTRY_HASH_MISMATCH
+    assert "edited" in problem.reason
 
 
 def test_edit_with_recomputed_hashes_fails_at_the_next_signature(tmp_path, key):
@@ -77,7 +80,8 @@ def test_edit_with_recomputed_hashes_fails_at_the_next_signature(tmp_path, key):
         prev = entry["hash"]
     save(path, entries)
     [problem] = verify(path, key)
-    assert entries[problem.seq]["type"] == "checkpoint" and "signature" in problem.reason
+    assert entries[problem.seq]["type"] == "checkpoint"
+    assert problem.code is Problem.SIGNATURE_INVALID and "signature" in problem.reason
 
 
 @pytest.mark.parametrize("tamper", ["remove", "swap", "duplicate"])
@@ -99,10 +103,10 @@ def test_truncated_chain_and_forged_signature(tmp_path, key):
     path = write_chain(tmp_path, key)
     data = path.read_bytes()
     path.write_bytes(data[:-20])
-    assert any("truncated" in p.reason for p in verify(path, key))
+    assert any(p.code is Problem.CHAIN_LINE_INCOMPLETE for p in verify(path, key))
     path.write_bytes(data)
     forger = Ed25519PrivateKey.generate()
-    assert verify(path, forger)[0].reason.startswith("signed by an untrusted key")
+    assert verify(path, forger)[0].code is Problem.SIGNATURE_WRONG_KEY
 
 
 def test_restarted_writer_continues_the_chain_after_a_partial_line(tmp_path, key):

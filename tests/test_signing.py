@@ -1,5 +1,6 @@
-"""Sealed agreements end to end: independent checkers (pdfsig + NSS, qpdf, poppler) and
-`tiaojie verify` agree that a sealed agreement is authentic, and both fail a tampered one.
+"""Signed agreements end to end: independent checkers (pdfsig + NSS, qpdf, poppler) and
+`tiaojie verify` agree that a signed agreement (each Signer, the OrganisationSeal, a
+document timestamp) is authentic, and both fail a tampered one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.test_signing_support import (
     sample_marks,
 )
 from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.archive.report import Problem
 from tiaojie.signing.model import fingerprint
 from tiaojie.signing.signer import Notary
 from tiaojie.signing.tsa import TimeStampAuthority
@@ -57,7 +59,7 @@ def sealed(tmp_path_factory):
     tsa = TimeStampAuthority(notary.authority.tsa_key, notary.authority.tsa_cert)
     with http_tsa(tsa) as url:
         notary.tsa_url = url
-        pdf = notary.seal_agreement_sync(agreement, marks, STATUS_URL, manifest)
+        pdf = notary.sign_agreement(agreement, marks, STATUS_URL, manifest)
     notary.tsa_url = None  # that TSA is gone: later tests use the built-in one
     path = root / "agreement.pdf"
     path.write_bytes(pdf)
@@ -149,13 +151,13 @@ def test_pdfsig_reports_every_signature_valid_and_trusted(sealed, nss_db):
 
 def test_pyhanko_validation_agrees(sealed):
     report = verify_agreement(sealed["pdf"], sealed["ca"], sealed["recording"])
-    assert report.authentic, report.all_problems()
-    kinds = [(s.field, s.kind, s.ltv) for s in report.signatures]
+    assert report.authentic, report.to_text()
+    kinds = [(s.field_name, s.kind, s.ltv) for s in report.signatures]
     assert kinds == [
         ("sig1_applicant", "signer", "passed"),
         ("sig2_respondent", "signer", "passed"),
         ("sig3_mediator", "signer", "passed"),
-        ("seal", "seal", "passed"),
+        ("seal", "organisation seal", "passed"),
         ("archive_timestamp", "document timestamp", "passed"),
     ]
     assert all(s.intact and s.valid and s.trusted for s in report.signatures)
@@ -241,7 +243,8 @@ def test_one_changed_byte_fails_pdfsig_and_verify(sealed, nss_db, tmp_path):
 
     report = verify_agreement(tampered, sealed["ca"])
     assert not report.authentic
-    assert any("changed" in p for p in report.all_problems()), report.all_problems()
+    assert any("changed" in p.describe() for p in report.problems), report.to_text()
+    assert any(p.code is Problem.SIGNED_BYTES_CHANGED for p in report.problems)
     assert verify_agreement_cli(tampered, sealed["ca"], None, as_json=True) == 1
 
 
@@ -257,7 +260,8 @@ def test_manifest_of_another_recording_fails(sealed, tmp_path):
     make_recording(other, RECORDING_ID, fragments=7).close()
     report = verify_agreement(sealed["pdf"], sealed["ca"], other)
     assert not report.authentic
-    assert any("not the beginning of" in p for p in report.all_problems())
+    assert any(p.code is Problem.MANIFEST_NOT_IN_CHAIN for p in report.problems)
+    assert any("not the beginning of" in p.describe() for p in report.problems)
     assert verify_agreement_cli(sealed["pdf"], sealed["ca"], other, as_json=False) == 1
 
 
@@ -267,7 +271,8 @@ def test_recording_that_does_not_name_the_pdf_fails(sealed, tmp_path):
     (copy / CHAIN_FILE).write_bytes(sealed["manifest"])  # the chain before the PDF was filed
     report = verify_agreement(sealed["pdf"], sealed["ca"], copy)
     assert not report.authentic
-    assert any("no `agreement` event naming this PDF" in p for p in report.all_problems())
+    assert any(p.code is Problem.AGREEMENT_EVENT_MISSING for p in report.problems)
+    assert any("no `agreement` event naming this PDF" in p.describe() for p in report.problems)
 
 
 def test_other_trust_root_fails(sealed, tmp_path):
@@ -298,25 +303,26 @@ def test_outdated_fingerprint_is_refused(sealed):
     marks = sample_marks(agreement_v2)
     marks[1] = sample_marks(agreement_v2, old)[1]  # the respondent saw the earlier text
     with pytest.raises(ValueError, match="another version of the text"):
-        sealed["notary"].seal_agreement_sync(agreement_v2, marks, STATUS_URL, None)
+        sealed["notary"].sign_agreement(agreement_v2, marks, STATUS_URL, None)
 
 
 def test_missing_signer_is_refused(sealed):
     agreement = sealed["agreement"]
     marks = sample_marks(agreement)[:-1]  # no mediator
     with pytest.raises(ValueError, match="has not signed"):
-        sealed["notary"].seal_agreement_sync(agreement, marks, STATUS_URL, None)
+        sealed["notary"].sign_agreement(agreement, marks, STATUS_URL, None)
 
 
-async def test_async_seal_with_the_built_in_tsa(sealed, tmp_path):
-    """The coroutine API (what the server awaits), built-in TSA, English text, no recording."""
+async def test_signing_in_a_thread_with_the_built_in_tsa(sealed, tmp_path):
+    """As the server signs (in a worker thread), built-in TSA, English text, no recording."""
     notary = Notary(sealed["keys"])  # no tsa_url: the in-process TSA
     agreement = sample_agreement("en")
-    pdf = await notary.seal_agreement(agreement, sample_marks(agreement), STATUS_URL, None)
+    marks = sample_marks(agreement)
+    pdf = await asyncio.to_thread(notary.sign_agreement, agreement, marks, STATUS_URL, None)
     path = tmp_path / "en.pdf"
     path.write_bytes(pdf)
     report = await asyncio.to_thread(verify_agreement, path, sealed["ca"])
-    assert report.authentic, report.all_problems()
+    assert report.authentic, report.to_text()
     pdftotext = require_tool("pdftotext")
     text = await asyncio.to_thread(subprocess.check_output, [pdftotext, str(path), "-"], text=True)
     assert "Mediation Agreement" in text
@@ -324,11 +330,52 @@ async def test_async_seal_with_the_built_in_tsa(sealed, tmp_path):
 
 def test_b_t_only_is_not_b_lta(sealed, tmp_path):
     agreement = sample_agreement()
-    pdf = sealed["notary"].seal_agreement_sync(
+    pdf = sealed["notary"].sign_agreement(
         agreement, sample_marks(agreement), STATUS_URL, None, level="B-T"
     )
     path = tmp_path / "bt.pdf"
     path.write_bytes(pdf)
     report = verify_agreement(path, sealed["ca"])
     assert not report.authentic
-    assert "there is no document timestamp (not PAdES B-LTA)" in report.all_problems()
+    assert "there is no document timestamp (not PAdES B-LTA)" in [
+        p.describe() for p in report.problems
+    ]
+    assert Problem.DOCUMENT_TIMESTAMP_MISSING in [p.code for p in report.problems]
+
+
+def test_both_verifiers_write_one_json_shape(sealed, tmp_path, capsys):
+    """`tiaojie verify --json` on a Recording and on an agreement PDF: the same envelope
+    (subject, path, verdict, authentic, result, error, problems, warnings), findings with the
+    same fields, and the same answer when the verifier cannot run."""
+    from tiaojie.archive.verify.cli import verify_recording_cli
+
+    def run(verify, *args):
+        code = verify(*args, True)
+        return code, json.loads(capsys.readouterr().out)
+
+    appended = tmp_path / "appended.pdf"
+    appended.write_bytes(sealed["pdf"].read_bytes() + b"\n% appended\n")
+    # the recording has no Segment files and is not sealed: not authentic, with findings
+    recording = run(verify_recording_cli, sealed["recording"], None, None)
+    agreement = run(verify_agreement_cli, sealed["pdf"], sealed["ca"], sealed["recording"])
+    tampered = run(verify_agreement_cli, appended, sealed["ca"], None)
+    no_recording = run(verify_recording_cli, tmp_path / "nowhere", None, None)
+    no_agreement = run(verify_agreement_cli, tmp_path / "nowhere.pdf", sealed["ca"], None)
+    runs = (recording, agreement, tampered, no_recording, no_agreement)
+    assert [code for code, _ in runs] == [1, 0, 1, 2, 2]
+
+    shared = ["subject", "path", "verdict", "authentic", "result", "error", "problems", "warnings"]
+    verdicts = {0: ("authentic", True), 1: ("not_authentic", False), 2: ("cannot_verify", None)}
+    for code, data in runs:
+        assert list(data)[: len(shared)] == shared
+        assert (data["verdict"], data["authentic"]) == verdicts[code]
+        assert (data["error"] is None) == (code != 2)
+    assert recording[1]["subject"] == no_recording[1]["subject"] == "recording"
+    assert agreement[1]["subject"] == no_agreement[1]["subject"] == "agreement"
+    assert set(no_recording[1]) == set(no_agreement[1]) == set(shared)
+
+    findings = [f for _, data in (recording, tampered) for f in data["problems"] + data["warnings"]]
+    assert recording[1]["problems"] and recording[1]["warnings"] and tampered[1]["problems"]
+    assert len({tuple(f) for f in findings}) == 1, findings
+    assert {f["severity"] for f in recording[1]["warnings"]} == {"warning"}
+    assert {f["severity"] for f in tampered[1]["problems"]} == {"problem"}

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image, ImageDraw
 
 from tiaojie.archive.chain import ChainWriter
+from tiaojie.archive.keys import public_pem
+from tiaojie.archive.layout import PUBLIC_KEY_FILE
 from tiaojie.signing.authority import Authority
 from tiaojie.signing.model import Agreement, SignerMark, fingerprint
 from tiaojie.signing.tsa import TimeStampAuthority, tsa_app
@@ -92,9 +94,12 @@ def sample_marks(agreement: Agreement, text_fingerprint: str | None = None) -> l
 
 
 def make_recording(directory: Path, recording_id: str, fragments: int = 5) -> ChainWriter:
-    """A recording folder with a chain: start event, init, fragments, a checkpoint."""
+    """A recording folder with a chain (start event, init, fragments, a checkpoint) and the
+    recorder's public key; no Segment files."""
     directory.mkdir(parents=True)
-    writer = ChainWriter(directory, recording_id, Ed25519PrivateKey.generate())
+    key = Ed25519PrivateKey.generate()
+    (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
+    writer = ChainWriter(directory, recording_id, key)
     writer.append("event", event={"kind": "recording_started"})
     offset = 0
     for i in range(fragments + 1):

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.test_signing_support import http_tsa, mark_png, sample_agreement
+from tiaojie.archive.timestamp import TimestampError, verify_timestamp
 from tiaojie.signing.authority import Authority
 from tiaojie.signing.model import (
     MAX_TERMS,
@@ -25,10 +26,8 @@ from tiaojie.signing.pdf import FontMissing, find_font
 from tiaojie.signing.tsa import (
     LocalTimeStamper,
     TimeStampAuthority,
-    TimestampError,
     request_timestamp,
     token_from_response,
-    verify_timestamp,
 )
 
 # -- model ---------------------------------------------------------------------------
@@ -158,7 +157,7 @@ def test_authority_is_created_once_with_private_keys_0600(authority):
     usage = authority.tsa_cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
     assert usage.critical and list(usage.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
     authority.tsa_cert.verify_directly_issued_by(authority.ca_cert)
-    authority.seal_cert.verify_directly_issued_by(authority.ca_cert)
+    authority.organisation_seal_cert.verify_directly_issued_by(authority.ca_cert)
 
 
 def test_event_certificate_names_the_signer_and_is_short_lived(authority):
@@ -191,21 +190,21 @@ def tsa(authority):
 
 def test_token_verifies_against_the_ca_and_only_for_its_data(tsa, authority):
     token = tsa.stamp(b"seal line")
-    info = verify_timestamp(token, b"seal line", authority.ca_cert)
+    info = verify_timestamp(token, b"seal line", [authority.ca_cert])
     assert info.trusted and "built-in TSA" in info.tsa_subject
     assert abs((info.time - dt.datetime.now(dt.UTC)).total_seconds()) < 60
-    assert verify_timestamp(token, b"seal line").trusted is False  # no trust root given
+    assert verify_timestamp(token, b"seal line").trusted is None  # no trust root: unchecked
     with pytest.raises(TimestampError, match="over other data"):
-        verify_timestamp(token, b"seal linE", authority.ca_cert)
+        verify_timestamp(token, b"seal linE", [authority.ca_cert])
     forged = bytearray(token)
     forged[-10] ^= 0xFF  # inside the signature value
     with pytest.raises(TimestampError):
-        verify_timestamp(bytes(forged), b"seal line", authority.ca_cert)
+        verify_timestamp(bytes(forged), b"seal line", [authority.ca_cert])
 
 
 def test_token_from_another_ca_is_not_trusted(tsa, tmp_path):
     other = Authority.load_or_create(tmp_path / "other")
-    assert verify_timestamp(tsa.stamp(b"x"), b"x", other.ca_cert).trusted is False
+    assert verify_timestamp(tsa.stamp(b"x"), b"x", [other.ca_cert]).trusted is False
 
 
 def test_malformed_and_unsupported_requests_are_rejected(tsa):
@@ -228,7 +227,7 @@ def test_malformed_and_unsupported_requests_are_rejected(tsa):
 def test_http_tsa_and_client(tsa, authority):
     with http_tsa(tsa) as url:
         token = asyncio.run(request_timestamp(url, b"chain head"))
-        assert verify_timestamp(token, b"chain head", authority.ca_cert).trusted
+        assert verify_timestamp(token, b"chain head", [authority.ca_cert]).trusted
         with pytest.raises(TimestampError, match="HTTP 404"):
             asyncio.run(request_timestamp(url + "/nothing", b"x"))
 

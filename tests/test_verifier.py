@@ -33,7 +33,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.testmedia import make_test_mp4, subscription_packets
 from tiaojie.archive.chain import ChainWriter, canonical, entry_hash, signed_statement
 from tiaojie.archive.layout import CHAIN_FILE
-from tiaojie.archive.verify import Report, VerifyError, cut_segment, verify_recording
+from tiaojie.archive.report import Problem
+from tiaojie.archive.verify import (
+    CannotVerify,
+    RecordingReport,
+    split_segment,
+    verify_recording,
+)
 from tiaojie.recorder.segment import SegmentWriter
 
 TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
@@ -163,7 +169,7 @@ def rec(template: Recording, tmp_path: Path) -> Recording:
     return Recording(folder, template.key)
 
 
-def verify(rec: Recording, **kwargs) -> Report:
+def verify(rec: Recording, **kwargs) -> RecordingReport:
     return verify_recording(rec.folder, rec.key.public_key(), **kwargs)
 
 
@@ -171,7 +177,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([TIAOJIE, "verify", *args], capture_output=True, text=True, timeout=120)
 
 
-def the_problem(report: Report):
+def the_problem(report: RecordingReport):
     assert not report.authentic
     assert report.problems, report.to_text()
     return report.problems[0]
@@ -235,7 +241,7 @@ def test_cannot_run_exit_2(rec: Recording, tmp_path: Path) -> None:
     assert result.returncode == 2 and "cannot read the public key" in result.stderr
     assert json.loads(result.stdout)["error"]
     (rec.folder / "recorder.pub.pem").unlink()
-    with pytest.raises(VerifyError, match="--trust"):
+    with pytest.raises(CannotVerify, match="--trust"):
         verify_recording(rec.folder)
 
 
@@ -257,6 +263,7 @@ def test_flipped_byte_in_a_fragment(rec: Recording) -> None:
         f"entry {fragment['seq']} (content altered)"
     )
     assert (problem.kind, problem.seq, problem.fragment) == ("altered", fragment["seq"], 3)
+    assert problem.code is Problem.FRAGMENT_HASH_MISMATCH
     assert len(report.problems) == 1  # the other fragments still verify
     segment = next(s for s in report.segments if s.path == name)
     assert segment.fragments_verified == segment.fragments - 1
@@ -269,6 +276,7 @@ def test_flipped_byte_in_the_init_segment(rec: Recording) -> None:
     path.write_bytes(data)
     problem = the_problem(verify(rec))
     assert problem.kind == "altered" and problem.fragment == 0
+    assert problem.code is Problem.INIT_SEGMENT_HASH_MISMATCH
     assert "init segment (bytes 0-" in problem.describe()
 
 
@@ -392,6 +400,7 @@ def test_forged_checkpoint_signed_by_another_key(rec: Recording) -> None:
     problem = the_problem(verify(rec))
     assert (problem.kind, problem.seq) == ("signature", index)
     assert "signed by another key" in problem.reason
+    assert problem.code is Problem.SIGNATURE_WRONG_KEY
 
 
 def test_a_whole_folder_rewritten_by_another_key(rec: Recording, packets, tmp_path: Path) -> None:
@@ -662,7 +671,7 @@ def test_a_renamed_folder_still_verifies_by_the_id_the_signatures_bind(rec: Reco
     assert not verify_recording(renamed, rec.key.public_key()).authentic
 
 
-def test_cut_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
+def test_split_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
     def box(kind: bytes, payload: bytes, large: bool = False) -> bytes:
         if large:
             return struct.pack(">I4sQ", 1, kind, 16 + len(payload)) + payload
@@ -673,11 +682,11 @@ def test_cut_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
     two = box(b"moof", b"c" * 10) + box(b"mdat", b"d" * 30)
     path = tmp_path / "boxes.mp4"
     path.write_bytes(init + one + two[:-7])
-    cuts = cut_segment(path)
-    assert [(c.kind, c.offset, c.length, c.complete) for c in cuts] == [
+    parts = split_segment(path)
+    assert [(p.kind, p.offset, p.length, p.complete) for p in parts] == [
         ("init", 0, len(init), True),
         ("fragment", len(init), len(one), True),
         ("fragment", len(init) + len(one), len(two) - 7, False),
     ]
-    assert cuts[1].sha256 == hashlib.sha256(one).hexdigest()
-    assert os.path.getsize(path) == sum(c.length for c in cuts)
+    assert parts[1].sha256 == hashlib.sha256(one).hexdigest()
+    assert os.path.getsize(path) == sum(p.length for p in parts)

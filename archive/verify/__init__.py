@@ -5,9 +5,9 @@ What it checks, in order (docs/ARCHIVE.md, "Verifying"):
 1. the Chain (`chain.jsonl`): every entry's shape, sequence number, link and hash, and
    every Checkpoint, Gap and Seal signature against the trusted Ed25519 key (`--trust`,
    else the folder's own `recorder.pub.pem`, which proves nothing about who wrote it);
-2. every Segment file, re-cut from its own top-level MP4 boxes exactly as the recorder cut
-   it (init segment = everything before the first `moof`; then each Fragment = up to and
-   including the `mdat` that follows a `moof`), each range hashed and compared, in order,
+2. every Segment file, split again at its own top-level MP4 boxes exactly as the recorder
+   cut it (init segment = everything before the first `moof`; then each Fragment = up to and
+   including the `mdat` that follows a `moof`), each part hashed and compared, in order,
    with the Chain's `init`/`fragment` entries for that file. A mismatch is diagnosed as
    altered, removed, reordered, truncated or appended bytes;
 3. that `segments/` holds exactly the files the Chain names;
@@ -24,26 +24,28 @@ authentic: its end cannot be told apart from a Chain cut short by a forger, so t
 says how far the signed part reaches and the exit code is 1.
 
 Modules:
-- `recording`: `verify_recording`, which chooses the key and runs the checks in order;
-- `layout`: the Recording folder's file names, `locate`, `VerifyError`;
+- `recording`: `locate` and `verify_recording`, which chooses the key and runs the checks;
 - `trust`: the trusted recorder key and TSA root certificates (`--trust`, `--tsa-trust`);
-- `boxes`: cutting a Segment MP4 into init segment and Fragments, hashing them (1, 2);
+- `boxes`: splitting a Segment MP4 into its init segment and Fragments (`SegmentPart`s),
+  hashing them (1, 2);
 - `chain_check`: the Chain's entries, links, signatures, seals and addenda (1), and the
-  `ChainView` of it that the Segment checks use;
+  `ChainView` of it (each Segment's `ChainedPart`s) that the Segment checks use;
 - `segments_check`: each Segment's bytes against the Chain, extra or missing Segments,
   bytes lost in a Gap (2, 3, 4);
-- `timestamp_check`: `seal.tsr` (5);
+- `timestamp_check`: `seal.tsr` (5), with tiaojie.archive.timestamp;
 - `summary_check`: `recording.json` (6);
-- `report`: `Finding`, `Report` and its parts, the JSON and text renderings.
+- `report`: `RecordingReport` and its parts, the JSON and text renderings (the verdict,
+  findings and coded problems are tiaojie.archive.report's, shared with the agreement
+  verifier);
+- `cli`: `tiaojie verify RECORDING`.
 """
 
-from tiaojie.archive.verify.boxes import Cut, cut_segment
-from tiaojie.archive.verify.layout import VerifyError
+from tiaojie.archive.report import CannotVerify
+from tiaojie.archive.verify.boxes import SegmentPart, split_segment
 from tiaojie.archive.verify.recording import verify_recording
 from tiaojie.archive.verify.report import (
-    Finding,
     GapReport,
-    Report,
+    RecordingReport,
     SegmentReport,
     TimestampReport,
     render_text,
@@ -51,16 +53,15 @@ from tiaojie.archive.verify.report import (
 from tiaojie.archive.verify.trust import load_certificates, load_public_key
 
 __all__ = [
-    "Cut",
-    "Finding",
+    "CannotVerify",
     "GapReport",
-    "Report",
+    "RecordingReport",
+    "SegmentPart",
     "SegmentReport",
     "TimestampReport",
-    "VerifyError",
-    "cut_segment",
     "load_certificates",
     "load_public_key",
     "render_text",
+    "split_segment",
     "verify_recording",
 ]

@@ -1,9 +1,10 @@
-"""Cutting a Segment MP4 exactly as the recorder's writer cut it, from its top-level box
-headers alone (size and type, 64-bit largesize): the init segment is everything before the
-first `moof`, then each Fragment runs up to and including the `mdat` that follows a `moof`.
-Each range is a `Cut`, hashed with sha256 in the same single sequential pass, in large reads;
-`hash_files` cuts many files in parallel threads (file reads and hashlib release the GIL).
-Nothing here knows the Chain: segments_check compares the Cuts with it.
+"""Splitting a Segment MP4 into its parts exactly as the recorder's writer cut it, from its
+top-level box headers alone (size and type, 64-bit largesize): the init segment is
+everything before the first `moof`, then each Fragment runs up to and including the `mdat`
+that follows a `moof`. Each part is a `SegmentPart`, hashed with sha256 in the same single
+sequential pass, in large reads (`split_segment`); `split_segments` does many files in
+parallel threads (file reads and hashlib release the GIL). Nothing here knows the Chain:
+segments_check compares the parts with it.
 """
 
 from __future__ import annotations
@@ -19,22 +20,23 @@ READ_SIZE = 1 << 20  # read unit for hashing: large reads, hashlib releases the 
 
 
 @dataclass
-class Cut:
-    """A byte range of a Segment file as its MP4 boxes delimit it, with its sha256."""
+class SegmentPart:
+    """The init segment or one Fragment of a Segment file, as its MP4 boxes delimit it,
+    with its sha256."""
 
-    kind: str  # "init" or "fragment"
+    kind: str  # "init" or "fragment", as the Chain's entry types
     offset: int
     length: int
     sha256: str
     complete: bool  # False: the file ends inside a box, or a box header is invalid
 
 
-def cut_segment(path: Path, buffer: bytearray | None = None) -> list[Cut]:
-    """Re-cut a Segment file from its top-level boxes (size/type, 64-bit largesize) the way
-    the recorder's writer did, hashing each range in the same single sequential pass."""
+def split_segment(path: Path, buffer: bytearray | None = None) -> list[SegmentPart]:
+    """Split a Segment file at its top-level boxes (size/type, 64-bit largesize) the way
+    the recorder's writer cut it, hashing each part in the same single sequential pass."""
     buffer = buffer if buffer is not None else bytearray(READ_SIZE)
     view = memoryview(buffer)
-    cuts: list[Cut] = []
+    parts: list[SegmentPart] = []
     with path.open("rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         pos = start = 0
@@ -55,7 +57,7 @@ def cut_segment(path: Path, buffer: bytearray | None = None) -> list[Cut]:
 
         def close_range(kind: str, end: int) -> None:
             nonlocal hasher, start
-            cuts.append(Cut(kind, start, end - start, hasher.hexdigest(), True))
+            parts.append(SegmentPart(kind, start, end - start, hasher.hexdigest(), True))
             hasher, start = hashlib.sha256(), end
 
         while pos < size:
@@ -89,21 +91,23 @@ def cut_segment(path: Path, buffer: bytearray | None = None) -> list[Cut]:
                 close_range("fragment", pos)
                 in_fragment = False
         if pos > start or not complete:
-            cuts.append(Cut("fragment" if init_done else "init", start, pos - start, "", complete))
-            cuts[-1].sha256 = hasher.hexdigest()
-    return cuts
+            last = "fragment" if init_done else "init"
+            parts.append(SegmentPart(last, start, pos - start, hasher.hexdigest(), complete))
+    return parts
 
 
-def hash_files(paths: list[Path], workers: int | None) -> dict[Path, list[Cut] | OSError]:
-    """Cut and hash Segment files in parallel: hashlib and file reads release the GIL."""
-    results: dict[Path, list[Cut] | OSError] = {}
+def split_segments(
+    paths: list[Path], workers: int | None
+) -> dict[Path, list[SegmentPart] | OSError]:
+    """Split and hash Segment files in parallel: hashlib and file reads release the GIL."""
+    results: dict[Path, list[SegmentPart] | OSError] = {}
     if not paths:
         return results
     workers = workers or min(len(paths), os.cpu_count() or 1, 8)
 
-    def work(path: Path) -> list[Cut] | OSError:
+    def work(path: Path) -> list[SegmentPart] | OSError:
         try:
-            return cut_segment(path)
+            return split_segment(path)
         except OSError as error:
             return error
 

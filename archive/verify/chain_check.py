@@ -3,8 +3,8 @@ hash, and every Checkpoint, Gap and Seal signature against the trusted key; whic
 the signatures bind (the folder may have been renamed); that after a Seal only an addendum
 closed by a new Seal comes; and, when the Chain is unsealed, how far its signed part reaches.
 `index_chain` then turns the well-formed entries into the `ChainView` by which the Segment
-files are judged: each Segment's chained byte `Range`s, the Gaps a crashed recorder left and
-the `segment_ended` events.
+files are judged: each Segment's `ChainedPart`s (its init segment and Fragments as the Chain
+names them), the Gaps a crashed recorder left and the `segment_ended` events.
 """
 
 from __future__ import annotations
@@ -21,21 +21,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from tiaojie.archive.chain import (
     ADDENDUM_KINDS,
-    CHAIN_FILE,
     ENTRY_TYPES,
     SIGNED_TYPES,
     key_id,
     signed_statement,
     verify_entries,
 )
-from tiaojie.archive.layout import SEGMENT_PATH, SEGMENTS_DIR
-from tiaojie.archive.verify.report import Finding, GapReport, iso
+from tiaojie.archive.layout import CHAIN_FILE, SEGMENT_PATH, SEGMENTS_DIR
+from tiaojie.archive.report import Finding, Findings, Problem, iso
+from tiaojie.archive.verify.report import GapReport
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
-class Range:
+class ChainedPart:
     """One chained init segment or Fragment: where the Chain puts it in its Segment file."""
 
     seq: int
@@ -52,13 +52,12 @@ class ChainView:
 
     folder: Path
     entries: list[dict[str, Any]]
-    ranges: dict[str, list[Range]]
+    parts: dict[str, list[ChainedPart]]  # segment -> its parts, in Chain order
     gap_seqs: list[int]
     sealed: bool
     gaps: dict[int, GapReport]
     ended: dict[str, int]  # segment -> seq of its `segment_ended` event
-    problems: list[Finding]
-    warnings: list[Finding]
+    found: Findings
     types: dict[str, int]  # how many entries of each type
 
 
@@ -125,83 +124,98 @@ def choose_recording_id(
 
 def check_chain(
     entries: list[dict[str, Any]],
-    read_problems: list[str],
+    read_found: list[Finding],
     recording: str,
     key: Ed25519PublicKey,
-    problems: list[Finding],
-    warnings: list[Finding],
+    found: Findings,
 ) -> tuple[int, int, int]:
-    """Problems of the Chain itself. Returns (entries verified, entries covered by a valid
-    signature, index of the Seal or -1)."""
+    """Problems of the Chain itself (`read_found`: what reading its lines found). Returns
+    (entries verified, entries covered by a valid signature, index of the Seal or -1)."""
     shaped = len(entries)
     for index, entry in enumerate(entries):
         why = shape_problem(entry)
         if why is not None:
             seq = entry.get("seq") if isinstance(entry, dict) else None
-            problems.append(
-                Finding(
-                    "chain",
-                    f"malformed entry (the {index + 1}th line that parses {why}); it and the "
-                    "entries after it cannot be checked",
-                    seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
-                )
+            found.problem(
+                Problem.ENTRY_MALFORMED,
+                f"malformed entry (the {index + 1}th line that parses {why}); it and the "
+                "entries after it cannot be checked",
+                seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
             )
             shaped = index
             break
-    found = verify_entries(entries[:shaped], recording, key)
     verified = shaped
-    if found:
-        bad = found[0]
+    first_bad = next(iter(verify_entries(entries[:shaped], recording, key)), None)
+    if first_bad is not None:
         # verify_entries stops at its first problem: every entry before it has seq == index
-        if bad.reason.startswith("expected entry"):
+        if first_bad.code is Problem.ENTRY_OUT_OF_SEQUENCE:
             verified = next((i for i, e in enumerate(entries) if e.get("seq") != i), shaped)
         else:
-            verified = bad.seq if isinstance(bad.seq, int) else shaped
-        entry = entries[verified] if verified < len(entries) else {}
-        reason, kind = bad.reason, "chain"
-        if entry.get("type") in SIGNED_TYPES and bad.reason.startswith("signed by an untrusted"):
-            kind = "signature"
-            if entry.get("key_id") != key_id(key):
-                reason = (
-                    f"{entry.get('type')} signed by another key (key id "
-                    f"{str(entry.get('key_id'))[:16]}…), not the trusted key "
-                    f"({key_id(key)[:16]}…): forged"
-                )
-            else:
-                reason = f"{entry.get('type')} signs another head than the previous entry"
-        elif "signature" in bad.reason:
-            kind = "signature"
-            reason = f"{entry.get('type')} {bad.reason}"
-        last_signed = max(
-            (i for i in range(verified) if entries[i]["type"] in SIGNED_TYPES), default=-1
+            verified = first_bad.seq if isinstance(first_bad.seq, int) else shaped
+        found.problem(
+            first_bad.code,
+            _explain(first_bad, entries, verified, key),
+            seq=first_bad.seq,
         )
-        reason += (
-            f"; entries {last_signed + 1}..{len(entries) - 1} are not covered by a valid"
-            f" signature (last valid signature: "
-            + (f"entry {last_signed})" if last_signed >= 0 else "none)")
-        )
-        problems.append(Finding(kind, reason, seq=bad.seq))
-    for message in read_problems:
+    for finding in read_found:
         if (
-            "incomplete" in message
+            finding.code is Problem.CHAIN_LINE_INCOMPLETE
             and verified == len(entries)
             and not any(e.get("type") == "seal" for e in entries)
         ):
-            warnings.append(Finding("chain", f"{message}: the recorder stopped while writing it"))
+            found.warning(finding.code, f"{finding.reason}: the recorder stopped while writing it")
         else:
-            problems.append(Finding("chain", message))
-    last_signed = max(
-        (i for i in range(verified) if entries[i]["type"] in SIGNED_TYPES), default=-1
-    )
+            found.add(finding)
+    last_signed = _last_signed(entries, verified)
     seals = [i for i in range(verified) if entries[i]["type"] == "seal"]
     seal = seals[-1] if seals else -1
+    _check_after_seals(entries, seals, found)
+    if not entries:
+        found.problem(Problem.CHAIN_EMPTY, f"{CHAIN_FILE} has no entries")
+    elif verified == len(entries) and seal < 0:
+        _report_unsealed(entries, last_signed, found)
+    return verified, last_signed + 1, seal
+
+
+def _last_signed(entries: list[dict[str, Any]], verified: int) -> int:
+    """The index of the last Checkpoint, Gap or Seal among the verified entries, or -1."""
+    return max((i for i in range(verified) if entries[i]["type"] in SIGNED_TYPES), default=-1)
+
+
+def _explain(
+    bad: Finding, entries: list[dict[str, Any]], verified: int, key: Ed25519PublicKey
+) -> str:
+    """The reason of the Chain's first problem, worded for an archivist, with how much of
+    the Chain is left without a valid signature."""
+    entry = entries[verified] if verified < len(entries) else {}
+    kind = entry.get("type")
+    if bad.code is Problem.SIGNATURE_WRONG_KEY:
+        reason = (
+            f"{kind} signed by another key (key id {str(entry.get('key_id'))[:16]}…), "
+            f"not the trusted key ({key_id(key)[:16]}…): forged"
+        )
+    elif bad.code is Problem.SIGNATURE_WRONG_HEAD:
+        reason = f"{kind} signs another head than the previous entry"
+    elif bad.code is Problem.SIGNATURE_INVALID:
+        reason = f"{kind} {bad.reason}"
+    else:
+        reason = bad.reason
+    last_signed = _last_signed(entries, verified)
+    return reason + (
+        f"; entries {last_signed + 1}..{len(entries) - 1} are not covered by a valid"
+        " signature (last valid signature: "
+        + (f"entry {last_signed})" if last_signed >= 0 else "none)")
+    )
+
+
+def _check_after_seals(entries: list[dict[str, Any]], seals: list[int], found: Findings) -> None:
+    """After a Seal only an addendum (e.g. the signed agreement), closed by a new Seal."""
     for first, following in zip(seals, [*seals[1:], len(entries)][: len(seals)], strict=True):
-        # after a seal only an addendum (e.g. the signed agreement), closed by a new seal
         after = entries[first + 1 : following]
         if following == len(entries) and after:
-            bad = first + 1
+            stray = first + 1
         else:
-            bad = next(
+            stray = next(
                 (
                     first + 1 + k
                     for k, e in enumerate(after)
@@ -210,64 +224,57 @@ def check_chain(
                 ),
                 -1,
             )
-        if bad >= 0:
-            problems.append(
-                Finding(
-                    "after-seal",
-                    f"entries {first + 1}..{following - 1} follow the seal (entry {first}); "
-                    "after a seal only an addendum closed by a new seal may come",
-                    seq=bad,
-                )
+        if stray >= 0:
+            found.problem(
+                Problem.ENTRY_AFTER_SEAL,
+                f"entries {first + 1}..{following - 1} follow the seal (entry {first}); "
+                "after a seal only an addendum closed by a new seal may come",
+                seq=stray,
             )
-            break
-    if not entries:
-        problems.append(Finding("chain", f"{CHAIN_FILE} has no entries"))
-    elif verified == len(entries) and seal < 0:
-        time = iso(entries[last_signed].get("time")) if last_signed >= 0 else None
-        signed_part = (
-            f"the chain verifies up to the {entries[last_signed]['type']} at entry "
-            f"{last_signed} ({time})"
-            if last_signed >= 0
-            else "no entry is signed"
+            return
+
+
+def _report_unsealed(entries: list[dict[str, Any]], last_signed: int, found: Findings) -> None:
+    """An unsealed Chain: how far its signed part reaches, and what comes after it."""
+    time = iso(entries[last_signed].get("time")) if last_signed >= 0 else None
+    signed_part = (
+        f"the chain verifies up to the {entries[last_signed]['type']} at entry "
+        f"{last_signed} ({time})"
+        if last_signed >= 0
+        else "no entry is signed"
+    )
+    found.problem(
+        Problem.NOT_SEALED,
+        "not sealed: the recording did not end with a seal (the recorder or server "
+        f"stopped, or the chain was cut short); {signed_part}",
+    )
+    if last_signed < len(entries) - 1:
+        counts: dict[str, int] = {}
+        for e in entries[last_signed + 1 :]:
+            counts[e["type"]] = counts.get(e["type"], 0) + 1
+        which = (
+            f"entry {last_signed + 1}"
+            if last_signed + 1 == len(entries) - 1
+            else f"entries {last_signed + 1}..{len(entries) - 1}"
         )
-        problems.append(
-            Finding(
-                "not-sealed",
-                "not sealed: the recording did not end with a seal (the recorder or server "
-                f"stopped, or the chain was cut short); {signed_part}",
-            )
+        found.problem(
+            Problem.ENTRIES_UNSIGNED,
+            f"{which} ({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) "
+            "come after the last signature: not covered by a signature",
+            seq=last_signed + 1,
         )
-        if last_signed < len(entries) - 1:
-            counts: dict[str, int] = {}
-            for e in entries[last_signed + 1 :]:
-                counts[e["type"]] = counts.get(e["type"], 0) + 1
-            which = (
-                f"entry {last_signed + 1}"
-                if last_signed + 1 == len(entries) - 1
-                else f"entries {last_signed + 1}..{len(entries) - 1}"
-            )
-            problems.append(
-                Finding(
-                    "unsigned",
-                    f"{which} ({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) "
-                    "come after the last signature: not covered by a signature",
-                    seq=last_signed + 1,
-                )
-            )
-    return verified, last_signed + 1, seal
 
 
 def index_chain(
     folder: Path,
     entries: list[dict[str, Any]],
     sealed: bool,
-    problems: list[Finding],
-    warnings: list[Finding],
+    found: Findings,
 ) -> ChainView:
-    """What the well-formed entries say about the Segment files: each one's chained ranges, the
+    """What the well-formed entries say about the Segment files: each one's chained parts, the
     Gaps, the `segment_ended` events, and how many entries of each type. An entry that names a
     Segment outside `segments/` is a problem."""
-    ranges: dict[str, list[Range]] = {}
+    parts: dict[str, list[ChainedPart]] = {}
     gap_seqs: list[int] = []
     gaps: dict[int, GapReport] = {}
     ended: dict[str, int] = {}
@@ -291,16 +298,14 @@ def index_chain(
         if entry["type"] in ("init", "fragment"):
             name = entry["segment"]
             if not SEGMENT_PATH.fullmatch(name) or name.endswith(("/.", "/..")):
-                problems.append(
-                    Finding(
-                        "chain",
-                        f"names a segment outside {SEGMENTS_DIR}/: {name!r}",
-                        seq=entry["seq"],
-                    )
+                found.problem(
+                    Problem.ENTRY_OUTSIDE_SEGMENTS,
+                    f"names a segment outside {SEGMENTS_DIR}/: {name!r}",
+                    seq=entry["seq"],
                 )
                 continue
-            ranges.setdefault(name, []).append(
-                Range(
+            parts.setdefault(name, []).append(
+                ChainedPart(
                     entry["seq"],
                     entry["type"],
                     entry["offset"],
@@ -309,6 +314,4 @@ def index_chain(
                     entry.get("time"),
                 )
             )
-    return ChainView(
-        folder, entries, ranges, gap_seqs, sealed, gaps, ended, problems, warnings, types
-    )
+    return ChainView(folder, entries, parts, gap_seqs, sealed, gaps, ended, found, types)

@@ -1,47 +1,17 @@
-"""The verifier's report, what `tiaojie verify` prints: `Finding` (one problem or warning,
-located as precisely as the evidence allows) and `Report`, which gathers the findings with what
-was checked (the Chain and its signatures, each Segment file as a `SegmentReport`, each Gap as
-a `GapReport`, the seal's timestamp as a `TimestampReport`) and renders itself as JSON
-(`to_json`, for machines) or as text (`render_text`, for people). The small formatters below
-(`iso`, `byte_range`, `part_name`) word times, byte ranges and fragments the same way in every
-check's findings.
+"""The Recording verifier's report, what `tiaojie verify RECORDING` prints:
+`RecordingReport`, a `VerificationReport` (tiaojie.archive.report: the verdict, the
+findings, the JSON shape shared with the agreement verifier) with what was checked: the
+Chain and its signatures, each Segment file as a `SegmentReport`, each Gap as a
+`GapReport`, the Seal's timestamp as a `TimestampReport`. It renders itself as JSON
+(`to_json`, for machines) or as text (`render_text`, for people).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-
-@dataclass
-class Finding:
-    """One problem or warning, located as precisely as the evidence allows.
-
-    `fragment` is 0 for a Segment's init segment and 1, 2, ... for its Fragments;
-    `offset`/`length` are the byte range in the Segment file.
-    """
-
-    kind: str
-    reason: str
-    seq: int | None = None
-    segment: str | None = None
-    fragment: int | None = None
-    offset: int | None = None
-    length: int | None = None
-
-    def describe(self) -> str:
-        where = ""
-        if self.segment is not None:
-            where = self.segment
-            if self.fragment is not None:
-                where += f" {part_name(self.fragment)}"
-            if self.offset is not None and self.length:
-                where += f" (bytes {byte_range(self.offset, self.length)})"
-        elif self.seq is not None:
-            where = f"chain entry {self.seq}"
-        return f"{where}: {self.reason}" if where else self.reason
+from tiaojie.archive.report import Verdict, VerificationReport, byte_range
 
 
 @dataclass
@@ -78,12 +48,14 @@ class TimestampReport:
     trusted: bool | None  # None: no --tsa-trust given
 
 
-@dataclass
-class Report:
-    path: str
+@dataclass(kw_only=True)
+class RecordingReport(VerificationReport):
+    """A Recording (or one of its Segments) verified. Authentic when the Chain ends with a
+    valid Seal and no finding is a problem."""
+
+    subject: ClassVar[str] = "recording"
     mode: str  # "recording" or "segment" (a single MP4)
     recording: str | None
-    authentic: bool
     sealed: bool
     seal_seq: int | None
     seal_time: str | None
@@ -96,48 +68,29 @@ class Report:
     entries_signed: int  # covered by a valid Checkpoint, Gap or Seal signature
     entry_types: dict[str, int]
     signatures_verified: int
-    problems: list[Finding]
-    warnings: list[Finding]
     gaps: list[GapReport]
     segments: list[SegmentReport]
     timestamp: TimestampReport | None
 
-    def to_json(self) -> str:
+    @property
+    def verdict(self) -> Verdict:
+        if self.problems or not self.sealed:
+            return Verdict.NOT_AUTHENTIC
+        return Verdict.AUTHENTIC
+
+    def details(self) -> dict[str, Any]:
         data = asdict(self)
-        data["result"] = "authentic" if self.authentic else "not authentic"
-        for finding in data["problems"] + data["warnings"]:
-            finding["message"] = Finding(**finding).describe()
-        return json.dumps(data, ensure_ascii=False, indent=2)
+        del data["path"], data["findings"]
+        return data
 
     def to_text(self) -> str:
         return render_text(self)
 
 
-# -- formatting ------------------------------------------------------------------------------
-
-
-def iso(t: Any) -> str | None:
-    if not isinstance(t, int | float) or isinstance(t, bool):
-        return None
-    try:
-        moment = datetime.fromtimestamp(t, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def byte_range(offset: int, length: int) -> str:
-    return f"{offset}-{offset + length - 1}" if length > 0 else f"{offset}-{offset}"
-
-
-def part_name(fragment: int) -> str:
-    return "init segment" if fragment == 0 else f"fragment {fragment}"
-
-
 # -- text report -----------------------------------------------------------------------------
 
 
-def render_text(report: Report) -> str:
+def render_text(report: RecordingReport) -> str:
     """The human report: verdict, what was checked, the first bad thing and why."""
     out: list[str] = []
     what = "Segment " + report.path if report.mode == "segment" else "Recording " + report.path

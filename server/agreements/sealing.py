@@ -94,7 +94,7 @@ class Sealer:
         manifest = read_chain(self._settings.data_dir, agreement.recording_id)
         status_url = f"{self._settings.base_url}/a/{state.code}"
         notary = await self.notary()
-        seal = notary.seal_agreement
+        seal = notary.sign_agreement
         if inspect.iscoroutinefunction(seal):
             return bytes(await seal(agreement, marks, status_url, manifest))
         call = functools.partial(seal, agreement, marks, status_url, manifest)

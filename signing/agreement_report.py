@@ -1,0 +1,129 @@
+"""The agreement verifier's report, what `tiaojie verify agreement.pdf` prints:
+`AgreementReport`, a `VerificationReport` (tiaojie.archive.report: the verdict, the coded
+findings, the JSON shape shared with the Recording verifier) with what was checked: each PDF
+signature as a `SignatureReport` (a Signer's, the OrganisationSeal, the document timestamp),
+the text's fingerprint, the embedded recording manifest and, given `--recording`, the
+Recording it was checked against. It renders itself as JSON (`to_json`) or text (`to_text`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from tiaojie.archive.report import VerificationReport
+
+#: SignatureReport.kind: a Signer's signature, the OrganisationSeal, the document timestamp.
+SIGNER = "signer"
+ORGANISATION_SEAL = "organisation seal"
+DOCUMENT_TIMESTAMP = "document timestamp"
+
+
+@dataclass
+class SignatureReport:
+    """One signature of the PDF as pyhanko judged it; its problems are the report's findings
+    that name its field (`signature_field`)."""
+
+    field_name: str
+    kind: str  # SIGNER, ORGANISATION_SEAL or DOCUMENT_TIMESTAMP
+    subject: str
+    name: str | None = None
+    role: str | None = None
+    time: str | None = None  # best known signing time (timestamp), ISO 8601 UTC
+    intact: bool = False
+    valid: bool = False
+    trusted: bool = False
+    ltv: str = ""  # "passed" or the AdES sub-indication
+    coverage: str = ""
+
+
+@dataclass(kw_only=True)
+class AgreementReport(VerificationReport):
+    """An agreement PDF verified. Authentic when no finding is a problem."""
+
+    subject: ClassVar[str] = "agreement"
+    sha256: str = ""
+    trust_root: str = ""
+    case_number: str | None = None
+    fingerprint: str | None = None
+    recording_id: str | None = None
+    chain_head: str | None = None
+    signatures: list[SignatureReport] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+    recording: dict[str, Any] | None = None
+
+    def signature_ok(self, signature: SignatureReport) -> bool:
+        return not any(p.signature_field == signature.field_name for p in self.problems)
+
+    def details(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["path"], data["findings"]
+        data["signatures"] = []
+        for s in self.signatures:
+            signature = asdict(s)
+            signature = {"field": signature.pop("field_name"), **signature}
+            signature["ok"] = self.signature_ok(s)
+            data["signatures"].append(signature)
+        return data
+
+    def to_text(self) -> str:
+        return render_text(self)
+
+
+def render_text(report: AgreementReport) -> str:
+    """The human report: what the PDF is, each signature, the manifest and recording, the
+    verdict and every problem."""
+    lines = [
+        f"Agreement   {report.path}",
+        f"  sha256    {report.sha256}",
+        f"  trust     {report.trust_root}",
+    ]
+    if report.case_number:
+        lines.append(f"  case      {report.case_number}")
+    if report.fingerprint:
+        lines.append(
+            f"  text      sha256 {report.fingerprint} (shown as {report.fingerprint[:12]})"
+        )
+    if report.recording_id:
+        lines.append(f"  recording {report.recording_id}, chain head {report.chain_head or '-'}")
+    lines.append("Signatures")
+    for s in report.signatures:
+        who = f"{s.name} ({s.role})" if s.kind == SIGNER else s.subject
+        mark = "OK  " if report.signature_ok(s) else "FAIL"
+        lines.append(f"  {mark} {s.field_name:<20} {s.kind:<18} {who}")
+        lines.append(
+            f"       time {s.time or '-'}; intact {_yn(s.intact)}, valid {_yn(s.valid)}, "
+            f"trusted {_yn(s.trusted)}; long-term validation {s.ltv or '-'}; {s.coverage}"
+        )
+    if report.manifest:
+        m = report.manifest
+        lines.append(
+            f"Manifest    {m['name']} (AFRelationship {m['af_relationship']}): "
+            f"{m['entries']} entries, sha256 {m['sha256']}"
+        )
+    if report.recording:
+        r = report.recording
+        lines.append(f"Recording   {r['directory']}")
+        if "manifest_entries" in r:
+            lines.append(
+                f"  the manifest is the first {r['manifest_entries']} of "
+                f"{r.get('chain_entries', '?')} chain entries"
+            )
+        if r.get("agreement_entry_seq") is not None:
+            lines.append(f"  chain entry {r['agreement_entry_seq']} names this PDF")
+    if report.problems:
+        lines.append(f"NOT AUTHENTIC ({len(report.problems)} problem(s))")
+        lines += [f"  - {p.describe()}" for p in report.problems]
+    else:
+        lines.append(
+            "AUTHENTIC: every signature is valid at PAdES B-LTA and trusted; "
+            "the text, manifest and recording agree"
+        )
+    if report.warnings:
+        lines.append(f"Warnings ({len(report.warnings)}):")
+        lines += [f"  - {w.describe()}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _yn(value: bool) -> str:
+    return "yes" if value else "NO"
