@@ -171,7 +171,7 @@ def archivist_token(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """An agreement PDF (signing/) or a recording folder / segment MP4 (recorder/)."""
+    """An agreement PDF (signing/) or a recording folder / segment MP4 (archive/verify/)."""
     if args.path.suffix.lower() == ".pdf":
         try:
             from tiaojie.signing.validator import verify_agreement_cli
