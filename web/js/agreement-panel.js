@@ -5,11 +5,11 @@
  * performed, date, place, language), saved as the mediator types (`agreement_draft`,
  * debounced). The live text and its fingerprint, seen by everyone, are in
  * {@link AgreementView}; "Ask for signatures" (`agreement_request_signatures`) makes the
- * text final.
+ * text final. It renders from the {@link RoomState} (the agreement, who is in the room).
  *
  * @module agreement-panel
  */
-import { t, getLang } from "./i18n.js";
+import { errorText, getLang, onLangChange, t } from "./i18n.js";
 import { h } from "./ui.js";
 
 const SAVE_DELAY_MS = 600;
@@ -35,10 +35,12 @@ function today(lang) {
 export class AgreementPanel {
   /**
    * @param {object} opts
-   * @param {import("./room-view.js").RoomView} opts.view
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
    */
-  constructor({ view }) {
-    this.view = view;
+  constructor({ room, requests }) {
+    this.room = room;
+    this.requests = requests;
     this.section = $("agreement-editor");
     /** The form has been filled (from the server's draft or with defaults). */
     this.filled = false;
@@ -51,11 +53,13 @@ export class AgreementPanel {
     /** The fingerprint of the last version this form saved (or loaded). */
     this.lastAck = "";
     this.build();
+    room.watch(["agreement", "participants", "self"], () => this.render());
+    onLangChange(() => this.render());
   }
 
-  /** @returns {import("./agreement-view.js").AgreementState|null} */
+  /** @returns {import("./room-state.js").AgreementState|null} */
   get state() {
-    return this.view.agreement?.state || null;
+    return this.room.agreement;
   }
 
   // ---- the form ----
@@ -179,7 +183,7 @@ export class AgreementPanel {
 
   /** The room's parties as choices of who signs a line (the current choice kept). */
   fillAssignees(select, value) {
-    const parties = [...this.view.participants.values()].filter((p) => p.role === "party");
+    const parties = [...this.room.participants.values()].filter((p) => p.role === "party");
     const options = [h("option", { value: "", text: t("agreement.party.unassigned") })];
     for (const p of parties) options.push(h("option", { value: p.id, text: p.name }));
     if (value && !parties.some((p) => p.id === value)) {
@@ -208,7 +212,7 @@ export class AgreementPanel {
 
   /** A new agreement: the parties in the room on the lines, the mediator, today. */
   defaults() {
-    const people = [...this.view.participants.values()];
+    const people = [...this.room.participants.values()];
     const parties = people.filter((p) => p.role === "party").slice(0, 2);
     const lang = getLang() === "en" ? "en" : "zh-CN";
     return {
@@ -218,7 +222,7 @@ export class AgreementPanel {
         name: parties[i]?.name || "",
         participant_id: parties[i]?.id || "",
       })),
-      mediator: this.view.self?.name || "",
+      mediator: this.room.self?.name || "",
       experts: people.filter((p) => p.role === "expert").map((p) => p.name),
       date: today(lang),
       terms: [""],
@@ -278,13 +282,13 @@ export class AgreementPanel {
     this.saving = (async () => {
       this.setSaveState("agreement.save.saving");
       this.dirty = false;
-      const ack = await this.view.sig.request("agreement_draft", payload);
+      const ack = await this.requests.request("agreement_draft", payload);
       if (ack.ok) {
         this.lastAck = ack.fingerprint;
         this.setSaveState("agreement.save.saved", "ok", { fp: ack.fingerprint.slice(0, 12) });
       } else {
         this.dirty = true;
-        this.setSaveState(null, "error", {}, this.view.errorText(ack.error, ack.message));
+        this.setSaveState(null, "error", {}, errorText(ack.error, ack.message));
       }
     })();
     try {
@@ -322,10 +326,10 @@ export class AgreementPanel {
         this.showRequestError(t("agreement.save.need_case_number"));
         return;
       }
-      const ack = await this.view.sig.request("agreement_request_signatures", {
+      const ack = await this.requests.request("agreement_request_signatures", {
         fingerprint: state.fingerprint,
       });
-      if (!ack.ok) this.showRequestError(this.view.errorText(ack.error, ack.message));
+      if (!ack.ok) this.showRequestError(errorText(ack.error, ack.message));
     } finally {
       el.request.disabled = false;
       this.render();
@@ -333,8 +337,8 @@ export class AgreementPanel {
   }
 
   async finalize() {
-    const ack = await this.view.sig.request("agreement_finalize", {});
-    if (!ack.ok) this.showRequestError(this.view.errorText(ack.error, ack.message));
+    const ack = await this.requests.request("agreement_finalize", {});
+    if (!ack.ok) this.showRequestError(errorText(ack.error, ack.message));
   }
 
   showRequestError(text) {
@@ -345,7 +349,7 @@ export class AgreementPanel {
   // ---- rendering ----
 
   render() {
-    const on = this.view.isMediator;
+    const on = this.room.isMediator;
     this.section.hidden = !on;
     if (!on) return;
     const state = this.state;
@@ -353,7 +357,7 @@ export class AgreementPanel {
       if (state) {
         this.fill(state.draft);
         this.lastAck = state.fingerprint;
-      } else if (this.view.participants.size) this.fill(this.defaults());
+      } else if (this.room.participants.size) this.fill(this.defaults());
     } else if (state && !this.dirty && !this.saving && state.fingerprint !== this.lastAck) {
       // a version this form did not send: another mediator's, or the final text
       this.fill(state.draft);

@@ -1,6 +1,7 @@
 /**
  * The signing dialog: read the final text, tick consent, type your name, draw your
- * handwritten mark on a canvas (finger, pen or mouse: pointer events), sign.
+ * handwritten mark on a canvas (finger, pen or mouse: pointer events), sign. Also which
+ * signer line this participant may sign now ({@link signingLine}).
  *
  * What is sent (`agreement_sign`) binds the fingerprint of the text shown in the dialog,
  * the one the signer read. If the mediator changes the text meanwhile, the dialog says so
@@ -10,7 +11,7 @@
  *
  * @module agreement-sign
  */
-import { t } from "./i18n.js";
+import { errorText, t } from "./i18n.js";
 import { charCount, h, toast } from "./ui.js";
 
 /** The server refuses marks above 200 KiB of PNG (server/agreements/marks.py). */
@@ -20,16 +21,49 @@ const INK = "#10243a";
 
 const $ = (id) => document.getElementById(id);
 
+/** @typedef {import("./room-state.js").AgreementState} AgreementState */
+/** @typedef {import("./room-state.js").Signer} Signer */
+
+/**
+ * The signer line this participant signs now, or none (with the reason key to show).
+ * Parties sign the line assigned to them, then a mediator the mediator line.
+ * @param {AgreementState|null} s
+ * @param {import("./room-state.js").Participant|null} me
+ * @returns {{line: Signer|null, reason: string}}
+ */
+export function signingLine(s, me) {
+  if (!s || !me) return { line: null, reason: "" };
+  const signed = (x) => x.signed_at !== null && x.signed_at !== undefined;
+  let line = null;
+  if (me.role === "party") {
+    line = s.signers.find((x) => x.role !== "mediator" && x.participant_id === me.id) || null;
+    if (!line) return { line: null, reason: "" };
+  } else if (me.role === "mediator") {
+    line = s.signers.find((x) => x.role === "mediator") || null;
+  } else {
+    return { line: null, reason: "" };
+  }
+  if (s.status !== "signing") return { line: null, reason: "" };
+  if (signed(line)) return { line: null, reason: "agreement.sign.done" };
+  if (me.role === "mediator") {
+    const waiting = s.signers.filter((x) => x.role !== "mediator" && !signed(x));
+    if (waiting.length) return { line: null, reason: "agreement.sign.wait_parties" };
+  }
+  return { line, reason: "" };
+}
+
 export class SignDialog {
   /**
    * @param {object} opts
-   * @param {import("./agreement-view.js").AgreementView} opts.view
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
    */
-  constructor({ view }) {
-    this.view = view;
-    /** @type {import("./agreement-view.js").AgreementState|null} the version on show */
+  constructor({ room, requests }) {
+    this.room = room;
+    this.requests = requests;
+    /** @type {AgreementState|null} the version on show */
     this.shown = null;
-    /** @type {import("./agreement-view.js").Signer|null} */
+    /** @type {Signer|null} */
     this.line = null;
     this.busy = false;
     this.el = {
@@ -76,8 +110,8 @@ export class SignDialog {
 
   /**
    * Open for `line` of agreement version `state`.
-   * @param {import("./agreement-view.js").AgreementState} state
-   * @param {import("./agreement-view.js").Signer} line
+   * @param {AgreementState} state
+   * @param {Signer} line
    */
   open(state, line) {
     const { el } = this;
@@ -130,8 +164,8 @@ export class SignDialog {
   }
 
   reload() {
-    const state = this.view.state;
-    const { line } = this.view.mySigning();
+    const state = this.room.agreement;
+    const { line } = signingLine(state, this.room.self);
     if (!state || !line) {
       this.el.dialog.close();
       return;
@@ -161,7 +195,7 @@ export class SignDialog {
     this.busy = true;
     el.submit.disabled = true;
     try {
-      const ack = await this.view.view.sig.request("agreement_sign", {
+      const ack = await this.requests.request("agreement_sign", {
         fingerprint: this.shown.fingerprint,
         consent: true,
         name,
@@ -173,7 +207,7 @@ export class SignDialog {
         return;
       }
       if (ack.error === "agreement_outdated") el.changed.hidden = false;
-      this.showError(this.view.view.errorText(ack.error, ack.message));
+      this.showError(errorText(ack.error, ack.message));
     } finally {
       this.busy = false;
       el.submit.disabled = false;

@@ -4,42 +4,19 @@
  * the status (drafting / signing / sealing / signed), the button that opens the signing
  * dialog for whoever may sign now, and the download of the signed PDF.
  *
- * State comes from the server's `agreement_state` notifications (docs/PROTOCOL.md,
- * "Agreement"); the mediator's editor is {@link AgreementPanel}.
+ * It renders the {@link RoomState}'s agreement (the server's `agreement_state`
+ * notifications, docs/PROTOCOL.md, "Agreement"); the mediator's editor is
+ * {@link AgreementPanel}, the signing dialog {@link SignDialog}.
  *
  * @module agreement-view
  */
 import { ApiError, downloadAgreementPdf } from "./api.js";
-import { t, onLangChange } from "./i18n.js";
-import { SignDialog } from "./agreement-sign.js";
+import { errorText, t, onLangChange } from "./i18n.js";
+import { SignDialog, signingLine } from "./agreement-sign.js";
 import { h, toast } from "./ui.js";
 
 /** How many hex characters of a fingerprint people are shown. */
 export const FINGERPRINT_SHOWN = 12;
-
-/**
- * @typedef {object} Signer
- * @property {"applicant"|"respondent"|"mediator"} role
- * @property {string} name
- * @property {number|null} party_index
- * @property {string|null} participant_id who signs this party line (null: not assigned)
- * @property {number|null} signed_at
- * @property {string|null} signed_by
- *
- * @typedef {object} AgreementState
- * @property {string} code
- * @property {"drafting"|"signing"|"sealing"|"signed"} status
- * @property {number} version
- * @property {string} fingerprint
- * @property {string} text
- * @property {any} draft
- * @property {string[]} incomplete
- * @property {Signer[]} signers
- * @property {string|null} seal_error
- * @property {boolean} pdf_ready
- * @property {string|null} pdf_sha256
- * @property {string} status_url
- */
 
 const $ = (id) => document.getElementById(id);
 
@@ -53,18 +30,16 @@ export function signerRole(role) {
   return t(`agreement.role.${role}`);
 }
 
-export class AgreementView extends EventTarget {
+export class AgreementView {
   /**
    * @param {object} opts
-   * @param {import("./room-view.js").RoomView} opts.view
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
    * @param {string} opts.token this participant's invite token (downloads the PDF)
    */
-  constructor({ view, token }) {
-    super();
-    this.view = view;
+  constructor({ room, requests, token }) {
+    this.room = room;
     this.token = token;
-    /** @type {AgreementState|null} */
-    this.state = null;
     this.el = {
       card: $("agreement-card"),
       status: $("agreement-status"),
@@ -80,73 +55,45 @@ export class AgreementView extends EventTarget {
       statusLink: $("agreement-status-link"),
       empty: $("agreement-empty"),
     };
-    this.dialog = new SignDialog({ view: this });
+    this.dialog = new SignDialog({ room, requests });
     this.el.signButton.addEventListener("click", () => this.openSign());
     this.el.download.addEventListener("click", () => this.download());
-    view.sig.on("agreement_state", (state) => this.onState(state));
+    room.watch(["agreement", "self", "participants"], (change) => {
+      const before = change.previous.agreement;
+      const state = room.agreement;
+      if (change.parts.has("agreement") && before && before.status !== "signed" && state?.status === "signed") {
+        toast(t("agreement.toast.signed"));
+      }
+      this.render();
+      if (change.parts.has("agreement") && state) this.dialog.onState(state);
+    });
     onLangChange(() => this.render());
   }
 
-  /** @param {AgreementState} state */
-  onState(state) {
-    if (!state || typeof state.fingerprint !== "string") return;
-    const before = this.state;
-    this.state = state;
-    if (before && before.status !== "signed" && state.status === "signed") {
-      toast(t("agreement.toast.signed"));
-    }
-    this.render();
-    this.dialog.onState(state);
-    this.dispatchEvent(new CustomEvent("state", { detail: state }));
-  }
-
-  /** The signer line this participant signs now, or null (with the reason key). */
-  mySigning() {
-    const s = this.state;
-    const me = this.view.self;
-    if (!s || !me) return { line: null, reason: "" };
-    const signed = (x) => x.signed_at !== null && x.signed_at !== undefined;
-    let line = null;
-    if (me.role === "party") {
-      line = s.signers.find((x) => x.role !== "mediator" && x.participant_id === me.id) || null;
-      if (!line) return { line: null, reason: "" };
-    } else if (me.role === "mediator") {
-      line = s.signers.find((x) => x.role === "mediator") || null;
-    } else {
-      return { line: null, reason: "" };
-    }
-    if (s.status !== "signing") return { line: null, reason: "" };
-    if (signed(line)) return { line: null, reason: "agreement.sign.done" };
-    if (me.role === "mediator") {
-      const waiting = s.signers.filter((x) => x.role !== "mediator" && !signed(x));
-      if (waiting.length) return { line: null, reason: "agreement.sign.wait_parties" };
-    }
-    return { line, reason: "" };
-  }
-
   openSign() {
-    const { line } = this.mySigning();
-    if (line && this.state) this.dialog.open(this.state, line);
+    const state = this.room.agreement;
+    const { line } = signingLine(state, this.room.self);
+    if (line && state) this.dialog.open(state, line);
   }
 
   async download() {
-    const s = this.state;
+    const s = this.room.agreement;
     if (!s?.pdf_ready || this.el.download.disabled) return;
     this.el.download.disabled = true;
     try {
       await downloadAgreementPdf(this.token, s.code);
     } catch (e) {
       const code = e instanceof ApiError ? e.code : "unknown";
-      toast(this.view.errorText(code, e?.message), "error");
+      toast(errorText(code, e?.message), "error");
     } finally {
       this.el.download.disabled = false;
     }
   }
 
   render() {
-    const { el } = this;
-    const s = this.state;
-    el.card.hidden = !this.view.self;
+    const { el, room } = this;
+    const s = room.agreement;
+    el.card.hidden = !room.self;
     el.empty.hidden = !!s;
     for (const x of [el.status, el.fingerprint, el.text, el.signers]) x.hidden = !s;
     if (!s) {
@@ -167,14 +114,14 @@ export class AgreementView extends EventTarget {
 
     el.signers.replaceChildren(...s.signers.map((x) => this.signerItem(x)));
 
-    const { line, reason } = this.mySigning();
+    const { line, reason } = signingLine(s, room.self);
     el.signButton.hidden = !line;
     el.signButton.textContent = t("agreement.sign.open");
     el.signHint.hidden = !reason;
     if (reason) el.signHint.textContent = t(reason);
 
     el.sealing.hidden = s.status !== "sealing";
-    const downloads = ["party", "mediator"].includes(this.view.self?.role);
+    const downloads = ["party", "mediator"].includes(room.self?.role);
     el.done.hidden = s.status !== "signed";
     el.download.hidden = !downloads || !s.pdf_ready;
     el.download.textContent = t("agreement.download");
@@ -183,10 +130,10 @@ export class AgreementView extends EventTarget {
     el.statusLink.textContent = t("agreement.status_page");
   }
 
-  /** @param {Signer} x */
+  /** @param {import("./room-state.js").Signer} x */
   signerItem(x) {
     const done = x.signed_at !== null && x.signed_at !== undefined;
-    const assignee = x.participant_id ? this.view.participants.get(x.participant_id) : null;
+    const assignee = x.participant_id ? this.room.participants.get(x.participant_id) : null;
     let state;
     if (done) {
       state = t("agreement.signer.signed", { time: formatTime(x.signed_at) });

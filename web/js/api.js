@@ -1,5 +1,6 @@
 /**
- * The REST calls the browser client makes (see docs/PROTOCOL.md).
+ * The REST calls the browser client makes (see docs/PROTOCOL.md), and the one fetch
+ * wrapper every page uses for them: the token in a header, errors as {@link ApiError}.
  * @module api
  */
 
@@ -19,17 +20,19 @@ export class ApiError extends Error {
 }
 
 /**
- * Call a JSON endpoint with a bearer token.
+ * Fetch `path` with the token in the `Authorization` header (never in the URL).
  * @param {string} method
  * @param {string} path
  * @param {string} token
- * @param {object} [payload] sent as JSON
- * @returns {Promise<any>}
+ * @param {{payload?: object, accept?: string}} [opts] `payload` is sent as JSON
+ * @returns {Promise<Response>} a 2xx response
+ * @throws {ApiError} on a network failure or an error answer (its `error` code, if any)
  */
-async function callJson(method, path, token, payload) {
-  let res;
-  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+export async function apiFetch(method, path, token, { payload, accept } = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (accept) headers.Accept = accept;
   if (payload !== undefined) headers["Content-Type"] = "application/json";
+  let res;
   try {
     res = await fetch(path, {
       method,
@@ -41,20 +44,37 @@ async function callJson(method, path, token, payload) {
   } catch (e) {
     throw new ApiError("network", String(e), 0);
   }
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    /* not JSON */
+  if (res.ok) return res;
+  const body = await jsonOrNull(res);
+  if (body && typeof body.error === "string") {
+    throw new ApiError(body.error, body.message || "", res.status);
   }
-  if (!res.ok) {
-    if (body && typeof body.error === "string") {
-      throw new ApiError(body.error, body.message || "", res.status);
-    }
-    throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
-  }
+  throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
+}
+
+/**
+ * Call a JSON endpoint with a bearer token.
+ * @param {string} method
+ * @param {string} path
+ * @param {string} token
+ * @param {object} [payload] sent as JSON
+ * @returns {Promise<any>} the answer's JSON
+ * @throws {ApiError}
+ */
+export async function callJson(method, path, token, payload) {
+  const res = await apiFetch(method, path, token, { payload, accept: "application/json" });
+  const body = await jsonOrNull(res);
   if (body === null) throw new ApiError("server", "response is not JSON", res.status);
   return body;
+}
+
+/** @param {Response} res */
+async function jsonOrNull(res) {
+  try {
+    return await res.json();
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -102,25 +122,7 @@ export function createInvite(token, roomId, invite) {
  * @returns {Promise<void>}
  */
 export async function downloadAgreementPdf(token, code) {
-  let res;
-  try {
-    res = await fetch(`/api/agreements/${encodeURIComponent(code)}/pdf`, {
-      headers: { Authorization: `Bearer ${token}` },
-      cache: "no-store",
-      credentials: "omit",
-    });
-  } catch (e) {
-    throw new ApiError("network", String(e), 0);
-  }
-  if (!res.ok) {
-    let body = null;
-    try {
-      body = await res.json();
-    } catch {
-      /* not JSON */
-    }
-    throw new ApiError(body?.error || "server", body?.message || res.statusText, res.status);
-  }
+  const res = await apiFetch("GET", `/api/agreements/${encodeURIComponent(code)}/pdf`, token);
   const blob = await res.blob();
   const url = URL.createObjectURL(blob);
   const a = document.createElement("a");

@@ -8,6 +8,7 @@
 import { fetchMe, tokenFromHash, ApiError } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
+import { RoomState } from "./room-state.js";
 import { RoomView } from "./room-view.js";
 import { roleLabel } from "./roles.js";
 import { inboundByMid } from "./stats.js";
@@ -170,9 +171,10 @@ function join() {
 
   const sig = new Signalling({ token: state.token, name });
   state.sig = sig;
-  state.view = new RoomView({ signalling: sig, preview, token: state.token, onLeave: leave });
+  const room = new RoomState(sig);
+  state.view = new RoomView({ signalling: sig, room, preview, token: state.token, onLeave: leave });
   preview.attach($("lobby-video"));
-  exposeForTests(state.view);
+  exposeForTests(room, state.view);
 
   sig.on("welcome", ({ participant, room }) => {
     if (state.finished) return;
@@ -217,9 +219,10 @@ async function leaveLobby() {
 /**
  * `window.tiaojie`: read-only access to the media for tests and for debugging from the
  * console (documented in web/README.md). Nothing here is needed by the page itself.
+ * @param {RoomState} room
  * @param {RoomView} view
  */
-function exposeForTests(view) {
+function exposeForTests(room, view) {
   const media = view.media;
   window.tiaojie = {
     get pcPub() {
@@ -229,7 +232,7 @@ function exposeForTests(view) {
       return media.subscriber?.pc ?? null;
     },
     get self() {
-      return view.self;
+      return room.self;
     },
     get subscriberOffers() {
       return media.offersReceived;
@@ -241,6 +244,7 @@ function exposeForTests(view) {
       return !!media.screenTrack;
     },
     media,
+    room,
     view,
     /** `[{mid, source}]` as sent in the last `publish`. */
     publishedTracks: () => media.publisher?.publishedTracks() ?? [],

@@ -1,17 +1,19 @@
 /**
  * The mediator's console on the room page: the lobby (admit / deny), per-participant
  * mute / ask-to-speak / remove, lock and end the room, and new invite links for a party
- * or an expert (`POST /api/rooms/{id}/invites` with the mediator's own token).
+ * or an expert (`POST /api/rooms/{id}/invites` with the mediator's own token). It hosts
+ * the agreement editor ({@link AgreementPanel}) and the recording controls
+ * ({@link RecordingControls}). It renders from the {@link RoomState} and renders itself.
  *
  * @module mediator-console
  */
 import { AgreementPanel } from "./agreement-panel.js";
 import { ApiError, createInvite } from "./api.js";
-import { t } from "./i18n.js";
+import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { RecordingControls } from "./recording-controls.js";
 import { roleBadge, roleLabel } from "./roles.js";
-import { charCount, confirmAction, h, initial, toast } from "./ui.js";
+import { charCount, confirmAction, h, initial, replaceItems, toast } from "./ui.js";
 
 /** Invite links made here are valid for a day. */
 const INVITE_EXPIRES_IN = 86400;
@@ -22,11 +24,13 @@ const $ = (id) => document.getElementById(id);
 export class MediatorConsole {
   /**
    * @param {object} opts
-   * @param {import("./room-view.js").RoomView} opts.view the room view (state and requests)
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
    * @param {string} opts.token the mediator's invite token (for the REST API)
    */
-  constructor({ view, token }) {
-    this.view = view;
+  constructor({ room, requests, token }) {
+    this.room = room;
+    this.requests = requests;
     this.token = token;
     /** @type {import("./api.js").CreatedInvite|null} */
     this.lastInvite = null;
@@ -50,8 +54,8 @@ export class MediatorConsole {
       alertAdmit: $("lobby-alert-admit"),
       alertView: $("lobby-alert-view"),
     };
-    this.agreementPanel = new AgreementPanel({ view });
-    this.recording = new RecordingControls({ view, token });
+    this.agreementPanel = new AgreementPanel({ room, requests });
+    this.recording = new RecordingControls({ room, requests, token });
     this.el.lockButton.addEventListener("click", () => this.toggleLock());
     this.el.endButton.addEventListener("click", () => this.endRoom());
     this.el.inviteForm.addEventListener("submit", (e) => {
@@ -61,23 +65,24 @@ export class MediatorConsole {
     this.el.inviteCopy.addEventListener("click", () => this.copyInvite());
     this.el.inviteUrl.addEventListener("focus", () => this.el.inviteUrl.select());
     this.el.alertAdmit.addEventListener("click", () => {
-      if (this.view.lobby.length === 1) this.admit(this.view.lobby[0]);
+      if (room.lobby.length === 1) this.admit(room.lobby[0]);
     });
     this.el.alertView.addEventListener("click", () => {
       this.el.panel.scrollIntoView({ behavior: "smooth", block: "start" });
       this.el.lobbyList.querySelector("button")?.focus({ preventScroll: true });
     });
+    room.watch(["self", "lobby", "summary"], () => this.render());
+    onLangChange(() => this.render());
   }
 
   /** Show or hide the console and refresh the lobby and the lock button. */
   render() {
-    const { el, view } = this;
-    const on = view.isMediator;
+    const { el, room } = this;
+    const on = room.isMediator;
     el.panel.hidden = !on;
-    this.agreementPanel.render();
-    el.alert.hidden = !on || view.lobby.length === 0;
+    el.alert.hidden = !on || room.lobby.length === 0;
     if (!on) return;
-    const lobby = view.lobby;
+    const lobby = room.lobby;
     // on a phone the lobby list is far below the videos: say it at the top too
     if (lobby.length > 0) {
       el.alertText.textContent =
@@ -90,13 +95,12 @@ export class MediatorConsole {
     if (lobby.length === 0) {
       el.lobbyList.replaceChildren(h("li.empty", { text: t("room.lobby.empty") }));
     } else {
-      view.replaceItems(el.lobbyList, lobby.map((p) => this.lobbyItem(p)));
+      replaceItems(el.lobbyList, lobby.map((p) => this.lobbyItem(p)));
     }
-    const locked = !!view.room?.locked;
+    const locked = !!room.summary?.locked;
     setButton(el.lockButton, locked ? ICONS.unlock : ICONS.lock, t(locked ? "room.unlock" : "room.lock"));
     el.lockButton.classList.toggle("on", locked);
     setButton(el.endButton, ICONS.end, t("room.end"));
-    this.recording.render();
     setButton(el.inviteCreate, ICONS.link, t("invite.create"));
     setButton(el.inviteCopy, ICONS.copy, t("invite.copy"));
     if (this.lastInvite) {
@@ -109,11 +113,11 @@ export class MediatorConsole {
 
   /**
    * The mediator's buttons for one participant in the room (none for yourself).
-   * @param {import("./room-view.js").Participant} p
+   * @param {import("./room-state.js").Participant} p
    * @returns {HTMLElement|null}
    */
   participantActions(p) {
-    if (!this.view.isMediator || p.id === this.view.self?.id) return null;
+    if (!this.room.isMediator || p.id === this.room.self?.id) return null;
     if (p.role === "recorder") return null; // stopped with the recording button
     if (p.role === "observer") {
       return h("span.p-actions", {}, this._removeButton(p));
@@ -140,7 +144,7 @@ export class MediatorConsole {
     );
   }
 
-  /** @param {import("./room-view.js").Participant} p */
+  /** @param {import("./room-state.js").Participant} p */
   lobbyItem(p) {
     return h(
       "li.participant.waiting",
@@ -169,21 +173,21 @@ export class MediatorConsole {
   // ---- requests ----
 
   admit(p) {
-    return this.view.send(`admit-${p.id}`, "admit", { participant_id: p.id });
+    return this.requests.send(`admit-${p.id}`, "admit", { participant_id: p.id });
   }
 
   async deny(p) {
     if (await confirmAction(t("room.confirm.deny", { name: p.name }), { danger: true })) {
-      await this.view.send(`deny-${p.id}`, "deny", { participant_id: p.id });
+      await this.requests.send(`deny-${p.id}`, "deny", { participant_id: p.id });
     }
   }
 
   mute(p) {
-    return this.view.send(`pmute-${p.id}`, "mute", { participant_id: p.id, track: "audio" });
+    return this.requests.send(`pmute-${p.id}`, "mute", { participant_id: p.id, track: "audio" });
   }
 
   askUnmute(p) {
-    return this.view.send(`pmute-${p.id}`, "request_unmute", {
+    return this.requests.send(`pmute-${p.id}`, "request_unmute", {
       participant_id: p.id,
       track: "audio",
     });
@@ -191,17 +195,17 @@ export class MediatorConsole {
 
   async remove(p) {
     if (await confirmAction(t("room.confirm.remove", { name: p.name }), { danger: true })) {
-      await this.view.send(`remove-${p.id}`, "remove", { participant_id: p.id });
+      await this.requests.send(`remove-${p.id}`, "remove", { participant_id: p.id });
     }
   }
 
   toggleLock() {
-    return this.view.send("lock", "lock", { locked: !this.view.room?.locked });
+    return this.requests.send("lock", "lock", { locked: !this.room.summary?.locked });
   }
 
   async endRoom() {
     if (await confirmAction(t("room.confirm.end"), { danger: true })) {
-      await this.view.send("end", "end_room", {});
+      await this.requests.send("end", "end_room", {});
     }
   }
 
@@ -218,7 +222,7 @@ export class MediatorConsole {
       el.inviteName.focus();
       return;
     }
-    const roomId = this.view.room?.id;
+    const roomId = this.room.summary?.id;
     if (!roomId || el.inviteCreate.disabled) return;
     el.inviteCreate.disabled = true;
     try {
@@ -236,7 +240,7 @@ export class MediatorConsole {
       el.inviteResult.scrollIntoView({ block: "nearest" });
     } catch (e) {
       const code = e instanceof ApiError ? e.code : "unknown";
-      this._showInviteError(null, this.view.errorText(code, e?.message));
+      this._showInviteError(null, errorText(code, e?.message));
     } finally {
       el.inviteCreate.disabled = false;
     }

@@ -10,7 +10,9 @@
  * - after a refusal, `#recording-refused`: the person may leave (or agree after all);
  *   the mediator sees the refusal in the console.
  *
- * State comes from `room_state.recording` and `recording_state`. Mediators get the
+ * It renders the {@link RoomState}'s recording (`room_state.recording` and
+ * `recording_state`; the state drops the recorder participant when recording stops and
+ * clears the recording when the room is left). Mediators get the
  * `consents` of everyone, the others do not: they remember their own answer for this
  * recording in localStorage, so a reload does not ask again. The mediator who started a
  * recording is not asked: starting it is their consent (see recording-controls.js).
@@ -19,27 +21,13 @@
  *
  * @module recording-consent
  */
-import { onLangChange, t } from "./i18n.js";
+import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { h, toast } from "./ui.js";
 
 const STORAGE_PREFIX = "tiaojie.consent.";
 
 const $ = (id) => document.getElementById(id);
-
-/**
- * @typedef {object} Consent
- * @property {boolean} accepted
- * @property {number} at
- * @property {string} name
- * @property {string} role
- *
- * @typedef {object} Recording
- * @property {string} id
- * @property {number} started_at
- * @property {string} started_by participant id of the mediator (or "admin")
- * @property {Record<string, Consent>} [consents] mediators only
- */
 
 /**
  * The recording icon next to the recorder participant in the participant list
@@ -77,18 +65,16 @@ function remember(recordingId, participantId, accepted) {
   }
 }
 
-export class RecordingConsent extends EventTarget {
+export class RecordingConsent {
   /**
    * @param {object} opts
-   * @param {import("./room-view.js").RoomView} opts.view the room view (signalling, leave)
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
+   * @param {() => void} opts.onLeave called when the person chooses to leave
    */
-  constructor({ view }) {
-    super();
-    this.view = view;
-    /** @type {Recording|null} */
-    this.recording = null;
-    /** @type {{id: string, role: string}|null} */
-    this.self = null;
+  constructor({ room, requests, onLeave }) {
+    this.room = room;
+    this.requests = requests;
     /** This person's answer to the current recording (null: not yet). */
     this.answer = null;
     this.sending = false;
@@ -106,57 +92,38 @@ export class RecordingConsent extends EventTarget {
     el.accept.addEventListener("click", () => this.answerWith(true));
     el.refuse.addEventListener("click", () => this.answerWith(false));
     el.refusedAccept.addEventListener("click", () => this.answerWith(true));
-    el.refusedLeave.addEventListener("click", () => view.onLeave());
+    el.refusedLeave.addEventListener("click", () => onLeave());
     // an answer is needed: Escape does not dismiss the prompt
     el.dialog.addEventListener("cancel", (e) => e.preventDefault());
 
-    const sig = view.sig;
-    sig.on("room_state", ({ recording, self }) => {
-      if (self) this.self = self;
-      this.update(recording || null);
+    room.watch(["recording"], ({ previous }) => {
+      this.update(("recording" in previous ? previous.recording : room.recording)?.id);
     });
-    sig.on("recording_state", ({ recording }) => {
-      this.update(recording || null);
-      if (!recording) this.dropRecorder();
-    });
-    for (const ev of ["closed", "refused", "disconnected"]) sig.on(ev, () => this.update(null));
     onLangChange(() => this.render());
   }
 
   /** Whether this person is asked for consent (not the recorder, not the one who started it). */
   get asked() {
-    const me = this.self;
-    const rec = this.recording;
+    const me = this.room.self;
+    const rec = this.room.recording;
     if (!me || !rec || me.role === "recorder") return false;
     return !(me.role === "mediator" && rec.started_by === me.id);
   }
 
   /**
-   * The recorder exists only while recording, but the server announces no
-   * `participant_left` for it when recording stops (its invite is revoked and the
-   * participant dropped at once): take it off the list here.
+   * The recording changed: find this person's answer to it (theirs as mediators see it,
+   * else the one remembered here).
+   * @param {string|undefined} before the previous recording's id
    */
-  dropRecorder() {
-    const view = this.view;
-    let changed = false;
-    for (const [id, p] of view.participants) {
-      if (p.role === "recorder") changed = view.participants.delete(id) || changed;
-    }
-    if (changed) view.render();
-  }
-
-  /** @param {Recording|null} recording */
-  update(recording) {
-    const before = this.recording?.id;
-    this.recording = recording;
+  update(before) {
+    const { recording, self } = this.room;
     if (!recording) {
       this.answer = null;
     } else if (recording.id !== before || this.answer === null) {
-      const mine = this.self ? recording.consents?.[this.self.id] : undefined;
-      this.answer = mine ? !!mine.accepted : this.self ? remembered(recording.id, this.self.id) : null;
+      const mine = self ? recording.consents?.[self.id] : undefined;
+      this.answer = mine ? !!mine.accepted : self ? remembered(recording.id, self.id) : null;
     }
     this.render();
-    this.dispatchEvent(new Event("change"));
   }
 
   /**
@@ -164,23 +131,24 @@ export class RecordingConsent extends EventTarget {
    * @param {boolean} accepted
    */
   async answerWith(accepted) {
-    const rec = this.recording;
+    const rec = this.room.recording;
     if (!rec || this.sending) return;
     this.sending = true;
     this.renderButtons();
     try {
-      const ack = await this.view.sig.request("recording_consent", {
+      const ack = await this.requests.request("recording_consent", {
         recording_id: rec.id,
         accepted,
       });
       if (!ack.ok) {
-        this.showError(this.view.errorText(ack.error, ack.message));
-        if (ack.error === "not_recording") this.update(null);
+        this.showError(errorText(ack.error, ack.message));
+        if (ack.error === "not_recording") this.room.setRecording(null);
         return;
       }
-      if (this.recording?.id !== rec.id) return; // a new recording meanwhile
+      if (this.room.recording?.id !== rec.id) return; // a new recording meanwhile
       this.answer = accepted;
-      if (this.self) remember(rec.id, this.self.id, accepted);
+      const self = this.room.self;
+      if (self) remember(rec.id, self.id, accepted);
       this.showError("");
       toast(t(accepted ? "consent.thanks" : "consent.refused.toast"), "info");
       this.render();
@@ -198,7 +166,7 @@ export class RecordingConsent extends EventTarget {
 
   render() {
     const { el } = this;
-    const on = !!this.recording;
+    const on = !!this.room.recording;
     el.indicator.hidden = !on;
     document.body.classList.toggle("recording-on", on);
     const ask = on && this.asked && this.answer === null;

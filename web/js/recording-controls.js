@@ -1,8 +1,9 @@
 /**
  * The mediator's recording controls in the console: the start / stop button
  * (`start_recording` / `stop_recording`), refusals shown next to it, the consent list
- * (who agreed, who refused, who has not answered yet) fed by `room_state.recording` and
- * `recording_state` (mediators get `consents`), and the link to the recordings page
+ * (who agreed, who refused, who has not answered yet) from the {@link RoomState}'s
+ * recording (`room_state.recording` and `recording_state`: mediators get `consents`) and
+ * participants, and the link to the recordings page
  * (`/recordings#token=...` with the mediator's own token, in the fragment only).
  *
  * Starting a recording is the mediator's own consent: right after the start, this sends
@@ -10,7 +11,7 @@
  *
  * @module recording-controls
  */
-import { onLangChange, t } from "./i18n.js";
+import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { ROLE_ORDER, roleBadge } from "./roles.js";
 import { h, initial, toast } from "./ui.js";
@@ -32,14 +33,14 @@ function clock(seconds) {
 export class RecordingControls {
   /**
    * @param {object} opts
-   * @param {import("./room-view.js").RoomView} opts.view the room view (state and requests)
+   * @param {import("./room-state.js").RoomState} opts.room
+   * @param {import("./requests.js").Requests} opts.requests
    * @param {string} opts.token the mediator's invite token (opens the recordings page)
    */
-  constructor({ view, token }) {
-    this.view = view;
+  constructor({ room, requests, token }) {
+    this.room = room;
+    this.requests = requests;
     this.token = token;
-    /** @type {import("./recording-consent.js").Recording|null} */
-    this.recording = null;
     this.el = {
       button: $("recording-button"),
       error: $("recording-error"),
@@ -51,21 +52,20 @@ export class RecordingControls {
     this.el.button.addEventListener("click", () => this.toggle());
     if (token) this.el.link.href = `/recordings#token=${encodeURIComponent(token)}`;
 
-    const sig = view.sig;
-    sig.on("room_state", ({ recording }) => this.update(recording || null));
-    sig.on("recording_state", ({ recording }) => {
-      this.update(recording || null);
+    room.watch(["recording", "participants", "self"], (change) => {
+      if (change.parts.has("recording")) this.noticeRefusals(change.previous.recording);
       this.render();
     });
     onLangChange(() => this.render());
   }
 
-  /** @param {import("./recording-consent.js").Recording|null} recording */
-  update(recording) {
-    const before = this.recording;
-    this.recording = recording;
-    // tell the mediator at once about a new refusal (the list is further down)
-    if (recording && before && before.id === recording.id && this.view.isMediator) {
+  /**
+   * Tell the mediator at once about a new refusal (the list is further down).
+   * @param {import("./room-state.js").Recording|null} before the recording as it was
+   */
+  noticeRefusals(before) {
+    const recording = this.room.recording;
+    if (recording && before && before.id === recording.id && this.room.isMediator) {
       for (const [id, c] of Object.entries(recording.consents || {})) {
         const old = before.consents?.[id];
         if (!c.accepted && (!old || old.accepted)) {
@@ -76,28 +76,29 @@ export class RecordingControls {
   }
 
   async toggle() {
-    const { el, view } = this;
+    const { el, room, requests } = this;
     if (el.button.disabled) return;
-    const starting = !this.recording;
+    const starting = !room.recording;
     el.button.disabled = true;
     this.showError("");
     try {
-      const ack = await view.send("recording", starting ? "start_recording" : "stop_recording", {});
+      const event = starting ? "start_recording" : "stop_recording";
+      const ack = await requests.send("recording", event, {});
       if (!ack) return;
       if (!ack.ok) {
-        this.showError(view.errorText(ack.error, ack.message));
+        this.showError(errorText(ack.error, ack.message));
         return;
       }
       if (starting) {
-        this.update({ ...ack.recording, consents: ack.recording?.consents || {} });
+        room.setRecording({ ...ack.recording, consents: ack.recording?.consents || {} });
         // starting it is the mediator's consent; the chain gets it like everyone's
-        const consent = await view.sig.request("recording_consent", {
+        const consent = await requests.request("recording_consent", {
           recording_id: ack.recording.id,
           accepted: true,
         });
         if (!consent.ok) console.warn("own consent not recorded:", consent.error);
       } else {
-        this.update(null);
+        room.setRecording(null);
         toast(t("recording.stopped_toast"), "info");
       }
     } finally {
@@ -112,9 +113,9 @@ export class RecordingControls {
   }
 
   render() {
-    const { el, view } = this;
-    if (!view.isMediator) return;
-    const rec = this.recording;
+    const { el, room } = this;
+    if (!room.isMediator) return;
+    const rec = room.recording;
     const on = !!rec;
     el.button.innerHTML = on ? ICONS.stopRecord : ICONS.record; // constant markup
     el.button.append(h("span.label", { text: t(on ? "recording.stop" : "recording.start") }));
@@ -147,9 +148,9 @@ export class RecordingControls {
    * @returns {{id: string, name: string, role: string, status: "accepted"|"refused"|"pending", at: number, here: boolean}[]}
    */
   rows() {
-    const consents = this.recording?.consents || {};
+    const consents = this.room.recording?.consents || {};
     const rows = new Map();
-    for (const p of this.view.participants.values()) {
+    for (const p of this.room.participants.values()) {
       if (p.role === "recorder") continue;
       rows.set(p.id, { id: p.id, name: p.name, role: p.role, status: "pending", at: 0, here: true });
     }
@@ -181,7 +182,7 @@ export class RecordingControls {
         "span.p-main",
         {},
         h("span.p-name", { text: r.name }),
-        r.id === this.view.self?.id ? h("span.p-you", { text: t("room.you") }) : null,
+        r.id === this.room.self?.id ? h("span.p-you", { text: t("room.you") }) : null,
         roleBadge(r.role),
         r.here ? null : h("span.hint", { text: t("recording.consent.left") }),
       ),

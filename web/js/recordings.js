@@ -25,8 +25,8 @@
  *
  * @module recordings
  */
-import { ApiError, downloadAgreementPdf, tokenFromHash } from "./api.js";
-import { has, initI18n, onLangChange, t } from "./i18n.js";
+import { ApiError, callJson, downloadAgreementPdf, tokenFromHash } from "./api.js";
+import { errorText as reasonText, initI18n, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { roleLabel } from "./roles.js";
 import { h } from "./ui.js";
@@ -61,30 +61,8 @@ const state = {
  * Call the recordings API with the token in a header.
  * @returns {Promise<any>}
  */
-async function api(method, path) {
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers: { Authorization: `Bearer ${state.token}`, Accept: "application/json" },
-      cache: "no-store",
-      credentials: "omit",
-    });
-  } catch (e) {
-    throw new ApiError("network", String(e), 0);
-  }
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    /* not JSON */
-  }
-  if (!res.ok) {
-    if (body && typeof body.error === "string") throw new ApiError(body.error, body.message || "", res.status);
-    throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
-  }
-  if (body === null) throw new ApiError("server", "response is not JSON", res.status);
-  return body;
+function api(method, path) {
+  return callJson(method, path, state.token);
 }
 
 const recordingPath = (id) => `/api/recordings/${encodeURIComponent(id)}`;
@@ -164,10 +142,7 @@ function size(bytes) {
 
 /** Translated text for an error code (the server's message when we have none). */
 function errorText(code, message) {
-  for (const key of [`recordings.error.${code}`, `reason.${code}`]) {
-    if (has(key)) return t(key);
-  }
-  return message || t("reason.unknown", { code });
+  return reasonText(code, message, ["recordings.error", "reason"]);
 }
 
 // ---------------------------------------------------------------- page state

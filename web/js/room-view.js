@@ -1,35 +1,26 @@
 /**
  * The video room: tiles for everyone with media (see {@link VideoGrid}), the participant
  * list, the control bar (microphone, camera, screen share, raise hand, devices, leave),
- * banners, and for mediators the console ({@link MediatorConsole}).
+ * banners; it sets up the panels (agreement, recording consent, and for mediators the
+ * {@link MediatorConsole}), each of which renders itself.
  *
- * It keeps the room state from the signalling notifications and re-renders on change;
- * the media itself lives in a {@link MediaSession}.
+ * It renders from the {@link RoomState} (re-rendering when it changes) and from the
+ * {@link MediaSession}, which holds the media.
  *
  * @module room-view
  */
 import { AgreementView } from "./agreement-view.js";
-import { t, onLangChange } from "./i18n.js";
+import { errorText, t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { MediaSession } from "./media-session.js";
 import { MediatorConsole } from "./mediator-console.js";
 import { RecordingConsent, recorderMark } from "./recording-consent.js";
+import { Requests } from "./requests.js";
 import { ROLE_ORDER, SPEAKING_ROLES, roleBadge } from "./roles.js";
-import { fillDeviceSelect, h, initial, toast } from "./ui.js";
+import { fillDeviceSelect, h, initial, replaceItems, toast } from "./ui.js";
 import { VideoGrid } from "./video-grid.js";
 
-/**
- * @typedef {object} Participant
- * @property {string} id
- * @property {string} name
- * @property {string} role
- * @property {"lobby"|"joined"} status
- * @property {{audio: boolean, video: boolean}} muted
- * @property {boolean} muted_by_mediator
- * @property {boolean} unmute_requested
- * @property {boolean} hand_raised
- * @property {number} joined_at
- */
+/** @typedef {import("./room-state.js").Participant} Participant */
 
 const $ = (id) => document.getElementById(id);
 
@@ -37,25 +28,18 @@ export class RoomView {
   /**
    * @param {object} opts
    * @param {import("./signalling.js").Signalling} opts.signalling
+   * @param {import("./room-state.js").RoomState} opts.room what we know about the room
    * @param {import("./media-preview.js").MediaPreview} opts.preview
    * @param {string} opts.token this participant's invite token (mediators create invites with it)
    * @param {() => void} opts.onLeave called when the user asks to leave
    */
-  constructor({ signalling, preview, token, onLeave }) {
-    this.sig = signalling;
+  constructor({ signalling, room, preview, token, onLeave }) {
+    this.room = room;
+    this.requests = new Requests(signalling);
     this.preview = preview;
     this.onLeave = onLeave;
-    /** @type {Participant|null} */
-    this.self = null;
-    /** @type {any} */
-    this.room = null;
-    /** @type {Map<string, Participant>} */
-    this.participants = new Map();
-    /** @type {Participant[]} */
-    this.lobby = [];
-    /** Requests in flight, so a double click sends once (buttons stay enabled: focus). */
-    this.busy = new Set();
     this.bannerKey = "";
+    this.sharingBusy = false;
 
     this.el = {
       title: $("room-view-title"),
@@ -78,14 +62,14 @@ export class RoomView {
 
     this.grid = new VideoGrid($("video-grid"));
     this.media = new MediaSession({
-      signalling: signalling,
+      signalling,
       preview,
-      expectVideo: (id) => !this.participants.get(id)?.muted?.video,
+      expectVideo: (id) => !room.participants.get(id)?.muted?.video,
     });
-    this.agreement = new AgreementView({ view: this, token });
-    this.agreement.addEventListener("state", () => this.render());
-    this.console = new MediatorConsole({ view: this, token });
-    this.recordingConsent = new RecordingConsent({ view: this });
+    const panel = { room, requests: this.requests, token };
+    this.agreement = new AgreementView(panel);
+    this.console = new MediatorConsole(panel);
+    this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
     preview.attach(this.grid.selfVideo);
 
     this.media.addEventListener("tracks", () => this.render());
@@ -110,29 +94,9 @@ export class RoomView {
     el.cameraSelect.addEventListener("change", (e) => this.switchDevice("video", e.target.value));
     el.micSelect.addEventListener("change", (e) => this.switchDevice("audio", e.target.value));
 
-    const s = this.sig;
-    s.on("room_state", (p) => this.onRoomState(p));
-    s.on("participant_joined", ({ participant }) => this.upsert(participant));
-    s.on("participant_updated", ({ participant }) => this.upsert(participant));
-    s.on("participant_left", ({ participant_id }) => {
-      this.participants.delete(participant_id);
-      this.render();
-    });
-    s.on("lobby_updated", ({ lobby }) => {
-      this.lobby = Array.isArray(lobby) ? lobby : [];
-      this.render();
-    });
-    s.on("room_updated", ({ room }) => {
-      if (room) this.room = { ...this.room, ...room };
-      this.render();
-    });
-    s.on("unmute_requested", ({ track }) => {
-      if (this.self) this.self.unmute_requested = true;
-      if (track !== "video") this.showBanner("room.unmute_requested", true);
-      this.render();
-    });
-    s.on("request_error", ({ event, error, message }) => {
-      console.warn(`request ${event} refused: ${error} ${message}`);
+    room.watch(["summary", "self", "participants"], (change) => this.onChange(change));
+    room.addEventListener("unmute-requested", (e) => {
+      if (e.detail.track !== "video") this.showBanner("room.unmute_requested", true);
     });
 
     onLangChange(() => this.render());
@@ -143,29 +107,21 @@ export class RoomView {
     preview.addEventListener("devicechange", () => this.renderDevices());
   }
 
-  get isMediator() {
-    return this.self?.role === "mediator";
-  }
-
-  /** Whether this participant publishes media (mediator, party, expert). */
-  get speaks() {
-    return !!this.self && SPEAKING_ROLES.has(this.self.role);
-  }
-
-  /** @param {{room: any, self: Participant, participants: Participant[], lobby: Participant[], ice_servers?: RTCIceServer[]}} p */
-  onRoomState({ room, self, participants, lobby, ice_servers }) {
-    this.room = room;
-    this.self = self;
-    this.participants = new Map();
-    for (const p of participants || []) this.participants.set(p.id, p);
-    if (self) this.participants.set(self.id, self);
-    this.lobby = lobby || [];
-    this.applySelfMute();
-    if (self) {
-      this.media.start({ iceServers: ice_servers, publish: this.speaks, selfId: self.id });
+  /** @param {import("./room-state.js").Change} change */
+  onChange({ parts, previous, entered, iceServers }) {
+    const self = this.room.self;
+    if (entered || parts.has("self")) this.applySelfMute();
+    if (entered) {
+      if (self) this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id });
+    } else if (self && parts.has("self")) {
+      const wasMutedByMediator = previous.self?.muted_by_mediator;
+      if (self.muted_by_mediator && !wasMutedByMediator) this.showBanner("room.muted_by_mediator");
+      if (!self.muted_by_mediator && !self.unmute_requested && this.bannerKey === "room.muted_by_mediator") {
+        this.hideBanner();
+      }
     }
     this.render();
-    this.muteMissingDevices();
+    if (entered) this.muteMissingDevices();
   }
 
   /** Leave the room's media (the page shows a final screen). */
@@ -179,40 +135,16 @@ export class RoomView {
    * participant lists do not show us as able to speak (or be seen).
    */
   async muteMissingDevices() {
-    if (!this.speaks) return;
+    const room = this.room;
+    if (!room.speaks) return;
     if (["idle", "starting"].includes(this.preview.status)) return; // not settled yet
     for (const track of ["audio", "video"]) {
-      if (!this.preview.has(track) && !this.self.muted?.[track]) {
-        const ack = await this.send(`mute-${track}`, "set_muted", { track, muted: true });
+      if (!this.preview.has(track) && !room.self.muted?.[track]) {
+        const ack = await this.requests.send(`mute-${track}`, "set_muted", { track, muted: true });
         if (!ack) continue; // already in flight
-        if (ack.ok && this.self) this.setSelf({ muted: { ...this.self.muted, [track]: true } });
+        if (ack.ok && room.self) room.patchSelf({ muted: { ...room.self.muted, [track]: true } });
       }
     }
-  }
-
-  /** @param {Participant} p */
-  upsert(p) {
-    if (!p?.id) return;
-    if (p.status === "lobby") return; // lobby people come through lobby_updated
-    this.participants.set(p.id, p);
-    if (this.self && p.id === this.self.id) {
-      const wasMutedByMediator = this.self.muted_by_mediator;
-      this.self = p;
-      this.applySelfMute();
-      if (p.muted_by_mediator && !wasMutedByMediator) this.showBanner("room.muted_by_mediator");
-      if (!p.muted_by_mediator && !p.unmute_requested && this.bannerKey === "room.muted_by_mediator") {
-        this.hideBanner();
-      }
-    }
-    this.render();
-  }
-
-  /** Change our own participant record locally (the server's update confirms it). */
-  setSelf(change) {
-    this.self = { ...this.self, ...change };
-    this.participants.set(this.self.id, this.self);
-    this.applySelfMute();
-    this.render();
   }
 
   /**
@@ -220,68 +152,45 @@ export class RoomView {
    * track is disabled (the sender sends silence), a camera turned off sends black.
    */
   applySelfMute() {
-    if (!this.self) return;
-    this.preview.setEnabled("audio", !this.self.muted?.audio);
-    this.preview.setEnabled("video", !this.self.muted?.video);
+    const self = this.room.self;
+    if (!self) return;
+    this.preview.setEnabled("audio", !self.muted?.audio);
+    this.preview.setEnabled("video", !self.muted?.video);
   }
 
   onPublisherState() {
     const pub = this.media.publisher;
     if (pub?.state === "failed") {
       const code = pub.lastError?.error || "unknown";
-      toast(t("media.publish_failed", { reason: this.errorText(code, pub.lastError?.message) }), "error");
+      toast(t("media.publish_failed", { reason: errorText(code, pub.lastError?.message) }), "error");
     }
     this.render();
   }
 
   // ---- requests ----
 
-  /**
-   * Send a request once (a second click while it is in flight does nothing); a refusal
-   * shows a toast.
-   * @returns {Promise<import("./signalling.js").Ack|null>}
-   */
-  async send(key, event, payload) {
-    if (this.busy.has(key)) return null;
-    this.busy.add(key);
-    try {
-      const ack = await this.sig.request(event, payload);
-      if (!ack.ok) toast(this.errorText(ack.error, ack.message), "error");
-      return ack;
-    } finally {
-      this.busy.delete(key);
-    }
-  }
-
-  /** Translated text for a request error code, falling back to the server's message. */
-  errorText(code, message) {
-    const key = `reason.${code}`;
-    const s = t(key);
-    if (s !== key) return s;
-    return message || t("reason.unknown", { code });
-  }
-
   async toggleMute(track) {
-    if (!this.self) return;
-    const muted = !this.self.muted?.[track];
+    const room = this.room;
+    if (!room.self) return;
+    const muted = !room.self.muted?.[track];
     if (muted) {
       // Privacy first: stop sending at once, not after the server's answer (and stay
       // muted even if the request fails).
-      this.setSelf({ muted: { ...this.self.muted, [track]: true } });
+      room.patchSelf({ muted: { ...room.self.muted, [track]: true } });
     }
-    const ack = await this.send(`mute-${track}`, "set_muted", { track, muted });
-    if (ack?.ok && this.self) {
+    const ack = await this.requests.send(`mute-${track}`, "set_muted", { track, muted });
+    if (ack?.ok && room.self) {
       // the participant_updated that follows confirms it; apply now for responsiveness
-      const change = { muted: { ...this.self.muted, [track]: muted } };
+      const change = { muted: { ...room.self.muted, [track]: muted } };
       if (!muted && track === "audio") change.unmute_requested = false;
-      this.setSelf(change);
+      room.patchSelf(change);
       if (!muted && track === "audio") this.hideBanner();
     }
   }
 
   async toggleScreen() {
-    if (this.busy.has("screen")) return;
-    this.busy.add("screen");
+    if (this.sharingBusy) return;
+    this.sharingBusy = true;
     this.el.screenButton.disabled = true;
     try {
       if (this.media.screenTrack) {
@@ -291,15 +200,15 @@ export class RoomView {
         if (result === "failed") toast(t("media.screen_failed"), "error");
       }
     } finally {
-      this.busy.delete("screen");
+      this.sharingBusy = false;
       this.el.screenButton.disabled = false;
       this.render();
     }
   }
 
   async toggleHand() {
-    if (!this.self) return;
-    await this.send("hand", "raise_hand", { raised: !this.self.hand_raised });
+    if (!this.room.self) return;
+    await this.requests.send("hand", "raise_hand", { raised: !this.room.self.hand_raised });
   }
 
   openDevices() {
@@ -346,25 +255,23 @@ export class RoomView {
   // ---- rendering ----
 
   render() {
-    if (!this.self) return;
-    const { el } = this;
-    el.title.textContent = this.room?.title || "";
-    el.locked.hidden = !this.room?.locked;
+    const { el, room } = this;
+    if (!room.self) return;
+    el.title.textContent = room.summary?.title || "";
+    el.locked.hidden = !room.summary?.locked;
     el.sharing.hidden = !this.media.screenTrack;
     this.renderControls();
     this.renderTiles();
 
-    const people = [...this.participants.values()].sort(byRoleThenTime);
+    const people = [...room.participants.values()].sort(byRoleThenTime);
     el.count.textContent = String(people.length);
-    this.replaceItems(el.list, people.map((p) => this.participantItem(p)));
-    this.agreement.render();
-    this.console.render();
+    replaceItems(el.list, people.map((p) => this.participantItem(p)));
   }
 
   renderControls() {
     const { el } = this;
-    const me = this.self;
-    const speaks = this.speaks;
+    const me = this.room.self;
+    const speaks = this.room.speaks;
     const micMuted = !!me.muted?.audio;
     const camMuted = !!me.muted?.video;
     const lockedByMediator = me.muted_by_mediator && !me.unmute_requested;
@@ -392,7 +299,7 @@ export class RoomView {
   }
 
   renderTiles() {
-    const me = this.self;
+    const me = this.room.self;
     const remote = this.media.remoteTracks;
     /** @type {Map<string, {camera?: MediaStreamTrack, microphone?: MediaStreamTrack, screen?: MediaStreamTrack}>} */
     const byPerson = new Map();
@@ -403,7 +310,7 @@ export class RoomView {
     /** @type {import("./video-grid.js").TileSpec[]} */
     const screens = [];
     const cameras = [];
-    const people = [...this.participants.values()].sort(byRoleThenTime);
+    const people = [...this.room.participants.values()].sort(byRoleThenTime);
     for (const p of people) {
       if (p.id === me.id) continue;
       const tracks = byPerson.get(p.id) || {};
@@ -428,7 +335,7 @@ export class RoomView {
         video: this.media.screenTrack, audio: null, videoOff: false,
       });
     }
-    if (this.speaks) {
+    if (this.room.speaks) {
       cameras.push({
         key: `${me.id}:camera`, participant: me, source: "camera", self: true,
         video: this.preview.has("video") ? this.preview.stream.getVideoTracks()[0] : null,
@@ -445,7 +352,7 @@ export class RoomView {
 
   /** @param {Participant} p */
   participantItem(p) {
-    const isSelf = p.id === this.self?.id;
+    const isSelf = p.id === this.room.self?.id;
     const status = h("span.p-status", {}, recorderMark(p));
     if (p.hand_raised) {
       status.append(h("span.indicator.hand", { title: t("room.status.hand"), html: ICONS.hand },
@@ -469,24 +376,6 @@ export class RoomView {
       status,
       this.console.participantActions(p),
     );
-  }
-
-  /**
-   * Replace a list's items, keeping keyboard focus on the same button of the same
-   * participant when it is re-created.
-   */
-  replaceItems(list, items) {
-    const active = document.activeElement;
-    const li = active && list.contains(active) ? active.closest("li[data-participant-id]") : null;
-    const id = li?.dataset.participantId;
-    const action = active?.dataset?.action;
-    list.replaceChildren(...items);
-    if (id && action) {
-      const again = list.querySelector(
-        `li[data-participant-id="${CSS.escape(id)}"] [data-action="${CSS.escape(action)}"]`,
-      );
-      if (again && !again.disabled) again.focus();
-    }
   }
 }
 

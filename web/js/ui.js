@@ -1,5 +1,6 @@
 /**
- * Small DOM helpers shared by the pages: screens, element building, toasts, confirm.
+ * Small DOM helpers shared by the pages: screens, element building, toasts, confirm,
+ * device selects, list replacement that keeps focus.
  * @module ui
  */
 import { t } from "./i18n.js";
@@ -170,4 +171,24 @@ export function fillDeviceSelect(select, devices, selectedId) {
   select.value =
     selectedId && devices.some((d) => d.deviceId === selectedId) ? selectedId : options[0].value;
   select.disabled = devices.length <= 1; // nothing to choose
+}
+
+/**
+ * Replace a participant list's items, keeping keyboard focus on the same button of the
+ * same participant when it is re-created.
+ * @param {HTMLElement} list
+ * @param {HTMLElement[]} items
+ */
+export function replaceItems(list, items) {
+  const active = /** @type {HTMLElement|null} */ (document.activeElement);
+  const li = active && list.contains(active) ? active.closest("li[data-participant-id]") : null;
+  const id = li?.dataset.participantId;
+  const action = active?.dataset?.action;
+  list.replaceChildren(...items);
+  if (id && action) {
+    const again = list.querySelector(
+      `li[data-participant-id="${CSS.escape(id)}"] [data-action="${CSS.escape(action)}"]`,
+    );
+    if (again && !again.disabled) again.focus();
+  }
 }

@@ -19,7 +19,7 @@ import { h, initial } from "./ui.js";
  * What one tile shows.
  * @typedef {object} TileSpec
  * @property {string} key unique: `${participantId}:${source}`
- * @property {import("./room-view.js").Participant} participant
+ * @property {import("./room-state.js").Participant} participant
  * @property {"camera"|"screen"} source
  * @property {boolean} self
  * @property {MediaStreamTrack|null} video
