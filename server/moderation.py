@@ -88,13 +88,8 @@ class Moderation:
         target = await self._on_target(request, rooms.mute, track)
         await self.media.set_muted(request.room_id, target.id, track, True)
         await self._updated(request.room_id, target)
-        await self.recordings.note(
-            request.room_id,
-            RoomEvent.MUTE,
-            participant_id=target.id,
-            name=target.name,
-            track=track,
-            by=request.participant_id,
+        await self.recordings.note_about(
+            request.room_id, RoomEvent.MUTE, target, track=track, by=request.participant_id
         )
         return {"participant": target.public()}
 
@@ -107,12 +102,8 @@ class Moderation:
 
     async def _remove(self, request: Request) -> dict[str, Any]:
         target = await self._on_target(request, rooms.remove, request.participant_id)
-        await self.recordings.note(
-            request.room_id,
-            RoomEvent.REMOVE,
-            participant_id=target.id,
-            name=target.name,
-            by=request.participant_id,
+        await self.recordings.note_about(
+            request.room_id, RoomEvent.REMOVE, target, by=request.participant_id
         )
         await self.signalling.close_participant(request.room_id, target, CloseReason.REMOVED)
         return {}
@@ -142,13 +133,8 @@ class Moderation:
         sender = await self._on_sender(request, rooms.set_muted, track, muted)
         await self.media.set_muted(request.room_id, sender.id, track, muted)
         await self._updated(request.room_id, sender)
-        await self.recordings.note(
-            request.room_id,
-            RoomEvent.SELF_MUTE if muted else RoomEvent.SELF_UNMUTE,
-            participant_id=sender.id,
-            name=sender.name,
-            track=track,
-        )
+        kind = RoomEvent.SELF_MUTE if muted else RoomEvent.SELF_UNMUTE
+        await self.recordings.note_about(request.room_id, kind, sender, track=track)
         return {"participant": sender.public()}
 
     async def _leave(self, request: Request) -> dict[str, Any]:

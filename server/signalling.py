@@ -97,15 +97,18 @@ RoomHook = Callable[[str], Awaitable[None]]
 RoomStateField = Callable[[Room, Participant], Any]
 
 
-def room_channel(room_id: str) -> str:
+def _room_channel(room_id: str) -> str:
     return f"room:{room_id}"
 
 
-def mediator_channel(room_id: str) -> str:
+def _mediator_channel(room_id: str) -> str:
     return f"mediators:{room_id}"
 
 
 class Signalling:
+    """The gateway: connections, presence and the lobby; features plug in through the
+    public methods (module docstring)."""
+
     def __init__(
         self,
         store: RoomStore,
@@ -148,6 +151,11 @@ class Signalling:
         if event in self._handlers:
             raise ValueError(f"{event!r} already has a handler")
         self._handlers[event] = handler
+
+    @property
+    def events(self) -> frozenset[str]:
+        """The client events that have a handler."""
+        return frozenset(self._handlers)
 
     def add_room_state(self, key: str, field: RoomStateField) -> None:
         """Add `key` to the `room_state` a participant gets on entering the room."""
@@ -210,11 +218,11 @@ class Signalling:
         self, room_id: str, event: str, data: dict[str, Any], skip_sid: str | None = None
     ) -> None:
         """To everyone in the room (not the lobby)."""
-        await self.sio.emit(event, data, room=room_channel(room_id), skip_sid=skip_sid)
+        await self.sio.emit(event, data, room=_room_channel(room_id), skip_sid=skip_sid)
 
     async def broadcast_mediators(self, room_id: str, event: str, data: dict[str, Any]) -> None:
         """To the room's mediators."""
-        await self.sio.emit(event, data, room=mediator_channel(room_id))
+        await self.sio.emit(event, data, room=_mediator_channel(room_id))
 
     async def call(self, sid: str, event: str, data: dict[str, Any]) -> Any:
         """To one connection of this node, and its acknowledgement (TimeoutError if none)."""
@@ -296,10 +304,10 @@ class Signalling:
 
     async def enter(self, room_id: str, participant: Participant) -> None:
         """Put a joined participant into the room's channels and tell everyone."""
-        await self.sio.enter_room(participant.sid, room_channel(room_id))
+        await self.sio.enter_room(participant.sid, _room_channel(room_id))
         is_mediator = participant.role is Role.MEDIATOR
         if is_mediator:
-            await self.sio.enter_room(participant.sid, mediator_channel(room_id))
+            await self.sio.enter_room(participant.sid, _mediator_channel(room_id))
         room = await self.store.require(room_id)
         state = {
             "room": room.summary(),

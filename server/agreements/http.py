@@ -121,6 +121,7 @@ class AgreementRoutes:
         """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
         party). Mounted only when no --tsa-url is configured."""
         if self._tsa is None:
+            # deferred: the TSA (pyhanko) takes half a second to import, for the first seal
             from tiaojie.signing.authority import Authority
             from tiaojie.signing.tsa import TimeStampAuthority, tsa_handler
 

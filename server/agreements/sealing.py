@@ -54,6 +54,7 @@ class Sealer:
         run, generating) the local CA, seal and TSA keys takes a while, so in a thread."""
         async with self._notary_lock:
             if self._notary is None:
+                # deferred: the signer (pyhanko) takes most of a second to import
                 from tiaojie.signing.signer import Notary
 
                 keys = Path(self._settings.data_dir) / "keys"

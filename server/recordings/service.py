@@ -156,12 +156,20 @@ class Recordings:
             return True
         if recording_id is None or kind not in ADDENDUM_KINDS:
             return False
-        entry = self.archive.find(recording_id)
+        entry = self.archive.find(recording_id)  # the recording must be this room's
         if entry is None or entry["room_id"] != room_id:
             return False
         directory = self.archive.directory(recording_id)
         key_file = self.keys_dir / PRIVATE_FILE
         return await asyncio.to_thread(addendum.append, directory, recording_id, key_file, event)
+
+    async def note_about(
+        self, room_id: str, kind: str, participant: Participant, **fields: Any
+    ) -> bool:
+        """`note` of an event about `participant`: their id and name, then `fields`."""
+        return await self.note(
+            room_id, kind, participant_id=participant.id, name=participant.name, **fields
+        )
 
     # -- consent -----------------------------------------------------------------------
     async def consent(
@@ -170,13 +178,8 @@ class Recordings:
         recording = await self.store.update(
             room_id, lambda room: rules.consent(room, participant, recording_id, accepted)
         )
-        await self.note(
-            room_id,
-            RoomEvent.CONSENT if accepted else RoomEvent.REFUSAL,
-            participant_id=participant.id,
-            name=participant.name,
-            role=str(participant.role),
-        )
+        kind = RoomEvent.CONSENT if accepted else RoomEvent.REFUSAL
+        await self.note_about(room_id, kind, participant, role=str(participant.role))
         await self._announce(room_id, recording)
         return public(recording)
 
@@ -209,33 +212,23 @@ class Recordings:
         return view(room.recording, participant.role is Role.MEDIATOR)
 
     async def _entered(self, room_id: str, participant: Participant) -> None:
-        if participant.role is Role.RECORDER:
-            proc = self.processes.get(room_id)
-            if proc is not None:
-                proc.sid = participant.sid
-                self.delivery.start(proc)
+        if participant.role is not Role.RECORDER:
+            await self.note_about(
+                room_id, RoomEvent.JOINED, participant, role=str(participant.role)
+            )
             return
-        await self.note(
-            room_id,
-            RoomEvent.JOINED,
-            participant_id=participant.id,
-            name=participant.name,
-            role=str(participant.role),
-        )
+        proc = self.processes.get(room_id)
+        if proc is not None:  # the recorder is in: deliver what waited for it
+            proc.sid = participant.sid
+            self.delivery.start(proc)
 
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
-        if participant.role is Role.RECORDER:
-            proc = self.processes.get(room_id)
-            if proc is not None and proc.sid == participant.sid:
-                proc.sid = None
+        if participant.role is not Role.RECORDER:
+            await self.note_about(room_id, RoomEvent.LEFT, participant, reason=str(reason))
             return
-        await self.note(
-            room_id,
-            RoomEvent.LEFT,
-            participant_id=participant.id,
-            name=participant.name,
-            reason=str(reason),
-        )
+        proc = self.processes.get(room_id)
+        if proc is not None and proc.sid == participant.sid:
+            proc.sid = None
 
     async def _room_ending(self, room_id: str) -> None:
         """The seal, before everyone (the recorder too) is gone."""
