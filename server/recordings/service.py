@@ -55,7 +55,6 @@ class Recordings:
         tsa_url: str | None = None,
     ) -> None:
         self.archive = RecordingArchive(data_dir / "recordings")
-        self.root = self.archive.root
         self.keys_dir = data_dir / "keys"
         self.command = RecorderCommand(local_url, self.keys_dir, data_dir / "logs", tsa_url)
         self.store = store
