@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import hmac
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tiaojie.server import rooms
 from tiaojie.server.errors import TiaojieError, bad_request, forbidden
+from tiaojie.server.http_auth import HttpAuth, json_response
 from tiaojie.server.model import Room, new_id, now
 from tiaojie.server.roles import MEDIATOR_MAY_INVITE, Role
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from tiaojie.server.signalling import CloseReason
 from tiaojie.server.state import app_state
 from tiaojie.server.tokens import InviteClaims
 from tiaojie.server.validation import Schema, validate
@@ -21,60 +22,8 @@ from tiaojie.server.validation import Schema, validate
 ROOM = "/api/rooms/{room_id:" + ID_PATTERN + "}"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the admin, or the holder of one invite token."""
-
-    admin: bool
-    claims: InviteClaims | None = None
-
-    def is_mediator_of(self, room: Room) -> bool:
-        return (
-            self.claims is not None
-            and self.claims.room_id == room.id
-            and self.claims.role is Role.MEDIATOR
-        )
-
-
-def _bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise TiaojieError(
-            "token_missing", "Send your token as 'Authorization: Bearer <token>'.", 401
-        )
-    return token.strip()
-
-
-def _caller(request: web.Request) -> Caller:
-    state = app_state(request.app)
-    token = _bearer(request)
-    if hmac.compare_digest(token.encode(), state.credentials.admin_token.encode()):
-        return Caller(admin=True)
-    return Caller(admin=False, claims=state.signer.verify(token, now()))
-
-
-def _admin(request: web.Request) -> Caller:
-    caller = _caller(request)
-    if not caller.admin:
-        raise forbidden("This needs the admin token.")
-    return caller
-
-
-async def _room_for(request: web.Request, caller: Caller, *, manage: bool) -> Room:
-    """The room in the path, if the caller may see it (manage: admin or its mediator)."""
-    state = app_state(request.app)
-    room_id = request.match_info["room_id"]
-    if caller.claims is not None and caller.claims.room_id != room_id:
-        raise TiaojieError("token_wrong_room", "This token is for another room.", 403)
-    room = await state.store.require(room_id)
-    if caller.admin:
-        return room
-    assert caller.claims is not None
-    rooms.check_invite(room, caller.claims)
-    if manage and not caller.is_mediator_of(room):
-        raise forbidden("Only the admin or a mediator of this room may do this.")
-    return room
+def _auth(request: web.Request) -> HttpAuth:
+    return app_state(request.app).auth
 
 
 async def _body(request: web.Request, schema: Schema) -> dict[str, Any]:
@@ -93,18 +42,14 @@ async def _body(request: web.Request, schema: Schema) -> dict[str, Any]:
     return validate(schema, data, "body")
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False))
-
-
 # -- handlers ------------------------------------------------------------------------------
 async def health(request: web.Request) -> web.Response:
     state = app_state(request.app)
-    return _json({"status": "ok", "version": state.version, "backend": state.store.backend})
+    return json_response({"status": "ok", "version": state.version, "backend": state.store.backend})
 
 
 async def create_room(request: web.Request) -> web.Response:
-    _admin(request)
+    _auth(request).admin(request)
     body = await _body(request, CREATE_ROOM)
     room = Room(
         id=new_id(),
@@ -114,35 +59,40 @@ async def create_room(request: web.Request) -> web.Response:
         created_at=now(),
     )
     await app_state(request.app).store.create(room)
-    return _json(room.summary(), 201)
+    return json_response(room.summary(), 201)
 
 
 async def list_rooms(request: web.Request) -> web.Response:
-    _admin(request)
+    _auth(request).admin(request)
     found = await app_state(request.app).store.list()
-    return _json({"rooms": [r.summary() for r in sorted(found, key=lambda r: r.created_at)]})
+    return json_response(
+        {"rooms": [r.summary() for r in sorted(found, key=lambda r: r.created_at)]}
+    )
 
 
 async def get_room(request: web.Request) -> web.Response:
-    caller = _caller(request)
-    room = await _room_for(request, caller, manage=False)
+    auth = _auth(request)
+    caller = auth.caller(request)
+    room = await auth.room_for(request, caller, manage=False)
     if caller.admin or caller.is_mediator_of(room):
-        return _json(room.full())
-    return _json(room.summary())
+        return json_response(room.full())
+    return json_response(room.summary())
 
 
 async def delete_room(request: web.Request) -> web.Response:
-    caller = _caller(request)
-    room = await _room_for(request, caller, manage=True)
+    auth = _auth(request)
+    caller = auth.caller(request)
+    room = await auth.room_for(request, caller, manage=True)
     if room.ended:
         raise rooms.room_ended()
     ended = await app_state(request.app).signalling.end_room(room.id)
-    return _json(ended.summary())
+    return json_response(ended.summary())
 
 
 async def create_invite(request: web.Request) -> web.Response:
-    caller = _caller(request)
-    room = await _room_for(request, caller, manage=True)
+    auth = _auth(request)
+    caller = auth.caller(request)
+    room = await auth.room_for(request, caller, manage=True)
     body = await _body(request, CREATE_INVITE)
     role = Role(body["role"])
     if not caller.admin and role not in MEDIATOR_MAY_INVITE:
@@ -152,7 +102,7 @@ async def create_invite(request: web.Request) -> web.Response:
         room.id, lambda r: rooms.create_invite(r, role, body["name"], body["expires_in"])
     )
     token = state.signer.sign(InviteClaims(room.id, role, invite.invite_id, invite.expires_at))
-    return _json(
+    return json_response(
         {
             "invite_id": invite.invite_id,
             "url": f"{state.settings.base_url}/join#token={token}",
@@ -166,24 +116,25 @@ async def create_invite(request: web.Request) -> web.Response:
 
 
 async def revoke_invite(request: web.Request) -> web.Response:
-    caller = _caller(request)
-    room = await _room_for(request, caller, manage=True)
+    auth = _auth(request)
+    caller = auth.caller(request)
+    room = await auth.room_for(request, caller, manage=True)
     state = app_state(request.app)
     invite, connected = await state.store.update(
         room.id, lambda r: rooms.revoke_invite(r, request.match_info["invite_id"])
     )
     if connected is not None:
-        await state.signalling.close_participant(room.id, connected, "revoked")
-    return _json(invite.public())
+        await state.signalling.close_participant(room.id, connected, CloseReason.REVOKED)
+    return json_response(invite.public())
 
 
 async def me(request: web.Request) -> web.Response:
-    caller = _caller(request)
+    caller = _auth(request).caller(request)
     if caller.claims is None:
         raise bad_request("/api/me describes an invite token, not the admin token.")
     room = await app_state(request.app).store.require(caller.claims.room_id)
     invite = rooms.check_invite(room, caller.claims)
-    return _json({"invite": invite.public(), "room": room.summary()})
+    return json_response({"invite": invite.public(), "room": room.summary()})
 
 
 def add_routes(app: web.Application) -> None:
@@ -198,16 +149,16 @@ def add_routes(app: web.Application) -> None:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every API error as {"error", "message"} with its HTTP status."""
     try:
         return await handler(request)
     except TiaojieError as error:
-        return _json(error.to_dict(), error.status)
+        return json_response(error.to_dict(), error.status)
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status, "http_error"
         )
-        return _json({"error": code, "message": exc.reason}, exc.status)
+        return json_response({"error": code, "message": exc.reason}, exc.status)

@@ -1,27 +1,33 @@
-"""The aiohttp application: REST API, socket.io signalling and the web client."""
+"""The aiohttp application: REST API, socket.io signalling and the web client.
+
+`create_app` builds the parts in dependency order, each given what it needs: the store
+and token signer, signalling (the gateway), the media plane, recordings, then the
+features that install themselves on signalling (media, recordings, moderation,
+agreements), and the routes.
+"""
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
-from tiaojie.server import __version__, api, openapi, recording_api
+from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
+from tiaojie.server.http_auth import HttpAuth
+from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
 from tiaojie.server.media.ice import apply as apply_ice
-from tiaojie.server.recording import Recordings
+from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.moderation import Moderation
+from tiaojie.server.recordings import ArchiveAuth, RecordingRoutes, Recordings
 from tiaojie.server.signalling import Signalling
 from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 
 MAX_BODY_BYTES = 64 * 1024
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -33,31 +39,40 @@ def create_app(settings: Settings) -> web.Application:
         announce_ip=check_announce_ip(settings.announce_ip),
     )
     apply_ice(ice)
-    signalling = Signalling(store, signer, settings.redis_url, ice, settings.transcode)
+    archive_auth = ArchiveAuth(credentials.token_secret)
+    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
+
+    signalling = Signalling(store, signer, settings.redis_url, ice.servers)
+    media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
+    recordings = Recordings(
+        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url
+    )
+    agreements = Agreements(settings, store, signalling, recordings, auth)
+    MediaHandlers(signalling, media).install()
+    recordings.install()
+    Moderation(signalling, media, recordings).install()
+
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[web_client.security_headers, api.error_middleware],
     )
-    recordings = Recordings(
-        settings.data_dir,
-        settings.local_url,
-        store,
-        signer,
-        getattr(settings, "tsa_url", None),
-    )
-    recordings.broadcast = signalling.recording_changed
-    recordings.call = signalling.call_recorder
-    recordings.emit = signalling._send
-    signalling.recordings = recordings
     app[STATE] = AppState(
-        settings, credentials, signer, store, signalling, __version__, recordings=recordings
+        settings=settings,
+        credentials=credentials,
+        signer=signer,
+        store=store,
+        signalling=signalling,
+        media=media,
+        recordings=recordings,
+        auth=auth,
+        version=__version__,
     )
-    signalling.sio.attach(app)
+    signalling.attach(app)
     api.add_routes(app)
-    recording_api.add_routes(app)
+    RecordingRoutes(recordings, auth, archive_auth).install(app.router)
     openapi.add_routes(app)
     web_client.add_routes(app)
-    Agreements(app, signalling).install()
+    agreements.install(app)
 
     async def on_shutdown(app: web.Application) -> None:
         await recordings.shutdown()  # each recording gets its seal while still connected
@@ -65,6 +80,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_cleanup(app: web.Application) -> None:
         await signalling.shutdown()
+        await media.close()
         await store.close()
 
     app.on_shutdown.append(on_shutdown)

@@ -8,7 +8,8 @@ from aiohttp import web
 
 from tiaojie import __version__
 from tiaojie.server.agreements import CODE_PATTERN
-from tiaojie.server.recording_api import openapi_paths as recording_paths
+from tiaojie.server.http_auth import READERS
+from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
 from tiaojie.server.validation import Schema
 
@@ -136,6 +137,17 @@ _NEW_INVITE: Schema = {
 def build_spec() -> dict[str, Any]:
     spec = _base_spec()
     spec["paths"].update(recording_paths())
+    spec["paths"]["/api/agreements"] = {
+        "get": {
+            "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "
+            "first: each is an AgreementStatus with room_id and pdf_available; the PDF is "
+            "GET /api/agreements/{code}/pdf",
+            "responses": {
+                "200": {"description": "success", "content": {"application/json": {}}},
+                **_errors(401, 403),
+            },
+        }
+    }
     return spec
 
 

@@ -52,6 +52,12 @@ def create_invite(room: Room, role: Role, name: str, expires_in: int) -> Invite:
 def check_invite(room: Room, claims: InviteClaims) -> Invite:
     """The live invite behind genuine token claims (revocation and room end checked)."""
     _open(room)
+    return live_invite(room, claims)
+
+
+def live_invite(room: Room, claims: InviteClaims) -> Invite:
+    """The invite behind genuine token claims unless it was withdrawn; the room may have
+    ended (what it leaves behind, recordings and the agreement, stays readable)."""
     invite = room.invites.get(claims.invite_id)
     if invite is None or invite.role != claims.role:
         raise TiaojieError("token_invalid", "This link is not valid.", 401)
@@ -169,8 +175,9 @@ def request_unmute(room: Room, participant_id: str, track: str) -> Participant:
     return participant
 
 
-def remove(room: Room, by: Participant, participant_id: str) -> Participant:
-    if participant_id == by.id:
+def remove(room: Room, participant_id: str, by: str) -> Participant:
+    """`by` (a participant id) removes someone else: their link dies with it."""
+    if participant_id == by:
         raise TiaojieError("cannot_remove_self", "Use leave to leave the room.", 409)
     _participant(room, participant_id)
     room.invites[participant_id].revoked = True

@@ -1,31 +1,34 @@
-"""What the aiohttp application holds: settings, secrets, the room store, signalling."""
+"""What the aiohttp application holds, for the REST handlers of server/api.py and the
+CLI: settings, secrets, the room store, signalling, the media plane, recordings, and the
+REST token checks. Built once by server/app.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import Credentials
+from tiaojie.server.http_auth import HttpAuth
+from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.recordings import Recordings
+from tiaojie.server.signalling import Signalling
 from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import TokenSigner
 
-if TYPE_CHECKING:
-    from tiaojie.server.recording import Recordings
-    from tiaojie.server.signalling import Signalling
 
-
-@dataclass
+@dataclass(frozen=True)
 class AppState:
     settings: Settings
     credentials: Credentials
     signer: TokenSigner
     store: RoomStore
     signalling: Signalling
+    media: MediaPlane
+    recordings: Recordings
+    auth: HttpAuth
     version: str
-    recordings: Recordings | None = None
 
 
 STATE = web.AppKey("tiaojie_state", AppState)

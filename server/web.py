@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 #: `tiaojie/web`: package data in a wheel, the checkout's web/ (by its link) when editable.
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-def _page(name: str) -> web.RequestHandler:
+def _page(name: str) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(WEB_DIR / name, headers=NO_STORE)
 
@@ -19,7 +20,7 @@ def _page(name: str) -> web.RequestHandler:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -579,7 +579,7 @@ async def test_failed_seal_can_be_retried(live_server, keys) -> None:
 
 # -- REST and the public page -----------------------------------------------------------------
 async def test_status_page_download_and_forged_codes(live_server) -> None:
-    from tiaojie.server.archive_auth import ArchiveAuth
+    from tiaojie.server.recordings import ArchiveAuth
 
     srv = live_server
     r = await Room(srv).setup()

@@ -22,7 +22,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tiaojie.archive.chain import read_entries
-from tiaojie.server.archive_auth import ArchiveAuth
+from tiaojie.server.recordings import ArchiveAuth
 
 pytestmark = pytest.mark.browser
 

@@ -114,7 +114,7 @@ async def test_remove_and_leave_take_publications_away(live_server, test_mp4):
         assert {r["participant_id"] for r in removed} == {pid}
         await eventually(lambda: party.closed_reason == "removed", what="party closed")
         await eventually(lambda: mediator.subscriptions_of(pid) == {}, what="renegotiated")
-        stats = live_server.state.signalling.media.stats()
+        stats = live_server.state.media.stats()
         assert pid not in stats.get(room["id"], {})
     finally:
         await source.stop()
@@ -138,7 +138,7 @@ async def test_lobby_participant_gets_and_sends_no_media(live_server, test_mp4):
         assert answer["error"] == "not_joined"
         await asyncio.sleep(1)
         assert waiting.subscriber is None and waiting.subscriptions == {}  # no offer came
-        assert invite["invite_id"] not in live_server.state.signalling.media.stats()[room["id"]]
+        assert invite["invite_id"] not in live_server.state.media.stats()[room["id"]]
         assert (await mediator.call("admit", {"participant_id": invite["invite_id"]}))["ok"]
         mid = mediator.invite["invite_id"]
         await eventually(lambda: len(waiting.subscriptions_of(mid)) == 2, what="subscribed")
@@ -164,7 +164,7 @@ async def test_new_subscriber_and_subscriber_pli_reach_the_publisher(live_server
     requests: list[float] = []
     camera = next(t for t in publisher.publisher.getTransceivers() if t.kind == "video")
     aiortc_internals.on_keyframe_request(camera.sender, lambda: requests.append(time.monotonic()))
-    media = live_server.state.signalling.media
+    media = live_server.state.media
     pid = publisher.invite["invite_id"]
     # Wait until the server receives the publisher's video mid-GOP, so that a new subscriber
     # needs a keyframe it can only get by asking.

@@ -10,7 +10,7 @@ import time
 import aiohttp
 
 from tiaojie.archive.chain import read_entries
-from tiaojie.server.archive_auth import ArchiveAuth
+from tiaojie.server.recordings import ArchiveAuth
 
 
 def archivist_token(data_dir) -> subprocess.CompletedProcess:

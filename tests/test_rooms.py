@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.signal_client import Refused
 from tiaojie.server.model import now
-from tiaojie.server.roles import Role
+from tiaojie.server.roles import PERMISSIONS, Role
+from tiaojie.server.schemas import EVENTS
 from tiaojie.server.tokens import InviteClaims
 
 
@@ -425,6 +426,20 @@ async def test_invalid_payloads_refused_state_unchanged(room_server, event, args
     assert await srv.room(room["id"]) == before
     assert m.sio.connected
     assert (await m.call("raise_hand", {"raised": True}))["ok"] is True
+
+
+async def test_every_event_has_one_handler_installed_through_the_gateway(live_server):
+    """Every event with a schema and roles is handled, by exactly one feature."""
+    signalling = live_server.state.signalling
+    assert signalling.events == frozenset(EVENTS) == frozenset(PERMISSIONS)
+
+    async def handler(request):
+        return {}
+
+    with pytest.raises(ValueError, match="already has a handler"):
+        signalling.add_handler("mute", handler)
+    with pytest.raises(ValueError, match="no payload schema"):
+        signalling.add_handler("hack_the_planet", handler)
 
 
 async def test_bad_connect_auth(room_server):

@@ -155,8 +155,8 @@ def bot(args: argparse.Namespace) -> int:
 
 
 def archivist_token(args: argparse.Namespace) -> int:
-    from tiaojie.server.archive_auth import ArchiveAuth
     from tiaojie.server.credentials import load_credentials
+    from tiaojie.server.recordings import ArchiveAuth
 
     if not 1 <= args.days <= 3660:
         print("tiaojie: --days must be between 1 and 3660", file=sys.stderr)

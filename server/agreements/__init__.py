@@ -26,6 +26,7 @@ Modules:
 - `chain`: the room's recording chain (notes, its head, the chain embedded in the PDF);
 - `sealing`: the Notary and the seals in progress;
 - `service`: `Agreements`, the socket.io handlers that tie these together;
+- `archive`: the agreements in the archive (`GET /api/agreements`), from `status.json`;
 - `http`: the REST routes, the status page and the built-in TSA.
 """
 

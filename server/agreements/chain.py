@@ -12,20 +12,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from tiaojie.archive.chain import read_written
 from tiaojie.archive.layout import CHAIN_FILE, is_recording_id, recording_dir
-from tiaojie.server.state import app_state
+from tiaojie.server.recordings import Recordings
 
 log = logging.getLogger(__name__)
 
 
-async def note(app: web.Application, room_id: str, kind: str, **fields: Any) -> None:
-    """An event in the room's recording chain, when the room is being recorded."""
-    recordings = getattr(app_state(app), "recordings", None)
-    if recordings is None:
-        return
+async def note(recordings: Recordings, room_id: str, kind: str, **fields: Any) -> None:
+    """An event in the room's recording chain, when the room is being recorded (or an
+    addendum to it); a failure is logged, never the signer's problem."""
     try:
         await recordings.note(room_id, kind, **fields)
     except Exception:

@@ -1,25 +1,25 @@
 """The agreement's HTTP routes: the public status (JSON and the `/a/{code}` page), the
-signed PDF download and who may download it, and the built-in TSA (`POST /tsa`).
+signed PDF download and who may download it, the agreements in the archive
+(`GET /api/agreements`, server/agreements/archive.py) and the built-in TSA (`POST /tsa`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from tiaojie.server import agreement_page
-from tiaojie.server.agreements import storage
+from tiaojie.server import agreement_page, rooms
+from tiaojie.server.agreements import archive, storage
 from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
-from tiaojie.server.api import _bearer
+from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
-from tiaojie.server.model import Room, now
+from tiaojie.server.http_auth import HttpAuth, json_response
+from tiaojie.server.model import Room
 from tiaojie.server.roles import Role
-from tiaojie.server.state import app_state
+from tiaojie.server.store import RoomStore
 
 #: Who may download the signed PDF with their own invite link.
 PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
@@ -28,26 +28,20 @@ PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
 class AgreementRoutes:
     """REST handlers, the status page and the built-in TSA."""
 
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
+    def __init__(self, settings: Settings, store: RoomStore, auth: HttpAuth) -> None:
+        self._settings = settings
+        self._store = store
+        self.auth = auth
         self._tsa: Any = None
 
-    def install(self) -> None:
-        router = self.app.router
+    def install(self, router: web.UrlDispatcher) -> None:
         router.add_get("/a/{code:" + CODE_PATTERN + "}", self.status_page)
         router.add_get("/a/{code}", self.status_page_unknown)
+        router.add_get("/api/agreements", self.list_archive)
         router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}", self.status_json)
         router.add_get("/api/agreements/{code:" + CODE_PATTERN + "}/pdf", self.download_pdf)
         if not self._settings.tsa_url:
             router.add_post("/tsa", self.tsa)
-
-    @property
-    def _settings(self) -> Any:
-        return app_state(self.app).settings
-
-    @property
-    def _store(self) -> Any:
-        return app_state(self.app).store
 
     def folder(self, code: str) -> Path:
         return storage.folder(self._settings.data_dir, code)
@@ -71,11 +65,7 @@ class AgreementRoutes:
 
     async def status_json(self, request: web.Request) -> web.Response:
         _, public = await self._find(request.match_info["code"])
-        return web.json_response(
-            public,
-            dumps=lambda d: json.dumps(d, ensure_ascii=False),
-            headers={"Cache-Control": "no-store"},
-        )
+        return json_response(public, headers={"Cache-Control": "no-store"})
 
     async def download_pdf(self, request: web.Request) -> web.StreamResponse:
         code = request.match_info["code"]
@@ -94,23 +84,24 @@ class AgreementRoutes:
         )
 
     def _check_download(self, request: web.Request, room: Room | None) -> None:
-        """Admin token, an archivist token, or a mediator's or party's invite of the room."""
-        state = app_state(self.app)
-        token = _bearer(request)
-        if hmac.compare_digest(token.encode(), state.credentials.admin_token.encode()):
+        """Admin token, an archivist token, or a mediator's or party's invite of the room
+        (after the room ended too)."""
+        claims = self.auth.caller(request, archivists=True).claims
+        if claims is None:  # the admin or an archivist
             return
-        if _archivist(self.app, token):
-            return
-        claims = state.signer.verify(token, now())
         if room is None or claims.room_id != room.id:
             raise TiaojieError("token_wrong_room", "This link is for another room.", 403)
-        invite = room.invites.get(claims.invite_id)
-        if invite is None or invite.role != claims.role:
-            raise TiaojieError("token_invalid", "This link is not valid.", 401)
-        if invite.revoked:
-            raise TiaojieError("token_revoked", "This link has been withdrawn.", 403)
+        invite = rooms.live_invite(room, claims)
         if invite.role not in PDF_ROLES:
             raise forbidden("Only the parties and the mediator download the signed agreement.")
+
+    async def list_archive(self, request: web.Request) -> web.Response:
+        """`GET /api/agreements`: the agreements of the rooms the caller may read."""
+        reader = await self.auth.reader(request, what="agreements")
+        root = Path(self._settings.data_dir) / "agreements"
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(None, archive.listing, root, reader)
+        return json_response({"agreements": found}, headers={"Cache-Control": "private, no-store"})
 
     async def status_page(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
@@ -130,6 +121,7 @@ class AgreementRoutes:
         """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
         party). Mounted only when no --tsa-url is configured."""
         if self._tsa is None:
+            # deferred: the TSA (pyhanko) takes half a second to import, for the first seal
             from tiaojie.signing.authority import Authority
             from tiaojie.signing.tsa import TimeStampAuthority, tsa_handler
 
@@ -139,13 +131,3 @@ class AgreementRoutes:
             self._tsa = tsa_handler(TimeStampAuthority(authority.tsa_key, authority.tsa_cert))
         response: web.StreamResponse = await self._tsa(request)
         return response
-
-
-def _archivist(app: web.Application, token: str) -> bool:
-    """A genuine, unexpired archivist token (`tiaojie archivist-token`)."""
-    from tiaojie.server.archive_auth import ArchiveAuth
-
-    if not ArchiveAuth.looks_like_archivist(token):
-        return False
-    ArchiveAuth(app_state(app).credentials.token_secret).verify_archivist(token)
-    return True

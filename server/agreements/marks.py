@@ -52,6 +52,7 @@ def _mark_too_large() -> TiaojieError:
 
 def _check_png(png: bytes) -> None:
     """A decodable PNG of sane size with something drawn on it."""
+    # deferred: Pillow takes 0.1 s to import, and only signers need it
     from PIL import Image, UnidentifiedImageError
 
     try:

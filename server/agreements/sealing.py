@@ -11,27 +11,21 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from tiaojie.server.agreements.chain import read_chain
 from tiaojie.server.agreements.marks import load_mark
 from tiaojie.server.agreements.state import AgreementState
+from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError
-from tiaojie.server.state import app_state
 
 
 class Sealer:
     """The Notary and the tasks that seal (or load the Notary) in the background."""
 
-    def __init__(self, app: web.Application) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self.tasks: set[asyncio.Future[Any]] = set()
         self._notary: Any = None
         self._notary_lock = asyncio.Lock()
-
-    @property
-    def _settings(self) -> Any:
-        return app_state(self.app).settings
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run `coro` in the background, tracked until it is done."""
@@ -60,6 +54,7 @@ class Sealer:
         run, generating) the local CA, seal and TSA keys takes a while, so in a thread."""
         async with self._notary_lock:
             if self._notary is None:
+                # deferred: the signer (pyhanko) takes most of a second to import
                 from tiaojie.signing.signer import Notary
 
                 keys = Path(self._settings.data_dir) / "keys"

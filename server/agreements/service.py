@@ -1,9 +1,10 @@
 """The agreement service: the socket.io handlers, sealing in the background, publishing
 the state to the room and to `status.json`, and noting each step in the logs.
 
-Each handler checks the sender (server/signalling.py), applies a rule of
-server/agreements/rules.py to the stored room, then logs, notes and broadcasts what
-changed. The HTTP routes are in server/agreements/http.py.
+Each handler checks the sender through signalling's public API (server/signalling.py),
+applies a rule of server/agreements/rules.py to the stored room, then logs, notes in the
+recording's chain and broadcasts what changed. The HTTP routes are in
+server/agreements/http.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
@@ -40,12 +41,13 @@ from tiaojie.server.agreements.state import (
     require_state,
 )
 from tiaojie.server.agreements.storage import PDF_FILE, write_atomic
+from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError
+from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.model import Participant, Room
-from tiaojie.server.state import app_state
-
-if TYPE_CHECKING:
-    from tiaojie.server.signalling import Signalling
+from tiaojie.server.recordings import Recordings, RoomEvent
+from tiaojie.server.signalling import Request, Signalling
+from tiaojie.server.store import RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -53,34 +55,35 @@ log = logging.getLogger(__name__)
 class Agreements:
     """Signalling handlers, sealing and the REST/HTML routes of the agreement."""
 
-    def __init__(self, app: web.Application, signalling: Signalling) -> None:
-        self.app = app
+    def __init__(
+        self,
+        settings: Settings,
+        store: RoomStore,
+        signalling: Signalling,
+        recordings: Recordings,
+        auth: HttpAuth,
+    ) -> None:
+        self._settings = settings
+        self._store = store
         self.signalling = signalling
-        self.sealer = Sealer(app)
-        self.routes = AgreementRoutes(app)
+        self.recordings = recordings
+        self.sealer = Sealer(settings)
+        self.routes = AgreementRoutes(settings, store, auth)
 
     # -- wiring -------------------------------------------------------------------------
-    def install(self) -> None:
+    def install(self, app: web.Application) -> None:
         sig = self.signalling
         sig.add_handler("agreement_draft", self._on_draft)
         sig.add_handler("agreement_request_signatures", self._on_request_signatures)
         sig.add_handler("agreement_sign", self._on_sign)
         sig.add_handler("agreement_finalize", self._on_finalize)
-        sig.on_enter.append(self._send_state)
-        self.routes.install()
-        self.app.on_cleanup.append(self._cleanup)
-        self.app[AGREEMENTS] = self
+        sig.on_enter(self._send_state)
+        self.routes.install(app.router)
+        app.on_cleanup.append(self._cleanup)
+        app[AGREEMENTS] = self
 
     async def _cleanup(self, _: web.Application) -> None:
         self.sealer.cancel()
-
-    @property
-    def _settings(self) -> Any:
-        return app_state(self.app).settings
-
-    @property
-    def _store(self) -> Any:
-        return app_state(self.app).store
 
     def folder(self, code: str) -> Path:
         return storage.folder(self._settings.data_dir, code)
@@ -94,7 +97,7 @@ class Agreements:
 
     async def _publish(self, room_id: str, state: AgreementState) -> None:
         self._snapshot(room_id, state)
-        await self.signalling._broadcast(
+        await self.signalling.broadcast(
             room_id, "agreement_state", state.for_room(self._settings.base_url)
         )
 
@@ -104,19 +107,16 @@ class Agreements:
             room = await self._store.get(room_id)
             state = get_state(room) if room else None
             if state is not None:
-                await self.signalling.sio.emit(
-                    "agreement_state",
-                    state.for_room(self._settings.base_url),
-                    to=participant.sid,
+                await self.signalling.send(
+                    participant.sid, "agreement_state", state.for_room(self._settings.base_url)
                 )
         except Exception:
             log.exception("could not send the agreement of room %s", room_id)
 
     # -- handlers ---------------------------------------------------------------------
-    async def _on_draft(
-        self, event: str, room_id: str, pid: str, p: dict[str, Any]
-    ) -> dict[str, Any]:
-        fields = {k: v for k, v in p.items() if k != "_sid"}
+    async def _on_draft(self, request: Request) -> dict[str, Any]:
+        room_id, pid = request.room_id, request.participant_id
+        fields = request.payload
         model_fields = {
             **fields,
             "parties": [
@@ -127,7 +127,7 @@ class Agreements:
         for party in model_fields["parties"]:
             if not party.get("id_number"):
                 party.pop("id_number", None)
-        await self.signalling._check(event, room_id, pid, p["_sid"])
+        await self.signalling.check(request)
         room = await self._store.require(room_id)
         existing = get_state(room)
         # The recording this agreement is reached in: the running one, else the one the
@@ -139,12 +139,8 @@ class Agreements:
             model_fields["recording_id"] = recording_id
         rendered = render(model_fields)
         code = existing.code if existing else new_code()
-        change: Change = await self.signalling._apply(
-            event,
-            room_id,
-            pid,
-            p["_sid"],
-            lambda room, sender: draft(room, fields, rendered, code),
+        change = await self.signalling.apply(
+            request, lambda room, sender: draft(room, fields, rendered, code)
         )
         state = change.state
         if change.changed:
@@ -165,9 +161,9 @@ class Agreements:
                     signers=[s.name for s in change.invalidated],
                 )
                 await note(
-                    self.app,
+                    self.recordings,
                     room_id,
-                    "agreement_signatures_invalidated",
+                    RoomEvent.AGREEMENT_SIGNATURES_INVALIDATED,
                     code=state.code,
                     previous_fingerprint=change.previous_fingerprint,
                     fingerprint=state.fingerprint,
@@ -176,41 +172,35 @@ class Agreements:
             await self._publish(room_id, state)
         return self._ack(state)
 
-    async def _on_request_signatures(
-        self, event: str, room_id: str, pid: str, p: dict[str, Any]
-    ) -> dict[str, Any]:
-        await self.signalling._check(event, room_id, pid, p["_sid"])
+    async def _on_request_signatures(self, request: Request) -> dict[str, Any]:
+        room_id, pid = request.room_id, request.participant_id
+        fingerprint = request.payload["fingerprint"]
+        await self.signalling.check(request)
         state = require_state(await self._store.require(room_id))
         # The final text names the recording's chain head as it is now: the agreement is
         # bound to the recording up to this point (and the sealed PDF embeds the chain).
         head = chain_head(self._settings.data_dir, state.draft.get("recording_id"))
         rendered = render({**state.draft, "chain_head": head}) if head else None
-        change: Change = await self.signalling._apply(
-            event,
-            room_id,
-            pid,
-            p["_sid"],
-            lambda room, sender: request_signatures(room, p["fingerprint"], rendered),
+        change = await self.signalling.apply(
+            request, lambda room, sender: request_signatures(room, fingerprint, rendered)
         )
         state = change.state
         if change.changed:
             self._log(state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint)
             self.sealer.warm_up()
             await note(
-                self.app,
+                self.recordings,
                 room_id,
-                "agreement_signatures_requested",
+                RoomEvent.AGREEMENT_SIGNATURES_REQUESTED,
                 code=state.code,
                 fingerprint=state.fingerprint,
             )
             await self._publish(room_id, state)
         return self._ack(state)
 
-    async def _on_sign(
-        self, event: str, room_id: str, pid: str, p: dict[str, Any]
-    ) -> dict[str, Any]:
-        sid = p["_sid"]
-        await self.signalling._check(event, room_id, pid, sid)
+    async def _on_sign(self, request: Request) -> dict[str, Any]:
+        room_id, pid, p = request.room_id, request.participant_id, request.payload
+        await self.signalling.check(request)
         if p["consent"] is not True:
             raise TiaojieError(
                 "consent_required", "Tick the box to say you agree to this text.", 400
@@ -225,10 +215,9 @@ class Agreements:
         # A dry run on a copy first: only a signature that will be accepted writes its mark.
         # The mark is content-addressed and written before the signature exists, so a
         # crash never leaves a signature without its mark.
-        trial = await self._store.require(room_id)
-        code = self.signalling._authorized(event, pid, sid, change)(trial).state.code
+        code = (await self.signalling.dry_run(request, change)).state.code
         store_mark(self.folder(code), mark_sha256, png)
-        done: Change = await self.signalling._apply(event, room_id, pid, sid, change)
+        done = await self.signalling.apply(request, change)
         state, signature = done.state, done.signature
         assert signature is not None
         self._log(
@@ -243,9 +232,9 @@ class Agreements:
             signed_at=signed_at,
         )
         await note(
-            self.app,
+            self.recordings,
             room_id,
-            "agreement_signature",
+            RoomEvent.AGREEMENT_SIGNATURE,
             code=state.code,
             participant_id=pid,
             role=signature.role,
@@ -259,16 +248,12 @@ class Agreements:
             self._start_seal(room_id, state)
         return self._ack(state)
 
-    async def _on_finalize(
-        self, event: str, room_id: str, pid: str, p: dict[str, Any]
-    ) -> dict[str, Any]:
-        change: Change = await self.signalling._apply(
-            event, room_id, pid, p["_sid"], lambda room, sender: finalize(room)
-        )
+    async def _on_finalize(self, request: Request) -> dict[str, Any]:
+        change = await self.signalling.apply(request, lambda room, sender: finalize(room))
         state = change.state
-        self._log(state.code, "finalize", by=pid, fingerprint=state.fingerprint)
-        await self._publish(room_id, state)
-        self._start_seal(room_id, state)
+        self._log(state.code, "finalize", by=request.participant_id, fingerprint=state.fingerprint)
+        await self._publish(request.room_id, state)
+        self._start_seal(request.room_id, state)
         return self._ack(state)
 
     def _ack(self, state: AgreementState) -> dict[str, Any]:
@@ -313,9 +298,9 @@ class Agreements:
             return
         self._log(state.code, "sealed", sha256=digest, size=len(pdf))
         await note(
-            self.app,
+            self.recordings,
             room_id,
-            "agreement",
+            RoomEvent.AGREEMENT,
             code=state.code,
             sha256=digest,
             fingerprint=state.fingerprint,

@@ -7,7 +7,7 @@ Each folder holds:
 - `agreement.pdf`: the signed PDF, once sealed;
 - `log.jsonl`: the agreement log, one JSON object a line, appended on every step;
 - `status.json`: the room id and the public status, rewritten on every change, so the
-  public status outlives the room (server/recording_api.py lists these too).
+  public status outlives the room (server/agreements/archive.py lists these).
 
 Whole files are written atomically (a temporary file, fsync, rename).
 """

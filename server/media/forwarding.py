@@ -88,7 +88,7 @@ class ForwardTrack(MediaStreamTrack):
         self._queue.append(packet)
         self._ready.set()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -10,6 +10,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from tiaojie.rtc import aiortc_internals
+
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
 _CONNECTION = re.compile(r"^c=IN IP[46] [^\s]+(\r?)$", re.MULTILINE)
 
@@ -69,8 +71,6 @@ def is_local_address(ip: str) -> bool:
 
 def apply(ice: IceSettings) -> None:
     """Gather on the announced address itself when it is ours (127.0.0.1 included)."""
-    from tiaojie.rtc import aiortc_internals
-
     local = ice.announce_ip is not None and is_local_address(ice.announce_ip)
     aiortc_internals.gather_only_on([ice.announce_ip] if local and ice.announce_ip else None)
 

@@ -14,8 +14,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import av
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
@@ -91,7 +92,8 @@ class Publication:
     async def _fan_out(self) -> None:
         while True:
             try:
-                packet = await self.track.recv()
+                # the pass-through receiver yields encoded packets (rtc.aiortc_internals)
+                packet = cast(av.Packet, await self.track.recv())
             except MediaStreamError:
                 return
             self.received += 1

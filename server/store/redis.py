@@ -47,7 +47,7 @@ class RedisRoomStore(RoomStore):
         return Room.from_json(json.loads(raw)) if raw is not None else None
 
     async def list(self) -> list[Room]:
-        ids = sorted(await self._redis.smembers(f"{self._prefix}rooms"))
+        ids = sorted(_text(i) for i in await self._redis.smembers(f"{self._prefix}rooms"))
         if not ids:
             return []
         raws = await self._redis.mget([self._key(i) for i in ids])
@@ -76,3 +76,8 @@ class RedisRoomStore(RoomStore):
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    """A reply as text (the client decodes replies; its types do not know that)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -6,12 +6,14 @@
 * A playback ticket (`tjt1.<recording>.<expiry>.<mac>`) lets an HTML5 <video> element,
   which cannot send an Authorization header, fetch the files of ONE recording for a few
   minutes. Whoever may read a recording can get one.
+
+Who reads what (the admin, archivists, a mediator's invite of the room) is decided by
+server/http_auth.py, which is given an ArchiveAuth to check archivist tokens with.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import time
@@ -97,8 +99,3 @@ class ArchiveAuth:
             raise invalid
         if expires_at <= time.time():
             raise TiaojieError("ticket_expired", "This playback ticket has expired.", 401)
-
-
-def fingerprint(token: str) -> str:
-    """A short, non-secret name for a token, for logs."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12]

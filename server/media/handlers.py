@@ -1,0 +1,48 @@
+"""The media plane in signalling: `publish` and `subscriber_answer`, and a Peer for every
+participant from entering the room to leaving it (server/media/sfu.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.model import Participant, Room
+from tiaojie.server.signalling import CloseReason, Request, Signalling
+
+
+class MediaHandlers:
+    """Installs the media plane's events and presence hooks on signalling."""
+
+    def __init__(self, signalling: Signalling, media: MediaPlane) -> None:
+        self.signalling = signalling
+        self.media = media
+
+    def install(self) -> None:
+        sig = self.signalling
+        sig.add_handler("publish", self._publish)
+        sig.add_handler("subscriber_answer", self._subscriber_answer)
+        sig.add_room_state("publications", self._publications)
+        sig.on_enter(self._entered)
+        sig.on_leave(self._left)
+        sig.on_room_ended(self.media.close_room)
+
+    def _publications(self, room: Room, participant: Participant) -> list[dict[str, Any]]:
+        return self.media.publications(room.id)
+
+    async def _entered(self, room_id: str, participant: Participant) -> None:
+        muted = {"audio": participant.muted_audio, "video": participant.muted_video}
+        await self.media.add_peer(room_id, participant.id, participant.sid, muted)
+
+    async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
+        await self.media.remove_peer(room_id, participant.id)
+
+    async def _publish(self, request: Request) -> dict[str, Any]:
+        await self.signalling.check(request)
+        peer = self.media.peer(request.room_id, request.participant_id)
+        answer = await peer.publish(request.payload["sdp"], request.payload["tracks"])
+        return {"sdp": answer, "type": "answer"}
+
+    async def _subscriber_answer(self, request: Request) -> dict[str, Any]:
+        await self.signalling.check(request)
+        self.media.peer(request.room_id, request.participant_id).answer(request.payload["sdp"])
+        return {}

@@ -1,0 +1,171 @@
+"""REST API of recordings: start/stop a room's recording, and the archive.
+
+Who may read a recording: the admin, an archivist token (`tiaojie archivist-token`), or
+a mediator's invite token of the recording's room (server/http_auth.py). Files are served
+from an allowlist of names inside the recording folder (server/recordings/archive.py).
+An HTML5 <video> cannot send headers, so players get a playback ticket for one recording
+(`POST .../ticket`) and pass it as `?ticket=`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from tiaojie.archive.layout import RECORDING_ID_PATTERN
+from tiaojie.server.errors import not_found
+from tiaojie.server.http_auth import READERS, Caller, HttpAuth, json_response
+from tiaojie.server.recordings.access import ArchiveAuth
+from tiaojie.server.recordings.archive import CONTENT_TYPES
+from tiaojie.server.recordings.service import Recordings
+from tiaojie.server.recordings.state import view
+from tiaojie.server.schemas import ID_PATTERN
+
+ROOM_RECORDING = "/api/rooms/{room_id:" + ID_PATTERN + "}/recording"
+RECORDING = "/api/recordings/{recording_id:" + RECORDING_ID_PATTERN + "}"
+
+
+class RecordingRoutes:
+    """The REST handlers of recordings and of the recordings archive."""
+
+    def __init__(self, recordings: Recordings, auth: HttpAuth, archive_auth: ArchiveAuth) -> None:
+        self.recordings = recordings
+        self.archive = recordings.archive
+        self.auth = auth
+        self.archive_auth = archive_auth
+
+    def install(self, router: web.UrlDispatcher) -> None:
+        router.add_post(ROOM_RECORDING, self.start)
+        router.add_delete(ROOM_RECORDING, self.stop)
+        router.add_get(ROOM_RECORDING, self.state)
+        router.add_get("/api/recordings", self.list)
+        router.add_get(RECORDING, self.get)
+        router.add_post(RECORDING + "/ticket", self.ticket)
+        router.add_get(RECORDING + "/files/{name:(segments/)?[A-Za-z0-9_.-]+}", self.file)
+
+    # -- start / stop ----------------------------------------------------------------------
+    async def start(self, request: web.Request) -> web.Response:
+        caller = self.auth.caller(request)
+        room = await self.auth.room_for(request, caller, manage=True)
+        started_by = caller.claims.invite_id if caller.claims else "admin"
+        return json_response(await self.recordings.start(room.id, started_by), 201)
+
+    async def stop(self, request: web.Request) -> web.Response:
+        room = await self.auth.room_for(request, self.auth.caller(request), manage=True)
+        return json_response(await self.recordings.stop(room.id))
+
+    async def state(self, request: web.Request) -> web.Response:
+        caller = self.auth.caller(request)
+        room = await self.auth.room_for(request, caller, manage=False)
+        consents = caller.admin or caller.is_mediator_of(room)
+        return json_response({"recording": view(room.recording, consents)})
+
+    # -- the archive -----------------------------------------------------------------------
+    def _entry(self, request: web.Request, reader: Caller | None) -> dict[str, Any]:
+        """The index entry of the recording in the path, if `reader` may read it (None:
+        a playback ticket for this recording was checked)."""
+        entry = self.archive.find(request.match_info["recording_id"])
+        if entry is None or (reader is not None and not reader.may_read(entry["room_id"])):
+            # the same answer for a recording that is not the reader's as for none at all
+            raise not_found("recording_not_found", "No such recording (or not yours to read).")
+        return entry
+
+    async def list(self, request: web.Request) -> web.Response:
+        reader = await self.auth.reader(request)
+        found = [
+            self.archive.summary(entry)
+            for entry in self.archive.index()
+            if reader.may_read(entry["room_id"])
+        ]
+        return json_response({"recordings": found})
+
+    async def get(self, request: web.Request) -> web.Response:
+        reader = await self.auth.reader(request)
+        return json_response(self.archive.summary(self._entry(request, reader)))
+
+    async def ticket(self, request: web.Request) -> web.Response:
+        reader = await self.auth.reader(request)
+        entry = self._entry(request, reader)
+        ticket, expires_at = self.archive_auth.ticket(entry["recording_id"])
+        return json_response({"ticket": ticket, "expires_at": expires_at}, 201)
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket")
+        reader: Caller | None = None
+        if ticket is not None:
+            self.archive_auth.check_ticket(ticket, request.match_info["recording_id"])
+        else:
+            reader = await self.auth.reader(request)
+        recording_id = self._entry(request, reader)["recording_id"]
+        path = self.archive.file(recording_id, request.match_info["name"])
+        disposition = "attachment" if request.query.get("download") == "1" else "inline"
+        return web.FileResponse(
+            path,
+            headers={
+                "Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream"),
+                "Content-Disposition": f'{disposition}; filename="{recording_id}-{path.name}"',
+                "Cache-Control": "private, no-store",
+            },
+        )
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI description of these routes (merged into /api/openapi.json)."""
+    room_id = {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    recording_id = {
+        "name": "recording_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": RECORDING_ID_PATTERN},
+    }
+
+    def op(summary: str, ok: int, *errors: int, content: str = "application/json") -> Any:
+        responses: dict[str, Any] = {str(ok): {"description": "success", "content": {content: {}}}}
+        for status in errors:
+            responses[str(status)] = {
+                "description": "error",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        return {"summary": summary, "responses": responses}
+
+    return {
+        "/api/rooms/{room_id}/recording": {
+            "parameters": [room_id],
+            "post": op("Start recording the room (admin or its mediator)", 201, 401, 403, 404, 409),
+            "delete": op("Stop recording: the chain is sealed", 200, 401, 403, 404, 409),
+            "get": op("Whether the room is being recorded", 200, 401, 403, 404),
+        },
+        "/api/recordings": {
+            "get": op(f"Recordings the caller may read ({READERS})", 200, 401, 403)
+        },
+        "/api/recordings/{recording_id}": {
+            "parameters": [recording_id],
+            "get": op("A recording's summary: participants, segments, seal", 200, 401, 403, 404),
+        },
+        "/api/recordings/{recording_id}/ticket": {
+            "parameters": [recording_id],
+            "post": op("A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404),
+        },
+        "/api/recordings/{recording_id}/files/{name}": {
+            "parameters": [
+                recording_id,
+                {
+                    "name": "name",
+                    "in": "path",
+                    "required": True,
+                    "description": "recording.json, chain.jsonl, recorder.pub.pem, seal.tsr or "
+                    "segments/NNNN-<participant>-<camera|screen>.mp4; ?download=1 to save",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "get": op(
+                "A file of the recording (Range requests work)",
+                200,
+                401,
+                403,
+                404,
+                content="application/octet-stream",
+            ),
+        },
+    }

@@ -1,0 +1,237 @@
+"""The recording service: start/stop, the supervised recorder processes, the chain's
+room events, consent, and the recording's socket.io events and hooks.
+
+Starting a recording stores it on the room (so every node and every client sees it),
+mints a `recorder` invite that only the server knows, and launches the recorder process
+(server/recordings/process.py). A watcher restarts the recorder when it exits without
+being asked to (kill -9, crash) within RESTART_DELAY_S; the restarted recorder continues
+the same chain after a signed gap entry. Stopping flushes the queued room events, then
+sends SIGTERM: the recorder closes its segments, seals the chain and exits. The recorder
+process is supervised by the node that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from tiaojie.archive.chain import ADDENDUM_KINDS, key_id
+from tiaojie.archive.keys import PRIVATE_FILE, keys_dir, load_or_create
+from tiaojie.archive.layout import new_recording_id
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.model import Participant, Room, now
+from tiaojie.server.recordings import addendum, rules
+from tiaojie.server.recordings.archive import RecordingArchive
+from tiaojie.server.recordings.notes import Delivery, RoomEvent
+from tiaojie.server.recordings.process import (
+    RESTART_DELAY_S,
+    RecorderCommand,
+    RecorderProcess,
+    terminate,
+)
+from tiaojie.server.recordings.state import public, view
+from tiaojie.server.roles import Role
+from tiaojie.server.signalling import CloseReason, Request, Signalling
+from tiaojie.server.store import RoomStore
+from tiaojie.server.tokens import InviteClaims, TokenSigner
+
+log = logging.getLogger(__name__)
+
+
+class Recordings:
+    """The recording side of the server: one RecorderProcess per recorded room."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        local_url: str,
+        store: RoomStore,
+        signer: TokenSigner,
+        signalling: Signalling,
+        tsa_url: str | None = None,
+    ) -> None:
+        self.archive = RecordingArchive(data_dir / "recordings")
+        self.keys_dir = data_dir / "keys"
+        self.command = RecorderCommand(local_url, self.keys_dir, data_dir / "logs", tsa_url)
+        self.store = store
+        self.signer = signer
+        self.signalling = signalling
+        self.delivery = Delivery(store, signalling)
+        self.processes: dict[str, RecorderProcess] = {}
+        #: The recorder key is made on first run, so its id can be printed at start.
+        self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
+
+    def install(self) -> None:
+        """The recording's events, its field of `room_state`, and the presence hooks."""
+        sig = self.signalling
+        sig.add_handler("start_recording", self._on_start)
+        sig.add_handler("stop_recording", self._on_stop)
+        sig.add_handler("recording_consent", self._on_consent)
+        sig.add_room_state("recording", self._room_state)
+        sig.on_enter(self._entered)
+        sig.on_leave(self._left)
+        sig.on_room_ending(self._room_ending)
+
+    # -- start / stop ------------------------------------------------------------------
+    async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
+        recording_id = new_recording_id()
+        recording, invite = await self.store.update(
+            room_id, lambda room: rules.start(room, recording_id, started_by)
+        )
+        token = self.signer.sign(
+            InviteClaims(room_id, Role.RECORDER, invite.invite_id, invite.expires_at)
+        )
+        directory = self.archive.directory(recording_id)
+        directory.mkdir(parents=True, mode=0o700)
+        self.archive.add({"recording_id": recording_id, "room_id": room_id, "started_at": now()})
+        proc = RecorderProcess(room_id, recording_id, directory, token)
+        self.processes[room_id] = proc
+        await self.command.launch(proc)
+        proc.watcher = asyncio.ensure_future(self._watch(proc))
+        await self._announce(room_id, recording)
+        return public(recording)
+
+    async def stop(self, room_id: str) -> dict[str, Any]:
+        recording = await self.store.update(room_id, rules.stop)
+        proc = self.processes.pop(room_id, None)
+        if proc is not None:
+            proc.stopping = True
+            await self.delivery.flush(proc)  # queued events first: they belong before the seal
+            await terminate(proc)
+            if proc.watcher is not None and proc.watcher is not asyncio.current_task():
+                proc.watcher.cancel()
+        await self._announce(room_id, None)
+        return {**public(recording), "stopped_at": now()}
+
+    async def shutdown(self) -> None:
+        """Stop every recording this node runs (each gets its seal)."""
+        for room_id in list(self.processes):
+            with contextlib.suppress(TiaojieError):
+                await self.stop(room_id)
+
+    async def _watch(self, proc: RecorderProcess) -> None:
+        """Restart the recorder whenever it exits without being asked to."""
+        while True:
+            assert proc.process is not None
+            code = await proc.process.wait()
+            if proc.stopping:
+                return
+            if code == 0:
+                # it sealed and left by itself: the room ended, or another node of the
+                # cluster stopped the recording (the recorder follows recording_state)
+                if self.processes.get(proc.room_id) is proc:
+                    del self.processes[proc.room_id]
+                log.info("recorder %s finished", proc.recording_id)
+                return
+            if not proc.crashed():
+                log.error("recorder %s keeps failing: giving up", proc.recording_id)
+                with contextlib.suppress(TiaojieError):
+                    await self.stop(proc.room_id)
+                return
+            log.warning("recorder %s exited (%s): restarting", proc.recording_id, code)
+            await asyncio.sleep(RESTART_DELAY_S)
+            await self.command.launch(proc)
+
+    # -- events into the chain ---------------------------------------------------------
+    async def note(
+        self, room_id: str, kind: str, *, recording_id: str | None = None, **fields: Any
+    ) -> bool:
+        """Put a room event into the recording's chain (False: nothing was written).
+
+        Normally the running recorder writes it. An ADDENDUM_KINDS event for a recording
+        of this room that has already been sealed is appended by the server itself, with
+        a new seal (the signed agreement of a session whose recording had stopped).
+        """
+        proc = self.processes.get(room_id)
+        event = {"kind": str(kind), "at": round(time.time(), 3), **fields}
+        if proc is not None and recording_id in (None, proc.recording_id):
+            self.delivery.queue(proc, event)
+            return True
+        if proc is None and await self.delivery.remote(room_id, recording_id, event):
+            return True
+        if recording_id is None or kind not in ADDENDUM_KINDS:
+            return False
+        entry = self.archive.find(recording_id)  # the recording must be this room's
+        if entry is None or entry["room_id"] != room_id:
+            return False
+        directory = self.archive.directory(recording_id)
+        key_file = self.keys_dir / PRIVATE_FILE
+        return await asyncio.to_thread(addendum.append, directory, recording_id, key_file, event)
+
+    async def note_about(
+        self, room_id: str, kind: str, participant: Participant, **fields: Any
+    ) -> bool:
+        """`note` of an event about `participant`: their id and name, then `fields`."""
+        return await self.note(
+            room_id, kind, participant_id=participant.id, name=participant.name, **fields
+        )
+
+    # -- consent -----------------------------------------------------------------------
+    async def consent(
+        self, room_id: str, participant: Participant, recording_id: str, accepted: bool
+    ) -> dict[str, Any]:
+        recording = await self.store.update(
+            room_id, lambda room: rules.consent(room, participant, recording_id, accepted)
+        )
+        kind = RoomEvent.CONSENT if accepted else RoomEvent.REFUSAL
+        await self.note_about(room_id, kind, participant, role=str(participant.role))
+        await self._announce(room_id, recording)
+        return public(recording)
+
+    async def _announce(self, room_id: str, recording: dict[str, Any] | None) -> None:
+        """`recording_state` to the room; mediators then get it with the consents."""
+        await self.signalling.broadcast(
+            room_id, "recording_state", {"recording": view(recording, False)}
+        )
+        await self.signalling.broadcast_mediators(
+            room_id, "recording_state", {"recording": view(recording, True)}
+        )
+
+    # -- signalling: events ------------------------------------------------------------
+    async def _on_start(self, request: Request) -> dict[str, Any]:
+        await self.signalling.check(request)
+        return {"recording": await self.start(request.room_id, request.participant_id)}
+
+    async def _on_stop(self, request: Request) -> dict[str, Any]:
+        await self.signalling.check(request)
+        return {"recording": await self.stop(request.room_id)}
+
+    async def _on_consent(self, request: Request) -> dict[str, Any]:
+        sender = await self.signalling.check(request)
+        recording_id, accepted = request.payload["recording_id"], request.payload["accepted"]
+        recording = await self.consent(request.room_id, sender, recording_id, accepted)
+        return {"recording": view(recording, sender.role is Role.MEDIATOR)}
+
+    # -- signalling: presence ----------------------------------------------------------
+    def _room_state(self, room: Room, participant: Participant) -> dict[str, Any] | None:
+        return view(room.recording, participant.role is Role.MEDIATOR)
+
+    async def _entered(self, room_id: str, participant: Participant) -> None:
+        if participant.role is not Role.RECORDER:
+            await self.note_about(
+                room_id, RoomEvent.JOINED, participant, role=str(participant.role)
+            )
+            return
+        proc = self.processes.get(room_id)
+        if proc is not None:  # the recorder is in: deliver what waited for it
+            proc.sid = participant.sid
+            self.delivery.start(proc)
+
+    async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
+        if participant.role is not Role.RECORDER:
+            await self.note_about(room_id, RoomEvent.LEFT, participant, reason=str(reason))
+            return
+        proc = self.processes.get(room_id)
+        if proc is not None and proc.sid == participant.sid:
+            proc.sid = None
+
+    async def _room_ending(self, room_id: str) -> None:
+        """The seal, before everyone (the recorder too) is gone."""
+        if room_id in self.processes:
+            await self.note(room_id, RoomEvent.ROOM_ENDED)
+            with contextlib.suppress(TiaojieError):
+                await self.stop(room_id)
