@@ -31,7 +31,7 @@ from typing import Any
 import av
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tiaojie.archive.chain import ChainWriter, key_id
+from tiaojie.archive.chain import ChainWriter, canonical, key_id
 from tiaojie.archive.keys import public_pem
 from tiaojie.archive.layout import (
     CHAIN_FILE,
@@ -486,10 +486,9 @@ class Recorder:
 
     async def _timestamp_seal(self, seal: dict[str, Any]) -> None:
         """RFC 3161 timestamp over the seal line as stored in the chain."""
-        from tiaojie.archive.chain import canonical
-
         assert self.tsa_url is not None
         try:
+            # Deferred: only a recording with --tsa-url needs the TSA client (asn1crypto).
             from tiaojie.signing.tsa import request_timestamp
 
             token = await request_timestamp(self.tsa_url, canonical(seal))

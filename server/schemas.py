@@ -5,6 +5,7 @@ from __future__ import annotations
 from tiaojie.archive.layout import RECORDING_ID_PATTERN
 from tiaojie.server.roles import INVITABLE
 from tiaojie.server.validation import Schema
+from tiaojie.signing import model as m
 
 ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
 NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
@@ -110,8 +111,6 @@ def _text(limit: int, min_length: int = 0) -> Schema:
 
 
 def _agreement_events() -> dict[str, Schema]:
-    from tiaojie.signing import model as m
-
     fingerprint: Schema = {"type": "string", "pattern": "[0-9a-f]{64}"}
     party = _object(
         {

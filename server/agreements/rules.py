@@ -24,6 +24,7 @@ from tiaojie.server.agreements.state import (
 from tiaojie.server.errors import TiaojieError, forbidden
 from tiaojie.server.model import Participant, Room
 from tiaojie.server.roles import Role
+from tiaojie.signing.model import Agreement, canonical_text
 
 #: A seal still "sealing" after this long was interrupted (server restart): retry allowed.
 STALE_SEALING_SECONDS = 300
@@ -31,8 +32,6 @@ STALE_SEALING_SECONDS = 300
 
 # -- the model (signing/model.py) ------------------------------------------------------------
 def _model(draft: dict[str, Any]) -> Any:
-    from tiaojie.signing.model import Agreement
-
     try:
         return Agreement.from_dict(draft)
     except ValueError as error:
@@ -41,8 +40,6 @@ def _model(draft: dict[str, Any]) -> Any:
 
 def render(draft: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[str]]:
     """(normalised draft, canonical text, fingerprint, what is missing) of a draft."""
-    from tiaojie.signing.model import canonical_text
-
     agreement = _model(draft)
     text = canonical_text(agreement)
     return (

@@ -16,6 +16,7 @@ from tiaojie.server.agreements.marks import load_mark
 from tiaojie.server.agreements.state import AgreementState
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError
+from tiaojie.signing.model import Agreement, SignerMark
 
 
 class Sealer:
@@ -65,8 +66,6 @@ class Sealer:
 
     async def make_pdf(self, state: AgreementState, folder: Path) -> bytes:
         """The signed PDF of `state`, every mark read from the agreement's `folder`."""
-        from tiaojie.signing.model import Agreement, SignerMark
-
         agreement = Agreement.from_dict(state.draft)
         marks = []
         ordered = sorted(
