@@ -164,7 +164,7 @@ async def wait_status(
 # -- keys: made once, copied into each test's data directory ---------------------------------
 @pytest.fixture(scope="session")
 def shared_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The local CA, seal, TSA (signing/authority.py) and recorder keys (recorder/keys.py),
+    """The local CA, seal, TSA (signing/authority.py) and recorder keys (archive/keys.py),
     generated once: RSA-3072 key generation is the slow part of a first seal."""
     from tiaojie.archive.keys import load_or_create as recorder_key
     from tiaojie.signing.authority import Authority

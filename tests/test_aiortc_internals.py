@@ -1,4 +1,4 @@
-"""aiortc's private internals that server/media/aiortc_internals.py relies on.
+"""aiortc's private internals that rtc/aiortc_internals.py relies on.
 
 These tests fail loudly when an aiortc upgrade moves them: first the attributes and their
 types, then the receive path they make (RTP packets in, av.Packets out, NACK/RTX, PLI to
@@ -129,7 +129,7 @@ def test_aiortc_version_is_the_pinned_one():
     pins = [d for d in pyproject["project"]["dependencies"] if d.startswith("aiortc")]
     assert pins == [f"aiortc=={aiortc_internals.AIORTC_VERSION}"]
     assert aiortc.__version__ == aiortc_internals.AIORTC_VERSION, (
-        "aiortc was upgraded: re-check server/media/aiortc_internals.py against its source"
+        "aiortc was upgraded: re-check rtc/aiortc_internals.py against its source"
     )
 
 

@@ -1,7 +1,7 @@
 """The agreement and the room's recording: its hash chain, as far as it is written.
 
 Agreement events are noted in the chain when the room is being recorded; the final text
-names the chain's head; the signed PDF embeds the chain (recorder/manifest.py).
+names the chain's head; the signed PDF embeds the chain (tiaojie.archive.chain).
 """
 
 from __future__ import annotations
