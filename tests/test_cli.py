@@ -14,21 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.support.server_process import stop, wait_healthy
 
 TIAOJIE = str(Path(sys.executable).with_name("tiaojie"))
-
-
-def _wait_healthy(url: str, process: subprocess.Popen) -> dict:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited: {process.stdout.read()}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=1) as response:
-                return json.loads(response.read())
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("server did not become healthy")
 
 
 def _post(url: str, token: str, body: bytes) -> dict:
@@ -51,18 +39,12 @@ def _serve(data: Path, port: int, *extra: str, env: dict | None = None) -> subpr
     )
 
 
-def _stop(process: subprocess.Popen) -> str:
-    process.terminate()
-    out, _ = process.communicate(timeout=15)
-    return out
-
-
 def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
     data, port = tmp_path / "data", free_port()
     url = f"http://127.0.0.1:{port}"
     process = _serve(data, port)
     try:
-        assert _wait_healthy(url, process)["backend"] == "memory"
+        assert wait_healthy(url, process)["backend"] == "memory"
         token = (data / "admin_token").read_text().strip()
         assert stat.S_IMODE((data / "admin_token").stat().st_mode) == 0o600
         assert stat.S_IMODE((data / "secret_key").stat().st_mode) == 0o600
@@ -76,15 +58,15 @@ def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
         links = [line.split(": ", 1)[1] for line in made.stdout.splitlines() if "/join#" in line]
         assert len(links) == 3 and all(link.startswith(f"{url}/join#token=tj1.") for link in links)
     finally:
-        first = _stop(process)
+        first = stop(process)
     assert f"open {url}/" in first and token in first
     # A second start keeps the same secrets and does not print the token again.
     process = _serve(data, port)
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         assert (data / "admin_token").read_text().strip() == token
     finally:
-        second = _stop(process)
+        second = stop(process)
     assert token not in second and "admin_token" in second
     # The recorder key is made on first run, kept, and its id printed for archivists.
     from tiaojie.archive.chain import key_id
@@ -119,7 +101,7 @@ def test_environment_variables_configure_serve(tmp_path):
         },
     )
     try:
-        _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
         room = _post(
             f"http://127.0.0.1:{port}/api/rooms", "from-the-environment-123", b'{"title": "t"}'
         )
@@ -131,7 +113,7 @@ def test_environment_variables_configure_serve(tmp_path):
         assert invite["url"].startswith("https://mediation.example.org/join#token=")
         assert not (tmp_path / "env" / "admin_token").exists()
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_python_dash_m_server_is_serve():
@@ -156,7 +138,7 @@ def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
     url = f"http://127.0.0.1:{port}"
     process = _serve(data, port, env={"TIAOJIE_ADMIN_TOKEN": "admin-token-for-this-test"})
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         room = _post(
             f"{url}/api/rooms", "admin-token-for-this-test", b'{"title": "t", "lobby": false}'
         )

@@ -9,6 +9,7 @@ import av
 import pytest
 
 from tests.support.testmedia import make_test_mp4
+from tests.support.waiting import eventually
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
 
@@ -16,14 +17,6 @@ from tiaojie.client.session import RoomClient
 @pytest.fixture(scope="module")
 def test_mp4(tmp_path_factory):
     return make_test_mp4(tmp_path_factory.mktemp("media") / "av.mp4", seconds=3)
-
-
-async def eventually(check, timeout: float = 15, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def join(live_server, room, role, name) -> RoomClient:

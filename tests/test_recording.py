@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.testmedia import make_test_mp4
-from tests.test_media import eventually
+from tests.support.waiting import eventually
 from tiaojie.archive.chain import read_entries
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
@@ -100,14 +100,47 @@ async def start_recording(live_server, room_id: str) -> tuple[str, Path]:
     return body["id"], directory
 
 
-async def segments_started(directory: Path, count: int) -> None:
-    def ready() -> bool:
-        try:
-            return len(events(directory, "segment_started")) >= count
-        except (FileNotFoundError, AssertionError):
-            return False
+def chained_so_far(directory: Path) -> list[dict]:
+    """The chain as the running recorder has written it (its last line may be half-written)."""
+    try:
+        entries, _ = read_entries(directory / "chain.jsonl")
+    except FileNotFoundError:
+        return []
+    return entries
 
-    await eventually(ready, timeout=20, what=f"{count} segments started")
+
+def events_so_far(directory: Path, kind: str) -> list[dict]:
+    return [
+        e["event"]
+        for e in chained_so_far(directory)
+        if e["type"] == "event" and e["event"]["kind"] == kind
+    ]
+
+
+def fragments_so_far(directory: Path, segment: str) -> int:
+    return sum(
+        e["type"] == "fragment" and e["segment"] == segment for e in chained_so_far(directory)
+    )
+
+
+async def segments_started(directory: Path, count: int) -> list[str]:
+    """Wait until `count` segments have started; their names."""
+    await eventually(
+        lambda: len(events_so_far(directory, "segment_started")) >= count,
+        timeout=20,
+        what=f"{count} segments started",
+    )
+    return [e["segment"] for e in events_so_far(directory, "segment_started")]
+
+
+async def fragments_chained(directory: Path, segments: list[str], count: int) -> None:
+    """Wait until each segment has `count` fragments in the chain (test media: ~0.5 s each,
+    a fragment per keyframe)."""
+    await eventually(
+        lambda: all(fragments_so_far(directory, s) >= count for s in segments),
+        timeout=20,
+        what=f"{count} fragments of {segments}",
+    )
 
 
 async def test_a_session_is_recorded_as_verifiable_fmp4_per_participant(
@@ -131,11 +164,22 @@ async def test_a_session_is_recorded_as_verifiable_fmp4_per_participant(
         else:
             raise AssertionError("the recorder did not join")
         assert (await live_server.room(room["id"]))["recording"] == recording_id
-        await segments_started(directory, 2)
-        await asyncio.sleep(4)
+        segments = await segments_started(directory, 2)
+        await fragments_chained(directory, segments, 4)  # about 2 s of each
         party_left = time.time()
         await party.leave()
-        await asyncio.sleep(3)
+        # The party's segment ends; the mediator's goes on about 2 s more (the two ends
+        # must be told apart, at 0.5 s tolerance).
+        (party_segment,) = (s for s in segments if f"-{party.invite['invite_id']}-" in s)
+        (mediator_segment,) = (s for s in segments if s != party_segment)
+        at_leave = fragments_so_far(directory, mediator_segment)
+        await eventually(
+            lambda: any(
+                e["segment"] == party_segment for e in events_so_far(directory, "segment_ended")
+            ),
+            what="the party's segment ended",
+        )
+        await fragments_chained(directory, [mediator_segment], at_leave + 4)
         stopped = time.time()
         status, body = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200, body
@@ -181,8 +225,7 @@ async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live
     try:
         await mediator.publish(source)
         _, directory = await start_recording(live_server, room["id"])
-        await segments_started(directory, 1)
-        await asyncio.sleep(3)
+        await fragments_chained(directory, await segments_started(directory, 1), 2)
         proc = live_server.state.recordings.processes[room["id"]]
         killed_pid = proc.process.pid
         os.kill(killed_pid, signal.SIGKILL)
@@ -193,8 +236,9 @@ async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live
             what="the recorder restarted",
         )
         assert time.monotonic() - killed_at < 2.0
-        await segments_started(directory, 2)  # the same chain goes on, in a new segment
-        await asyncio.sleep(3)
+        # the same chain goes on, in a new segment
+        second = (await segments_started(directory, 2))[1:]
+        await fragments_chained(directory, second, 2)
         status, body = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200, body
     finally:
@@ -229,7 +273,8 @@ def _recorder_pids(recording_id: str) -> list[int]:
 def test_a_server_crash_leaves_every_finished_fragment_verifiable(tmp_path, test_mp4):
     """kill -9 of the server: the recorder notices, seals what it has, and it verifies."""
     from tests.conftest import free_port
-    from tests.test_cli import TIAOJIE, _post, _wait_healthy
+    from tests.support.server_process import wait_healthy
+    from tests.test_cli import TIAOJIE, _post
 
     data, port = tmp_path / "data", free_port()
     url = f"http://127.0.0.1:{port}"
@@ -243,7 +288,7 @@ def test_a_server_crash_leaves_every_finished_fragment_verifiable(tmp_path, test
         )
     recording_id = ""
     try:
-        _wait_healthy(url, server)
+        wait_healthy(url, server)
         room = _post(f"{url}/api/rooms", admin, b'{"title": "t", "lobby": false}')
         invite = _post(
             f"{url}/api/rooms/{room['id']}/invites", admin, b'{"role": "mediator", "name": "m"}'
@@ -257,8 +302,8 @@ def test_a_server_crash_leaves_every_finished_fragment_verifiable(tmp_path, test
                 await client.publish(source)
                 started = _post(f"{url}/api/rooms/{room['id']}/recording", admin, b"")
                 directory = data / "recordings" / started["id"]
-                await segments_started(directory, 1)
-                await asyncio.sleep(3)
+                segments = await segments_started(directory, 1)
+                await fragments_chained(directory, segments, 2)
                 server.kill()  # kill -9
                 for _ in range(200):
                     if not _recorder_pids(started["id"]):
@@ -302,8 +347,8 @@ async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
         # a screen share has no sound: drop the second file's audio
         drain = asyncio.ensure_future(_drain(screen.audio))
         _, directory = await start_recording(live_server, room["id"])
-        await segments_started(directory, 2)
-        await asyncio.sleep(3)
+        segments = await segments_started(directory, 2)
+        await fragments_chained(directory, segments, 2)
         status, _ = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200
     finally:
@@ -353,8 +398,9 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         source.start()
         _, directory = await start_recording(live_server, room["id"])
-        await segments_started(directory, 1)  # the sound alone, once no keyframe came
-        await asyncio.sleep(2)
+        # the sound alone, once no keyframe came
+        segments = await segments_started(directory, 1)
+        await fragments_chained(directory, segments, 2)
         status, _ = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200
     finally:
