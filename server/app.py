@@ -12,6 +12,7 @@ from aiohttp import web
 
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
+from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
@@ -32,7 +33,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
-    store = open_store(settings.redis_url)
+    records = AccessRecords(settings.data_dir / RECORDS_DIR)
+    store = AccessRecordKeeper(open_store(settings.redis_url), records)
     signer = TokenSigner(credentials.token_secret)
     ice = IceSettings(
         servers=parse_ice_servers(settings.ice_servers),
@@ -40,7 +42,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     apply_ice(ice)
     archive_auth = ArchiveAuth(credentials.token_secret)
-    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
+    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth, records)
 
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)

@@ -177,6 +177,15 @@ async def start_server(
     return LiveServer(server, ADMIN_TOKEN)
 
 
+async def restart_server(srv: LiveServer, **options: Any) -> LiveServer:
+    """Stop `srv` and start a new server on its data directory: with the in-memory store,
+    every room is forgotten; what is on disk stays."""
+    data_dir = srv.state.settings.data_dir
+    await srv.close()
+    await srv.server.close()
+    return await start_server(data_dir, **options)
+
+
 @pytest.fixture(scope="module")
 def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One headless Chromium per test module; yields its CDP endpoint."""
