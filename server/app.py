@@ -22,7 +22,12 @@ from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_s
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.moderation import Moderation
-from tiaojie.server.recordings import ArchiveAuth, RecordingRoutes, Recordings
+from tiaojie.server.recordings import (
+    ArchiveAuth,
+    ArchivistRegister,
+    RecordingRoutes,
+    Recordings,
+)
 from tiaojie.server.signalling import Signalling
 from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
@@ -41,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
         announce_ip=check_announce_ip(settings.announce_ip),
     )
     apply_ice(ice)
-    archive_auth = ArchiveAuth(credentials.token_secret)
+    archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
     auth = HttpAuth(credentials.admin_token, signer, store, archive_auth, records)
 
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)

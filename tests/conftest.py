@@ -132,6 +132,11 @@ class LiveServer:
         assert status == 200, body
         return body
 
+    def archivist_token(self, label: str = "archivist", lifetime: int = 600) -> str:
+        """A genuine archivist token, registered as `tiaojie archivist-token` does."""
+        token, _ = self.state.auth.archivists.issue(label, lifetime)
+        return str(token)
+
     def client(self) -> SignalClient:
         client = SignalClient(self.url)
         self.clients.append(client)

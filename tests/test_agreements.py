@@ -579,8 +579,6 @@ async def test_failed_seal_can_be_retried(live_server, keys) -> None:
 
 # -- REST and the public page -----------------------------------------------------------------
 async def test_status_page_download_and_forged_codes(live_server) -> None:
-    from tiaojie.server.recordings import ArchiveAuth
-
     srv = live_server
     r = await Room(srv).setup()
     ready = await r.ready()
@@ -618,7 +616,7 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
         assert "王五与李四漏水纠纷" not in page  # not even the room title
 
     # Downloads: the parties' and the mediator's own links, the admin, an archivist.
-    archivist = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("档案员", 3600)
+    archivist = srv.archivist_token("档案员", 3600)
     for token in (
         r.a_invite["token"],
         r.b_invite["token"],

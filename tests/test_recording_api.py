@@ -455,7 +455,7 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     (data_dir / "agreements" / ("K" * 32)).mkdir()
     (data_dir / "agreements" / ("K" * 32) / "status.json").symlink_to(outside)
 
-    archivist = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("档案员", 600)
+    archivist = srv.archivist_token("档案员")
     for token in (srv.admin_token, archivist):
         status, body = await srv.request("GET", "/api/agreements", token)
         assert status == 200, body
