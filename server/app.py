@@ -18,7 +18,12 @@ from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.media.handlers import MediaHandlers
-from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
+from tiaojie.server.media.ice import (
+    IceSettings,
+    check_announce_ip,
+    deny_ranges,
+    parse_ice_servers,
+)
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.moderation import Moderation
@@ -41,9 +46,11 @@ def create_app(settings: Settings) -> web.Application:
     records = AccessRecords(settings.data_dir / RECORDS_DIR)
     store = AccessRecordKeeper(open_store(settings.redis_url), records)
     signer = TokenSigner(credentials.token_secret)
+    announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
         servers=parse_ice_servers(settings.ice_servers),
-        announce_ip=check_announce_ip(settings.announce_ip),
+        announce_ip=announce_ip,
+        deny=deny_ranges(settings.ice_deny, announce_ip),
     )
     apply_ice(ice)
     archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
