@@ -136,6 +136,7 @@ def test_screening_keeps_addresses_outside_the_denied_ranges() -> None:
             candidate(13, "198.51.100.7", 5000, 100, transport="tcp"),
             candidate(14, "198.51.100.7", 0, 100),
             "a=candidate:15 1 udp\r\n",
+            "a=candidate\r\n",
             candidate(16, "2001:db9::1", 6000, 100),
             "a=end-of-candidates\r\n",
         ]
@@ -154,7 +155,7 @@ def test_screening_keeps_addresses_outside_the_denied_ranges() -> None:
         "mdns": 1,
         "not_an_address": 1,
         "not_udp": 1,
-        "unreadable": 2,
+        "unreadable": 3,
     }
 
 

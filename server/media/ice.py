@@ -173,9 +173,10 @@ def screen_candidates(
     (see the module), and how many were dropped for which reason."""
     kept: list[str] = []
     dropped: collections.Counter[str] = collections.Counter()
-    for line in sdp.splitlines(keepends=True):
-        if line.startswith("a=candidate:"):
-            reason = _verdict(line.removeprefix("a=candidate:"), ice, seen)
+    for line in sdp.splitlines(keepends=True):  # the lines aiortc's parser sees
+        attribute, _, value = line.removeprefix("a=").partition(":")
+        if line.startswith("a=") and attribute.rstrip("\r\n") == "candidate":
+            reason = _verdict(value, ice, seen)
             if reason is not None:
                 dropped[reason] += 1
                 continue
