@@ -12,16 +12,27 @@ from aiohttp import web
 
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
+from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.media.handlers import MediaHandlers
-from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
+from tiaojie.server.media.ice import (
+    IceSettings,
+    check_announce_ip,
+    deny_ranges,
+    parse_ice_servers,
+)
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.moderation import Moderation
-from tiaojie.server.recordings import ArchiveAuth, RecordingRoutes, Recordings
+from tiaojie.server.recordings import (
+    ArchiveAuth,
+    ArchivistRegister,
+    RecordingRoutes,
+    Recordings,
+)
 from tiaojie.server.signalling import Signalling
 from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
@@ -32,15 +43,18 @@ MAX_BODY_BYTES = 64 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
-    store = open_store(settings.redis_url)
+    records = AccessRecords(settings.data_dir / RECORDS_DIR)
+    store = AccessRecordKeeper(open_store(settings.redis_url), records)
     signer = TokenSigner(credentials.token_secret)
+    announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
         servers=parse_ice_servers(settings.ice_servers),
-        announce_ip=check_announce_ip(settings.announce_ip),
+        announce_ip=announce_ip,
+        deny=deny_ranges(settings.ice_deny, announce_ip),
     )
     apply_ice(ice)
-    archive_auth = ArchiveAuth(credentials.token_secret)
-    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
+    archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
+    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth, records)
 
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)

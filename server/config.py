@@ -19,6 +19,8 @@ class Settings:
     secret_key: str | None = None
     ice_servers: str | None = None
     announce_ip: str | None = None
+    #: CIDR ranges the server's ICE never checks (server/media/ice.py `deny_ranges`).
+    ice_deny: str | None = None
     transcode: bool = False
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
@@ -82,6 +84,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "address behind 1:1 NAT, or 127.0.0.1 on loopback-only hosts (TIAOJIE_ANNOUNCE_IP)",
     )
     parser.add_argument(
+        "--ice-deny",
+        default=_env("ICE_DENY"),
+        help="CIDR ranges the server's ICE checks never go to, whatever a participant's "
+        "candidates say, e.g. '10.0.0.0/8, 192.168.0.0/16' (TIAOJIE_ICE_DENY); loopback and "
+        "link-local are always denied unless --announce-ip is a loopback address",
+    )
+    parser.add_argument(
         "--transcode",
         action="store_true",
         default=_env("TRANSCODE") == "1",
@@ -113,6 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         secret_key=_env("SECRET_KEY"),
         ice_servers=args.ice_servers,
         announce_ip=args.announce_ip,
+        ice_deny=args.ice_deny,
         transcode=args.transcode,
         tsa_url=args.tsa_url,
     )

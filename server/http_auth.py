@@ -8,7 +8,9 @@ Every route takes its token from `Authorization: Bearer <token>`. A token is one
 - an invite token (`tj1.`, server/tokens.py): one room, with the invite's role.
 
 `HttpAuth.caller` says which; `room_for` is the room in the path a caller may see or
-manage; `reader` is who may read the archive of which rooms.
+manage; `reader` is who may read the archive of which rooms; `check_invite` whether an
+invite still stands, also once the room store has forgotten its room (by the room's
+access record, server/access_records.py; refused when neither knows the room).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from tiaojie.server import rooms
+from tiaojie.server.access_records import AccessRecords
 from tiaojie.server.errors import TiaojieError, forbidden
 from tiaojie.server.model import Room, now
 from tiaojie.server.roles import Role
@@ -98,11 +101,13 @@ class HttpAuth:
         signer: TokenSigner,
         store: RoomStore,
         archivists: ArchivistTokens,
+        records: AccessRecords,
     ) -> None:
         self._admin_token = admin_token.encode()
         self.signer = signer
         self.store = store
         self.archivists = archivists
+        self.records = records
 
     def caller(self, request: web.Request, *, archivists: bool = False) -> Caller:
         """Who sent `request` (genuine, unexpired token). Archivist tokens count only
@@ -143,14 +148,29 @@ class HttpAuth:
         claims = caller.claims
         if claims is None:
             return caller
-        room = await self.store.get(claims.room_id)
-        if room is not None:
-            try:
-                rooms.live_invite(room, claims)
-            except TiaojieError:
-                if room.ended:
-                    raise rooms.room_ended() from None
-                raise
+        await self.check_invite(claims, ended_room_error=True)
         if claims.role is not Role.MEDIATOR:
             raise forbidden(f"Only a mediator of the room or an archivist may read its {what}.")
         return caller
+
+    async def check_invite(self, claims: InviteClaims, *, ended_room_error: bool = False) -> None:
+        """That the invite behind genuine `claims` still stands (not withdrawn; its room
+        may have ended): decided by the room while the store knows it, else by the room's
+        access record, and refused when neither knows the room (fail closed).
+        `ended_room_error`: a refusal in an ended room is `room_ended`."""
+        room = await self.store.get(claims.room_id)
+        if room is None:
+            room = self.records.room(claims.room_id)
+        if room is None:
+            raise room_unknown()
+        try:
+            rooms.live_invite(room, claims)
+        except TiaojieError:
+            if ended_room_error and room.ended:
+                raise rooms.room_ended() from None
+            raise
+
+
+def room_unknown() -> TiaojieError:
+    """Neither the room store nor the access records know the token's room."""
+    return TiaojieError("room_unknown", "This server has no record of this link's room.", 403)

@@ -132,6 +132,11 @@ class LiveServer:
         assert status == 200, body
         return body
 
+    def archivist_token(self, label: str = "archivist", lifetime: int = 600) -> str:
+        """A genuine archivist token, registered as `tiaojie archivist-token` does."""
+        token, _ = self.state.auth.archivists.issue(label, lifetime)
+        return str(token)
+
     def client(self) -> SignalClient:
         client = SignalClient(self.url)
         self.clients.append(client)
@@ -175,6 +180,15 @@ async def start_server(
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()
     return LiveServer(server, ADMIN_TOKEN)
+
+
+async def restart_server(srv: LiveServer, **options: Any) -> LiveServer:
+    """Stop `srv` and start a new server on its data directory: with the in-memory store,
+    every room is forgotten; what is on disk stays."""
+    data_dir = srv.state.settings.data_dir
+    await srv.close()
+    await srv.server.close()
+    return await start_server(data_dir, **options)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, restart_server, start_server
 from tests.support.signal_client import SignalClient
 from tiaojie.archive.chain import read_entries
 from tiaojie.server.agreements import AGREEMENTS, CODE_PATTERN, MAX_MARK_BYTES
@@ -579,8 +579,6 @@ async def test_failed_seal_can_be_retried(live_server, keys) -> None:
 
 # -- REST and the public page -----------------------------------------------------------------
 async def test_status_page_download_and_forged_codes(live_server) -> None:
-    from tiaojie.server.recordings import ArchiveAuth
-
     srv = live_server
     r = await Room(srv).setup()
     ready = await r.ready()
@@ -618,7 +616,7 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
         assert "王五与李四漏水纠纷" not in page  # not even the room title
 
     # Downloads: the parties' and the mediator's own links, the admin, an archivist.
-    archivist = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("档案员", 3600)
+    archivist = srv.archivist_token("档案员", 3600)
     for token in (
         r.a_invite["token"],
         r.b_invite["token"],
@@ -667,6 +665,46 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
     assert body["status"] == "signed"
     status, pdf, _ = await fetch_bytes(srv, f"/api/agreements/{code}/pdf", r.a_invite["token"])
     assert status == 200 and hashlib.sha256(pdf).hexdigest() == done["pdf_sha256"]
+
+
+async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
+    """The in-memory store forgets the room on restart: the parties' and the mediator's
+    links still download the signed PDF (by the room's access record), a removed party's
+    does not, and a link whose room nothing on the server knows is refused."""
+    srv = await start_server(tmp_path / "data")
+    try:
+        r = await Room(srv).setup()
+        ready = await r.ready()
+        code, fp = ready["code"], ready["fingerprint"]
+        for client, name in ((r.a, "王五"), (r.b, "李四"), (r.mediator, "张调解员")):
+            assert (await Room.sign(client, fp, name))["ok"]
+        done = await wait_status(r.a, "signed")
+        assert (await r.mediator.call("remove", {"participant_id": r.b_invite["invite_id"]}))["ok"]
+        other_room = await srv.create_room()
+        stranger = await srv.create_invite(other_room["id"], "party", "路人")
+
+        srv = await restart_server(srv)
+        assert (await srv.admin("GET", f"/api/rooms/{r.room['id']}"))[0] == 404  # forgotten
+        pdf_path = f"/api/agreements/{code}/pdf"
+        for token in (r.a_invite["token"], r.mediator_invite["token"], srv.admin_token):
+            status, pdf, content_type = await fetch_bytes(srv, pdf_path, token)
+            assert (status, content_type) == (200, "application/pdf"), (status, pdf)
+            assert hashlib.sha256(pdf).hexdigest() == done["pdf_sha256"]
+        for token, expected in (
+            (r.b_invite["token"], (403, "token_revoked")),
+            (r.expert_invite["token"], (403, "forbidden")),
+            (stranger["token"], (403, "token_wrong_room")),
+        ):
+            status, body = await srv.request("GET", pdf_path, token)
+            assert (status, body["error"]) == expected, (token, body)
+
+        # Nothing on the server knows the room any more: refused, never waved through.
+        (srv.state.settings.data_dir / "access" / f"{r.room['id']}.json").unlink()
+        status, body = await srv.request("GET", pdf_path, r.a_invite["token"])
+        assert (status, body["error"]) == (403, "room_unknown")
+    finally:
+        await srv.close()
+        await srv.server.close()
 
 
 # -- the built-in TSA -------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tiaojie.archive.chain import read_entries
-from tiaojie.server.recordings import ArchiveAuth
 
 pytestmark = pytest.mark.browser
 
@@ -238,8 +237,7 @@ async def test_recording_consent_and_playback_in_the_browser(live_server, browse
     await refused.fill("#token-input", "tja1.forged.token")
     await refused.click("#token-submit")
     await expect(error).to_have_attribute("data-reason", "token_invalid")
-    auth = ArchiveAuth(live_server.state.credentials.token_secret)
-    await refused.fill("#token-input", auth.archivist_token("archivist", 600))
+    await refused.fill("#token-input", live_server.archivist_token())
     await refused.click("#token-submit")
     await expect(refused.locator("body")).to_have_attribute("data-state", "ready")
     await expect(error).to_be_hidden()
@@ -303,8 +301,7 @@ async def test_the_archive_page_lists_and_downloads_agreements(live_server, brow
     # An archivist's token lists it too, and downloads the PDF: fetched with the token in
     # a header and saved from a blob: URL (caught here: a browser attached over CDP does
     # not report downloads).
-    auth = ArchiveAuth(live_server.state.credentials.token_secret)
-    archivist = auth.archivist_token("archivist", 600)
+    archivist = live_server.archivist_token()
     await page.fill("#token-input", archivist)
     await page.click("#token-submit")
     await expect(page.locator("body")).to_have_attribute("data-state", "ready")

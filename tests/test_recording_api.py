@@ -9,6 +9,7 @@ import time
 
 import aiohttp
 
+from tests.conftest import restart_server, start_server
 from tiaojie.archive.chain import read_entries
 from tiaojie.server.recordings import ArchiveAuth
 
@@ -240,6 +241,47 @@ async def test_archive_access_needs_the_right_token(live_server):
     assert time.time() < ticket["expires_at"] <= time.time() + 600
 
 
+async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed(tmp_path):
+    """The in-memory store forgets rooms on restart: a mediator's link still reads its
+    room's recordings (by the room's access record), a withdrawn one does not, and a link
+    whose room nothing on the server knows is refused."""
+    srv = await start_server(tmp_path / "data")
+    try:
+        room, mediator, _ = await setup(srv)
+        withdrawn = await srv.create_invite(room["id"], "mediator", "前调解员")
+        status, started = await srv.admin("POST", f"/api/rooms/{room['id']}/recording")
+        assert status == 201, started
+        await wait_recorder(srv, room["id"])
+        assert (await srv.admin("DELETE", f"/api/rooms/{room['id']}/recording"))[0] == 200
+        path = f"/api/rooms/{room['id']}/invites/{withdrawn['invite_id']}"
+        assert (await srv.admin("DELETE", path))[0] == 200
+        status, body = await srv.request("GET", "/api/recordings", withdrawn["token"])
+        assert (status, body["error"]) == (403, "token_revoked")
+
+        srv = await restart_server(srv)
+        assert (await srv.admin("GET", f"/api/rooms/{room['id']}"))[0] == 404  # forgotten
+        rid = started["id"]
+        status, listing = await srv.request("GET", "/api/recordings", mediator["token"])
+        assert status == 200 and [r["recording_id"] for r in listing["recordings"]] == [rid]
+        status, _ = await srv.request("POST", f"/api/recordings/{rid}/ticket", mediator["token"])
+        assert status == 201
+        for what in ("/api/recordings", f"/api/recordings/{rid}", "/api/agreements"):
+            status, body = await srv.request("GET", what, withdrawn["token"])
+            assert (status, body.get("error")) == (403, "token_revoked"), (what, body)
+        status, body = await srv.request(
+            "GET", f"/api/recordings/{rid}/files/chain.jsonl", withdrawn["token"]
+        )
+        assert (status, body["error"]) == (403, "token_revoked")
+
+        # Nothing on the server knows the room any more: refused, never waved through.
+        (srv.state.settings.data_dir / "access" / f"{room['id']}.json").unlink()
+        status, body = await srv.request("GET", "/api/recordings", mediator["token"])
+        assert (status, body["error"]) == (403, "room_unknown")
+    finally:
+        await srv.close()
+        await srv.server.close()
+
+
 async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_path):
     """--tsa-url: the recorder asks a real (local) TSA; the verifier checks the token."""
     import json
@@ -413,7 +455,7 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     (data_dir / "agreements" / ("K" * 32)).mkdir()
     (data_dir / "agreements" / ("K" * 32) / "status.json").symlink_to(outside)
 
-    archivist = ArchiveAuth(srv.state.credentials.token_secret).archivist_token("档案员", 600)
+    archivist = srv.archivist_token("档案员")
     for token in (srv.admin_token, archivist):
         status, body = await srv.request("GET", "/api/agreements", token)
         assert status == 200, body

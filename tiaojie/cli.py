@@ -10,12 +10,16 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from tiaojie import __version__
 from tiaojie.server.config import Settings, add_serve_arguments, settings_from_args
 from tiaojie.server.credentials import ADMIN_TOKEN_FILE
+
+if TYPE_CHECKING:
+    from tiaojie.server.recordings import ArchivistRegister
 
 
 def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str = "") -> str:
@@ -155,18 +159,60 @@ def bot(args: argparse.Namespace) -> int:
 
 
 def archivist_token(args: argparse.Namespace) -> int:
-    from tiaojie.server.credentials import load_credentials
-    from tiaojie.server.recordings import ArchiveAuth
+    """Issue an archivist token (registered in DATA/archivist_tokens.jsonl, logged by id
+    and label, never the token), list the register, or revoke one."""
+    import time
 
-    if not 1 <= args.days <= 3660:
-        print("tiaojie: --days must be between 1 and 3660", file=sys.stderr)
+    from tiaojie.server.credentials import load_credentials
+    from tiaojie.server.recordings import ArchiveAuth, ArchivistRegister
+    from tiaojie.server.recordings.archivists import MAX_LIFETIME, check_label, when
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    register = ArchivistRegister.of(args.data_dir)
+    issuing = not args.list and args.revoke is None
+    if issuing and not 1 <= args.days <= MAX_LIFETIME // 86400:
+        print(f"tiaojie: --days must be between 1 and {MAX_LIFETIME // 86400}", file=sys.stderr)
         return 2
     try:
+        if issuing:
+            check_label(args.label)
+    except ValueError as error:
+        print(f"tiaojie: --label: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.list:
+            now = time.time()
+            for entry in sorted(register.tokens().values(), key=lambda t: t.issued):
+                print(
+                    f"{entry.id}  {entry.status(now):7}  issued {when(entry.issued)}"
+                    f"  expires {when(entry.expires)}  {entry.label}"
+                )
+            return 0
+        if args.revoke is not None:
+            return _revoke_archivist_token(register, args.revoke)
         credentials = load_credentials(args.data_dir, os.environ.get("TIAOJIE_SECRET_KEY"))
+        token, _ = ArchiveAuth(credentials.token_secret, register).issue(
+            args.label, args.days * 86400
+        )
     except OSError as error:
         print(f"tiaojie: cannot use data directory {args.data_dir}: {error}", file=sys.stderr)
         return 2
-    print(ArchiveAuth(credentials.token_secret).archivist_token(args.name, args.days * 86400))
+    except ValueError as error:
+        print(f"tiaojie: cannot use the register {register.path}: {error}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
+def _revoke_archivist_token(register: ArchivistRegister, token_id: str) -> int:
+    try:
+        token = register.revoke(token_id)
+    except KeyError:
+        print(f"tiaojie: no archivist token {token_id!r} in {register.path}", file=sys.stderr)
+        return 1
+    print(f"archivist token {token.id} ({token.label}) is revoked", file=sys.stderr)
     return 0
 
 
@@ -250,10 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_arguments(record)
 
     archivist = commands.add_parser(
-        "archivist-token", help="print a token that can list, play and download recordings"
+        "archivist-token",
+        help="issue a token that can list, play and download recordings; list or revoke them",
+        description="Tokens are registered in DATA/archivist_tokens.jsonl (id, label, "
+        "issued, expires; never the token) and logged by id and label; the server refuses "
+        "tokens that are not registered or were revoked.",
     )
-    archivist.add_argument("--name", default="archivist", help="who holds it (logged)")
-    archivist.add_argument("--days", type=int, default=30, help="valid for (default 30 days)")
+    archivist.add_argument(
+        "--label", "--name", default="archivist", help="who holds it (registered and logged)"
+    )
+    archivist.add_argument(
+        "--days", type=int, default=30, help="valid for (default 30, at most 365 days)"
+    )
+    action = archivist.add_mutually_exclusive_group()
+    action.add_argument("--list", action="store_true", help="list the issued tokens")
+    action.add_argument("--revoke", metavar="ID", help="revoke the token with this id")
     archivist.add_argument(
         "--data",
         dest="data_dir",

@@ -11,13 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from tiaojie.server import agreement_page, rooms
+from tiaojie.server import agreement_page
 from tiaojie.server.agreements import archive, storage
 from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
 from tiaojie.server.http_auth import HttpAuth, json_response
-from tiaojie.server.model import Room
 from tiaojie.server.roles import Role
 from tiaojie.server.store import RoomStore
 
@@ -46,8 +45,9 @@ class AgreementRoutes:
     def folder(self, code: str) -> Path:
         return storage.folder(self._settings.data_dir, code)
 
-    async def _find(self, code: str) -> tuple[Room | None, dict[str, Any]]:
-        """The room holding agreement `code` and its public status; 404 if there is none.
+    async def _find(self, code: str) -> tuple[str, dict[str, Any]]:
+        """The id of the room holding agreement `code` and its public status; 404 if
+        there is none.
 
         `status.json` (written on every change) names the room, and keeps the public
         status when the room itself is gone (a restarted in-memory server).
@@ -56,12 +56,13 @@ class AgreementRoutes:
             snapshot = storage.read_snapshot(self.folder(code))
         except (OSError, ValueError):
             raise not_found("agreement_not_found", "No such agreement.") from None
-        room = await self._store.get(snapshot["room_id"])
+        room_id: str = snapshot["room_id"]
+        room = await self._store.get(room_id)
         state = get_state(room) if room else None
         if state is not None and state.code == code:
-            return room, state.public()
+            return room_id, state.public()
         # the room has moved on to another agreement (or is gone): its links still count
-        return room, snapshot["public"]
+        return room_id, snapshot["public"]
 
     async def status_json(self, request: web.Request) -> web.Response:
         _, public = await self._find(request.match_info["code"])
@@ -69,8 +70,8 @@ class AgreementRoutes:
 
     async def download_pdf(self, request: web.Request) -> web.StreamResponse:
         code = request.match_info["code"]
-        room, public = await self._find(code)
-        self._check_download(request, room)
+        room_id, public = await self._find(code)
+        await self._check_download(request, room_id)
         path = self.folder(code) / storage.PDF_FILE
         if public["status"] != AgreementStatus.SIGNED or not path.is_file():
             raise TiaojieError("agreement_not_signed", "The agreement is not signed yet.", 409)
@@ -83,16 +84,17 @@ class AgreementRoutes:
             },
         )
 
-    def _check_download(self, request: web.Request, room: Room | None) -> None:
+    async def _check_download(self, request: web.Request, room_id: str) -> None:
         """Admin token, an archivist token, or a mediator's or party's invite of the room
-        (after the room ended too)."""
+        `room_id` (after the room ended too, and after the room store forgot the room:
+        then by the room's access record, server/http_auth.py `check_invite`)."""
         claims = self.auth.caller(request, archivists=True).claims
         if claims is None:  # the admin or an archivist
             return
-        if room is None or claims.room_id != room.id:
+        if claims.room_id != room_id:
             raise TiaojieError("token_wrong_room", "This link is for another room.", 403)
-        invite = rooms.live_invite(room, claims)
-        if invite.role not in PDF_ROLES:
+        await self.auth.check_invite(claims)
+        if claims.role not in PDF_ROLES:
             raise forbidden("Only the parties and the mediator download the signed agreement.")
 
     async def list_archive(self, request: web.Request) -> web.Response:

@@ -34,7 +34,12 @@ from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media.forwarding import ForwardTrack
-from tiaojie.server.media.ice import IceSettings, rewrite_candidates
+from tiaojie.server.media.ice import (
+    IceSettings,
+    RemoteCandidates,
+    rewrite_candidates,
+    screen_candidates,
+)
 from tiaojie.server.model import new_id
 
 log = logging.getLogger(__name__)
@@ -159,6 +164,9 @@ class Peer:
         self.sid = sid
         self.publisher: RTCPeerConnection | None = None
         self.subscriber: RTCPeerConnection | None = None
+        #: The remote candidates each connection's ICE may check (server/media/ice.py).
+        self.publisher_candidates = RemoteCandidates()
+        self.subscriber_candidates = RemoteCandidates()
         self.publications: dict[str, Publication] = {}  # by mid
         self.slots: list[Slot] = []
         self._negotiating = asyncio.Lock()
@@ -179,6 +187,7 @@ class Peer:
         sources = [t["source"] for t in tracks]
         if len(set(sources)) != len(sources):
             raise bad_request("At most one track per source.")
+        sdp = self._screened(sdp, self.publisher_candidates)
         try:
             await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         except (ValueError, TypeError, AssertionError) as error:
@@ -324,7 +333,15 @@ class Peer:
             raise TiaojieError(
                 "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
             )
+        sdp = self._screened(sdp, self.subscriber_candidates)
         self._answer.set_result(RTCSessionDescription(sdp, "answer"))
+
+    def _screened(self, sdp: str, seen: RemoteCandidates) -> str:
+        """`sdp` without the remote candidates our ICE must not check (one log line)."""
+        sdp, dropped = screen_candidates(sdp, self.room.plane.ice, seen)
+        if dropped:
+            log.info("remote ICE candidates of %s dropped: %s", self.participant_id, dropped)
+        return sdp
 
     # -- teardown --------------------------------------------------------------------------
     async def close(self) -> list[Publication]:

@@ -24,12 +24,14 @@ Modules:
 - `addendum`: the server's own addendum to a sealed chain;
 - `archive`: `DATA/recordings/` (the index, summaries, the files that may be served);
 - `access`: archivist tokens and playback tickets;
+- `archivists`: the register of issued archivist tokens (issue, revoke, list);
 - `service`: `Recordings`, start/stop, supervision, notes, and the socket.io events;
 - `http`: the REST routes (start/stop, the archive).
 """
 
 from tiaojie.server.recordings.access import ArchiveAuth
 from tiaojie.server.recordings.archive import RecordingArchive
+from tiaojie.server.recordings.archivists import ArchivistRegister
 from tiaojie.server.recordings.http import RecordingRoutes
 from tiaojie.server.recordings.notes import RoomEvent
 from tiaojie.server.recordings.process import RECORDER_TOKEN_ENV, RecorderProcess
@@ -39,6 +41,7 @@ from tiaojie.server.recordings.state import public, view
 __all__ = [
     "RECORDER_TOKEN_ENV",
     "ArchiveAuth",
+    "ArchivistRegister",
     "RecorderProcess",
     "RecordingArchive",
     "RecordingRoutes",
