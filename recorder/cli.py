@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tiaojie.recorder.session import Recorder
 
+    os.umask(0o077)  # segments, chain and seal: for the server's account alone
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s recorder: %(message)s"
     )

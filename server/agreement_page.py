@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tiaojie.server.web import NO_SCRIPT_POLICY
+
 #: Times on the page: China Standard Time.
 CST = timezone(timedelta(hours=8))
 CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
@@ -96,7 +98,11 @@ def html_response(body: str, status: int = 200) -> web.Response:
         status=status,
         content_type="text/html",
         charset="utf-8",
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": NO_SCRIPT_POLICY,
+        },
     )
 
 

@@ -17,6 +17,7 @@ from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.http_auth import HttpAuth
+from tiaojie.server.limits import body_limits
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -33,12 +34,14 @@ from tiaojie.server.recordings import (
     RecordingRoutes,
     Recordings,
 )
-from tiaojie.server.signalling import Signalling
+from tiaojie.server.signalling import MAX_MESSAGE_BYTES, Signalling
 from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 
 MAX_BODY_BYTES = 64 * 1024
+#: python-socketio's default endpoint (Signalling.attach), which reads its own POST bodies.
+SOCKETIO_PATH = "/socket.io/"
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -68,7 +71,14 @@ def create_app(settings: Settings) -> web.Application:
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[web_client.security_headers, api.error_middleware],
+        middlewares=[
+            api.error_middleware,
+            body_limits(
+                MAX_BODY_BYTES,
+                settings.request_timeout,
+                streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES},
+            ),
+        ],
     )
     app[STATE] = AppState(
         settings=settings,

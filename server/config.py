@@ -24,6 +24,11 @@ class Settings:
     transcode: bool = False
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
+    #: Seconds a client has to send a request's headers (and, after a response, the next
+    #: request: the keep-alive time) and, separately, its body (server/limits.py).
+    request_timeout: float = 20.0
+    #: Open connections one address may hold; 0: no limit (server/limits.py).
+    max_connections_per_ip: int = 64
 
     @property
     def base_url(self) -> str:
@@ -42,6 +47,26 @@ class Settings:
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"TIAOJIE_{name}")
     return value if value not in (None, "") else default
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most 3600 seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return value
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +129,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(TIAOJIE_TSA_URL; default: the built-in one at POST /tsa, keys in DATA/keys)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=_positive_seconds,
+        default=_env("REQUEST_TIMEOUT", "20"),
+        help="seconds a client has to send a request's headers, and then its body; also "
+        "how long an idle connection stays open (TIAOJIE_REQUEST_TIMEOUT; default 20)",
+    )
+    parser.add_argument(
+        "--max-connections-per-ip",
+        type=_count,
+        default=_env("MAX_CONNECTIONS_PER_IP", "64"),
+        help="open connections one client address may hold, 0 for no limit; behind a "
+        "reverse proxy every connection comes from the proxy's address "
+        "(TIAOJIE_MAX_CONNECTIONS_PER_IP; default 64)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -125,4 +165,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ice_deny=args.ice_deny,
         transcode=args.transcode,
         tsa_url=args.tsa_url,
+        request_timeout=args.request_timeout,
+        max_connections_per_ip=args.max_connections_per_ip,
     )

@@ -6,6 +6,9 @@ import asyncio
 
 from tests.conftest import start_server
 
+#: TIAOJIE_SECRET_KEY in production; weak ones are refused (at least 22 characters).
+SHARED_SECRET = "shared-secret-of-the-two-test-nodes"
+
 
 async def test_admit_across_nodes(redis_url, tmp_path):
     import redis.asyncio
@@ -14,8 +17,8 @@ async def test_admit_across_nodes(redis_url, tmp_path):
     await r.flushdb()
     await r.aclose()
     # Both nodes share the token secret (TIAOJIE_SECRET_KEY in production).
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key="shared-secret")
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key="shared-secret")
+    node_a = await start_server(tmp_path / "a", redis_url, secret_key=SHARED_SECRET)
+    node_b = await start_server(tmp_path / "b", redis_url, secret_key=SHARED_SECRET)
     try:
         room = await node_a.create_room(title="跨节点")
         mediator = await node_a.create_invite(room["id"], "mediator", "王")
@@ -52,8 +55,8 @@ async def test_recording_across_nodes(redis_url, tmp_path):
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key="shared-secret")
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key="shared-secret")
+    node_a = await start_server(tmp_path / "a", redis_url, secret_key=SHARED_SECRET)
+    node_b = await start_server(tmp_path / "b", redis_url, secret_key=SHARED_SECRET)
     try:
         room = await node_a.create_room(title="跨节点录制", lobby=False)
         mediator = await node_b.join(await node_a.create_invite(room["id"], "mediator", "王"))

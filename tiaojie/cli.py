@@ -43,14 +43,23 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
     )
 
 
+#: Whatever the server and its recorders write (archive, agreements, logs, keys) is for
+#: the account that runs them alone.
+PRIVATE_UMASK = 0o077
+
+
 def serve(args: argparse.Namespace) -> int:
+    from tiaojie.server import listener
     from tiaojie.server.app import create_app
     from tiaojie.server.state import app_state
 
+    os.umask(PRIVATE_UMASK)
     settings = settings_from_args(args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # aioice logs every candidate pair, with participants' addresses, at INFO.
+    logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         app = create_app(settings)
     except OSError as error:
@@ -80,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(announce)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None)
+        listener.run(app, settings)
     except OSError as error:
         print(
             f"tiaojie: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
@@ -163,7 +172,7 @@ def archivist_token(args: argparse.Namespace) -> int:
     and label, never the token), list the register, or revoke one."""
     import time
 
-    from tiaojie.server.credentials import load_credentials
+    from tiaojie.server.credentials import WeakSecret, load_credentials
     from tiaojie.server.recordings import ArchiveAuth, ArchivistRegister
     from tiaojie.server.recordings.archivists import MAX_LIFETIME, check_label, when
 
@@ -198,6 +207,9 @@ def archivist_token(args: argparse.Namespace) -> int:
         )
     except OSError as error:
         print(f"tiaojie: cannot use data directory {args.data_dir}: {error}", file=sys.stderr)
+        return 2
+    except WeakSecret as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
         return 2
     except ValueError as error:
         print(f"tiaojie: cannot use the register {register.path}: {error}", file=sys.stderr)

@@ -44,6 +44,28 @@ const CLOSED_SCREENS = {
 
 const $ = (id) => document.getElementById(id);
 
+/** This tab's invite token, kept while the address bar no longer shows it. */
+const TOKEN_KEY = "tiaojie.join.token";
+
+/**
+ * The invite token: taken from the URL fragment, which is then removed from the address
+ * bar (so history, bookmarks, screen shares and onlookers do not get it) and kept in
+ * sessionStorage for this tab, so that a reload still works. Without a fragment, the
+ * tab's kept token (a reload). If storage is refused, the fragment stays.
+ * @returns {string}
+ */
+function takeToken() {
+  const token = tokenFromHash();
+  try {
+    if (!token) return sessionStorage.getItem(TOKEN_KEY) || "";
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    return token;
+  }
+  history.replaceState(history.state, "", location.pathname + location.search);
+  return token;
+}
+
 const state = {
   token: "",
   /** @type {import("./api.js").MeAnswer|null} */
@@ -293,7 +315,7 @@ async function main() {
   preview.addEventListener("devicechange", renderDevices);
   window.addEventListener("hashchange", () => location.reload());
 
-  state.token = tokenFromHash();
+  state.token = takeToken();
   if (!state.token) return showRefusal("token_missing");
 
   showScreen("loading");

@@ -37,6 +37,28 @@ const EVIDENCE_FILES = ["chain.jsonl", "recording.json", "recorder.pub.pem"];
 
 const $ = (id) => document.getElementById(id);
 
+/** This tab's token from the URL fragment, kept while the address bar no longer shows it. */
+const TOKEN_KEY = "tiaojie.recordings.token";
+
+/**
+ * The token of the URL fragment (a mediator's, from the console), which is then removed
+ * from the address bar and kept in sessionStorage for this tab, so that a reload still
+ * works. Without a fragment, the tab's kept token (a reload). If storage is refused, the
+ * fragment stays.
+ * @returns {string}
+ */
+function takeToken() {
+  const token = tokenFromHash();
+  try {
+    if (!token) return sessionStorage.getItem(TOKEN_KEY) || "";
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    return token;
+  }
+  history.replaceState(history.state, "", location.pathname + location.search);
+  return token;
+}
+
 const state = {
   token: "",
   /** @type {any[]} */
@@ -604,12 +626,17 @@ function main() {
       return;
     }
     state.token = token;
+    try {
+      sessionStorage.removeItem(TOKEN_KEY); // a reload forgets a pasted token, as before
+    } catch {
+      // storage refused: nothing kept
+    }
     load();
   });
   $("player-close").addEventListener("click", stopPlayer);
   $("player-video").addEventListener("error", onVideoError);
   window.addEventListener("hashchange", () => {
-    const token = tokenFromHash();
+    const token = tokenFromHash() ? takeToken() : "";
     if (token && token !== state.token) {
       state.token = token;
       $("token-input").value = token;
@@ -624,7 +651,7 @@ function main() {
     }
   }, 30_000);
 
-  state.token = tokenFromHash();
+  state.token = takeToken();
   $("token-input").value = state.token;
   load();
 }
