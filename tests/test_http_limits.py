@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
-from tests.test_cli import TIAOJIE, _wait_healthy
+from tests.support.server_process import wait_healthy
+from tests.test_cli import TIAOJIE
 
 ADMIN = "admin-token-for-the-limits-test"
 TIMEOUT_S = 2.0
@@ -70,7 +71,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys: Path) -> Iterator[Ser
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         yield Served(url, port, log, process)
     finally:
         process.terminate()

@@ -21,9 +21,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import free_port
+from tests.support.server_process import wait_healthy
 from tests.support.signal_client import SignalClient
 from tests.test_agreements import CASE_NUMBER, FACTS, SEAL_TIMEOUT, mark
-from tests.test_cli import TIAOJIE, _wait_healthy
+from tests.test_cli import TIAOJIE
 
 STRONG = "Qm9vLWEtc3Ryb25nLXNlY3JldC1rZXk"  # 31 characters
 
@@ -185,7 +186,7 @@ def test_the_data_directory_is_private_after_a_recorded_session(tmp_path: Path) 
         env={**os.environ, "TIAOJIE_ADMIN_TOKEN": admin},
     )
     try:
-        _wait_healthy(url, process)
+        wait_healthy(url, process)
         recording_id, code = asyncio.run(recorded_session_with_agreement(url, admin))
     finally:
         process.terminate()

@@ -143,3 +143,23 @@ export function tokenFromHash(hash = location.hash) {
   const params = new URLSearchParams(hash.replace(/^#/, ""));
   return (params.get("token") || "").trim();
 }
+
+/**
+ * The page's token: taken from the URL fragment, which is then removed from the address
+ * bar (so history, bookmarks, screen shares and onlookers do not get it) and kept in
+ * sessionStorage under `key` for this tab, so that a reload still works. Without a
+ * fragment, the tab's kept token (a reload). If storage is refused, the fragment stays.
+ * @param {string} key the sessionStorage key of this page's token
+ * @returns {string} the token, or "" when there is none
+ */
+export function takeTokenFromHash(key) {
+  const token = tokenFromHash();
+  try {
+    if (!token) return sessionStorage.getItem(key) || "";
+    sessionStorage.setItem(key, token);
+  } catch {
+    return token;
+  }
+  history.replaceState(history.state, "", location.pathname + location.search);
+  return token;
+}

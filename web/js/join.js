@@ -5,7 +5,7 @@
  *
  * @module join
  */
-import { fetchMe, tokenFromHash, ApiError } from "./api.js";
+import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
 import { RoomState } from "./room-state.js";
@@ -46,25 +46,6 @@ const $ = (id) => document.getElementById(id);
 
 /** This tab's invite token, kept while the address bar no longer shows it. */
 const TOKEN_KEY = "tiaojie.join.token";
-
-/**
- * The invite token: taken from the URL fragment, which is then removed from the address
- * bar (so history, bookmarks, screen shares and onlookers do not get it) and kept in
- * sessionStorage for this tab, so that a reload still works. Without a fragment, the
- * tab's kept token (a reload). If storage is refused, the fragment stays.
- * @returns {string}
- */
-function takeToken() {
-  const token = tokenFromHash();
-  try {
-    if (!token) return sessionStorage.getItem(TOKEN_KEY) || "";
-    sessionStorage.setItem(TOKEN_KEY, token);
-  } catch {
-    return token;
-  }
-  history.replaceState(history.state, "", location.pathname + location.search);
-  return token;
-}
 
 const state = {
   token: "",
@@ -315,7 +296,7 @@ async function main() {
   preview.addEventListener("devicechange", renderDevices);
   window.addEventListener("hashchange", () => location.reload());
 
-  state.token = takeToken();
+  state.token = takeTokenFromHash(TOKEN_KEY);
   if (!state.token) return showRefusal("token_missing");
 
   showScreen("loading");

@@ -25,7 +25,13 @@
  *
  * @module recordings
  */
-import { ApiError, callJson, downloadAgreementPdf, tokenFromHash } from "./api.js";
+import {
+  ApiError,
+  callJson,
+  downloadAgreementPdf,
+  takeTokenFromHash,
+  tokenFromHash,
+} from "./api.js";
 import { errorText as reasonText, initI18n, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { roleLabel } from "./roles.js";
@@ -39,25 +45,6 @@ const $ = (id) => document.getElementById(id);
 
 /** This tab's token from the URL fragment, kept while the address bar no longer shows it. */
 const TOKEN_KEY = "tiaojie.recordings.token";
-
-/**
- * The token of the URL fragment (a mediator's, from the console), which is then removed
- * from the address bar and kept in sessionStorage for this tab, so that a reload still
- * works. Without a fragment, the tab's kept token (a reload). If storage is refused, the
- * fragment stays.
- * @returns {string}
- */
-function takeToken() {
-  const token = tokenFromHash();
-  try {
-    if (!token) return sessionStorage.getItem(TOKEN_KEY) || "";
-    sessionStorage.setItem(TOKEN_KEY, token);
-  } catch {
-    return token;
-  }
-  history.replaceState(history.state, "", location.pathname + location.search);
-  return token;
-}
 
 const state = {
   token: "",
@@ -636,7 +623,7 @@ function main() {
   $("player-close").addEventListener("click", stopPlayer);
   $("player-video").addEventListener("error", onVideoError);
   window.addEventListener("hashchange", () => {
-    const token = tokenFromHash() ? takeToken() : "";
+    const token = tokenFromHash() ? takeTokenFromHash(TOKEN_KEY) : "";
     if (token && token !== state.token) {
       state.token = token;
       $("token-input").value = token;
@@ -651,7 +638,7 @@ function main() {
     }
   }, 30_000);
 
-  state.token = takeToken();
+  state.token = takeTokenFromHash(TOKEN_KEY);
   $("token-input").value = state.token;
   load();
 }
