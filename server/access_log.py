@@ -47,7 +47,7 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return REDACTED
-    return urlunsplit(parts._replace(query=redact_query(parts.query), fragment=""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, redact_query(parts.query), ""))
 
 
 class RedactingAccessLogger(AbstractAccessLogger):
