@@ -612,7 +612,7 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
         assert status == 200
         for word in [*words, "王五", "李四", "张调解员", done["pdf_sha256"]]:
             assert word in page
-        assert ID_NUMBER not in page and FACTS[:8] not in page and "3000" not in page
+        assert ID_NUMBER not in page and FACTS[:8] not in page and "人民币3000元" not in page
         assert "王五与李四漏水纠纷" not in page  # not even the room title
 
     # Downloads: the parties' and the mediator's own links, the admin, an archivist.
