@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from tiaojie.archive.jsontext import escape_surrogates
 from tiaojie.server import rooms
 from tiaojie.server.errors import TiaojieError, forbidden
 from tiaojie.server.model import Room, now
@@ -82,12 +83,13 @@ def bearer(request: web.Request) -> str:
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """JSON as UTF-8 (names in Chinese stay readable)."""
+    """JSON as UTF-8 (names in Chinese stay readable); a stored string UTF-8 cannot
+    encode (a lone surrogate) goes out as its JSON escape instead of failing the response."""
     return web.json_response(
         data,
         status=status,
         headers=headers,
-        dumps=lambda d: json.dumps(d, ensure_ascii=False),
+        dumps=lambda d: escape_surrogates(json.dumps(d, ensure_ascii=False)),
     )
 
 
