@@ -28,6 +28,7 @@ from tiaojie.server.model import Room, now
 from tiaojie.server.roles import Role
 from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import InviteClaims, TokenSigner
+from tiaojie.signing.text import check_chars
 
 #: Who reads the archive (`HttpAuth.reader`), as the API description says it.
 READERS = "admin, archivist token, or a mediator's invite token of the room"
@@ -77,6 +78,10 @@ def bearer(request: web.Request) -> str:
         raise TiaojieError(
             "token_missing", "Send your token as 'Authorization: Bearer <token>'.", 401
         )
+    try:  # the text rules (bytes that are not UTF-8 arrive as lone surrogates)
+        check_chars(token.strip(), "the token")
+    except ValueError:
+        raise TiaojieError("token_invalid", "This token is not valid.", 401) from None
     return token.strip()
 
 

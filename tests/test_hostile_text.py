@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -386,6 +387,19 @@ def fits(schema: Schema, value: Any) -> bool:
 REFUSED = {"bad_request", "payload_too_large"}
 
 
+async def raw_http(srv: LiveServer, request_line: bytes, headers: dict[bytes, bytes]) -> int:
+    """The status of a request sent as raw bytes (no client library to clean its headers)."""
+    host, port = srv.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [request_line + b" HTTP/1.1", b"Host: " + host.encode(), b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers.items()]
+    writer.write(b"\r\n".join(lines) + b"\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return int(answer.split(b" ", 2)[1])
+
+
 async def raw_connect(srv: LiveServer, auth: Any) -> dict[str, Any]:
     """A socket.io CONNECT with `auth` as sent, no client library in between; the
     refusal's data (`connect_error`)."""
@@ -461,6 +475,11 @@ async def test_hostile_payloads_are_refused_and_change_nothing(
             ):
                 assert response.status == 400, (path, raw, response.status)
                 sent += 1
+    # a token that is not text (bytes that are not UTF-8 reach the server as surrogates)
+    for token in (b"\xff\xfe", b"tj1.\xed\xb2\x80.x", srv.admin_token.encode() + b"\xe2\x80\xae"):
+        status = await raw_http(srv, b"GET /api/rooms", {b"Authorization": b"Bearer " + token})
+        assert status == 401, (token, status)
+        sent += 1
     assert len(await srv.state.store.list()) == rooms_before
     assert await snapshot(srv, rid) == before
 
