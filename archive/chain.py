@@ -9,7 +9,8 @@ entry's hash, 64 zeros for the first) and type-specific fields; `hash` is
 
     sha256(bytes.fromhex(prev) || canonical(entry without "hash"))
 
-where canonical() is JSON with sorted keys, no spaces, UTF-8. Entry types:
+where canonical() is JSON with sorted keys, no spaces, UTF-8 (a lone surrogate, which
+UTF-8 cannot encode, as its `\\uXXXX` escape). Entry types:
 
 * `init` / `fragment`: a byte range of a segment file as written: `segment`, `offset`,
   `length`, `sha256` of those bytes;
@@ -41,6 +42,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tiaojie.archive.jsontext import utf8
 from tiaojie.archive.layout import CHAIN_FILE
 from tiaojie.archive.report import Finding, Findings, Problem
 
@@ -63,7 +65,10 @@ def read_written(path: Path) -> bytes | None:
 
 
 def canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON with sorted keys, no spaces, UTF-8; a lone surrogate in a string (which UTF-8
+    cannot encode) is written as its JSON escape, so any string can be chained and reads
+    back to the same bytes (tiaojie.archive.jsontext)."""
+    return utf8(json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def entry_hash(entry: dict[str, Any]) -> str:

@@ -22,6 +22,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+from tiaojie.archive.jsontext import utf8
+
 KEYS_DIR = "keys"
 RECORDINGS_DIR = "recordings"
 
@@ -70,10 +72,11 @@ def segment_number(name: str) -> int | None:
 
 
 def save_summary(directory: Path, summary: dict[str, Any]) -> None:
-    """Write recording.json atomically (a reader never sees half of it)."""
+    """Write recording.json atomically (a reader never sees half of it); any string can be
+    written (a lone surrogate as its JSON escape, tiaojie.archive.jsontext)."""
     path = directory / SUMMARY_FILE
     temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(summary, ensure_ascii=False, indent=2))
+    temporary.write_bytes(utf8(json.dumps(summary, ensure_ascii=False, indent=2)))
     os.replace(temporary, path)
 
 

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 TOKEN_ENV = "TIAOJIE_RECORDER_TOKEN"
+#: Why the previous recorder of this recording exited, set by the server for its gap entry.
+PREVIOUS_EXIT_ENV = "TIAOJIE_RECORDER_PREVIOUS_EXIT"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             room_id=args.room_id,
             tsa_url=args.tsa_url,
             checkpoint_seconds=args.checkpoint_seconds,
+            previous_exit=os.environ.get(PREVIOUS_EXIT_ENV) or None,
         )
         return await recorder.run()
 

@@ -8,6 +8,12 @@ server sends (`record_event`: consent, joins, leaves, moderation, signing) are c
 too. A signed checkpoint follows every few seconds; SIGTERM (or the room ending) closes
 the segments and writes the seal.
 
+The recorder never dies on what it is given: the Chain and the summary can hold any
+string (archive/jsontext.py), a room event it cannot write becomes an
+`event_not_recorded` entry that says why, and a summary that cannot be written is logged
+(the summary is not evidence; the Chain is). A restarted recorder writes why the previous
+one exited (`previous_exit`, from the server) into its signed `gap` entry.
+
 Timing: a Segment starts at its first video keyframe (or first audio packet). Each
 track's start on the segment's timeline comes from the sender reports of the server's
 RTP senders (aiortc_internals.SenderClock): audio and video of one participant share
@@ -20,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -39,6 +44,7 @@ from tiaojie.archive.layout import (
     SEAL_TIMESTAMP_FILE,
     SEGMENTS_DIR,
     SUMMARY_FILE,
+    load_summary,
     save_summary,
     segment_name,
 )
@@ -51,6 +57,8 @@ START_WAIT_S = 2.0  # longest wait for a keyframe / a sender report before a seg
 KEYFRAME_RETRY_S = 1.0
 #: A track starting later than this after its segment means a broken clock, not media.
 MAX_START_OFFSET_S = 10.0
+#: Characters of an error kept in the chain.
+MAX_REASON_CHARS = 300
 
 
 RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
@@ -116,6 +124,7 @@ class Recorder:
         tsa_url: str | None = None,
         checkpoint_seconds: float = 5.0,
         fragment_seconds: float = 1.0,
+        previous_exit: str | None = None,
     ) -> None:
         self.directory = directory
         self.recording_id = recording_id
@@ -136,18 +145,22 @@ class Recorder:
         self._checkpointed_seq = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._unrecordable: set[str] = set()  # publications noted as not recorded
+        self._summary_errors: set[str] = set()  # each logged once
         (directory / PUBLIC_KEY_FILE).write_bytes(public_pem(key.public_key()))
         if continuing:
             interrupted = []
             for s in self.summary["segments"]:
-                if s["status"] == "recording":
+                if s.get("status") == "recording":
                     s["status"] = "interrupted"
                     interrupted.append(s["name"])
+            gap: dict[str, Any] = {"interrupted": interrupted}
+            if previous_exit:
+                gap["previous_exit"] = previous_exit[:MAX_REASON_CHARS]
             self.chain.append(
                 "gap",
                 reason="the recorder restarted after an unexpected exit; "
                 "what it was writing then is lost",
-                interrupted=interrupted,
+                **gap,
             )
             self._note("recording_resumed", room_id=room_id)
         else:
@@ -162,28 +175,45 @@ class Recorder:
 
     # -- the summary -------------------------------------------------------------------
     def _load_summary(self) -> dict[str, Any]:
+        """The summary so far (a continued recording), else a new one; a summary that is
+        unreadable or not what a recorder writes is started anew (it is not evidence)."""
         try:
-            data: dict[str, Any] = json.loads((self.directory / SUMMARY_FILE).read_text())
+            data = load_summary(self.directory)
+        except ValueError as error:
+            log.error("%s: starting a new summary", error)
+            data = None
+        if (
+            data is not None
+            and isinstance(data.get("participants"), dict)
+            and isinstance(data.get("segments"), list)
+            and all(isinstance(s, dict) and "name" in s for s in data["segments"])
+        ):
             return data
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {
-                "recording_id": self.recording_id,
-                "room_id": self.room_id,
-                "status": "recording",
-                "started_at": None,
-                "stopped_at": None,
-                "participants": {},
-                "segments": [],
-                "gaps": [],
-                "seal": None,
-                "timestamp": None,
-                "key_id": key_id(self.chain.key.public_key()),
-            }
+        if data is not None:
+            log.error("%s is not a recorder's summary: starting a new one", SUMMARY_FILE)
+        return {
+            "recording_id": self.recording_id,
+            "room_id": self.room_id,
+            "status": "recording",
+            "started_at": None,
+            "stopped_at": None,
+            "participants": {},
+            "segments": [],
+            "gaps": [],
+            "seal": None,
+            "timestamp": None,
+            "key_id": key_id(self.chain.key.public_key()),
+        }
 
     def _write_summary(self) -> None:
         self.summary["chain_head"] = self.chain.head
         self.summary["chain_length"] = self.chain.seq
-        save_summary(self.directory, self.summary)
+        try:
+            save_summary(self.directory, self.summary)
+        except (OSError, TypeError, ValueError) as error:  # not evidence: never fatal
+            if repr(error) not in self._summary_errors:
+                self._summary_errors.add(repr(error))
+                log.error("could not write the summary: %r", error)
 
     def _segment_info(self, segment: Segment) -> None:
         for i, s in enumerate(self.summary["segments"]):
@@ -199,6 +229,19 @@ class Recorder:
     async def _on_record_event(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
             return {"ok": False}
+        try:
+            return self._record_event(data)
+        except Exception as error:  # write what can be written, and why the rest is not
+            log.exception("could not record the room event %r", data["kind"][:64])
+            reason = f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+            fields = {"event_kind": data["kind"][:64], "reason": reason}
+            if isinstance(data.get("participant_id"), str):
+                fields["participant_id"] = data["participant_id"][:64]
+            entry = self._note("event_not_recorded", **fields)
+            self._write_summary()
+            return {"ok": False, "error": reason, "seq": entry["seq"]}
+
+    def _record_event(self, data: dict[str, Any]) -> dict[str, Any]:
         entry = self._note(data["kind"], **{k: v for k, v in data.items() if k != "kind"})
         participant = data.get("participant_id")
         if isinstance(participant, str):

@@ -94,7 +94,7 @@ def _when(ts: float | None, lang: str) -> str:
 
 def html_response(body: str, status: int = 200) -> web.Response:
     return web.Response(
-        text=body,
+        body=body.encode("utf-8", "replace"),  # a lone surrogate (legacy state) as "?"
         status=status,
         content_type="text/html",
         charset="utf-8",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from tiaojie.archive.jsontext import escape_surrogates
 from tiaojie.server import rooms
 from tiaojie.server.access_records import AccessRecords
 from tiaojie.server.errors import TiaojieError, forbidden
@@ -30,6 +31,7 @@ from tiaojie.server.model import Room, now
 from tiaojie.server.roles import Role
 from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import InviteClaims, TokenSigner
+from tiaojie.signing.text import check_chars
 
 #: Who reads the archive (`HttpAuth.reader`), as the API description says it.
 READERS = "admin, archivist token, or a mediator's invite token of the room"
@@ -79,18 +81,23 @@ def bearer(request: web.Request) -> str:
         raise TiaojieError(
             "token_missing", "Send your token as 'Authorization: Bearer <token>'.", 401
         )
+    try:  # the text rules (bytes that are not UTF-8 arrive as lone surrogates)
+        check_chars(token.strip(), "the token")
+    except ValueError:
+        raise TiaojieError("token_invalid", "This token is not valid.", 401) from None
     return token.strip()
 
 
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """JSON as UTF-8 (names in Chinese stay readable)."""
+    """JSON as UTF-8 (names in Chinese stay readable); a stored string UTF-8 cannot
+    encode (a lone surrogate) goes out as its JSON escape instead of failing the response."""
     return web.json_response(
         data,
         status=status,
         headers=headers,
-        dumps=lambda d: json.dumps(d, ensure_ascii=False),
+        dumps=lambda d: escape_surrogates(json.dumps(d, ensure_ascii=False)),
     )
 
 

@@ -2,7 +2,9 @@
 
 Every function here mutates the Room it is given or raises TiaojieError before changing
 anything, so a refused action leaves the stored state untouched (the stores only write
-back when the change returns). Input has already been validated against server.schemas.
+back when the change returns). Input has already been validated against server.schemas
+(the text rules); a display name is also checked against the reserved labels here,
+where its role is known (server.names).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
 from tiaojie.server.model import Invite, Participant, ParticipantStatus, Room, new_id, now
+from tiaojie.server.names import check_name
 from tiaojie.server.roles import LOBBY_ROLES, Role
 from tiaojie.server.tokens import InviteClaims
 
@@ -36,6 +39,7 @@ def _participant(room: Room, participant_id: str) -> Participant:
 # -- invites ---------------------------------------------------------------------------
 def create_invite(room: Room, role: Role, name: str, expires_in: int) -> Invite:
     _open(room)
+    check_name(name, role)
     created = now()
     invite = Invite(
         invite_id=new_id(),
@@ -83,6 +87,8 @@ class JoinResult:
 
 def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinResult:
     invite = check_invite(room, claims)
+    if name is not None:
+        check_name(name, invite.role)
     previous = room.participants.get(invite.invite_id)
     returning = invite.admitted or previous is not None
     if room.locked and not returning and invite.role not in (Role.MEDIATOR, Role.RECORDER):

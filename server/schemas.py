@@ -1,4 +1,9 @@
-"""JSON Schemas of every REST body and signalling payload (used to validate and to document)."""
+"""JSON Schemas of every REST body and signalling payload (used to validate and to document).
+
+Every string is checked by the text rules (server/validation.py, signing/text.py): what
+people type has `format: "text"` (one line) or `"multiline-text"` and is normalised;
+SDP has `"sdp"`; ids, tokens and enums are refused if they hold what no text may hold.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,13 @@ from tiaojie.archive.layout import RECORDING_ID_PATTERN
 from tiaojie.server.roles import INVITABLE
 from tiaojie.server.validation import Schema
 from tiaojie.signing import model as m
+from tiaojie.signing.text import MULTILINE, TEXT
+from tiaojie.signing.text import SDP as SDP_FORMAT
 
 ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
-NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+NAME: Schema = {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 64}
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
-SDP: Schema = {"type": "string", "minLength": 10, "maxLength": 60000}
+SDP: Schema = {"type": "string", "format": SDP_FORMAT, "minLength": 10, "maxLength": 60000}
 RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
@@ -26,7 +33,7 @@ def _object(properties: dict[str, Schema], required: list[str] | None = None) ->
 
 CREATE_ROOM = _object(
     {
-        "title": {"type": "string", "minLength": 1, "maxLength": 200},
+        "title": {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 200},
         "lobby": {"type": "boolean", "default": True},
         "max_participants": {"type": "integer", "minimum": 2, "maximum": 100, "default": 12},
     },
@@ -106,8 +113,14 @@ LARGE_EVENTS = {"publish": 64 * 1024, "subscriber_answer": 64 * 1024}
 
 
 # -- the agreement (server/agreements/; limits of signing/model.py) ------------------------
-def _text(limit: int, min_length: int = 0) -> Schema:
-    return {"type": "string", "minLength": min_length, "maxLength": limit}
+def _text(limit: int, min_length: int = 0, *, multiline: bool = False) -> Schema:
+    """A text field of the agreement, with the model's limit and normal form."""
+    return {
+        "type": "string",
+        "format": MULTILINE if multiline else TEXT,
+        "minLength": min_length,
+        "maxLength": limit,
+    }
 
 
 def _agreement_events() -> dict[str, Schema]:
@@ -134,9 +147,13 @@ def _agreement_events() -> dict[str, Schema]:
                     "maxItems": m.MAX_EXPERTS,
                     "items": _text(m.MAX_NAME, 1),
                 },
-                "facts": _text(m.MAX_FACTS),
-                "terms": {"type": "array", "maxItems": m.MAX_TERMS, "items": _text(m.MAX_TERM, 1)},
-                "performance": _text(m.MAX_PERFORMANCE),
+                "facts": _text(m.MAX_FACTS, multiline=True),
+                "terms": {
+                    "type": "array",
+                    "maxItems": m.MAX_TERMS,
+                    "items": _text(m.MAX_TERM, 1, multiline=True),
+                },
+                "performance": _text(m.MAX_PERFORMANCE, multiline=True),
                 "date": _text(m.MAX_DATE),
                 "place": _text(m.MAX_PLACE),
             },
@@ -149,7 +166,7 @@ def _agreement_events() -> dict[str, Schema]:
                 "consent": {"type": "boolean"},
                 "name": _text(m.MAX_NAME, 1),
                 # data:image/png;base64,... (at most 200 KiB of PNG: server.agreements)
-                "mark": _text(AGREEMENT_SIGN_LIMIT, 1),
+                "mark": {"type": "string", "minLength": 1, "maxLength": AGREEMENT_SIGN_LIMIT},
             },
             ["fingerprint", "consent", "name", "mark"],
         ),

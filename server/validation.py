@@ -3,7 +3,14 @@
 The same schema dicts describe the REST bodies in /api/openapi.json, so the description
 and the check cannot drift apart. Supported keywords: type, properties, required,
 additionalProperties (false), enum, minLength, maxLength, minimum, maximum, pattern,
-items, maxItems, default. Defaults are filled in on the returned copy.
+items, maxItems, default, format. Defaults are filled in on the returned copy.
+
+Every string is text checked here, once, at the edge, by the text rules of
+signing/text.py: `format: "text"` (one line) and `"multiline-text"` are normalised
+(NFC, white space) before their length is checked, and the returned copy holds the
+normal form; `"sdp"` may hold CR LF line breaks; any other string (ids, tokens,
+enums) is refused if it holds a lone surrogate, a control, bidirectional or invisible
+character. A refusal is a `bad_request` naming the field and the character.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import re
 from typing import Any
 
 from tiaojie.server.errors import bad_request
+from tiaojie.signing.text import check_format
 
 Schema = dict[str, Any]
 
@@ -40,6 +48,10 @@ def validate(schema: Schema, value: object, where: str = "payload") -> Any:
         allowed = ", ".join(repr(v) for v in schema["enum"])
         raise bad_request(f"{where} must be one of {allowed}")
     if isinstance(value, str):
+        try:
+            value = check_format(value, where, schema.get("format"))
+        except ValueError as error:
+            raise bad_request(str(error)) from None
         if len(value) < schema.get("minLength", 0):
             raise bad_request(f"{where} must be at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:

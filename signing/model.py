@@ -6,20 +6,22 @@ participant sees, what each signer consents to and what the PDF prints. `fingerp
 is the sha256 (hex) of that text as UTF-8: a signature is bound to the fingerprint of
 the text version its signer saw, and the UI shows the first 12 hex characters.
 
-Text fields are normalised on construction (Unicode NFC, line breaks to "\\n", trailing
-spaces of each line and surrounding blank lines removed), so the same visible text
-always has the same fingerprint whatever browser typed it.
+Text fields are normalised on construction by the text rules of signing/text.py (Unicode
+NFC, line breaks to "\\n", trailing spaces of each line and surrounding blank lines
+removed, no control, bidirectional or invisible characters), the same rules the server
+applies to every text it receives, so the same visible text always has the same
+fingerprint whatever browser typed it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tiaojie.signing.templates import DEFAULT_LANGUAGE, TEMPLATES
+from tiaojie.signing.text import clean_text
 
 PARTY_ROLES = ("applicant", "respondent")
 SIGNER_ROLES = ("applicant", "respondent", "mediator")
@@ -39,24 +41,14 @@ MAX_PLACE = 200
 MAX_RECORDING_ID = 100
 FINGERPRINT_SHOWN = 12  # hex characters of the fingerprint a participant is shown
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _text(value: Any, what: str, limit: int, *, multiline: bool = False, empty: bool = True) -> str:
-    """`value` checked and normalised: a str within `limit` characters, no control chars."""
+    """`value` checked and normalised by the text rules (signing/text.py), within `limit`."""
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a string, not {type(value).__name__}")
-    value = unicodedata.normalize("NFC", value.replace("\r\n", "\n").replace("\r", "\n"))
-    if multiline:
-        value = "\n".join(line.rstrip() for line in value.split("\n")).strip("\n")
-        value = value.replace("\t", "    ")
-    else:
-        if "\n" in value or "\t" in value:
-            raise ValueError(f"{what} must be a single line")
-        value = value.strip()
-    if _CONTROL.search(value):
-        raise ValueError(f"{what} contains a control character")
+    value = clean_text(value, what, multiline=multiline)
     if len(value) > limit:
         raise ValueError(f"{what} is too long ({len(value)} characters, at most {limit})")
     if not empty and not value.strip():

@@ -32,6 +32,7 @@ from tests.conftest import LiveServer, restart_server, start_server
 from tests.support.signal_client import SignalClient
 from tiaojie.archive.chain import read_entries
 from tiaojie.server.agreements import AGREEMENTS, CODE_PATTERN, MAX_MARK_BYTES
+from tiaojie.server.agreements.state import ID_MASK
 
 ID_NUMBER = "110101199003071234"
 FACTS = "申请人王五与被申请人李四系邻居，因楼上漏水损坏楼下天花板发生纠纷。"
@@ -302,7 +303,10 @@ async def test_mediator_drafts_and_everyone_sees_the_text_live(room_server) -> N
         assert state["status"] == "drafting"
         assert state["text"].startswith("调解协议书\n")
         assert "1. 被申请人于2025年12月31日前赔偿申请人维修费人民币3000元。" in state["text"]
-        assert state["fingerprint"] == hashlib.sha256(state["text"].encode()).hexdigest()
+        # the fingerprint is the full text's (only the mediator and party A, whose line
+        # it is, see A's ID number: test_id_numbers_reach_only_whom_they_concern)
+        text = state["text"].replace(ID_MASK, ID_NUMBER)
+        assert state["fingerprint"] == hashlib.sha256(text.encode()).hexdigest()
         assert state["fingerprint"] == ack["fingerprint"]
         assert state["draft"]["parties"][0]["participant_id"] == r.a_invite["invite_id"]
     # the English template
@@ -321,6 +325,46 @@ async def test_mediator_drafts_and_everyone_sees_the_text_live(room_server) -> N
     late = await room_server.join(late_invite)
     state = await late.wait_for("agreement_state")
     assert state["fingerprint"] == ack["fingerprint"]
+
+
+async def test_id_numbers_reach_only_whom_they_concern(room_server) -> None:
+    """The mediator sees every party's ID number, a party their own, experts and
+    observers none: not in the draft, not in the text (issue 10, finding 16)."""
+    r = await Room(room_server).setup()
+    other = "220102198512125678"
+    draft = r.draft()
+    draft["parties"][1]["id_number"] = other
+    ack = await r.mediator.call("agreement_draft", draft)
+    assert ack["ok"] is True, ack
+    observer_invite = await room_server.create_invite(r.room["id"], "observer", "旁听者")
+    observer = await room_server.join(observer_invite)  # gets the state on entering
+    seen: dict[str, dict[str, Any]] = {}
+    for who, client in (
+        ("mediator", r.mediator),
+        ("a", r.a),
+        ("b", r.b),
+        ("expert", r.expert),
+        ("observer", observer),
+    ):
+        state = await client.wait_for(
+            "agreement_state", lambda s: s["fingerprint"] == ack["fingerprint"]
+        )
+        seen[who] = state
+        assert state["fingerprint"] == ack["fingerprint"]
+    everything = {who: json.dumps(state, ensure_ascii=False) for who, state in seen.items()}
+    assert ID_NUMBER in everything["mediator"] and other in everything["mediator"]
+    assert ID_NUMBER in everything["a"] and other not in everything["a"]
+    assert other in everything["b"] and ID_NUMBER not in everything["b"]
+    for who in ("expert", "observer"):
+        assert ID_NUMBER not in everything[who] and other not in everything[who]
+        assert [p.get("id_number") for p in seen[who]["draft"]["parties"]] == [None, None]
+        assert seen[who]["text"].count(ID_MASK) == 2
+    # the full text, as the mediator sees it, is the one fingerprinted
+    full = seen["mediator"]["text"]
+    assert hashlib.sha256(full.encode()).hexdigest() == ack["fingerprint"]
+    assert seen["expert"]["text"] == full.replace(ID_NUMBER, ID_MASK).replace(other, ID_MASK)
+    assert seen["a"]["text"] == full.replace(other, ID_MASK)
+    assert seen["a"]["draft"]["parties"][0]["id_number"] == ID_NUMBER
 
 
 async def test_only_the_mediator_drafts(live_server) -> None:
@@ -344,7 +388,7 @@ async def test_bad_drafts_are_refused(live_server) -> None:
         ({"language": "fr"}, "bad_request"),
         ({"parties": [{"name": "王五", "role": "judge"}]}, "bad_request"),
         ({"terms": [""]}, "bad_request"),
-        ({"case_number": "A\u0000B"}, "invalid_agreement"),
+        ({"case_number": "A\u0000B"}, "bad_request"),  # the text rules, at the edge
         # assigned to someone who is not a party of this room
         (
             {"parties": [{"name": "王五", "role": "applicant", "participant_id": "x" * 22}]},

@@ -324,6 +324,9 @@ async def test_screen_share_is_decoded_by_the_others(live_server, browser) -> No
     videos = [s for s in await mediator.inbound() if s["kind"] == "video"]
     assert sorted(s["source"] for s in videos) == ["camera", "screen"], videos
     await expect(mediator.tile(alice, "screen").locator("video")).to_have_count(1)
+    # her role, from her token, is on every tile of hers (issue 10, finding 8)
+    screen_badge = mediator.tile(alice, "screen").locator(".badge")
+    await expect(screen_badge).to_have_text(re.compile("^(当事人|Party)$"))
     await decodes_vga(mediator, alice)  # the camera keeps going alongside
 
     # She stops: the screen is unpublished and its tile goes away.

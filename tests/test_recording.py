@@ -248,6 +248,7 @@ async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live
     entries = chain(directory)
     gaps = [e for e in entries if e["type"] == "gap"]
     assert len(gaps) == 1 and gaps[0]["signature"]
+    assert gaps[0]["previous_exit"] == "killed by SIGKILL"  # the gap says why
     assert entries[-1]["type"] == "seal"
     fragments_after = [e for e in entries[gaps[0]["seq"] :] if e["type"] == "fragment"]
     assert len(fragments_after) >= 2

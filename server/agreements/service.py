@@ -96,10 +96,15 @@ class Agreements:
         storage.write_snapshot(self.folder(state.code), room_id, state.public())
 
     async def _publish(self, room_id: str, state: AgreementState) -> None:
+        """The state to everyone in the room, each seeing only the ID numbers they may."""
         self._snapshot(room_id, state)
-        await self.signalling.broadcast(
-            room_id, "agreement_state", state.for_room(self._settings.base_url)
-        )
+        room = await self._store.get(room_id)
+        views: dict[frozenset[int], dict[str, Any]] = {}
+        for participant in room.joined() if room else []:
+            shown = frozenset(state.id_numbers_seen_by(participant))
+            if shown not in views:
+                views[shown] = state.view(self._settings.base_url, set(shown))
+            await self.signalling.send(participant.sid, "agreement_state", views[shown])
 
     async def _send_state(self, room_id: str, participant: Participant) -> None:
         """The current agreement, to someone entering the room."""
@@ -107,9 +112,8 @@ class Agreements:
             room = await self._store.get(room_id)
             state = get_state(room) if room else None
             if state is not None:
-                await self.signalling.send(
-                    participant.sid, "agreement_state", state.for_room(self._settings.base_url)
-                )
+                view = state.for_participant(self._settings.base_url, participant)
+                await self.signalling.send(participant.sid, "agreement_state", view)
         except Exception:
             log.exception("could not send the agreement of room %s", room_id)
 

@@ -2,6 +2,11 @@
 
 State lives in `Room.agreement` (as JSON), so it works on both stores and changes
 atomically with the room. The rules that change it are in server/agreements/rules.py.
+
+The parties' ID numbers are personal data: `for_participant` gives the mediator every
+one, a party the one of the line they sign, and nobody else any (experts, observers,
+the recorder). A hidden number is left out of the draft and masked (ID_MASK) in the
+text; the fingerprint stays that of the full text, which is what is signed and printed.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Any
 
 from tiaojie.server import agreement_page
 from tiaojie.server.errors import TiaojieError
-from tiaojie.server.model import Room
+from tiaojie.server.model import Participant, Room
+from tiaojie.server.roles import Role
+from tiaojie.signing.model import Agreement, canonical_text
 
 #: 32 URL-safe characters: 192 random bits.
 CODE_PATTERN = agreement_page.CODE_PATTERN
+#: What stands in the text for an ID number the viewer may not see.
+ID_MASK = "******"
 
 
 class AgreementStatus(StrEnum):
@@ -107,18 +116,33 @@ class AgreementState:
         )
         return lines
 
-    def for_room(self, base_url: str) -> dict[str, Any]:
-        """`agreement_state`: what everyone in the room sees."""
-        parties = [
-            {**p, "participant_id": self.assignments.get(str(i))}
-            for i, p in enumerate(self.draft.get("parties", []))
-        ]
+    def id_numbers_seen_by(self, participant: Participant) -> set[int]:
+        """The party lines whose ID number `participant` may see."""
+        lines = range(len(self.draft.get("parties", [])))
+        if participant.role is Role.MEDIATOR:
+            return set(lines)
+        if participant.role is Role.PARTY:
+            return {i for i in lines if self.assignments.get(str(i)) == participant.id}
+        return set()
+
+    def for_participant(self, base_url: str, participant: Participant) -> dict[str, Any]:
+        """`agreement_state` as `participant` sees it (ID numbers: module docstring)."""
+        return self.view(base_url, self.id_numbers_seen_by(participant))
+
+    def view(self, base_url: str, shown: set[int]) -> dict[str, Any]:
+        """`agreement_state` with the ID numbers of the party lines in `shown` only."""
+        parties = []
+        for i, party in enumerate(self.draft.get("parties", [])):
+            line = {**party, "participant_id": self.assignments.get(str(i))}
+            if i not in shown:
+                line.pop("id_number", None)
+            parties.append(line)
         return {
             "code": self.code,
             "status": str(self.status),
             "version": self.version,
             "fingerprint": self.fingerprint,
-            "text": self.text,
+            "text": self._text_showing(shown),
             "draft": {**self.draft, "parties": parties},
             "incomplete": self.incomplete,
             "signers": self.signers(),
@@ -128,6 +152,30 @@ class AgreementState:
             "sealed_at": self.sealed_at,
             "status_url": f"{base_url}/a/{self.code}",
         }
+
+    def _text_showing(self, shown: set[int]) -> str:
+        """The text with the ID numbers of the lines not in `shown` masked."""
+        parties = self.draft.get("parties", [])
+        hidden = [p["id_number"] for i, p in enumerate(parties) if i not in shown]
+        hidden = [number for number in hidden if number]
+        if not hidden:
+            return self.text
+        masked = {
+            **self.draft,
+            "parties": [
+                {**p, "id_number": ID_MASK} if i not in shown and p.get("id_number") else p
+                for i, p in enumerate(parties)
+            ],
+        }
+        try:
+            if canonical_text(Agreement.from_dict(self.draft)) == self.text:
+                return canonical_text(Agreement.from_dict(masked))
+        except ValueError:  # a stored draft the model no longer takes: as below
+            pass
+        text = self.text  # rendered otherwise: mask the numbers where they stand
+        for number in sorted(hidden, key=len, reverse=True):
+            text = text.replace(number, ID_MASK)
+        return text
 
     def public(self) -> dict[str, Any]:
         """The public status (`/a/{code}`): no text, no ID numbers, only names."""

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tiaojie.archive.jsontext import escape_surrogates, utf8
+
 PDF_FILE = "agreement.pdf"
 LOG_FILE = "log.jsonl"
 STATUS_FILE = "status.json"
@@ -49,7 +51,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 def append_line(path: Path, entry: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        f.write(escape_surrogates(json.dumps(entry, ensure_ascii=False, sort_keys=True)) + "\n")
 
 
 def append_log(folder: Path, kind: str, **fields: Any) -> None:
@@ -61,7 +63,7 @@ def append_log(folder: Path, kind: str, **fields: Any) -> None:
 def write_snapshot(folder: Path, room_id: str, public: dict[str, Any]) -> None:
     """`status.json`: the room holding the agreement and its public status."""
     data = {"room_id": room_id, "public": public}
-    write_atomic(folder / STATUS_FILE, json.dumps(data, ensure_ascii=False, indent=1).encode())
+    write_atomic(folder / STATUS_FILE, utf8(json.dumps(data, ensure_ascii=False, indent=1)))
 
 
 def read_snapshot(folder: Path) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Room events that belong in the evidence (joins, leaves, consent, moderation, sig
 reach the recorder as `record_event` calls, in order; one the recorder has not
 acknowledged stays queued (while it restarts, say) and is sent again when it is back.
 The recorder of a room recorded by another node of the cluster gets them as plain
-emits, carried by socket.io's Redis manager.
+emits, carried by socket.io's Redis manager. An event the recorder fails on again and
+again (it dies or does not answer while writing it) does not block the ones after it:
+after MAX_DELIVERIES attempts an `event_not_recorded` note, saying which event and why,
+takes its place.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from tiaojie.server.signalling import Signalling
 from tiaojie.server.store import RoomStore
 
 log = logging.getLogger(__name__)
+
+#: Attempts to deliver one event before a note that it could not be recorded replaces it.
+MAX_DELIVERIES = 3
+NOT_RECORDED = "event_not_recorded"
 
 
 class RoomEvent(StrEnum):
@@ -63,10 +70,34 @@ class Delivery:
                 try:
                     answer = await self.signalling.call(proc.sid, "record_event", proc.pending[0])
                 except Exception:  # timeout or disconnect: retry when the recorder is back
+                    self.failed(proc)
                     return
+                proc.failed_deliveries = 0
                 if not (isinstance(answer, dict) and answer.get("ok")):
                     log.error("the recorder refused event %r", proc.pending[0].get("kind"))
                 proc.pending.pop(0)
+
+    @staticmethod
+    def failed(proc: RecorderProcess) -> None:
+        """Count a failed delivery of the first queued event; after MAX_DELIVERIES, a note
+        that the recorder could not write it (and why) takes its place."""
+        proc.failed_deliveries += 1
+        if proc.failed_deliveries < MAX_DELIVERIES or not proc.pending:
+            return
+        event, proc.failed_deliveries = proc.pending[0], 0
+        kind = str(event.get("kind"))[:64]
+        if kind == NOT_RECORDED:  # not even the note goes through: the log says it
+            log.error("recording %s: the recorder cannot write any note", proc.recording_id)
+            proc.pending.pop(0)
+            return
+        reason = f"the recorder failed {MAX_DELIVERIES} times while writing it"
+        if proc.last_exit:
+            reason += f" (last exit: {proc.last_exit})"
+        log.error("recording %s: event %r not recorded: %s", proc.recording_id, kind, reason)
+        note: dict[str, Any] = {"kind": NOT_RECORDED, "at": event.get("at"), "event_kind": kind}
+        if isinstance(event.get("participant_id"), str):
+            note["participant_id"] = event["participant_id"]
+        proc.pending[0] = {**note, "reason": reason}
 
     async def remote(self, room_id: str, recording_id: str | None, event: dict[str, Any]) -> bool:
         """The room is recorded by another node: send the event to its recorder directly.

@@ -4,10 +4,11 @@ room events, consent, and the recording's socket.io events and hooks.
 Starting a recording stores it on the room (so every node and every client sees it),
 mints a `recorder` invite that only the server knows, and launches the recorder process
 (server/recordings/process.py). A watcher restarts the recorder when it exits without
-being asked to (kill -9, crash) within RESTART_DELAY_S; the restarted recorder continues
-the same chain after a signed gap entry. Stopping flushes the queued room events, then
-sends SIGTERM: the recorder closes its segments, seals the chain and exits. The recorder
-process is supervised by the node that started it.
+being asked to (kill -9, crash), backing off when it keeps crashing but never giving up
+while the room is recorded; the restarted recorder continues the same chain after a
+signed gap entry that says why the previous one exited. Stopping flushes the queued room
+events, then sends SIGTERM: the recorder closes its segments, seals the chain and exits.
+The recorder process is supervised by the node that started it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from tiaojie.server.recordings import addendum, rules
 from tiaojie.server.recordings.archive import RecordingArchive
 from tiaojie.server.recordings.notes import Delivery, RoomEvent
 from tiaojie.server.recordings.process import (
-    RESTART_DELAY_S,
     RecorderCommand,
     RecorderProcess,
     terminate,
@@ -127,13 +127,24 @@ class Recordings:
                     del self.processes[proc.room_id]
                 log.info("recorder %s finished", proc.recording_id)
                 return
-            if not proc.crashed():
-                log.error("recorder %s keeps failing: giving up", proc.recording_id)
-                with contextlib.suppress(TiaojieError):
-                    await self.stop(proc.room_id)
+            delay = proc.crashed()
+            proc.last_exit = self.command.exit_reason(proc, code)
+            if proc.backing_off:  # never given up on while the room is recorded
+                log.error(
+                    "recorder %s keeps failing (%d exits in a minute; last: %s): "
+                    "restarting in %.1f s",
+                    proc.recording_id,
+                    len(proc.restarts),
+                    proc.last_exit,
+                    delay,
+                )
+            else:
+                log.warning(
+                    "recorder %s exited (%s): restarting", proc.recording_id, proc.last_exit
+                )
+            await asyncio.sleep(delay)
+            if proc.stopping:
                 return
-            log.warning("recorder %s exited (%s): restarting", proc.recording_id, code)
-            await asyncio.sleep(RESTART_DELAY_S)
             await self.command.launch(proc)
 
     # -- events into the chain ---------------------------------------------------------

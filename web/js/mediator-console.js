@@ -177,7 +177,7 @@ export class MediatorConsole {
   }
 
   async deny(p) {
-    if (await confirmAction(t("room.confirm.deny", { name: p.name }), { danger: true })) {
+    if (await confirmAction(t("room.confirm.deny", { name: p.name, role: roleLabel(p.role) }), { danger: true })) {
       await this.requests.send(`deny-${p.id}`, "deny", { participant_id: p.id });
     }
   }
@@ -194,7 +194,7 @@ export class MediatorConsole {
   }
 
   async remove(p) {
-    if (await confirmAction(t("room.confirm.remove", { name: p.name }), { danger: true })) {
+    if (await confirmAction(t("room.confirm.remove", { name: p.name, role: roleLabel(p.role) }), { danger: true })) {
       await this.requests.send(`remove-${p.id}`, "remove", { participant_id: p.id });
     }
   }

@@ -13,7 +13,7 @@
  */
 import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
-import { ROLE_ORDER, roleBadge } from "./roles.js";
+import { ROLE_ORDER, roleBadge, roleLabel } from "./roles.js";
 import { h, initial, toast } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -69,7 +69,7 @@ export class RecordingControls {
       for (const [id, c] of Object.entries(recording.consents || {})) {
         const old = before.consents?.[id];
         if (!c.accepted && (!old || old.accepted)) {
-          toast(t("recording.refused_toast", { name: c.name }), "error");
+          toast(t("recording.refused_toast", { name: c.name, role: roleLabel(c.role) }), "error");
         }
       }
     }

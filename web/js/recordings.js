@@ -344,6 +344,8 @@ function segmentItem(rec, s) {
   const file = s.name.replace(/^segments\//, "");
   const number = file.slice(0, 4);
   const who = s.participant_name || s.participant_id || "";
+  // the role as the recorder saw it in the room (the participant's token), never the name
+  const role = rec.participants?.[s.participant_id]?.role || "";
   const bits = [
     t(s.source === "screen" ? "recordings.source.screen" : "recordings.source.camera"),
     s.start ? `${time(s.start)}–${time(s.end) || "…"}` : "",
@@ -358,6 +360,7 @@ function segmentItem(rec, s) {
       "span.segment-main",
       {},
       h("span.segment-name", { text: label }),
+      role ? h("span.badge", { class: `role-${role}`, text: roleLabel(role) }) : null,
       h("span.hint", { text: bits.join(" · ") }),
       s.status && s.status !== "closed"
         ? h("span.badge", { text: t(`recordings.segment.${s.status}`) })

@@ -150,7 +150,8 @@ class Tile {
       this.video,
       h("div.tile-avatar", {}, this.initial),
       h("div.tile-top", {}, this.hand, spec.source === "camera" ? this.qualityEl : null),
-      h("div.tile-bottom", {}, this.micOff, this.name, spec.source === "camera" ? this.badge : null),
+      // the role comes from the participant's token, next to every name (never the name)
+      h("div.tile-bottom", {}, this.micOff, this.name, this.badge),
     );
     if (spec.self && spec.source === "camera") this.el.id = "self-tile";
   }
@@ -173,7 +174,7 @@ class Tile {
         ? `${p.name}${t("room.you")}`
         : p.name;
     this.name.textContent = name;
-    el.setAttribute("aria-label", name);
+    el.setAttribute("aria-label", t("tile.label", { name, role: roleLabel(p.role) }));
     this.initial.textContent = initial(p.name);
     this.badge.className = `badge role-${p.role}`;
     this.badge.textContent = roleLabel(p.role);
