@@ -3,7 +3,9 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes.
+agreements), and the routes. On start the store is opened (the SQL store migrates its
+schema; DatabaseError if it cannot) and this node's leftovers from before a restart
+are cleared: its connections, and the recordings its recorders ran.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from tiaojie.server import web as web_client
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
+from tiaojie.server.db import parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import IceSettings, check_announce_ip, parse_ice_servers
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.moderation import Moderation
+from tiaojie.server.node import node_id
 from tiaojie.server.recordings import ArchiveAuth, RecordingRoutes, Recordings
 from tiaojie.server.signalling import Signalling
 from tiaojie.server.state import STATE, AppState
@@ -32,7 +36,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
-    store = open_store(settings.redis_url)
+    node = node_id(settings.data_dir, settings.port)
+    store = open_store(parse_database_url(settings.database_url, settings.data_dir), node)
     signer = TokenSigner(credentials.token_secret)
     ice = IceSettings(
         servers=parse_ice_servers(settings.ice_servers),
@@ -45,7 +50,7 @@ def create_app(settings: Settings) -> web.Application:
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
-        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url
+        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url, node
     )
     agreements = Agreements(settings, store, signalling, recordings, auth)
     MediaHandlers(signalling, media).install()
@@ -74,6 +79,11 @@ def create_app(settings: Settings) -> web.Application:
     web_client.add_routes(app)
     agreements.install(app)
 
+    async def on_startup(app: web.Application) -> None:
+        await store.open()
+        await signalling.recover()
+        await recordings.recover()
+
     async def on_shutdown(app: web.Application) -> None:
         await recordings.shutdown()  # each recording gets its seal while still connected
         await signalling.disconnect_all()
@@ -83,6 +93,7 @@ def create_app(settings: Settings) -> web.Application:
         await media.close()
         await store.close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -1,4 +1,5 @@
-"""Two server nodes sharing one real redis-server: signalling on either node reaches the room."""
+"""Two server nodes sharing one database (SQLite file, PostgreSQL) and one real redis-server:
+signalling on either node reaches the room."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import asyncio
 from tests.conftest import start_server
 
 
-async def test_admit_across_nodes(redis_url, tmp_path):
+async def test_admit_across_nodes(redis_url, database_url, tmp_path):
     import redis.asyncio
 
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
     # Both nodes share the token secret (TIAOJIE_SECRET_KEY in production).
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key="shared-secret")
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key="shared-secret")
+    node_a = await start_server(
+        tmp_path / "a", redis_url, secret_key="shared-secret", database_url=database_url
+    )
+    node_b = await start_server(
+        tmp_path / "b", redis_url, secret_key="shared-secret", database_url=database_url
+    )
     try:
         room = await node_a.create_room(title="跨节点")
         mediator = await node_a.create_invite(room["id"], "mediator", "王")
@@ -41,7 +46,7 @@ async def test_admit_across_nodes(redis_url, tmp_path):
             await node.server.close()
 
 
-async def test_recording_across_nodes(redis_url, tmp_path):
+async def test_recording_across_nodes(redis_url, database_url, tmp_path):
     """Node A runs the recorder; moderation on node B is chained; B stops it, A's recorder
     seals and leaves, and the archive verifies."""
     import redis.asyncio
@@ -52,8 +57,12 @@ async def test_recording_across_nodes(redis_url, tmp_path):
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key="shared-secret")
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key="shared-secret")
+    node_a = await start_server(
+        tmp_path / "a", redis_url, secret_key="shared-secret", database_url=database_url
+    )
+    node_b = await start_server(
+        tmp_path / "b", redis_url, secret_key="shared-secret", database_url=database_url
+    )
     try:
         room = await node_a.create_room(title="跨节点录制", lobby=False)
         mediator = await node_b.join(await node_a.create_invite(room["id"], "mediator", "王"))

@@ -27,7 +27,7 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
     )
     return (
         f"\nTiaojie {__version__} is running: open {settings.base_url}/\n"
-        f"  room state: {'Redis ' + settings.redis_url if settings.redis_url else 'in memory'};"
+        f"  database: {_database_shown(settings)};"
         f" data: {settings.data_dir.resolve()}\n"
         f"{token_line}"
         f"  recorder key id (archivists check recordings against it): {recorder_key}\n"
@@ -37,6 +37,15 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
         f"    .venv/bin/tiaojie new-room '邻里纠纷调解' --data {settings.data_dir}\n"
         "  (or POST /api/rooms with the admin token, see docs/PROTOCOL.md)\n"
     )
+
+
+def _database_shown(settings: Settings) -> str:
+    from tiaojie.server.db import parse_database_url
+
+    shown = parse_database_url(settings.database_url, settings.data_dir).shown()
+    if shown == "memory:":
+        shown += " (rooms are lost when the server stops)"
+    return shown + ("; events between nodes: Redis" if settings.redis_url else "")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -75,8 +84,13 @@ def serve(args: argparse.Namespace) -> int:
         )
 
     app.on_startup.append(announce)
+    from tiaojie.server.db import DatabaseError
+
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None)
+    except DatabaseError as error:  # the store opens on start (server/app.py)
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(
             f"tiaojie: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
@@ -187,6 +201,43 @@ def verify(args: argparse.Namespace) -> int:
     return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json)
 
 
+def migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema to this version's (`serve` does it too, on start)."""
+    import asyncio
+
+    from tiaojie.server.db import Database, DatabaseError, parse_database_url
+    from tiaojie.server.db.migrate import head
+    from tiaojie.server.db.migrate import migrate as run_migrations
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+    except ValueError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    if url.kind == "memory":
+        print("tiaojie: memory: has no schema to migrate", file=sys.stderr)
+        return 2
+    database = Database(url)
+
+    async def run() -> object:
+        try:
+            return await run_migrations(database)
+        finally:
+            await database.close()
+
+    try:
+        done = asyncio.run(run())
+    except DatabaseError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    before, after = getattr(done, "before", None), getattr(done, "after", None)
+    if before == after:
+        print(f"database {url.shown()}: schema at revision {after} (the newest, {head()})")
+    else:
+        print(f"database {url.shown()}: schema migrated from {before or '(empty)'} to {after}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -262,6 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's data directory, whose secret signs the token (default ./data)",
     )
     archivist.set_defaults(run=archivist_token)
+
+    schema = commands.add_parser(
+        "migrate", help="bring the database's schema up to date (serve does it on start)"
+    )
+    schema.add_argument(
+        "--database",
+        dest="database_url",
+        default=os.environ.get("TIAOJIE_DATABASE") or None,
+        help="the database URL, as for serve (TIAOJIE_DATABASE; default sqlite:///DATA/tiaojie.db)",
+    )
+    schema.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="the server's data directory (default ./data)",
+    )
+    schema.set_defaults(run=migrate)
     return parser
 
 
