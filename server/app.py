@@ -10,6 +10,8 @@ are cleared: its connections, and the recordings its recorders ran.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from tiaojie.server import __version__, api, openapi
@@ -31,13 +33,22 @@ from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
     node = node_id(settings.data_dir, settings.port)
-    store = open_store(parse_database_url(settings.database_url, settings.data_dir), node)
+    database = parse_database_url(settings.database_url, settings.data_dir)
+    if settings.redis_url and settings.database_url is None:
+        log.warning(
+            "--redis without --database: this node keeps its rooms in %s; nodes share "
+            "rooms only through one database (PostgreSQL, --database)",
+            database.shown(),
+        )
+    store = open_store(database, node)
     signer = TokenSigner(credentials.token_secret)
     ice = IceSettings(
         servers=parse_ice_servers(settings.ice_servers),

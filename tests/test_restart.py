@@ -4,6 +4,7 @@ A real server process on the default database (SQLite in the data directory): a 
 publishing media, party 王五 admitted from the lobby, party 李四 still waiting, a withdrawn
 link, a recording running, an agreement draft open for signatures with 王五's signature
 given. The server is killed with SIGKILL and started again on the same data directory.
+Then an online backup of it is restored into a fresh data directory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import urllib.request
@@ -208,6 +210,14 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
                     await client.close()
 
         asyncio.run(after_the_restart())
+        # An online backup, taken while the server runs.
+        made = subprocess.run(
+            [TIAOJIE, "backup", str(tmp_path / "backup"), "--data", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert made.returncode == 0, made.stdout + made.stderr
     finally:
         if server.poll() is None:
             stop(server)
@@ -223,4 +233,58 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
     ]
     assert [e["event"]["name"] for e in signatures] == ["王五"]
     result = verify(directory, data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return_from_backup(tmp_path, room_id=full["id"], links=links, recording_id=recording_id)
+
+
+def restore(source: Path, data: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [TIAOJIE, "restore", str(source), "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def return_from_backup(tmp_path: Path, room_id: str, links: dict, recording_id: str) -> None:
+    """The backup says what it holds, refuses to restore when damaged, and restores into a
+    fresh data directory where the room, its links and the archive are all there."""
+    backup = tmp_path / "backup"
+    index = json.loads((backup / "index.json").read_text())
+    assert index["database"]["kind"] == "sqlite" and index["database"]["schema"]
+    assert [(r["recording_id"], r["status"]) for r in index["archive"]["recordings"]] == [
+        (recording_id, "sealed")
+    ]
+    assert {"secret_key", "keys/recorder_ed25519.pem"} <= {f["path"] for f in index["files"]}
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(backup, damaged)
+    (segment,) = (damaged / "data" / "recordings" / recording_id / "segments").glob("*.mp4")
+    content = bytearray(segment.read_bytes())
+    content[len(content) // 2] ^= 1
+    segment.write_bytes(bytes(content))
+    refused = restore(damaged, tmp_path / "nowhere")
+    assert (
+        refused.returncode == 1 and "damaged" in refused.stderr and segment.name in refused.stderr
+    )
+    assert not (tmp_path / "nowhere").exists()
+
+    data, port = tmp_path / "restored", free_port()
+    done = restore(backup, data)
+    assert done.returncode == 0, done.stdout + done.stderr
+    url = f"http://127.0.0.1:{port}"
+    server = serve(data, port, tmp_path / "restored.log")
+    try:
+        wait_healthy(url, server, timeout=60)
+        status, room = api(url, "GET", f"/api/rooms/{room_id}")
+        assert status == 200 and room["title"] == "漏水纠纷"
+        assert {i["name"] for i in room["invites"]} >= set(links)
+        request = urllib.request.Request(
+            f"{url}/api/me", headers={"Authorization": f"Bearer {links['李四']['token']}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["invite"]["name"] == "李四"
+    finally:
+        stop(server)
+    result = verify(data / "recordings" / recording_id, data)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -238,6 +238,51 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def backup(args: argparse.Namespace) -> int:
+    """A consistent online copy of the database, the keys and the archive (server/backup.py)."""
+    from tiaojie.server.backup import BackupError
+    from tiaojie.server.backup import backup as make_backup
+    from tiaojie.server.db import parse_database_url
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        done = make_backup(args.data_dir, url, args.dest)
+    except (ValueError, BackupError, OSError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    archive = done.index["archive"]
+    print(
+        f"backup in {args.dest}: {len(done.index['files'])} files, "
+        f"{len(archive['recordings'])} recordings, {len(archive['agreements'])} agreements "
+        f"(index: {args.dest / 'index.json'})"
+    )
+    if done.pg_dump:
+        print(f"the PostgreSQL database is not in it; copy it with:\n  {done.pg_dump}")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    """A backup, checked file by file, into an empty data directory."""
+    from tiaojie.server.backup import BackupError
+    from tiaojie.server.backup import restore as put_back
+    from tiaojie.server.db import parse_database_url
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        index = put_back(args.source, args.data_dir, url)
+    except BackupError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 1 if "damaged" in str(error) else 2
+    except (ValueError, OSError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    print(f"restored {args.source} ({index['created_at']}) into {args.data_dir}")
+    if index["database"]["kind"] == "postgresql":
+        dump = args.source / "tiaojie.pgdump"
+        print(f"restore the database too: pg_restore --clean --dbname URL {dump}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -331,6 +376,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's data directory (default ./data)",
     )
     schema.set_defaults(run=migrate)
+
+    for name, run, folder, what in (
+        ("backup", backup, "dest", "a new folder for the copy"),
+        ("restore", restore, "source", "a folder made by tiaojie backup"),
+    ):
+        command = commands.add_parser(
+            name,
+            help="copy the database, keys and archive into a folder"
+            if name == "backup"
+            else "put a backup back into an empty data directory",
+        )
+        command.add_argument(folder, type=Path, help=what)
+        for option, dest, variable, default in (
+            ("--data", "data_dir", "TIAOJIE_DATA", "data"),
+            ("--database", "database_url", "TIAOJIE_DATABASE", None),
+        ):
+            value = os.environ.get(variable) or default
+            command.add_argument(
+                option,
+                dest=dest,
+                type=Path if dest == "data_dir" else str,
+                default=Path(value) if dest == "data_dir" and value else value,
+                help=f"as for serve ({variable})",
+            )
+        command.set_defaults(run=run)
     return parser
 
 

@@ -2,15 +2,15 @@
 make them; tests/test_database.py checks the two agree on SQLite and PostgreSQL).
 
 - `rooms`: a Room's own fields, its running recording and its agreement (JSON, as the
-  room rules keep them), `version`, raised by every change of the room or its rows, and
-  `created_ns`, which keeps rooms in the order they were created.
+  room rules keep them), and `version`, raised by every change of the room or its rows.
 - `invites`: who may enter a room (role, name, expiry), revocations, admissions.
 - `participants`: who is connected right now, and on which `node`. This is live state
   (a node forgets its own rows when it starts), kept here so that one transaction changes
   a room and its presence together, and several nodes share it.
 
 Column names are the model's field names (server/model.py), so a row maps to the room
-document field by field.
+document field by field. `created_ns` (when a row was first written, in ns) keeps rooms,
+invites and participants in the order the document had them.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ rooms = Table(
     Column("ended_at", BigInteger, nullable=True),
     Column("recording", JSON(none_as_null=True), nullable=True),
     Column("agreement", JSON(none_as_null=True), nullable=True),
-    #: When the row was written first, in ns: orders rooms created in the same second.
     Column("created_ns", BigInteger, nullable=False),
 )
 
@@ -67,6 +66,7 @@ invites = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("revoked", Boolean, nullable=False),
     Column("admitted", Boolean, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
 )
 
 participants = Table(
@@ -85,4 +85,5 @@ participants = Table(
     Column("muted_by_mediator", Boolean, nullable=False),
     Column("unmute_requested", Boolean, nullable=False),
     Column("hand_raised", Boolean, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
 )

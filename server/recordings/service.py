@@ -132,8 +132,8 @@ class Recordings:
                 continue
             recording_id: str = recording["id"]
 
-            def end(room: Room, recording_id: str = recording_id) -> dict[str, Any] | None:
-                return rules.interrupted(room, recording_id)
+            def end(stored: Room, recording_id: str = recording_id) -> dict[str, Any] | None:
+                return rules.interrupted(stored, recording_id)
 
             stopped = await self.store.update(room.id, end)
             if stopped is not None:

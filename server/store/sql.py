@@ -15,6 +15,7 @@ Database failures become a 503 (`database_unavailable`) and change nothing.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -86,10 +87,12 @@ class SqlRoomStore(RoomStore):
                 by_room: dict[str, Document] = {}
                 for row in room_rows:
                     by_room[row["id"]] = _room_document(row)
-                for row in (await conn.execute(select(invites))).mappings():
+                query = select(invites).order_by(invites.c.created_ns)
+                for row in (await conn.execute(query)).mappings():
                     if row["room_id"] in by_room:
                         by_room[row["room_id"]]["invites"][row["invite_id"]] = _invite(row)
-                for row in (await conn.execute(select(participants))).mappings():
+                query = select(participants).order_by(participants.c.created_ns)
+                for row in (await conn.execute(query)).mappings():
                     if row["room_id"] in by_room:
                         by_room[row["room_id"]]["participants"][row["id"]] = _participant(row)
         return [Room.from_json(document) for document in by_room.values()]
@@ -104,10 +107,14 @@ class SqlRoomStore(RoomStore):
         if row is None:
             return None
         document = _room_document(row)
-        query = select(invites).where(invites.c.room_id == room_id)
+        query = select(invites).where(invites.c.room_id == room_id).order_by(invites.c.created_ns)
         for invite in (await conn.execute(query)).mappings():
             document["invites"][invite["invite_id"]] = _invite(invite)
-        query = select(participants).where(participants.c.room_id == room_id)
+        query = (
+            select(participants)
+            .where(participants.c.room_id == room_id)
+            .order_by(participants.c.created_ns)
+        )
         for participant in (await conn.execute(query)).mappings():
             document["participants"][participant["id"]] = _participant(participant)
         return Room.from_json(document), int(row["version"])
@@ -158,10 +165,11 @@ class SqlRoomStore(RoomStore):
     ) -> None:
         """The invites and participants that differ between two documents of a room:
         invites first (a participant row refers to its invite), removals last."""
+        stamp = itertools.count(time.time_ns())  # keeps the document's order
         old_invites, new_invites = before["invites"], after["invites"]
         for invite_id, invite in new_invites.items():
             if invite_id not in old_invites:
-                await conn.execute(insert(invites).values(**invite))
+                await conn.execute(insert(invites).values(**invite, created_ns=next(stamp)))
             elif invite != old_invites[invite_id]:
                 await conn.execute(
                     update(invites).where(invites.c.invite_id == invite_id).values(**invite)
@@ -172,7 +180,7 @@ class SqlRoomStore(RoomStore):
         for pid, person in new_people.items():
             previous = old_people.get(pid)
             if previous is None:
-                row = {**person, "room_id": room_id, "node": self.node}
+                row = {**person, "room_id": room_id, "node": self.node, "created_ns": next(stamp)}
                 await conn.execute(insert(participants).values(**row))
             elif person != previous:
                 # A new connection (sid) is made on the node that runs its join.
@@ -226,11 +234,13 @@ def _room_document(row: Any) -> Document:
 
 
 def _invite(row: Any) -> Document:
-    return dict(row)  # an Invite names its room too
+    return {name: value for name, value in row.items() if name != "created_ns"}
 
 
 def _participant(row: Any) -> Document:
-    return {name: value for name, value in row.items() if name not in ("room_id", "node")}
+    return {
+        name: value for name, value in row.items() if name not in ("room_id", "node", "created_ns")
+    }
 
 
 __all__ = ["DatabaseError", "SqlRoomStore"]

@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("revoked", sa.Boolean(), nullable=False),
         sa.Column("admitted", sa.Boolean(), nullable=False),
+        sa.Column("created_ns", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["room_id"], ["rooms.id"], name="fk_invites_room_id_rooms", ondelete="CASCADE"
         ),
@@ -65,6 +66,7 @@ def upgrade() -> None:
         sa.Column("muted_by_mediator", sa.Boolean(), nullable=False),
         sa.Column("unmute_requested", sa.Boolean(), nullable=False),
         sa.Column("hand_raised", sa.Boolean(), nullable=False),
+        sa.Column("created_ns", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["id"], ["invites.invite_id"], name="fk_participants_id_invites", ondelete="CASCADE"
         ),
