@@ -31,6 +31,7 @@ from tests.test_cli import TIAOJIE
 from tests.test_recording import (
     _recorder_pids,
     chain,
+    events_so_far,
     fragments_chained,
     segments_started,
     verify,
@@ -149,6 +150,12 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
                     },
                 )
                 assert signed["ok"] is True and signed["status"] == "signing", signed
+                # The chain hears of it through the recorder; wait until it has.
+                await eventually(
+                    lambda: events_so_far(directory, "agreement_signature"),
+                    timeout=20,
+                    what="the signature in the chain",
+                )
 
                 server.send_signal(signal.SIGKILL)
                 server.wait(timeout=10)

@@ -65,6 +65,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
     credentials = app_state(app).credentials
+    from tiaojie.server.db import DatabaseError, parse_database_url, prepare
+
+    try:  # before the keys are made: a wrong --database should stop the start at once
+        prepare(parse_database_url(settings.database_url, settings.data_dir))
+    except DatabaseError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
     try:
         # The local CA, organisation seal and TSA keys: made on first run (a few seconds),
         # so the first agreement does not wait for them. Tests skip this (create_app).
@@ -84,8 +91,6 @@ def serve(args: argparse.Namespace) -> int:
         )
 
     app.on_startup.append(announce)
-    from tiaojie.server.db import DatabaseError
-
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None)
     except DatabaseError as error:  # the store opens on start (server/app.py)
@@ -203,38 +208,23 @@ def verify(args: argparse.Namespace) -> int:
 
 def migrate(args: argparse.Namespace) -> int:
     """Bring the database's schema to this version's (`serve` does it too, on start)."""
-    import asyncio
-
-    from tiaojie.server.db import Database, DatabaseError, parse_database_url
+    from tiaojie.server.db import DatabaseError, parse_database_url, prepare
     from tiaojie.server.db.migrate import head
-    from tiaojie.server.db.migrate import migrate as run_migrations
 
     try:
         url = parse_database_url(args.database_url, args.data_dir)
-    except ValueError as error:
+        done = prepare(url)
+    except (ValueError, DatabaseError) as error:
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
-    if url.kind == "memory":
+    if done is None:
         print("tiaojie: memory: has no schema to migrate", file=sys.stderr)
         return 2
-    database = Database(url)
-
-    async def run() -> object:
-        try:
-            return await run_migrations(database)
-        finally:
-            await database.close()
-
-    try:
-        done = asyncio.run(run())
-    except DatabaseError as error:
-        print(f"tiaojie: {error}", file=sys.stderr)
-        return 2
-    before, after = getattr(done, "before", None), getattr(done, "after", None)
-    if before == after:
-        print(f"database {url.shown()}: schema at revision {after} (the newest, {head()})")
+    if done.before == done.after:
+        print(f"database {url.shown()}: schema at revision {done.after} (the newest, {head()})")
     else:
-        print(f"database {url.shown()}: schema migrated from {before or '(empty)'} to {after}")
+        before = done.before or "(empty)"
+        print(f"database {url.shown()}: schema migrated from {before} to {done.after}")
     return 0
 
 
