@@ -156,7 +156,10 @@ def backup(data_dir: Path, database: DatabaseUrl, dest: Path) -> BackupDone:
             "sha256": _sha256(copy),
         }
     else:
-        pg_dump = f"pg_dump --format=custom --file {dest / 'tiaojie.pgdump'} '{database.shown()}'"
+        pg_dump = (
+            f"pg_dump --format=custom --file {dest / 'tiaojie.pgdump'} "
+            f"'{database.without_password()}'  # password: PGPASSWORD or ~/.pgpass"
+        )
         index["database"] = {"kind": "postgresql", "url": database.shown(), "dump": pg_dump}
     files = []
     for relative in _files(data_dir):

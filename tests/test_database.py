@@ -396,3 +396,21 @@ def test_an_unreachable_or_wrong_database_stops_the_start_with_a_clear_message(t
     assert "unsupported database mysql://root:***@127.0.0.1/mediation" in err
     err = serve_fails(tmp_path, "sqlite:////proc/no/such/place/tiaojie.db")
     assert "sqlite:////proc/no/such/place/tiaojie.db" in err
+
+
+def test_a_postgresql_backup_says_how_to_dump_the_database(tmp_path):
+    from tiaojie.server.backup import backup, check
+
+    data = tmp_path / "data"
+    (data / "keys").mkdir(parents=True)
+    (data / "keys" / "ca.cert.pem").write_text("certificate")
+    (data / "secret_key").write_text("secret")
+    url = parse_database_url("postgresql://tiaojie:s3cret@db.example.org/mediation", data)
+    done = backup(data, url, tmp_path / "backup")
+    assert done.pg_dump is not None and "s3cret" not in done.pg_dump
+    assert "pg_dump --format=custom" in done.pg_dump
+    assert "postgresql://tiaojie@db.example.org/mediation" in done.pg_dump
+    index = check(tmp_path / "backup")
+    assert index["database"]["kind"] == "postgresql"
+    assert [f["path"] for f in index["files"]] == ["secret_key", "keys/ca.cert.pem"]
+    assert "s3cret" not in (tmp_path / "backup" / "index.json").read_text()

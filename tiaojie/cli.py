@@ -273,6 +273,23 @@ def restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--data` and `--database`, as `serve` takes them (migrate, backup, restore)."""
+    parser.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="the server's data directory (TIAOJIE_DATA; default ./data)",
+    )
+    parser.add_argument(
+        "--database",
+        dest="database_url",
+        default=os.environ.get("TIAOJIE_DATABASE") or None,
+        help="the database URL, as for serve (TIAOJIE_DATABASE; default sqlite:///DATA/tiaojie.db)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -352,45 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser(
         "migrate", help="bring the database's schema up to date (serve does it on start)"
     )
-    schema.add_argument(
-        "--database",
-        dest="database_url",
-        default=os.environ.get("TIAOJIE_DATABASE") or None,
-        help="the database URL, as for serve (TIAOJIE_DATABASE; default sqlite:///DATA/tiaojie.db)",
-    )
-    schema.add_argument(
-        "--data",
-        dest="data_dir",
-        type=Path,
-        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
-        help="the server's data directory (default ./data)",
-    )
+    _add_database_arguments(schema)
     schema.set_defaults(run=migrate)
 
-    for name, run, folder, what in (
-        ("backup", backup, "dest", "a new folder for the copy"),
-        ("restore", restore, "source", "a folder made by tiaojie backup"),
-    ):
-        command = commands.add_parser(
-            name,
-            help="copy the database, keys and archive into a folder"
-            if name == "backup"
-            else "put a backup back into an empty data directory",
-        )
-        command.add_argument(folder, type=Path, help=what)
-        for option, dest, variable, default in (
-            ("--data", "data_dir", "TIAOJIE_DATA", "data"),
-            ("--database", "database_url", "TIAOJIE_DATABASE", None),
-        ):
-            value = os.environ.get(variable) or default
-            command.add_argument(
-                option,
-                dest=dest,
-                type=Path if dest == "data_dir" else str,
-                default=Path(value) if dest == "data_dir" and value else value,
-                help=f"as for serve ({variable})",
-            )
-        command.set_defaults(run=run)
+    saving = commands.add_parser(
+        "backup", help="copy the database, keys and archive into a new folder (server running)"
+    )
+    saving.add_argument("dest", type=Path, help="a new folder for the copy")
+    _add_database_arguments(saving)
+    saving.set_defaults(run=backup)
+
+    putting_back = commands.add_parser(
+        "restore", help="put a backup back into an empty data directory"
+    )
+    putting_back.add_argument("source", type=Path, help="a folder made by tiaojie backup")
+    _add_database_arguments(putting_back)
+    putting_back.set_defaults(run=restore)
     return parser
 
 

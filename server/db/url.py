@@ -36,6 +36,14 @@ class DatabaseUrl:
         plain = self.url.set(drivername=self.kind)
         return plain.render_as_string(hide_password=True)
 
+    def without_password(self) -> str:
+        """The URL for a command line: the password comes from PGPASSWORD or ~/.pgpass."""
+        if self.url is None:
+            return MEMORY
+        url = self.url
+        plain = URL.create(self.kind, url.username, None, url.host, url.port, url.database)
+        return plain.render_as_string(hide_password=False)
+
 
 def parse_database_url(raw: str | None, data_dir: Path) -> DatabaseUrl:
     """`raw` (None or empty: SQLite in `data_dir`); ValueError naming what is wrong."""
