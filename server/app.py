@@ -3,10 +3,14 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes.
+agreements), and the routes. On start the store is opened (the SQL store migrates its
+schema; DatabaseError if it cannot) and this node's leftovers from before a restart
+are cleared: its connections, and the recordings its recorders ran.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import web
 
@@ -16,6 +20,7 @@ from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, Acces
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
+from tiaojie.server.db import parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.limits import body_limits
 from tiaojie.server.media.handlers import MediaHandlers
@@ -28,6 +33,7 @@ from tiaojie.server.media.ice import (
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.moderation import Moderation
+from tiaojie.server.node import node_id
 from tiaojie.server.recordings import (
     ArchiveAuth,
     ArchivistRegister,
@@ -39,6 +45,8 @@ from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 64 * 1024
 #: python-socketio's default endpoint (Signalling.attach), which reads its own POST bodies.
 SOCKETIO_PATH = "/socket.io/"
@@ -46,8 +54,16 @@ SOCKETIO_PATH = "/socket.io/"
 
 def create_app(settings: Settings) -> web.Application:
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
+    node = node_id(settings.data_dir, settings.port)
+    database = parse_database_url(settings.database_url, settings.data_dir)
+    if settings.redis_url and settings.database_url is None:
+        log.warning(
+            "--redis without --database: this node keeps its rooms in %s; nodes share "
+            "rooms only through one database (PostgreSQL, --database)",
+            database.shown(),
+        )
     records = AccessRecords(settings.data_dir / RECORDS_DIR)
-    store = AccessRecordKeeper(open_store(settings.redis_url), records)
+    store = AccessRecordKeeper(open_store(database, node), records)
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
@@ -62,7 +78,7 @@ def create_app(settings: Settings) -> web.Application:
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
-        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url
+        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url, node
     )
     agreements = Agreements(settings, store, signalling, recordings, auth)
     MediaHandlers(signalling, media).install()
@@ -98,6 +114,11 @@ def create_app(settings: Settings) -> web.Application:
     web_client.add_routes(app)
     agreements.install(app)
 
+    async def on_startup(app: web.Application) -> None:
+        await store.open()
+        await signalling.recover()
+        await recordings.recover()
+
     async def on_shutdown(app: web.Application) -> None:
         await recordings.shutdown()  # each recording gets its seal while still connected
         await signalling.disconnect_all()
@@ -107,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
         await media.close()
         await store.close()
 
+    app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

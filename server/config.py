@@ -14,6 +14,8 @@ class Settings:
     port: int = 8080
     data_dir: Path = Path("data")
     redis_url: str | None = None
+    #: Where durable records live: None is SQLite in the data directory (server/db/url.py).
+    database_url: str | None = None
     public_url: str | None = None
     admin_token: str | None = None
     secret_key: str | None = None
@@ -89,11 +91,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="data directory: keys, archive (TIAOJIE_DATA; default ./data)",
     )
     parser.add_argument(
+        "--database",
+        dest="database_url",
+        default=_env("DATABASE"),
+        help="where rooms, invites and agreements are kept: sqlite:///PATH or "
+        "postgresql://USER:PASSWORD@HOST:PORT/NAME (several nodes share one PostgreSQL), "
+        "or memory: (lost when the process ends) (TIAOJIE_DATABASE; default "
+        "sqlite:///DATA/tiaojie.db)",
+    )
+    parser.add_argument(
         "--redis",
         dest="redis_url",
         default=_env("REDIS"),
-        help="Redis URL for shared room state, e.g. redis://127.0.0.1:6379/0 "
-        "(TIAOJIE_REDIS; default: in memory, one node)",
+        help="Redis URL that carries socket.io events between nodes, e.g. "
+        "redis://127.0.0.1:6379/0 (TIAOJIE_REDIS; default: one node)",
     )
     parser.add_argument(
         "--ice-servers",
@@ -157,6 +168,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         port=args.port,
         data_dir=args.data_dir,
         redis_url=args.redis_url,
+        database_url=args.database_url,
         public_url=args.public_url,
         admin_token=_env("ADMIN_TOKEN"),
         secret_key=_env("SECRET_KEY"),

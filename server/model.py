@@ -1,7 +1,8 @@
 """Room state: a Room with its Invites and Participants, stored as one document.
 
-The whole state of a room is one JSON document so that both stores (memory, Redis) can
-change it atomically with a read-modify-write: rooms are small (tens of people).
+The whole state of a room is one document that every store changes atomically with a
+read-modify-write: rooms are small (tens of people). The SQL store keeps it as rows of
+`rooms`, `invites` and `participants` (server/store/sql.py), the memory store as JSON.
 """
 
 from __future__ import annotations

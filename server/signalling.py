@@ -11,7 +11,8 @@ name, one object payload, size, schema) before its feature's handler runs. Featu
 - `send`, `broadcast`, `broadcast_mediators`, `call`: messages to clients;
 - `on_enter`, `on_leave`, `on_room_ending`, `on_room_ended`, `add_room_state`: hooks into
   presence and the `room_state` a participant gets on entering;
-- `enter`, `lobby_changed`, `close_participant`, `close_room`, `end_room`, `after_ack`.
+- `enter`, `lobby_changed`, `close_participant`, `close_room`, `end_room`, `after_ack`;
+- `recover`: on start, the connections this node held before are forgotten.
 
 Rooms in socket.io terms: `room:{id}` holds everyone inside a room, `mediators:{id}` its
 mediators; people in the lobby are in neither, so they learn nothing about the room.
@@ -435,6 +436,20 @@ class Signalling:
         gone = await self.store.update(room_id, rooms.end)
         await self.close_room(room_id, gone)
         return await self.store.require(room_id)
+
+    async def recover(self) -> None:
+        """On start: forget the connections this node held before (they died with the
+        process; admissions and invites stay, so the same links join again), and tell the
+        rooms' other nodes who left."""
+        gone = await self.store.release_connections()
+        for room_id, participant in gone:
+            if participant.status is ParticipantStatus.JOINED:
+                left = {"participant_id": participant.id, "reason": str(CloseReason.DISCONNECTED)}
+                await self.broadcast(room_id, "participant_left", left)
+        for room_id in {room_id for room_id, p in gone if p.status is ParticipantStatus.LOBBY}:
+            await self.lobby_changed(room_id)
+        if gone:
+            log.info("forgot %d connections this node held before it started", len(gone))
 
     async def disconnect_all(self) -> None:
         """Close every connection of this node, so shutdown does not wait for websockets."""

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real server on a free port, in memory or on a real redis-server."""
+"""Shared fixtures: a real server on a free port, on SQLite (the default) or on a real
+PostgreSQL server, and a real redis-server for the cluster tests."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.postgres import PostgresCluster, postgres_bin
 from tests.support.signal_client import SignalClient
 from tiaojie.server.app import create_app
 from tiaojie.server.config import Settings
@@ -69,11 +71,46 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL cluster on a free port, for the whole test session."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL is not installed: run `make test`, which installs it")
+    cluster = PostgresCluster(bin_dir, free_port())
+    try:
+        cluster.start()
+        cluster.create_template()
+    except RuntimeError as error:
+        cluster.stop()
+        pytest.fail(str(error))
+    yield cluster
+    cluster.stop()
+
+
+#: The databases the room, API, agreement and cluster suites run on.
+DATABASES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=DATABASES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database of each kind, migrated, for one test (nodes of a cluster share it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    name = await cluster.create_database()
+    yield cluster.url(name)
+    await cluster.drop_database(name)
+
+
 class LiveServer:
     """A running Tiaojie server plus helpers to drive it over HTTP and socket.io."""
 
-    def __init__(self, server: TestServer, admin_token: str) -> None:
+    def __init__(self, server: TestServer, admin_token: str, database: str) -> None:
         self.server = server
+        #: sqlite, postgresql or memory: what the test asked for.
+        self.database = database
         self.url = str(server.make_url("")).rstrip("/")
         self.admin_token = admin_token
         self.app = server.app
@@ -165,21 +202,28 @@ class LiveServer:
 
 
 async def start_server(
-    data_dir: Path, redis_url: str | None = None, secret_key: str | None = None, **options: Any
+    data_dir: Path,
+    redis_url: str | None = None,
+    secret_key: str | None = None,
+    database_url: str | None = None,
+    **options: Any,
 ) -> LiveServer:
+    """A server on `database_url` (default: SQLite in `data_dir`, as `tiaojie serve`)."""
     port = free_port()
     settings = Settings(
         host="127.0.0.1",
         port=port,
         data_dir=data_dir,
         redis_url=redis_url,
+        database_url=database_url,
         admin_token=ADMIN_TOKEN,
         secret_key=secret_key,
         **options,
     )
     server = TestServer(create_app(settings), host="127.0.0.1", port=port)
     await server.start_server()
-    return LiveServer(server, ADMIN_TOKEN)
+    kind = (database_url or "sqlite").split(":")[0]
+    return LiveServer(server, ADMIN_TOKEN, kind)
 
 
 async def restart_server(srv: LiveServer, **options: Any) -> LiveServer:
@@ -206,25 +250,17 @@ def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    """The embedded default: rooms in memory."""
+    """The embedded default: rooms in SQLite in the data directory."""
     live = await start_server(tmp_path / "data")
     yield live
     await live.close()
     await live.server.close()
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def room_server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LiveServer]:
-    """The same server on each room-state backend: the room suite runs against both."""
-    url = None
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        import redis.asyncio
-
-        r = redis.asyncio.Redis.from_url(url)
-        await r.flushdb()
-        await r.aclose()
-    live = await start_server(tmp_path / "data", url)
+@pytest.fixture
+async def room_server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveServer]:
+    """The same server on each database (SQLite, PostgreSQL): the room suite runs on both."""
+    live = await start_server(tmp_path / "data", database_url=database_url)
     yield live
     await live.close()
     await live.server.close()

@@ -162,6 +162,12 @@ async def wait_status(
     )
 
 
+@pytest.fixture
+def live_server(room_server):
+    """The agreement suite runs on each database (SQLite, PostgreSQL)."""
+    return room_server
+
+
 # -- keys: made once, copied into each test's data directory ---------------------------------
 @pytest.fixture(scope="session")
 def shared_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -10,9 +10,16 @@ import pytest
 from tiaojie.server.openapi import build_spec
 
 
+@pytest.fixture
+def live_server(room_server):
+    """The API suite runs on each database (SQLite, PostgreSQL): conftest's room_server."""
+    return room_server
+
+
 async def test_health(live_server):
     status, body = await live_server.request("GET", "/api/health")
-    assert status == 200 and body["status"] == "ok" and body["backend"] == "memory"
+    assert status == 200 and body["status"] == "ok"
+    assert body["backend"] == live_server.database
 
 
 async def test_create_get_list_room(live_server):

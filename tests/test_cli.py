@@ -44,7 +44,7 @@ def test_serve_generates_secrets_once_and_new_room_prints_links(tmp_path):
     url = f"http://127.0.0.1:{port}"
     process = _serve(data, port)
     try:
-        assert wait_healthy(url, process)["backend"] == "memory"
+        assert wait_healthy(url, process)["backend"] == "sqlite"
         token = (data / "admin_token").read_text().strip()
         assert stat.S_IMODE((data / "admin_token").stat().st_mode) == 0o600
         assert stat.S_IMODE((data / "secret_key").stat().st_mode) == 0o600

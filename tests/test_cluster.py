@@ -1,4 +1,5 @@
-"""Two server nodes sharing one real redis-server: signalling on either node reaches the room."""
+"""Two server nodes sharing one database (SQLite file, PostgreSQL) and one real redis-server:
+signalling on either node reaches the room."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from tests.conftest import start_server
 SHARED_SECRET = "shared-secret-of-the-two-test-nodes"
 
 
-async def test_admit_across_nodes(redis_url, tmp_path):
+async def test_admit_across_nodes(redis_url, database_url, tmp_path):
     import redis.asyncio
 
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
     # Both nodes share the token secret (TIAOJIE_SECRET_KEY in production).
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key=SHARED_SECRET)
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key=SHARED_SECRET)
+    node_a = await start_server(
+        tmp_path / "a", redis_url, secret_key=SHARED_SECRET, database_url=database_url
+    )
+    node_b = await start_server(
+        tmp_path / "b", redis_url, secret_key=SHARED_SECRET, database_url=database_url
+    )
     try:
         room = await node_a.create_room(title="跨节点")
         mediator = await node_a.create_invite(room["id"], "mediator", "王")
@@ -44,7 +49,7 @@ async def test_admit_across_nodes(redis_url, tmp_path):
             await node.server.close()
 
 
-async def test_recording_across_nodes(redis_url, tmp_path):
+async def test_recording_across_nodes(redis_url, database_url, tmp_path):
     """Node A runs the recorder; moderation on node B is chained; B stops it, A's recorder
     seals and leaves, and the archive verifies."""
     import redis.asyncio
@@ -55,8 +60,12 @@ async def test_recording_across_nodes(redis_url, tmp_path):
     r = redis.asyncio.Redis.from_url(redis_url)
     await r.flushdb()
     await r.aclose()
-    node_a = await start_server(tmp_path / "a", redis_url, secret_key=SHARED_SECRET)
-    node_b = await start_server(tmp_path / "b", redis_url, secret_key=SHARED_SECRET)
+    node_a = await start_server(
+        tmp_path / "a", redis_url, secret_key=SHARED_SECRET, database_url=database_url
+    )
+    node_b = await start_server(
+        tmp_path / "b", redis_url, secret_key=SHARED_SECRET, database_url=database_url
+    )
     try:
         room = await node_a.create_room(title="跨节点录制", lobby=False)
         mediator = await node_b.join(await node_a.create_invite(room["id"], "mediator", "王"))

@@ -1,4 +1,4 @@
-"""The room suite over real socket.io connections, on the memory and the Redis backend."""
+"""The room suite over real socket.io connections, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 

@@ -141,6 +141,9 @@ def test_the_wheel_holds_only_tiaojie_with_its_web_client(wheel):
     assert "tiaojie/web/join.html" in names
     assert "tiaojie/web/js/join.js" in names
     assert "tiaojie/web/vendor/socket.io/socket.io.esm.min.js" in names
+    # The installed package migrates its own database: Alembic's environment and template.
+    assert "tiaojie/server/db/migrations/env.py" in names
+    assert "tiaojie/server/db/migrations/script.py.mako" in names
     # Every module and every web file of the checkout (a folder without __init__.py, or a
     # web subfolder the package-data globs miss, would be left out silently).
     expected = set()
@@ -190,6 +193,7 @@ def test_the_installed_command_serves_the_join_page_and_a_join(venv, tmp_path):
     try:
         health = wait_healthy(url, process)
         assert health["status"] == "ok" and health["version"] == __version__
+        assert health["backend"] == "sqlite" and (data / "tiaojie.db").is_file()  # migrated
 
         status, kind, page = _http(f"{url}/join")
         assert status == 200 and kind.startswith("text/html")

@@ -31,7 +31,7 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
     )
     return (
         f"\nTiaojie {__version__} is running: open {settings.base_url}/\n"
-        f"  room state: {'Redis ' + settings.redis_url if settings.redis_url else 'in memory'};"
+        f"  database: {_database_shown(settings)};"
         f" data: {settings.data_dir.resolve()}\n"
         f"{token_line}"
         f"  recorder key id (archivists check recordings against it): {recorder_key}\n"
@@ -46,6 +46,15 @@ def _banner(settings: Settings, admin_token: str, new: bool, recorder_key: str =
 #: Whatever the server and its recorders write (archive, agreements, logs, keys) is for
 #: the account that runs them alone.
 PRIVATE_UMASK = 0o077
+
+
+def _database_shown(settings: Settings) -> str:
+    from tiaojie.server.db import parse_database_url
+
+    shown = parse_database_url(settings.database_url, settings.data_dir).shown()
+    if shown == "memory:":
+        shown += " (rooms are lost when the server stops)"
+    return shown + ("; events between nodes: Redis" if settings.redis_url else "")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -69,6 +78,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
     credentials = app_state(app).credentials
+    from tiaojie.server.db import DatabaseError, parse_database_url, prepare
+
+    try:  # before the keys are made: a wrong --database should stop the start at once
+        prepare(parse_database_url(settings.database_url, settings.data_dir))
+    except DatabaseError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
     try:
         # The local CA, organisation seal and TSA keys: made on first run (a few seconds),
         # so the first agreement does not wait for them. Tests skip this (create_app).
@@ -90,6 +106,9 @@ def serve(args: argparse.Namespace) -> int:
     app.on_startup.append(announce)
     try:
         listener.run(app, settings)
+    except DatabaseError as error:  # the store opens on start (server/app.py)
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
     except OSError as error:
         print(
             f"tiaojie: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr
@@ -245,6 +264,90 @@ def verify(args: argparse.Namespace) -> int:
     return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json)
 
 
+def migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema to this version's (`serve` does it too, on start)."""
+    from tiaojie.server.db import DatabaseError, parse_database_url, prepare
+    from tiaojie.server.db.migrate import head
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        done = prepare(url)
+    except (ValueError, DatabaseError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    if done is None:
+        print("tiaojie: memory: has no schema to migrate", file=sys.stderr)
+        return 2
+    if done.before == done.after:
+        print(f"database {url.shown()}: schema at revision {done.after} (the newest, {head()})")
+    else:
+        before = done.before or "(empty)"
+        print(f"database {url.shown()}: schema migrated from {before} to {done.after}")
+    return 0
+
+
+def backup(args: argparse.Namespace) -> int:
+    """A consistent online copy of the database, the keys and the archive (server/backup.py)."""
+    from tiaojie.server.backup import BackupError
+    from tiaojie.server.backup import backup as make_backup
+    from tiaojie.server.db import parse_database_url
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        done = make_backup(args.data_dir, url, args.dest)
+    except (ValueError, BackupError, OSError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    archive = done.index["archive"]
+    print(
+        f"backup in {args.dest}: {len(done.index['files'])} files, "
+        f"{len(archive['recordings'])} recordings, {len(archive['agreements'])} agreements "
+        f"(index: {args.dest / 'index.json'})"
+    )
+    if done.pg_dump:
+        print(f"the PostgreSQL database is not in it; copy it with:\n  {done.pg_dump}")
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    """A backup, checked file by file, into an empty data directory."""
+    from tiaojie.server.backup import BackupError
+    from tiaojie.server.backup import restore as put_back
+    from tiaojie.server.db import parse_database_url
+
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        index = put_back(args.source, args.data_dir, url)
+    except BackupError as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 1 if "damaged" in str(error) else 2
+    except (ValueError, OSError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    print(f"restored {args.source} ({index['created_at']}) into {args.data_dir}")
+    if index["database"]["kind"] == "postgresql":
+        dump = args.source / "tiaojie.pgdump"
+        print(f"restore the database too: pg_restore --clean --dbname URL {dump}")
+    return 0
+
+
+def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--data` and `--database`, as `serve` takes them (migrate, backup, restore)."""
+    parser.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="the server's data directory (TIAOJIE_DATA; default ./data)",
+    )
+    parser.add_argument(
+        "--database",
+        dest="database_url",
+        default=os.environ.get("TIAOJIE_DATABASE") or None,
+        help="the database URL, as for serve (TIAOJIE_DATABASE; default sqlite:///DATA/tiaojie.db)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tiaojie", description="Video mediation rooms.")
     parser.add_argument("--version", action="version", version=f"tiaojie {__version__}")
@@ -331,6 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's data directory, whose secret signs the token (default ./data)",
     )
     archivist.set_defaults(run=archivist_token)
+
+    schema = commands.add_parser(
+        "migrate", help="bring the database's schema up to date (serve does it on start)"
+    )
+    _add_database_arguments(schema)
+    schema.set_defaults(run=migrate)
+
+    saving = commands.add_parser(
+        "backup", help="copy the database, keys and archive into a new folder (server running)"
+    )
+    saving.add_argument("dest", type=Path, help="a new folder for the copy")
+    _add_database_arguments(saving)
+    saving.set_defaults(run=backup)
+
+    putting_back = commands.add_parser(
+        "restore", help="put a backup back into an empty data directory"
+    )
+    putting_back.add_argument("source", type=Path, help="a folder made by tiaojie backup")
+    _add_database_arguments(putting_back)
+    putting_back.set_defaults(run=restore)
     return parser
 
 

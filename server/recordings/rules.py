@@ -14,8 +14,11 @@ RECORDER_NAME = "录制 Recorder"
 RECORDER_LINK_SECONDS = 7 * 86400
 
 
-def start(room: Room, recording_id: str, started_by: str) -> tuple[dict[str, Any], Invite]:
-    """The recording put on the room, and the recorder's invite (only the server knows it)."""
+def start(
+    room: Room, recording_id: str, started_by: str, node: str = ""
+) -> tuple[dict[str, Any], Invite]:
+    """The recording put on the room, and the recorder's invite (only the server knows it).
+    `node` runs the recorder process (server/node.py)."""
     if room.ended:
         raise rooms.room_ended()
     if room.recording is not None:
@@ -26,6 +29,7 @@ def start(room: Room, recording_id: str, started_by: str) -> tuple[dict[str, Any
         "started_at": now(),
         "started_by": started_by,
         "invite_id": invite.invite_id,
+        "node": node,
         "consents": {},
     }
     return room.recording, invite
@@ -41,6 +45,13 @@ def stop(room: Room) -> dict[str, Any]:
     if invite is not None:
         invite.revoked = True
     return recording
+
+
+def interrupted(room: Room, recording_id: str) -> dict[str, Any] | None:
+    """`stop` of a recording whose recorder died with its node, if it is still on."""
+    if room.recording is None or room.recording["id"] != recording_id:
+        return None
+    return stop(room)
 
 
 def consent(

@@ -53,7 +53,10 @@ class Recordings:
         signer: TokenSigner,
         signalling: Signalling,
         tsa_url: str | None = None,
+        node: str = "",
     ) -> None:
+        #: This node (server/node.py): the recordings it supervises carry its name.
+        self.node = node
         self.archive = RecordingArchive(data_dir / "recordings")
         self.keys_dir = data_dir / "keys"
         self.command = RecorderCommand(local_url, self.keys_dir, data_dir / "logs", tsa_url)
@@ -80,7 +83,7 @@ class Recordings:
     async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
         recording_id = new_recording_id()
         recording, invite = await self.store.update(
-            room_id, lambda room: rules.start(room, recording_id, started_by)
+            room_id, lambda room: rules.start(room, recording_id, started_by, self.node)
         )
         token = self.signer.sign(
             InviteClaims(room_id, Role.RECORDER, invite.invite_id, invite.expires_at)
@@ -112,6 +115,35 @@ class Recordings:
         for room_id in list(self.processes):
             with contextlib.suppress(TiaojieError):
                 await self.stop(room_id)
+
+    async def recover(self) -> None:
+        """Take off their rooms the recordings this node ran before it (re)started.
+
+        Their recorder process outlived the server only to find it gone: it sealed what
+        it had written (seal reason `disconnected`) and exited, so the recording is
+        finished and verifies. It cannot be continued (a sealed chain takes addenda only);
+        the mediator starts a new recording when the session goes on.
+        """
+        for room in await self.store.list(open_only=True):
+            recording = room.recording
+            if recording is None or recording.get("node") != self.node:
+                continue
+            if room.id in self.processes:
+                continue
+            recording_id: str = recording["id"]
+
+            def end(stored: Room, recording_id: str = recording_id) -> dict[str, Any] | None:
+                return rules.interrupted(stored, recording_id)
+
+            stopped = await self.store.update(room.id, end)
+            if stopped is not None:
+                log.warning(
+                    "recording %s of room %s was running when this node stopped: its "
+                    "recorder sealed what it wrote; it is over",
+                    stopped["id"],
+                    room.id,
+                )
+                await self._announce(room.id, None)
 
     async def _watch(self, proc: RecorderProcess) -> None:
         """Restart the recorder whenever it exits without being asked to."""

@@ -1,16 +1,19 @@
-"""Room state storage: one interface (RoomStore), in memory or in Redis."""
+"""Room state storage: one interface (RoomStore), in the SQL database (the default: SQLite
+in the data directory, or PostgreSQL) or in memory (`--database memory:`)."""
 
 from __future__ import annotations
 
+from tiaojie.server.db import Database, DatabaseUrl
 from tiaojie.server.store.base import RoomStore
 from tiaojie.server.store.memory import MemoryRoomStore
-from tiaojie.server.store.redis import RedisRoomStore
+from tiaojie.server.store.sql import SqlRoomStore
 
 
-def open_store(redis_url: str | None, prefix: str = "tiaojie:") -> RoomStore:
-    if redis_url:
-        return RedisRoomStore(redis_url, prefix=prefix)
-    return MemoryRoomStore()
+def open_store(url: DatabaseUrl, node: str) -> RoomStore:
+    """The store for `url`; `node` names this process among the nodes sharing it."""
+    if url.kind == "memory":
+        return MemoryRoomStore()
+    return SqlRoomStore(Database(url), node)
 
 
-__all__ = ["MemoryRoomStore", "RedisRoomStore", "RoomStore", "open_store"]
+__all__ = ["MemoryRoomStore", "RoomStore", "SqlRoomStore", "open_store"]

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from tiaojie.server.errors import not_found
-from tiaojie.server.model import Room
+from tiaojie.server.model import Participant, Room
 
 T = TypeVar("T")
+
+
+#: Participants forgotten when a node starts, with their room ids.
+Released = list[tuple[str, Participant]]
 
 
 def room_not_found() -> Exception:
@@ -20,10 +24,14 @@ class RoomStore(ABC):
     """Keeps every Room; `update` is an atomic read-modify-write of one room.
 
     `change` is a plain function (no awaits) that mutates the Room it is given and returns
-    a result. If it raises, nothing is written.
+    a result. If it raises, nothing is written. It may run more than once (a store that
+    lost a race runs it again on the fresh room), so it must not act outside the Room.
     """
 
     backend: str
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Prepare the storage before the server answers (the SQL store migrates)."""
 
     @abstractmethod
     async def create(self, room: Room) -> None: ...
@@ -32,7 +40,7 @@ class RoomStore(ABC):
     async def get(self, room_id: str) -> Room | None: ...
 
     @abstractmethod
-    async def list(self) -> list[Room]: ...
+    async def list(self, *, open_only: bool = False) -> list[Room]: ...
 
     @abstractmethod
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T: ...
@@ -42,6 +50,11 @@ class RoomStore(ABC):
         if room is None:
             raise room_not_found()
         return room
+
+    async def release_connections(self) -> Released:
+        """Forget the participants whose connections this node held before it started;
+        who they were, by room id. A store that dies with the process has none."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

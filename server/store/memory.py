@@ -1,4 +1,5 @@
-"""In-process RoomStore: the embedded default (one node, no Redis)."""
+"""In-process RoomStore (`--database memory:`): rooms die with the process. For unit
+tests and throw-away demos; the default is the SQL store (server/store/sql.py)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ class MemoryRoomStore(RoomStore):
         raw = self._rooms.get(room_id)
         return Room.from_json(json.loads(raw)) if raw is not None else None
 
-    async def list(self) -> list[Room]:
-        return [Room.from_json(json.loads(raw)) for raw in self._rooms.values()]
+    async def list(self, *, open_only: bool = False) -> list[Room]:
+        found = [Room.from_json(json.loads(raw)) for raw in self._rooms.values()]
+        return [room for room in found if not (open_only and room.ended)]
 
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
         raw = self._rooms.get(room_id)

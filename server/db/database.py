@@ -1,0 +1,141 @@
+"""One database: the async engine, its transactions, and the errors it raises.
+
+SQLite (aiosqlite) is set up for durability and for several writers: WAL mode,
+`synchronous=FULL` (a commit is on disk before the user hears "done", power loss
+included), foreign keys on, and transactions begun by us (`BEGIN`, or `BEGIN IMMEDIATE`
+for writes) instead of by the driver, which would run DDL outside any transaction and so
+break transactional migrations. The file is made mode 0600. PostgreSQL (asyncpg) checks
+pooled connections before use, so a restarted database server costs one failed ping.
+
+Any failure of the database itself becomes `DatabaseError` (start, `tiaojie migrate`) or,
+during a request, the 503 of `unavailable()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tiaojie.server.db.url import DatabaseUrl
+from tiaojie.server.errors import TiaojieError
+
+log = logging.getLogger(__name__)
+
+#: What the database (not our code) can raise: driver errors, a full pool, the network.
+FAILURES = (DBAPIError, PoolTimeout, OSError)
+#: asyncpg waits 60 s for an unreachable server by default.
+CONNECT_TIMEOUT_S = 10
+_BEGIN = "tiaojie_begin"
+
+
+class DatabaseError(RuntimeError):
+    """The database cannot be used: its URL (password hidden) and why, for operators."""
+
+
+def unavailable() -> TiaojieError:
+    return TiaojieError(
+        "database_unavailable",
+        "The database is not available right now; nothing was changed. Try again shortly.",
+        503,
+    )
+
+
+def reason(error: BaseException) -> str:
+    """The driver's own words, without SQLAlchemy's statement dump and links."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    return text or type(original).__name__
+
+
+class Database:
+    """The engine for one URL (made on `start`, in the loop that uses it)."""
+
+    def __init__(self, url: DatabaseUrl) -> None:
+        if url.url is None:
+            raise ValueError("the memory store has no database")
+        self.url = url
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.url.kind
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = self._create_engine()
+        return self._engine
+
+    def _create_engine(self) -> AsyncEngine:
+        assert self.url.url is not None
+        if self.url.kind == "postgresql":
+            return create_async_engine(
+                self.url.url,
+                pool_pre_ping=True,
+                connect_args={"timeout": CONNECT_TIMEOUT_S},
+            )
+        assert self.url.path is not None
+        _create_private(self.url.path)
+        engine = create_async_engine(self.url.url)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A read-write transaction, committed when the block ends without an exception.
+        On SQLite it holds the write lock from its first statement (`BEGIN IMMEDIATE`), so
+        a read-modify-write never has to be retried half way."""
+        async with self.engine.connect() as conn:
+            if self.kind == "sqlite":
+                await conn.execution_options(**{_BEGIN: "IMMEDIATE"})
+            async with conn.begin():
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that sees one snapshot for all its statements (SQLite's deferred
+        BEGIN in WAL mode does; PostgreSQL needs REPEATABLE READ)."""
+        async with self.engine.connect() as conn:
+            if self.kind == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+
+def _create_private(path: os.PathLike[str]) -> None:
+    """The SQLite file, mode 0600 before anything is in it (SQLite gives its -wal and
+    -shm files the same mode)."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.parent.is_dir():
+        file.parent.mkdir(parents=True, mode=0o700)
+    fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
+    dbapi_connection.isolation_level = None  # we begin transactions ourselves
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    mode = conn.get_execution_options().get(_BEGIN, "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())

@@ -1,0 +1,1 @@
+"""Alembic migrations of the database, shipped inside the package (env.py, versions/)."""
