@@ -25,6 +25,7 @@ from tiaojie.server.model import Invite, Room, RoomStatus
 from tiaojie.server.roles import Role
 from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.store import RoomStore
+from tiaojie.server.store.base import Released
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,14 @@ class AccessRecordKeeper(RoomStore):
     async def get(self, room_id: str) -> Room | None:
         return await self.inner.get(room_id)
 
-    async def list(self) -> list[Room]:
-        return await self.inner.list()
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def list(self, *, open_only: bool = False) -> list[Room]:
+        return await self.inner.list(open_only=open_only)
+
+    async def release_connections(self) -> Released:
+        return await self.inner.release_connections()
 
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
         changed = False
