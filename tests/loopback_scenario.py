@@ -54,6 +54,9 @@ async def main() -> None:
     await source.stop()
     await a.close()
     await b.close()
+    # The server itself is left to the end of the process (closing it while ICE checks are
+    # pending can take long); its database connection is not: it would keep the process up.
+    await server.state.store.close()
 
 
 if __name__ == "__main__":

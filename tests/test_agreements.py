@@ -721,7 +721,7 @@ async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
     """The in-memory store forgets the room on restart: the parties' and the mediator's
     links still download the signed PDF (by the room's access record), a removed party's
     does not, and a link whose room nothing on the server knows is refused."""
-    srv = await start_server(tmp_path / "data")
+    srv = await start_server(tmp_path / "data", database_url="memory:")
     try:
         r = await Room(srv).setup()
         ready = await r.ready()
@@ -733,7 +733,7 @@ async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
         other_room = await srv.create_room()
         stranger = await srv.create_invite(other_room["id"], "party", "路人")
 
-        srv = await restart_server(srv)
+        srv = await restart_server(srv, database_url="memory:")
         assert (await srv.admin("GET", f"/api/rooms/{r.room['id']}"))[0] == 404  # forgotten
         pdf_path = f"/api/agreements/{code}/pdf"
         for token in (r.a_invite["token"], r.mediator_invite["token"], srv.admin_token):

@@ -377,7 +377,11 @@ def serve_fails(tmp_path: Path, database: str) -> str:
         capture_output=True,
         text=True,
         timeout=90,
-        env={**os.environ, "TIAOJIE_DATABASE": database, "TIAOJIE_ADMIN_TOKEN": "t" * 32},
+        env={
+            **os.environ,
+            "TIAOJIE_DATABASE": database,
+            "TIAOJIE_ADMIN_TOKEN": "admin-token-for-the-test-3f9a1c7e",
+        },
     )
     out = done.stdout + done.stderr
     assert done.returncode == 2, out

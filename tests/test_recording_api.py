@@ -245,7 +245,7 @@ async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed
     """The in-memory store forgets rooms on restart: a mediator's link still reads its
     room's recordings (by the room's access record), a withdrawn one does not, and a link
     whose room nothing on the server knows is refused."""
-    srv = await start_server(tmp_path / "data")
+    srv = await start_server(tmp_path / "data", database_url="memory:")
     try:
         room, mediator, _ = await setup(srv)
         withdrawn = await srv.create_invite(room["id"], "mediator", "前调解员")
@@ -258,7 +258,7 @@ async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed
         status, body = await srv.request("GET", "/api/recordings", withdrawn["token"])
         assert (status, body["error"]) == (403, "token_revoked")
 
-        srv = await restart_server(srv)
+        srv = await restart_server(srv, database_url="memory:")
         assert (await srv.admin("GET", f"/api/rooms/{room['id']}"))[0] == 404  # forgotten
         rid = started["id"]
         status, listing = await srv.request("GET", "/api/recordings", mediator["token"])
