@@ -34,9 +34,11 @@ from aiohttp import web
 
 from tiaojie.server import rooms
 from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.model import Participant, ParticipantStatus, Room, now
 from tiaojie.server.roles import PERMISSIONS, Role, may_send
 from tiaojie.server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
+from tiaojie.server.socketio_limits import LimitedPacket, limit_connections
 from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import TokenSigner
 from tiaojie.server.validation import validate
@@ -47,6 +49,8 @@ T = TypeVar("T")
 
 MAX_EVENT_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 1_000_000  # Engine.IO: larger messages close the connection
+#: Bytes of packets one connection may have in progress (server/socketio_limits.py).
+MAX_IN_FLIGHT_BYTES = 2 * MAX_MESSAGE_BYTES
 CALL_TIMEOUT_S = 5.0
 #: How long the sender's acknowledgement gets before work that closes the sender runs.
 ACK_GRACE_S = 0.05
@@ -125,9 +129,12 @@ class Signalling:
             async_mode="aiohttp",
             client_manager=manager,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
+            serializer=LimitedPacket,
             logger=False,
-            engineio_logger=False,
+            # errors only, as with False; a malformed packet is one line, no traceback
+            engineio_logger=InputErrorLog(logging.getLogger("engineio.server"), logging.ERROR),
         )
+        limit_connections(self.sio, MAX_IN_FLIGHT_BYTES)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_event)

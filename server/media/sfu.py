@@ -33,6 +33,7 @@ from aiortc.sdp import SessionDescription
 from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -171,7 +172,10 @@ class Peer:
         self.slots: list[Slot] = []
         self._negotiating = asyncio.Lock()
         self._dirty = False
-        self._answer: asyncio.Future[RTCSessionDescription] | None = None
+        #: the client's answer, and a future the negotiation resolves once it is applied
+        self._answer: asyncio.Future[tuple[RTCSessionDescription, asyncio.Future[None]]] | None = (
+            None
+        )
         self._incoming: dict[
             str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
         ] = {}
@@ -187,11 +191,12 @@ class Peer:
         sources = [t["source"] for t in tracks]
         if len(set(sources)) != len(sources):
             raise bad_request("At most one track per source.")
+        sdp_input.parse(sdp, "offer")
         sdp = self._screened(sdp, self.publisher_candidates)
         try:
             await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-        except (ValueError, TypeError, AssertionError) as error:
-            raise TiaojieError("bad_sdp", f"The offer could not be used: {error}") from None
+        except (ValueError, TypeError, AssertionError, LookupError) as error:
+            raise sdp_input.bad_sdp("offer", error) from None
         wanted = {t["mid"]: t["source"] for t in tracks}
         transceivers = {t.mid: t for t in self.publisher.getTransceivers()}
         for mid, source in wanted.items():
@@ -306,8 +311,17 @@ class Peer:
                 ],
             },
         )
-        answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
-        await self.subscriber.setRemoteDescription(answer)
+        answer, applied = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+        try:
+            await self.subscriber.setRemoteDescription(answer)
+        except (ValueError, TypeError, AssertionError, LookupError) as error:
+            refused = sdp_input.bad_sdp("answer", error)
+            _settle(applied, refused)
+            raise refused from None
+        except BaseException:
+            _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
+            raise
+        _settle(applied)
         for slot in new:
             slot.keyframe_needed()
 
@@ -328,13 +342,21 @@ class Peer:
         self.slots.append(slot)
         return slot
 
-    def answer(self, sdp: str) -> None:
+    async def answer(self, sdp: str) -> None:
+        """The client's answer to the waiting subscriber offer, once applied (`bad_sdp`
+        if it cannot be read or used; the connection then waits for the next offer)."""
         if self._answer is None or self._answer.done():
             raise TiaojieError(
                 "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
             )
+        sdp_input.parse(sdp, "answer")
         sdp = self._screened(sdp, self.subscriber_candidates)
-        self._answer.set_result(RTCSessionDescription(sdp, "answer"))
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._answer.set_result((RTCSessionDescription(sdp, "answer"), applied))
+        try:
+            await asyncio.wait_for(applied, ANSWER_TIMEOUT)
+        except TimeoutError:
+            raise TiaojieError("no_media", "The answer was not applied in time.", 409) from None
 
     def _screened(self, sdp: str, seen: RemoteCandidates) -> str:
         """`sdp` without the remote candidates our ICE must not check (one log line)."""
@@ -489,6 +511,16 @@ class MediaPlane:
             }
             for room in self.rooms.values()
         }
+
+
+def _settle(applied: asyncio.Future[None], error: BaseException | None = None) -> None:
+    """Tell the `subscriber_answer` waiting on `applied` how its answer went."""
+    if applied.done():  # its sender stopped waiting
+        return
+    if error is None:
+        applied.set_result(None)
+    else:
+        applied.set_exception(error)
 
 
 def _inactive(transceiver: RTCRtpTransceiver) -> bool:
