@@ -8,10 +8,12 @@ events. So:
   frames, binary packets and packets announcing attachments (`OverLimit`), and packets
   that are malformed: unknown types, events that are not a JSON array, JSON that does not
   parse or nests deeper than `json_input.MAX_DEPTH` (`PacketError`);
-- `limit_connections(sio, max_in_flight)` wraps engine.io's message handler: a
-  connection over a limit (`OverLimit`, or more than `max_in_flight` bytes of packets in
-  progress) is closed; a malformed packet is dropped and its sender told with a
-  `request_error` (`bad_packet`). Either way one WARNING line, no traceback.
+- `guard_packets(sio)` wraps engine.io's message handler: a connection that sends a
+  packet over the limits (`OverLimit`) is closed; a malformed packet is dropped and its
+  sender told with a `request_error` (`bad_packet`). Either way one WARNING line, no
+  traceback;
+- `InProgress` counts the bytes of the events a connection has in progress (their
+  handlers run as tasks of their own); signalling closes a connection over its limit.
 """
 
 from __future__ import annotations
@@ -76,15 +78,27 @@ class LimitedPacket(packet.Packet):
 MessageHandler = Callable[[str, Any], Awaitable[None]]
 
 
-def limit_connections(sio: socketio.AsyncServer, max_in_flight: int) -> None:
-    """Close a connection over the limits, drop its malformed packets (module docstring)."""
+async def close_connection(sio: socketio.AsyncServer, eio_sid: str, why: str) -> None:
+    """Close a connection now, transport and all, with one WARNING line."""
+    log.warning("closed socket.io connection %s: %s", eio_sid, why)
+    socket = sio.eio.sockets.get(eio_sid)
+    await sio.eio.disconnect(eio_sid)
+    if socket is not None:
+        # engine.io sends CLOSE and waits for the client to hang up; a hostile one would
+        # not. A None in the socket's queue ends its writer, which closes the websocket
+        # (or answers the pending poll) now.
+        await socket.queue.put(None)
+
+
+def guard_packets(sio: socketio.AsyncServer) -> None:
+    """Wrap engine.io's message handler: close a connection over the limits, drop its
+    malformed packets and tell the sender (module docstring).
+
+    socket.io runs this for each message in turn, before the next one is read; the
+    event handlers it starts run as tasks of their own (see `InProgress`).
+    """
     eio = sio.eio
     handle: MessageHandler = eio.handlers["message"]  # socketio's packet dispatcher
-    in_flight: dict[str, int] = {}
-
-    async def close(eio_sid: str, why: str) -> None:
-        log.warning("closed socket.io connection %s: %s", eio_sid, why)
-        await eio.disconnect(eio_sid)
 
     async def refuse(eio_sid: str, why: str) -> None:
         log.warning("dropped a socket.io packet of %s: %s", eio_sid, why)
@@ -94,26 +108,40 @@ def limit_connections(sio: socketio.AsyncServer, max_in_flight: int) -> None:
             await sio.emit("request_error", {"event": "", **error.to_dict()}, to=sid)
 
     async def message(eio_sid: str, data: Any) -> None:
+        if eio_sid not in eio.sockets:  # closed, and the transport not gone yet: drop
+            return
         if not data:  # an empty Engine.IO message: not even a packet type
             await refuse(eio_sid, "empty packet")
             return
-        size = len(data) if isinstance(data, str | bytes) else 0
-        held = in_flight.get(eio_sid, 0) + size
-        if held > max_in_flight:
-            await close(eio_sid, f"more than {max_in_flight} bytes of packets in progress")
-            return
-        in_flight[eio_sid] = held
         try:
             await handle(eio_sid, data)
         except OverLimit as error:
-            await close(eio_sid, str(error))
+            await close_connection(sio, eio_sid, str(error))
         except PacketError as error:
             await refuse(eio_sid, str(error))
-        finally:
-            left = in_flight.get(eio_sid, size) - size
-            if left > 0:
-                in_flight[eio_sid] = left
-            else:
-                in_flight.pop(eio_sid, None)
 
     eio.on("message", message)
+
+
+class InProgress:
+    """Bytes of event payloads each connection has in progress (events whose handler
+    has not finished), at most `limit` per connection."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: dict[str, int] = {}
+
+    def hold(self, sid: str, size: int) -> bool:
+        """Count `size` more bytes for `sid`: False (nothing counted) if over the limit."""
+        held = self._held.get(sid, 0) + size
+        if held > self.limit:
+            return False
+        self._held[sid] = held
+        return True
+
+    def release(self, sid: str, size: int) -> None:
+        left = self._held.get(sid, 0) - size
+        if left > 0:
+            self._held[sid] = left
+        else:
+            self._held.pop(sid, None)
