@@ -151,7 +151,7 @@ class AgreementRoutes:
             raise TiaojieError("unsupported_media_type", f"Send {QUERY_TYPE}.", 415)
         if request.content_length is not None and request.content_length > MAX_REQUEST:
             raise TiaojieError("payload_too_large", "The request is too large.", 413)
-        body = await request.content.read(MAX_REQUEST + 1)
+        body = await request.read()  # all of it (content.read(n) may stop short)
         if len(body) > MAX_REQUEST:
             raise TiaojieError("payload_too_large", "The request is too large.", 413)
         loop = asyncio.get_running_loop()
