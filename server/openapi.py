@@ -144,7 +144,7 @@ def build_spec() -> dict[str, Any]:
             "GET /api/agreements/{code}/pdf",
             "responses": {
                 "200": {"description": "success", "content": {"application/json": {}}},
-                **_errors(401, 403),
+                **_errors(401, 403, 410),
             },
         }
     }
@@ -255,6 +255,7 @@ def _base_spec() -> dict[str, Any]:
                     401,
                     403,
                     404,
+                    410,
                 ),
             },
             "/api/me": {

@@ -129,23 +129,31 @@ def openapi_paths() -> dict[str, Any]:
             }
         return {"summary": summary, "responses": responses}
 
+    # 410: the room has ended (a mediator's invite of an ended room no longer manages it,
+    # and reads the archive only while the link is live)
     return {
         "/api/rooms/{room_id}/recording": {
             "parameters": [room_id],
-            "post": op("Start recording the room (admin or its mediator)", 201, 401, 403, 404, 409),
-            "delete": op("Stop recording: the chain is sealed", 200, 401, 403, 404, 409),
-            "get": op("Whether the room is being recorded", 200, 401, 403, 404),
+            "post": op(
+                "Start recording the room (admin or its mediator)", 201, 401, 403, 404, 409, 410
+            ),
+            "delete": op("Stop recording: the chain is sealed", 200, 401, 403, 404, 409, 410),
+            "get": op("Whether the room is being recorded", 200, 401, 403, 404, 410),
         },
         "/api/recordings": {
-            "get": op(f"Recordings the caller may read ({READERS})", 200, 401, 403)
+            "get": op(f"Recordings the caller may read ({READERS})", 200, 401, 403, 410)
         },
         "/api/recordings/{recording_id}": {
             "parameters": [recording_id],
-            "get": op("A recording's summary: participants, segments, seal", 200, 401, 403, 404),
+            "get": op(
+                "A recording's summary: participants, segments, seal", 200, 401, 403, 404, 410
+            ),
         },
         "/api/recordings/{recording_id}/ticket": {
             "parameters": [recording_id],
-            "post": op("A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404),
+            "post": op(
+                "A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404, 410
+            ),
         },
         "/api/recordings/{recording_id}/files/{name}": {
             "parameters": [
@@ -165,6 +173,7 @@ def openapi_paths() -> dict[str, Any]:
                 401,
                 403,
                 404,
+                410,
                 content="application/octet-stream",
             ),
         },
