@@ -56,7 +56,7 @@ _ROOM_ID = {
     "name": "room_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": ID_PATTERN},
+    "schema": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
 }
 _INVITE_ID = {**_ROOM_ID, "name": "invite_id"}
 _CODE = {
@@ -64,7 +64,7 @@ _CODE = {
     "in": "path",
     "required": True,
     "description": "the agreement's public code (the one in its QR code, /a/{code})",
-    "schema": {"type": "string", "pattern": CODE_PATTERN},
+    "schema": {"type": "string", "pattern": f"^{CODE_PATTERN}$"},
 }
 _AGREEMENT_STATUS: Schema = {
     "type": "object",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 
 import aiohttp
 import pytest
 
 from tests.support.serve import ServeProcess
 from tests.support.testmedia import make_test_mp4
+from tests.test_agreements import shared_keys  # noqa: F401  (the fixture: keys made once)
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
 
@@ -131,8 +133,10 @@ async def test_a_bad_subscriber_answer_is_refused_not_acknowledged(
 
 # -- tiaojie serve, as deployed ------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    server = ServeProcess(tmp_path_factory.mktemp("serve") / "data", ADMIN)
+def served(tmp_path_factory, shared_keys):  # noqa: F811
+    data = tmp_path_factory.mktemp("serve") / "data"
+    shutil.copytree(shared_keys, data / "keys", ignore=shutil.ignore_patterns(".lock"))
+    server = ServeProcess(data, ADMIN)
     yield server
     server.stop()
 

@@ -62,9 +62,7 @@ def served(tmp_path_factory, shared_keys):  # noqa: F811
 
 
 #: The document the server serves at /api/openapi.json (checked below to be the same).
-schema = schemathesis.openapi.from_dict(
-    build_spec(), config=schemathesis.Config.from_dict(CONFIG)
-)
+schema = schemathesis.openapi.from_dict(build_spec(), config=schemathesis.Config.from_dict(CONFIG))
 
 
 def test_the_served_document_is_the_one_tested(served) -> None:
