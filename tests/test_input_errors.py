@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import shutil
+from collections import Counter
 
 import aiohttp
 import pytest
@@ -19,6 +21,9 @@ from tests.support.testmedia import make_test_mp4
 from tests.test_agreements import shared_keys  # noqa: F401  (the fixture: keys made once)
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
+from tiaojie.server.errors import TiaojieError
+from tiaojie.server.media.ice import IceSettings
+from tiaojie.server.media.sfu import MediaPlane
 
 ADMIN = "test-admin-token-for-input-errors-0123456789"
 
@@ -97,6 +102,74 @@ async def test_unreadable_offers_are_bad_sdp(live_server, caplog) -> None:
     # The connection is fine: a readable offer gets past the parser.
     ack = await party.call("publish", {"sdp": OFFER, "type": "offer", "tracks": tracks})
     assert ack["ok"] is True, ack
+
+
+FULL_OFFER = (
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\n"
+    "a=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n"
+    "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\n"
+    "a=rtcp-mux\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
+    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) + "\r\n"
+    "a=setup:actpass\r\na=rtpmap:96 H264/90000\r\n"
+    "a=fmtp:96 packetization-mode=1;profile-level-id=42e01f\r\na=rtpmap:97 rtx/90000\r\n"
+    "a=fmtp:97 apt=96\r\na=ssrc-group:FID 1 2\r\na=ssrc:1 cname:x\r\n"
+    "a=rtcp-fb:96 nack pli\r\na=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n"
+)
+JUNK = ["", "x", "-1", "99999999999999999999", ":", " ", "a=", "bogus", "0", "1 2 3", "%"]
+
+
+def mangled_offers(count: int, seed: int = 1) -> list[str]:
+    """`count` copies of FULL_OFFER with one to three lines cut, emptied, garbled or gone."""
+    rng = random.Random(seed)
+    lines = FULL_OFFER.split("\r\n")
+    offers = []
+    for _ in range(count):
+        mangled = list(lines)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(mangled))
+            how = rng.random()
+            if how < 0.3:
+                mangled[i] = mangled[i][: rng.randint(0, len(mangled[i]))]
+            elif how < 0.6:
+                words = mangled[i].split(" ")
+                words[rng.randrange(len(words))] = rng.choice(JUNK)
+                mangled[i] = " ".join(words)
+            elif how < 0.8:
+                mangled[i] = mangled[i].replace(":", rng.choice(JUNK), 1)
+            else:
+                del mangled[i]
+        offers.append("\r\n".join(mangled))
+    return offers
+
+
+async def test_mangled_offers_are_bad_sdp_never_a_crash(caplog) -> None:
+    """The media plane itself (real aiortc): offers that aiortc reads but cannot use
+    raised AttributeError or OperationError from deep inside, and left connections that
+    could not even be closed."""
+    sent: list[tuple[str, str]] = []
+
+    async def send(to: str, event: str, payload: dict) -> None:
+        sent.append((to, event))
+
+    plane = MediaPlane(IceSettings(), send, send)
+    outcomes: Counter[str] = Counter()
+    tracks = [{"mid": "0", "source": "microphone"}, {"mid": "1", "source": "camera"}]
+    for n, offer in enumerate(mangled_offers(200)):
+        await plane.add_peer("room", f"p{n % 10}", f"sid{n % 10}", {"audio": False, "video": False})
+        try:
+            await plane.peer("room", f"p{n % 10}").publish(offer, tracks)
+            outcomes["ok"] += 1
+        except TiaojieError as error:
+            outcomes[error.code] += 1
+        await plane.remove_peer("room", f"p{n % 10}")
+    await plane.close()
+    assert set(outcomes) <= {"ok", "bad_sdp", "bad_request"}, outcomes
+    assert outcomes["bad_sdp"] > 50 and outcomes["ok"] > 20, outcomes
+    assert not tracebacks(caplog.records)
 
 
 @pytest.fixture(scope="module")

@@ -180,31 +180,41 @@ class Peer:
             str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
         ] = {}
         self.closed = False
+        #: the client's answer was refused after aiortc began applying it
+        self.unusable = False
         #: muted by the participant or the mediator: nothing of that kind is forwarded
         self.muted = {"audio": False, "video": False}
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, sdp: str, tracks: list[dict[str, str]]) -> str:
-        if self.publisher is None:
-            self.publisher = self.room.plane.new_connection()
-            self.publisher.on("track", self._on_track)
         sources = [t["source"] for t in tracks]
         if len(set(sources)) != len(sources):
             raise bad_request("At most one track per source.")
         sdp_input.parse(sdp, "offer")
         sdp = self._screened(sdp, self.publisher_candidates)
-        try:
-            await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-        except (ValueError, TypeError, AssertionError, LookupError) as error:
-            raise sdp_input.bad_sdp("offer", error) from None
+        if self.publisher is None:
+            self.publisher = self.room.plane.new_connection()
+            self.publisher.on("track", self._on_track)
+        publisher = self.publisher
         wanted = {t["mid"]: t["source"] for t in tracks}
-        transceivers = {t.mid: t for t in self.publisher.getTransceivers()}
-        for mid, source in wanted.items():
-            transceiver = transceivers.get(mid)
-            if transceiver is None or transceiver.kind != SOURCES[source]:
-                raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
-        await self.publisher.setLocalDescription(await self.publisher.createAnswer())
-        answer = self.publisher.localDescription.sdp
+        try:
+            with sdp_input.applying("offer"):
+                await publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            transceivers = {t.mid: t for t in publisher.getTransceivers()}
+            for mid, source in wanted.items():
+                transceiver = transceivers.get(mid)
+                if transceiver is None or transceiver.kind != SOURCES[source]:
+                    raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
+            with sdp_input.applying("offer"):
+                await publisher.setLocalDescription(await publisher.createAnswer())
+        except TiaojieError:
+            if not self.publications and self.publisher is publisher:
+                # nothing published on it yet: the next offer starts on a fresh connection
+                self.publisher = None
+                self._incoming.clear()
+                await _close_quietly(publisher)
+            raise
+        answer = publisher.localDescription.sdp
         codecs = _first_codecs(answer)
         added, removed = [], []
         for mid, publication in list(self.publications.items()):
@@ -252,7 +262,7 @@ class Peer:
 
     async def _negotiate_loop(self) -> None:
         async with self._negotiating:
-            while self._dirty and not self.closed:
+            while self._dirty and not self.closed and not self.unusable:
                 self._dirty = False
                 try:
                     await self._negotiate()
@@ -313,11 +323,14 @@ class Peer:
         )
         answer, applied = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
         try:
-            await self.subscriber.setRemoteDescription(answer)
-        except (ValueError, TypeError, AssertionError, LookupError) as error:
-            refused = sdp_input.bad_sdp("answer", error)
+            with sdp_input.applying("answer"):
+                await self.subscriber.setRemoteDescription(answer)
+        except TiaojieError as refused:
+            # aiortc may have applied part of it: this connection is not renegotiated
+            # again (the participant gets a fresh one by reconnecting)
+            self.unusable = True
             _settle(applied, refused)
-            raise refused from None
+            raise
         except BaseException:
             _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
             raise
@@ -379,7 +392,7 @@ class Peer:
             self._answer.cancel()
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
-                await pc.close()
+                await _close_quietly(pc)
         return gone
 
 
@@ -511,6 +524,14 @@ class MediaPlane:
             }
             for room in self.rooms.values()
         }
+
+
+async def _close_quietly(pc: RTCPeerConnection) -> None:
+    """Close `pc`; aiortc cannot always close one a bad description left half set up."""
+    try:
+        await pc.close()
+    except Exception as error:
+        log.info("closing a peer connection failed: %s: %s", type(error).__name__, error)
 
 
 def _settle(applied: asyncio.Future[None], error: BaseException | None = None) -> None:
