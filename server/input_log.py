@@ -17,10 +17,11 @@ from typing import Any
 
 from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError
 
-#: Modules whose parse errors are always the sender's (the packet decoders).
-_DECODERS = ("engineio.packet", "socketio.packet")
-#: What engine.io calls a packet from the client that its receive loop could not handle.
-_ENGINEIO_RECEIVE_ERROR = "Unknown receive error"
+#: Modules whose errors are always the sender's (the packet and payload decoders).
+_DECODERS = ("engineio.packet", "engineio.payload", "socketio.packet")
+#: What engine.io calls a client's packet (websocket) or POST body (long-polling) that
+#: it could not decode or handle: its own handlers' errors are logged under other names.
+_ENGINEIO_INPUT_ERRORS = frozenset({"Unknown receive error", "post request handler error"})
 
 
 class InputErrorLog(logging.LoggerAdapter):
@@ -59,7 +60,7 @@ def client_error(error: BaseException, msg: object = "") -> tuple[int, str] | No
         return logging.WARNING, "malformed HTTP request"
     if isinstance(error, ConnectionError):
         return logging.INFO, "the client went away"
-    if msg == _ENGINEIO_RECEIVE_ERROR or _raised_in(error, _DECODERS):
+    if (isinstance(msg, str) and msg in _ENGINEIO_INPUT_ERRORS) or _raised_in(error, _DECODERS):
         return logging.WARNING, "malformed Engine.IO/Socket.IO packet"
     return None
 
@@ -82,13 +83,14 @@ def _exception(exc_info: object) -> BaseException | None:
 
 
 def _raised_in(error: BaseException, modules: tuple[str, ...]) -> bool:
-    """True if the innermost frame of `error`'s traceback is in one of `modules`."""
+    """True if `error` was raised while a function of one of `modules` ran (a frame of its
+    traceback is there: the decoders call json, which may raise from C)."""
     tb = error.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
+    while tb is not None:
+        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(modules):
+            return True
         tb = tb.tb_next
-    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith(modules)
+    return False
 
 
 def _short(error: BaseException) -> str:
