@@ -19,7 +19,7 @@ from tiaojie.server import rooms
 from tiaojie.server.model import Room, new_id, now
 from tiaojie.server.roles import Role
 from tiaojie.server.signalling import MAX_IN_PROGRESS_BYTES, Request, Signalling
-from tiaojie.server.store import open_store
+from tiaojie.server.store import MemoryRoomStore
 from tiaojie.server.tokens import InviteClaims, TokenSigner
 
 FRAME = b"\x00" * (512 * 1024)
@@ -134,7 +134,7 @@ async def test_bytes_of_events_in_progress_per_connection_are_capped(tmp_path, c
     """Event handlers run as tasks of their own, each holding its payload: a connection
     whose events in progress hold more than MAX_IN_PROGRESS_BYTES is closed. The real
     gateway, with a handler that waits until the test lets it finish."""
-    store = open_store(None)
+    store = MemoryRoomStore()
     signer = TokenSigner(b"k" * 32)
     signalling = Signalling(store, signer, None)
     release = asyncio.Event()
