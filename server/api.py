@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from tiaojie.server import rooms
+from tiaojie.server import json_input, rooms
 from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.http_auth import HttpAuth, json_response
 from tiaojie.server.model import Room, new_id, now
@@ -33,10 +32,7 @@ async def _body(request: web.Request, schema: Schema) -> dict[str, Any]:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise TiaojieError("payload_too_large", "The request body is too large.", 413) from None
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise TiaojieError("invalid_json", f"The body is not valid JSON: {error}.") from None
+    data = json_input.loads(raw)
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object.")
     return validate(schema, data, "body")
@@ -161,4 +157,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status, "http_error"
         )
-        return json_response({"error": code, "message": exc.reason}, exc.status)
+        # A 405 says which methods the resource has (RFC 9110: Allow).
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return json_response({"error": code, "message": exc.reason}, exc.status, headers=allow)

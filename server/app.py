@@ -22,6 +22,7 @@ from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import parse_database_url
 from tiaojie.server.http_auth import HttpAuth
+from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import (
@@ -95,6 +96,8 @@ def create_app(settings: Settings) -> web.Application:
                 streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES},
             ),
         ],
+        # a malformed request, or a client gone mid-body: one log line, no traceback
+        handler_args={"logger": InputErrorLog(logging.getLogger("aiohttp.server"))},
     )
     app[STATE] = AppState(
         settings=settings,

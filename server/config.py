@@ -31,6 +31,8 @@ class Settings:
     request_timeout: float = 20.0
     #: Open connections one address may hold; 0: no limit (server/limits.py).
     max_connections_per_ip: int = 64
+    #: Serve the built-in TSA (POST /tsa) to every address, not only this machine's.
+    tsa_open: bool = False
 
     @property
     def base_url(self) -> str:
@@ -155,6 +157,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "(TIAOJIE_MAX_CONNECTIONS_PER_IP; default 64)",
     )
     parser.add_argument(
+        "--tsa-open",
+        action="store_true",
+        default=_env("TSA_OPEN") == "1",
+        help="serve the built-in TSA at POST /tsa to every address (rate-limited); by "
+        "default only to this machine (TIAOJIE_TSA_OPEN=1)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -179,4 +188,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tsa_url=args.tsa_url,
         request_timeout=args.request_timeout,
         max_connections_per_ip=args.max_connections_per_ip,
+        tsa_open=args.tsa_open,
     )

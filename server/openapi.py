@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -12,8 +13,58 @@ from tiaojie.server.http_auth import READERS
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
 from tiaojie.server.validation import Schema
+from tiaojie.signing.text import MULTILINE, TEXT, check_chars
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def documented(schema: Schema) -> Schema:
+    """`schema` as /api/openapi.json shows it: each text field (`format: "text"` or
+    `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept,
+    so a client (or schemathesis) generating from the document sends what the server takes.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: documented_value(value) for key, value in schema.items()}
+    if out.get("type") == "string" and out.get("format") in (TEXT, MULTILINE):
+        out["pattern"] = text_pattern(multiline=out["format"] == MULTILINE)
+    return out
+
+
+def documented_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return documented(value)
+    if isinstance(value, list):
+        return [documented_value(item) for item in value]
+    return value
+
+
+@functools.cache
+def text_pattern(multiline: bool) -> str:
+    """The characters the text rules refuse, found by asking them about every character
+    of the Basic Multilingual Plane (0.1 s, once), as one pattern: none of them, and at
+    least one character that is not white space (a text is stripped, then not empty)."""
+    keep = "\t\r\n" if multiline else ""  # a multi-line text's line breaks and tabs
+    refused = []
+    for code in range(0x10000):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF or char in keep:
+            continue  # (lone surrogates are never JSON text a client means to send)
+        try:
+            check_chars(char, "text", multiline=multiline)
+        except ValueError:
+            refused.append(code)
+    ranges: list[list[int]] = []
+    for code in refused:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    bad = "".join(
+        f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
+        for first, last in ranges
+    )
+    return f"^[^{bad}]*[^\\s{bad}][^{bad}]*$"
 
 
 def _ref(name: str) -> Schema:
@@ -56,7 +107,7 @@ _ROOM_ID = {
     "name": "room_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": ID_PATTERN},
+    "schema": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
 }
 _INVITE_ID = {**_ROOM_ID, "name": "invite_id"}
 _CODE = {
@@ -64,7 +115,7 @@ _CODE = {
     "in": "path",
     "required": True,
     "description": "the agreement's public code (the one in its QR code, /a/{code})",
-    "schema": {"type": "string", "pattern": CODE_PATTERN},
+    "schema": {"type": "string", "pattern": f"^{CODE_PATTERN}$"},
 }
 _AGREEMENT_STATUS: Schema = {
     "type": "object",
@@ -144,7 +195,7 @@ def build_spec() -> dict[str, Any]:
             "GET /api/agreements/{code}/pdf",
             "responses": {
                 "200": {"description": "success", "content": {"application/json": {}}},
-                **_errors(401, 403),
+                **_errors(401, 403, 410),
             },
         }
     }
@@ -176,8 +227,8 @@ def _base_spec() -> dict[str, Any]:
                 "Room": _ROOM,
                 "Invite": _INVITE,
                 "NewInvite": _NEW_INVITE,
-                "CreateRoom": CREATE_ROOM,
-                "CreateInvite": CREATE_INVITE,
+                "CreateRoom": documented(CREATE_ROOM),
+                "CreateInvite": documented(CREATE_INVITE),
                 "AgreementStatus": _AGREEMENT_STATUS,
             },
         },
@@ -255,6 +306,7 @@ def _base_spec() -> dict[str, Any]:
                     401,
                     403,
                     404,
+                    410,
                 ),
             },
             "/api/me": {

@@ -34,9 +34,16 @@ from aiohttp import web
 
 from tiaojie.server import rooms
 from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.model import Participant, ParticipantStatus, Room, now
 from tiaojie.server.roles import PERMISSIONS, Role, may_send
 from tiaojie.server.schemas import CONNECT_AUTH, EVENTS, LARGE_EVENTS
+from tiaojie.server.socketio_limits import (
+    InProgress,
+    LimitedPacket,
+    close_connection,
+    guard_packets,
+)
 from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import TokenSigner
 from tiaojie.server.validation import validate
@@ -47,6 +54,9 @@ T = TypeVar("T")
 
 MAX_EVENT_BYTES = 16 * 1024
 MAX_MESSAGE_BYTES = 1_000_000  # Engine.IO: larger messages close the connection
+#: Bytes of event payloads one connection may have in progress: a few of the largest
+#: (an agreement draft, a mark); more closes the connection (server/socketio_limits.py).
+MAX_IN_PROGRESS_BYTES = 2 * MAX_MESSAGE_BYTES
 CALL_TIMEOUT_S = 5.0
 #: How long the sender's acknowledgement gets before work that closes the sender runs.
 ACK_GRACE_S = 0.05
@@ -125,9 +135,13 @@ class Signalling:
             async_mode="aiohttp",
             client_manager=manager,
             max_http_buffer_size=MAX_MESSAGE_BYTES,
+            serializer=LimitedPacket,
             logger=False,
-            engineio_logger=False,
+            # errors only, as with False; a malformed packet is one line, no traceback
+            engineio_logger=InputErrorLog(logging.getLogger("engineio.server"), logging.ERROR),
         )
+        guard_packets(self.sio)
+        self._in_progress = InProgress(MAX_IN_PROGRESS_BYTES)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("*", self._on_event)
@@ -388,6 +402,21 @@ class Signalling:
 
     async def _on_event(self, event: object, sid: str, *args: object) -> dict[str, Any]:
         name = str(event)  # a raw packet may name its event with a number or a list
+        size = len(json.dumps(args, default=str))
+        if not self._in_progress.hold(sid, size):
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                why = f"more than {self._in_progress.limit} bytes of events in progress"
+                await close_connection(self.sio, eio_sid, why)
+            return {"ok": False, "error": "payload_too_large"}
+        try:
+            return await self._handle_event(name, sid, args, size)
+        finally:
+            self._in_progress.release(sid, size)
+
+    async def _handle_event(
+        self, name: str, sid: str, args: tuple[object, ...], size: int
+    ) -> dict[str, Any]:
         try:
             handler = self._handlers.get(name)
             if handler is None:
@@ -396,7 +425,7 @@ class Signalling:
                 raise bad_request("Send one object as the payload.")
             data = args[0] if args else {}
             limit = LARGE_EVENTS.get(name, MAX_EVENT_BYTES)
-            if len(json.dumps(data, default=str)) > limit:
+            if size > limit + 2:  # the payload, in [ ]
                 raise TiaojieError(
                     "payload_too_large", f"Payloads of {name} are limited to {limit} bytes.", 413
                 )

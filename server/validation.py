@@ -40,8 +40,17 @@ def _check_type(value: object, expected: str, where: str) -> None:
         raise bad_request(f"{where} must be of type {expected}")
 
 
+def _integral(value: object) -> object:
+    """JSON Schema counts 42.0 as an integer (the value, not its spelling): as 42."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def validate(schema: Schema, value: object, where: str = "payload") -> Any:
     """Return `value` (objects copied, defaults filled in) or raise a bad_request error."""
+    if schema.get("type") == "integer":
+        value = _integral(value)
     if "type" in schema:
         _check_type(value, schema["type"], where)
     if "enum" in schema and value not in schema["enum"]:

@@ -6,6 +6,7 @@ signed PDF download and who may download it, the agreements in the archive
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,16 @@ from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_s
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
 from tiaojie.server.http_auth import HttpAuth, json_response
+from tiaojie.server.ratelimit import RateLimit
 from tiaojie.server.roles import Role
 from tiaojie.server.store import RoomStore
 
 #: Who may download the signed PDF with their own invite link.
 PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
+#: Timestamps POST /tsa signs a second (after a burst of twice as many), per address and
+#: in all: a token is about 3 ms of CPU, so this is at most an eighth of a core.
+TSA_RATE_PER_ADDRESS = 10.0
+TSA_RATE = 40.0
 
 
 class AgreementRoutes:
@@ -32,6 +38,10 @@ class AgreementRoutes:
         self._store = store
         self.auth = auth
         self._tsa: Any = None
+        self._tsa_limits = (
+            RateLimit("timestamp requests", TSA_RATE_PER_ADDRESS, 2 * TSA_RATE_PER_ADDRESS),
+            RateLimit("timestamp requests", TSA_RATE, 2 * TSA_RATE),
+        )
 
     def install(self, router: web.UrlDispatcher) -> None:
         router.add_get("/a/{code:" + CODE_PATTERN + "}", self.status_page)
@@ -121,15 +131,48 @@ class AgreementRoutes:
 
     async def tsa(self, request: web.Request) -> web.StreamResponse:
         """POST /tsa: the built-in RFC 3161 TSA (keys in DATA/keys; not a trusted third
-        party). Mounted only when no --tsa-url is configured."""
+        party). Mounted only when no --tsa-url is configured; it answers this machine
+        only unless --tsa-open, and is rate-limited (TSA_RATE_PER_ADDRESS, TSA_RATE)."""
+        address = request.remote or ""
+        if not (self._settings.tsa_open or _is_loopback(address)):
+            raise TiaojieError(
+                "tsa_closed",
+                "The built-in timestamp authority serves this machine only "
+                "(the operator opens it with --tsa-open).",
+                403,
+            )
+        per_address, in_all = self._tsa_limits
+        per_address.take(address)
+        in_all.take("all")
+        # deferred: the TSA (pyhanko) takes half a second to import, for the first seal
+        from tiaojie.signing.tsa import MAX_REQUEST, QUERY_TYPE, REPLY_TYPE
+
+        if request.content_type != QUERY_TYPE:
+            raise TiaojieError("unsupported_media_type", f"Send {QUERY_TYPE}.", 415)
+        if request.content_length is not None and request.content_length > MAX_REQUEST:
+            raise TiaojieError("payload_too_large", "The request is too large.", 413)
+        body = await request.read()  # all of it (content.read(n) may stop short)
+        if len(body) > MAX_REQUEST:
+            raise TiaojieError("payload_too_large", "The request is too large.", 413)
+        loop = asyncio.get_running_loop()
         if self._tsa is None:
-            # deferred: the TSA (pyhanko) takes half a second to import, for the first seal
             from tiaojie.signing.authority import Authority
-            from tiaojie.signing.tsa import TimeStampAuthority, tsa_handler
+            from tiaojie.signing.tsa import TimeStampAuthority
 
             keys = Path(self._settings.data_dir) / "keys"
-            loop = asyncio.get_running_loop()
             authority = await loop.run_in_executor(None, Authority.load_or_create, keys)
-            self._tsa = tsa_handler(TimeStampAuthority(authority.tsa_key, authority.tsa_cert))
-        response: web.StreamResponse = await self._tsa(request)
-        return response
+            self._tsa = TimeStampAuthority(authority.tsa_key, authority.tsa_cert)
+        # signing a token takes milliseconds of CPU: off the event loop
+        reply = await loop.run_in_executor(None, self._tsa.respond, body)
+        return web.Response(body=reply, content_type=REPLY_TYPE)
+
+
+def _is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 (and ::ffff:127.x.y.z)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback

@@ -1,5 +1,6 @@
 """Sealing: the Notary (signing/signer.py), made on first use, the seals in progress, and
-the signed PDF made from the agreement, its marks and the recording's chain.
+the signed PDF made from the agreement, its marks and the recording's chain (one seal at
+a time, off the event loop).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Sealer:
         self.tasks: set[asyncio.Future[Any]] = set()
         self._notary: Any = None
         self._notary_lock = asyncio.Lock()
+        self._one_at_a_time = asyncio.Lock()
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         """Run `coro` in the background, tracked until it is done."""
@@ -65,7 +67,29 @@ class Sealer:
         return self._notary
 
     async def make_pdf(self, state: AgreementState, folder: Path) -> bytes:
-        """The signed PDF of `state`, every mark read from the agreement's `folder`."""
+        """The signed PDF of `state`, every mark read from the agreement's `folder`.
+
+        One seal at a time, and off the event loop: reading the marks and the
+        recording's chain (megabytes for a long session) and signing take seconds.
+        """
+        notary = await self.notary()
+        async with self._one_at_a_time:
+            loop = asyncio.get_running_loop()
+            agreement, marks, manifest = await loop.run_in_executor(
+                None, self._inputs, state, folder
+            )
+            status_url = f"{self._settings.base_url}/a/{state.code}"
+            seal = notary.sign_agreement
+            if inspect.iscoroutinefunction(seal):
+                return bytes(await seal(agreement, marks, status_url, manifest))
+            call = functools.partial(seal, agreement, marks, status_url, manifest)
+            return bytes(await loop.run_in_executor(None, call))
+
+    def _inputs(
+        self, state: AgreementState, folder: Path
+    ) -> tuple[Agreement, list[SignerMark], bytes | None]:
+        """The agreement, its signers' marks (read back and checked) and the recording's
+        chain, as the PDF embeds them (blocking: reads files)."""
         agreement = Agreement.from_dict(state.draft)
         marks = []
         ordered = sorted(
@@ -85,11 +109,4 @@ class Sealer:
                     fingerprint=sig.fingerprint,
                 )
             )
-        manifest = read_chain(self._settings.data_dir, agreement.recording_id)
-        status_url = f"{self._settings.base_url}/a/{state.code}"
-        notary = await self.notary()
-        seal = notary.sign_agreement
-        if inspect.iscoroutinefunction(seal):
-            return bytes(await seal(agreement, marks, status_url, manifest))
-        call = functools.partial(seal, agreement, marks, status_url, manifest)
-        return bytes(await asyncio.get_running_loop().run_in_executor(None, call))
+        return agreement, marks, read_chain(self._settings.data_dir, agreement.recording_id)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from aiohttp import web
 from tiaojie.server.agreements import storage
 from tiaojie.server.agreements.chain import chain_head, note
 from tiaojie.server.agreements.http import AgreementRoutes
-from tiaojie.server.agreements.marks import decode_mark, store_mark
+from tiaojie.server.agreements.marks import MarkChecker, decode_mark, store_mark
 from tiaojie.server.agreements.rules import (
     Change,
     draft,
@@ -45,11 +46,17 @@ from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.model import Participant, Room
+from tiaojie.server.ratelimit import RateLimit
 from tiaojie.server.recordings import Recordings, RoomEvent
 from tiaojie.server.signalling import Request, Signalling
 from tiaojie.server.store import RoomStore
 
 log = logging.getLogger(__name__)
+
+#: Marks one signer may have decoded: a few at once (a retry after "draw your mark
+#: first"), then one every MARK_INTERVAL seconds.
+MARK_BURST = 5
+MARK_INTERVAL = 3.0
 
 
 class Agreements:
@@ -68,6 +75,8 @@ class Agreements:
         self.signalling = signalling
         self.recordings = recordings
         self.sealer = Sealer(settings)
+        self._marks = MarkChecker()
+        self._mark_limit = RateLimit("handwritten marks", 1 / MARK_INTERVAL, MARK_BURST)
         self.routes = AgreementRoutes(settings, store, auth)
 
     # -- wiring -------------------------------------------------------------------------
@@ -84,6 +93,7 @@ class Agreements:
 
     async def _cleanup(self, _: web.Application) -> None:
         self.sealer.cancel()
+        await self._marks.close()
 
     def folder(self, code: str) -> Path:
         return storage.folder(self._settings.data_dir, code)
@@ -183,7 +193,10 @@ class Agreements:
         state = require_state(await self._store.require(room_id))
         # The final text names the recording's chain head as it is now: the agreement is
         # bound to the recording up to this point (and the sealed PDF embeds the chain).
-        head = chain_head(self._settings.data_dir, state.draft.get("recording_id"))
+        # (in a thread: a long recording's chain is megabytes)
+        head = await asyncio.to_thread(
+            chain_head, self._settings.data_dir, state.draft.get("recording_id")
+        )
         rendered = render({**state.draft, "chain_head": head}) if head else None
         change = await self.signalling.apply(
             request, lambda room, sender: request_signatures(room, fingerprint, rendered)
@@ -192,6 +205,7 @@ class Agreements:
         if change.changed:
             self._log(state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint)
             self.sealer.warm_up()
+            self._marks.warm_up()
             await note(
                 self.recordings,
                 room_id,
@@ -209,12 +223,24 @@ class Agreements:
             raise TiaojieError(
                 "consent_required", "Tick the box to say you agree to this text.", 400
             )
-        png = decode_mark(p["mark"])
-        mark_sha256 = hashlib.sha256(png).hexdigest()
         signed_at = round(time.time(), 3)
 
-        def change(room: Room, sender: Participant) -> Change:
-            return sign(room, sender, p["fingerprint"], p["name"], mark_sha256, signed_at)
+        def signing(mark_sha256: str) -> Callable[[Room, Participant], Change]:
+            def change(room: Room, sender: Participant) -> Change:
+                return sign(room, sender, p["fingerprint"], p["name"], mark_sha256, signed_at)
+
+            return change
+
+        # The cheap refusals first (no agreement, not open for signatures, another
+        # version, not this sender's line, signed already), then the mark's size from its
+        # header; only then is it decoded, in a thread, and a signer gets MARK_BURST
+        # decodes, then one every MARK_INTERVAL seconds (server/agreements/marks.py).
+        await self.signalling.dry_run(request, signing("0" * 64))
+        png = decode_mark(p["mark"])
+        self._mark_limit.take((room_id, pid))
+        await self._marks.check(png)
+        mark_sha256 = hashlib.sha256(png).hexdigest()
+        change = signing(mark_sha256)
 
         # A dry run on a copy first: only a signature that will be accepted writes its mark.
         # The mark is content-addressed and written before the signature exists, so a

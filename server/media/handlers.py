@@ -7,7 +7,13 @@ from typing import Any
 
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.model import Participant, Room
+from tiaojie.server.ratelimit import RateLimit
 from tiaojie.server.signalling import CloseReason, Request, Signalling
+
+#: Offers one participant may publish: a burst (camera, microphone, screen, retries),
+#: then PUBLISH_RATE a second.
+PUBLISH_BURST = 20
+PUBLISH_RATE = 2.0
 
 
 class MediaHandlers:
@@ -16,6 +22,7 @@ class MediaHandlers:
     def __init__(self, signalling: Signalling, media: MediaPlane) -> None:
         self.signalling = signalling
         self.media = media
+        self._publish_limit = RateLimit("offers", PUBLISH_RATE, PUBLISH_BURST)
 
     def install(self) -> None:
         sig = self.signalling
@@ -38,11 +45,15 @@ class MediaHandlers:
 
     async def _publish(self, request: Request) -> dict[str, Any]:
         await self.signalling.check(request)
+        # each offer is parsed, applied and answered, and renegotiates every subscriber
+        self._publish_limit.take((request.room_id, request.participant_id))
         peer = self.media.peer(request.room_id, request.participant_id)
         answer = await peer.publish(request.payload["sdp"], request.payload["tracks"])
         return {"sdp": answer, "type": "answer"}
 
     async def _subscriber_answer(self, request: Request) -> dict[str, Any]:
         await self.signalling.check(request)
-        self.media.peer(request.room_id, request.participant_id).answer(request.payload["sdp"])
+        await self.media.peer(request.room_id, request.participant_id).answer(
+            request.payload["sdp"]
+        )
         return {}

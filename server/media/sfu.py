@@ -33,6 +33,7 @@ from aiortc.sdp import SessionDescription
 from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -171,35 +172,49 @@ class Peer:
         self.slots: list[Slot] = []
         self._negotiating = asyncio.Lock()
         self._dirty = False
-        self._answer: asyncio.Future[RTCSessionDescription] | None = None
+        #: the client's answer, and a future the negotiation resolves once it is applied
+        self._answer: asyncio.Future[tuple[RTCSessionDescription, asyncio.Future[None]]] | None = (
+            None
+        )
         self._incoming: dict[
             str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
         ] = {}
         self.closed = False
+        #: the client's answer was refused after aiortc began applying it
+        self.unusable = False
         #: muted by the participant or the mediator: nothing of that kind is forwarded
         self.muted = {"audio": False, "video": False}
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, sdp: str, tracks: list[dict[str, str]]) -> str:
-        if self.publisher is None:
-            self.publisher = self.room.plane.new_connection()
-            self.publisher.on("track", self._on_track)
         sources = [t["source"] for t in tracks]
         if len(set(sources)) != len(sources):
             raise bad_request("At most one track per source.")
+        sdp_input.parse(sdp, "offer")
         sdp = self._screened(sdp, self.publisher_candidates)
-        try:
-            await self.publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-        except (ValueError, TypeError, AssertionError) as error:
-            raise TiaojieError("bad_sdp", f"The offer could not be used: {error}") from None
+        if self.publisher is None:
+            self.publisher = self.room.plane.new_connection()
+            self.publisher.on("track", self._on_track)
+        publisher = self.publisher
         wanted = {t["mid"]: t["source"] for t in tracks}
-        transceivers = {t.mid: t for t in self.publisher.getTransceivers()}
-        for mid, source in wanted.items():
-            transceiver = transceivers.get(mid)
-            if transceiver is None or transceiver.kind != SOURCES[source]:
-                raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
-        await self.publisher.setLocalDescription(await self.publisher.createAnswer())
-        answer = self.publisher.localDescription.sdp
+        try:
+            with sdp_input.applying("offer"):
+                await publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+            transceivers = {t.mid: t for t in publisher.getTransceivers()}
+            for mid, source in wanted.items():
+                transceiver = transceivers.get(mid)
+                if transceiver is None or transceiver.kind != SOURCES[source]:
+                    raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
+            with sdp_input.applying("offer"):
+                await publisher.setLocalDescription(await publisher.createAnswer())
+        except TiaojieError:
+            if not self.publications and self.publisher is publisher:
+                # nothing published on it yet: the next offer starts on a fresh connection
+                self.publisher = None
+                self._incoming.clear()
+                await _close_quietly(publisher)
+            raise
+        answer = publisher.localDescription.sdp
         codecs = _first_codecs(answer)
         added, removed = [], []
         for mid, publication in list(self.publications.items()):
@@ -247,7 +262,7 @@ class Peer:
 
     async def _negotiate_loop(self) -> None:
         async with self._negotiating:
-            while self._dirty and not self.closed:
+            while self._dirty and not self.closed and not self.unusable:
                 self._dirty = False
                 try:
                     await self._negotiate()
@@ -306,8 +321,20 @@ class Peer:
                 ],
             },
         )
-        answer = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
-        await self.subscriber.setRemoteDescription(answer)
+        answer, applied = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
+        try:
+            with sdp_input.applying("answer"):
+                await self.subscriber.setRemoteDescription(answer)
+        except TiaojieError as refused:
+            # aiortc may have applied part of it: this connection is not renegotiated
+            # again (the participant gets a fresh one by reconnecting)
+            self.unusable = True
+            _settle(applied, refused)
+            raise
+        except BaseException:
+            _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
+            raise
+        _settle(applied)
         for slot in new:
             slot.keyframe_needed()
 
@@ -328,13 +355,21 @@ class Peer:
         self.slots.append(slot)
         return slot
 
-    def answer(self, sdp: str) -> None:
+    async def answer(self, sdp: str) -> None:
+        """The client's answer to the waiting subscriber offer, once applied (`bad_sdp`
+        if it cannot be read or used; the connection then waits for the next offer)."""
         if self._answer is None or self._answer.done():
             raise TiaojieError(
                 "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
             )
+        sdp_input.parse(sdp, "answer")
         sdp = self._screened(sdp, self.subscriber_candidates)
-        self._answer.set_result(RTCSessionDescription(sdp, "answer"))
+        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._answer.set_result((RTCSessionDescription(sdp, "answer"), applied))
+        try:
+            await asyncio.wait_for(applied, ANSWER_TIMEOUT)
+        except TimeoutError:
+            raise TiaojieError("no_media", "The answer was not applied in time.", 409) from None
 
     def _screened(self, sdp: str, seen: RemoteCandidates) -> str:
         """`sdp` without the remote candidates our ICE must not check (one log line)."""
@@ -357,7 +392,7 @@ class Peer:
             self._answer.cancel()
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
-                await pc.close()
+                await _close_quietly(pc)
         return gone
 
 
@@ -489,6 +524,24 @@ class MediaPlane:
             }
             for room in self.rooms.values()
         }
+
+
+async def _close_quietly(pc: RTCPeerConnection) -> None:
+    """Close `pc`; aiortc cannot always close one a bad description left half set up."""
+    try:
+        await pc.close()
+    except Exception as error:
+        log.info("closing a peer connection failed: %s: %s", type(error).__name__, error)
+
+
+def _settle(applied: asyncio.Future[None], error: BaseException | None = None) -> None:
+    """Tell the `subscriber_answer` waiting on `applied` how its answer went."""
+    if applied.done():  # its sender stopped waiting
+        return
+    if error is None:
+        applied.set_result(None)
+    else:
+        applied.set_exception(error)
 
 
 def _inactive(transceiver: RTCRtpTransceiver) -> bool:

@@ -24,6 +24,7 @@ from tiaojie.server.schemas import ID_PATTERN
 
 ROOM_RECORDING = "/api/rooms/{room_id:" + ID_PATTERN + "}/recording"
 RECORDING = "/api/recordings/{recording_id:" + RECORDING_ID_PATTERN + "}"
+FILE_NAME_PATTERN = "(segments/)?[A-Za-z0-9_.-]+"
 
 
 class RecordingRoutes:
@@ -42,7 +43,7 @@ class RecordingRoutes:
         router.add_get("/api/recordings", self.list)
         router.add_get(RECORDING, self.get)
         router.add_post(RECORDING + "/ticket", self.ticket)
-        router.add_get(RECORDING + "/files/{name:(segments/)?[A-Za-z0-9_.-]+}", self.file)
+        router.add_get(RECORDING + "/files/{name:" + FILE_NAME_PATTERN + "}", self.file)
 
     # -- start / stop ----------------------------------------------------------------------
     async def start(self, request: web.Request) -> web.Response:
@@ -112,12 +113,17 @@ class RecordingRoutes:
 
 def openapi_paths() -> dict[str, Any]:
     """The OpenAPI description of these routes (merged into /api/openapi.json)."""
-    room_id = {"name": "room_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    room_id = {
+        "name": "room_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+    }
     recording_id = {
         "name": "recording_id",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": RECORDING_ID_PATTERN},
+        "schema": {"type": "string", "pattern": f"^{RECORDING_ID_PATTERN}$"},
     }
 
     def op(summary: str, ok: int, *errors: int, content: str = "application/json") -> Any:
@@ -129,23 +135,31 @@ def openapi_paths() -> dict[str, Any]:
             }
         return {"summary": summary, "responses": responses}
 
+    # 410: the room has ended (a mediator's invite of an ended room no longer manages it,
+    # and reads the archive only while the link is live)
     return {
         "/api/rooms/{room_id}/recording": {
             "parameters": [room_id],
-            "post": op("Start recording the room (admin or its mediator)", 201, 401, 403, 404, 409),
-            "delete": op("Stop recording: the chain is sealed", 200, 401, 403, 404, 409),
-            "get": op("Whether the room is being recorded", 200, 401, 403, 404),
+            "post": op(
+                "Start recording the room (admin or its mediator)", 201, 401, 403, 404, 409, 410
+            ),
+            "delete": op("Stop recording: the chain is sealed", 200, 401, 403, 404, 409, 410),
+            "get": op("Whether the room is being recorded", 200, 401, 403, 404, 410),
         },
         "/api/recordings": {
-            "get": op(f"Recordings the caller may read ({READERS})", 200, 401, 403)
+            "get": op(f"Recordings the caller may read ({READERS})", 200, 401, 403, 410)
         },
         "/api/recordings/{recording_id}": {
             "parameters": [recording_id],
-            "get": op("A recording's summary: participants, segments, seal", 200, 401, 403, 404),
+            "get": op(
+                "A recording's summary: participants, segments, seal", 200, 401, 403, 404, 410
+            ),
         },
         "/api/recordings/{recording_id}/ticket": {
             "parameters": [recording_id],
-            "post": op("A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404),
+            "post": op(
+                "A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404, 410
+            ),
         },
         "/api/recordings/{recording_id}/files/{name}": {
             "parameters": [
@@ -156,7 +170,7 @@ def openapi_paths() -> dict[str, Any]:
                     "required": True,
                     "description": "recording.json, chain.jsonl, recorder.pub.pem, seal.tsr or "
                     "segments/NNNN-<participant>-<camera|screen>.mp4; ?download=1 to save",
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": f"^{FILE_NAME_PATTERN}$"},
                 },
             ],
             "get": op(
@@ -165,6 +179,7 @@ def openapi_paths() -> dict[str, Any]:
                 401,
                 403,
                 404,
+                410,
                 content="application/octet-stream",
             ),
         },
