@@ -38,7 +38,15 @@ BINARY_PACKETS = frozenset({packet.BINARY_EVENT, packet.BINARY_ACK})
 
 
 class PacketError(ValueError):
-    """A malformed socket.io packet from a client: dropped, the connection stays."""
+    """A malformed socket.io packet from a client: dropped, the connection stays. When the
+    packet could be read far enough to know it asked for an acknowledgement, `ack_id`
+    names it, so the sender's call is answered with the refusal instead of timing out."""
+
+    def __init__(self, message: str, ack_id: int | None = None, connect: bool = False) -> None:
+        super().__init__(message)
+        self.ack_id = ack_id
+        #: A CONNECT packet: the connection attempt is refused as an invalid `auth` is.
+        self.connect = connect
 
 
 class OverLimit(PacketError):
@@ -71,7 +79,9 @@ class LimitedPacket(packet.Packet):
             raise PacketError("an ack needs an id")
         # +1: an event's data is [name, payload]
         if deeper_than(self.data, MAX_DEPTH + 1):
-            raise PacketError(f"JSON nested deeper than {MAX_DEPTH} levels")
+            ack_id = self.id if self.packet_type == packet.EVENT else None
+            connect = self.packet_type == packet.CONNECT
+            raise PacketError(f"JSON nested deeper than {MAX_DEPTH} levels", ack_id, connect)
         return attachments
 
 
@@ -100,12 +110,23 @@ def guard_packets(sio: socketio.AsyncServer) -> None:
     eio = sio.eio
     handle: MessageHandler = eio.handlers["message"]  # socketio's packet dispatcher
 
-    async def refuse(eio_sid: str, why: str) -> None:
+    async def refuse(
+        eio_sid: str, why: str, ack_id: int | None = None, connecting: bool = False
+    ) -> None:
         log.warning("dropped a socket.io packet of %s: %s", eio_sid, why)
         sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is None and connecting:  # refused as any invalid connect `auth` is
+            error = TiaojieError("bad_request", f"The connection request is not valid: {why}.")
+            data = {"message": error.code, "data": error.to_dict()}
+            await eio.send(eio_sid, packet.Packet(packet.CONNECT_ERROR, data, "/").encode())
+            return
         if sid is not None:  # connected: tell the sender
             error = TiaojieError("bad_packet", f"The server could not read a packet: {why}.")
             await sio.emit("request_error", {"event": "", **error.to_dict()}, to=sid)
+            if ack_id is not None:  # and answer the call it made, as any refusal is
+                answer = {"ok": False, **error.to_dict()}
+                ack = packet.Packet(packet.ACK, data=[answer], namespace="/", id=ack_id)
+                await eio.send(eio_sid, ack.encode())
 
     async def message(eio_sid: str, data: Any) -> None:
         if eio_sid not in eio.sockets:  # closed, and the transport not gone yet: drop
@@ -118,7 +139,7 @@ def guard_packets(sio: socketio.AsyncServer) -> None:
         except OverLimit as error:
             await close_connection(sio, eio_sid, str(error))
         except PacketError as error:
-            await refuse(eio_sid, str(error))
+            await refuse(eio_sid, str(error), error.ack_id, error.connect)
 
     eio.on("message", message)
 

@@ -396,7 +396,7 @@ def fits(schema: Schema, value: Any) -> bool:
     return False
 
 
-REFUSED = {"bad_request", "payload_too_large"}
+REFUSED = {"bad_request", "payload_too_large", "bad_packet"}
 
 
 async def raw_http(srv: LiveServer, request_line: bytes, headers: dict[bytes, bytes]) -> int:
