@@ -488,5 +488,11 @@ class Signalling:
                 await asyncio.wait_for(self.sio.eio.disconnect(), 5)
 
     async def shutdown(self) -> None:
-        for task in list(self._tasks):
+        """Cancel the work in progress and wait (a few seconds at most) until it has
+        stopped: a task cancelled inside a database call still closes its connection,
+        which must happen before the store closes, or both wait for ever."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)

@@ -92,12 +92,15 @@ async def close_connection(sio: socketio.AsyncServer, eio_sid: str, why: str) ->
     """Close a connection now, transport and all, with one WARNING line."""
     log.warning("closed socket.io connection %s: %s", eio_sid, why)
     socket = sio.eio.sockets.get(eio_sid)
-    await sio.eio.disconnect(eio_sid)
     if socket is not None:
-        # engine.io sends CLOSE and waits for the client to hang up; a hostile one would
-        # not. A None in the socket's queue ends its writer, which closes the websocket
-        # (or answers the pending poll) now.
+        # Not eio.disconnect alone: it waits until the socket's writer has sent CLOSE,
+        # for ever if the writer is gone, and then waits for the client to hang up, which
+        # a hostile one would not. Closed without waiting, then a None in the socket's
+        # queue ends its writer, which sends CLOSE and closes the websocket (or answers
+        # the pending poll) now.
+        await socket.close(wait=False)
         await socket.queue.put(None)
+    await sio.eio.disconnect(eio_sid)  # forgets the closed socket
 
 
 def guard_packets(sio: socketio.AsyncServer) -> None:

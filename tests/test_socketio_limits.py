@@ -117,6 +117,12 @@ async def test_malformed_packets_are_dropped_and_the_sender_told(live_server, ca
                 if message.data.startswith('42["request_error"'):
                     errors.append(json.loads(message.data[2:])[1])
         assert {e["error"] for e in errors} == {"bad_packet"}
+        # A call whose packet is refused is still answered (not left to time out).
+        await ws.send_str('420["raise_hand",' + "[" * 20 + "]" * 20 + "]")
+        async with asyncio.timeout(5):
+            while not (message := await ws.receive()).data.startswith("430"):
+                pass
+        assert json.loads(message.data[3:])[0]["error"] == "bad_packet"
         # Still connected, and well-formed events work.
         await ws.send_str('421["raise_hand",{"raised":true}]')
         async with asyncio.timeout(5):
@@ -127,7 +133,7 @@ async def test_malformed_packets_are_dropped_and_the_sender_told(live_server, ca
     records = [r for r in caplog.records if r.name.startswith(("tiaojie", "engineio", "socketio"))]
     assert not [r for r in records if r.exc_info], "a traceback was logged"
     dropped = [r for r in records if "dropped a socket.io packet" in r.getMessage()]
-    assert len(dropped) == len(junk)
+    assert len(dropped) == len(junk) + 1
 
 
 async def test_bytes_of_events_in_progress_per_connection_are_capped(tmp_path, caplog):
