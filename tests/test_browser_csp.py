@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
+from tests.test_browser_recording import TIMEOUT_MS, browser  # noqa: F401 - the fixture
 from tiaojie.archive.chain import read_entries
 
 pytestmark = pytest.mark.browser
 
-TIMEOUT_MS = 30_000
 #: Collects the page's violation events before any of its own scripts runs.
 REPORT_VIOLATIONS = """
 window.__csp = [];
@@ -30,25 +30,10 @@ document.addEventListener("securitypolicyviolation", (e) =>
 """
 
 
-@pytest.fixture
-async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.connect_over_cdp(chromium_cdp)
-        expect.set_options(timeout=TIMEOUT_MS)
-        try:
-            yield browser
-        finally:
-            expect.set_options(timeout=5_000)
-        for context in browser.contexts:
-            await context.close()
-        await browser.close()
-    await live_server.connections_closed()
-
-
 class Pages:
     """Opens pages that report script errors and CSP violations into one list."""
 
-    def __init__(self, browser: Browser) -> None:
+    def __init__(self, browser: Browser) -> None:  # noqa: F811 - not the fixture
         self.browser = browser
         self.problems: list[str] = []
         self.pages: list[Page] = []
@@ -85,7 +70,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: fl
     return result
 
 
-async def test_the_pages_work_under_their_policy(live_server, browser) -> None:
+async def test_the_pages_work_under_their_policy(live_server, browser) -> None:  # noqa: F811
     pages = Pages(browser)
     landing = await pages.open(live_server.url + "/")
     await expect(landing.locator("body")).to_have_attribute("data-screen", "landing")
