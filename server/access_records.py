@@ -152,8 +152,16 @@ class AccessRecordKeeper(RoomStore):
     async def open(self) -> None:
         await self.inner.open()
 
-    async def list(self, *, open_only: bool = False) -> list[Room]:
-        return await self.inner.list(open_only=open_only)
+    async def list(
+        self,
+        *,
+        open_only: bool = False,
+        owner_id: str | None = None,
+        organisation_id: str | None = None,
+    ) -> list[Room]:
+        return await self.inner.list(
+            open_only=open_only, owner_id=owner_id, organisation_id=organisation_id
+        )
 
     async def release_connections(self) -> Released:
         return await self.inner.release_connections()

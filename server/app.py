@@ -17,10 +17,15 @@ from aiohttp import web
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
 from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
+from tiaojie.server.accounts.audit import AuditedRoomStore
+from tiaojie.server.accounts.http import AccountRoutes
+from tiaojie.server.accounts.lockout import LoginPolicy
+from tiaojie.server.accounts.middleware import staff_middleware
+from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
-from tiaojie.server.db import parse_database_url
+from tiaojie.server.db import Database, parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
@@ -64,7 +69,18 @@ def create_app(settings: Settings) -> web.Application:
             database.shown(),
         )
     records = AccessRecords(settings.data_dir / RECORDS_DIR)
-    store = AccessRecordKeeper(open_store(database, node), records)
+    shared = Database(database)  # rooms and accounts: one engine (memory: accounts only)
+    accounts = Accounts(
+        shared,
+        login_policy=LoginPolicy(
+            failures=settings.login_failures,
+            address_failures=settings.login_address_failures,
+            lockout=settings.login_lockout,
+        ),
+    )
+    store = AuditedRoomStore(
+        AccessRecordKeeper(open_store(database, node, shared), records), shared
+    )
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
@@ -95,6 +111,7 @@ def create_app(settings: Settings) -> web.Application:
                 settings.request_timeout,
                 streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES},
             ),
+            staff_middleware(accounts),
         ],
         # a malformed request, or a client gone mid-body: one log line, no traceback
         handler_args={"logger": InputErrorLog(logging.getLogger("aiohttp.server"))},
@@ -109,16 +126,19 @@ def create_app(settings: Settings) -> web.Application:
         recordings=recordings,
         auth=auth,
         version=__version__,
+        accounts=accounts,
     )
     signalling.attach(app)
     api.add_routes(app)
     RecordingRoutes(recordings, auth, archive_auth).install(app.router)
+    AccountRoutes(accounts, auth, settings).install(app.router)
     openapi.add_routes(app)
     web_client.add_routes(app)
     agreements.install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
+        await accounts.open()
         await signalling.recover()
         await recordings.recover()
 
@@ -130,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
         await signalling.shutdown()
         await media.close()
         await store.close()
+        await accounts.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

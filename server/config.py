@@ -33,6 +33,11 @@ class Settings:
     max_connections_per_ip: int = 64
     #: Serve the built-in TSA (POST /tsa) to every address, not only this machine's.
     tsa_open: bool = False
+    #: Failed logins of one login name that lock it, and of one address (0: no limit);
+    #: how long a lock lasts, in seconds (server/accounts/lockout.py).
+    login_failures: int = 5
+    login_address_failures: int = 50
+    login_lockout: int = 900
 
     @property
     def base_url(self) -> str:
@@ -164,6 +169,27 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "default only to this machine (TIAOJIE_TSA_OPEN=1)",
     )
     parser.add_argument(
+        "--login-failures",
+        type=_count,
+        default=_env("LOGIN_FAILURES", "5"),
+        help="failed logins of one login name within 15 minutes that lock it "
+        "(TIAOJIE_LOGIN_FAILURES; default 5)",
+    )
+    parser.add_argument(
+        "--login-address-failures",
+        type=_count,
+        default=_env("LOGIN_ADDRESS_FAILURES", "50"),
+        help="failed logins from one address within 15 minutes that lock the address, 0 "
+        "for no limit; behind a reverse proxy every login comes from the proxy's address "
+        "(TIAOJIE_LOGIN_ADDRESS_FAILURES; default 50)",
+    )
+    parser.add_argument(
+        "--login-lockout",
+        type=_count,
+        default=_env("LOGIN_LOCKOUT", "900"),
+        help="seconds a locked login or address stays locked (TIAOJIE_LOGIN_LOCKOUT; default 900)",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -189,4 +215,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         request_timeout=args.request_timeout,
         max_connections_per_ip=args.max_connections_per_ip,
         tsa_open=args.tsa_open,
+        login_failures=args.login_failures,
+        login_address_failures=args.login_address_failures,
+        login_lockout=args.login_lockout,
     )

@@ -6,11 +6,15 @@ from __future__ import annotations
 class TiaojieError(Exception):
     """A refusal with a machine code, a human message and the HTTP status it maps to."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        #: Headers the answer carries (Retry-After of a 429).
+        self.headers = headers
 
     def to_dict(self) -> dict[str, str]:
         return {"error": self.code, "message": self.message}

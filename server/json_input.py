@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tiaojie.server.errors import TiaojieError
+from aiohttp import web
+
+from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.validation import Schema, validate
 
 MAX_DEPTH = 16
 
@@ -54,3 +57,17 @@ def deeper_than(value: object, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
+
+
+async def read_body(request: web.Request, schema: Schema) -> dict[str, Any]:
+    """A REST request's JSON object body, validated against `schema` (defaults filled)."""
+    if request.content_type != "application/json":
+        raise TiaojieError("unsupported_media_type", "Send a JSON body (application/json).", 415)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TiaojieError("payload_too_large", "The request body is too large.", 413) from None
+    data = loads(raw)
+    if not isinstance(data, dict):
+        raise bad_request("The body must be a JSON object.")
+    return validate(schema, data, "body")

@@ -42,6 +42,9 @@ class Invite:
     revoked: bool = False
     #: Admitted into the room at least once: re-enters directly, even when locked.
     admitted: bool = False
+    #: The staff account this invite was minted for (a mediator entering their own room
+    #: from the staff page, server/accounts/entry.py); None for links sent to people.
+    account_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -103,6 +106,10 @@ class Room:
     #: The agreement being drafted/signed (server.agreements.AgreementState as JSON);
     #: None until the mediator drafts one. Documents from before it existed load as None.
     agreement: dict[str, Any] | None = None
+    #: The staff account that owns the room (the mediator who made it, or the one the
+    #: admin named) and its organisation; None for rooms made with the admin token alone.
+    owner_id: str | None = None
+    organisation_id: str | None = None
 
     @property
     def ended(self) -> bool:

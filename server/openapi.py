@@ -8,6 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from tiaojie import __version__
+from tiaojie.server.accounts.middleware import CSRF_HEADER
+from tiaojie.server.accounts.openapi import account_paths, account_schemas
+from tiaojie.server.accounts.schemas import PASSWORD_FORMAT
+from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
 from tiaojie.server.http_auth import READERS
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
@@ -21,13 +25,17 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 def documented(schema: Schema) -> Schema:
     """`schema` as /api/openapi.json shows it: each text field (`format: "text"` or
     `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept,
-    so a client (or schemathesis) generating from the document sends what the server takes.
+    so a client (or schemathesis) generating from the document sends what the server takes;
+    a password (`format: "password"`, taken as it is) the pattern of the characters any
+    string may hold.
     """
     if not isinstance(schema, dict):
         return schema
     out = {key: documented_value(value) for key, value in schema.items()}
     if out.get("type") == "string" and out.get("format") in (TEXT, MULTILINE):
         out["pattern"] = text_pattern(multiline=out["format"] == MULTILINE)
+    if out.get("type") == "string" and out.get("format") == PASSWORD_FORMAT:
+        out["pattern"] = f"^[^{_refused(multiline=False)}]*$"
     return out
 
 
@@ -40,10 +48,9 @@ def documented_value(value: Any) -> Any:
 
 
 @functools.cache
-def text_pattern(multiline: bool) -> str:
+def _refused(multiline: bool) -> str:
     """The characters the text rules refuse, found by asking them about every character
-    of the Basic Multilingual Plane (0.1 s, once), as one pattern: none of them, and at
-    least one character that is not white space (a text is stripped, then not empty)."""
+    of the Basic Multilingual Plane (0.1 s, once), as the inside of a character class."""
     keep = "\t\r\n" if multiline else ""  # a multi-line text's line breaks and tabs
     refused = []
     for code in range(0x10000):
@@ -60,10 +67,16 @@ def text_pattern(multiline: bool) -> str:
             ranges[-1][1] = code
         else:
             ranges.append([code, code])
-    bad = "".join(
+    return "".join(
         f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}"
         for first, last in ranges
     )
+
+
+def text_pattern(multiline: bool) -> str:
+    """What a text may hold, as one pattern: none of the refused characters, and at
+    least one that is not white space (a text is stripped, then not empty)."""
+    bad = _refused(multiline)
     return f"^[^{bad}]*[^\\s{bad}][^{bad}]*$"
 
 
@@ -156,6 +169,12 @@ _ROOM: Schema = {
         "lobby_count": {"type": "integer"},
         "participants": {"type": "array", "items": {"type": "object"}},
         "invites": {"type": "array", "items": _ref("Invite")},
+        "owner_id": {
+            "type": ["string", "null"],
+            "description": "staff accounts only: the mediator account owning the room",
+        },
+        "owner_name": {"type": ["string", "null"]},
+        "organisation_id": {"type": ["string", "null"]},
     },
     "required": ["id", "title", "lobby", "max_participants", "locked", "status"],
 }
@@ -188,6 +207,8 @@ _NEW_INVITE: Schema = {
 def build_spec() -> dict[str, Any]:
     spec = _base_spec()
     spec["paths"].update(recording_paths())
+    spec["paths"].update(documented_value(account_paths()))
+    spec["components"]["schemas"].update(documented_value(account_schemas()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "
@@ -215,8 +236,17 @@ def _base_spec() -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The admin token, or an invite token (from an invite link).",
-                }
+                    "description": "The admin token, a staff account's API key (tjk1.), "
+                    "an invite token (from an invite link), or where the archive is read "
+                    "an archivist token (tja1.).",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": COOKIE,
+                    "description": "A staff account's browser session (POST /api/session). "
+                    f"Every write made with it sends the session's CSRF token in {CSRF_HEADER}.",
+                },
             },
             "schemas": {
                 "Error": {
@@ -232,7 +262,7 @@ def _base_spec() -> dict[str, Any]:
                 "AgreementStatus": _AGREEMENT_STATUS,
             },
         },
-        "security": [{"bearer": []}],
+        "security": [{"bearer": []}, {"session": []}],
         "paths": {
             "/api/health": {
                 "get": _op(
@@ -241,17 +271,22 @@ def _base_spec() -> dict[str, Any]:
             },
             "/api/rooms": {
                 "post": _op(
-                    "Create a room (admin)",
+                    "Create a room: the admin (token or account; may name owner_id, a "
+                    "mediator account, and organisation_id), or a mediator account (the "
+                    "room is theirs)",
                     (201, "the room", _ref("Room")),
                     400,
                     401,
                     403,
+                    404,
+                    409,
                     413,
                     415,
                     body=_ref("CreateRoom"),
                 ),
                 "get": _op(
-                    "List rooms (admin)",
+                    "List rooms: the admin all, a mediator account its own, a coordinator "
+                    "its organisation's",
                     (
                         200,
                         "rooms",
@@ -277,6 +312,18 @@ def _base_spec() -> dict[str, Any]:
                 "delete": _op(
                     "End a room and disconnect everyone",
                     (200, "the ended room", _ref("Room")),
+                    401,
+                    403,
+                    404,
+                    410,
+                ),
+            },
+            "/api/rooms/{room_id}/enter": {
+                "parameters": [_ROOM_ID],
+                "post": _op(
+                    "Enter your own room as its mediator (the mediator account that owns "
+                    "it, or an admin account): a short-lived mediator invite link",
+                    (201, "the mediator's invite", _ref("NewInvite")),
                     401,
                     403,
                     404,

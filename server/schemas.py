@@ -36,6 +36,10 @@ CREATE_ROOM = _object(
         "title": {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 200},
         "lobby": {"type": "boolean", "default": True},
         "max_participants": {"type": "integer", "minimum": 2, "maximum": 100, "default": 12},
+        # admins only: the mediator account that owns the room (its organisation's room)
+        # and the organisation (server/accounts/, docs/ACCOUNTS.md)
+        "owner_id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+        "organisation_id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
     },
     ["title"],
 )

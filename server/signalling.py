@@ -33,6 +33,7 @@ import socketio
 from aiohttp import web
 
 from tiaojie.server import rooms
+from tiaojie.server.accounts.actor import Actor, ActorKind, acting
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.model import Participant, ParticipantStatus, Room, now
@@ -434,7 +435,9 @@ class Signalling:
             if session is None:
                 raise TiaojieError("not_connected", "You are no longer in this room.", 403)
             room_id, participant_id = session
-            result = await handler(Request(name, room_id, participant_id, sid, payload))
+            # what the event changes is the participant's doing (the audit log's "who")
+            with acting(Actor(ActorKind.INVITE, participant_id)):
+                result = await handler(Request(name, room_id, participant_id, sid, payload))
             return {"ok": True, **result}
         except TiaojieError as error:
             await self.send(sid, "request_error", {"event": name[:64], **error.to_dict()})

@@ -1,6 +1,6 @@
 """What the aiohttp application holds, for the REST handlers of server/api.py and the
 CLI: settings, secrets, the room store, signalling, the media plane, recordings, and the
-REST token checks. Built once by server/app.py."""
+REST token checks, staff accounts. Built once by server/app.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import Credentials
 from tiaojie.server.http_auth import HttpAuth
@@ -29,6 +30,7 @@ class AppState:
     recordings: Recordings
     auth: HttpAuth
     version: str
+    accounts: Accounts
 
 
 STATE = web.AppKey("tiaojie_state", AppState)

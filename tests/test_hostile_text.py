@@ -263,6 +263,25 @@ async def test_every_response_path_survives_hostile_stored_text(
 
     admin, med, par = srv.admin_token, mediator_invite["token"], party_invite["token"]
     room_path, rec_path = f"/api/rooms/{rid}", f"/api/recordings/{recording_id}"
+    # a staff account owns the room: its views of the room carry the owner
+    _, org = await srv.admin("POST", "/api/organisations", json={"name": "调解中心"})
+    staff_account = {
+        "login": "staff",
+        "name": "赵调解员",
+        "organisation_id": org["id"],
+        "roles": ["mediator", "admin"],
+        "password": "correct horse battery staple",
+    }
+    _, account = await srv.admin("POST", "/api/accounts", json=staff_account)
+    await srv.state.store.update(rid, lambda r: setattr(r, "owner_id", account["id"]))
+    _, login = await srv.request(
+        "POST", "/api/session", json={"login": "staff", "password": staff_account["password"]}
+    )
+    assert login["account"]["id"] == account["id"]
+    staff_key = (
+        await srv.state.accounts.create_key(await srv.state.accounts.account(account["id"]), "脚本")
+    )[1]
+    account_path, org_path = f"/api/accounts/{account['id']}", f"/api/organisations/{org['id']}"
     calls = [
         ("GET", "/api/health", None),
         ("GET", "/api/openapi.json", None),
@@ -292,6 +311,28 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("DELETE", room_path, admin),
         ("POST", "/api/rooms", admin),  # 415: no body
         ("POST", "/tsa", None),  # 4xx: not a timestamp query
+        # staff accounts (server/accounts/)
+        ("POST", "/api/session", None),  # 415: no body
+        ("GET", "/api/session", admin),
+        ("DELETE", "/api/session", None),
+        ("DELETE", "/api/sessions", admin),  # 403: the admin token is no account
+        ("POST", "/api/session/password", admin),  # 403
+        ("GET", "/api/organisations", admin),
+        ("POST", "/api/organisations", admin),  # 415
+        ("GET", org_path, admin),
+        ("GET", "/api/accounts", admin),
+        ("POST", "/api/accounts", admin),  # 415
+        ("GET", account_path, admin),
+        ("POST", f"{account_path}/password", admin),  # 415
+        ("DELETE", f"{account_path}/sessions", admin),
+        ("GET", f"{account_path}/keys", admin),
+        ("GET", "/api/keys", admin),  # 403
+        ("POST", "/api/keys", admin),  # 403
+        ("DELETE", "/api/keys/no-such-key", admin),  # 404
+        ("GET", "/api/audit", admin),
+        ("POST", f"{room_path}/enter", admin),  # 403: an account enters
+        ("GET", "/api/rooms", staff_key),  # the staff views, with the owner
+        ("GET", room_path, staff_key),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
@@ -310,6 +351,9 @@ async def test_every_response_path_survives_hostile_stored_text(
         and route.resource.canonical.startswith(("/api/", "/a/", "/tsa"))
     }
     concrete = {
+        "{account_id}": account["id"],
+        "{organisation_id}": org["id"],
+        "{key_id}": "no-such-key",
         "{room_id}": rid,
         "{recording_id}": recording_id,
         "{code}": code,

@@ -44,7 +44,13 @@ CONFIG = {
             # /api/me describes an invite token; the admin token gets 400 (documented)
             "include-path": "/api/me",
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", 400, 401]}},
-        }
+        },
+        {
+            # generated logins fail (401), until their login and the address are locked
+            # (429, documented; server/accounts/lockout.py)
+            "include-name": "POST /api/session",
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", 401, 429]}},
+        },
     ],
     "phases": {"stateful": {"max-steps": 20}},
 }
@@ -80,7 +86,16 @@ def test_stateful_sequences(served) -> None:
     """Sequences that follow the links schemathesis infers between operations (the room a
     POST made, then its invites, its recording, its end), with the same checks."""
 
-    class Live(schema.as_state_machine()):  # type: ignore[misc]
+    # Not in sequences: what answers the same request differently the second time for
+    # good reason (a login is taken once; failed logins end in a lockout), which
+    # hypothesis takes for a flaky test. Each is tested on its own above.
+    machine = (
+        schema.exclude(path="/api/accounts", method="POST")
+        .exclude(path="/api/session", method="POST")
+        .as_state_machine()
+    )
+
+    class Live(machine):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, str]:
             return {"base_url": served.url}
 

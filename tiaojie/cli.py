@@ -286,6 +286,51 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(from_stdin: bool) -> str | None:
+    """The new password: one line of stdin, or typed twice at a prompt (not echoed)."""
+    import getpass
+
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    if not sys.stdin.isatty():
+        print("tiaojie: no terminal to ask the password on: use --password-stdin", file=sys.stderr)
+        return None
+    first = getpass.getpass("password for the new admin (at least 10 characters): ")
+    if getpass.getpass("the same password again: ") != first:
+        print("tiaojie: the two passwords differ; nothing was changed", file=sys.stderr)
+        return None
+    return first
+
+
+def create_admin(args: argparse.Namespace) -> int:
+    """An admin account in the database (server/accounts/bootstrap.py)."""
+    from tiaojie.server.accounts.bootstrap import AdminRequest
+    from tiaojie.server.accounts.bootstrap import create_admin as make_admin
+    from tiaojie.server.db import DatabaseError, parse_database_url
+    from tiaojie.server.errors import TiaojieError
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        return 2
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        wanted = AdminRequest(args.login, args.name, args.organisation, password).checked()
+        account, organisation, made = make_admin(url, wanted)
+    except (ValueError, DatabaseError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    except TiaojieError as error:  # the login is taken, a name is refused
+        print(f"tiaojie: {error.message}", file=sys.stderr)
+        return 1
+    new = " (new)" if made else ""
+    print(
+        f"admin account {account.login} ({account.id}) created in organisation "
+        f"{organisation.name}{new} ({organisation.id}); log in at /login"
+    )
+    return 0
+
+
 def backup(args: argparse.Namespace) -> int:
     """A consistent online copy of the database, the keys and the archive (server/backup.py)."""
     from tiaojie.server.backup import BackupError
@@ -440,6 +485,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_database_arguments(schema)
     schema.set_defaults(run=migrate)
+
+    admin = commands.add_parser(
+        "create-admin",
+        help="make an admin account (the first one, or another); the password is asked",
+        description="The password is read from a prompt (typed twice), or with "
+        "--password-stdin from the first line of stdin; never from the command line.",
+    )
+    admin.add_argument("login", help="the login: letters, digits and . _ @ - (e.g. a phone)")
+    admin.add_argument("--name", required=True, help="the person's name, as staff pages show it")
+    admin.add_argument(
+        "--organisation",
+        default=None,
+        help="the organisation (made if there is none of that name; default: the first "
+        "organisation, or a new one named 调解中心)",
+    )
+    admin.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _add_database_arguments(admin)
+    admin.set_defaults(run=create_admin)
 
     saving = commands.add_parser(
         "backup", help="copy the database, keys and archive into a new folder (server running)"

@@ -95,10 +95,15 @@ class AgreementRoutes:
         )
 
     async def _check_download(self, request: web.Request, room_id: str) -> None:
-        """Admin token, an archivist token, or a mediator's or party's invite of the room
+        """Admin token, an archivist token, a staff account that reads the room's archive
+        (server/http_auth.py `account_reader`), or a mediator's or party's invite of the room
         `room_id` (after the room ended too, and after the room store forgot the room:
         then by the room's access record, server/http_auth.py `check_invite`)."""
-        claims = self.auth.caller(request, archivists=True).claims
+        caller = self.auth.caller(request, archivists=True)
+        if caller.account is not None and not caller.admin:  # a staff account
+            await self.auth.check_reads(caller, room_id, "agreements")
+            return
+        claims = caller.claims
         if claims is None:  # the admin or an archivist
             return
         if claims.room_id != room_id:

@@ -9,10 +9,18 @@ pooled connections before use, so a restarted database server costs one failed p
 
 Any failure of the database itself becomes `DatabaseError` (start, `tiaojie migrate`) or,
 during a request, the 503 of `unavailable()`.
+
+Statements' parameters are never logged nor put into error messages (`hide_parameters`):
+they hold password hashes and the digests of session tokens and API keys.
+
+`memory:` (tests, demos) keeps rooms in the process (server/store/memory.py); what only
+SQL holds (staff accounts, the audit log) goes to an in-memory SQLite database: one
+connection (StaticPool) whose transactions take turns (a lock), lost with the process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -23,11 +31,15 @@ from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
 
 from tiaojie.server.db.url import DatabaseUrl
 from tiaojie.server.errors import TiaojieError
 
 log = logging.getLogger(__name__)
+#: aiosqlite's DEBUG log prints every statement with its parameters (password hashes,
+#: session and key digests): never that, whatever the root logger's level.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 #: What the database (not our code) can raise: driver errors, a full pool, the network.
 FAILURES = (DBAPIError, PoolTimeout, OSError)
@@ -59,10 +71,10 @@ class Database:
     """The engine for one URL (made on `start`, in the loop that uses it)."""
 
     def __init__(self, url: DatabaseUrl) -> None:
-        if url.url is None:
-            raise ValueError("the memory store has no database")
         self.url = url
         self._engine: AsyncEngine | None = None
+        #: memory: one connection, so one transaction at a time.
+        self._turns = asyncio.Lock() if url.kind == "memory" else None
 
     @property
     def kind(self) -> str:
@@ -75,16 +87,24 @@ class Database:
         return self._engine
 
     def _create_engine(self) -> AsyncEngine:
+        if self.url.kind == "memory":
+            engine = create_async_engine(
+                "sqlite+aiosqlite://", poolclass=StaticPool, hide_parameters=True
+            )
+            event.listen(engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+            return engine
         assert self.url.url is not None
         if self.url.kind == "postgresql":
             return create_async_engine(
                 self.url.url,
                 pool_pre_ping=True,
                 connect_args={"timeout": CONNECT_TIMEOUT_S},
+                hide_parameters=True,
             )
         assert self.url.path is not None
         _create_private(self.url.path)
-        engine = create_async_engine(self.url.url)
+        engine = create_async_engine(self.url.url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -94,8 +114,8 @@ class Database:
         """A read-write transaction, committed when the block ends without an exception.
         On SQLite it holds the write lock from its first statement (`BEGIN IMMEDIATE`), so
         a read-modify-write never has to be retried half way."""
-        async with self.engine.connect() as conn:
-            if self.kind == "sqlite":
+        async with self._turn(), self.engine.connect() as conn:
+            if self.kind != "postgresql":
                 await conn.execution_options(**{_BEGIN: "IMMEDIATE"})
             async with conn.begin():
                 yield conn
@@ -104,11 +124,19 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that sees one snapshot for all its statements (SQLite's deferred
         BEGIN in WAL mode does; PostgreSQL needs REPEATABLE READ)."""
-        async with self.engine.connect() as conn:
+        async with self._turn(), self.engine.connect() as conn:
             if self.kind == "postgresql":
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 yield conn
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        if self._turns is None:
+            yield
+            return
+        async with self._turns:
+            yield
 
     async def close(self) -> None:
         if self._engine is not None:

@@ -50,6 +50,8 @@ class RecordingRoutes:
         caller = self.auth.caller(request)
         room = await self.auth.room_for(request, caller, manage=True)
         started_by = caller.claims.invite_id if caller.claims else "admin"
+        if caller.account is not None:  # a staff account (server/accounts/)
+            started_by = f"account:{caller.account.id}"
         return json_response(await self.recordings.start(room.id, started_by), 201)
 
     async def stop(self, request: web.Request) -> web.Response:

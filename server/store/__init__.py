@@ -9,11 +9,12 @@ from tiaojie.server.store.memory import MemoryRoomStore
 from tiaojie.server.store.sql import SqlRoomStore
 
 
-def open_store(url: DatabaseUrl, node: str) -> RoomStore:
-    """The store for `url`; `node` names this process among the nodes sharing it."""
+def open_store(url: DatabaseUrl, node: str, database: Database | None = None) -> RoomStore:
+    """The store for `url`; `node` names this process among the nodes sharing it;
+    `database`: the one for `url` that others use too (else one of its own)."""
     if url.kind == "memory":
         return MemoryRoomStore()
-    return SqlRoomStore(Database(url), node)
+    return SqlRoomStore(database or Database(url), node)
 
 
 __all__ = ["MemoryRoomStore", "RoomStore", "SqlRoomStore", "open_store"]

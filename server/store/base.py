@@ -40,7 +40,15 @@ class RoomStore(ABC):
     async def get(self, room_id: str) -> Room | None: ...
 
     @abstractmethod
-    async def list(self, *, open_only: bool = False) -> list[Room]: ...
+    async def list(
+        self,
+        *,
+        open_only: bool = False,
+        owner_id: str | None = None,
+        organisation_id: str | None = None,
+    ) -> list[Room]:
+        """Rooms in the order they were made; `owner_id` / `organisation_id`: only the
+        rooms of that staff account / organisation (server/accounts/)."""
 
     @abstractmethod
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T: ...

@@ -31,9 +31,21 @@ class MemoryRoomStore(RoomStore):
         raw = self._rooms.get(room_id)
         return Room.from_json(json.loads(raw)) if raw is not None else None
 
-    async def list(self, *, open_only: bool = False) -> list[Room]:
+    async def list(
+        self,
+        *,
+        open_only: bool = False,
+        owner_id: str | None = None,
+        organisation_id: str | None = None,
+    ) -> list[Room]:
         found = [Room.from_json(json.loads(raw)) for raw in self._rooms.values()]
-        return [room for room in found if not (open_only and room.ended)]
+        return [
+            room
+            for room in found
+            if not (open_only and room.ended)
+            and (owner_id is None or room.owner_id == owner_id)
+            and (organisation_id is None or room.organisation_id == organisation_id)
+        ]
 
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
         raw = self._rooms.get(room_id)

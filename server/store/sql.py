@@ -77,21 +77,38 @@ class SqlRoomStore(RoomStore):
                 loaded = await self._load(conn, room_id, lock=False)
         return loaded[0] if loaded else None
 
-    async def list(self, *, open_only: bool = False) -> list[Room]:
+    async def list(
+        self,
+        *,
+        open_only: bool = False,
+        owner_id: str | None = None,
+        organisation_id: str | None = None,
+    ) -> list[Room]:
+        chosen = []
+        if open_only:
+            chosen.append(rooms.c.status == "open")
+        if owner_id is not None:
+            chosen.append(rooms.c.owner_id == owner_id)
+        if organisation_id is not None:
+            chosen.append(rooms.c.organisation_id == organisation_id)
         with _guarded():
             async with self.database.read() as conn:
-                query = select(rooms).order_by(rooms.c.created_ns, rooms.c.id)
-                if open_only:
-                    query = query.where(rooms.c.status == "open")
+                query = select(rooms).where(*chosen).order_by(rooms.c.created_ns, rooms.c.id)
                 room_rows = (await conn.execute(query)).mappings().all()
                 by_room: dict[str, Document] = {}
                 for row in room_rows:
                     by_room[row["id"]] = _room_document(row)
+                # the rows of the rooms chosen (all of them when every room is)
+                ids = select(rooms.c.id).where(*chosen)
                 query = select(invites).order_by(invites.c.created_ns)
+                if chosen:
+                    query = query.where(invites.c.room_id.in_(ids))
                 for row in (await conn.execute(query)).mappings():
                     if row["room_id"] in by_room:
                         by_room[row["room_id"]]["invites"][row["invite_id"]] = _invite(row)
                 query = select(participants).order_by(participants.c.created_ns)
+                if chosen:
+                    query = query.where(participants.c.room_id.in_(ids))
                 for row in (await conn.execute(query)).mappings():
                     if row["room_id"] in by_room:
                         by_room[row["room_id"]]["participants"][row["id"]] = _participant(row)
