@@ -1,5 +1,5 @@
-"""The static browser client (`/`, `/join`, `/recordings`, `/static/`: files under web/)
-and the security headers of every response.
+"""The static browser client (`/`, `/join`, `/recordings`, `/login`, `/staff`,
+`/static/`: files under web/) and the security headers of every response.
 
 Every response gets nosniff, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer`
 (errors and 404s of unknown routes too: `security_headers` is an on_response_prepare
@@ -82,5 +82,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/", _page("index.html"))
     app.router.add_get("/join", _page("join.html"))
     app.router.add_get("/recordings", _page("recordings.html"))
+    # staff accounts (server/accounts/): the login page and the staff home page
+    app.router.add_get("/login", _page("login.html"))
+    app.router.add_get("/staff", _page("staff.html"))
     # aiohttp's static route resolves the path and refuses anything outside WEB_DIR.
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, show_index=False)

@@ -25,6 +25,8 @@ LANGS = ["zh-CN", "en"]
 NOT_KEYS = {
     "recording.json",  # an evidence file of a recording
     "recordings.error",  # a key prefix: recordings.error.<code>
+    "login.error",  # the login page's: login.error.<code>
+    "staff.error",  # the staff page's: staff.error.<code>
 }
 
 KEY = r"[A-Za-z0-9_.-]+"

@@ -16,20 +16,48 @@ export class ApiError extends Error {
     this.name = "ApiError";
     this.code = code;
     this.status = status;
+    /** seconds to wait before trying again (a 429's Retry-After), else 0 */
+    this.retryAfter = 0;
   }
 }
 
 /**
- * Fetch `path` with the token in the `Authorization` header (never in the URL).
+ * A staff member's browser session as a credential: the browser sends the session cookie
+ * itself (HttpOnly: no script reads it); writes carry the session's CSRF token in
+ * `X-CSRF-Token` (from `GET /api/session`). See docs/ACCOUNTS.md.
+ * @typedef {{session: true, csrf: string}} SessionCredential
+ */
+
+/**
+ * The credential of the staff session this browser holds.
+ * @param {string} csrf the session's CSRF token
+ * @returns {SessionCredential}
+ */
+export function sessionCredential(csrf) {
+  return { session: true, csrf };
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * Fetch `path` with the token in the `Authorization` header (never in the URL), or with
+ * the staff session's cookie and CSRF token.
  * @param {string} method
  * @param {string} path
- * @param {string} token
+ * @param {string|SessionCredential} token
  * @param {{payload?: object, accept?: string}} [opts] `payload` is sent as JSON
  * @returns {Promise<Response>} a 2xx response
  * @throws {ApiError} on a network failure or an error answer (its `error` code, if any)
  */
 export async function apiFetch(method, path, token, { payload, accept } = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
+  const headers = {};
+  let credentials = "omit";
+  if (typeof token === "string") {
+    headers.Authorization = `Bearer ${token}`;
+  } else {
+    credentials = "same-origin"; // the session cookie (SameSite=Strict, HttpOnly)
+    if (!SAFE_METHODS.has(method)) headers["X-CSRF-Token"] = token.csrf;
+  }
   if (accept) headers.Accept = accept;
   if (payload !== undefined) headers["Content-Type"] = "application/json";
   let res;
@@ -39,7 +67,7 @@ export async function apiFetch(method, path, token, { payload, accept } = {}) {
       headers,
       body: payload === undefined ? undefined : JSON.stringify(payload),
       cache: "no-store",
-      credentials: "omit",
+      credentials,
     });
   } catch (e) {
     throw new ApiError("network", String(e), 0);
@@ -47,16 +75,19 @@ export async function apiFetch(method, path, token, { payload, accept } = {}) {
   if (res.ok) return res;
   const body = await jsonOrNull(res);
   if (body && typeof body.error === "string") {
-    throw new ApiError(body.error, body.message || "", res.status);
+    const error = new ApiError(body.error, body.message || "", res.status);
+    // a 429's Retry-After (seconds): how long a locked login stays locked
+    error.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+    throw error;
   }
   throw new ApiError(res.status >= 500 ? "server" : "unknown", res.statusText, res.status);
 }
 
 /**
- * Call a JSON endpoint with a bearer token.
+ * Call a JSON endpoint with a bearer token (or the staff session).
  * @param {string} method
  * @param {string} path
- * @param {string} token
+ * @param {string|SessionCredential} token
  * @param {object} [payload] sent as JSON
  * @returns {Promise<any>} the answer's JSON
  * @throws {ApiError}
@@ -117,7 +148,7 @@ export function createInvite(token, roomId, invite) {
  * Download the signed agreement PDF (`GET /api/agreements/{code}/pdf` with this
  * participant's own token) and hand it to the browser as a file. The token goes in a
  * header, never in a URL, so the link cannot leak.
- * @param {string} token
+ * @param {string|SessionCredential} token
  * @param {string} code the agreement's code
  * @returns {Promise<void>}
  */
@@ -162,4 +193,28 @@ export function takeTokenFromHash(key) {
   }
   history.replaceState(history.state, "", location.pathname + location.search);
   return token;
+}
+
+/**
+ * @typedef {object} StaffSession
+ * @property {"session"|"api_key"|"admin_token"} via
+ * @property {{id: string, login: string, name: string, organisation_id: string, roles: string[]}|null} account
+ * @property {{id: string, name: string, short_name: string}|null} organisation
+ * @property {string|null} csrf_token
+ * @property {number|null} expires_at
+ */
+
+/**
+ * The staff session this browser holds (`GET /api/session` with its cookie), or null
+ * when it holds none (not logged in, or the session ended).
+ * @returns {Promise<StaffSession|null>}
+ * @throws {ApiError} for other failures (network, server)
+ */
+export async function currentSession() {
+  try {
+    return await callJson("GET", "/api/session", sessionCredential(""));
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) return null;
+    throw e;
+  }
 }

@@ -2,8 +2,9 @@
  * The recordings page (`/recordings`): list, play and download recordings.
  *
  * Who may: a mediator of the room (their invite token, which the console passes in the
- * URL fragment `#token=...`, never in the query string) or an archivist (a token made
- * with `tiaojie archivist-token`, pasted into the form). The token is sent only in
+ * URL fragment `#token=...`, never in the query string), an archivist (a token made
+ * with `tiaojie archivist-token`, pasted into the form), or a staff account logged in
+ * in this browser (its session: an archivist, the room's mediator account). The token is sent only in
  * `Authorization: Bearer` headers. A `<video>` cannot send headers, so playback and
  * download links carry a short-lived playback ticket for one recording
  * (`POST /api/recordings/{id}/ticket`, 10 minutes), fetched when the recording is
@@ -28,7 +29,9 @@
 import {
   ApiError,
   callJson,
+  currentSession,
   downloadAgreementPdf,
+  sessionCredential,
   takeTokenFromHash,
   tokenFromHash,
 } from "./api.js";
@@ -47,7 +50,10 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "tiaojie.recordings.token";
 
 const state = {
+  /** @type {string|import("./api.js").SessionCredential} a token, or the staff session */
   token: "",
+  /** the staff account whose session reads the archive (no token given) */
+  staffName: "",
   /** @type {any[]} */
   recordings: [],
   /** @type {any[]} the agreements of the same rooms */
@@ -605,6 +611,7 @@ function main() {
     if (state.error) showError(state.error.code, state.error.message);
     if (state.agreementsError) showAgreementsError(state.agreementsError.code, state.agreementsError.message);
     if (state.playing) $("player-title").textContent = state.playing.label;
+    if (state.staffName) showStaffSession();
   });
   $("token-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -616,6 +623,7 @@ function main() {
       return;
     }
     state.token = token;
+    $("recordings-session").hidden = true; // the token, not the staff session, from now
     try {
       sessionStorage.removeItem(TOKEN_KEY); // a reload forgets a pasted token, as before
     } catch {
@@ -643,7 +651,34 @@ function main() {
 
   state.token = takeTokenFromHash(TOKEN_KEY);
   $("token-input").value = state.token;
-  load();
+  if (state.token) {
+    load();
+  } else {
+    useStaffSession().then(load);
+  }
+}
+
+/**
+ * Without a token: the staff session this browser holds, if any (an archivist or a
+ * mediator account reads the archive with it, docs/ACCOUNTS.md); `#recordings-session`
+ * says who. A token pasted or passed in the fragment still takes over.
+ */
+async function useStaffSession() {
+  let session = null;
+  try {
+    session = await currentSession();
+  } catch {
+    return; // no answer: the token form still works
+  }
+  if (!session || session.via !== "session" || state.token) return;
+  state.token = sessionCredential(session.csrf_token);
+  state.staffName = session.account.name;
+  showStaffSession();
+  $("recordings-session").hidden = false;
+}
+
+function showStaffSession() {
+  $("recordings-session").textContent = t("recordings.session", { name: state.staffName });
 }
 
 main();
