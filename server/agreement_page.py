@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
+from tiaojie.archive.layout import AGREEMENT_CODE_PATTERN
 from tiaojie.server.web import NO_SCRIPT_POLICY
 
 #: Times on the page: China Standard Time.
 CST = timezone(timedelta(hours=8))
-CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
+CODE_PATTERN = AGREEMENT_CODE_PATTERN
 
 
 # -- the public status page ------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tiaojie.server import json_input, rooms
+from tiaojie.server.db.database import unavailable
 from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.http_auth import HttpAuth, json_response
 from tiaojie.server.model import Room, new_id, now
@@ -19,6 +21,8 @@ from tiaojie.server.tokens import InviteClaims
 from tiaojie.server.validation import Schema, validate
 
 ROOM = "/api/rooms/{room_id:" + ID_PATTERN + "}"
+#: How long /api/health waits for the database.
+HEALTH_TIMEOUT_S = 5.0
 
 
 def _auth(request: web.Request) -> HttpAuth:
@@ -40,7 +44,13 @@ async def _body(request: web.Request, schema: Schema) -> dict[str, Any]:
 
 # -- handlers ------------------------------------------------------------------------------
 async def health(request: web.Request) -> web.Response:
+    """Up, and its database answers (503 `database_unavailable` when it does not, within
+    HEALTH_TIMEOUT_S: a load balancer takes the node out)."""
     state = app_state(request.app)
+    try:
+        await asyncio.wait_for(state.store.ping(), HEALTH_TIMEOUT_S)
+    except TimeoutError:
+        raise unavailable() from None
     return json_response({"status": "ok", "version": state.version, "backend": state.store.backend})
 
 

@@ -3,9 +3,11 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes. On start the store is opened (the SQL store migrates its
-schema; DatabaseError if it cannot) and this node's leftovers from before a restart
-are cleared: its connections, and the recordings its recorders ran.
+agreements), and the routes. The archive index (server/archive_index/) is a projection
+of the store: its rows are written with each room change. On start the store is opened
+(the SQL store migrates its schema; DatabaseError if it cannot), the index is rebuilt
+from the files if it is empty and they are not, and this node's leftovers from before a
+restart are cleared: its connections, and the recordings its recorders ran.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from aiohttp import web
 
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
-from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
 from tiaojie.server.agreements import Agreements
+from tiaojie.server.archive_index.index import ArchiveIndex
+from tiaojie.server.archive_index.rebuild import ensure
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
-from tiaojie.server.db import parse_database_url
+from tiaojie.server.db import Database, parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
@@ -63,8 +66,11 @@ def create_app(settings: Settings) -> web.Application:
             "rooms only through one database (PostgreSQL, --database)",
             database.shown(),
         )
-    records = AccessRecords(settings.data_dir / RECORDS_DIR)
-    store = AccessRecordKeeper(open_store(database, node), records)
+    # The archive index shares the rooms' database (its rows are written in the rooms'
+    # transactions); a memory: server keeps it in a temporary file, rebuilt on start.
+    shared = Database(database) if database.kind != "memory" else None
+    index = ArchiveIndex(shared) if shared is not None else ArchiveIndex.in_temporary_file()
+    store = open_store(shared, node, (index,))
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
@@ -74,14 +80,21 @@ def create_app(settings: Settings) -> web.Application:
     )
     apply_ice(ice)
     archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
-    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth, records)
+    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
 
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
-        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url, node
+        settings.data_dir,
+        settings.local_url,
+        store,
+        signer,
+        signalling,
+        index,
+        settings.tsa_url,
+        node,
     )
-    agreements = Agreements(settings, store, signalling, recordings, auth)
+    agreements = Agreements(settings, store, signalling, recordings, auth, index)
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
@@ -119,6 +132,8 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
+        await index.open()
+        await ensure(index, settings.data_dir)
         await signalling.recover()
         await recordings.recover()
 
@@ -130,6 +145,7 @@ def create_app(settings: Settings) -> web.Application:
         await signalling.shutdown()
         await media.close()
         await store.close()
+        await index.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

@@ -328,7 +328,46 @@ def restore(args: argparse.Namespace) -> int:
     if index["database"]["kind"] == "postgresql":
         dump = args.source / "tiaojie.pgdump"
         print(f"restore the database too: pg_restore --clean --dbname URL {dump}")
+        print("(tiaojie serve rebuilds the archive index if that database has none)")
+        return 0
+    from tiaojie.server.archive_index.rebuild import rebuild_database
+    from tiaojie.server.db import DatabaseError
+
+    try:  # a database from before the archive index: index the restored files
+        rebuilt = rebuild_database(url, args.data_dir, if_missing=True)
+    except DatabaseError as error:
+        print(f"tiaojie: the archive index was not rebuilt: {error}", file=sys.stderr)
+        return 2
+    if rebuilt is not None:
+        print(
+            f"archive index rebuilt: {rebuilt.recordings} recordings, "
+            f"{rebuilt.agreements} agreements"
+        )
     return 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    """Rebuild the archive index from the files of the data directory."""
+    from tiaojie.server.archive_index.rebuild import rebuild_database
+    from tiaojie.server.db import DatabaseError, parse_database_url
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        rebuilt = rebuild_database(url, args.data_dir)
+    except (ValueError, DatabaseError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    assert rebuilt is not None
+    print(
+        f"archive index of {url.shown()} rebuilt from {args.data_dir}: "
+        f"{rebuilt.recordings} recordings, {rebuilt.agreements} agreements"
+    )
+    for folder in rebuilt.unreadable:
+        print(f"  not indexed (unreadable): {folder}")
+    if rebuilt.elsewhere:
+        print(f"  {rebuilt.elsewhere} indexed entries have no files here (another node's?)")
+    return 1 if rebuilt.unreadable else 0
 
 
 def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -454,6 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
     putting_back.add_argument("source", type=Path, help="a folder made by tiaojie backup")
     _add_database_arguments(putting_back)
     putting_back.set_defaults(run=restore)
+
+    indexing = commands.add_parser(
+        "reindex",
+        help="rebuild the archive index (recordings, agreements) from the data directory's files",
+        description="Reads every recording and agreement folder and writes their rows again; "
+        "safe while the server runs. Exit 1 when a folder could not be read.",
+    )
+    _add_database_arguments(indexing)
+    indexing.set_defaults(run=reindex)
     return parser
 
 

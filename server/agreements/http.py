@@ -1,6 +1,7 @@
 """The agreement's HTTP routes: the public status (JSON and the `/a/{code}` page), the
 signed PDF download and who may download it, the agreements in the archive
-(`GET /api/agreements`, server/agreements/archive.py) and the built-in TSA (`POST /tsa`).
+(`GET /api/agreements`, from the archive index: server/agreements/archive.py) and the
+built-in TSA (`POST /tsa`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from tiaojie.server import agreement_page
 from tiaojie.server.agreements import archive, storage
 from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
+from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
 from tiaojie.server.http_auth import HttpAuth, json_response
@@ -28,15 +30,20 @@ PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
 #: in all: a token is about 3 ms of CPU, so this is at most an eighth of a core.
 TSA_RATE_PER_ADDRESS = 10.0
 TSA_RATE = 40.0
+#: The longest search text (`?q=`).
+MAX_SEARCH = 200
 
 
 class AgreementRoutes:
     """REST handlers, the status page and the built-in TSA."""
 
-    def __init__(self, settings: Settings, store: RoomStore, auth: HttpAuth) -> None:
+    def __init__(
+        self, settings: Settings, store: RoomStore, auth: HttpAuth, index: ArchiveIndex
+    ) -> None:
         self._settings = settings
         self._store = store
         self.auth = auth
+        self.index = index
         self._tsa: Any = None
         self._tsa_limits = (
             RateLimit("timestamp requests", TSA_RATE_PER_ADDRESS, 2 * TSA_RATE_PER_ADDRESS),
@@ -96,8 +103,7 @@ class AgreementRoutes:
 
     async def _check_download(self, request: web.Request, room_id: str) -> None:
         """Admin token, an archivist token, or a mediator's or party's invite of the room
-        `room_id` (after the room ended too, and after the room store forgot the room:
-        then by the room's access record, server/http_auth.py `check_invite`)."""
+        `room_id` (after the room ended too; server/http_auth.py `check_invite`)."""
         claims = self.auth.caller(request, archivists=True).claims
         if claims is None:  # the admin or an archivist
             return
@@ -110,9 +116,13 @@ class AgreementRoutes:
     async def list_archive(self, request: web.Request) -> web.Response:
         """`GET /api/agreements`: the agreements of the rooms the caller may read."""
         reader = await self.auth.reader(request, what="agreements")
-        root = Path(self._settings.data_dir) / "agreements"
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, archive.listing, root, reader)
+        search = request.query.get("q", "").strip()
+        if len(search) > MAX_SEARCH:
+            raise TiaojieError("bad_request", f"Search for at most {MAX_SEARCH} characters.")
+        room_id = reader.claims.room_id if reader.claims is not None else None
+        rows = await self.index.agreements(room_id, search or None)
+        data_dir = Path(self._settings.data_dir)
+        found = [archive.listed(row, data_dir) for row in rows if reader.may_read(row["room_id"])]
         return json_response({"agreements": found}, headers={"Cache-Control": "private, no-store"})
 
     async def status_page(self, request: web.Request) -> web.Response:

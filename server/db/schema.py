@@ -87,3 +87,7 @@ participants = Table(
     Column("hand_raised", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
 )
+
+# The archive index (recordings, agreements) keeps its tables in its own module, on this
+# metadata; imported here so that `metadata` holds every table the migrations make.
+from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402, F401

@@ -254,7 +254,6 @@ function segmentsOf(rec) {
 function recordingCard(rec, open) {
   const id = rec.recording_id;
   const people = Object.entries(rec.participants || {}).filter(([, p]) => p.role !== "recorder");
-  const segments = segmentsOf(rec);
   const span = duration(rec.started_at, rec.stopped_at);
   const card = h(
     "details.card.recording",
@@ -270,10 +269,52 @@ function recordingCard(rec, open) {
         statusBadge(rec),
       ),
       h("span.rec-meta", {
-        text: t("recordings.meta", { people: people.length, segments: segments.length, room: rec.room_id }),
+        text: t("recordings.meta", {
+          people: people.length,
+          segments: rec.segments ? segmentsOf(rec).length : "…",
+          room: rec.room_id,
+        }),
       }),
     ),
   );
+  card.append(
+    rec.segments
+      ? recordingBody(rec, card)
+      : h("div.rec-body", {}, h("p.hint", { text: t("recordings.loading") })),
+  );
+  card.addEventListener("toggle", () => {
+    if (card.open) openCard(rec, card);
+  });
+  if (open) openCard(rec, card);
+  return card;
+}
+
+/**
+ * An opened card: its details (segments: GET /api/recordings/{id}, once), then its links.
+ */
+async function openCard(rec, card) {
+  if (!rec.segments) {
+    try {
+      Object.assign(rec, await api("GET", recordingPath(rec.recording_id)));
+    } catch (e) {
+      onTicketError(e);
+      return;
+    }
+    if (!card.isConnected) return;
+    card.querySelector(".rec-body").replaceWith(recordingBody(rec, card));
+    const people = Object.values(rec.participants || {}).filter((p) => p.role !== "recorder");
+    card.querySelector(".rec-meta").textContent = t("recordings.meta", {
+      people: people.length,
+      segments: segmentsOf(rec).length,
+      room: rec.room_id,
+    });
+  }
+  prepareLinks(rec, card);
+}
+
+function recordingBody(rec, card) {
+  const people = Object.entries(rec.participants || {}).filter(([, p]) => p.role !== "recorder");
+  const segments = segmentsOf(rec);
   const body = h("div.rec-body");
 
   body.append(h("h3", { text: t("recordings.participants") }));
@@ -313,16 +354,10 @@ function recordingCard(rec, open) {
     ),
   );
   body.append(sealFacts(rec));
-  card.append(body);
-
-  for (const a of card.querySelectorAll("a[data-action='download']")) {
+  for (const a of body.querySelectorAll("a[data-action='download']")) {
     a.addEventListener("click", (e) => onDownloadClick(e, rec, card, a));
   }
-  card.addEventListener("toggle", () => {
-    if (card.open) prepareLinks(rec, card);
-  });
-  if (open) prepareLinks(rec, card);
-  return card;
+  return body;
 }
 
 function personItem(pid, p) {

@@ -184,6 +184,7 @@ export default {
   "recordings.duration.h": "{h} h {m} min",
   "recordings.duration.m": "{m} min {s} s",
   "recordings.duration.s": "{s} s",
+  "recordings.loading": "Loading…",
   "recordings.participants": "Participants",
   "recordings.participants.none": "No participants recorded.",
   "recordings.consent.accepted": "agreed to recording {time}",

@@ -185,6 +185,7 @@ export default {
   "recordings.duration.h": "{h} 小时 {m} 分",
   "recordings.duration.m": "{m} 分 {s} 秒",
   "recordings.duration.s": "{s} 秒",
+  "recordings.loading": "正在加载…",
   "recordings.participants": "参与人",
   "recordings.participants.none": "没有参与人记录。",
   "recordings.consent.accepted": "同意录制 {time}",
