@@ -57,6 +57,7 @@ SOCKETIO_PATH = "/socket.io/"
 
 
 def create_app(settings: Settings) -> web.Application:
+    settings.tz  # noqa: B018 - an unknown --timezone stops the start (ValueError)
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
     node = node_id(settings.data_dir, settings.port)
     database = parse_database_url(settings.database_url, settings.data_dir)
@@ -125,7 +126,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     signalling.attach(app)
     api.add_routes(app)
-    RecordingRoutes(recordings, auth, archive_auth).install(app.router)
+    RecordingRoutes(recordings, auth, archive_auth, settings.timezone).install(app.router)
     openapi.add_routes(app)
     web_client.add_routes(app)
     agreements.install(app)

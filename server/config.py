@@ -6,6 +6,9 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tiaojie.archive.localtime import DEFAULT_TIMEZONE, zone
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ class Settings:
     max_connections_per_ip: int = 64
     #: Serve the built-in TSA (POST /tsa) to every address, not only this machine's.
     tsa_open: bool = False
+    #: The time zone every time people read is shown in (archive/localtime.py).
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """`timezone` as a zone (ValueError naming it when there is none)."""
+        return zone(self.timezone)
 
     @property
     def base_url(self) -> str:
@@ -51,6 +61,14 @@ class Settings:
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"TIAOJIE_{name}")
     return value if value not in (None, "") else default
+
+
+def local_port() -> int:
+    """The port `serve` listens on by default: TIAOJIE_PORT, else 8080."""
+    try:
+        return int(_env("PORT", "8080") or 8080)
+    except ValueError:
+        return 8080
 
 
 def _positive_seconds(text: str) -> float:
@@ -82,7 +100,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(_env("PORT", "8080") or 8080),
+        default=local_port(),
         help="port to listen on (TIAOJIE_PORT; default 8080)",
     )
     parser.add_argument(
@@ -164,6 +182,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "default only to this machine (TIAOJIE_TSA_OPEN=1)",
     )
     parser.add_argument(
+        "--timezone",
+        default=_env("TIMEZONE", DEFAULT_TIMEZONE),
+        help="the IANA time zone people read times in: the agreement PDF, the status page, "
+        f"the recordings page (TIAOJIE_TIMEZONE; default {DEFAULT_TIMEZONE})",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -189,4 +213,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         request_timeout=args.request_timeout,
         max_connections_per_ip=args.max_connections_per_ip,
         tsa_open=args.tsa_open,
+        timezone=args.timezone,
     )

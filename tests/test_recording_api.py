@@ -406,7 +406,7 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     data_dir = srv.state.settings.data_dir
     assert (await srv.request("GET", "/api/agreements", srv.admin_token)) == (
         200,
-        {"agreements": []},
+        {"agreements": [], "timezone": "Asia/Shanghai"},
     )
 
     # A real agreement, drafted over socket.io and open for signatures.
@@ -510,7 +510,7 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     status, body = await srv.request("GET", "/api/agreements", mediator["token"])
     assert status == 200 and [a["code"] for a in body["agreements"]] == [signed_code]
     status, body = await srv.request("GET", "/api/agreements", other_mediator["token"])
-    assert (status, body) == (200, {"agreements": []})
+    assert (status, body) == (200, {"agreements": [], "timezone": "Asia/Shanghai"})
 
     # Parties download with their own link, not from the archive; no token, no list.
     for token in (party["token"], r.a_invite["token"], r.expert_invite["token"]):

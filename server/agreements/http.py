@@ -123,7 +123,10 @@ class AgreementRoutes:
         rows = await self.index.agreements(room_id, search or None)
         data_dir = Path(self._settings.data_dir)
         found = [archive.listed(row, data_dir) for row in rows if reader.may_read(row["room_id"])]
-        return json_response({"agreements": found}, headers={"Cache-Control": "private, no-store"})
+        return json_response(
+            {"agreements": found, "timezone": self._settings.timezone},
+            headers={"Cache-Control": "private, no-store"},
+        )
 
     async def status_page(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
@@ -132,7 +135,8 @@ class AgreementRoutes:
             _, public = await self._find(code)
         except TiaojieError:
             return agreement_page.html_response(agreement_page.not_found_page(lang, code), 404)
-        return agreement_page.html_response(agreement_page.status_page(lang, public))
+        page = agreement_page.status_page(lang, public, self._settings.tz)
+        return agreement_page.html_response(page)
 
     async def status_page_unknown(self, request: web.Request) -> web.Response:
         lang = agreement_page.page_lang(request)

@@ -91,6 +91,8 @@ class Agreements:
         sig.add_handler("agreement_sign", self._on_sign)
         sig.add_handler("agreement_finalize", self._on_finalize)
         sig.on_enter(self._send_state)
+        # the zone the room's clients show times in (signatures), as the PDF prints them
+        sig.add_room_state("timezone", lambda room, participant: self._settings.timezone)
         self.routes.install(app.router)
         app.on_cleanup.append(self._cleanup)
         app[AGREEMENTS] = self
@@ -321,6 +323,9 @@ class Agreements:
 
     async def _seal(self, room_id: str, state: AgreementState) -> None:
         await self._log(state.code, "sealing", fingerprint=state.fingerprint)
+        # The PDF embeds the recording's chain as written now: first the events queued for
+        # the recorder (the last signature's among them) go into it.
+        await self.recordings.flush(room_id)
         try:
             pdf = await self.sealer.make_pdf(state, self.folder(state.code))
             digest = hashlib.sha256(pdf).hexdigest()

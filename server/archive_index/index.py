@@ -235,7 +235,7 @@ class ArchiveIndex:
         if room_id is not None:
             query = query.where(recordings.c.room_id == room_id)
         if search:
-            needle = search.casefold()
+            needle = storable(search.casefold())
             bound = exists().where(
                 agreements.c.recording_id == recordings.c.recording_id,
                 agreements.c.search.contains(needle, autoescape=True),
@@ -285,7 +285,8 @@ class ArchiveIndex:
         if room_id is not None:
             query = query.where(agreements.c.room_id == room_id)
         if search:
-            query = query.where(agreements.c.search.contains(search.casefold(), autoescape=True))
+            needle = storable(search.casefold())
+            query = query.where(agreements.c.search.contains(needle, autoescape=True))
         query = query.order_by(
             func.coalesce(agreements.c.updated_at, agreements.c.sealed_at, 0).desc(),
             agreements.c.code.desc(),

@@ -18,11 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
+from tiaojie.archive.bundle import agreement_file, recording_files
 from tiaojie.archive.layout import AGREEMENT_PDF_FILE, RECORDING_ID_PATTERN
-from tiaojie.server.errors import bad_request, not_found
+from tiaojie.archive.localtime import DEFAULT_TIMEZONE
+from tiaojie.server.archive_index.rows import agreement_folder
+from tiaojie.server.errors import TiaojieError, bad_request, not_found
 from tiaojie.server.http_auth import READERS, Caller, HttpAuth, json_response
 from tiaojie.server.recordings.access import ArchiveAuth
 from tiaojie.server.recordings.archive import CONTENT_TYPES
+from tiaojie.server.recordings.download import stream_bundle
 from tiaojie.server.recordings.service import Recordings
 from tiaojie.server.recordings.state import view
 from tiaojie.server.schemas import ID_PATTERN
@@ -35,7 +39,15 @@ FILE_NAME_PATTERN = "(segments/)?[A-Za-z0-9_.-]+"
 class RecordingRoutes:
     """The REST handlers of recordings and of the recordings archive."""
 
-    def __init__(self, recordings: Recordings, auth: HttpAuth, archive_auth: ArchiveAuth) -> None:
+    def __init__(
+        self,
+        recordings: Recordings,
+        auth: HttpAuth,
+        archive_auth: ArchiveAuth,
+        timezone: str = DEFAULT_TIMEZONE,
+    ) -> None:
+        #: The zone the archive's readers see times in (--timezone), given with the list.
+        self.timezone = timezone
         self.recordings = recordings
         self.archive = recordings.archive
         self.auth = auth
@@ -49,6 +61,7 @@ class RecordingRoutes:
         router.add_get(RECORDING, self.get)
         router.add_post(RECORDING + "/ticket", self.ticket)
         router.add_get(RECORDING + "/files/{name:" + FILE_NAME_PATTERN + "}", self.file)
+        router.add_get(RECORDING + "/archive.zip", self.bundle)
 
     # -- start / stop ----------------------------------------------------------------------
     async def start(self, request: web.Request) -> web.Response:
@@ -86,7 +99,7 @@ class RecordingRoutes:
         rows = await self.recordings.index.recordings(room_id, search)
         data_dir = self.archive.root.parent
         found = [listed(row, data_dir) for row in rows if reader.may_read(row["room_id"])]
-        return json_response({"recordings": found}, headers=PRIVATE)
+        return json_response({"recordings": found, "timezone": self.timezone}, headers=PRIVATE)
 
     async def get(self, request: web.Request) -> web.Response:
         """One recording: its index row, and what its folder says now (segments)."""
@@ -104,13 +117,42 @@ class RecordingRoutes:
         ticket, expires_at = self.archive_auth.ticket(entry["recording_id"])
         return json_response({"ticket": ticket, "expires_at": expires_at}, 201)
 
-    async def file(self, request: web.Request) -> web.StreamResponse:
+    async def _reader_or_ticket(self, request: web.Request) -> Caller | None:
+        """Who reads: a token, or (None) a playback ticket for the recording in the path."""
         ticket = request.query.get("ticket")
-        reader: Caller | None = None
         if ticket is not None:
             self.archive_auth.check_ticket(ticket, request.match_info["recording_id"])
-        else:
-            reader = await self.auth.reader(request)
+            return None
+        return await self.auth.reader(request)
+
+    async def bundle(self, request: web.Request) -> web.StreamResponse:
+        """The whole recording as one ZIP (tiaojie.archive.bundle): its folder and the
+        signed agreements bound to it, for `tiaojie verify` offline. Once it is sealed."""
+        entry = await self._entry(request, await self._reader_or_ticket(request))
+        recording_id = entry["recording_id"]
+        if entry["status"] == "recording":
+            raise TiaojieError(
+                "recording_in_progress",
+                "The recording is still running: download it once it has been stopped.",
+                409,
+            )
+        data_dir = self.archive.root.parent
+        directory = self.archive.directory(recording_id)
+        agreements = [bound(a, data_dir) for a in entry["agreements"]]
+
+        def gather() -> list[tuple[str, Path]]:
+            files = recording_files(directory)
+            for agreement in agreements:
+                if agreement["pdf_available"]:
+                    pdf = data_dir / agreement_folder(agreement["code"]) / AGREEMENT_PDF_FILE
+                    files.append(agreement_file(agreement["code"], pdf))
+            return files
+
+        files = await asyncio.to_thread(gather)
+        return await stream_bundle(request, files, f"{recording_id}.zip")
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        reader = await self._reader_or_ticket(request)
         recording_id = (await self._entry(request, reader))["recording_id"]
         path = self.archive.file(recording_id, request.match_info["name"])
         disposition = "attachment" if request.query.get("download") == "1" else "inline"
@@ -159,6 +201,7 @@ def listed(row: dict[str, Any], data_dir: Path) -> dict[str, Any]:
         "timestamp": row["timestamp"],
         "participants": row["participants"],
         "agreements": [bound(a, data_dir) for a in row.get("agreements", [])],
+        "archive": f"/api/recordings/{recording_id}/archive.zip",
     }
 
 
@@ -235,6 +278,20 @@ def openapi_paths() -> dict[str, Any]:
             "parameters": [recording_id],
             "post": op(
                 "A 10-minute playback ticket for <video> (?ticket=)", 201, 401, 403, 404, 410
+            ),
+        },
+        "/api/recordings/{recording_id}/archive.zip": {
+            "parameters": [recording_id],
+            "get": op(
+                "The whole recording as one ZIP (its folder and the signed agreements bound "
+                "to it) for `tiaojie verify`; a token or ?ticket=; 409 while recording",
+                200,
+                401,
+                403,
+                404,
+                409,
+                410,
+                content="application/zip",
             ),
         },
         "/api/recordings/{recording_id}/files/{name}": {

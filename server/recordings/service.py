@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: How long a node that restarted waits for the seal of a recorder that outlived it.
 SEAL_WAIT_S = 60
+#: How long the agreement's seal waits for the room events queued for the recorder.
+FLUSH_TIMEOUT_S = 15.0
 
 
 def _summary(directory: Path) -> dict[str, Any]:
@@ -277,6 +279,34 @@ class Recordings:
         if done:
             await self.index_folder(recording_id)
         return done
+
+    async def flush(self, room_id: str, within: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until the room events queued for the room's recorder are written into its
+        chain (its acknowledgements), also through a recorder restart: what reads the
+        chain next (the agreement's seal) then sees them. False (logged) after `within`
+        seconds. A recorder of another node is sent events without acknowledgements:
+        nothing to wait for here."""
+        proc = self.processes.get(room_id)
+        if proc is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while proc.pending:
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning(
+                    "recording %s: %d room events not yet in the chain after %.0f s",
+                    proc.recording_id,
+                    len(proc.pending),
+                    within,
+                )
+                return False
+            if proc.sid is None:  # the recorder is (re)starting: it comes back
+                await asyncio.sleep(min(0.05, left))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.delivery.flush(proc), left)
+        return True
 
     async def note_about(
         self, room_id: str, kind: str, participant: Participant, **fields: Any
