@@ -4,12 +4,21 @@ Recording folder, how a Recording and its Segments are named, and the summary
 docs/ARCHIVE.md.
 
     DATA/keys/                      the recorder key; the local CA, organisation seal, TSA keys
+    DATA/recordings/index.jsonl     which room each Recording belongs to (appended at start)
     DATA/recordings/<recording id>/
         chain.jsonl                 the Chain (tiaojie.archive.chain)
         recording.json              the recorder's summary (written atomically)
         recorder.pub.pem            the public key that signed the Chain
         seal.tsr                    RFC 3161 timestamp of the Seal, when a TSA is set
         segments/NNNN-<participant>-<camera|screen>.mp4
+    DATA/agreements/<code>/         one Agreement (server/agreements/storage.py)
+        agreement.pdf               the signed PDF, once sealed
+        log.jsonl                   the agreement log, a line per step
+        status.json                 its room and status, rewritten on every change
+        marks/<sha256>.png          the handwritten marks
+
+The server indexes both in its database (server/archive_index/), and can rebuild that
+index from these files (`tiaojie reindex`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,14 @@ from tiaojie.archive.jsontext import utf8
 
 KEYS_DIR = "keys"
 RECORDINGS_DIR = "recordings"
+RECORDINGS_INDEX_FILE = "index.jsonl"
+AGREEMENTS_DIR = "agreements"
+AGREEMENT_PDF_FILE = "agreement.pdf"
+AGREEMENT_LOG_FILE = "log.jsonl"
+AGREEMENT_STATUS_FILE = "status.json"
+AGREEMENT_MARKS_DIR = "marks"
+#: An agreement's code, which names its folder: 32 URL-safe characters (192 random bits).
+AGREEMENT_CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
 
 CHAIN_FILE = "chain.jsonl"
 SUMMARY_FILE = "recording.json"

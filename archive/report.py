@@ -281,16 +281,23 @@ class VerificationReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
 
-    def to_text(self) -> str:
+    def to_text(self, words: Any = None) -> str:
+        """The report for people, in the language and zone of `words`
+        (tiaojie.archive.report_words.Words; English and UTC by default)."""
         raise NotImplementedError
 
 
 def run_verification(
-    subject: str, path: Path, verify: Callable[[], VerificationReport], as_json: bool
+    subject: str,
+    path: Path,
+    verify: Callable[[], VerificationReport],
+    as_json: bool,
+    words: Any = None,
 ) -> int:
-    """Run a verifier and print its report (JSON with `as_json`, else text); the exit code
-    of the verdict. When it cannot run: the reason on stderr and, with `as_json`, the shared
-    JSON shape with `verdict` "cannot_verify", `authentic` null and `error` on stdout."""
+    """Run a verifier and print its report (JSON with `as_json`, else text in the words of
+    `words`); the exit code of the verdict. When it cannot run: the reason on stderr and,
+    with `as_json`, the shared JSON shape with `verdict` "cannot_verify", `authentic` null
+    and `error` on stdout."""
     try:
         report = verify()
     except CannotVerify as error:
@@ -299,7 +306,7 @@ def run_verification(
             data = envelope(subject, str(path), Verdict.CANNOT_VERIFY, [], error=str(error))
             print(json.dumps(data, ensure_ascii=False, indent=2))
         return Verdict.CANNOT_VERIFY.exit_code
-    sys.stdout.write(report.to_json() + "\n" if as_json else report.to_text())
+    sys.stdout.write(report.to_json() + "\n" if as_json else report.to_text(words))
     return report.verdict.exit_code
 
 

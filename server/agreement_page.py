@@ -1,7 +1,8 @@
 """The agreement's public status page, `/a/{code}` (the QR code on the signed PDF).
 
 Server-rendered HTML in Chinese (default) or English, no script: the status, the case
-number, who has signed and when (names and roles only), and the sha256 of the signed PDF.
+number, who has signed and when (names and roles only, times in the installation's zone),
+and the sha256 of the signed PDF.
 Never the text, ID numbers or the room.
 """
 
@@ -9,16 +10,16 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import tzinfo
 from typing import Any
 
 from aiohttp import web
 
+from tiaojie.archive.layout import AGREEMENT_CODE_PATTERN
+from tiaojie.archive.localtime import shown
 from tiaojie.server.web import NO_SCRIPT_POLICY
 
-#: Times on the page: China Standard Time.
-CST = timezone(timedelta(hours=8))
-CODE_PATTERN = r"[A-Za-z0-9_-]{32}"
+CODE_PATTERN = AGREEMENT_CODE_PATTERN
 
 
 # -- the public status page ------------------------------------------------------------------
@@ -40,7 +41,6 @@ PAGE_TEXT: dict[str, dict[str, str]] = {
         "applicant": "申请人",
         "respondent": "被申请人",
         "mediator": "调解员",
-        "tz": "北京时间",
         "note": "本页只显示协议的状态，不显示协议内容和个人信息。"
         "如需核对文件，请计算您收到的 PDF 文件的 SHA-256 并与上面的指纹比对。",
         "other": "English",
@@ -64,7 +64,6 @@ PAGE_TEXT: dict[str, dict[str, str]] = {
         "applicant": "Applicant",
         "respondent": "Respondent",
         "mediator": "Mediator",
-        "tz": "UTC+8",
         "note": "This page shows only the status of the agreement, not its content or "
         "personal details. To check a copy, compute the SHA-256 of your PDF file and compare "
         "it with the fingerprint above.",
@@ -85,11 +84,9 @@ def page_lang(request: web.Request) -> str:
     return "en" if first.startswith("en") else "zh-CN"
 
 
-def _when(ts: float | None, lang: str) -> str:
-    if ts is None:
-        return ""
-    moment = datetime.fromtimestamp(ts, UTC).astimezone(CST)
-    return f"{moment:%Y-%m-%d %H:%M:%S} ({PAGE_TEXT[lang]['tz']})"
+def _when(ts: float | None, lang: str, tz: tzinfo) -> str:
+    """A time in the installation's zone (--timezone), named: 北京时间 or UTC+08:00."""
+    return shown(ts, tz, lang)
 
 
 def html_response(body: str, status: int = 200) -> web.Response:
@@ -131,7 +128,7 @@ def _page(lang: str, title: str, main: str, code: str) -> str:
 """
 
 
-def status_page(lang: str, public: dict[str, Any]) -> str:
+def status_page(lang: str, public: dict[str, Any], tz: tzinfo) -> str:
     t = PAGE_TEXT[lang]
     e = html.escape
     status = public["status"]
@@ -139,7 +136,7 @@ def status_page(lang: str, public: dict[str, Any]) -> str:
     for signer in public["signers"]:
         role = t.get(signer["role"], signer["role"])
         done = signer["signed_at"] is not None
-        when = t["signed_at"].format(_when(signer["signed_at"], lang)) if done else t["pending"]
+        when = t["signed_at"].format(_when(signer["signed_at"], lang, tz)) if done else t["pending"]
         rows.append(
             f'<li class="signer" data-role="{e(signer["role"])}" '
             f'data-signed="{str(done).lower()}"><span class="signer-role">{e(role)}</span> '
@@ -147,7 +144,7 @@ def status_page(lang: str, public: dict[str, Any]) -> str:
             f'<span class="signer-when">{e(when)}</span></li>'
         )
     fingerprint = public.get("pdf_sha256")
-    sealed_at = _when(public.get("sealed_at"), lang) or t["none"]
+    sealed_at = _when(public.get("sealed_at"), lang, tz) or t["none"]
     main = (
         f'<h1 class="page-title">{e(t["title"])}</h1>\n<dl class="facts status-facts">\n'
         f'<div><dt>{e(t["case"])}</dt><dd id="status-case">{e(public.get("case_number", ""))}'

@@ -3,6 +3,7 @@ with a room is server/http_auth.py's (docs/ACCOUNTS.md for staff accounts)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from tiaojie.server import rooms
 from tiaojie.server.accounts.audit import Action
 from tiaojie.server.accounts.entry import entry_invite
 from tiaojie.server.accounts.model import Account, StaffRole
+from tiaojie.server.db.database import unavailable
 from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.http_auth import Caller, HttpAuth, json_response
 from tiaojie.server.json_input import read_body
@@ -23,6 +25,8 @@ from tiaojie.server.state import app_state
 from tiaojie.server.tokens import InviteClaims
 
 ROOM = "/api/rooms/{room_id:" + ID_PATTERN + "}"
+#: How long /api/health waits for the database.
+HEALTH_TIMEOUT_S = 5.0
 
 
 def _auth(request: web.Request) -> HttpAuth:
@@ -49,7 +53,13 @@ async def _staff_view(request: web.Request, caller: Caller, found: list[Room]) -
 
 # -- handlers ------------------------------------------------------------------------------
 async def health(request: web.Request) -> web.Response:
+    """Up, and its database answers (503 `database_unavailable` when it does not, within
+    HEALTH_TIMEOUT_S: a load balancer takes the node out)."""
     state = app_state(request.app)
+    try:
+        await asyncio.wait_for(state.store.ping(), HEALTH_TIMEOUT_S)
+    except TimeoutError:
+        raise unavailable() from None
     return json_response({"status": "ok", "version": state.version, "backend": state.store.backend})
 
 

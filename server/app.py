@@ -3,9 +3,11 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes. On start the store is opened (the SQL store migrates its
-schema; DatabaseError if it cannot) and this node's leftovers from before a restart
-are cleared: its connections, and the recordings its recorders ran.
+agreements), and the routes. The archive index (server/archive_index/) is a projection
+of the store: its rows are written with each room change. On start the store is opened
+(the SQL store migrates its schema; DatabaseError if it cannot), the index is rebuilt
+from the files if it is empty and they are not, and this node's leftovers from before a
+restart are cleared: its connections, and the recordings its recorders ran.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from aiohttp import web
 
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
-from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
-from tiaojie.server.accounts.audit import AuditedRoomStore
+from tiaojie.server.accounts.audit import AuditProjection
 from tiaojie.server.accounts.http import AccountRoutes
 from tiaojie.server.accounts.lockout import LoginPolicy
 from tiaojie.server.accounts.middleware import staff_middleware
 from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
+from tiaojie.server.archive_index.index import ArchiveIndex
+from tiaojie.server.archive_index.rebuild import ensure
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -59,6 +62,7 @@ SOCKETIO_PATH = "/socket.io/"
 
 
 def create_app(settings: Settings) -> web.Application:
+    settings.tz  # noqa: B018 - an unknown --timezone stops the start (ValueError)
     credentials = load_credentials(settings.data_dir, settings.secret_key, settings.admin_token)
     node = node_id(settings.data_dir, settings.port)
     database = parse_database_url(settings.database_url, settings.data_dir)
@@ -68,8 +72,10 @@ def create_app(settings: Settings) -> web.Application:
             "rooms only through one database (PostgreSQL, --database)",
             database.shown(),
         )
-    records = AccessRecords(settings.data_dir / RECORDS_DIR)
-    shared = Database(database)  # rooms and accounts: one engine (memory: accounts only)
+    # One engine for rooms, accounts and the archive index (whose rows are written in the
+    # rooms' transactions). memory: an in-memory SQLite for accounts and the index (the
+    # rooms stay in MemoryRoomStore), migrated by `Accounts.open`, the index rebuilt on start.
+    shared = Database(database)
     accounts = Accounts(
         shared,
         login_policy=LoginPolicy(
@@ -78,9 +84,9 @@ def create_app(settings: Settings) -> web.Application:
             lockout=settings.login_lockout,
         ),
     )
-    store = AuditedRoomStore(
-        AccessRecordKeeper(open_store(database, node, shared), records), shared
-    )
+    index = ArchiveIndex(shared)
+    projections = (index, AuditProjection(shared))
+    store = open_store(shared if database.kind != "memory" else None, node, projections)
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
     ice = IceSettings(
@@ -90,14 +96,21 @@ def create_app(settings: Settings) -> web.Application:
     )
     apply_ice(ice)
     archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
-    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth, records)
+    auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
 
     signalling = Signalling(store, signer, settings.redis_url, ice.servers)
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
-        settings.data_dir, settings.local_url, store, signer, signalling, settings.tsa_url, node
+        settings.data_dir,
+        settings.local_url,
+        store,
+        signer,
+        signalling,
+        index,
+        settings.tsa_url,
+        node,
     )
-    agreements = Agreements(settings, store, signalling, recordings, auth)
+    agreements = Agreements(settings, store, signalling, recordings, auth, index)
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
@@ -130,7 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     signalling.attach(app)
     api.add_routes(app)
-    RecordingRoutes(recordings, auth, archive_auth).install(app.router)
+    RecordingRoutes(recordings, auth, archive_auth, settings.timezone).install(app.router)
     AccountRoutes(accounts, auth, settings).install(app.router)
     openapi.add_routes(app)
     web_client.add_routes(app)
@@ -139,6 +152,7 @@ def create_app(settings: Settings) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         await store.open()
         await accounts.open()
+        await ensure(index, settings.data_dir)
         await signalling.recover()
         await recordings.recover()
 

@@ -7,8 +7,14 @@ A backup is a folder:
 - `data/`: the secrets (`secret_key`, `admin_token`, `node_id`), the keys (`keys/`) and the
   archive (`recordings/`, `agreements/`), file by file;
 - `index.json`: what the backup holds: the database (kind, schema revision, sha256), every
-  file with its size and sha256, and the archive's recordings and agreements with their
-  status, so an archivist can see what is there without restoring it.
+  file with its size and sha256, and the archive's recordings and agreements (from the
+  archive index in the database copy: titles, seals, the PDF's sha256, which recording
+  each agreement is bound to; from the files when the copy has no index), so an
+  archivist can see what is there without restoring it.
+
+The database copy holds every table, the archive index's too. A restored database with
+no index (a backup made before the index existed) gets it rebuilt from the restored
+files (`tiaojie restore` runs `tiaojie reindex`).
 
 A PostgreSQL database is not copied here: the index says so and `pg_dump` does it (the
 command is printed). Restoring checks every sha256 against the index before anything
@@ -72,6 +78,54 @@ def _files(root: Path) -> list[Path]:
                 if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".tmp")
             )
     return found
+
+
+#: What index.json lists of each recording and agreement, from the archive index.
+RECORDING_FIELDS = (
+    "recording_id",
+    "room_id",
+    "room_title",
+    "status",
+    "started_at",
+    "ended_at",
+    "seal_reason",
+    "seal_hash",
+    "chain_sha256",
+)
+AGREEMENT_FIELDS = (
+    "code",
+    "room_id",
+    "room_title",
+    "status",
+    "case_number",
+    "recording_id",
+    "pdf_path",
+    "pdf_sha256",
+)
+
+
+def _indexed(database: Path) -> dict[str, list[dict[str, Any]]] | None:
+    """The recordings and agreements of the archive index in the SQLite file `database`;
+    None when it has no index (or an empty one)."""
+    conn = sqlite3.connect(database)
+    conn.row_factory = sqlite3.Row
+    try:
+        recordings = conn.execute(
+            f"SELECT {', '.join(RECORDING_FIELDS)} FROM recordings ORDER BY started_at"
+        ).fetchall()
+        agreements = conn.execute(
+            f"SELECT {', '.join(AGREEMENT_FIELDS)} FROM agreements ORDER BY created_at"
+        ).fetchall()
+    except sqlite3.DatabaseError:  # a database from before the index
+        return None
+    finally:
+        conn.close()
+    if not recordings and not agreements:
+        return None
+    return {
+        "recordings": [dict(row) for row in recordings],
+        "agreements": [dict(row) for row in agreements],
+    }
 
 
 def _archive(root: Path) -> dict[str, list[dict[str, Any]]]:
@@ -170,7 +224,8 @@ def backup(data_dir: Path, database: DatabaseUrl, dest: Path) -> BackupDone:
             {"path": relative.as_posix(), "size": target.stat().st_size, "sha256": _sha256(target)}
         )
     index["files"] = files
-    index["archive"] = _archive(dest / DATA_DIR)
+    indexed = _indexed(dest / DATABASE_FILE) if database.kind == "sqlite" else None
+    index["archive"] = indexed if indexed is not None else _archive(dest / DATA_DIR)
     index_path = dest / INDEX_FILE
     index_path.write_text(json.dumps(index, ensure_ascii=False, indent=1) + "\n")
     index_path.chmod(0o600)

@@ -6,6 +6,9 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tiaojie.archive.localtime import DEFAULT_TIMEZONE, zone
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class Settings:
     login_failures: int = 5
     login_address_failures: int = 50
     login_lockout: int = 900
+    #: The time zone every time people read is shown in (archive/localtime.py).
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """`timezone` as a zone (ValueError naming it when there is none)."""
+        return zone(self.timezone)
 
     @property
     def base_url(self) -> str:
@@ -56,6 +66,14 @@ class Settings:
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(f"TIAOJIE_{name}")
     return value if value not in (None, "") else default
+
+
+def local_port() -> int:
+    """The port `serve` listens on by default: TIAOJIE_PORT, else 8080."""
+    try:
+        return int(_env("PORT", "8080") or 8080)
+    except ValueError:
+        return 8080
 
 
 def _positive_seconds(text: str) -> float:
@@ -87,7 +105,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        default=int(_env("PORT", "8080") or 8080),
+        default=local_port(),
         help="port to listen on (TIAOJIE_PORT; default 8080)",
     )
     parser.add_argument(
@@ -190,6 +208,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a locked login or address stays locked (TIAOJIE_LOGIN_LOCKOUT; default 900)",
     )
     parser.add_argument(
+        "--timezone",
+        default=_env("TIMEZONE", DEFAULT_TIMEZONE),
+        help="the IANA time zone people read times in: the agreement PDF, the status page, "
+        f"the recordings page (TIAOJIE_TIMEZONE; default {DEFAULT_TIMEZONE})",
+    )
+    parser.add_argument(
         "--public-url",
         default=_env("PUBLIC_URL"),
         help="base URL invite links use, e.g. https://mediation.example.org "
@@ -218,4 +242,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         login_failures=args.login_failures,
         login_address_failures=args.login_address_failures,
         login_lockout=args.login_lockout,
+        timezone=args.timezone,
     )

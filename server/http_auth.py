@@ -14,10 +14,10 @@ A caller is one of:
 
 `HttpAuth.caller` says which (and names the actor of the audit log); `room_for` is the
 room in the path a caller may see or manage; `reader` is who may read the archive of
-which rooms; `check_invite` whether an invite still stands, also once the room store has
-forgotten its room (by the room's access record, server/access_records.py; refused when
-neither knows the room). A room an account may not see is answered as one that does not
-exist (404), so accounts learn nothing of other people's rooms.
+which rooms; `check_invite` whether an invite still stands, also once its room has ended
+(refused when the room store does not know the room: fail closed). A room an account may
+not see is answered as one that does not exist (404), so accounts learn nothing of other
+people's rooms.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from aiohttp import web
 
 from tiaojie.archive.jsontext import escape_surrogates
 from tiaojie.server import rooms
-from tiaojie.server.access_records import AccessRecords
 from tiaojie.server.accounts.actor import Actor, ActorKind, act_as
 from tiaojie.server.accounts.middleware import staff_of
 from tiaojie.server.accounts.model import Account, Staff, StaffRole
@@ -159,13 +158,11 @@ class HttpAuth:
         signer: TokenSigner,
         store: RoomStore,
         archivists: ArchivistTokens,
-        records: AccessRecords,
     ) -> None:
         self._admin_token = admin_token.encode()
         self.signer = signer
         self.store = store
         self.archivists = archivists
-        self.records = records
 
     def caller(self, request: web.Request, *, archivists: bool = False) -> Caller:
         """Who sent `request`: a staff account (server/accounts/middleware.py found it),
@@ -257,12 +254,10 @@ class HttpAuth:
 
     async def check_invite(self, claims: InviteClaims, *, ended_room_error: bool = False) -> None:
         """That the invite behind genuine `claims` still stands (not withdrawn; its room
-        may have ended): decided by the room while the store knows it, else by the room's
-        access record, and refused when neither knows the room (fail closed).
+        may have ended), decided by its room; refused when the store does not know the
+        room (a `memory:` server after a restart): fail closed.
         `ended_room_error`: a refusal in an ended room is `room_ended`."""
         room = await self.store.get(claims.room_id)
-        if room is None:
-            room = self.records.room(claims.room_id)
         if room is None:
             raise room_unknown()
         try:
@@ -274,5 +269,5 @@ class HttpAuth:
 
 
 def room_unknown() -> TiaojieError:
-    """Neither the room store nor the access records know the token's room."""
+    """The room store does not know the token's room."""
     return TiaojieError("room_unknown", "This server has no record of this link's room.", 403)

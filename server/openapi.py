@@ -212,11 +212,21 @@ def build_spec() -> dict[str, Any]:
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "
-            "first: each is an AgreementStatus with room_id and pdf_available; the PDF is "
-            "GET /api/agreements/{code}/pdf",
+            "first: each is an AgreementStatus with room_id, room_title, recording_id and "
+            "pdf_available; the PDF is GET /api/agreements/{code}/pdf",
+            "parameters": [
+                {
+                    "name": "q",
+                    "in": "query",
+                    "required": False,
+                    "description": "search: the case number, the room's title or id, the "
+                    "code, a signer's name, the recording's id",
+                    "schema": {"type": "string", "maxLength": 200},
+                }
+            ],
             "responses": {
                 "200": {"description": "success", "content": {"application/json": {}}},
-                **_errors(401, 403, 410),
+                **_errors(400, 401, 403, 410),
             },
         }
     }
@@ -266,7 +276,10 @@ def _base_spec() -> dict[str, Any]:
         "paths": {
             "/api/health": {
                 "get": _op(
-                    "Liveness and backend", (200, "healthy", {"type": "object"}), secure=False
+                    "Liveness, backend, and that the database answers (503 when not)",
+                    (200, "healthy", {"type": "object"}),
+                    503,
+                    secure=False,
                 )
             },
             "/api/rooms": {

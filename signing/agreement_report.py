@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from tiaojie.archive.report import VerificationReport
+from tiaojie.archive.report_words import Words
 
 #: SignatureReport.kind: a Signer's signature, the OrganisationSeal, the document timestamp.
 SIGNER = "signer"
@@ -66,64 +67,73 @@ class AgreementReport(VerificationReport):
             data["signatures"].append(signature)
         return data
 
-    def to_text(self) -> str:
-        return render_text(self)
+    def to_text(self, words: Words | None = None) -> str:
+        return render_text(self, words)
 
 
-def render_text(report: AgreementReport) -> str:
+def render_text(report: AgreementReport, words: Words | None = None) -> str:
     """The human report: what the PDF is, each signature, the manifest and recording, the
-    verdict and every problem."""
+    verdict and every problem; in the language and time zone of `words`."""
+    w = words or Words()
     lines = [
-        f"Agreement   {report.path}",
+        f"{w('agreement')}  {report.path}",
         f"  sha256    {report.sha256}",
-        f"  trust     {report.trust_root}",
+        f"{w('trust')}{report.trust_root}",
     ]
+    if w.tz is not None:
+        lines.append("  " + w("time_zone", zone=getattr(w.tz, "key", str(w.tz))))
     if report.case_number:
-        lines.append(f"  case      {report.case_number}")
+        lines.append(f"{w('case')}{report.case_number}")
     if report.fingerprint:
-        lines.append(
-            f"  text      sha256 {report.fingerprint} (shown as {report.fingerprint[:12]})"
-        )
+        lines.append(w("text", fp=report.fingerprint, short=report.fingerprint[:12]))
     if report.recording_id:
-        lines.append(f"  recording {report.recording_id}, chain head {report.chain_head or '-'}")
-    lines.append("Signatures")
+        lines.append(w("recording_line", rid=report.recording_id, head=report.chain_head or "-"))
+    lines.append(w("signatures_head"))
     for s in report.signatures:
-        who = f"{s.name} ({s.role})" if s.kind == SIGNER else s.subject
+        who = f"{s.name or '?'} ({w.role(s.role)})" if s.kind == SIGNER else s.subject
         mark = "OK  " if report.signature_ok(s) else "FAIL"
-        lines.append(f"  {mark} {s.field_name:<20} {s.kind:<18} {who}")
+        lines.append(f"  {mark} {s.field_name:<20} {w.kind(s.kind):<18} {who}")
         lines.append(
-            f"       time {s.time or '-'}; intact {_yn(s.intact)}, valid {_yn(s.valid)}, "
-            f"trusted {_yn(s.trusted)}; long-term validation {s.ltv or '-'}; {s.coverage}"
+            w(
+                "sig_line",
+                time=w.time(s.time),
+                intact=_yn(s.intact, w),
+                valid=_yn(s.valid, w),
+                trusted=_yn(s.trusted, w),
+                ltv=w.term("ltv", s.ltv) if s.ltv else "-",
+                coverage=w.term("coverage", s.coverage),
+            )
         )
     if report.manifest:
         m = report.manifest
         lines.append(
-            f"Manifest    {m['name']} (AFRelationship {m['af_relationship']}): "
-            f"{m['entries']} entries, sha256 {m['sha256']}"
+            w(
+                "manifest",
+                name=m["name"],
+                rel=m["af_relationship"],
+                entries=m["entries"],
+                sha256=m["sha256"],
+            )
         )
     if report.recording:
         r = report.recording
-        lines.append(f"Recording   {r['directory']}")
+        lines.append(f"{w('recording_dir')}{r['directory']}")
         if "manifest_entries" in r:
             lines.append(
-                f"  the manifest is the first {r['manifest_entries']} of "
-                f"{r.get('chain_entries', '?')} chain entries"
+                w("manifest_prefix", n=r["manifest_entries"], total=r.get("chain_entries", "?"))
             )
         if r.get("agreement_entry_seq") is not None:
-            lines.append(f"  chain entry {r['agreement_entry_seq']} names this PDF")
+            lines.append(w("names_pdf", seq=r["agreement_entry_seq"]))
     if report.problems:
-        lines.append(f"NOT AUTHENTIC ({len(report.problems)} problem(s))")
-        lines += [f"  - {p.describe()}" for p in report.problems]
+        lines.append(w("not_authentic", n=len(report.problems)))
+        lines += [f"  - {w.finding(p)}" for p in report.problems]
     else:
-        lines.append(
-            "AUTHENTIC: every signature is valid at PAdES B-LTA and trusted; "
-            "the text, manifest and recording agree"
-        )
+        lines.append(w("authentic"))
     if report.warnings:
-        lines.append(f"Warnings ({len(report.warnings)}):")
-        lines += [f"  - {w.describe()}" for w in report.warnings]
+        lines.append(w("warnings", n=len(report.warnings)))
+        lines += [f"  - {w.finding(x)}" for x in report.warnings]
     return "\n".join(lines) + "\n"
 
 
-def _yn(value: bool) -> str:
-    return "yes" if value else "NO"
+def _yn(value: bool, w: Words) -> str:
+    return w("yes") if value else w("no")

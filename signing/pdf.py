@@ -39,6 +39,7 @@ from fpdf.enums import WrapMode
 from fpdf.fonts import SubsetMap, TTFFont
 
 from tiaojie.archive.layout import CHAIN_FILE
+from tiaojie.archive.localtime import shown, zone
 from tiaojie.signing.model import (
     FINGERPRINT_SHOWN,
     Agreement,
@@ -199,8 +200,10 @@ class _AgreementPDF(FPDF):
         self.set_text_color(0, 0, 0)
 
 
-def _time(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).astimezone().strftime("%Y-%m-%d %H:%M:%S UTC%z")
+def _time(ts: float, tz: dt.tzinfo, lang: str) -> str:
+    """A signature time as the signers read it: in the installation's time zone, named
+    (tiaojie.archive.localtime), never the server process's own zone."""
+    return shown(ts, tz, lang)
 
 
 def agreement_record(
@@ -324,9 +327,12 @@ def build_agreement_pdf(
     *,
     created: dt.datetime | None = None,
     organisation: str = "Tiaojie",
+    timezone: dt.tzinfo | None = None,
 ) -> bytes:
-    """The agreement as an unsigned PDF/A-3B document (bytes)."""
+    """The agreement as an unsigned PDF/A-3B document (bytes); signature times in
+    `timezone` (default: TIAOJIE_TIMEZONE, else Asia/Shanghai)."""
     created = created or dt.datetime.now(dt.UTC)
+    tz = timezone or zone()
     template = TEMPLATES[agreement.language]
     text = canonical_text(agreement)
     digest = fingerprint(agreement)
@@ -380,7 +386,9 @@ def build_agreement_pdf(
             raise ValueError(f"the handwritten mark of {mark.name} is not a usable PNG: {e}") from e
         pdf.set_xy(MARGIN + MARK_W + 5, y + 3)
         label = role_label(agreement.language, mark.role)
-        line = template.signed_by.format(mark.name, label, _time(mark.signed_at))
+        line = template.signed_by.format(
+            mark.name, label, _time(mark.signed_at, tz, agreement.language)
+        )
         pdf.multi_cell(0, LINE, line, wrapmode=wrap, new_x="LMARGIN", new_y="NEXT")
         pdf.set_y(y + MARK_H + 4)
 

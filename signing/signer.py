@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import tzinfo
 from pathlib import Path
 
 from cryptography import x509
@@ -190,9 +191,11 @@ class Notary:
         manifest_name: str = CHAIN_FILE,
         *,
         level: str = "B-LTA",
+        timezone: tzinfo | None = None,
     ) -> bytes:
         """The signed PDF (bytes); see the module docstring. Blocking: from async code, run
-        it in a worker thread (asyncio.to_thread).
+        it in a worker thread (asyncio.to_thread). `timezone`: of the signature times
+        printed on the page (default: TIAOJIE_TIMEZONE, else Asia/Shanghai).
 
         `level`: "B-LTA" (the default, and what agreements get); "B-T" (signature
         timestamps, no validation data or document timestamp) and "B-B" (no timestamps)
@@ -208,6 +211,7 @@ class Notary:
             manifest,
             manifest_name,
             organisation=self.authority.organisation,
+            timezone=timezone,
         )
         names = [field_name(i, m.role) for i, m in enumerate(marks, 1)]
         pdf = self._add_fields(pdf, [*names, ORGANISATION_SEAL_FIELD])

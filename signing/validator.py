@@ -40,11 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESPassed
 from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_timestamp
 from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.policy_decl import (
     PdfSignatureValidationSpec,
@@ -60,6 +62,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from tiaojie.archive.chain import parse_entries, verify_links
 from tiaojie.archive.layout import CHAIN_FILE, folder_recording_id
 from tiaojie.archive.report import CannotVerify, Findings, Problem, run_verification
+from tiaojie.archive.report_words import Words
 from tiaojie.signing.agreement_report import (
     DOCUMENT_TIMESTAMP,
     ORGANISATION_SEAL,
@@ -195,6 +198,55 @@ async def _check_document_timestamp(
             signature_field=where,
         )
     return report
+
+
+def _unvalidated(
+    sig: EmbeddedPdfSignature, kind: str, content_type: str = "data"
+) -> SignatureReport:
+    """What can still be said of a signature the validator failed on: who its certificate
+    names, and whether the signed bytes are intact and the signature verifies with the
+    certificate's own key (checked apart from the certificate path)."""
+    report = SignatureReport(field_name=str(sig.field_name), kind=kind, subject="?")
+    try:
+        cert = sig.signer_cert
+        report.subject = cert.subject.human_friendly
+        report.name = _subject_attr(cert, "common_name")
+        report.role = _subject_attr(cert, "title")
+        report.intact, report.valid = validate_sig_integrity(
+            sig.signer_info, cert, content_type, sig.compute_digest()
+        )
+    except Exception:  # nothing more can be said
+        pass
+    report.ltv = "not validated"
+    return report
+
+
+def _why_unvalidated(sig: EmbeddedPdfSignature, root: x509.Certificate, error: Exception) -> str:
+    """Why pyhanko could not validate a signature, in words: whose certificate it is and
+    how it stands to the trust root; else the validator's own error (pyhanko fails some
+    foreign certificates with a bare AssertionError)."""
+    try:
+        leaf = x509.load_der_x509_certificate(sig.signer_cert.dump())
+    except Exception:
+        leaf = None
+    trust_root = root.subject.rfc4514_string()
+    if leaf is not None and leaf.issuer == root.subject:
+        try:
+            leaf.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature) as mismatch:
+            why = str(mismatch) or "the signature does not verify"
+            return (
+                f"its certificate names the trust root ({trust_root}) as its issuer, but the "
+                f"trust root did not sign it ({why}): it was issued by another CA of the "
+                "same name"
+            )
+    elif leaf is not None:
+        return (
+            f"its certificate was issued by {leaf.issuer.rfc4514_string()}, which does not "
+            f"chain to the trust root ({trust_root})"
+        )
+    detail = str(error).strip()
+    return f"the validator failed: {type(error).__name__}" + (f": {detail}" if detail else "")
 
 
 def _embedded_files(reader: PdfFileReader) -> dict[str, tuple[bytes, str | None]]:
@@ -391,10 +443,10 @@ async def _validate_signatures(
         try:
             sig_report = await _check_signature(sig, spec, kind, found)
         except Exception as e:  # a damaged signature can fail anywhere in pyhanko
-            sig_report = SignatureReport(field_name=str(sig.field_name), kind=kind, subject="?")
+            sig_report = _unvalidated(sig, kind)
             found.problem(
                 Problem.SIGNATURE_UNCHECKABLE,
-                f"cannot be validated: {e}",
+                f"cannot be validated: {_why_unvalidated(sig, root, e)}",
                 signature_field=sig_report.field_name,
             )
         if kind == SIGNER and sig.field_name != field_name(i, sig_report.role or "?"):
@@ -410,12 +462,10 @@ async def _validate_signatures(
         try:
             reports.append(await _check_document_timestamp(sig, root, found))
         except Exception as e:
-            ts_report = SignatureReport(
-                field_name=str(sig.field_name), kind=DOCUMENT_TIMESTAMP, subject="?"
-            )
+            ts_report = _unvalidated(sig, DOCUMENT_TIMESTAMP, content_type="tst_info")
             found.problem(
                 Problem.SIGNATURE_UNCHECKABLE,
-                f"cannot be validated: {e}",
+                f"cannot be validated: {_why_unvalidated(sig, root, e)}",
                 signature_field=ts_report.field_name,
             )
             reports.append(ts_report)
@@ -523,9 +573,18 @@ def verify_agreement(
 
 
 def verify_agreement_cli(
-    path: Path, trust: Path | None, recording: Path | None, as_json: bool
+    path: Path,
+    trust: Path | None,
+    recording: Path | None,
+    as_json: bool,
+    words: Words | None = None,
 ) -> int:
-    """`tiaojie verify agreement.pdf`: 0 authentic, 1 not authentic, 2 could not run."""
+    """`tiaojie verify agreement.pdf`: 0 authentic, 1 not authentic, 2 could not run (text
+    in the language and time zone of `words`)."""
     return run_verification(
-        AgreementReport.subject, path, lambda: verify_agreement(path, trust, recording), as_json
+        AgreementReport.subject,
+        path,
+        lambda: verify_agreement(path, trust, recording),
+        as_json,
+        words,
     )

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import LiveServer, restart_server, start_server
 from tests.support.staff import PASSWORD, StaffBrowser
 from tiaojie.server.accounts.actor import Actor, ActorKind, acting
-from tiaojie.server.accounts.audit import AuditedRoomStore, entries
+from tiaojie.server.accounts.audit import AuditProjection, entries
 from tiaojie.server.db import Database, parse_database_url
 from tiaojie.server.db.migrate import migrate
 from tiaojie.server.model import Room, new_id, now
@@ -606,11 +606,11 @@ async def test_every_room_action_is_in_the_audit_log(centre: Centre) -> None:
 
 
 async def test_recordings_and_agreements_are_audited_by_the_room_store(tmp_path) -> None:
-    """The store wrapper sees a recording start and stop and an agreement sealed, and
+    """The store's audit projection sees a recording start and stop and an agreement sealed, and
     writes them with whoever acts (the server itself when nobody asked)."""
     database = Database(parse_database_url("memory:", tmp_path))
     await migrate(database)
-    store = AuditedRoomStore(MemoryRoomStore(), database)
+    store = MemoryRoomStore((AuditProjection(database),))
     room = Room(id=new_id(), title="录像", lobby=True, max_participants=4, created_at=now())
     try:
         with acting(Actor(ActorKind.INVITE, "mediator-invite")):

@@ -718,10 +718,10 @@ async def test_status_page_download_and_forged_codes(live_server) -> None:
 
 
 async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
-    """The in-memory store forgets the room on restart: the parties' and the mediator's
-    links still download the signed PDF (by the room's access record), a removed party's
-    does not, and a link whose room nothing on the server knows is refused."""
-    srv = await start_server(tmp_path / "data", database_url="memory:")
+    """A restart of the durable default (SQLite): the parties' and the mediator's links
+    still download the signed PDF, a removed party's does not. A server that does not know
+    the link's room (a `memory:` server forgets rooms when it stops) refuses it."""
+    srv = await start_server(tmp_path / "data")
     try:
         r = await Room(srv).setup()
         ready = await r.ready()
@@ -733,8 +733,8 @@ async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
         other_room = await srv.create_room()
         stranger = await srv.create_invite(other_room["id"], "party", "路人")
 
-        srv = await restart_server(srv, database_url="memory:")
-        assert (await srv.admin("GET", f"/api/rooms/{r.room['id']}"))[0] == 404  # forgotten
+        srv = await restart_server(srv)
+        assert (await srv.admin("GET", f"/api/rooms/{r.room['id']}"))[0] == 200  # kept
         pdf_path = f"/api/agreements/{code}/pdf"
         for token in (r.a_invite["token"], r.mediator_invite["token"], srv.admin_token):
             status, pdf, content_type = await fetch_bytes(srv, pdf_path, token)
@@ -748,10 +748,13 @@ async def test_parties_download_their_pdf_after_a_restart(tmp_path) -> None:
             status, body = await srv.request("GET", pdf_path, token)
             assert (status, body["error"]) == expected, (token, body)
 
-        # Nothing on the server knows the room any more: refused, never waved through.
-        (srv.state.settings.data_dir / "access" / f"{r.room['id']}.json").unlink()
+        # Nothing on the server knows the room: refused, never waved through.
+        srv = await restart_server(srv, database_url="memory:")
+        assert (await srv.admin("GET", f"/api/rooms/{r.room['id']}"))[0] == 404  # unknown
         status, body = await srv.request("GET", pdf_path, r.a_invite["token"])
         assert (status, body["error"]) == (403, "room_unknown")
+        status, pdf, _ = await fetch_bytes(srv, pdf_path, srv.admin_token)
+        assert status == 200 and hashlib.sha256(pdf).hexdigest() == done["pdf_sha256"]
     finally:
         await srv.close()
         await srv.server.close()

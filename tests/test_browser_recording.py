@@ -21,6 +21,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.test_agreements import (  # the signing keys in place before each server
+    keys,  # noqa: F401
+    shared_keys,  # noqa: F401
+)
 from tiaojie.archive.chain import read_entries
 
 pytestmark = pytest.mark.browser
@@ -276,6 +280,10 @@ async def test_the_archive_page_lists_and_downloads_agreements(live_server, brow
     folder.mkdir(parents=True)
     (folder / "status.json").write_text(json.dumps({"room_id": room["id"], "public": public}))
     (folder / "agreement.pdf").write_bytes(pdf)
+    # Files put into the archive by hand reach its index as `tiaojie reindex` puts them.
+    from tiaojie.server.archive_index.rebuild import rebuild
+
+    await rebuild(live_server.state.recordings.index, live_server.state.settings.data_dir)
 
     page = await open_page(
         browser, f"{live_server.url}/recordings#token={mediator['token']}", errors
@@ -333,4 +341,78 @@ async def test_the_archive_page_lists_and_downloads_agreements(live_server, brow
     await expect(page.locator("#recordings-error")).to_have_attribute("data-reason", "forbidden")
     await expect(page.locator("#agreements-section")).to_be_hidden()
     await expect(page.locator("article.agreement")).to_have_count(0)
+    assert errors == []
+
+
+async def test_the_archive_page_names_links_searches_and_zips(live_server, browser) -> None:
+    """Room titles, 申请人/被申请人, each recording's agreement linked both ways, one ZIP per
+    recording, search, and times in the server's zone (北京时间) whatever the browser's."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from tests.test_agreements import Room, start_recording, stop_recording, wait_status
+
+    srv = live_server
+    r = await Room(srv).setup()
+    rid = await start_recording(srv, r.room["id"])
+    ready = await r.ready()
+    for client, name in ((r.a, "王五"), (r.b, "李四"), (r.mediator, "张调解员")):
+        assert (await Room.sign(client, ready["fingerprint"], name))["ok"]
+    await wait_status(r.a, "signed")
+    await stop_recording(srv, r.room["id"])
+    other = await srv.create_room(title="物业费争议", lobby=False)
+    other_rid = await start_recording(srv, other["id"])
+    await stop_recording(srv, other["id"])
+    _, listing = await srv.admin("GET", "/api/recordings")
+    started_at = next(x["started_at"] for x in listing["recordings"] if x["recording_id"] == rid)
+    beijing = dt.datetime.fromtimestamp(started_at, dt.UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+
+    errors: list[str] = []
+    context = await browser.new_context(timezone_id="UTC", viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"{srv.url}/recordings")
+    await page.fill("#token-input", srv.archivist_token())
+    await page.click("#token-submit")
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    await expect(page.locator("details.recording")).to_have_count(2)
+    await expect(page.locator("#timezone-note")).to_have_text("时间均为北京时间。")
+    card = page.locator(f"#recording-{rid}")
+    await expect(card.locator(".rec-room")).to_have_text("王五与李四漏水纠纷")
+    await expect(card.locator(".rec-when")).to_have_text(f"{beijing:%Y/%m/%d %H:%M:%S}")
+    await expect(page.locator(f"#recording-{other_rid} .rec-room")).to_have_text("物业费争议")
+    if not await card.evaluate("d => d.open"):
+        await card.locator("summary").click()
+    person = card.locator(f'.rec-person[data-participant-id="{r.a_invite["invite_id"]}"]')
+    await expect(person.locator(".badge")).to_have_text("申请人")
+    respondent = card.locator(f'.rec-person[data-participant-id="{r.b_invite["invite_id"]}"]')
+    await expect(respondent.locator(".badge")).to_have_text("被申请人")
+    # the agreement reached in it, linked both ways
+    bound = card.locator(f'li.rec-agreement[data-code="{ready["code"]}"]')
+    await expect(bound).to_have_attribute("data-status", "signed")
+    await bound.locator("a").click()
+    agreement = page.locator(f"#agreement-{ready['code']}")
+    await expect(agreement).to_be_in_viewport()
+    back = agreement.locator('a[data-action="show-recording"]')
+    await expect(back).to_have_attribute("href", f"#recording-{rid}")
+    # the whole recording as one ZIP, with a ticket (a link sends no token)
+    zipped = card.locator('a[data-action="download-zip"]')
+    await expect(zipped).to_have_attribute("href", re.compile(r"/archive\.zip\?ticket="))
+    fetched = await zipped.evaluate(
+        "a => fetch(a.href).then(r => [r.status, r.headers.get('content-type')])"
+    )
+    assert fetched == [200, "application/zip"], fetched
+    # search: by a party's name, and for nothing
+    await page.fill("#search-input", "李四")
+    await page.click("#search-submit")
+    await expect(page.locator("details.recording")).to_have_count(1)
+    await expect(page.locator(f"#recording-{rid}")).to_be_visible()
+    await expect(page.locator("article.agreement")).to_have_count(1)
+    await page.fill("#search-input", "没有这个人")
+    await page.click("#search-submit")
+    await expect(page.locator("details.recording")).to_have_count(0)
+    await expect(page.locator("#recordings-empty")).to_have_text("没有符合搜索条件的录像。")
+    await page.click("#lang-toggle")
+    await expect(page.locator("#timezone-note")).to_have_text("Times are in Asia/Shanghai.")
+    await context.close()
     assert errors == []

@@ -300,6 +300,7 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("GET", f"{rec_path}/files/recording.json", admin),
         ("GET", f"{rec_path}/files/chain.jsonl", admin),
         ("POST", f"{rec_path}/ticket", admin),
+        ("GET", f"{rec_path}/archive.zip", admin),  # 409: still recording
         ("GET", "/api/agreements", admin),
         ("GET", f"/api/agreements/{code}", None),
         ("GET", f"/api/agreements/{code}/pdf", par),

@@ -242,10 +242,11 @@ async def test_archive_access_needs_the_right_token(live_server):
 
 
 async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed(tmp_path):
-    """The in-memory store forgets rooms on restart: a mediator's link still reads its
-    room's recordings (by the room's access record), a withdrawn one does not, and a link
-    whose room nothing on the server knows is refused."""
-    srv = await start_server(tmp_path / "data", database_url="memory:")
+    """A restart of the durable default (SQLite): a mediator's link still reads its room's
+    recordings, a withdrawn one does not. A server that does not know the link's room (a
+    `memory:` server, which forgets rooms when it stops) refuses it, never waves it
+    through, while its archive index is rebuilt from the files for the admin."""
+    srv = await start_server(tmp_path / "data")
     try:
         room, mediator, _ = await setup(srv)
         withdrawn = await srv.create_invite(room["id"], "mediator", "前调解员")
@@ -258,8 +259,8 @@ async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed
         status, body = await srv.request("GET", "/api/recordings", withdrawn["token"])
         assert (status, body["error"]) == (403, "token_revoked")
 
-        srv = await restart_server(srv, database_url="memory:")
-        assert (await srv.admin("GET", f"/api/rooms/{room['id']}"))[0] == 404  # forgotten
+        srv = await restart_server(srv)
+        assert (await srv.admin("GET", f"/api/rooms/{room['id']}"))[0] == 200  # kept
         rid = started["id"]
         status, listing = await srv.request("GET", "/api/recordings", mediator["token"])
         assert status == 200 and [r["recording_id"] for r in listing["recordings"]] == [rid]
@@ -273,10 +274,16 @@ async def test_archive_access_after_a_restart_keeps_revocations_and_fails_closed
         )
         assert (status, body["error"]) == (403, "token_revoked")
 
-        # Nothing on the server knows the room any more: refused, never waved through.
-        (srv.state.settings.data_dir / "access" / f"{room['id']}.json").unlink()
-        status, body = await srv.request("GET", "/api/recordings", mediator["token"])
-        assert (status, body["error"]) == (403, "room_unknown")
+        # Nothing on the server knows the room: refused, never waved through.
+        srv = await restart_server(srv, database_url="memory:")
+        assert (await srv.admin("GET", f"/api/rooms/{room['id']}"))[0] == 404  # unknown
+        for token in (mediator["token"], withdrawn["token"]):
+            status, body = await srv.request("GET", "/api/recordings", token)
+            assert (status, body["error"]) == (403, "room_unknown")
+            status, body = await srv.request("GET", f"/api/recordings/{rid}", token)
+            assert (status, body["error"]) == (403, "room_unknown")
+        status, listing = await srv.admin("GET", "/api/recordings")
+        assert status == 200 and [r["recording_id"] for r in listing["recordings"]] == [rid]
     finally:
         await srv.close()
         await srv.server.close()
@@ -393,12 +400,13 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     import json
 
     from tests.test_agreements import ID_NUMBER, Room
+    from tiaojie.server.archive_index.rebuild import rebuild
 
     srv = live_server
     data_dir = srv.state.settings.data_dir
     assert (await srv.request("GET", "/api/agreements", srv.admin_token)) == (
         200,
-        {"agreements": []},
+        {"agreements": [], "timezone": "Asia/Shanghai"},
     )
 
     # A real agreement, drafted over socket.io and open for signatures.
@@ -455,6 +463,10 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     (data_dir / "agreements" / ("K" * 32)).mkdir()
     (data_dir / "agreements" / ("K" * 32) / "status.json").symlink_to(outside)
 
+    # Files reach the archive index through `tiaojie reindex` (its rebuild).
+    rebuilt = await rebuild(srv.state.recordings.index, data_dir)
+    assert rebuilt.agreements == 2 and len(rebuilt.unreadable) == len(junk) + 2
+
     archivist = srv.archivist_token("档案员")
     for token in (srv.admin_token, archivist):
         status, body = await srv.request("GET", "/api/agreements", token)
@@ -468,6 +480,9 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
                 {"role": "mediator", "name": "王调解员", "signed_at": 2.5},
             ],
             "room_id": room["id"],
+            "room_title": room["title"],
+            "recording_id": None,
+            "version": 1,
             "pdf_available": True,
         }
         assert second["room_id"] == r.room["id"] and second["status"] == "signing"
@@ -495,7 +510,7 @@ async def test_agreements_in_the_archive_follow_the_recordings_rules(live_server
     status, body = await srv.request("GET", "/api/agreements", mediator["token"])
     assert status == 200 and [a["code"] for a in body["agreements"]] == [signed_code]
     status, body = await srv.request("GET", "/api/agreements", other_mediator["token"])
-    assert (status, body) == (200, {"agreements": []})
+    assert (status, body) == (200, {"agreements": [], "timezone": "Asia/Shanghai"})
 
     # Parties download with their own link, not from the archive; no token, no list.
     for token in (party["token"], r.a_invite["token"], r.expert_invite["token"]):

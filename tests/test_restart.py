@@ -10,11 +10,13 @@ Then an online backup of it is restored into a fresh data directory.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,11 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
                     await client.close()
 
         asyncio.run(after_the_restart())
+        # The archive index: the recording that was running, sealed by its recorder
+        # (indexed once the restarted node saw the seal), bound to the agreement whose
+        # signature was given; what it says is what the files say.
+        indexed = index_after_restart(url, data, recording_id, rid)
+        assert indexed["agreements"][0]["status"] == "signing"
         # An online backup, taken while the server runs.
         made = subprocess.run(
             [TIAOJIE, "backup", str(tmp_path / "backup"), "--data", str(data)],
@@ -242,6 +249,37 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
     result = verify(directory, data)
     assert result.returncode == 0, result.stdout + result.stderr
     return_from_backup(tmp_path, room_id=full["id"], links=links, recording_id=recording_id)
+
+
+def listed_recording(url: str, recording_id: str) -> dict[str, Any] | None:
+    status, body = api(url, "GET", "/api/recordings")
+    assert status == 200, body
+    found = [r for r in body["recordings"] if r["recording_id"] == recording_id]
+    return found[0] if found else None
+
+
+def index_after_restart(url: str, data: Path, recording_id: str, room_id: str) -> dict[str, Any]:
+    """The index's view of the recording that ran through the kill -9, checked against its
+    folder; the recording as listed."""
+    deadline = time.monotonic() + 60
+    while (listed := listed_recording(url, recording_id)) is None or listed["status"] != "sealed":
+        assert time.monotonic() < deadline, f"the index never saw the seal: {listed}"
+        time.sleep(0.2)
+    folder = data / "recordings" / recording_id
+    entries = chain(folder)
+    assert (listed["room_id"], listed["room_title"]) == (room_id, "漏水纠纷")
+    assert (listed["seal_reason"], listed["chain_head"]) == ("disconnected", entries[-1]["hash"])
+    chain_sha256 = hashlib.sha256((folder / "chain.jsonl").read_bytes()).hexdigest()
+    assert listed["chain_sha256"] == chain_sha256
+    assert {p["name"] for p in listed["participants"].values()} >= {"张调解员", "王五"}
+    (bound,) = listed["agreements"]
+    status, body = api(url, "GET", "/api/agreements")
+    assert status == 200, body
+    (agreement,) = body["agreements"]
+    assert (agreement["code"], agreement["recording_id"]) == (bound["code"], recording_id)
+    signed = {s["name"]: s["signed_at"] is not None for s in agreement["signers"]}
+    assert signed == {"王五": True, "李四": False, "张调解员": False}
+    return listed
 
 
 def restore(source: Path, data: Path) -> subprocess.CompletedProcess:
@@ -291,6 +329,8 @@ def return_from_backup(tmp_path: Path, room_id: str, links: dict, recording_id: 
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.loads(response.read())["invite"]["name"] == "李四"
+        # The archive index came back with the database: listed at once, as before.
+        index_after_restart(url, data, recording_id, room_id)
     finally:
         stop(server)
     result = verify(data / "recordings" / recording_id, data)

@@ -128,10 +128,35 @@ def _post(url: str, token: str, body: dict[str, object]) -> dict[str, object]:
         return json.loads(response.read())
 
 
-def new_room(args: argparse.Namespace) -> int:
-    """Create a room on a running server, with a mediator link and party links."""
-    import os
+def _local_server() -> str:
+    """Where `serve` listens, as its settings say (TIAOJIE_HOST, TIAOJIE_PORT)."""
+    from tiaojie.server.config import Settings, local_port
 
+    host = os.environ.get("TIAOJIE_HOST") or "127.0.0.1"
+    return Settings(host=host, port=local_port()).local_url
+
+
+def new_room(args: argparse.Namespace) -> int:
+    """Create a room on a running server, with a mediator link and party links. Everything
+    is checked before the room is made: no room is left without its links."""
+    from tiaojie.server.errors import TiaojieError
+    from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM
+    from tiaojie.server.validation import validate
+
+    invites = [("mediator", args.mediator)] + [("party", n) for n in args.party]
+    invites += [("expert", n) for n in args.expert]
+    bodies = []
+    try:
+        what = "the title"
+        room_body = validate(CREATE_ROOM, {"title": args.title, "lobby": not args.no_lobby})
+        for role, name in invites:
+            what = f"the {role} link for {name!r}"
+            body = {"role": role, "name": name, "expires_in": args.expires_in}
+            bodies.append(validate(CREATE_INVITE, body))
+    except TiaojieError as error:
+        message = error.message.replace("payload.", "").replace("expires_in", "--expires-in")
+        print(f"tiaojie: nothing was created: {what}: {message}", file=sys.stderr)
+        return 2
     token = os.environ.get("TIAOJIE_ADMIN_TOKEN") or ""
     if not token:
         try:
@@ -142,27 +167,23 @@ def new_room(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    server = args.server.rstrip("/")
+    server = (args.server or _local_server()).rstrip("/")
     try:
-        room = _post(
-            f"{server}/api/rooms", token, {"title": args.title, "lobby": not args.no_lobby}
-        )
+        room = _post(f"{server}/api/rooms", token, room_body)
         print(f"room {room['id']}: {room['title']}")
-        invites = [("mediator", args.mediator)] + [("party", n) for n in args.party]
-        invites += [("expert", n) for n in args.expert]
-        for role, name in invites:
-            invite = _post(
-                f"{server}/api/rooms/{room['id']}/invites",
-                token,
-                {"role": role, "name": name, "expires_in": args.expires_in},
-            )
-            print(f"  {role:9} {name}: {invite['url']}")
+        for body in bodies:
+            invite = _post(f"{server}/api/rooms/{room['id']}/invites", token, body)
+            print(f"  {body['role']:9} {body['name']}: {invite['url']}")
     except urllib.error.HTTPError as error:
         detail = json.loads(error.read() or b"{}")
         print(f"tiaojie: {error.code} {detail.get('message', error.reason)}", file=sys.stderr)
         return 1
     except urllib.error.URLError as error:
-        print(f"tiaojie: cannot reach {server}: {error.reason}", file=sys.stderr)
+        print(
+            f"tiaojie: cannot reach {server}: {error.reason} (is tiaojie serve running there? "
+            "--server, or TIAOJIE_HOST / TIAOJIE_PORT as for serve)",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -191,6 +212,7 @@ def archivist_token(args: argparse.Namespace) -> int:
     and label, never the token), list the register, or revoke one."""
     import time
 
+    from tiaojie.archive.localtime import zone
     from tiaojie.server.credentials import WeakSecret, load_credentials
     from tiaojie.server.recordings import ArchiveAuth, ArchivistRegister
     from tiaojie.server.recordings.archivists import MAX_LIFETIME, check_label, when
@@ -212,10 +234,11 @@ def archivist_token(args: argparse.Namespace) -> int:
     try:
         if args.list:
             now = time.time()
+            tz = zone()
             for entry in sorted(register.tokens().values(), key=lambda t: t.issued):
                 print(
-                    f"{entry.id}  {entry.status(now):7}  issued {when(entry.issued)}"
-                    f"  expires {when(entry.expires)}  {entry.label}"
+                    f"{entry.id}  {entry.status(now):7}  issued {when(entry.issued, tz)}"
+                    f"  expires {when(entry.expires, tz)}  {entry.label}"
                 )
             return 0
         if args.revoke is not None:
@@ -247,21 +270,50 @@ def _revoke_archivist_token(register: ArchivistRegister, token_id: str) -> int:
     return 0
 
 
+def _library_logs(verbose: bool) -> None:
+    """Libraries (pyhanko, its certificate validator) log warnings with tracebacks while
+    they judge a document; the verdict is the report's. Shown with -v only."""
+    if verbose:
+        logging.basicConfig(
+            level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
+    else:  # a handler that drops everything: Python's last-resort stderr handler stays off
+        logging.getLogger().addHandler(logging.NullHandler())
+
+
 def verify(args: argparse.Namespace) -> int:
-    """An agreement PDF (signing/) or a recording folder / segment MP4 (archive/verify/)."""
+    """An agreement PDF (signing/), a recording folder / segment MP4 (archive/verify/), or a
+    recording bundle ZIP (both)."""
+    from tiaojie.archive.bundle import is_bundle
+    from tiaojie.archive.localtime import zone
+    from tiaojie.archive.report_words import Words
+
+    _library_logs(args.verbose)
+    try:
+        words = Words("zh" if args.lang.startswith("zh") else "en", zone(args.timezone))
+    except ValueError as error:
+        print(f"tiaojie verify: {error}", file=sys.stderr)
+        return 2
+    if is_bundle(args.path):
+        if args.recording is not None:
+            print("tiaojie verify: a bundle holds its recording; no --recording", file=sys.stderr)
+            return 2
+        from tiaojie.signing.bundle_verify import verify_bundle_cli
+
+        return verify_bundle_cli(args.path, args.trust, args.tsa_trust, args.ca, args.json, words)
     if args.path.suffix.lower() == ".pdf":
         try:
             from tiaojie.signing.validator import verify_agreement_cli
         except ImportError as error:
             print(f"tiaojie verify: cannot verify PDFs here: {error}", file=sys.stderr)
             return 2
-        return verify_agreement_cli(args.path, args.trust, args.recording, args.json)
+        return verify_agreement_cli(args.path, args.trust, args.recording, args.json, words)
     if args.recording is not None:
         print("tiaojie verify: --recording is for an agreement PDF", file=sys.stderr)
         return 2
     from tiaojie.archive.verify.cli import verify_recording_cli
 
-    return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json)
+    return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json, words)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -373,7 +425,46 @@ def restore(args: argparse.Namespace) -> int:
     if index["database"]["kind"] == "postgresql":
         dump = args.source / "tiaojie.pgdump"
         print(f"restore the database too: pg_restore --clean --dbname URL {dump}")
+        print("(tiaojie serve rebuilds the archive index if that database has none)")
+        return 0
+    from tiaojie.server.archive_index.rebuild import rebuild_database
+    from tiaojie.server.db import DatabaseError
+
+    try:  # a database from before the archive index: index the restored files
+        rebuilt = rebuild_database(url, args.data_dir, if_missing=True)
+    except DatabaseError as error:
+        print(f"tiaojie: the archive index was not rebuilt: {error}", file=sys.stderr)
+        return 2
+    if rebuilt is not None:
+        print(
+            f"archive index rebuilt: {rebuilt.recordings} recordings, "
+            f"{rebuilt.agreements} agreements"
+        )
     return 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    """Rebuild the archive index from the files of the data directory."""
+    from tiaojie.server.archive_index.rebuild import rebuild_database
+    from tiaojie.server.db import DatabaseError, parse_database_url
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        url = parse_database_url(args.database_url, args.data_dir)
+        rebuilt = rebuild_database(url, args.data_dir)
+    except (ValueError, DatabaseError) as error:
+        print(f"tiaojie: {error}", file=sys.stderr)
+        return 2
+    assert rebuilt is not None
+    print(
+        f"archive index of {url.shown()} rebuilt from {args.data_dir}: "
+        f"{rebuilt.recordings} recordings, {rebuilt.agreements} agreements"
+    )
+    for folder in rebuilt.unreadable:
+        print(f"  not indexed (unreadable): {folder}")
+    if rebuilt.elsewhere:
+        print(f"  {rebuilt.elsewhere} indexed entries have no files here (another node's?)")
+    return 1 if rebuilt.unreadable else 0
 
 
 def _add_database_arguments(parser: argparse.ArgumentParser) -> None:
@@ -404,13 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     room = commands.add_parser("new-room", help="create a room and print its invite links")
     room.add_argument("title")
-    room.add_argument("--server", default="http://127.0.0.1:8080")
+    room.add_argument(
+        "--server",
+        default=None,
+        help="the server's address (default: where serve listens: TIAOJIE_HOST, TIAOJIE_PORT, "
+        "else http://127.0.0.1:8080)",
+    )
     room.add_argument(
         "--data",
         dest="data_dir",
         type=Path,
-        default=Path("data"),
-        help="where the server keeps its admin token (default ./data)",
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="where the server keeps its admin token (TIAOJIE_DATA; default ./data)",
     )
     room.add_argument("--mediator", default="调解员")
     room.add_argument(
@@ -421,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     room.add_argument("--expert", action="append", default=[])
     room.add_argument("--no-lobby", action="store_true")
-    room.add_argument("--expires-in", type=int, default=86400)
+    room.add_argument(
+        "--expires-in",
+        type=int,
+        default=86400,
+        help="seconds the links stay valid: 60 to 2592000 (30 days; default 86400)",
+    )
     room.set_defaults(run=new_room)
 
     bot_parser = commands.add_parser(
@@ -434,18 +535,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "verify",
-        help="check a recording (folder or segment MP4) or an agreement PDF offline",
+        help="check a recording (folder, segment MP4 or the .zip the recordings page gives) "
+        "or an agreement PDF offline",
         description="Exit 0 authentic, 1 not authentic, 2 could not run.",
     )
-    check.add_argument("path", type=Path, help="recording folder, segment .mp4 or agreement .pdf")
+    check.add_argument(
+        "path", type=Path, help="recording folder, segment .mp4, recording .zip or agreement .pdf"
+    )
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.add_argument(
         "--trust",
         type=Path,
-        help="recording: the recorder's Ed25519 public key (PEM); PDF: trusted CA certificate(s)",
+        help="recording (and .zip): the recorder's Ed25519 public key (PEM); PDF: trusted CA "
+        "certificate(s)",
     )
     check.add_argument("--tsa-trust", type=Path, help="recording: the TSA's root certificate")
     check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")
+    check.add_argument(
+        "--ca",
+        type=Path,
+        help=".zip: the CA certificate its agreements are checked against (default: the local "
+        "CA, $TIAOJIE_DATA/keys/ca.cert.pem)",
+    )
+    check.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="zh" if (os.environ.get("LANG") or "").startswith("zh") else "en",
+        help="language of the text report (default: zh when LANG is Chinese, else en)",
+    )
+    check.add_argument(
+        "--timezone",
+        default=None,
+        help="time zone of the times in the text report (TIAOJIE_TIMEZONE; default "
+        "Asia/Shanghai); the JSON report keeps UTC",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show what the libraries log while checking (pyhanko's tracebacks)",
+    )
     check.set_defaults(run=verify)
 
     from tiaojie.recorder.cli import add_arguments as add_record_arguments
@@ -517,6 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
     putting_back.add_argument("source", type=Path, help="a folder made by tiaojie backup")
     _add_database_arguments(putting_back)
     putting_back.set_defaults(run=restore)
+
+    indexing = commands.add_parser(
+        "reindex",
+        help="rebuild the archive index (recordings, agreements) from the data directory's files",
+        description="Reads every recording and agreement folder and writes their rows again; "
+        "safe while the server runs. Exit 1 when a folder could not be read.",
+    )
+    _add_database_arguments(indexing)
+    indexing.set_defaults(run=reindex)
     return parser
 
 

@@ -10,20 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from tiaojie.archive.report import run_verification
+from tiaojie.archive.report_words import Words
 from tiaojie.archive.verify.recording import verify_recording
 from tiaojie.archive.verify.report import RecordingReport
 from tiaojie.archive.verify.trust import load_certificates, load_public_key
 
 
+def verify_recording_trusting(
+    path: Path, trust: Path | None, tsa_trust: Path | None
+) -> RecordingReport:
+    """`verify_recording` with the trust given as files (`--trust`, `--tsa-trust`)."""
+    key = load_public_key(trust) if trust is not None else None
+    roots = load_certificates(tsa_trust) if tsa_trust is not None else None
+    source = f"--trust {trust}" if trust else "--trust"
+    return verify_recording(path, key, roots, trusted_source=source)
+
+
 def verify_recording_cli(
-    path: Path, trust: Path | None, tsa_trust: Path | None, as_json: bool
+    path: Path,
+    trust: Path | None,
+    tsa_trust: Path | None,
+    as_json: bool,
+    words: Words | None = None,
 ) -> int:
-    """Verify a Recording folder or one of its Segment MP4s and print the report."""
-
-    def verify() -> RecordingReport:
-        key = load_public_key(trust) if trust is not None else None
-        roots = load_certificates(tsa_trust) if tsa_trust is not None else None
-        source = f"--trust {trust}" if trust else "--trust"
-        return verify_recording(path, key, roots, trusted_source=source)
-
-    return run_verification(RecordingReport.subject, path, verify, as_json)
+    """Verify a Recording folder or one of its Segment MP4s and print the report (text in
+    the language and time zone of `words`)."""
+    return run_verification(
+        RecordingReport.subject,
+        path,
+        lambda: verify_recording_trusting(path, trust, tsa_trust),
+        as_json,
+        words,
+    )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from tiaojie.archive.report import Verdict, VerificationReport, byte_range
+from tiaojie.archive.report_words import Words
 
 
 @dataclass
@@ -83,91 +84,107 @@ class RecordingReport(VerificationReport):
         del data["path"], data["findings"]
         return data
 
-    def to_text(self) -> str:
-        return render_text(self)
+    def to_text(self, words: Words | None = None) -> str:
+        return render_text(self, words)
 
 
 # -- text report -----------------------------------------------------------------------------
 
 
-def render_text(report: RecordingReport) -> str:
-    """The human report: verdict, what was checked, the first bad thing and why."""
+def render_text(report: RecordingReport, words: Words | None = None) -> str:
+    """The human report: verdict, what was checked, the first bad thing and why; in the
+    language and time zone of `words` (English and UTC by default)."""
+    w = words or Words()
     out: list[str] = []
-    what = "Segment " + report.path if report.mode == "segment" else "Recording " + report.path
-    out.append(f"{what}  (recording id {report.recording})")
-    out.append(
-        "Result: AUTHENTIC"
-        if report.authentic
-        else f"Result: NOT AUTHENTIC ({len(report.problems)} problem(s))"
-    )
+    what = w("segment") if report.mode == "segment" else w("recording")
+    out.append(f"{what} {report.path}  ({w('recording_id')} {report.recording})")
+    if w.tz is not None:
+        out.append(w("time_zone", zone=getattr(w.tz, "key", str(w.tz))))
+    out.append(w("result_ok") if report.authentic else w("result_bad", n=len(report.problems)))
     if report.problems:
-        out.append(f"  First problem: {report.problems[0].describe()}")
+        out.append(w("first_problem", p=w.finding(report.problems[0])))
     out.append("")
-    out.append("Checked:")
+    out.append(w("checked"))
     types = ", ".join(f"{n} {t}" for t, n in sorted(report.entry_types.items()))
+    out.append(w("chain", entries=report.entries, types=types, verified=report.entries_verified))
     out.append(
-        f"  Chain: {report.entries} entries ({types}); links, hashes and sequence "
-        f"verified for {report.entries_verified}"
-    )
-    trust = "" if report.key_trusted else " -- NOT independently trusted"
-    out.append(
-        f"  Signatures: {report.signatures_verified} valid (Ed25519, key id "
-        f"{report.key_id[:16]}…, from {report.trusted_key_source}){trust}; "
-        f"{report.entries_signed} entries covered"
+        w(
+            "signatures",
+            n=report.signatures_verified,
+            key=report.key_id[:16],
+            source=report.trusted_key_source,
+            trust="" if report.key_trusted else w("not_trusted"),
+            covered=report.entries_signed,
+        )
     )
     if report.sealed:
-        out.append(f"  Seal: entry {report.seal_seq} at {report.seal_time} (head {report.head})")
+        out.append(w("seal", seq=report.seal_seq, time=w.time(report.seal_time), head=report.head))
     else:
-        out.append("  Seal: none (the recording is not sealed)")
+        out.append(w("no_seal"))
     ts = report.timestamp
     if ts is not None:
-        state = "valid" if ts.signature_valid and ts.imprint_matches else "NOT valid"
+        state = w("ts_valid") if ts.signature_valid and ts.imprint_matches else w("ts_invalid")
         trust_text = {
-            None: "TSA certificate not checked against a trusted root",
-            True: "TSA certificate trusted",
-            False: "TSA certificate NOT trusted",
+            None: w("tsa_unchecked"),
+            True: w("tsa_trusted"),
+            False: w("tsa_untrusted"),
         }[ts.trusted]
-        out.append(f"  Timestamp: {ts.time} by {ts.tsa!r}: {state}; {trust_text}")
+        out.append(w("timestamp", time=w.time(ts.time), tsa=ts.tsa, state=state, trust=trust_text))
     else:
-        out.append("  Timestamp: none (no seal.tsr)")
+        out.append(w("no_timestamp"))
     checked = [s for s in report.segments if s.checked]
     out.append(
-        f"  Segments: {len(checked)} file(s) checked, "
-        f"{sum(s.fragments_verified for s in checked)} fragments and "
-        f"{sum(s.bytes_verified for s in checked)} bytes re-hashed from their MP4 boxes "
-        "and matched to the chain"
+        w(
+            "segments",
+            files=len(checked),
+            fragments=sum(s.fragments_verified for s in checked),
+            bytes=sum(s.bytes_verified for s in checked),
+        )
     )
     for s in report.segments:
         if not s.checked:
-            state = "not checked" if s.present else "MISSING"
-            out.append(f"    {s.path}: {state} ({s.fragments} fragments, {s.bytes} bytes)")
+            state = w("not_checked") if s.present else w("missing")
+            out.append(
+                w(
+                    "segment_unchecked",
+                    path=s.path,
+                    state=state,
+                    fragments=s.fragments,
+                    bytes=s.bytes,
+                )
+            )
             continue
-        init = "init + " if s.init_verified else ""
-        line = (
-            f"    {s.path}: {init}{s.fragments_verified}/{s.fragments} fragments verified, "
-            f"{s.bytes_verified}/{s.bytes} bytes"
+        line = w(
+            "segment_line",
+            path=s.path,
+            init=w("init") if s.init_verified else "",
+            verified=s.fragments_verified,
+            fragments=s.fragments,
+            bytes_verified=s.bytes_verified,
+            bytes=s.bytes,
         )
         if s.first_time:
-            line += f", {s.first_time} .. {s.last_time}"
+            line += f", {w.time(s.first_time)} .. {w.time(s.last_time)}"
         if s.unchained_bytes:
-            line += f"; {s.unchained_bytes} bytes never chained (lost in a crash)"
+            line += w("lost_bytes", n=s.unchained_bytes)
         out.append(line)
     if report.gaps:
-        out.append("  Gaps (the recorder restarted after a crash):")
+        out.append(w("gaps"))
         for g in report.gaps:
             lost = "; ".join(
-                f"{x['segment']} bytes {byte_range(x['offset'], x['length'])}" for x in g.lost
+                f"{x['segment']} {w('bytes')} {byte_range(x['offset'], x['length'])}"
+                for x in g.lost
             )
             out.append(
-                f"    entry {g.seq} at {g.time} ({g.reason}); last entry before it at "
-                f"{g.after}" + (f"; lost: {lost}" if lost else "")
+                w("gap", seq=g.seq, time=w.time(g.time), reason=g.reason, after=w.time(g.after))
+                + (w("lost", lost=lost) if lost else "")
             )
     if report.problems:
         out.append("")
-        out.append(f"Problems ({len(report.problems)}):")
-        out.extend(f"  {i}. {p.describe()}" for i, p in enumerate(report.problems, 1))
+        out.append(w("problems", n=len(report.problems)))
+        out.extend(f"  {i}. {w.finding(p)}" for i, p in enumerate(report.problems, 1))
     if report.warnings:
         out.append("")
-        out.append(f"Warnings ({len(report.warnings)}):")
-        out.extend(f"  - {w.describe()}" for w in report.warnings)
+        out.append(w("warnings", n=len(report.warnings)))
+        out.extend(f"  - {w.finding(x)}" for x in report.warnings)
     return "\n".join(out) + "\n"

@@ -7,7 +7,7 @@ login lockout, and the audit log of every staff action that changes something.
 - `tokens`: browser sessions (cookie + CSRF token) and API keys, stored as sha256;
 - `lockout`: failed logins per login name and per address, and the lockout;
 - `audit`: the audit log (written in the transaction of an account change, or after a
-  room change by `AuditedRoomStore`), read by admins;
+  room change by `AuditProjection`, in the room's transaction), read by admins;
 - `actor`: who is acting now (a context variable set per request and per event);
 - `service`: `Accounts`, the operations the REST API and the CLI use;
 - `middleware`, `http`, `schemas`, `openapi`: the REST API (docs/ACCOUNTS.md);

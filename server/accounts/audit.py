@@ -3,9 +3,9 @@ and when.
 
 Account changes write their entry in their own transaction (server/accounts/service.py),
 so both commit or neither. Room changes (created, ended, invites made or withdrawn,
-recordings started or stopped, the agreement sealed) are seen by `AuditedRoomStore`, a
-wrapper of the room store: it compares what a change did and writes the entries right
-after the room's own transaction (the memory store has none to share). Who acted comes
+recordings started or stopped, the agreement sealed) are seen by `AuditProjection`, a
+projection of the room store: it compares what a change did and writes the entries in
+the room's own transaction. Who acted comes
 from server/accounts/actor.py. A detail is small JSON: ids, roles, field names; never a
 password, a token, a key or a name typed into the login field.
 """
@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiaojie.server.accounts.actor import Actor, current
 from tiaojie.server.db import Database
-from tiaojie.server.db.database import FAILURES
 from tiaojie.server.db.schema import audit_log
 from tiaojie.server.model import Room
 from tiaojie.server.roles import Role
-from tiaojie.server.store import RoomStore
-from tiaojie.server.store.base import Released
+from tiaojie.server.store.base import Document
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class Action:
@@ -166,62 +162,32 @@ def room_changes(room_id: str, before: dict[str, Any], after: dict[str, Any]) ->
     return found
 
 
-class AuditedRoomStore(RoomStore):
-    """A RoomStore that writes the audit entries of every change (see the module)."""
+class AuditProjection:
+    """The audit entries of every room change (a RoomProjection, server/store/base.py):
+    written in the room's own transaction on the SQL store, so a change and its entries
+    commit together or not at all; in one of their own on the memory store."""
 
-    def __init__(self, inner: RoomStore, database: Database) -> None:
-        self.inner = inner
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self.backend = inner.backend
 
-    async def _write(self, found: list[Entry]) -> None:
+    async def room_written(
+        self, conn: AsyncConnection | None, before: Document | None, after: Document
+    ) -> None:
+        room = Room.from_json(after)
+        if before is None:
+            detail = {"organisation_id": room.organisation_id, "owner_id": room.owner_id}
+            found = [Entry(Action.ROOM_CREATED, room.id, detail)]
+        else:
+            found = room_changes(room.id, _facts(Room.from_json(before)), _facts(room))
         if not found:
             return
-        try:
-            async with self.database.write() as conn:
-                for entry in found:
-                    await record(conn, entry.action, entry.target, entry.detail)
-        except FAILURES as error:  # the change itself stands: say so loudly
-            log.error("audit entries %s not written: %s", [e.action for e in found], error)
+        if conn is not None:
+            await _write(conn, found)
+            return
+        async with self.database.write() as own:
+            await _write(own, found)
 
-    async def create(self, room: Room) -> None:
-        await self.inner.create(room)
-        detail = {"organisation_id": room.organisation_id, "owner_id": room.owner_id}
-        await self._write([Entry(Action.ROOM_CREATED, room.id, detail)])
 
-    async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
-        seen: list[dict[str, Any]] = []
-
-        def tracked(room: Room) -> T:
-            before = _facts(room)
-            result = change(room)
-            seen[:] = [before, _facts(room)]  # the last run is the one stored
-            return result
-
-        result = await self.inner.update(room_id, tracked)
-        if seen:
-            await self._write(room_changes(room_id, *seen))
-        return result
-
-    async def get(self, room_id: str) -> Room | None:
-        return await self.inner.get(room_id)
-
-    async def list(
-        self,
-        *,
-        open_only: bool = False,
-        owner_id: str | None = None,
-        organisation_id: str | None = None,
-    ) -> list[Room]:
-        return await self.inner.list(
-            open_only=open_only, owner_id=owner_id, organisation_id=organisation_id
-        )
-
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def release_connections(self) -> Released:
-        return await self.inner.release_connections()
-
-    async def close(self) -> None:
-        await self.inner.close()
+async def _write(conn: AsyncConnection, found: list[Entry]) -> None:
+    for entry in found:
+        await record(conn, entry.action, entry.target, entry.detail)

@@ -26,7 +26,8 @@ Modules:
 - `chain`: the room's recording chain (notes, its head, the chain embedded in the PDF);
 - `sealing`: the Notary and the seals in progress;
 - `service`: `Agreements`, the socket.io handlers that tie these together;
-- `archive`: the agreements in the archive (`GET /api/agreements`), from `status.json`;
+- `archive`: the agreements in the archive (`GET /api/agreements`), from the archive
+  index (server/archive_index/);
 - `http`: the REST routes, the status page and the built-in TSA.
 """
 

@@ -1,6 +1,7 @@
 """The agreement's HTTP routes: the public status (JSON and the `/a/{code}` page), the
 signed PDF download and who may download it, the agreements in the archive
-(`GET /api/agreements`, server/agreements/archive.py) and the built-in TSA (`POST /tsa`).
+(`GET /api/agreements`, from the archive index: server/agreements/archive.py) and the
+built-in TSA (`POST /tsa`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from aiohttp import web
 from tiaojie.server import agreement_page
 from tiaojie.server.agreements import archive, storage
 from tiaojie.server.agreements.state import CODE_PATTERN, AgreementStatus, get_state
+from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError, forbidden, not_found
 from tiaojie.server.http_auth import HttpAuth, json_response
@@ -28,15 +30,20 @@ PDF_ROLES = frozenset({Role.MEDIATOR, Role.PARTY})
 #: in all: a token is about 3 ms of CPU, so this is at most an eighth of a core.
 TSA_RATE_PER_ADDRESS = 10.0
 TSA_RATE = 40.0
+#: The longest search text (`?q=`).
+MAX_SEARCH = 200
 
 
 class AgreementRoutes:
     """REST handlers, the status page and the built-in TSA."""
 
-    def __init__(self, settings: Settings, store: RoomStore, auth: HttpAuth) -> None:
+    def __init__(
+        self, settings: Settings, store: RoomStore, auth: HttpAuth, index: ArchiveIndex
+    ) -> None:
         self._settings = settings
         self._store = store
         self.auth = auth
+        self.index = index
         self._tsa: Any = None
         self._tsa_limits = (
             RateLimit("timestamp requests", TSA_RATE_PER_ADDRESS, 2 * TSA_RATE_PER_ADDRESS),
@@ -97,8 +104,7 @@ class AgreementRoutes:
     async def _check_download(self, request: web.Request, room_id: str) -> None:
         """Admin token, an archivist token, a staff account that reads the room's archive
         (server/http_auth.py `account_reader`), or a mediator's or party's invite of the room
-        `room_id` (after the room ended too, and after the room store forgot the room:
-        then by the room's access record, server/http_auth.py `check_invite`)."""
+        `room_id` (after the room ended too; server/http_auth.py `check_invite`)."""
         caller = self.auth.caller(request, archivists=True)
         if caller.account is not None and not caller.admin:  # a staff account
             await self.auth.check_reads(caller, room_id, "agreements")
@@ -115,10 +121,17 @@ class AgreementRoutes:
     async def list_archive(self, request: web.Request) -> web.Response:
         """`GET /api/agreements`: the agreements of the rooms the caller may read."""
         reader = await self.auth.reader(request, what="agreements")
-        root = Path(self._settings.data_dir) / "agreements"
-        loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(None, archive.listing, root, reader)
-        return json_response({"agreements": found}, headers={"Cache-Control": "private, no-store"})
+        search = request.query.get("q", "").strip()
+        if len(search) > MAX_SEARCH:
+            raise TiaojieError("bad_request", f"Search for at most {MAX_SEARCH} characters.")
+        room_id = reader.claims.room_id if reader.claims is not None else None
+        rows = await self.index.agreements(room_id, search or None)
+        data_dir = Path(self._settings.data_dir)
+        found = [archive.listed(row, data_dir) for row in rows if reader.may_read(row["room_id"])]
+        return json_response(
+            {"agreements": found, "timezone": self._settings.timezone},
+            headers={"Cache-Control": "private, no-store"},
+        )
 
     async def status_page(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
@@ -127,7 +140,8 @@ class AgreementRoutes:
             _, public = await self._find(code)
         except TiaojieError:
             return agreement_page.html_response(agreement_page.not_found_page(lang, code), 404)
-        return agreement_page.html_response(agreement_page.status_page(lang, public))
+        page = agreement_page.status_page(lang, public, self._settings.tz)
+        return agreement_page.html_response(page)
 
     async def status_page_unknown(self, request: web.Request) -> web.Response:
         lang = agreement_page.page_lang(request)

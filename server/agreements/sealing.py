@@ -79,8 +79,8 @@ class Sealer:
                 None, self._inputs, state, folder
             )
             status_url = f"{self._settings.base_url}/a/{state.code}"
-            seal = notary.sign_agreement
-            if inspect.iscoroutinefunction(seal):
+            seal = functools.partial(notary.sign_agreement, timezone=self._settings.tz)
+            if inspect.iscoroutinefunction(notary.sign_agreement):
                 return bytes(await seal(agreement, marks, status_url, manifest))
             call = functools.partial(seal, agreement, marks, status_url, manifest)
             return bytes(await loop.run_in_executor(None, call))

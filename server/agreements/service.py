@@ -42,6 +42,8 @@ from tiaojie.server.agreements.state import (
     require_state,
 )
 from tiaojie.server.agreements.storage import PDF_FILE, write_atomic
+from tiaojie.server.archive_index.index import ArchiveIndex
+from tiaojie.server.archive_index.rows import agreement_rows
 from tiaojie.server.config import Settings
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.http_auth import HttpAuth
@@ -69,15 +71,17 @@ class Agreements:
         signalling: Signalling,
         recordings: Recordings,
         auth: HttpAuth,
+        index: ArchiveIndex,
     ) -> None:
         self._settings = settings
         self._store = store
         self.signalling = signalling
         self.recordings = recordings
+        self.index = index
         self.sealer = Sealer(settings)
         self._marks = MarkChecker()
         self._mark_limit = RateLimit("handwritten marks", 1 / MARK_INTERVAL, MARK_BURST)
-        self.routes = AgreementRoutes(settings, store, auth)
+        self.routes = AgreementRoutes(settings, store, auth, index)
 
     # -- wiring -------------------------------------------------------------------------
     def install(self, app: web.Application) -> None:
@@ -87,6 +91,8 @@ class Agreements:
         sig.add_handler("agreement_sign", self._on_sign)
         sig.add_handler("agreement_finalize", self._on_finalize)
         sig.on_enter(self._send_state)
+        # the zone the room's clients show times in (signatures), as the PDF prints them
+        sig.add_room_state("timezone", lambda room, participant: self._settings.timezone)
         self.routes.install(app.router)
         app.on_cleanup.append(self._cleanup)
         app[AGREEMENTS] = self
@@ -99,16 +105,25 @@ class Agreements:
         return storage.folder(self._settings.data_dir, code)
 
     # -- log and public snapshot --------------------------------------------------------
-    def _log(self, code: str, kind: str, **fields: Any) -> None:
-        storage.append_log(self.folder(code), kind, **fields)
+    async def _log(self, code: str, kind: str, **fields: Any) -> None:
+        """A line of the agreement's log: the file first, then the archive index (a
+        database that is down is logged; `tiaojie reindex` reads the file back)."""
+        entry = storage.append_log(self.folder(code), kind, **fields)
+        try:
+            await self.index.agreement_logged(code, entry)
+        except TiaojieError as error:
+            log.error("agreement %s: log line %r not indexed (%s)", code, kind, error.code)
 
-    def _snapshot(self, room_id: str, state: AgreementState) -> None:
-        storage.write_snapshot(self.folder(state.code), room_id, state.public())
+    def _snapshot(self, room_id: str, title: str, state: AgreementState) -> None:
+        row, signatures = agreement_rows(room_id, title, state.to_json())
+        del row["indexed_at"]
+        kept = {"agreement": row, "signatures": signatures}
+        storage.write_snapshot(self.folder(state.code), room_id, state.public(), kept)
 
     async def _publish(self, room_id: str, state: AgreementState) -> None:
         """The state to everyone in the room, each seeing only the ID numbers they may."""
-        self._snapshot(room_id, state)
         room = await self._store.get(room_id)
+        self._snapshot(room_id, room.title if room else "", state)
         views: dict[frozenset[int], dict[str, Any]] = {}
         for participant in room.joined() if room else []:
             shown = frozenset(state.id_numbers_seen_by(participant))
@@ -158,7 +173,7 @@ class Agreements:
         )
         state = change.state
         if change.changed:
-            self._log(
+            await self._log(
                 state.code,
                 "draft",
                 by=pid,
@@ -167,7 +182,7 @@ class Agreements:
                 assignments=state.assignments,
             )
             if change.invalidated:
-                self._log(
+                await self._log(
                     state.code,
                     "signatures_invalidated",
                     by=pid,
@@ -203,7 +218,9 @@ class Agreements:
         )
         state = change.state
         if change.changed:
-            self._log(state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint)
+            await self._log(
+                state.code, "signatures_requested", by=pid, fingerprint=state.fingerprint
+            )
             self.sealer.warm_up()
             self._marks.warm_up()
             await note(
@@ -250,7 +267,7 @@ class Agreements:
         done = await self.signalling.apply(request, change)
         state, signature = done.state, done.signature
         assert signature is not None
-        self._log(
+        await self._log(
             state.code,
             "signature",
             by=pid,
@@ -281,7 +298,9 @@ class Agreements:
     async def _on_finalize(self, request: Request) -> dict[str, Any]:
         change = await self.signalling.apply(request, lambda room, sender: finalize(room))
         state = change.state
-        self._log(state.code, "finalize", by=request.participant_id, fingerprint=state.fingerprint)
+        await self._log(
+            state.code, "finalize", by=request.participant_id, fingerprint=state.fingerprint
+        )
         await self._publish(request.room_id, state)
         self._start_seal(request.room_id, state)
         return self._ack(state)
@@ -303,7 +322,10 @@ class Agreements:
         await self.sealer.wait()
 
     async def _seal(self, room_id: str, state: AgreementState) -> None:
-        self._log(state.code, "sealing", fingerprint=state.fingerprint)
+        await self._log(state.code, "sealing", fingerprint=state.fingerprint)
+        # The PDF embeds the recording's chain as written now: first the events queued for
+        # the recorder (the last signature's among them) go into it.
+        await self.recordings.flush(room_id)
         try:
             pdf = await self.sealer.make_pdf(state, self.folder(state.code))
             digest = hashlib.sha256(pdf).hexdigest()
@@ -317,7 +339,7 @@ class Agreements:
         except Exception as error:
             log.exception("sealing the agreement %s failed", state.code)
             message = str(error) if isinstance(error, TiaojieError) else type(error).__name__
-            self._log(state.code, "seal_failed", error=message)
+            await self._log(state.code, "seal_failed", error=message)
             try:
                 failed = await self._store.update(
                     room_id, lambda room: seal_failed(room, state.fingerprint, message)
@@ -326,7 +348,7 @@ class Agreements:
             except TiaojieError:
                 pass
             return
-        self._log(state.code, "sealed", sha256=digest, size=len(pdf))
+        await self._log(state.code, "sealed", sha256=digest, size=len(pdf))
         await note(
             self.recordings,
             room_id,

@@ -7,7 +7,8 @@ Each folder holds:
 - `agreement.pdf`: the signed PDF, once sealed;
 - `log.jsonl`: the agreement log, one JSON object a line, appended on every step;
 - `status.json`: the room id and the public status, rewritten on every change, so the
-  public status outlives the room (server/agreements/archive.py lists these).
+  public status outlives the room, with the agreement's rows of the archive index
+  (server/archive_index/), so the index can be rebuilt from the folder.
 
 Whole files are written atomically (a temporary file, fsync, rename).
 """
@@ -22,16 +23,23 @@ from pathlib import Path
 from typing import Any
 
 from tiaojie.archive.jsontext import escape_surrogates, utf8
+from tiaojie.archive.layout import (
+    AGREEMENT_LOG_FILE,
+    AGREEMENT_MARKS_DIR,
+    AGREEMENT_PDF_FILE,
+    AGREEMENT_STATUS_FILE,
+    AGREEMENTS_DIR,
+)
 
-PDF_FILE = "agreement.pdf"
-LOG_FILE = "log.jsonl"
-STATUS_FILE = "status.json"
-MARKS_DIR = "marks"
+PDF_FILE = AGREEMENT_PDF_FILE
+LOG_FILE = AGREEMENT_LOG_FILE
+STATUS_FILE = AGREEMENT_STATUS_FILE
+MARKS_DIR = AGREEMENT_MARKS_DIR
 
 
 def folder(data_dir: str | Path, code: str) -> Path:
     """`DATA/agreements/<code>/`."""
-    return Path(data_dir) / "agreements" / code
+    return Path(data_dir) / AGREEMENTS_DIR / code
 
 
 def mark_path(folder: Path, mark_sha256: str) -> Path:
@@ -54,15 +62,21 @@ def append_line(path: Path, entry: dict[str, Any]) -> None:
         f.write(escape_surrogates(json.dumps(entry, ensure_ascii=False, sort_keys=True)) + "\n")
 
 
-def append_log(folder: Path, kind: str, **fields: Any) -> None:
-    """One entry of `log.jsonl`: when, what, and its details."""
+def append_log(folder: Path, kind: str, **fields: Any) -> dict[str, Any]:
+    """One entry of `log.jsonl`: when, what, and its details (returned)."""
     entry = {"at": round(time.time(), 3), "kind": kind, **fields}
     append_line(folder / LOG_FILE, entry)
+    return entry
 
 
-def write_snapshot(folder: Path, room_id: str, public: dict[str, Any]) -> None:
-    """`status.json`: the room holding the agreement and its public status."""
-    data = {"room_id": room_id, "public": public}
+def write_snapshot(
+    folder: Path, room_id: str, public: dict[str, Any], index: dict[str, Any] | None = None
+) -> None:
+    """`status.json`: the room holding the agreement, its public status and (`index`) its
+    rows in the archive index, which `tiaojie reindex` reads back."""
+    data: dict[str, Any] = {"room_id": room_id, "public": public}
+    if index is not None:
+        data["index"] = index
     write_atomic(folder / STATUS_FILE, utf8(json.dumps(data, ensure_ascii=False, indent=1)))
 
 

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from sqlalchemy import event
@@ -58,6 +58,16 @@ def unavailable() -> TiaojieError:
         "The database is not available right now; nothing was changed. Try again shortly.",
         503,
     )
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Database failures as the 503 every client understands (the transaction rolled back)."""
+    try:
+        yield
+    except FAILURES as error:
+        log.error("database error: %s", error)
+        raise unavailable() from None
 
 
 def reason(error: BaseException) -> str:

@@ -196,3 +196,6 @@ audit_log = Table(
     Column("detail", JSON, nullable=False),
     Column("address", String(64), nullable=True),
 )
+# The archive index (recordings, agreements) keeps its tables in its own module, on this
+# metadata; imported here so that `metadata` holds every table the migrations make.
+from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402, F401

@@ -22,11 +22,13 @@ Modules:
 - `process`: the recorder process (command line, launch, stop);
 - `notes`: the kinds of room event (`RoomEvent`) and their delivery to the recorder;
 - `addendum`: the server's own addendum to a sealed chain;
-- `archive`: `DATA/recordings/` (the index, summaries, the files that may be served);
+- `archive`: `DATA/recordings/` (index.jsonl, summaries, the files that may be served);
+- `download`: one recording as a ZIP (tiaojie.archive.bundle), streamed;
 - `access`: archivist tokens and playback tickets;
 - `archivists`: the register of issued archivist tokens (issue, revoke, list);
 - `service`: `Recordings`, start/stop, supervision, notes, and the socket.io events;
-- `http`: the REST routes (start/stop, the archive).
+- `http`: the REST routes (start/stop, the archive from the archive index,
+  server/archive_index/).
 """
 
 from tiaojie.server.recordings.access import ArchiveAuth

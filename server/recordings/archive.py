@@ -1,10 +1,11 @@
-"""The recordings on disk: `DATA/recordings/`, its index, each recording's summary and
+"""The recordings on disk: `DATA/recordings/`, `index.jsonl`, each recording's summary and
 the files of a recording folder that may be served (docs/ARCHIVE.md).
 
-`index.jsonl` says which recording belongs to which room (one JSON object a line,
-appended when a recording starts): the access checks go by it. Files are served from an
-allowlist of names inside the recording folder: no path from a request reaches the file
-system unchecked.
+`index.jsonl` says which recording belongs to which room, with the room's title (one JSON
+object a line, appended when a recording starts); the archive index in the database
+(server/archive_index/) is what the server reads, and is rebuilt from these files.
+Files are served from an allowlist of names inside the recording folder: no path from a
+request reaches the file system unchecked.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tiaojie.archive.jsontext import escape_surrogates
+from tiaojie.archive.layout import RECORDINGS_INDEX_FILE, load_summary
 from tiaojie.server.errors import not_found
 
-INDEX_FILE = "index.jsonl"
+INDEX_FILE = RECORDINGS_INDEX_FILE
 FILE_NAMES = {"recording.json", "chain.jsonl", "recorder.pub.pem", "seal.tsr"}
 SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.mp4")
 CONTENT_TYPES = {
@@ -38,40 +41,25 @@ class RecordingArchive:
         return self.root / recording_id
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Index a new recording: `recording_id`, `room_id`, `started_at`."""
+        """Note a new recording in index.jsonl: `recording_id`, `room_id`, `room_title`,
+        `started_at`, `started_by`, `node`."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / INDEX_FILE).open("a") as f:
-            f.write(json.dumps(entry) + "\n")
+        with (self.root / INDEX_FILE).open("a", encoding="utf-8") as f:
+            f.write(escape_surrogates(json.dumps(entry, ensure_ascii=False)) + "\n")
 
-    def index(self) -> list[dict[str, Any]]:
+    def details(self, recording_id: str) -> dict[str, Any]:
+        """What the recording's folder says now (blocking): its `recording.json` (the
+        recorder writes it as it goes) and the segment files there are."""
+        directory = self.directory(recording_id)
         try:
-            lines = (self.root / INDEX_FILE).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
-
-    def find(self, recording_id: str) -> dict[str, Any] | None:
-        """The index entry of a recording, if there is one."""
-        for entry in self.index():
-            if entry["recording_id"] == recording_id:
-                return entry
-        return None
-
-    def summary(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """What the archive API says of a recording: its `recording.json` (the recorder
-        writes it), and the segment files there are."""
-        directory = self.directory(entry["recording_id"])
-        try:
-            summary: dict[str, Any] = json.loads((directory / "recording.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            summary = load_summary(directory) or {"status": "starting", "segments": []}
+        except ValueError:
             summary = {"status": "starting", "segments": []}
         files = sorted(p.name for p in (directory / "segments").glob("*.mp4"))
         return {
-            "recording_id": entry["recording_id"],
-            "room_id": entry["room_id"],
-            "started_at": summary.get("started_at") or entry.get("started_at"),
-            "stopped_at": summary.get("stopped_at"),
             "status": summary.get("status"),
+            "started_at": summary.get("started_at"),
+            "stopped_at": summary.get("stopped_at"),
             "participants": summary.get("participants", {}),
             "segments": summary.get("segments", []),
             "segment_files": files,

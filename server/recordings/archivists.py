@@ -23,8 +23,11 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
+
+from tiaojie.archive.localtime import shown
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,11 @@ def new_token_id() -> str:
     return secrets.token_hex(8)
 
 
-def when(unix: float) -> str:
-    """A register time as people read it (UTC)."""
+def when(unix: float, tz: tzinfo | None = None) -> str:
+    """A register time as people read it: in `tz` (the installation's zone,
+    tiaojie.archive.localtime), UTC without one (the server's log)."""
+    if tz is not None:
+        return shown(unix, tz)
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(unix))
 
 

@@ -22,9 +22,11 @@ from typing import Any
 
 from tiaojie.archive.chain import ADDENDUM_KINDS, key_id
 from tiaojie.archive.keys import PRIVATE_FILE, keys_dir, load_or_create
-from tiaojie.archive.layout import new_recording_id
+from tiaojie.archive.layout import load_summary, new_recording_id
+from tiaojie.server.archive_index.files import recording_facts
+from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.errors import TiaojieError
-from tiaojie.server.model import Participant, Room, now
+from tiaojie.server.model import Invite, Participant, Room, now
 from tiaojie.server.recordings import addendum, rules
 from tiaojie.server.recordings.archive import RecordingArchive
 from tiaojie.server.recordings.notes import Delivery, RoomEvent
@@ -41,6 +43,18 @@ from tiaojie.server.tokens import InviteClaims, TokenSigner
 
 log = logging.getLogger(__name__)
 
+#: How long a node that restarted waits for the seal of a recorder that outlived it.
+SEAL_WAIT_S = 60
+#: How long the agreement's seal waits for the room events queued for the recorder.
+FLUSH_TIMEOUT_S = 15.0
+
+
+def _summary(directory: Path) -> dict[str, Any]:
+    try:
+        return load_summary(directory) or {}
+    except ValueError:
+        return {}
+
 
 class Recordings:
     """The recording side of the server: one RecorderProcess per recorded room."""
@@ -52,12 +66,18 @@ class Recordings:
         store: RoomStore,
         signer: TokenSigner,
         signalling: Signalling,
+        index: ArchiveIndex,
         tsa_url: str | None = None,
         node: str = "",
     ) -> None:
         #: This node (server/node.py): the recordings it supervises carry its name.
         self.node = node
         self.archive = RecordingArchive(data_dir / "recordings")
+        #: The archive index (server/archive_index/): a recording's row is written with
+        #: the room change that starts it; its seal when the recorder has sealed.
+        self.index = index
+        #: Waits for the seals of recorders that outlived this node's previous run.
+        self._waiting: set[asyncio.Task[None]] = set()
         self.keys_dir = data_dir / "keys"
         self.command = RecorderCommand(local_url, self.keys_dir, data_dir / "logs", tsa_url)
         self.store = store
@@ -82,15 +102,27 @@ class Recordings:
     # -- start / stop ------------------------------------------------------------------
     async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
         recording_id = new_recording_id()
-        recording, invite = await self.store.update(
-            room_id, lambda room: rules.start(room, recording_id, started_by, self.node)
-        )
+
+        def start(room: Room) -> tuple[dict[str, Any], Invite, str]:
+            recording, invite = rules.start(room, recording_id, started_by, self.node)
+            return recording, invite, room.title
+
+        recording, invite, title = await self.store.update(room_id, start)
         token = self.signer.sign(
             InviteClaims(room_id, Role.RECORDER, invite.invite_id, invite.expires_at)
         )
         directory = self.archive.directory(recording_id)
         directory.mkdir(parents=True, mode=0o700)
-        self.archive.add({"recording_id": recording_id, "room_id": room_id, "started_at": now()})
+        self.archive.add(
+            {
+                "recording_id": recording_id,
+                "room_id": room_id,
+                "room_title": title,
+                "started_at": now(),
+                "started_by": started_by,
+                "node": self.node,
+            }
+        )
         proc = RecorderProcess(room_id, recording_id, directory, token)
         self.processes[room_id] = proc
         await self.command.launch(proc)
@@ -107,14 +139,50 @@ class Recordings:
             await terminate(proc)
             if proc.watcher is not None and proc.watcher is not asyncio.current_task():
                 proc.watcher.cancel()
+            await self.index_folder(proc.recording_id)
         await self._announce(room_id, None)
         return {**public(recording), "stopped_at": now()}
 
     async def shutdown(self) -> None:
         """Stop every recording this node runs (each gets its seal)."""
+        for task in list(self._waiting):
+            task.cancel()
         for room_id in list(self.processes):
             with contextlib.suppress(TiaojieError):
                 await self.stop(room_id)
+
+    # -- the archive index -------------------------------------------------------------
+    async def index_folder(self, recording_id: str, *, running: bool = False) -> None:
+        """Put what the recording's folder says now (its seal, who was in it) into the
+        index. A database that is down is logged: `tiaojie reindex` catches up."""
+        directory = self.archive.directory(recording_id)
+        facts = await asyncio.to_thread(recording_facts, directory, running=running)
+        try:
+            await self.index.recording_facts(recording_id, facts)
+        except TiaojieError as error:
+            log.error("recording %s: not indexed (%s): run tiaojie reindex", recording_id, error)
+
+    def _index_when_sealed(self, recording_id: str) -> None:
+        """Index a recording whose recorder outlived this node once it has sealed (it
+        notices the server is gone within seconds); as unsealed if it never does."""
+
+        async def wait() -> None:
+            directory = self.archive.directory(recording_id)
+            for _ in range(SEAL_WAIT_S * 2):
+                summary = await asyncio.to_thread(_summary, directory)
+                if summary.get("status") == "sealed":
+                    break
+                await asyncio.sleep(0.5)
+            await self.index_folder(recording_id)
+
+        task = asyncio.ensure_future(wait())
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def wait_indexed(self) -> None:
+        """Wait for the seals of recorders that outlived this node's previous run (tests)."""
+        while self._waiting:
+            await asyncio.gather(*self._waiting, return_exceptions=True)
 
     async def recover(self) -> None:
         """Take off their rooms the recordings this node ran before it (re)started.
@@ -144,6 +212,9 @@ class Recordings:
                     room.id,
                 )
                 await self._announce(room.id, None)
+        for recording_id in await self.index.unfinished(self.node):
+            if all(proc.recording_id != recording_id for proc in self.processes.values()):
+                self._index_when_sealed(recording_id)
 
     async def _watch(self, proc: RecorderProcess) -> None:
         """Restart the recorder whenever it exits without being asked to."""
@@ -158,6 +229,7 @@ class Recordings:
                 if self.processes.get(proc.room_id) is proc:
                     del self.processes[proc.room_id]
                 log.info("recorder %s finished", proc.recording_id)
+                await self.index_folder(proc.recording_id)
                 return
             delay = proc.crashed()
             proc.last_exit = self.command.exit_reason(proc, code)
@@ -198,12 +270,43 @@ class Recordings:
             return True
         if recording_id is None or kind not in ADDENDUM_KINDS:
             return False
-        entry = self.archive.find(recording_id)  # the recording must be this room's
+        entry = await self.index.recording(recording_id)  # the recording must be this room's
         if entry is None or entry["room_id"] != room_id:
             return False
         directory = self.archive.directory(recording_id)
         key_file = self.keys_dir / PRIVATE_FILE
-        return await asyncio.to_thread(addendum.append, directory, recording_id, key_file, event)
+        done = await asyncio.to_thread(addendum.append, directory, recording_id, key_file, event)
+        if done:
+            await self.index_folder(recording_id)
+        return done
+
+    async def flush(self, room_id: str, within: float = FLUSH_TIMEOUT_S) -> bool:
+        """Wait until the room events queued for the room's recorder are written into its
+        chain (its acknowledgements), also through a recorder restart: what reads the
+        chain next (the agreement's seal) then sees them. False (logged) after `within`
+        seconds. A recorder of another node is sent events without acknowledgements:
+        nothing to wait for here."""
+        proc = self.processes.get(room_id)
+        if proc is None:
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while proc.pending:
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning(
+                    "recording %s: %d room events not yet in the chain after %.0f s",
+                    proc.recording_id,
+                    len(proc.pending),
+                    within,
+                )
+                return False
+            if proc.sid is None:  # the recorder is (re)starting: it comes back
+                await asyncio.sleep(min(0.05, left))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.delivery.flush(proc), left)
+        return True
 
     async def note_about(
         self, room_id: str, kind: str, participant: Participant, **fields: Any

@@ -3,18 +3,22 @@ in the data directory, or PostgreSQL) or in memory (`--database memory:`)."""
 
 from __future__ import annotations
 
-from tiaojie.server.db import Database, DatabaseUrl
-from tiaojie.server.store.base import RoomStore
+from collections.abc import Sequence
+
+from tiaojie.server.db import Database
+from tiaojie.server.store.base import RoomProjection, RoomStore
 from tiaojie.server.store.memory import MemoryRoomStore
 from tiaojie.server.store.sql import SqlRoomStore
 
 
-def open_store(url: DatabaseUrl, node: str, database: Database | None = None) -> RoomStore:
-    """The store for `url`; `node` names this process among the nodes sharing it;
-    `database`: the one for `url` that others use too (else one of its own)."""
-    if url.kind == "memory":
-        return MemoryRoomStore()
-    return SqlRoomStore(database or Database(url), node)
+def open_store(
+    database: Database | None, node: str, projections: Sequence[RoomProjection] = ()
+) -> RoomStore:
+    """The store in `database` (None: in memory); `node` names this process among the
+    nodes sharing it; `projections` write what they derive from each room change."""
+    if database is None:
+        return MemoryRoomStore(projections)
+    return SqlRoomStore(database, node, projections)
 
 
-__all__ = ["MemoryRoomStore", "RoomStore", "SqlRoomStore", "open_store"]
+__all__ = ["MemoryRoomStore", "RoomProjection", "RoomStore", "SqlRoomStore", "open_store"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiaojie.server.errors import not_found
 from tiaojie.server.model import Participant, Room
@@ -14,6 +16,21 @@ T = TypeVar("T")
 
 #: Participants forgotten when a node starts, with their room ids.
 Released = list[tuple[str, Participant]]
+
+
+#: A room as a JSON document (Room.to_json).
+Document = dict[str, Any]
+
+
+class RoomProjection(Protocol):
+    """Rows derived from rooms (the archive index, server/archive_index/), written with
+    every change of a room: inside the room's own transaction (`conn`) on the SQL store,
+    so the two never disagree; in a transaction of their own (`conn` None) on the memory
+    store. Raising refuses the change: nothing of the room is written either."""
+
+    async def room_written(
+        self, conn: AsyncConnection | None, before: Document | None, after: Document
+    ) -> None: ...
 
 
 def room_not_found() -> Exception:
@@ -52,6 +69,9 @@ class RoomStore(ABC):
 
     @abstractmethod
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T: ...
+
+    async def ping(self) -> None:  # noqa: B027 - optional hook
+        """Reach the storage (`/api/health`): the 503 `database_unavailable` if it is down."""
 
     async def require(self, room_id: str) -> Room:
         room = await self.get(room_id)

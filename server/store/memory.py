@@ -3,12 +3,13 @@ tests and throw-away demos; the default is the SQL store (server/store/sql.py)."
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from tiaojie.server.model import Room
-from tiaojie.server.store.base import RoomStore, room_not_found
+from tiaojie.server.store.base import RoomProjection, RoomStore, room_not_found
 
 T = TypeVar("T")
 
@@ -16,16 +17,23 @@ T = TypeVar("T")
 class MemoryRoomStore(RoomStore):
     """Rooms kept as JSON text, so a change works on a copy exactly as with Redis.
 
-    `update` has no await between read and write, so it is atomic on the event loop.
+    Changes run one at a time (a lock): a change and its projections (the archive index)
+    are written together, the room last, so a projection that fails changes nothing.
     """
 
     backend = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, projections: Sequence[RoomProjection] = ()) -> None:
         self._rooms: dict[str, str] = {}
+        self._projections = tuple(projections)
+        self._writing = asyncio.Lock()
 
     async def create(self, room: Room) -> None:
-        self._rooms[room.id] = json.dumps(room.to_json())
+        document = room.to_json()
+        async with self._writing:
+            for projection in self._projections:
+                await projection.room_written(None, None, document)
+            self._rooms[room.id] = json.dumps(document)
 
     async def get(self, room_id: str) -> Room | None:
         raw = self._rooms.get(room_id)
@@ -48,10 +56,16 @@ class MemoryRoomStore(RoomStore):
         ]
 
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
-        raw = self._rooms.get(room_id)
-        if raw is None:
-            raise room_not_found()
-        room = Room.from_json(json.loads(raw))
-        result = change(room)
-        self._rooms[room_id] = json.dumps(room.to_json())
-        return result
+        async with self._writing:
+            raw = self._rooms.get(room_id)
+            if raw is None:
+                raise room_not_found()
+            before = json.loads(raw)
+            room = Room.from_json(json.loads(raw))
+            result = change(room)
+            after = room.to_json()
+            if after != before:
+                for projection in self._projections:
+                    await projection.room_written(None, before, after)
+                self._rooms[room_id] = json.dumps(after)
+            return result

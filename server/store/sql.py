@@ -8,6 +8,9 @@ back only the rows that changed, with the room's `version` raised under
 second waits for the first and then sees its result. A version that moved anyway (a
 writer that did not lock) makes the change run again on the fresh room.
 
+The store's projections (the archive index, server/archive_index/) write the rows they
+derive from the room in the same transaction.
+
 Every participant row is stamped with the node that holds its connection; a node that
 starts forgets its own (`release_connections`): connections do not outlive a process.
 Database failures become a 503 (`database_unavailable`) and change nothing.
@@ -18,20 +21,19 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiaojie.server.db import Database, DatabaseError
-from tiaojie.server.db.database import FAILURES, unavailable
+from tiaojie.server.db.database import guarded, unavailable
 from tiaojie.server.db.migrate import Migrated, migrate
 from tiaojie.server.db.schema import invites, participants, rooms
 from tiaojie.server.model import Participant, Room
-from tiaojie.server.store.base import Released, RoomStore, room_not_found
+from tiaojie.server.store.base import Released, RoomProjection, RoomStore, room_not_found
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +48,16 @@ class _VersionMoved(Exception):
     """The room changed under us: run the change again."""
 
 
-@contextmanager
-def _guarded() -> Iterator[None]:
-    """Database failures as the 503 every client understands (the transaction rolled back)."""
-    try:
-        yield
-    except FAILURES as error:
-        log.error("database error: %s", error)
-        raise unavailable() from None
-
-
 class SqlRoomStore(RoomStore):
-    def __init__(self, database: Database, node: str) -> None:
+    def __init__(
+        self, database: Database, node: str, projections: Sequence[RoomProjection] = ()
+    ) -> None:
         self.database = database
         self.node = node
         self.backend = database.kind
         self.migrated: Migrated | None = None
+        #: Rows derived from rooms, written in each room's transaction (the archive index).
+        self.projections = tuple(projections)
 
     async def open(self) -> None:
         """Migrate the schema (DatabaseError, with the URL and why, if it cannot)."""
@@ -70,9 +66,14 @@ class SqlRoomStore(RoomStore):
     async def close(self) -> None:
         await self.database.close()
 
+    async def ping(self) -> None:
+        with guarded():
+            async with self.database.read() as conn:
+                await conn.execute(text("SELECT 1"))
+
     # -- reading ---------------------------------------------------------------------------
     async def get(self, room_id: str) -> Room | None:
-        with _guarded():
+        with guarded():
             async with self.database.read() as conn:
                 loaded = await self._load(conn, room_id, lock=False)
         return loaded[0] if loaded else None
@@ -91,7 +92,7 @@ class SqlRoomStore(RoomStore):
             chosen.append(rooms.c.owner_id == owner_id)
         if organisation_id is not None:
             chosen.append(rooms.c.organisation_id == organisation_id)
-        with _guarded():
+        with guarded():
             async with self.database.read() as conn:
                 query = select(rooms).where(*chosen).order_by(rooms.c.created_ns, rooms.c.id)
                 room_rows = (await conn.execute(query)).mappings().all()
@@ -139,16 +140,18 @@ class SqlRoomStore(RoomStore):
     # -- writing ---------------------------------------------------------------------------
     async def create(self, room: Room) -> None:
         document = room.to_json()
-        with _guarded():
+        with guarded():
             async with self.database.write() as conn:
                 values = {**_scalars(document), "version": 1, "created_ns": time.time_ns()}
                 await conn.execute(insert(rooms).values(**values))
                 await self._write_rows(conn, room.id, {"invites": {}, "participants": {}}, document)
+                for projection in self.projections:
+                    await projection.room_written(conn, None, document)
 
     async def update(self, room_id: str, change: Callable[[Room], T]) -> T:
         for _ in range(MAX_RETRIES):
             try:
-                with _guarded():
+                with guarded():
                     async with self.database.write() as conn:
                         loaded = await self._load(conn, room_id, lock=True)
                         if loaded is None:
@@ -176,6 +179,8 @@ class SqlRoomStore(RoomStore):
         if done.rowcount != 1:
             raise _VersionMoved
         await self._write_rows(conn, room_id, before, after)
+        for projection in self.projections:
+            await projection.room_written(conn, before, after)
 
     async def _write_rows(
         self, conn: AsyncConnection, room_id: str, before: Document, after: Document
@@ -212,7 +217,7 @@ class SqlRoomStore(RoomStore):
     async def release_connections(self) -> Released:
         """Forget the connections this node held before it started (they died with the
         process); who was forgotten, by room. Admissions and invites stay."""
-        with _guarded():
+        with guarded():
             async with self.database.read() as conn:
                 held = (
                     await conn.execute(

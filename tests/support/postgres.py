@@ -55,6 +55,10 @@ class PostgresCluster:
             "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C",
             "--no-sync",
         )  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data (after `halt`)."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
@@ -63,6 +67,11 @@ class PostgresCluster:
             self.bin_dir / "pg_ctl", "-D", self.data, "-l", self.root / "server.log",
             "-o", options, "-w", "-t", "60", "start",
         )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server as an operator's `pg_ctl stop` does (sessions are ended), keeping
+        its data: `resume` starts it again."""
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:

@@ -17,6 +17,14 @@
  * `a[data-action="download"]`; evidence files are `a[data-file]`. The player is
  * `#player-video`.
  *
+ * The search form (`#search-form`, `#search-input`) asks both lists again with `?q=`
+ * (room title or id, recording id, a participant's or signer's name, a case number).
+ * Each recording card is titled by its room (`.rec-room`), lists the agreements bound to
+ * it (`li.rec-agreement[data-code]`, a link to the agreement's card below) and offers the
+ * whole recording as one ZIP for `tiaojie verify` (`a[data-action="download-zip"]`, with
+ * a ticket, once it is sealed). Times are shown in the server's zone (`timezone` of the
+ * list, `#timezone-note`), never the browser's.
+ *
  * Below the recordings, the agreements of the same rooms (`GET /api/agreements`, same
  * token): each is `article.agreement[data-code][data-status][data-room-id]` with its
  * signers (`li.agreement-signer[data-role][data-signed]`), the PDF's sha256 and, once
@@ -68,6 +76,10 @@ const state = {
   playing: null,
   /** the last error: {code, message} */
   error: null,
+  /** what the lists were searched for (`?q=`), "" for everything */
+  search: "",
+  /** the IANA zone the server shows times in (its --timezone) */
+  timezone: "Asia/Shanghai",
 };
 
 // ---------------------------------------------------------------- REST
@@ -117,25 +129,51 @@ function lang() {
   return document.documentElement.lang || undefined;
 }
 
+/** Options with the server's zone (an unknown zone: the browser's, rather than nothing). */
+function zoned(options) {
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: state.timezone });
+    return { ...options, timeZone: state.timezone };
+  } catch {
+    return options;
+  }
+}
+
 function dateTime(seconds) {
   if (!seconds) return "—";
-  return new Date(seconds * 1000).toLocaleString(lang(), {
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
+  return new Date(seconds * 1000).toLocaleString(
+    lang(),
+    zoned({
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      hourCycle: "h23",
+    }),
+  );
 }
 
 function time(seconds) {
   if (!seconds) return "";
-  return new Date(seconds * 1000).toLocaleTimeString(lang(), {
-    hour: "2-digit",
-    minute: "2-digit",
-    second: "2-digit",
-  });
+  return new Date(seconds * 1000).toLocaleTimeString(
+    lang(),
+    zoned({ hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }),
+  );
+}
+
+/** What the page says of its zone: 北京时间 for Asia/Shanghai in Chinese, else its name. */
+function showTimezone() {
+  const beijing = ["Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "PRC"].includes(state.timezone);
+  const zone = beijing && lang()?.startsWith("zh") ? "北京时间" : state.timezone;
+  $("timezone-note").textContent = t("recordings.timezone", { zone });
+  $("timezone-note").dataset.timezone = state.timezone;
+}
+
+/** A participant's role: the agreement's 申请人/被申请人 where the recording knows them. */
+function personRole(role) {
+  return role === "applicant" || role === "respondent" ? t(`agreement.role.${role}`) : roleLabel(role);
 }
 
 function duration(from, to) {
@@ -198,13 +236,17 @@ async function load() {
   setState("loading");
   showError("");
   submit.disabled = true;
-  const agreements = api("GET", "/api/agreements");
+  const query = state.search ? `?${new URLSearchParams({ q: state.search })}` : "";
+  const agreements = api("GET", `/api/agreements${query}`);
   agreements.catch(() => {}); // handled in loadAgreements (the recordings' error wins)
   try {
-    const body = await api("GET", "/api/recordings");
+    const body = await api("GET", `/api/recordings${query}`);
+    if (typeof body.timezone === "string") state.timezone = body.timezone;
     state.recordings = (body.recordings || []).sort(
       (a, b) => (b.started_at || 0) - (a.started_at || 0),
     );
+    $("search-form").hidden = false;
+    showTimezone();
     renderList();
     await loadAgreements(agreements);
     setState("ready");
@@ -229,6 +271,7 @@ function renderList() {
   $("recordings-section").hidden = false;
   $("recordings-count").textContent = String(state.recordings.length);
   $("recordings-empty").hidden = state.recordings.length > 0;
+  $("recordings-empty").textContent = t(state.search ? "recordings.search.none" : "recordings.empty");
   list.replaceChildren(
     ...state.recordings.map((rec, i) =>
       recordingCard(rec, first ? i === 0 : open.has(rec.recording_id)),
@@ -260,27 +303,116 @@ function segmentsOf(rec) {
 function recordingCard(rec, open) {
   const id = rec.recording_id;
   const people = Object.entries(rec.participants || {}).filter(([, p]) => p.role !== "recorder");
-  const segments = segmentsOf(rec);
   const span = duration(rec.started_at, rec.stopped_at);
   const card = h(
     "details.card.recording",
-    { dataset: { recordingId: id, status: rec.status || "" }, open: open || undefined },
+    {
+      id: `recording-${id}`,
+      dataset: { recordingId: id, status: rec.status || "" },
+      open: open || undefined,
+    },
     h(
       "summary",
       {},
       h(
         "span.rec-title",
         {},
+        h("span.rec-room", { text: rec.room_title || rec.room_id }),
         h("span.rec-when", { text: dateTime(rec.started_at) }),
         span ? h("span.rec-span", { text: span }) : null,
         statusBadge(rec),
       ),
-      h("span.rec-meta", {
-        text: t("recordings.meta", { people: people.length, segments: segments.length, room: rec.room_id }),
-      }),
+      h("span.rec-meta", { text: metaText(rec, people.length) }),
     ),
   );
+  card.append(
+    rec.segments
+      ? recordingBody(rec, card)
+      : h("div.rec-body", {}, h("p.hint", { text: t("recordings.loading") })),
+  );
+  card.addEventListener("toggle", () => {
+    if (card.open) openCard(rec, card);
+  });
+  if (open) openCard(rec, card);
+  return card;
+}
+
+/**
+ * An opened card: its details (segments: GET /api/recordings/{id}, once), then its links.
+ */
+async function openCard(rec, card) {
+  if (!rec.segments) {
+    try {
+      Object.assign(rec, await api("GET", recordingPath(rec.recording_id)));
+    } catch (e) {
+      onTicketError(e);
+      return;
+    }
+    if (!card.isConnected) return;
+    card.querySelector(".rec-body").replaceWith(recordingBody(rec, card));
+    const people = Object.values(rec.participants || {}).filter((p) => p.role !== "recorder");
+    card.querySelector(".rec-meta").textContent = metaText(rec, people.length);
+  }
+  prepareLinks(rec, card);
+}
+
+function metaText(rec, people) {
+  return t("recordings.meta", {
+    people,
+    segments: rec.segments ? segmentsOf(rec).length : "…",
+    room: rec.room_id,
+  });
+}
+
+/** The agreements bound to a recording, each a link to its card in the list below. */
+function boundAgreements(rec) {
+  const bound = Array.isArray(rec.agreements) ? rec.agreements : [];
+  if (!bound.length) return h("p.hint", { text: t("recordings.bound.none") });
+  return h(
+    "ul.rec-agreements",
+    {},
+    ...bound.map((a) => {
+      const status = AGREEMENT_STATUSES.includes(a.status) ? a.status : "drafting";
+      return h(
+        "li.rec-agreement",
+        { dataset: { code: a.code, status } },
+        h(
+          "a.file-link",
+          { href: `#agreement-${a.code}`, dataset: { action: "show-agreement" } },
+          h("span", { text: a.case_number || t("recordings.agreements.no_case") }),
+        ),
+        h("span.badge.agreement-status", { dataset: { status }, text: t(`agreement.status.${status}`) }),
+      );
+    }),
+  );
+}
+
+/** The whole recording as one ZIP, for `tiaojie verify` offline: once it is sealed. */
+function zipLink(rec) {
+  if (rec.status === "recording") {
+    return h("p.hint.rec-zip", { text: t("recordings.zip.later") });
+  }
+  return h(
+    "p.rec-zip",
+    {},
+    h(
+      "a.btn.small.primary",
+      { dataset: { action: "download-zip" }, download: "", rel: "noopener" },
+      h("span", { html: ICONS.download }),
+      h("span", { text: t("recordings.zip") }),
+    ),
+    h("span.hint", { text: t("recordings.zip.hint") }),
+  );
+}
+
+function recordingBody(rec, card) {
+  const people = Object.entries(rec.participants || {}).filter(([, p]) => p.role !== "recorder");
+  const segments = segmentsOf(rec);
   const body = h("div.rec-body");
+
+  body.append(zipLink(rec));
+  body.append(h("h3", { text: t("recordings.bound") }));
+  body.append(boundAgreements(rec));
 
   body.append(h("h3", { text: t("recordings.participants") }));
   body.append(
@@ -319,16 +451,10 @@ function recordingCard(rec, open) {
     ),
   );
   body.append(sealFacts(rec));
-  card.append(body);
-
-  for (const a of card.querySelectorAll("a[data-action='download']")) {
+  for (const a of body.querySelectorAll("a[data-action='download'], a[data-action='download-zip']")) {
     a.addEventListener("click", (e) => onDownloadClick(e, rec, card, a));
   }
-  card.addEventListener("toggle", () => {
-    if (card.open) prepareLinks(rec, card);
-  });
-  if (open) prepareLinks(rec, card);
-  return card;
+  return body;
 }
 
 function personItem(pid, p) {
@@ -341,7 +467,7 @@ function personItem(pid, p) {
     "li.rec-person",
     { dataset: { participantId: pid, consent } },
     h("span.p-name", { text: p.name || pid }),
-    p.role ? h("span.badge", { class: `role-${p.role}`, text: roleLabel(p.role) }) : null,
+    p.role ? h("span.badge", { class: `role-${p.role}`, text: personRole(p.role) }) : null,
     h("span.consent-status", { class: `consent-${consent === "none" ? "pending" : consent}`, text: consentText }),
   );
 }
@@ -366,7 +492,7 @@ function segmentItem(rec, s) {
       "span.segment-main",
       {},
       h("span.segment-name", { text: label }),
-      role ? h("span.badge", { class: `role-${role}`, text: roleLabel(role) }) : null,
+      role ? h("span.badge", { class: `role-${role}`, text: personRole(role) }) : null,
       h("span.hint", { text: bits.join(" · ") }),
       s.status && s.status !== "closed"
         ? h("span.badge", { text: t(`recordings.segment.${s.status}`) })
@@ -465,9 +591,24 @@ function agreementCard(a) {
       )
     : h("p.hint", { text: t("recordings.agreements.not_signed") });
   if (a.pdf_available) download.addEventListener("click", () => onPdfClick(a, download));
+  const recording = a.recording_id
+    ? h(
+        "p.agreement-recording",
+        {},
+        h(
+          "a.file-link",
+          {
+            href: `#recording-${a.recording_id}`,
+            dataset: { action: "show-recording", recordingId: a.recording_id },
+          },
+          h("span", { text: t("recordings.agreements.recording", { id: a.recording_id }) }),
+        ),
+      )
+    : null;
+  if (recording) recording.querySelector("a").addEventListener("click", () => openRecording(a.recording_id));
   return h(
     "article.card.agreement",
-    { dataset: { code: a.code, status, roomId: a.room_id } },
+    { id: `agreement-${a.code}`, dataset: { code: a.code, status, roomId: a.room_id } },
     h(
       "div.agreement-head",
       {},
@@ -475,8 +616,12 @@ function agreementCard(a) {
       h("span.badge.agreement-status", { dataset: { status }, text: t(`agreement.status.${status}`) }),
     ),
     h("p.rec-meta", {
-      text: t("recordings.agreements.meta", { room: a.room_id, time: dateTime(a.updated_at) }),
+      text: t("recordings.agreements.meta", {
+        room: a.room_title || a.room_id,
+        time: dateTime(a.updated_at),
+      }),
     }),
+    recording,
     h("h3", { text: t("recordings.agreements.signers") }),
     h("ul.agreement-signers", {}, ...signers.map(signerItem)),
     h(
@@ -520,6 +665,12 @@ async function onPdfClick(a, button) {
   }
 }
 
+/** Open (and show) a recording's card, from the link of an agreement bound to it. */
+function openRecording(recordingId) {
+  const card = document.getElementById(`recording-${recordingId}`);
+  if (card) card.open = true;
+}
+
 // ---------------------------------------------------------------- links with tickets
 
 /** Give the card's download links a fresh ticket. */
@@ -528,6 +679,9 @@ async function prepareLinks(rec, card) {
     const ticket = await ticketFor(rec.recording_id);
     for (const a of card.querySelectorAll("a[data-action='download']")) {
       a.href = fileUrl(rec.recording_id, a.dataset.file, ticket, true);
+    }
+    for (const a of card.querySelectorAll("a[data-action='download-zip']")) {
+      a.href = `${recordingPath(rec.recording_id)}/archive.zip?${new URLSearchParams({ ticket })}`;
     }
   } catch (e) {
     onTicketError(e);
@@ -606,7 +760,8 @@ function onVideoError() {
 function main() {
   initI18n();
   onLangChange(() => {
-    if (state.recordings.length) renderList();
+    if (!$("search-form").hidden) showTimezone();
+    if (state.recordings.length || state.search) renderList();
     if (!$("agreements-section").hidden) renderAgreements();
     if (state.error) showError(state.error.code, state.error.message);
     if (state.agreementsError) showAgreementsError(state.agreementsError.code, state.agreementsError.message);
@@ -629,6 +784,11 @@ function main() {
     } catch {
       // storage refused: nothing kept
     }
+    load();
+  });
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    state.search = $("search-input").value.trim().slice(0, 200);
     load();
   });
   $("player-close").addEventListener("click", stopPlayer);
