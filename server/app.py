@@ -3,9 +3,10 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes. On start the store is opened (the SQL store migrates its
-schema; DatabaseError if it cannot) and this node's leftovers from before a restart
-are cleared: its connections, and the recordings its recorders ran.
+agreements), cases (on their own engine of the same database), and the routes. On start
+the store is opened (the SQL store migrates its schema; DatabaseError if it cannot) and
+this node's leftovers from before a restart are cleared: its connections, and the
+recordings its recorders ran.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ import logging
 
 from aiohttp import web
 
+from tiaojie.archive.keys import keys_dir, load_or_create
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
 from tiaojie.server.access_records import RECORDS_DIR, AccessRecordKeeper, AccessRecords
 from tiaojie.server.agreements import Agreements
+from tiaojie.server.cases.actor import AdminTokenActors
+from tiaojie.server.cases.http import CaseRoutes
+from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
+from tiaojie.server.cases.service import CASES, Cases
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
-from tiaojie.server.db import parse_database_url
+from tiaojie.server.db import Database, parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
@@ -51,6 +57,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 #: python-socketio's default endpoint (Signalling.attach), which reads its own POST bodies.
 SOCKETIO_PATH = "/socket.io/"
+#: The case routes (server/cases/http.py), whose handlers read and cap their own bodies.
+CASES_PATH = "/api/cases"
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -85,6 +93,13 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    cases = Cases(
+        Database(database) if database.kind != "memory" else None,
+        AdminTokenActors(auth),
+        load_or_create(keys_dir(settings.data_dir)),
+        settings.data_dir,
+        settings.base_url,
+    )
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -93,7 +108,8 @@ def create_app(settings: Settings) -> web.Application:
             body_limits(
                 MAX_BODY_BYTES,
                 settings.request_timeout,
-                streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES},
+                # the case routes read their own bodies: intake takes photos (a form)
+                streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES, CASES_PATH: CASE_INTAKE_BYTES},
             ),
         ],
         # a malformed request, or a client gone mid-body: one log line, no traceback
@@ -116,6 +132,8 @@ def create_app(settings: Settings) -> web.Application:
     openapi.add_routes(app)
     web_client.add_routes(app)
     agreements.install(app)
+    app[CASES] = cases
+    CaseRoutes(cases).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
@@ -130,6 +148,7 @@ def create_app(settings: Settings) -> web.Application:
         await signalling.shutdown()
         await media.close()
         await store.close()
+        await cases.close()
 
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

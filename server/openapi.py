@@ -9,6 +9,7 @@ from aiohttp import web
 
 from tiaojie import __version__
 from tiaojie.server.agreements import CODE_PATTERN
+from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.http_auth import READERS
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
@@ -188,6 +189,8 @@ _NEW_INVITE: Schema = {
 def build_spec() -> dict[str, Any]:
     spec = _base_spec()
     spec["paths"].update(recording_paths())
+    spec["paths"].update(documented_value(cases_openapi.paths()))
+    spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

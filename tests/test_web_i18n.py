@@ -25,6 +25,7 @@ LANGS = ["zh-CN", "en"]
 NOT_KEYS = {
     "recording.json",  # an evidence file of a recording
     "recordings.error",  # a key prefix: recordings.error.<code>
+    "report.error",  # a key prefix: report.error.<code>
 }
 
 KEY = r"[A-Za-z0-9_.-]+"

@@ -248,7 +248,15 @@ def _revoke_archivist_token(register: ArchivistRegister, token_id: str) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """An agreement PDF (signing/) or a recording folder / segment MP4 (archive/verify/)."""
+    """An agreement PDF (signing/), a case dossier ZIP (archive/dossier.py) or a recording
+    folder / segment MP4 (archive/verify/)."""
+    if args.path.suffix.lower() == ".zip":
+        if args.recording is not None or args.tsa_trust is not None:
+            print("tiaojie verify: a dossier takes --trust only", file=sys.stderr)
+            return 2
+        from tiaojie.archive.dossier import verify_dossier_cli
+
+        return verify_dossier_cli(args.path, args.trust, args.json)
     if args.path.suffix.lower() == ".pdf":
         try:
             from tiaojie.signing.validator import verify_agreement_cli
@@ -389,15 +397,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "verify",
-        help="check a recording (folder or segment MP4) or an agreement PDF offline",
+        help="check a recording (folder or segment MP4), an agreement PDF or a case "
+        "dossier ZIP offline",
         description="Exit 0 authentic, 1 not authentic, 2 could not run.",
     )
-    check.add_argument("path", type=Path, help="recording folder, segment .mp4 or agreement .pdf")
+    check.add_argument(
+        "path", type=Path, help="recording folder, segment .mp4, agreement .pdf or dossier .zip"
+    )
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.add_argument(
         "--trust",
         type=Path,
-        help="recording: the recorder's Ed25519 public key (PEM); PDF: trusted CA certificate(s)",
+        help="recording and dossier: the server's Ed25519 public key (PEM, "
+        "DATA/keys/recorder_ed25519.pub.pem); PDF: trusted CA certificate(s)",
     )
     check.add_argument("--tsa-trust", type=Path, help="recording: the TSA's root certificate")
     check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")

@@ -8,6 +8,9 @@ make them; tests/test_database.py checks the two agree on SQLite and PostgreSQL)
   (a node forgets its own rows when it starts), kept here so that one transaction changes
   a room and its presence together, and several nodes share it.
 
+The cases' tables are in server/cases/tables.py, on the same `metadata` (imported at the
+end of this module, so that whoever imports the schema gets them all).
+
 Column names are the model's field names (server/model.py), so a row maps to the room
 document field by field. `created_ns` (when a row was first written, in ns) keeps rooms,
 invites and participants in the order the document had them.
@@ -87,3 +90,6 @@ participants = Table(
     Column("hand_raised", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
 )
+
+# The cases' tables (server/cases/tables.py) join `metadata` here.
+from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401
