@@ -21,14 +21,18 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 
 def documented(schema: Schema) -> Schema:
     """`schema` as /api/openapi.json shows it: each text field (`format: "text"` or
-    `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept,
-    so a client (or schemathesis) generating from the document sends what the server takes.
+    `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept
+    (without `minLength`, blank text too), so a client (or schemathesis) generating from
+    the document sends what the server takes.
     """
     if not isinstance(schema, dict):
         return schema
     out = {key: documented_value(value) for key, value in schema.items()}
     if out.get("type") == "string" and out.get("format") in (TEXT, MULTILINE):
-        out["pattern"] = text_pattern(multiline=out["format"] == MULTILINE)
+        pattern = text_pattern(multiline=out["format"] == MULTILINE)
+        if out.get("minLength", 0) == 0:  # stripped to nothing is allowed too
+            pattern = pattern.split("*", 1)[0] + "*$"
+        out["pattern"] = pattern
     return out
 
 

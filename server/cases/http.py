@@ -9,6 +9,7 @@ the dossier, the expert pool and the case configuration.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -60,7 +61,7 @@ async def _json(request: web.Request, schema: Schema) -> dict[str, Any]:
 
 def _flag(request: web.Request, name: str) -> bool | None:
     value = request.query.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     if value not in ("true", "false"):
         raise bad_request(f"{name} must be true or false.")
@@ -68,7 +69,7 @@ def _flag(request: web.Request, name: str) -> bool | None:
 
 
 def _param(request: web.Request, name: str, pattern: str) -> str | None:
-    value = request.query.get(name) or None
+    value = request.query.get(name)
     if value is not None and not re.fullmatch(pattern, value):
         raise bad_request(f"{name} has an invalid format.")
     return value
@@ -76,7 +77,7 @@ def _param(request: web.Request, name: str, pattern: str) -> str | None:
 
 def _int(request: web.Request, name: str, default: int | None, low: int, high: int) -> int | None:
     value = request.query.get(name)
-    if value is None or value == "":
+    if value is None:
         return default
     if not re.fullmatch(r"[0-9]{1,19}", value) or not low <= int(value) <= high:
         raise bad_request(f"{name} must be a whole number from {low} to {high}.")
@@ -172,10 +173,10 @@ class CaseRoutes:
     async def list(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
         states = []
-        for raw in (request.query.get("state") or "").split(","):
-            if raw:
+        if "state" in request.query:
+            for raw in request.query["state"].split(","):
                 if raw not in State.__members__.values():
-                    raise bad_request(f"state must be among {', '.join(State)}.")
+                    raise bad_request(f"state must be among {', '.join(State)}, comma-separated.")
                 states.append(State(raw))
         filters = Filters(
             states=tuple(states),
@@ -271,7 +272,9 @@ class CaseRoutes:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        data = dossier_zip(case, entries, self.cases.files, self.cases.key, time.time())
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, dossier_zip, case, entries, self.cases.files, self.cases.key, time.time()
+        )
         return web.Response(
             body=data,
             content_type="application/zip",
@@ -324,7 +327,7 @@ class CaseRoutes:
     # -- experts ---------------------------------------------------------------------------
     async def list_experts(self, request: web.Request) -> web.Response:
         permissions.check_experts_read(self._staff(request))
-        specialty = request.query.get("specialty") or None
+        specialty = request.query.get("specialty")
         if specialty is not None:
             specialty = validate(schemas.SPECIALTY, specialty, "specialty")
         found = await self.cases.experts.search(specialty, _flag(request, "available"))
@@ -340,9 +343,7 @@ class CaseRoutes:
     # -- public progress -------------------------------------------------------------------
     async def progress_json(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
-        lang = progress.lang_of(
-            request.query.get("lang"), request.headers.get("Accept-Language", "")
-        )
+        lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
             found = await self.cases.public_progress(code, lang)
@@ -364,9 +365,7 @@ class CaseRoutes:
 
     async def progress_page(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]
-        lang = progress.lang_of(
-            request.query.get("lang"), request.headers.get("Accept-Language", "")
-        )
+        lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
             found = await self.cases.public_progress(code, lang)

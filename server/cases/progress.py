@@ -128,11 +128,9 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
-def lang_of(asked: str | None, accept_language: str = "") -> str:
-    if asked:
-        return "en" if asked.lower().startswith("en") else "zh-CN"
-    first = accept_language.split(",")[0].strip().lower()
-    return "en" if first.startswith("en") else "zh-CN"
+def lang_of(asked: str | None) -> str:
+    """Chinese unless `?lang=en` asks for English (as the web client: zh-CN first)."""
+    return "en" if asked and asked.lower().startswith("en") else "zh-CN"
 
 
 def progress(
