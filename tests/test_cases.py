@@ -140,6 +140,9 @@ async def test_a_report_gets_a_number_a_code_and_a_progress_link(live_server):
             assert "script-src" not in response.headers["Content-Security-Policy"]
             page = await response.text()
     assert receipt["case_number"] in page and "待受理" in page
+    async with aiohttp.ClientSession() as session, session.get(f"{srv.url}/report") as response:
+        assert response.status == 200 and "report.js" in await response.text()
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     # A code that is not one, or is no case's: 404 everywhere.
     for code in ("A" * 22, "not-a-code"):
         status, body = await srv.request("GET", f"/api/progress/{code}")
