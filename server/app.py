@@ -23,10 +23,10 @@ from tiaojie.server.agreements import Agreements
 from tiaojie.server.cases.actor import AdminTokenActors
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
-from tiaojie.server.cases.service import CASES, Cases
+from tiaojie.server.cases.service import CASES, Cases, case_database
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
-from tiaojie.server.db import Database, parse_database_url
+from tiaojie.server.db import parse_database_url
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
@@ -93,12 +93,14 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    case_db, case_scratch = case_database(database)
     cases = Cases(
-        Database(database) if database.kind != "memory" else None,
+        case_db,
         AdminTokenActors(auth),
         load_or_create(keys_dir(settings.data_dir)),
         settings.data_dir,
         settings.base_url,
+        case_scratch,
     )
 
     app = web.Application(
@@ -137,6 +139,7 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
+        await cases.open()
         await signalling.recover()
         await recordings.recover()
 

@@ -678,13 +678,18 @@ async def test_numbering_types_and_regions_are_configurable(live_server):
     assert status == 400 and "must start with" in body["message"]
 
 
-async def test_without_a_database_there_are_no_cases(tmp_path):
+async def test_a_memory_server_keeps_cases_for_its_lifetime(tmp_path):
+    """`--database memory:`: cases in a temporary database of their own, gone with it."""
     srv = await start_server(tmp_path / "data", database_url="memory:")
     try:
-        status, body = await srv.request("POST", "/api/cases", json=report_body())
-        assert (status, body["error"]) == (503, "cases_unavailable")
-        status, body = await srv.admin("GET", "/api/cases")
-        assert (status, body["error"]) == (503, "cases_unavailable")
+        status, receipt = await report(srv, json=report_body())
+        assert status == 201, receipt
+        await move(srv, receipt["case_id"], "accept")
+        _, log = await srv.admin("GET", f"/api/cases/{receipt['case_id']}/log")
+        assert log["verification"]["authentic"] is True
+        scratch = srv.app[CASES].scratch
+        assert scratch is not None and (scratch / "cases.db").exists()
     finally:
         await srv.close()
         await srv.server.close()
+    assert not scratch.exists()

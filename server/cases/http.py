@@ -118,7 +118,7 @@ class CaseRoutes:
     # -- intake ----------------------------------------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
         cases = self.cases
-        store = cases.store  # 503 before anything is read, without a database
+        store = cases.store
         if self.actors.has_credentials(request):
             actor = self._staff(request)
             permissions.check_intake(actor)
@@ -207,7 +207,6 @@ class CaseRoutes:
 
     async def transition(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
-        self.cases.store  # noqa: B018 - 503 first, without a database
         body = await _json(request, schemas.TRANSITION)
         action = Action(body.pop("action"))
         case = await self.cases.store.transition(
@@ -335,7 +334,6 @@ class CaseRoutes:
 
     async def add_expert(self, request: web.Request) -> web.Response:
         permissions.check_experts_write(self._staff(request))
-        self.cases.experts  # noqa: B018 - 503 first, without a database
         body = await _json(request, schemas.EXPERT)
         expert = await self.cases.experts.add(body)
         return json_response(expert.to_dict(), 201)

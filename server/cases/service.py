@@ -4,12 +4,15 @@ who the callers are, the signing key of the log, the data directory).
 It turns validated requests into changes of the store (server/cases/store.py): a new case
 gets its id and code here and its files kept before the transaction that records them
 (removed again if it fails); the public progress and the dossier are assembled here.
-Without a database (`--database memory:`) there are no cases: `unavailable` (503).
+With `--database memory:` (rooms in this process only) cases are kept as long as the
+process too: in a SQLite file in a temporary folder of their own (`case_database`).
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,17 +29,20 @@ from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.progress import progress
 from tiaojie.server.cases.states import SOURCES, Action
 from tiaojie.server.cases.store import CaseStore, NewCase, new_attachment
-from tiaojie.server.db import Database
+from tiaojie.server.db import Database, DatabaseUrl, parse_database_url
+from tiaojie.server.db.migrate import migrate
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.model import new_id
 
 
-def unavailable() -> TiaojieError:
-    return TiaojieError(
-        "cases_unavailable",
-        "Cases are kept in the database; this server runs without one (--database memory:).",
-        503,
-    )
+def case_database(url: DatabaseUrl) -> tuple[Database, Path | None]:
+    """The database cases live in: the server's; with `memory:` a SQLite file in a new
+    temporary folder (returned, to be removed on close), so cases last as long as the
+    process, as rooms do."""
+    if url.kind != "memory":
+        return Database(url), None
+    folder = Path(tempfile.mkdtemp(prefix="tiaojie-cases-"))
+    return Database(parse_database_url(f"sqlite:///{folder / 'cases.db'}", folder)), folder
 
 
 def new_code() -> str:
@@ -49,37 +55,35 @@ class Cases:
 
     def __init__(
         self,
-        database: Database | None,
+        database: Database,
         actors: Actors,
         key: Ed25519PrivateKey,
         data_dir: Path,
         base_url: str,
+        scratch: Path | None = None,
     ) -> None:
         self.database = database
+        #: The temporary folder of a `memory:` server's cases (case_database).
+        self.scratch = scratch
         self.actors = actors
         self.key = key
         self.base_url = base_url
         self.files = AttachmentFiles(data_dir)
         self.intake = Intake(self.files)
         self.limits = IntakeLimits.default()
-        self._store = CaseStore(database, key) if database is not None else None
-        self._experts = ExpertPool(database) if database is not None else None
+        self.store = CaseStore(database, key)
+        self.experts = ExpertPool(database)
 
-    @property
-    def store(self) -> CaseStore:
-        if self._store is None:
-            raise unavailable()
-        return self._store
-
-    @property
-    def experts(self) -> ExpertPool:
-        if self._experts is None:
-            raise unavailable()
-        return self._experts
+    async def open(self) -> None:
+        """A `memory:` server's own case database gets its schema (the room store
+        migrates the shared one)."""
+        if self.scratch is not None:
+            await migrate(self.database)
 
     async def close(self) -> None:
-        if self.database is not None:
-            await self.database.close()
+        await self.database.close()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def progress_url(self, code: str) -> str:
         return f"{self.base_url}/c/{code}"

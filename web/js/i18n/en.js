@@ -55,7 +55,6 @@ export default {
   "report.error.bad_request": "Something in the report is not right; please check it and try again.",
   "report.error.payload_too_large": "The report is too large; send fewer photos.",
   "report.error.database_unavailable": "The service is unavailable right now; your report was not sent. Please try again shortly.",
-  "report.error.cases_unavailable": "This server does not take reports; please contact the mediation centre.",
   "receipt.heading": "Your report has been received",
   "receipt.number": "Case number",
   "receipt.qr": "Scan the QR code to see the progress",

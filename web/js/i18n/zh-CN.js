@@ -56,7 +56,6 @@ export default {
   "report.error.bad_request": "提交的内容有误，请检查后重试。",
   "report.error.payload_too_large": "提交的内容太大，请减少照片后重试。",
   "report.error.database_unavailable": "服务暂时不可用，您的反映未提交，请稍后重试。",
-  "report.error.cases_unavailable": "本服务器暂不受理纠纷反映，请联系调解中心。",
   "receipt.heading": "已收到您的反映",
   "receipt.number": "案号",
   "receipt.qr": "扫描二维码查看办理进度",
