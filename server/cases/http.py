@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tiaojie.archive.caselog import verify_case_log
 from tiaojie.archive.chain import case_chain_name
+from tiaojie.server import json_input
 from tiaojie.server.agreement_page import html_response
 from tiaojie.server.cases import permissions, progress, regions, schemas, taxonomy
 from tiaojie.server.cases.actor import Actor, resident
@@ -39,15 +40,13 @@ from tiaojie.server.web import NO_STORE, WEB_DIR
 CASE = "/api/cases/{case_id:" + ID_PATTERN + "}"
 MAX_JSON = 256 * 1024
 #: A QR code or attachment is served with no active content whatsoever.
-INERT = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'", **NO_STORE}
+INERT = {"Content-Security-Policy": "default-src 'none'", **NO_STORE}
 
 
 async def _json(request: web.Request, schema: Schema) -> dict[str, Any]:
     """A JSON body up to MAX_JSON, validated (the path may take bigger bodies: intake)."""
     if request.content_type != "application/json":
         raise TiaojieError("unsupported_media_type", "Send a JSON body (application/json).", 415)
-    from tiaojie.server import json_input
-
     data = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk
