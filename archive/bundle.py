@@ -72,8 +72,19 @@ def write(out: IO[bytes], files: Iterable[tuple[str, Path]]) -> None:
                 shutil.copyfileobj(source, target, 1 << 20)
 
 
+#: What marks a case dossier (archive/dossier.py), the other ZIP `tiaojie verify` reads.
+DOSSIER_MARK = "case.json"
+
+
 def is_bundle(path: Path) -> bool:
-    return path.suffix.lower() == ".zip"
+    """A ZIP that is not a case dossier (which holds `case.json` at its top)."""
+    if path.suffix.lower() != ".zip":
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return DOSSIER_MARK not in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return True  # the bundle reader says what is wrong with it
 
 
 @dataclass

@@ -1,9 +1,14 @@
-"""The Chain: its format, `ChainWriter` (the recorder's and the server's addendum writer),
-the readers (`read_written`, `parse_entries`, `read_entries`) and the checks of its links
-(`verify_links`) and signatures (`verify_entries`), whose problems are coded `Finding`s
-(tiaojie.archive.report). The recording verifier and the agreement verifier read it here.
+"""The Chain: its format, `make_entry` (the next entry, signed where its type is),
+`ChainWriter` (the recorder's and the server's addendum writer, to a file), the readers
+(`read_written`, `parse_entries`, `read_entries`) and the checks of its links
+(`verify_links`) and signatures (`verify_entries`, `verify_signed_by_any`), whose problems
+are coded `Finding`s (tiaojie.archive.report). The recording verifier, the agreement
+verifier and the case log (tiaojie.archive.caselog) use it here.
 
-A recording's `chain.jsonl` holds one entry per line. Each entry is a JSON object with
+One format for every Chain: a Recording's `chain.jsonl` (the recorder writes it) and a
+case's log (the CaseLog: the server keeps its lines in the database, and a dossier holds
+them as `case-log.jsonl`, tiaojie.archive.caselog). A Chain holds one entry per line.
+Each entry is a JSON object with
 `seq` (0, 1, 2, ...), `type`, `time` (Unix seconds, wall clock), `prev` (the previous
 entry's hash, 64 zeros for the first) and type-specific fields; `hash` is
 
@@ -18,7 +23,9 @@ UTF-8 cannot encode, as its `\\uXXXX` escape). Entry types:
   join, leave, mute, remove, signing;
 * `gap`: the recorder restarted after a crash; what was in flight is lost (`reason`);
 * `checkpoint` / `seal`: a signature over the chain so far: `head` (= `prev`),
-  `key_id` and `signature`, Ed25519 over canonical({"recording", "seq", "head"}). The
+  `key_id` and `signature`, Ed25519 over canonical({"recording", "seq", "head"}), where
+  "recording" holds the Chain's name: a Recording's id, or `case:<case id>` for a case's
+  log (`case_chain_name`), so a signature over one Chain never passes for another's. The
   seal is the last entry of a finished recording; only an addendum (ADDENDUM_KINDS
   events, then a new seal) may follow it.
 
@@ -82,8 +89,45 @@ def key_id(public_key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def signed_statement(recording: str, seq: int, head: str) -> bytes:
-    return canonical({"recording": recording, "seq": seq, "head": head})
+def signed_statement(chain: str, seq: int, head: str) -> bytes:
+    """What a checkpoint, gap or seal signs: the Chain's name (a recording id, or
+    `case:<case id>`), the entry's place and the head before it."""
+    return canonical({"recording": chain, "seq": seq, "head": head})
+
+
+def case_chain_name(case_id: str) -> str:
+    """The name a case's log is signed under (never a recording id: those have no colon)."""
+    return f"case:{case_id}"
+
+
+def make_entry(
+    type_: str,
+    *,
+    chain: str,
+    seq: int,
+    head: str,
+    key: Ed25519PrivateKey,
+    at: float,
+    **fields: Any,
+) -> dict[str, Any]:
+    """The next entry of a Chain named `chain` whose last entry is `seq - 1` with hash
+    `head` (GENESIS and 0 for the first), written at `at` (Unix seconds): signed when its
+    type is one of SIGNED_TYPES, with its `hash`. Where it is kept is the caller's."""
+    if type_ not in ENTRY_TYPES:
+        raise ValueError(f"unknown chain entry type {type_!r}")
+    entry: dict[str, Any] = {
+        "seq": seq,
+        "type": type_,
+        "time": round(at, 3),
+        "prev": head,
+        **fields,
+    }
+    if type_ in SIGNED_TYPES:
+        entry["head"] = head
+        entry["key_id"] = key_id(key.public_key())
+        entry["signature"] = base64.b64encode(key.sign(signed_statement(chain, seq, head))).decode()
+    entry["hash"] = entry_hash(entry)
+    return entry
 
 
 @dataclass
@@ -124,22 +168,15 @@ class ChainWriter:
                 f.truncate(end)
 
     def append(self, type_: str, **fields: Any) -> dict[str, Any]:
-        if type_ not in ENTRY_TYPES:
-            raise ValueError(f"unknown chain entry type {type_!r}")
-        entry: dict[str, Any] = {
-            "seq": self.seq,
-            "type": type_,
-            "time": round(time.time(), 3),
-            "prev": self.head,
+        entry = make_entry(
+            type_,
+            chain=self.recording,
+            seq=self.seq,
+            head=self.head,
+            key=self.key,
+            at=time.time(),
             **fields,
-        }
-        if type_ in SIGNED_TYPES:
-            entry["head"] = self.head
-            entry["key_id"] = key_id(self.key.public_key())
-            entry["signature"] = base64.b64encode(
-                self.key.sign(signed_statement(self.recording, self.seq, self.head))
-            ).decode()
-        entry["hash"] = entry_hash(entry)
+        )
         self._file.write(canonical(entry) + b"\n")
         self._file.flush()
         os.fsync(self._file.fileno())
@@ -196,15 +233,24 @@ def verify_entries(
 ) -> list[Finding]:
     """Sequence numbers, links, hashes and signatures of a Chain (not the media bytes);
     stops at the first problem."""
-    return _verify(entries, (recording, trusted))
+    return _verify(entries, (recording, [trusted]))
+
+
+def verify_signed_by_any(
+    entries: Iterable[dict[str, Any]], chain: str, trusted: Iterable[Ed25519PublicKey]
+) -> list[Finding]:
+    """`verify_entries` for a Chain whose signatures may come from any of several trusted
+    keys (a case's log, changed on several nodes that each sign with their own key)."""
+    return _verify(entries, (chain, list(trusted)))
 
 
 def _verify(
-    entries: Iterable[dict[str, Any]], signed_by: tuple[str, Ed25519PublicKey] | None
+    entries: Iterable[dict[str, Any]],
+    signed_by: tuple[str, list[Ed25519PublicKey]] | None,
 ) -> list[Finding]:
     found = Findings()
     prev, expected_seq = GENESIS, 0
-    trusted_id = key_id(signed_by[1]) if signed_by is not None else None
+    keys = {key_id(k): k for k in signed_by[1]} if signed_by is not None else {}
     for entry in entries:
         seq = entry.get("seq")
         if seq != expected_seq:
@@ -224,8 +270,9 @@ def _verify(
             )
             break
         if signed_by is not None and entry.get("type") in SIGNED_TYPES:
-            recording, trusted = signed_by
-            if entry.get("key_id") != trusted_id:
+            recording = signed_by[0]
+            trusted = keys.get(str(entry.get("key_id")))
+            if trusted is None:
                 found.problem(Problem.SIGNATURE_WRONG_KEY, "signed by an untrusted key", seq=seq)
                 break
             if entry.get("head") != prev:

@@ -6,7 +6,8 @@ the JSON shape they share), `CannotVerify` (the verifier cannot run) and `run_ve
 the command-line face of any verifier. The small formatters (`iso`, `byte_range`,
 `part_name`) word times, byte ranges and Segment parts the same way in every finding.
 
-The JSON shape (docs/ARCHIVE.md, "Verifying"): `subject` ("recording" or "agreement"),
+The JSON shape (docs/ARCHIVE.md, "Verifying"): `subject` ("recording", "agreement" or
+"dossier"),
 `path`, `verdict` ("authentic", "not_authentic", "cannot_verify"), `authentic` (true,
 false, or null when the verifier could not run), `result` (the verdict in words), `error`
 (why it could not run, else null), `problems` and `warnings` (findings), then the fields
@@ -146,6 +147,13 @@ class Problem(StrEnum):
     RECORDING_ID_MISMATCH = "recording-id-mismatch", "recording"
     AGREEMENT_EVENT_MISSING = "agreement-event-missing", "recording"
     AGREEMENT_EVENT_MISMATCH = "agreement-event-mismatch", "recording"
+    # -- a case's dossier (tiaojie.archive.dossier) --
+    DOSSIER_FILE_MISSING = "dossier-file-missing", "missing"
+    DOSSIER_FILE_ALTERED = "dossier-file-altered", "altered"
+    DOSSIER_FILE_EXTRA = "dossier-file-extra", "other-file"
+    DOSSIER_MANIFEST_SIGNATURE = "dossier-manifest-signature", "signature"
+    DOSSIER_LOG_MISMATCH = "dossier-log-mismatch", "chain"
+    CASE_RECORD_ALTERED = "case-record-altered", "altered"
 
 
 @dataclass

@@ -3,11 +3,12 @@
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
 features that install themselves on signalling (media, recordings, moderation,
-agreements), and the routes. The archive index (server/archive_index/) is a projection
-of the store: its rows are written with each room change. On start the store is opened
-(the SQL store migrates its schema; DatabaseError if it cannot), the index is rebuilt
-from the files if it is empty and they are not, and this node's leftovers from before a
-restart are cleared: its connections, and the recordings its recorders ran.
+agreements), cases, and the routes. The archive index (server/archive_index/) and the
+audit log are projections of the store: their rows are written with each room change. On
+start the store is opened (the SQL store migrates its schema; DatabaseError if it
+cannot), the index is rebuilt from the files if it is empty and they are not, and this
+node's leftovers from before a restart are cleared: its connections, and the recordings
+its recorders ran.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 
 from aiohttp import web
 
+from tiaojie.archive.keys import keys_dir, load_or_create
 from tiaojie.server import __version__, api, openapi
 from tiaojie.server import web as web_client
 from tiaojie.server.accounts.audit import AuditProjection
@@ -26,6 +28,10 @@ from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.archive_index.rebuild import ensure
+from tiaojie.server.cases.actor import AdminTokenActors
+from tiaojie.server.cases.http import CaseRoutes
+from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
+from tiaojie.server.cases.service import CASES, Cases
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -59,6 +65,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 #: python-socketio's default endpoint (Signalling.attach), which reads its own POST bodies.
 SOCKETIO_PATH = "/socket.io/"
+#: The case routes (server/cases/http.py), whose handlers read and cap their own bodies.
+CASES_PATH = "/api/cases"
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -114,6 +122,13 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    cases = Cases(
+        shared,
+        AdminTokenActors(auth),
+        load_or_create(keys_dir(settings.data_dir)),
+        settings.data_dir,
+        settings.base_url,
+    )
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
@@ -122,7 +137,8 @@ def create_app(settings: Settings) -> web.Application:
             body_limits(
                 MAX_BODY_BYTES,
                 settings.request_timeout,
-                streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES},
+                # the case routes read their own bodies: intake takes photos (a form)
+                streamed={SOCKETIO_PATH: MAX_MESSAGE_BYTES, CASES_PATH: CASE_INTAKE_BYTES},
             ),
             staff_middleware(accounts),
         ],
@@ -148,6 +164,8 @@ def create_app(settings: Settings) -> web.Application:
     openapi.add_routes(app)
     web_client.add_routes(app)
     agreements.install(app)
+    app[CASES] = cases
+    CaseRoutes(cases).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()

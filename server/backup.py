@@ -5,7 +5,7 @@ A backup is a folder:
 - `tiaojie.db`: a consistent copy of the SQLite database, taken online with SQLite's
   backup API (the server may be running; the copy is one committed state);
 - `data/`: the secrets (`secret_key`, `admin_token`, `node_id`), the keys (`keys/`) and the
-  archive (`recordings/`, `agreements/`), file by file;
+  archive (`recordings/`, `agreements/`, the cases' attachments `cases/`), file by file;
 - `index.json`: what the backup holds: the database (kind, schema revision, sha256), every
   file with its size and sha256, and the archive's recordings and agreements (from the
   archive index in the database copy: titles, seals, the PDF's sha256, which recording
@@ -42,7 +42,7 @@ INDEX_FILE = "index.json"
 DATABASE_FILE = "tiaojie.db"
 DATA_DIR = "data"
 #: What of a data directory a backup holds (files, or folders taken whole).
-KEPT = ("secret_key", "admin_token", "node_id", "keys", "recordings", "agreements")
+KEPT = ("secret_key", "admin_token", "node_id", "keys", "recordings", "agreements", "cases")
 
 
 class BackupError(Exception):

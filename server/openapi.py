@@ -13,6 +13,7 @@ from tiaojie.server.accounts.openapi import account_paths, account_schemas
 from tiaojie.server.accounts.schemas import PASSWORD_FORMAT
 from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
+from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.http_auth import READERS
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
@@ -24,16 +25,19 @@ _ERROR = {"$ref": "#/components/schemas/Error"}
 
 def documented(schema: Schema) -> Schema:
     """`schema` as /api/openapi.json shows it: each text field (`format: "text"` or
-    `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept,
-    so a client (or schemathesis) generating from the document sends what the server takes;
-    a password (`format: "password"`, taken as it is) the pattern of the characters any
-    string may hold.
+    `"multiline-text"`, signing/text.py) gets the `pattern` of what the text rules accept
+    (without `minLength`, blank text too), so a client (or schemathesis) generating from
+    the document sends what the server takes; a password (`format: "password"`, taken as
+    it is) the pattern of the characters any string may hold.
     """
     if not isinstance(schema, dict):
         return schema
     out = {key: documented_value(value) for key, value in schema.items()}
     if out.get("type") == "string" and out.get("format") in (TEXT, MULTILINE):
-        out["pattern"] = text_pattern(multiline=out["format"] == MULTILINE)
+        pattern = text_pattern(multiline=out["format"] == MULTILINE)
+        if out.get("minLength", 0) == 0:  # stripped to nothing is allowed too
+            pattern = pattern.split("*", 1)[0] + "*$"
+        out["pattern"] = pattern
     if out.get("type") == "string" and out.get("format") == PASSWORD_FORMAT:
         out["pattern"] = f"^[^{_refused(multiline=False)}]*$"
     return out
@@ -209,6 +213,8 @@ def build_spec() -> dict[str, Any]:
     spec["paths"].update(recording_paths())
     spec["paths"].update(documented_value(account_paths()))
     spec["components"]["schemas"].update(documented_value(account_schemas()))
+    spec["paths"].update(documented_value(cases_openapi.paths()))
+    spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

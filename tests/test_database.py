@@ -119,7 +119,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table("cases", sa.Column("id", sa.String(64), primary_key=True))
+    op.create_table("broken_things", sa.Column("id", sa.String(64), primary_key=True))
     op.add_column("rooms", sa.Column("case_id", sa.String(64), nullable=True))
     op.execute("UPDATE rooms SET title = 'changed by a broken migration'")
     raise RuntimeError("a bug in this migration")

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import logging
 import time
@@ -24,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from tests.conftest import LiveServer, start_server
 from tests.support.signal_client import Refused, SignalClient
@@ -228,6 +231,27 @@ def poison(room: Room) -> None:
     )
 
 
+async def case_with_attachment(srv: LiveServer) -> tuple[str, str]:
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(photo, "PNG")
+    png = base64.b64encode(photo.getvalue()).decode()
+    status, case = await srv.admin(
+        "POST",
+        "/api/cases",
+        json={
+            "source": "court",
+            "dispute_type": "other",
+            "region": "900001",
+            "description": "案情",
+            "parties": [{"role": "applicant", "name": "王五"}],
+            "attachments": [{"filename": "a.png", "data": png}],
+        },
+    )
+    assert status == 201, case
+    status, full = await srv.admin("GET", f"/api/cases/{case['case_id']}")
+    return case["case_id"], full["attachments"][0]["id"]
+
+
 async def test_every_response_path_survives_hostile_stored_text(
     memory_server: LiveServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -282,6 +306,9 @@ async def test_every_response_path_survives_hostile_stored_text(
         await srv.state.accounts.create_key(await srv.state.accounts.account(account["id"]), "脚本")
     )[1]
     account_path, org_path = f"/api/accounts/{account['id']}", f"/api/organisations/{org['id']}"
+    # a case with an attachment: its routes answer the tokens of a room too
+    case_id, attachment_id = await case_with_attachment(srv)
+    case_path = f"/api/cases/{case_id}"
     calls = [
         ("GET", "/api/health", None),
         ("GET", "/api/openapi.json", None),
@@ -334,11 +361,30 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("POST", f"{room_path}/enter", admin),  # 403: an account enters
         ("GET", "/api/rooms", staff_key),  # the staff views, with the owner
         ("GET", room_path, staff_key),
+        ("POST", "/api/cases", admin),  # 415: no body
+        ("POST", "/api/cases", med),  # 403: not staff
+        ("GET", "/api/cases", admin),
+        ("GET", "/api/cases", par),
+        ("GET", case_path, admin),
+        ("GET", case_path, med),
+        ("POST", f"{case_path}/transitions", admin),  # 415: no body
+        ("GET", f"{case_path}/log", admin),
+        ("POST", f"{case_path}/attachments", admin),  # 415: no body
+        ("GET", f"{case_path}/attachments/{attachment_id}", admin),
+        ("GET", f"{case_path}/dossier", admin),
+        ("GET", "/api/case-options", None),
+        ("GET", "/api/case-config", admin),
+        ("GET", f"/api/case-config/organisations/{org['id']}", admin),
+        ("GET", "/api/experts", admin),
+        ("POST", "/api/experts", admin),  # 415: no body
+        ("GET", f"/api/progress/{code}", None),  # 404: an agreement's code is no case's
+        ("GET", f"/api/progress/{code}/qr.svg", None),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
         assert status < 500, (method, path, status, body)
-        if path.startswith("/api/") and "/files/" not in path and not path.endswith("/pdf"):
+        binary = ("/files/" in path, "/attachments/" in path, path.endswith(("/pdf", "/dossier")))
+        if path.startswith("/api/") and not any(binary):
             assert isinstance(body, dict), (method, path, body)
     status, body = await srv.admin("GET", f"{rec_path}/files/recording.json")
     assert body["participants"][party_invite["invite_id"]]["name"] == STORED
@@ -360,6 +406,8 @@ async def test_every_response_path_survives_hostile_stored_text(
         "{code}": code,
         "{invite_id}": observer_invite["invite_id"],
         "{name}": "recording.json",
+        "{case_id}": case_id,
+        "{attachment_id}": attachment_id,
     }
     missing = set()
     for method, template in routes:

@@ -51,6 +51,23 @@ CONFIG = {
             "include-name": "POST /api/session",
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", 401, 429]}},
         },
+        {
+            # What the document cannot say: the dispute types and regions a case may name
+            # are configured (GET /api/case-options), an attachment's bytes must be the
+            # photo or PDF they claim, a transition needs what its action needs (a reason
+            # to return), regions nest by code and a number format must format; and a
+            # body (a region tree) may be too large to read (413).
+            "include-path-regex": "^/api/(cases|case-config)",
+            "include-method-regex": "^(POST|PUT)$",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2XX", *ACCEPTED_REFUSALS, 400, 413, 415]
+                },
+                "negative_data_rejection": {
+                    "expected-statuses": [400, 401, 403, 404, 409, 413, 415, 422]
+                },
+            },
+        },
     ],
     "phases": {"stateful": {"max-steps": 20}},
 }

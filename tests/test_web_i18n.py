@@ -27,6 +27,7 @@ NOT_KEYS = {
     "recordings.error",  # a key prefix: recordings.error.<code>
     "login.error",  # the login page's: login.error.<code>
     "staff.error",  # the staff page's: staff.error.<code>
+    "report.error",  # a key prefix: report.error.<code>
 }
 
 KEY = r"[A-Za-z0-9_.-]+"

@@ -282,8 +282,8 @@ def _library_logs(verbose: bool) -> None:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """An agreement PDF (signing/), a recording folder / segment MP4 (archive/verify/), or a
-    recording bundle ZIP (both)."""
+    """An agreement PDF (signing/), a recording folder / segment MP4 (archive/verify/), a
+    recording bundle ZIP (both), or a case dossier ZIP (archive/dossier.py)."""
     from tiaojie.archive.bundle import is_bundle
     from tiaojie.archive.localtime import zone
     from tiaojie.archive.report_words import Words
@@ -301,6 +301,13 @@ def verify(args: argparse.Namespace) -> int:
         from tiaojie.signing.bundle_verify import verify_bundle_cli
 
         return verify_bundle_cli(args.path, args.trust, args.tsa_trust, args.ca, args.json, words)
+    if args.path.suffix.lower() == ".zip":
+        if args.recording is not None or args.tsa_trust is not None:
+            print("tiaojie verify: a dossier takes --trust only", file=sys.stderr)
+            return 2
+        from tiaojie.archive.dossier import verify_dossier_cli
+
+        return verify_dossier_cli(args.path, args.trust, args.json)
     if args.path.suffix.lower() == ".pdf":
         try:
             from tiaojie.signing.validator import verify_agreement_cli
@@ -535,19 +542,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser(
         "verify",
-        help="check a recording (folder, segment MP4 or the .zip the recordings page gives) "
-        "or an agreement PDF offline",
+        help="check a recording (folder, segment MP4 or the .zip the recordings page gives), "
+        "an agreement PDF or a case dossier ZIP offline",
         description="Exit 0 authentic, 1 not authentic, 2 could not run.",
     )
     check.add_argument(
-        "path", type=Path, help="recording folder, segment .mp4, recording .zip or agreement .pdf"
+        "path",
+        type=Path,
+        help="recording folder, segment .mp4, recording .zip, agreement .pdf or dossier .zip",
     )
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.add_argument(
         "--trust",
         type=Path,
-        help="recording (and .zip): the recorder's Ed25519 public key (PEM); PDF: trusted CA "
-        "certificate(s)",
+        help="recording, its .zip and a dossier: the server's Ed25519 public key (PEM, "
+        "DATA/keys/recorder_ed25519.pub.pem); PDF: trusted CA certificate(s)",
     )
     check.add_argument("--tsa-trust", type=Path, help="recording: the TSA's root certificate")
     check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")

@@ -13,6 +13,9 @@ make them; tests/test_database.py checks the two agree on SQLite and PostgreSQL)
   address, by the sha256 of the key), `audit_log` (who changed what, when). A room's
   `owner_id` and `organisation_id`, an invite's `account_id`, refer to them.
 
+The cases' tables are in server/cases/tables.py, on the same `metadata` (imported at the
+end of this module, so that whoever imports the schema gets them all).
+
 Column names are the model's field names (server/model.py), so a row maps to the room
 document field by field. `created_ns` (when a row was first written, in ns) keeps rooms,
 invites and participants in the order the document had them.
@@ -199,3 +202,6 @@ audit_log = Table(
 # The archive index (recordings, agreements) keeps its tables in its own module, on this
 # metadata; imported here so that `metadata` holds every table the migrations make.
 from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402, F401
+
+# The cases' tables (server/cases/tables.py) join `metadata` here.
+from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401

@@ -1,0 +1,396 @@
+"""The OpenAPI description of the cases' routes (merged into /api/openapi.json, which adds
+the text rules' patterns to the text fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiaojie.server.cases import schemas
+from tiaojie.server.cases.progress import CODE_PATTERN
+from tiaojie.server.cases.states import State
+from tiaojie.server.schemas import ID_PATTERN
+from tiaojie.server.validation import Schema
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+STAFF = "staff: today the admin token (staff accounts come next)"
+
+
+def _path(name: str, pattern: str, description: str = "") -> dict[str, Any]:
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{pattern}$"},
+    }
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}  # fmt: skip
+
+
+def _op(
+    summary: str,
+    ok: int,
+    *errors: int,
+    schema: Schema | None = None,
+    content: str = "application/json",
+    body: Schema | None = None,
+    public: bool = False,
+    optional_auth: bool = False,
+    parameters: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": "success"}
+    answer["content"] = {content: {"schema": schema} if schema is not None else {}}
+    responses: dict[str, Any] = {str(ok): answer}
+    for status in errors:
+        responses[str(status)] = {
+            "description": "error",
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    if public:
+        operation["security"] = []
+    elif optional_auth:
+        operation["security"] = [{}, {"bearer": []}]
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+RECEIPT: Schema = {
+    "type": "object",
+    "properties": {
+        "case_id": {"type": "string"},
+        "case_number": {"type": "string"},
+        "code": {"type": "string", "pattern": f"^{CODE_PATTERN}$"},
+        "progress_url": {"type": "string"},
+    },
+    "required": ["case_id", "case_number", "code", "progress_url"],
+}
+PROGRESS: Schema = {
+    "type": "object",
+    "description": "No names, phone numbers, ID numbers, descriptions, reasons or notes.",
+    "properties": {
+        "code": {"type": "string"},
+        "case_number": {"type": "string"},
+        "state": {"type": "string", "enum": [str(s) for s in State]},
+        "state_label": {"type": "string"},
+        "dispute_type": {"type": "string"},
+        "timeline": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "stage": {"type": "string"},
+                    "label": {"type": "string"},
+                    "done": {"type": "boolean"},
+                    "current": {"type": "boolean"},
+                    "at": {"type": ["integer", "null"]},
+                },
+            },
+        },
+        "next_step": {
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "text": {"type": "string"}},
+        },
+        "next_session": {"type": ["object", "null"]},
+        "deadline_at": {"type": ["integer", "null"]},
+        "overdue": {"type": "boolean"},
+        "organisation": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "contact": {"type": "string"}},
+        },
+        "reported_at": {"type": "integer"},
+        "updated_at": {"type": "integer"},
+        "lang": {"type": "string"},
+    },
+    "required": ["code", "case_number", "state", "timeline", "next_step", "deadline_at"],
+}
+CASE_VIEW: Schema = {
+    "type": "object",
+    "properties": {
+        "case_id": {"type": "string"},
+        "case_number": {"type": "string"},
+        "state": {"type": "string", "enum": [str(s) for s in State]},
+        "actions": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["case_id", "case_number", "state"],
+}
+INTAKE: Schema = {
+    "description": "Without a token: a resident's report (CaseReport). With a staff token: "
+    "a case registered by staff (NewCase). Also as multipart/form-data: a part `case` with "
+    "this JSON without `attachments`, then a part `attachment` per file (photo or PDF).",
+    "oneOf": [
+        {"$ref": "#/components/schemas/CaseReport"},
+        {"$ref": "#/components/schemas/NewCase"},
+    ],
+}
+
+
+def components() -> dict[str, Schema]:
+    return {
+        "CaseReport": schemas.REPORT,
+        "NewCase": schemas.CASE,
+        "CaseTransition": schemas.TRANSITION,
+        "CaseReceipt": RECEIPT,
+        "CaseProgress": PROGRESS,
+        "Case": CASE_VIEW,
+        "NewExpert": schemas.EXPERT,
+        "CaseConfig": schemas.CONFIG,
+        "CaseOrganisationSettings": schemas.ORGANISATION_SETTINGS,
+    }
+
+
+def paths() -> dict[str, Any]:
+    case_id = _path("case_id", ID_PATTERN)
+    code = _path("code", CODE_PATTERN, "the case's public code (its QR code, /c/{code})")
+    obj: Schema = {"type": "object"}
+    ref = {"$ref": "#/components/schemas/Case"}
+    filters = [
+        _query(
+            "state",
+            {"type": "string", "pattern": f"^({'|'.join(State)})(,({'|'.join(State)}))*$"},
+            "states, comma-separated",
+        ),
+        _query("dispute_type", {"type": "string", "pattern": r"^[a-z0-9_]{1,32}$"}, "type code"),
+        _query(
+            "region", {"type": "string", "pattern": r"^[0-9A-Za-z]{1,32}$"}, "a region and below"
+        ),
+        _query("overdue", {"type": "string", "enum": ["true", "false"]}, "late or not"),
+        _query("organisation_id", {"type": "string", "pattern": f"^{ID_PATTERN}$"}, "holder"),
+        _query("mediator_id", {"type": "string", "pattern": f"^{ID_PATTERN}$"}, "mediator"),
+        _query("limit", {"type": "string", "pattern": "^(200|1[0-9]{2}|[1-9][0-9]?)$"}, "1-200"),
+        _query("before", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "the `next` cursor"),
+    ]
+    return {
+        "/api/cases": {
+            "post": _op(
+                "Register a case: a resident's report without a token (rate-limited per "
+                f"address and phone), or a case registered by {STAFF}",
+                201,
+                400,
+                401,
+                403,
+                413,
+                415,
+                429,
+                503,
+                schema={"$ref": "#/components/schemas/CaseReceipt"},
+                body=INTAKE,
+                optional_auth=True,
+            ),
+            "get": _op(
+                f"The cases the caller may see, newest first ({STAFF})",
+                200,
+                400,
+                401,
+                403,
+                503,
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "cases": {"type": "array", "items": ref},
+                        "next": {"type": ["string", "null"]},
+                    },
+                },
+                parameters=filters,
+            ),
+        },
+        "/api/cases/{case_id}": {
+            "parameters": [case_id],
+            "get": _op(
+                "A case as staff see it, with the actions the caller may take",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema=ref,
+            ),
+        },
+        "/api/cases/{case_id}/transitions": {
+            "parameters": [case_id],
+            "post": _op(
+                "Move a case (accept, dispatch, take, return, transfer, close, withdraw, "
+                "follow_up); a move the state or role does not allow changes nothing",
+                200,
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                503,
+                schema=ref,
+                body={"$ref": "#/components/schemas/CaseTransition"},
+            ),
+        },
+        "/api/cases/{case_id}/log": {
+            "parameters": [case_id],
+            "get": _op(
+                "The case's log (a Chain: every change, signed checkpoints) and whether it "
+                "verifies",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema=obj,
+            ),
+        },
+        "/api/cases/{case_id}/attachments": {
+            "parameters": [case_id],
+            "post": _op(
+                "Add photos or PDFs (JSON with base64 `attachments`, or a form of "
+                "`attachment` parts); checked by content",
+                201,
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                503,
+                schema=ref,
+                body={
+                    "type": "object",
+                    "properties": {"attachments": schemas.ATTACHMENTS},
+                    "additionalProperties": False,
+                },
+            ),
+        },
+        "/api/cases/{case_id}/attachments/{attachment_id}": {
+            "parameters": [case_id, _path("attachment_id", ID_PATTERN)],
+            "get": _op(
+                "An attachment's file",
+                200,
+                401,
+                403,
+                404,
+                410,
+                503,
+                content="application/octet-stream",
+            ),
+        },
+        "/api/cases/{case_id}/dossier": {
+            "parameters": [case_id],
+            "get": _op(
+                "The case's dossier (卷宗) as a ZIP; `tiaojie verify dossier.zip` checks it",
+                200,
+                401,
+                403,
+                404,
+                503,
+                content="application/zip",
+            ),
+        },
+        "/api/progress/{code}": {
+            "parameters": [code],
+            "get": _op(
+                "一案一码: the public progress of a case (no personal data); ?lang=en",
+                200,
+                404,
+                503,
+                schema={"$ref": "#/components/schemas/CaseProgress"},
+                public=True,
+            ),
+        },
+        "/api/progress/{code}/qr.svg": {
+            "parameters": [code],
+            "get": _op(
+                "The case's QR code (its progress link) as SVG",
+                200,
+                404,
+                503,
+                content="image/svg+xml",
+                public=True,
+            ),
+        },
+        "/api/case-options": {
+            "get": _op(
+                "The dispute types and regions a report may name (the /report form)",
+                200,
+                503,
+                schema=obj,
+                public=True,
+            ),
+        },
+        "/api/case-config": {
+            "get": _op("The case configuration (admin)", 200, 401, 403, 503, schema=obj),
+            "put": _op(
+                "Change the dispute types, the regions or where public reports go (admin)",
+                200,
+                400,
+                401,
+                403,
+                413,
+                415,
+                503,
+                schema=obj,
+                body={"$ref": "#/components/schemas/CaseConfig"},
+            ),
+        },
+        "/api/case-config/organisations/{organisation_id}": {
+            "parameters": [_path("organisation_id", ID_PATTERN)],
+            "get": _op(
+                "An organisation's case settings: name, contact, numbering, deadline (admin)",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema=obj,
+            ),
+            "put": _op(
+                "Change an organisation's case settings (admin)",
+                200,
+                400,
+                401,
+                403,
+                404,
+                413,
+                415,
+                503,
+                schema=obj,
+                body={"$ref": "#/components/schemas/CaseOrganisationSettings"},
+            ),
+        },
+        "/api/experts": {
+            "get": _op(
+                f"The expert pool, by ?specialty= and ?available= ({STAFF})",
+                200,
+                400,
+                401,
+                403,
+                503,
+                schema=obj,
+                parameters=[
+                    _query("specialty", schemas.SPECIALTY, "one tag"),
+                    _query("available", {"type": "string", "enum": ["true", "false"]}, ""),
+                ],
+            ),
+            "post": _op(
+                "Add an expert (admin or coordinator)",
+                201,
+                400,
+                401,
+                403,
+                413,
+                415,
+                503,
+                schema=obj,
+                body={"$ref": "#/components/schemas/NewExpert"},
+            ),
+        },
+    }

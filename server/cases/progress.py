@@ -1,0 +1,300 @@
+"""一案一码: the public progress of a case, for whoever holds its code.
+
+`progress` is `GET /api/progress/{code}`: the case number, the stage on a timeline, the
+next step in plain words, the next session (none until sessions exist), the deadline, and
+the contact of the organisation holding the case. It is built from an allow-list of
+fields, so it never holds a name, a phone number, an ID number, the description, a
+reason or a note. `page` is `/c/{code}`: the same, server-rendered in Chinese (or
+English with `?lang=en`) without script, phone-first, with the QR code (`qr_svg`).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import segno
+
+from tiaojie.archive.caselog import events
+from tiaojie.server.cases.model import Case
+from tiaojie.server.cases.numbering import CST
+from tiaojie.server.cases.settings import OrganisationSettings
+from tiaojie.server.cases.states import State, label
+
+CODE_PATTERN = r"[A-Za-z0-9_-]{22}"
+
+#: The public timeline, in order.
+STAGES = ["reported", "accepted", "dispatched", "mediating", "concluded", "following_up", "closed"]
+OUTCOME_STATES = {"success": State.SUCCEEDED, "failure": State.FAILED, "withdrawn": State.WITHDRAWN}
+STAGE_OF: dict[State, int] = {
+    State.REPORTED: 0,
+    State.ACCEPTED: 1,
+    State.DISPATCHED: 2,
+    State.MEDIATING: 3,
+    State.SUCCEEDED: 4,
+    State.FAILED: 4,
+    State.WITHDRAWN: 4,
+    State.FOLLOWING_UP: 5,
+    State.CLOSED: 6,
+}
+
+TEXT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "title": "案件进度",
+        "case": "案号",
+        "type": "纠纷类型",
+        "state": "当前状态",
+        "timeline": "办理进度",
+        "next": "下一步",
+        "session": "下次调解时间",
+        "no_session": "尚未安排",
+        "deadline": "办理期限",
+        "no_deadline": "受理后确定",
+        "overdue": "已超期",
+        "organisation": "办理单位",
+        "contact": "联系方式",
+        "reported_at": "提交时间",
+        "qr": "本案二维码：扫码查看进度",
+        "privacy": "本页只显示案件进度，不显示当事人姓名、电话和身份证号。请妥善保管本页链接。",
+        "not_found": "找不到该案件。请检查二维码或链接是否完整。",
+        "other": "English",
+        "other_lang": "en",
+        "tz": "北京时间",
+        "stage.reported": "已提交",
+        "stage.accepted": "已受理",
+        "stage.dispatched": "已分派",
+        "stage.mediating": "调解中",
+        "stage.concluded": "调解结束",
+        "stage.following_up": "回访",
+        "stage.closed": "已结案",
+        "next.reported": "调解中心正在审核您反映的纠纷，受理后会安排调解组织。请保持电话畅通。",
+        "next.accepted": "您的纠纷已受理，正在安排调解组织或调解员。",
+        "next.dispatched": "已交给调解组织办理，调解员接手后会与您联系。",
+        "next.mediating": "调解员正在办理，会与各方约定调解时间；时间确定后会在本页显示。",
+        "next.succeeded": "调解成功。工作人员会回访，了解协议的履行情况。",
+        "next.failed": "调解未能达成协议。您可以通过诉讼等其他途径解决；工作人员会回访。",
+        "next.withdrawn": "申请已撤回。工作人员可能会回访。",
+        "next.following_up": "工作人员正在回访，了解协议的履行情况。",
+        "next.closed": "案件已办结，感谢您的配合。",
+    },
+    "en": {
+        "title": "Case progress",
+        "case": "Case number",
+        "type": "Type of dispute",
+        "state": "Status",
+        "timeline": "Progress",
+        "next": "Next step",
+        "session": "Next mediation session",
+        "no_session": "not scheduled yet",
+        "deadline": "Deadline",
+        "no_deadline": "set when the case is accepted",
+        "overdue": "overdue",
+        "organisation": "Handled by",
+        "contact": "Contact",
+        "reported_at": "Reported",
+        "qr": "This case's QR code: scan it to see the progress",
+        "privacy": "This page shows the progress only: no names, phone numbers or ID numbers. "
+        "Keep its link safe.",
+        "not_found": "No such case. Check that the QR code or link is complete.",
+        "other": "中文",
+        "other_lang": "zh-CN",
+        "tz": "UTC+8",
+        "stage.reported": "Reported",
+        "stage.accepted": "Accepted",
+        "stage.dispatched": "Dispatched",
+        "stage.mediating": "In mediation",
+        "stage.concluded": "Mediation ended",
+        "stage.following_up": "Follow-up",
+        "stage.closed": "Closed",
+        "next.reported": "The mediation centre is reviewing your report and will assign it "
+        "once accepted. Please keep your phone reachable.",
+        "next.accepted": "Your dispute has been accepted; a mediation organisation or "
+        "mediator is being assigned.",
+        "next.dispatched": "A mediation organisation has the case; the mediator will contact "
+        "you once they take it.",
+        "next.mediating": "The mediator is working on it and will agree a session time with "
+        "everyone; it will show here once set.",
+        "next.succeeded": "The mediation succeeded. Staff will follow up on how the agreement "
+        "is kept.",
+        "next.failed": "No agreement was reached. You may take other routes such as a "
+        "lawsuit; staff will follow up.",
+        "next.withdrawn": "The application was withdrawn. Staff may follow up.",
+        "next.following_up": "Staff are following up on how the agreement is kept.",
+        "next.closed": "The case is closed. Thank you.",
+    },
+}
+
+
+def lang_of(asked: str | None) -> str:
+    """Chinese unless `?lang=en` asks for English (as the web client: zh-CN first)."""
+    return "en" if asked and asked.lower().startswith("en") else "zh-CN"
+
+
+def progress(
+    case: Case,
+    entries: list[dict[str, Any]],
+    organisation: OrganisationSettings,
+    now: int,
+    lang: str = "zh-CN",
+) -> dict[str, Any]:
+    """The public progress (module docstring): an allow-list, never personal data."""
+    t = TEXT[lang]
+    reached: dict[str, float] = {}
+    for event in events(entries):
+        stage = _stage_of(event)
+        if stage is not None and isinstance(event.get("time"), int | float):
+            reached[stage] = event["time"]
+    current = STAGE_OF[case.state]
+    outcome = OUTCOME_STATES.get(case.outcome or "")
+    timeline = []
+    for index, stage in enumerate(STAGES):
+        text = t[f"stage.{stage}"]
+        if stage == "concluded" and outcome is not None and current >= index:
+            text = label(outcome, lang)
+        timeline.append(
+            {
+                "stage": stage,
+                "label": text,
+                "done": index < current or case.state is State.CLOSED,
+                "current": index == current,
+                "at": int(reached[stage]) if stage in reached and index <= current else None,
+            }
+        )
+    return {
+        "code": case.code,
+        "case_number": case.number,
+        "state": str(case.state),
+        "state_label": label(case.state, lang),
+        "dispute_type": case.dispute_type_name,
+        "timeline": timeline,
+        "next_step": {"code": str(case.state), "text": t[f"next.{case.state}"]},
+        "next_session": None,
+        "deadline_at": case.deadline_at,
+        "overdue": case.overdue(now),
+        "organisation": {"name": organisation.name, "contact": organisation.contact},
+        "reported_at": case.created_at,
+        "updated_at": case.updated_at,
+        "lang": lang,
+    }
+
+
+def _stage_of(event: dict[str, Any]) -> str | None:
+    """The stage of the timeline a logged event reaches."""
+    kind, to = event.get("kind"), event.get("to")
+    if kind == "closed":
+        return "closed" if to == "closed" else "concluded"
+    return {
+        "reported": "reported",
+        "accepted": "accepted",
+        "returned": "accepted",
+        "dispatched": "dispatched",
+        "transferred": "dispatched",
+        "taken": "mediating",
+        "withdrawn": "concluded",
+        "followed_up": "following_up",
+    }.get(str(kind))
+
+
+def qr_svg(url: str) -> bytes:
+    """The case's QR code (its progress link) as SVG."""
+    out = io.BytesIO()
+    segno.make(url, error="m").save(
+        out, kind="svg", scale=6, border=2, xmldecl=False, title="一案一码"
+    )
+    return out.getvalue()
+
+
+def _when(ts: float | None, lang: str, with_time: bool = True) -> str:
+    if ts is None:
+        return ""
+    moment = datetime.fromtimestamp(ts, UTC).astimezone(CST)
+    if not with_time:
+        return f"{moment:%Y-%m-%d}"
+    return f"{moment:%Y-%m-%d %H:%M} ({TEXT[lang]['tz']})"
+
+
+def _page(lang: str, main: str, code: str) -> str:
+    t = TEXT[lang]
+    e = html.escape
+    return f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<meta name="referrer" content="no-referrer">
+<meta name="theme-color" content="#1f4e79">
+<title>{e(t["title"])}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/css/app.css">
+</head>
+<body class="status-page progress-page">
+<header class="topbar"><div class="brand"><span class="brand-mark" aria-hidden="true">调</span>
+<span class="brand-name">{e(t["title"])}</span></div>
+<a class="lang-toggle" id="lang-toggle" href="/c/{e(code)}?lang={t["other_lang"]}"
+ lang="{t["other_lang"]}">{t["other"]}</a></header>
+<main id="main"><section class="screen"><div class="card status-card">{main}</div>
+</section></main>
+</body>
+</html>
+"""
+
+
+def page(public: dict[str, Any]) -> str:
+    lang = public["lang"]
+    t = TEXT[lang]
+    e = html.escape
+    steps = []
+    for step in public["timeline"]:
+        status = "current" if step["current"] else "done" if step["done"] else "todo"
+        when = f'<span class="step-when">{e(_when(step["at"], lang))}</span>' if step["at"] else ""
+        steps.append(
+            f'<li class="step step-{status}" data-stage="{e(step["stage"])}" '
+            f'data-status="{status}"><span class="step-label">{e(step["label"])}</span>{when}</li>'
+        )
+    deadline = _when(public["deadline_at"], lang, with_time=False) or t["no_deadline"]
+    late = f' <span class="badge overdue">{e(t["overdue"])}</span>' if public["overdue"] else ""
+    organisation = public["organisation"]
+    contact = organisation["contact"]
+    session = public["next_session"] or t["no_session"]
+    main = (
+        f'<h1 class="page-title">{e(t["title"])}</h1>\n<dl class="facts status-facts">\n'
+        f'<div><dt>{e(t["case"])}</dt><dd id="progress-case-number">'
+        f"{e(public['case_number'])}</dd></div>\n"
+        f'<div><dt>{e(t["type"])}</dt><dd id="progress-type">{e(public["dispute_type"])}'
+        "</dd></div>\n"
+        f'<div><dt>{e(t["state"])}</dt><dd><span id="progress-state" class="badge state-'
+        f'{e(public["state"])}" data-state="{e(public["state"])}">{e(public["state_label"])}'
+        "</span></dd></div>\n</dl>\n"
+        f'<h2>{e(t["next"])}</h2>\n<p id="progress-next" class="lead">'
+        f"{e(public['next_step']['text'])}</p>\n"
+        f'<h2>{e(t["timeline"])}</h2>\n<ol id="progress-timeline" class="timeline">'
+        f"{''.join(steps)}</ol>\n"
+        f'<dl class="facts status-facts">\n'
+        f'<div><dt>{e(t["session"])}</dt><dd id="progress-session">{e(session)}</dd></div>\n'
+        f'<div><dt>{e(t["deadline"])}</dt><dd id="progress-deadline">{e(deadline)}{late}'
+        "</dd></div>\n"
+        f'<div><dt>{e(t["organisation"])}</dt><dd id="progress-organisation">'
+        f"{e(organisation['name'])}</dd></div>\n"
+        + (
+            f'<div><dt>{e(t["contact"])}</dt><dd id="progress-contact">{e(contact)}</dd></div>\n'
+            if contact
+            else ""
+        )
+        + f"<div><dt>{e(t['reported_at'])}</dt><dd>{e(_when(public['reported_at'], lang))}"
+        "</dd></div>\n</dl>\n"
+        f'<figure class="case-qr"><img id="progress-qr" src="/api/progress/{e(public["code"])}'
+        f'/qr.svg" width="180" height="180" alt="{e(t["qr"])}"><figcaption>{e(t["qr"])}'
+        "</figcaption></figure>\n"
+        f'<p class="hint">{e(t["privacy"])}</p>'
+    )
+    return _page(lang, main, public["code"])
+
+
+def not_found_page(lang: str, code: str) -> str:
+    t = TEXT[lang]
+    main = f'<h1 class="page-title">{html.escape(t["title"])}</h1>\n'
+    main += f'<p id="progress-not-found" class="reason">{html.escape(t["not_found"])}</p>'
+    return _page(lang, main, code if re.fullmatch(CODE_PATTERN, code) else "x")

@@ -1,0 +1,158 @@
+"""The cases' tables (SQLAlchemy Core, on the shared `metadata` of server/db/schema.py,
+which imports this module; migration v0004_cases makes them).
+
+- `cases`: one row per case: its number (organisation, year, sequence: unique together),
+  its public `code`, state, type, region, who holds it, the dates, `version` (raised by
+  every change) and the head of its log (`log_seq`, `log_head`).
+- `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
+  never shown to the public) and the attachments' sha256, size and type (the bytes are
+  files, DATA/cases/<case id>/attachments/<sha256>).
+- `case_log`: the CaseLog, one row per Chain entry: its canonical JSON line as written.
+- `case_counters`: the last sequence number per organisation per year.
+- `case_settings`, `case_config`: an organisation's numbering, deadline and contact; the
+  taxonomy, the regions and where public reports go.
+- `experts`, `expert_specialties`: the expert pool (a row per specialty tag, for search).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from tiaojie.server.db.schema import ID, metadata
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("number", Text, nullable=False),
+    Column("organisation_id", ID, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("dispute_type", String(32), nullable=False),
+    Column("dispute_type_name", Text, nullable=False),
+    Column("region_code", String(32), nullable=False),
+    Column("region", JSON, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("risk_level", String(16), nullable=False),
+    Column("holder_organisation_id", ID, nullable=False),
+    Column("coordinator_organisation_id", ID, nullable=False),
+    Column("mediator_id", ID, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("reported_by", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("accepted_at", BigInteger, nullable=True),
+    Column("deadline_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("log_seq", Integer, nullable=False),
+    Column("log_head", String(64), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint("organisation_id", "year", "seq", name="uq_cases_number"),
+    UniqueConstraint("code", name="uq_cases_code"),
+    Index("ix_cases_state_deadline", "state", "deadline_at"),
+    Index("ix_cases_holder_state", "holder_organisation_id", "state"),
+    Index("ix_cases_mediator_id", "mediator_id"),
+    Index("ix_cases_created_ns", "created_ns"),
+    Index("ix_cases_region_code", "region_code"),
+    Index("ix_cases_dispute_type", "dispute_type"),
+)
+
+case_parties = Table(
+    "case_parties",
+    metadata,
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("phone", String(32), nullable=True),
+    Column("id_number", Text, nullable=True),
+    PrimaryKeyConstraint("case_id", "position", name="pk_case_parties"),
+)
+
+case_attachments = Table(
+    "case_attachments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("added_at", BigInteger, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+)
+
+case_log = Table(
+    "case_log",
+    metadata,
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("entry", Text, nullable=False),
+    PrimaryKeyConstraint("case_id", "seq", name="pk_case_log"),
+)
+
+case_counters = Table(
+    "case_counters",
+    metadata,
+    Column("organisation_id", ID, nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("last", Integer, nullable=False),
+    PrimaryKeyConstraint("organisation_id", "year", name="pk_case_counters"),
+)
+
+case_settings = Table(
+    "case_settings",
+    metadata,
+    Column("organisation_id", ID, primary_key=True),
+    Column("settings", JSON, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+case_config = Table(
+    "case_config",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+experts = Table(
+    "experts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("organisation", Text, nullable=False),
+    Column("phone", String(32), nullable=True),
+    Column("profile", Text, nullable=False),
+    Column("available", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+)
+
+expert_specialties = Table(
+    "expert_specialties",
+    metadata,
+    Column("expert_id", ID, ForeignKey("experts.id", ondelete="CASCADE"), nullable=False),
+    Column("specialty", String(64), nullable=False, index=True),
+    PrimaryKeyConstraint("expert_id", "specialty", name="pk_expert_specialties"),
+)
