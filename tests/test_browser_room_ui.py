@@ -310,8 +310,8 @@ async def test_console_tabs_admit_all_sides_and_the_invite_link_in_view(
     respondent = await srv.create_invite(rid, "party", "李四", side="respondent")
     expert = await srv.create_invite(rid, "expert", "赵律师")
     pages = Pages(browser)
-    # a laptop's short window: the side column must scroll to show a new invite
-    m = await pages.join(mediator, size={"width": 1280, "height": 600})
+    # a small laptop's window (or large text): the side column scrolls to a new invite
+    m = await pages.join(mediator, size={"width": 1280, "height": 480})
     a = await pages.join(applicant, "lobby", phone=True)
     await pages.join(respondent, "lobby", phone=True)
     e = await pages.join(expert, "lobby")
