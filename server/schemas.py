@@ -47,6 +47,8 @@ CREATE_ROOM = _object(
 CREATE_INVITE = _object(
     {
         "role": {"type": "string", "enum": sorted(str(r) for r in INVITABLE)},
+        # a party's side of the dispute, shown to everyone and put on the agreement
+        "side": {"type": "string", "enum": list(m.PARTY_ROLES)},
         "name": NAME,
         "expires_in": {"type": "integer", "minimum": 60, "maximum": 30 * 86400, "default": 86400},
     },
@@ -71,6 +73,7 @@ _EMPTY = _object({})
 #: Payload schema of every client -> server event.
 EVENTS: dict[str, Schema] = {
     "admit": _TARGET,
+    "admit_all": _EMPTY,
     "deny": _TARGET,
     "mute": _TARGET_TRACK,
     "request_unmute": _TARGET_TRACK,
@@ -175,6 +178,7 @@ def _agreement_events() -> dict[str, Schema]:
             ["fingerprint", "consent", "name", "mark"],
         ),
         "agreement_finalize": _EMPTY,
+        "agreement_prefill": _EMPTY,
     }
 
 
