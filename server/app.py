@@ -32,6 +32,7 @@ from tiaojie.server.cases.actor import AdminTokenActors
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
 from tiaojie.server.cases.service import CASES, Cases
+from tiaojie.server.caucus import Caucuses
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -122,6 +123,7 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    Caucuses(signalling, media, recordings).install()
     cases = Cases(
         shared,
         AdminTokenActors(auth),

@@ -30,6 +30,12 @@ MODERATION_EVENTS = frozenset(
         "end_room",
         "start_recording",
         "stop_recording",
+        "screen",
+        "caucus_open",
+        "caucus_move",
+        "caucus_close",
+        "caucus_close_all",
+        "caucus_decline",
     }
 )
 #: People (every role but the recorder).
@@ -51,6 +57,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "agreement_finalize": frozenset({Role.MEDIATOR}),
     # what the editor proposes before anything is typed: the invites' parties, who came
     "agreement_prefill": frozenset({Role.MEDIATOR}),
+    # a party asks the mediator for a private talk (with the mediator or an expert)
+    "caucus_request": frozenset({Role.PARTY}),
 }
 LOBBY_EVENTS = frozenset({"leave"})
 

@@ -113,6 +113,40 @@ EVENTS: dict[str, Schema] = {
         {"recording_id": RECORDING_ID, "accepted": {"type": "boolean"}},
         ["recording_id", "accepted"],
     ),
+    # screening and caucuses (server/separation.py, server/caucus.py)
+    "screen": _object(
+        {
+            "participant_id": PARTICIPANT_ID,
+            "from": PARTICIPANT_ID,
+            "mode": {"type": "string", "enum": ["none", "video", "all"]},
+        },
+        ["participant_id", "from", "mode"],
+    ),
+    "caucus_open": _object(
+        {
+            "members": {"type": "array", "maxItems": 20, "items": PARTICIPANT_ID},
+            "title": {"type": "string", "format": TEXT, "maxLength": 100},
+        },
+        ["members"],
+    ),
+    "caucus_move": _object(
+        {
+            "participant_id": PARTICIPANT_ID,
+            # a caucus id; absent for the main room (the validator has no null type)
+            "caucus_id": {"type": "string", "pattern": ID_PATTERN},
+        },
+        ["participant_id"],
+    ),
+    "caucus_close": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}}, ["caucus_id"]
+    ),
+    "caucus_close_all": _EMPTY,
+    "caucus_request": _object(
+        # "mediator", or the participant id of an expert
+        {"with": {"type": "string", "pattern": ID_PATTERN}},
+        ["with"],
+    ),
+    "caucus_decline": _TARGET,
 }
 
 #: Events whose payload may exceed the default 16 KiB (SDP with all candidates).

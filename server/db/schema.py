@@ -66,6 +66,9 @@ rooms = Table(
     Column("created_ns", BigInteger, nullable=False),
     Column("owner_id", ID, nullable=True, index=True),
     Column("organisation_id", ID, nullable=True, index=True),
+    # screening and caucuses (server/separation.py); NULL in rows from before v0011
+    Column("screens", JSON(none_as_null=True), nullable=True),
+    Column("caucuses", JSON(none_as_null=True), nullable=True),
 )
 
 invites = Table(

@@ -40,6 +40,12 @@ class RoomEvent(StrEnum):
     SELF_UNMUTE = "self_unmute"
     REMOVE = "remove"
     ROOM_ENDED = "room_ended"
+    #: screening and caucuses (server/caucus.py): who and when, never what was said
+    SCREEN = "screen"
+    CAUCUS_OPENED = "caucus_opened"
+    CAUCUS_JOINED = "caucus_joined"
+    CAUCUS_LEFT = "caucus_left"
+    CAUCUS_CLOSED = "caucus_closed"
     AGREEMENT_SIGNATURES_INVALIDATED = "agreement_signatures_invalidated"
     AGREEMENT_SIGNATURES_REQUESTED = "agreement_signatures_requested"
     AGREEMENT_SIGNATURE = "agreement_signature"

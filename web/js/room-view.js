@@ -17,6 +17,7 @@
  * @module room-view
  */
 import { AgreementView } from "./agreement-view.js";
+import { CaucusPanel } from "./caucus-panel.js";
 import { ConsoleTabs } from "./console-tabs.js";
 import { errorText, t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
@@ -78,6 +79,7 @@ export class RoomView {
     const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
     this.console = new MediatorConsole(panel);
+    this.caucus = new CaucusPanel({ signalling, room, requests: this.requests });
     this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
     preview.attach(this.grid.selfVideo);
 

@@ -26,6 +26,12 @@ export const NOTIFICATIONS = [
   "recording_state",
   // the agreement (docs/PROTOCOL.md, "Agreement")
   "agreement_state",
+  // caucuses and screening (docs/PROTOCOL.md: caucus_*, screen)
+  "caucus_updated",
+  "caucus_requested",
+  "caucus_request_answered",
+  "caucus_request_declined",
+  "screening_updated",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;
