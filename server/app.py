@@ -2,7 +2,7 @@
 
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
-features that install themselves on signalling (media, recordings, moderation,
+features that install themselves on signalling (media, recordings, moderation, chat,
 agreements), cases, and the routes. The archive index (server/archive_index/) and the
 audit log are projections of the store: their rows are written with each room change. On
 start the store is opened (the SQL store migrates its schema; DatabaseError if it
@@ -32,6 +32,8 @@ from tiaojie.server.cases.actor import AdminTokenActors
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
 from tiaojie.server.cases.service import CASES, Cases
+from tiaojie.server.chat.log import ChatLog
+from tiaojie.server.chat.service import Chat
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -122,6 +124,8 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    # chat in the shared database; caucuses pass their `caucus_of` here (server/chat/routing.py)
+    Chat(signalling, ChatLog(shared), recordings).install()
     cases = Cases(
         shared,
         AdminTokenActors(auth),
