@@ -26,6 +26,10 @@ export const NOTIFICATIONS = [
   "recording_state",
   // the agreement (docs/PROTOCOL.md, "Agreement")
   "agreement_state",
+  // chat and stepping out (docs/PROTOCOL.md, "Chat")
+  "chat",
+  "chat_history",
+  "sent_to_lobby",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;
