@@ -1,7 +1,7 @@
 /**
  * The chat panel: the room's chat and private messages (私信), a "send to" choice, and
- * the number of messages not yet seen (on the 聊天 tab for mediators, on the control
- * bar's 聊天 button for everyone).
+ * the number of messages not yet seen (on the 聊天 tab for mediators, on the 聊天 button
+ * in the room's header for everyone: it stays on screen on phones, and opens the chat).
  *
  * Messages are shown with `textContent` only (never as HTML), line breaks kept by CSS.
  * The history comes with `chat_history` on entering the room (what was delivered to
