@@ -26,6 +26,7 @@ MODERATION_EVENTS = frozenset(
         "mute",
         "request_unmute",
         "remove",
+        "send_to_lobby",
         "lock",
         "end_room",
         "start_recording",
@@ -50,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "recording_consent": PEOPLE,
     "subscriber_answer": frozenset(Role),
+    # chat (server/chat.py): every person admitted; whom `to` may name is chat.PRIVATE_TO
+    "chat_send": PEOPLE,
     # the agreement (server/agreements/): the mediator drafts; parties, then a mediator, sign
     "agreement_draft": frozenset({Role.MEDIATOR}),
     "agreement_request_signatures": frozenset({Role.MEDIATOR}),

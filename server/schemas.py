@@ -19,6 +19,8 @@ NAME: Schema = {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 6
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
 SDP: Schema = {"type": "string", "format": SDP_FORMAT, "minLength": 10, "maxLength": 60000}
 RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
+#: A chat message's length limit, in characters of its normal form (server/chat.py).
+MAX_CHAT_CHARS = 1000
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
 
@@ -78,6 +80,7 @@ EVENTS: dict[str, Schema] = {
     "mute": _TARGET_TRACK,
     "request_unmute": _TARGET_TRACK,
     "remove": _TARGET,
+    "send_to_lobby": _TARGET,
     "lock": _object({"locked": {"type": "boolean"}}, ["locked"]),
     "end_room": _EMPTY,
     "raise_hand": _object({"raised": {"type": "boolean"}}, ["raised"]),
@@ -106,6 +109,18 @@ EVENTS: dict[str, Schema] = {
     ),
     "subscriber_answer": _object(
         {"sdp": SDP, "type": {"type": "string", "enum": ["answer"]}}, ["sdp", "type"]
+    ),
+    "chat_send": _object(
+        {
+            "text": {
+                "type": "string",
+                "format": MULTILINE,
+                "minLength": 1,
+                "maxLength": MAX_CHAT_CHARS,
+            },
+            "to": PARTICIPANT_ID,
+        },
+        ["text"],
     ),
     "start_recording": _EMPTY,
     "stop_recording": _EMPTY,

@@ -212,3 +212,6 @@ from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402,
 
 # The cases' tables (server/cases/tables.py) join `metadata` here.
 from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401
+
+# The chat's table (server/chat/tables.py) joins `metadata` here.
+from tiaojie.server.chat import tables as _chat_tables  # noqa: E402, F401

@@ -32,6 +32,10 @@ export const NOTIFICATIONS = [
   "caucus_request_answered",
   "caucus_request_declined",
   "screening_updated",
+  // chat and stepping out (docs/PROTOCOL.md, "Chat")
+  "chat",
+  "chat_history",
+  "sent_to_lobby",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;

@@ -1,7 +1,7 @@
 """Screening and caucuses of a room: two JSON columns of `rooms` (server/separation.py).
 
 Revision ID: v0011
-Revises: v0005
+Revises: v0010
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "v0011"
-down_revision = "v0005"
+down_revision = "v0010"
 branch_labels = None
 depends_on = None
 
