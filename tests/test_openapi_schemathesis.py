@@ -46,7 +46,11 @@ CONFIG = {
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", 400, 401]}},
         }
     ],
-    "phases": {"stateful": {"max-steps": 20}},
+    # Sequences of valid requests: schemathesis's negative data does not draw the same way
+    # twice in a stateful run (hypothesis then stops with FlakyStrategyDefinition, as soon
+    # as POST .../invites gained an optional field); every operation still gets negative
+    # data in test_every_operation_as_documented.
+    "phases": {"stateful": {"max-steps": 20, "generation": {"mode": "positive"}}},
 }
 
 
