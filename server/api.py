@@ -209,7 +209,12 @@ async def create_invite(request: web.Request) -> web.Response:
     invite = await state.store.update(
         room.id,
         lambda r: rooms.create_invite(
-            r, role, body["name"], body["expires_in"], side=body.get("side")
+            # a side means something for a party only; for another role it is left out
+            r,
+            role,
+            body["name"],
+            body["expires_in"],
+            side=body.get("side") if role is Role.PARTY else None,
         ),
     )
     token = state.signer.sign(InviteClaims(room.id, role, invite.invite_id, invite.expires_at))

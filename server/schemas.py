@@ -49,10 +49,11 @@ CREATE_ROOM = _object(
 CREATE_INVITE = _object(
     {
         "role": {"type": "string", "enum": sorted(str(r) for r in INVITABLE)},
-        # a party's side of the dispute, shown to everyone and put on the agreement
-        "side": {"type": "string", "enum": list(m.PARTY_ROLES)},
         "name": NAME,
         "expires_in": {"type": "integer", "minimum": 60, "maximum": 30 * 86400, "default": 86400},
+        # a party's side of the dispute, shown to everyone and put on the agreement
+        # (ignored for the other roles)
+        "side": {"type": "string", "enum": list(m.PARTY_ROLES)},
     },
     ["role", "name"],
 )

@@ -49,13 +49,18 @@ async def test_only_a_party_has_a_side_and_only_applicant_or_respondent(room_ser
     room = await srv.create_room()
     before = await srv.room(room["id"])
     for body in (
-        {"role": "expert", "name": "赵律师", "side": "applicant"},
         {"role": "party", "name": "王五", "side": "plaintiff"},
         {"role": "party", "name": "王五", "side": ""},
+        {"role": "party", "name": "王五", "side": None},
     ):
         status, answer = await srv.admin("POST", f"/api/rooms/{room['id']}/invites", json=body)
         assert (status, answer["error"]) == (400, "bad_request"), answer
     assert await srv.room(room["id"]) == before
+    # another role has no side: one given is left out
+    expert = await srv.create_invite(room["id"], "expert", "赵律师", side="applicant")
+    assert (expert["role"], expert["side"]) == ("expert", None)
+    status, me = await srv.request("GET", "/api/me", expert["token"])
+    assert me["invite"]["side"] is None
 
 
 # -- admit all -------------------------------------------------------------------------------
