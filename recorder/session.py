@@ -88,6 +88,10 @@ class SegmentInfo:
     fragments: int = 0
     bytes: int = 0
     status: str = "recording"  # recording | closed | interrupted
+    #: The segment of the same participant and source before this one (a reconnect, a
+    #: camera turned off and on): the person's recording continues here. The chain's
+    #: `reconnecting` / `joined` events say when their connection dropped and came back.
+    follows: str | None = None
 
 
 @dataclass
@@ -300,7 +304,13 @@ class Recorder:
         }
         number = len(self.summary["segments"]) + 1
         name = f"{SEGMENTS_DIR}/{segment_name(number, participant_id, group)}"
+        earlier = [
+            s["name"]
+            for s in self.summary["segments"]
+            if s.get("participant_id") == participant_id and s.get("source") == group
+        ]
         info = SegmentInfo(
+            follows=earlier[-1] if earlier else None,
             name=name,
             participant_id=participant_id,
             participant_name=self._name_of(participant_id),

@@ -12,6 +12,7 @@ the party's media stopped (`reconnecting`) and resumed (`joined`, a new segment)
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -126,6 +127,15 @@ async def test_a_party_whose_network_drops_comes_back_to_its_seat(live_server, b
     away = events.index(("reconnecting", party.id))
     assert ("joined", party.id) in events[away:]
     assert ("left", party.id) not in events
+    # a new segment for the new connection, which the summary links to the one before
+    summary = json.loads((directory / "recording.json").read_text())
+    cameras = [
+        s
+        for s in summary["segments"]
+        if s["participant_id"] == party.id and s["source"] == "camera" and s["fragments"]
+    ]
+    assert len(cameras) >= 2, cameras
+    assert cameras[-1]["follows"] == cameras[-2]["name"]
     result = verify(directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert party.errors == [] and mediator.errors == []
