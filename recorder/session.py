@@ -64,6 +64,11 @@ MAX_REASON_CHARS = 300
 RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
 
 
+#: A recorder whose connection broke reconnects (same seat, new segments) for this long,
+#: then seals with reason `disconnected`: shorter than the server's grace, because a
+#: server that restarted ends the recording anyway (a new recorder continues the chain).
+RECONNECT_FOR_S = 10.0
+
 def recordable(subscription: Subscription) -> bool:
     """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
     codec = subscription.codec.lower()
@@ -137,7 +142,11 @@ class Recorder:
         self.checkpoint_seconds = checkpoint_seconds
         self.fragment_seconds = fragment_seconds
         self.client = RoomClient(
-            link, name="录制 Recorder", bandwidth_estimation=False, direct_delivery=True
+            link,
+            name="录制 Recorder",
+            bandwidth_estimation=False,
+            direct_delivery=True,
+            reconnect_for=RECONNECT_FOR_S,
         )
         (directory / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
         continuing = (directory / CHAIN_FILE).exists()

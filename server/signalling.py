@@ -170,6 +170,9 @@ class Signalling:
         self._ending_hooks: list[RoomHook] = []
         self._ended_hooks: list[RoomHook] = []
         self._tasks: set[asyncio.Future[None]] = set()
+        #: Set when this node shuts down: the connections it closes then change nothing
+        #: stored (as with kill -9); the next start keeps their seats (`recover`).
+        self._stopping = False
 
     def attach(self, app: web.Application) -> None:
         """Serve socket.io on `app` (at /socket.io/)."""
@@ -371,7 +374,7 @@ class Signalling:
         if self._spoofed(sid):
             return await self._refuse_event(sid, "disconnect")
         session = await self._session(sid)
-        if session is None:
+        if session is None or self._stopping:
             return None
         room_id, participant_id = session
         # A client that says goodbye (socket.io DISCONNECT: `leave`, a closed tab) is gone;
@@ -537,7 +540,10 @@ class Signalling:
             log.info("forgot %d connections this node held before it started", len(gone))
 
     async def disconnect_all(self) -> None:
-        """Close every connection of this node, so shutdown does not wait for websockets."""
+        """Close every connection of this node, so shutdown does not wait for websockets.
+        What is stored stays as it is: whoever was in a room keeps their seat when this
+        node (or another) starts again, and their clients reconnect."""
+        self._stopping = True
         if self.sio.eio.sockets:
             # engineio can wait for ever on a socket whose websocket is already gone.
             with contextlib.suppress(TimeoutError):

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import LiveServer, start_server
+from tests.support.testmedia import make_test_mp4
 from tests.support.waiting import eventually
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 from tiaojie.server.socketio_limits import close_connection
 
 
@@ -137,3 +142,47 @@ async def test_the_lobby_is_not_held(room_server: LiveServer) -> None:
     await drop(srv, room["id"], party["invite_id"])
     await m.wait_for("lobby_updated", lambda d: d["lobby"] == [])
     await eventually(lambda: not m.received("participant_updated"), what="no presence change")
+
+
+# -- the Python client (what the recorder and `tiaojie bot` use) --------------------------
+@pytest.fixture(scope="module")
+def test_mp4(tmp_path_factory):
+    return make_test_mp4(
+        tmp_path_factory.mktemp("media") / "av.mp4", seconds=3, keyframe_interval_s=0.5
+    )
+
+
+async def test_the_python_client_reconnects_by_itself(live_server: LiveServer, test_mp4) -> None:
+    srv = live_server
+    room = await srv.create_room(lobby=False)
+    viewer_invite = await srv.create_invite(room["id"], "observer", "书记员")
+    bot_invite = await srv.create_invite(room["id"], "party", "李四")
+    viewer = RoomClient(viewer_invite["url"])
+    bot = RoomClient(bot_invite["url"])
+    source = FileSource(test_mp4)
+    try:
+        await viewer.join()
+        m = await srv.join(await srv.create_invite(room["id"], "mediator", "调解员王"))
+        pid = bot_invite["invite_id"]
+        state = await bot.join()
+        await bot.publish(source)
+        await eventually(lambda: "camera" in viewer.subscriptions_of(pid), what="the camera")
+        await eventually(lambda: viewer.subscriptions_of(pid)["camera"].packets > 20)
+        first = viewer.subscriptions_of(pid)["camera"].publication_id
+
+        await drop(srv, room["id"], pid)
+        await eventually(lambda: bot.reconnects == 1, timeout=15, what="the bot reconnecting")
+        assert bot.closed_reason is None
+        assert bot.room_state is not None and bot.room_state["self"]["id"] == state["self"]["id"]
+        assert bot.room_state["self"]["status"] == "joined"
+
+        def receiving_again() -> bool:
+            camera = viewer.subscriptions_of(pid).get("camera")
+            return camera is not None and camera.publication_id != first and camera.packets > 20
+
+        await eventually(receiving_again, timeout=20, what="the bot's camera again")
+        assert not [d for d in m.received("participant_left") if d["participant_id"] == pid]
+    finally:
+        await source.stop()
+        await bot.leave()
+        await viewer.leave()
