@@ -8,6 +8,7 @@ a seat not taken back within the grace is gone. A client that leaves is gone at 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ import pytest
 from tests.conftest import LiveServer, start_server
 from tests.support.testmedia import make_test_mp4
 from tests.support.waiting import eventually
+from tests.test_recording import verify
+from tiaojie.archive.chain import read_entries
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
 from tiaojie.server.socketio_limits import close_connection
@@ -186,3 +189,63 @@ async def test_the_python_client_reconnects_by_itself(live_server: LiveServer, t
         await source.stop()
         await bot.leave()
         await viewer.leave()
+
+
+async def test_a_recorder_whose_connection_drops_reconnects(live_server: LiveServer, test_mp4):
+    srv = live_server
+    room = await srv.create_room(lobby=False)
+    m = await srv.join(await srv.create_invite(room["id"], "mediator", "调解员张"))
+    bot_invite = await srv.create_invite(room["id"], "party", "李四")
+    bot = RoomClient(bot_invite["url"])
+    source = FileSource(test_mp4)
+    try:
+        await bot.join()
+        await bot.publish(source)
+        answer = await m.call("start_recording", {})
+        assert answer["ok"], answer
+        directory = srv.state.settings.data_dir / "recordings" / answer["recording"]["id"]
+        joined = await m.wait_for(
+            "participant_joined", lambda d: d["participant"]["role"] == "recorder", timeout=20
+        )
+        recorder_id = joined["participant"]["id"]
+
+        def fragments() -> int:
+            entries, _ = read_entries(directory / "chain.jsonl")
+            return sum(
+                1
+                for e in entries
+                if e["type"] == "fragment" and bot_invite["invite_id"] in e["segment"]
+            )
+
+        await eventually(lambda: fragments() >= 2, timeout=30, what="the bot recorded")
+        await drop(srv, room["id"], recorder_id)
+        await m.wait_for(
+            "participant_updated",
+            lambda d: (
+                d["participant"]["id"] == recorder_id
+                and d["participant"]["presence"] == "reconnecting"
+            ),
+        )
+        joins = len(m.received("participant_joined"))
+        await eventually(
+            lambda: len(m.received("participant_joined")) > joins,
+            timeout=20,
+            what="the recorder back",
+        )
+        assert m.received("participant_joined")[-1]["participant"]["id"] == recorder_id
+        before = fragments()
+        await eventually(lambda: fragments() >= before + 2, timeout=30, what="recording again")
+        assert (await m.call("stop_recording", {}))["ok"]
+        await m.wait_for("participant_left", lambda d: d["participant_id"] == recorder_id, 20)
+        result = verify(directory, srv.state.settings.data_dir)
+        assert result.returncode == 0, result.stdout + result.stderr
+        summary = json.loads((directory / "recording.json").read_text())
+        camera = [
+            s
+            for s in summary["segments"]
+            if s["participant_id"] == bot_invite["invite_id"] and s["source"] == "camera"
+        ]
+        assert len(camera) >= 2 and camera[-1]["follows"] == camera[-2]["name"]
+    finally:
+        await source.stop()
+        await bot.leave()
