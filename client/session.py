@@ -122,6 +122,9 @@ class RoomClient:
         self._assemblers: dict[str, aiortc_internals.FrameAssembler] = {}
         #: Called with each new Subscription (before its first packet).
         self.on_subscription: list[Callable[[Subscription], None]] = []
+        #: Called when the connection broke (before reconnecting: every subscription is
+        #: over) and when the client is back in the room (True).
+        self.on_reconnect: list[Callable[[bool], None]] = []
         self.ice_servers: list[dict[str, Any]] = []
         self._in_room = asyncio.Event()
         self._closed = asyncio.Event()
@@ -203,6 +206,7 @@ class RoomClient:
         connections: publish what we published, answer the server's subscriber offer."""
         deadline = time.monotonic() + self.reconnect_for
         await self._close_connections()
+        self._tell_reconnect(back=False)
         delay = 0.5
         while not self._leaving:
             self._entered.clear()
@@ -220,6 +224,7 @@ class RoomClient:
             else:
                 log.info("reconnected to the room")
                 self.reconnects += 1
+                self._tell_reconnect(back=True)
                 if self._published is not None:
                     await self.publish(*self._published)
                 return
@@ -230,6 +235,13 @@ class RoomClient:
         if self.closed_reason is None:
             self.closed_reason = "disconnected"
         self._closed.set()
+
+    def _tell_reconnect(self, back: bool) -> None:
+        for callback in self.on_reconnect:
+            try:
+                callback(back)
+            except Exception:  # a listener's failure must not stop the reconnect
+                log.exception("on_reconnect listener failed")
 
     async def _close_connections(self) -> None:
         """Forget the peer connections of a connection that broke (the server closed its

@@ -69,6 +69,7 @@ RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
 #: server that restarted ends the recording anyway (a new recorder continues the chain).
 RECONNECT_FOR_S = 10.0
 
+
 def recordable(subscription: Subscription) -> bool:
     """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
     codec = subscription.codec.lower()
@@ -180,6 +181,7 @@ class Recorder:
             self.summary["started_at"] = time.time()
             self._note("recording_started", room_id=room_id, recording_id=recording_id)
         self.client.on_subscription.append(self._on_subscription)
+        self.client.on_reconnect.append(self._on_reconnect)
         self.client.sio.on("record_event", self._on_record_event)
         self.client.sio.on("recording_state", self._on_recording_state)
         self.client.sio.on("participant_joined", self._on_participant)
@@ -292,6 +294,17 @@ class Recorder:
             self._write_summary()
 
     # -- media -------------------------------------------------------------------------
+    def _on_reconnect(self, back: bool) -> None:
+        """The recorder's own connection broke (every segment ends here: what comes after
+        is a new connection) or it is back; the chain says when."""
+        if back:
+            self._note("recorder_reconnected")
+            return
+        for segment in list(self.segments.values()):
+            self._close_segment(segment)
+        self._note("recorder_reconnecting")
+        self._write_summary()
+
     def _on_subscription(self, subscription: Subscription) -> None:
         if self._on_packet not in subscription.on_packet:
             subscription.on_packet.append(self._on_packet)
