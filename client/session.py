@@ -252,9 +252,9 @@ class RoomClient:
         self.clocks = {}
         self._assemblers = {}
         for pc in (publisher, subscriber):
-            if pc is not None:
+            if pc is not None:  # closing may wait on a transport that is gone: bounded
                 with contextlib.suppress(Exception):
-                    await pc.close()
+                    await asyncio.wait_for(pc.close(), 2)
 
     async def call(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
         answer = await self.sio.call(event, payload, timeout=15)

@@ -235,7 +235,8 @@ async def test_a_recorder_whose_connection_drops_reconnects(live_server: LiveSer
         assert m.received("participant_joined")[-1]["participant"]["id"] == recorder_id
         before = fragments()
         await eventually(lambda: fragments() >= before + 2, timeout=30, what="recording again")
-        assert (await m.call("stop_recording", {}))["ok"]
+        # stopping waits for the seal (slow on a loaded machine): a longer ack timeout
+        assert (await m.sio.call("stop_recording", {}, timeout=30))["ok"]
         await m.wait_for("participant_left", lambda d: d["participant_id"] == recorder_id, 20)
         result = verify(directory, srv.state.settings.data_dir)
         assert result.returncode == 0, result.stdout + result.stderr
