@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -318,7 +318,12 @@ class Signalling:
         """Run `work` once the sender's acknowledgement is out (work that closes the sender)."""
 
         async def later() -> None:
-            await asyncio.sleep(ACK_GRACE_S)
+            try:
+                await asyncio.sleep(ACK_GRACE_S)
+            except asyncio.CancelledError:  # shut down first: the work is dropped, not leaked
+                if isinstance(work, Coroutine):
+                    work.close()
+                raise
             await work
 
         self._spawn(later())
