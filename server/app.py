@@ -28,10 +28,10 @@ from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.archive_index.rebuild import ensure
-from tiaojie.server.cases.actor import AdminTokenActors
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
 from tiaojie.server.cases.service import CASES, Cases
+from tiaojie.server.cases.staff import AccountActors
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -124,7 +124,7 @@ def create_app(settings: Settings) -> web.Application:
     Moderation(signalling, media, recordings).install()
     cases = Cases(
         shared,
-        AdminTokenActors(auth),
+        AccountActors(auth),
         load_or_create(keys_dir(settings.data_dir)),
         settings.data_dir,
         settings.base_url,

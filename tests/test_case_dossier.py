@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.support.case_staff import seed_case_staff
 from tests.test_cases import PDF, form, jpeg, move, report, report_body
 from tiaojie.archive.dossier import verify_dossier
 from tiaojie.archive.keys import public_pem
@@ -26,6 +27,7 @@ TIAOJIE = [sys.executable, "-m", "tiaojie"]
 async def exported(live_server, tmp_path) -> dict:
     """A resident's report with a photo and a PDF, taken through to mediation, exported."""
     srv = live_server
+    await seed_case_staff(srv)
     photo = jpeg()
     status, receipt = await report(
         srv, data=form(report_body(), ("现场.jpg", photo), ("a.pdf", PDF))

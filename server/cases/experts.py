@@ -15,6 +15,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from tiaojie.server.accounts import audit
+from tiaojie.server.accounts.audit import Action as Audit
+from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.store import guarded
 from tiaojie.server.cases.tables import expert_specialties, experts
 from tiaojie.server.db import Database
@@ -55,7 +58,7 @@ class ExpertPool:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def add(self, body: dict[str, Any]) -> Expert:
+    async def add(self, body: dict[str, Any], actor: CaseActor) -> Expert:
         now = int(time.time())
         expert = Expert(
             id=new_id(),
@@ -87,6 +90,8 @@ class ExpertPool:
                         insert(expert_specialties),
                         [{"expert_id": expert.id, "specialty": s} for s in expert.specialties],
                     )
+                if actor.audited:
+                    await audit.record(conn, Audit.EXPERT_ADDED, expert.id, {})
         return expert
 
     async def search(

@@ -22,10 +22,10 @@ from tiaojie.archive.chain import case_chain_name
 from tiaojie.server import json_input
 from tiaojie.server.agreement_page import html_response
 from tiaojie.server.cases import permissions, progress, regions, schemas, taxonomy
-from tiaojie.server.cases.actor import Actor, resident
+from tiaojie.server.cases.actor import CaseActor, resident
 from tiaojie.server.cases.dossier import dossier_zip
 from tiaojie.server.cases.intake import phone_key
-from tiaojie.server.cases.model import Party, PartyRole, Risk, Source
+from tiaojie.server.cases.model import Case, Party, PartyRole, Risk, Source
 from tiaojie.server.cases.numbering import check_format
 from tiaojie.server.cases.service import Cases
 from tiaojie.server.cases.states import Action, State
@@ -104,6 +104,7 @@ class CaseRoutes:
         org = "/api/case-config/organisations/{organisation_id:" + ID_PATTERN + "}"
         r.add_get(org, self.get_organisation)
         r.add_put(org, self.put_organisation)
+        r.add_get("/api/case-staff", self.staff_directory)
         r.add_get("/api/experts", self.list_experts)
         r.add_post("/api/experts", self.add_expert)
         r.add_get("/api/progress/{code}", self.progress_json)
@@ -111,7 +112,7 @@ class CaseRoutes:
         r.add_get("/c/{code}", self.progress_page)
         r.add_get("/report", self.report_page)
 
-    def _staff(self, request: web.Request) -> Actor:
+    def _staff(self, request: web.Request) -> CaseActor:
         return self.actors.staff(request)
 
     # -- intake ----------------------------------------------------------------------------
@@ -194,7 +195,7 @@ class CaseRoutes:
         )
         return json_response(
             {
-                "cases": [c.summary(now) for c in found],
+                "cases": await self.cases.named([c.summary(now) for c in found]),
                 "next": None if cursor is None else str(cursor),
             }
         )
@@ -202,7 +203,15 @@ class CaseRoutes:
     async def get(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
         case = await self.cases.readable(request.match_info["case_id"], actor)
-        return json_response(self.cases.staff_view(actor, case))
+        return json_response(await self._view(actor, case))
+
+    async def _view(self, actor: CaseActor, case: Case) -> dict[str, Any]:
+        (view,) = await self.cases.named([self.cases.staff_view(actor, case)])
+        return view
+
+    async def staff_directory(self, request: web.Request) -> web.Response:
+        permissions.check_experts_read(self._staff(request))
+        return json_response(await self.cases.directory())
 
     async def transition(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
@@ -211,7 +220,7 @@ class CaseRoutes:
         case = await self.cases.store.transition(
             request.match_info["case_id"], actor, action, body, time.time()
         )
-        return json_response(self.cases.staff_view(actor, case))
+        return json_response(await self._view(actor, case))
 
     async def log(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
@@ -240,7 +249,7 @@ class CaseRoutes:
         if not uploads:
             raise bad_request("Send at least one attachment.")
         case = await self.cases.attach(case.id, actor, uploads)
-        return json_response(self.cases.staff_view(actor, case), 201)
+        return json_response(await self._view(actor, case), 201)
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
         actor = self._staff(request)
@@ -300,13 +309,14 @@ class CaseRoutes:
         return json_response((await self.cases.store.config()).to_dict())
 
     async def put_config(self, request: web.Request) -> web.Response:
-        permissions.check_configure(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_configure(actor)
         body = await _json(request, schemas.CONFIG)
         if "dispute_types" in body:
             taxonomy.check_types(body["dispute_types"])
         if "regions" in body:
             regions.check_regions(body["regions"])
-        config: CaseConfig = await self.cases.store.put_config(body)
+        config: CaseConfig = await self.cases.store.put_config(body, actor)
         return json_response(config.to_dict())
 
     async def get_organisation(self, request: web.Request) -> web.Response:
@@ -315,11 +325,14 @@ class CaseRoutes:
         return json_response(found.to_dict())
 
     async def put_organisation(self, request: web.Request) -> web.Response:
-        permissions.check_configure(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_configure(actor)
         body = await _json(request, schemas.ORGANISATION_SETTINGS)
         if "number_format" in body:
             check_format(body["number_format"])
-        found = await self.cases.store.put_organisation(request.match_info["organisation_id"], body)
+        found = await self.cases.store.put_organisation(
+            request.match_info["organisation_id"], body, actor
+        )
         return json_response(found.to_dict())
 
     # -- experts ---------------------------------------------------------------------------
@@ -332,9 +345,10 @@ class CaseRoutes:
         return json_response({"experts": [e.to_dict() for e in found]})
 
     async def add_expert(self, request: web.Request) -> web.Response:
-        permissions.check_experts_write(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_experts_write(actor)
         body = await _json(request, schemas.EXPERT)
-        expert = await self.cases.experts.add(body)
+        expert = await self.cases.experts.add(body, actor)
         return json_response(expert.to_dict(), 201)
 
     # -- public progress -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-STAFF = "staff: today the admin token (staff accounts come next)"
+STAFF = "staff: an account (session or API key) or the admin token"
 
 
 def _path(name: str, pattern: str, description: str = "") -> dict[str, Any]:
@@ -121,9 +121,41 @@ CASE_VIEW: Schema = {
         "case_id": {"type": "string"},
         "case_number": {"type": "string"},
         "state": {"type": "string", "enum": [str(s) for s in State]},
+        "holder_organisation_id": {"type": "string"},
+        "holder_organisation_name": {"type": ["string", "null"]},
+        "mediator_id": {"type": ["string", "null"]},
+        "mediator_name": {"type": ["string", "null"]},
         "actions": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["case_id", "case_number", "state"],
+}
+STAFF_DIRECTORY: Schema = {
+    "type": "object",
+    "properties": {
+        "organisations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "short_name": {"type": "string"},
+                },
+            },
+        },
+        "mediators": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "organisation_id": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["organisations", "mediators"],
 }
 INTAKE: Schema = {
     "description": "Without a token: a resident's report (CaseReport). With a staff token: "
@@ -364,6 +396,16 @@ def paths() -> dict[str, Any]:
                 503,
                 schema=obj,
                 body={"$ref": "#/components/schemas/CaseOrganisationSettings"},
+            ),
+        },
+        "/api/case-staff": {
+            "get": _op(
+                f"The organisations and enabled mediators a case may be given to ({STAFF})",
+                200,
+                401,
+                403,
+                503,
+                schema=STAFF_DIRECTORY,
             ),
         },
         "/api/experts": {

@@ -18,15 +18,15 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tiaojie.server.cases import permissions
-from tiaojie.server.cases.actor import Actor, Actors
+from tiaojie.server.cases import permissions, staff
+from tiaojie.server.cases.actor import CaseActor, CaseActors
 from tiaojie.server.cases.attachments import MAX_PER_CASE, AttachmentFiles, Upload
 from tiaojie.server.cases.experts import ExpertPool
 from tiaojie.server.cases.intake import Intake, IntakeLimits
 from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.progress import progress
 from tiaojie.server.cases.states import SOURCES, Action
-from tiaojie.server.cases.store import CaseStore, NewCase, new_attachment
+from tiaojie.server.cases.store import CaseStore, NewCase, guarded, new_attachment
 from tiaojie.server.db import Database
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.model import new_id
@@ -43,7 +43,7 @@ class Cases:
     def __init__(
         self,
         database: Database,
-        actors: Actors,
+        actors: CaseActors,
         key: Ed25519PrivateKey,
         data_dir: Path,
         base_url: str,
@@ -69,7 +69,7 @@ class Cases:
             "progress_url": self.progress_url(case.code),
         }
 
-    async def open_case(self, new: NewCase, actor: Actor, uploads: list[Upload]) -> Case:
+    async def open_case(self, new: NewCase, actor: CaseActor, uploads: list[Upload]) -> Case:
         """Register a case with its checked uploads (kept first, forgotten on failure)."""
         store = self.store
         case_id, now = new_id(), time.time()
@@ -87,7 +87,7 @@ class Cases:
             self.files.forget(placed)
             raise
 
-    async def attach(self, case_id: str, actor: Actor, uploads: list[Upload]) -> Case:
+    async def attach(self, case_id: str, actor: CaseActor, uploads: list[Upload]) -> Case:
         store, now = self.store, time.time()
         try:
             placed = self.files.keep(case_id, uploads)
@@ -103,14 +103,14 @@ class Cases:
             self.files.forget(placed)
             raise
 
-    async def readable(self, case_id: str, actor: Actor) -> Case:
+    async def readable(self, case_id: str, actor: CaseActor) -> Case:
         case = await self.store.get(case_id)
         if case is None:
             raise permissions.case_not_found()
         permissions.check_read(actor, case.rules)
         return case
 
-    def actions_for(self, actor: Actor, case: Case) -> list[str]:
+    def actions_for(self, actor: CaseActor, case: Case) -> list[str]:
         """The actions `actor` may take on `case` now (for clients to offer)."""
         allowed = []
         for action in Action:
@@ -123,10 +123,30 @@ class Cases:
             allowed.append(str(action))
         return allowed
 
-    def staff_view(self, actor: Actor, case: Case) -> dict[str, Any]:
+    def staff_view(self, actor: CaseActor, case: Case) -> dict[str, Any]:
         return case.staff_view(
             int(time.time()), self.actions_for(actor, case), self.progress_url(case.code)
         )
+
+    async def named(self, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Case views (summaries or staff views) with the names of their organisations
+        and mediator (`holder_organisation_name`, `mediator_name`): what people read."""
+        ids = {v["holder_organisation_id"] for v in views} | {
+            v["mediator_id"] for v in views if v.get("mediator_id")
+        }
+        with guarded():
+            async with self.database.read() as conn:
+                found = await staff.names(conn, ids)
+        for view in views:
+            view["holder_organisation_name"] = found.get(view["holder_organisation_id"])
+            view["mediator_name"] = found.get(view["mediator_id"] or "")
+        return views
+
+    async def directory(self) -> dict[str, Any]:
+        """The organisations and mediators a case may be given to (`GET /api/case-staff`)."""
+        with guarded():
+            async with self.database.read() as conn:
+                return await staff.staff_directory(conn)
 
     async def public_progress(self, code: str, lang: str) -> dict[str, Any] | None:
         found = await self.store.by_code(code)
