@@ -36,7 +36,7 @@ async def test_issue_list_revoke_and_the_server_refuses_revoked_tokens(tmp_path,
         token = issued.stdout.strip()
         assert token.startswith("tja1.")
         status, body = await srv.request("GET", "/api/recordings", token)
-        assert (status, body) == (200, {"recordings": []})
+        assert (status, body) == (200, {"recordings": [], "timezone": "Asia/Shanghai"})
 
         # The register: id, label, issued, expires; never the token; only the owner reads it.
         register = data_dir / "archivist_tokens.jsonl"

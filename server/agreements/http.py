@@ -38,7 +38,11 @@ class AgreementRoutes:
     """REST handlers, the status page and the built-in TSA."""
 
     def __init__(
-        self, settings: Settings, store: RoomStore, auth: HttpAuth, index: ArchiveIndex
+        self,
+        settings: Settings,
+        store: RoomStore,
+        auth: HttpAuth,
+        index: ArchiveIndex | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -125,6 +129,8 @@ class AgreementRoutes:
         if len(search) > MAX_SEARCH:
             raise TiaojieError("bad_request", f"Search for at most {MAX_SEARCH} characters.")
         room_id = reader.claims.room_id if reader.claims is not None else None
+        if self.index is None:
+            raise TiaojieError("no_archive", "This server keeps no archive index.", 404)
         rows = await self.index.agreements(room_id, search or None)
         data_dir = Path(self._settings.data_dir)
         found = [archive.listed(row, data_dir) for row in rows if reader.may_read(row["room_id"])]

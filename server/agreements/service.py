@@ -122,7 +122,11 @@ class Agreements:
 
     async def _publish(self, room_id: str, state: AgreementState) -> None:
         """The state to everyone in the room, each seeing only the ID numbers they may."""
-        room = await self._store.get(room_id)
+        try:
+            room = await self._store.get(room_id)
+        except TiaojieError:  # the database is down: the snapshot is written all the same
+            self._snapshot(room_id, "", state)
+            raise
         self._snapshot(room_id, room.title if room else "", state)
         views: dict[frozenset[int], dict[str, Any]] = {}
         for participant in room.joined() if room else []:
