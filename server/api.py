@@ -207,7 +207,15 @@ async def create_invite(request: web.Request) -> web.Response:
         raise forbidden("Only the admin may invite a mediator.")
     state = app_state(request.app)
     invite = await state.store.update(
-        room.id, lambda r: rooms.create_invite(r, role, body["name"], body["expires_in"])
+        room.id,
+        lambda r: rooms.create_invite(
+            # a side means something for a party only; for another role it is left out
+            r,
+            role,
+            body["name"],
+            body["expires_in"],
+            side=body.get("side") if role is Role.PARTY else None,
+        ),
     )
     token = state.signer.sign(InviteClaims(room.id, role, invite.invite_id, invite.expires_at))
     return json_response(
@@ -217,6 +225,7 @@ async def create_invite(request: web.Request) -> web.Response:
             "token": token,
             "expires_at": invite.expires_at,
             "role": str(role),
+            "side": invite.side,
             "name": invite.name,
         },
         201,

@@ -45,12 +45,17 @@ class Invite:
     #: The staff account this invite was minted for (a mediator entering their own room
     #: from the staff page, server/accounts/entry.py); None for links sent to people.
     account_id: str | None = None
+    #: A party's side of the dispute ("applicant" 申请人 / "respondent" 被申请人), or None:
+    #: given once, on the invite, and shown wherever the person is (lobby, tiles, the
+    #: agreement's party lines).
+    side: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
             "invite_id": self.invite_id,
             "room_id": self.room_id,
             "role": str(self.role),
+            "side": self.side,
             "name": self.name,
             "expires_at": self.expires_at,
             "revoked": self.revoked,
@@ -73,12 +78,15 @@ class Participant:
     muted_by_mediator: bool = False
     unmute_requested: bool = False
     hand_raised: bool = False
+    #: The invite's side (a party's 申请人 / 被申请人), copied when they connect.
+    side: str | None = None
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
             "role": str(self.role),
+            "side": self.side,
             "status": str(self.status),
             "muted": {"audio": self.muted_audio, "video": self.muted_video},
             "muted_by_mediator": self.muted_by_mediator,

@@ -1,4 +1,4 @@
-"""The room's own events: the lobby (admit, deny), moderation (mute, request_unmute,
+"""The room's own events: the lobby (admit, admit_all, deny), moderation (mute, request_unmute,
 remove, lock, end_room), and what people do themselves (raise_hand, set_muted, leave).
 
 Each handler applies a rule of server/rooms.py through signalling (which checks the
@@ -29,6 +29,7 @@ class Moderation:
     def install(self) -> None:
         handlers = {
             "admit": self._admit,
+            "admit_all": self._admit_all,
             "deny": self._deny,
             "mute": self._mute,
             "request_unmute": self._request_unmute,
@@ -76,6 +77,21 @@ class Moderation:
         await self.signalling.enter(request.room_id, target)
         await self.signalling.lobby_changed(request.room_id)
         return {"participant": target.public()}
+
+    async def _admit_all(self, request: Request) -> dict[str, Any]:
+        """Everyone waiting (as far as the room has places), with one lobby update."""
+
+        def change(room: Room, _: Participant) -> tuple[list[Participant], int]:
+            admitted = rooms.admit_all(room)
+            return admitted, len(room.waiting())
+
+        admitted, waiting = await self.signalling.apply(request, change)
+        for target in admitted:
+            await self.signalling.send(target.sid, "admitted", {})
+            await self.signalling.enter(request.room_id, target)
+        if admitted:
+            await self.signalling.lobby_changed(request.room_id)
+        return {"admitted": [p.public() for p in admitted], "waiting": waiting}
 
     async def _deny(self, request: Request) -> dict[str, Any]:
         target = await self._on_target(request, rooms.deny)

@@ -21,6 +21,7 @@ LOBBY_ROLES = frozenset({Role.PARTY, Role.EXPERT})
 MODERATION_EVENTS = frozenset(
     {
         "admit",
+        "admit_all",
         "deny",
         "mute",
         "request_unmute",
@@ -48,6 +49,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "agreement_request_signatures": frozenset({Role.MEDIATOR}),
     "agreement_sign": frozenset({Role.MEDIATOR, Role.PARTY}),
     "agreement_finalize": frozenset({Role.MEDIATOR}),
+    # what the editor proposes before anything is typed: the invites' parties, who came
+    "agreement_prefill": frozenset({Role.MEDIATOR}),
 }
 LOBBY_EVENTS = frozenset({"leave"})
 

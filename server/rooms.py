@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tiaojie.server.errors import TiaojieError, forbidden, not_found
+from tiaojie.server.errors import TiaojieError, bad_request, forbidden, not_found
 from tiaojie.server.model import Invite, Participant, ParticipantStatus, Room, new_id, now
 from tiaojie.server.names import check_name
 from tiaojie.server.roles import LOBBY_ROLES, Role
@@ -37,9 +37,14 @@ def _participant(room: Room, participant_id: str) -> Participant:
 
 
 # -- invites ---------------------------------------------------------------------------
-def create_invite(room: Room, role: Role, name: str, expires_in: int) -> Invite:
+def create_invite(
+    room: Room, role: Role, name: str, expires_in: int, side: str | None = None
+) -> Invite:
+    """A new invite; `side` (applicant / respondent) is for a party only."""
     _open(room)
     check_name(name, role)
+    if side is not None and role is not Role.PARTY:
+        raise bad_request("Only a party has a side (applicant or respondent).")
     created = now()
     invite = Invite(
         invite_id=new_id(),
@@ -48,6 +53,7 @@ def create_invite(room: Room, role: Role, name: str, expires_in: int) -> Invite:
         name=name,
         expires_at=created + expires_in,
         created_at=created,
+        side=side,
     )
     room.invites[invite.invite_id] = invite
     return invite
@@ -107,6 +113,7 @@ def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinRe
         status=ParticipantStatus.LOBBY if waits else ParticipantStatus.JOINED,
         sid=sid,
         joined_at=now(),
+        side=invite.side,
     )
     if previous is not None:  # a reconnect keeps what the mediator decided
         participant.muted_audio = previous.muted_audio
@@ -156,6 +163,20 @@ def admit(room: Room, participant_id: str) -> Participant:
     participant.status = ParticipantStatus.JOINED
     room.invites[participant_id].admitted = True
     return participant
+
+
+def admit_all(room: Room) -> list[Participant]:
+    """Admit everyone waiting, first come first in, as long as the room has places; who
+    does not fit stays in the lobby. Nobody fitting at all is `room_full`."""
+    admitted: list[Participant] = []
+    for participant in sorted(room.waiting(), key=lambda p: p.joined_at):
+        try:
+            admitted.append(admit(room, participant.id))
+        except TiaojieError:
+            if not admitted:
+                raise
+            break
+    return admitted
 
 
 def deny(room: Room, participant_id: str) -> Participant:

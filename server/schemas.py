@@ -49,6 +49,9 @@ CREATE_INVITE = _object(
         "role": {"type": "string", "enum": sorted(str(r) for r in INVITABLE)},
         "name": NAME,
         "expires_in": {"type": "integer", "minimum": 60, "maximum": 30 * 86400, "default": 86400},
+        # a party's side of the dispute, shown to everyone and put on the agreement
+        # (ignored for the other roles)
+        "side": {"type": "string", "enum": list(m.PARTY_ROLES)},
     },
     ["role", "name"],
 )
@@ -71,6 +74,7 @@ _EMPTY = _object({})
 #: Payload schema of every client -> server event.
 EVENTS: dict[str, Schema] = {
     "admit": _TARGET,
+    "admit_all": _EMPTY,
     "deny": _TARGET,
     "mute": _TARGET_TRACK,
     "request_unmute": _TARGET_TRACK,
@@ -175,6 +179,7 @@ def _agreement_events() -> dict[str, Schema]:
             ["fingerprint", "consent", "name", "mark"],
         ),
         "agreement_finalize": _EMPTY,
+        "agreement_prefill": _EMPTY,
     }
 
 

@@ -154,13 +154,13 @@ class LiveServer:
         return body
 
     async def create_invite(
-        self, room_id: str, role: str, name: str, expires_in: int = 3600
+        self, room_id: str, role: str, name: str, expires_in: int = 3600, side: str | None = None
     ) -> dict[str, Any]:
-        status, body = await self.admin(
-            "POST",
-            f"/api/rooms/{room_id}/invites",
-            json={"role": role, "name": name, "expires_in": expires_in},
-        )
+        """An invite; `side` ("applicant" / "respondent") for a party."""
+        body = {"role": role, "name": name, "expires_in": expires_in}
+        if side is not None:
+            body["side"] = side
+        status, body = await self.admin("POST", f"/api/rooms/{room_id}/invites", json=body)
         assert status == 201, body
         return body
 

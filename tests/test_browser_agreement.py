@@ -158,6 +158,7 @@ async def test_mediator_drafts_parties_sign_and_the_signed_pdf_appears(
     # Before any draft, everyone sees the empty agreement card; only the mediator edits.
     await expect(a.locator("#agreement-empty")).to_be_visible()
     await expect(a.locator("#agreement-editor")).to_be_hidden()
+    await m.click("#tab-agreement")  # the mediator's console: the agreement tab
     await expect(m.locator("#agreement-editor")).to_be_visible()
 
     # -- the mediator drafts -------------------------------------------------------------

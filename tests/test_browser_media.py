@@ -382,6 +382,7 @@ async def test_mediator_creates_an_invite_link(live_server, browser) -> None:
     room = await live_server.create_room(title="邀请测试", lobby=False)
     mediator = await join(browser, live_server, room, "mediator", "张调解员", "room")
     page = mediator.page
+    await page.click("#tab-invite")
     await page.select_option("#invite-role", "expert")
     await page.fill("#invite-name", "赵律师")
     await page.click("#invite-create")

@@ -69,7 +69,11 @@ CONFIG = {
             },
         },
     ],
-    "phases": {"stateful": {"max-steps": 20}},
+    # Sequences of valid requests: schemathesis's negative data does not draw the same way
+    # twice in a stateful run (hypothesis then stops with FlakyStrategyDefinition, as soon
+    # as POST .../invites gained an optional field); every operation still gets negative
+    # data in test_every_operation_as_documented.
+    "phases": {"stateful": {"max-steps": 20, "generation": {"mode": "positive"}}},
 }
 
 

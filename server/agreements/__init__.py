@@ -21,6 +21,8 @@ Flow (docs/PROTOCOL.md, "Agreement"):
 Modules:
 - `state`: `AgreementState` in the room document, its room and public views;
 - `rules`: the pure rules that change a Room (draft, request signatures, sign, seal);
+- `prefill`: what the editor proposes before anything is typed (the invites' parties
+  with their sides, the experts who came) — `agreement_prefill`;
 - `marks`: the handwritten marks (decoding and checking the PNG, storing it);
 - `storage`: the folder `DATA/agreements/<code>/` (log, status snapshot, atomic writes);
 - `chain`: the room's recording chain (notes, its head, the chain embedded in the PDF);

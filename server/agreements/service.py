@@ -23,6 +23,7 @@ from tiaojie.server.agreements import storage
 from tiaojie.server.agreements.chain import chain_head, note
 from tiaojie.server.agreements.http import AgreementRoutes
 from tiaojie.server.agreements.marks import MarkChecker, decode_mark, store_mark
+from tiaojie.server.agreements.prefill import prefill
 from tiaojie.server.agreements.rules import (
     Change,
     draft,
@@ -90,6 +91,7 @@ class Agreements:
         sig.add_handler("agreement_request_signatures", self._on_request_signatures)
         sig.add_handler("agreement_sign", self._on_sign)
         sig.add_handler("agreement_finalize", self._on_finalize)
+        sig.add_handler("agreement_prefill", self._on_prefill)
         sig.on_enter(self._send_state)
         # the zone the room's clients show times in (signatures), as the PDF prints them
         sig.add_room_state("timezone", lambda room, participant: self._settings.timezone)
@@ -308,6 +310,11 @@ class Agreements:
         await self._publish(request.room_id, state)
         self._start_seal(request.room_id, state)
         return self._ack(state)
+
+    async def _on_prefill(self, request: Request) -> dict[str, Any]:
+        """What the editor proposes (server/agreements/prefill.py); changes nothing."""
+        proposal = await self.signalling.dry_run(request, prefill)
+        return {"prefill": proposal}
 
     def _ack(self, state: AgreementState) -> dict[str, Any]:
         return {

@@ -3,7 +3,8 @@ make them; tests/test_database.py checks the two agree on SQLite and PostgreSQL)
 
 - `rooms`: a Room's own fields, its running recording and its agreement (JSON, as the
   room rules keep them), and `version`, raised by every change of the room or its rows.
-- `invites`: who may enter a room (role, name, expiry), revocations, admissions.
+- `invites`: who may enter a room (role, a party's side, name, expiry), revocations,
+  admissions.
 - `participants`: who is connected right now, and on which `node`. This is live state
   (a node forgets its own rows when it starts), kept here so that one transaction changes
   a room and its presence together, and several nodes share it.
@@ -80,6 +81,8 @@ invites = Table(
     Column("admitted", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("account_id", ID, nullable=True),
+    # a party's side, applicant / respondent (migration v0100_roomui)
+    Column("side", String(16), nullable=True),
 )
 
 participants = Table(
@@ -99,6 +102,7 @@ participants = Table(
     Column("unmute_requested", Boolean, nullable=False),
     Column("hand_raised", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
+    Column("side", String(16), nullable=True),
 )
 
 

@@ -7,9 +7,17 @@
  * {@link AgreementView}; "Ask for signatures" (`agreement_request_signatures`) makes the
  * text final. It renders from the {@link RoomState} (the agreement, who is in the room).
  *
+ * Prefill: the server proposes the party lines from the room's invites (name, side
+ * 申请人 / 被申请人, and the invite that signs the line), the mediator, and the experts
+ * who came (`agreement_prefill`), so the editor is filled before the parties have joined.
+ * It asks again when someone comes or goes and after an invite is made; a field the
+ * mediator has changed is theirs and is left alone (a field still holding the last
+ * proposal, or empty, follows the new one). Nothing is proposed once the text is final.
+ *
  * @module agreement-panel
  */
 import { errorText, getLang, onLangChange, t } from "./i18n.js";
+import { SIDES } from "./roles.js";
 import { h } from "./ui.js";
 
 const SAVE_DELAY_MS = 600;
@@ -52,8 +60,21 @@ export class AgreementPanel {
     this.saveAgain = false;
     /** The fingerprint of the last version this form saved (or loaded). */
     this.lastAck = "";
+    /** @type {{parties: any[], mediator: string, experts: string[]}|null} the server's proposal */
+    this.proposal = null;
+    /** What the last proposal put in each field (to tell the mediator's own changes). */
+    this.proposed = { parties: "", mediator: "", experts: "" };
+    /** The joined participants the last proposal was asked for. */
+    this.proposedFor = "";
     this.build();
-    room.watch(["agreement", "participants", "self"], () => this.render());
+    room.watch(["agreement", "participants", "self"], (change) => {
+      this.render();
+      const here = [...room.participants.keys()].sort().join(",");
+      if (change.entered || here !== this.proposedFor) {
+        this.proposedFor = here;
+        this.refreshPrefill();
+      }
+    });
     onLangChange(() => this.render());
   }
 
@@ -181,12 +202,20 @@ export class AgreementPanel {
     return row;
   }
 
-  /** The room's parties as choices of who signs a line (the current choice kept). */
+  /**
+   * The room's parties as choices of who signs a line: those here, and those invited who
+   * have not come yet (the current choice kept).
+   */
   fillAssignees(select, value) {
     const parties = [...this.room.participants.values()].filter((p) => p.role === "party");
     const options = [h("option", { value: "", text: t("agreement.party.unassigned") })];
     for (const p of parties) options.push(h("option", { value: p.id, text: p.name }));
-    if (value && !parties.some((p) => p.id === value)) {
+    for (const line of this.proposal?.parties || []) {
+      if (parties.some((p) => p.id === line.participant_id)) continue;
+      const text = t("agreement.party.invited", { name: line.name });
+      options.push(h("option", { value: line.participant_id, text }));
+    }
+    if (value && !options.some((o) => o.value === value)) {
       const line = this.state?.signers.find((x) => x.participant_id === value);
       options.push(h("option", { value, text: t("agreement.party.away", { name: line?.name || "?" }) }));
     }
@@ -210,7 +239,10 @@ export class AgreementPanel {
     this.filled = true;
   }
 
-  /** A new agreement: the parties in the room on the lines, the mediator, today. */
+  /**
+   * A new agreement: today, and until the server's proposal arrives the parties and
+   * experts in the room (two empty party lines if none: 申请人, 被申请人).
+   */
   defaults() {
     const people = [...this.room.participants.values()];
     const parties = people.filter((p) => p.role === "party").slice(0, 2);
@@ -218,7 +250,7 @@ export class AgreementPanel {
     return {
       language: lang,
       parties: ["applicant", "respondent"].map((role, i) => ({
-        role,
+        role: SIDES.includes(parties[i]?.side) ? parties[i].side : role,
         name: parties[i]?.name || "",
         participant_id: parties[i]?.id || "",
       })),
@@ -227,6 +259,65 @@ export class AgreementPanel {
       date: today(lang),
       terms: [""],
     };
+  }
+
+  // ---- the server's proposal ----
+
+  /** Ask the server what it proposes now, and put it in the fields not the mediator's. */
+  async refreshPrefill() {
+    if (!this.room.isMediator) return;
+    const ack = await this.requests.request("agreement_prefill", {});
+    if (!ack.ok || !ack.prefill) return;
+    this.proposal = ack.prefill;
+    this.applyProposal();
+  }
+
+  /** The form's party lines as the proposal writes them (no ID numbers). */
+  partyLines() {
+    return this.partyRows().map((row) => {
+      const get = (f) => row.querySelector(`[data-field="${f}"]`).value.trim();
+      return { name: get("name"), role: get("role"), participant_id: get("participant_id") };
+    });
+  }
+
+  applyProposal() {
+    const p = this.proposal;
+    const status = this.state?.status || "drafting";
+    if (!p || !this.filled || status !== "drafting") return;
+    const el = this.el;
+    let changed = false;
+    const follows = (field, current, empty) => current === this.proposed[field] || empty;
+
+    const lines = this.partyLines();
+    if (p.parties.length && follows("parties", JSON.stringify(lines), lines.every((x) => !x.name))) {
+      const proposed = JSON.stringify(p.parties.map((x) => ({ ...x })));
+      if (JSON.stringify(lines) !== proposed) {
+        el.parties.replaceChildren(...p.parties.map((x) => this.partyRow(x)));
+        changed = true;
+      }
+      this.proposed.parties = JSON.stringify(this.partyLines());
+    }
+    const experts = p.experts.join("、");
+    if (follows("experts", el.experts.value, !el.experts.value.trim())) {
+      if (el.experts.value !== experts) {
+        el.experts.value = experts;
+        changed = true;
+      }
+      this.proposed.experts = experts;
+    }
+    if (follows("mediator", el.mediator.value, !el.mediator.value.trim())) {
+      if (el.mediator.value !== p.mediator) {
+        el.mediator.value = p.mediator;
+        changed = true;
+      }
+      this.proposed.mediator = p.mediator;
+    }
+    for (const select of el.parties.querySelectorAll('select[data-field="participant_id"]')) {
+      if (document.activeElement !== select) this.fillAssignees(select, select.value);
+    }
+    // a draft the room already sees is kept up to date; a new one is saved once the
+    // mediator has given it a case number
+    if (changed && this.state) this.edited();
   }
 
   /** The agreement_draft payload from the form (empty party names and terms left out). */
@@ -357,7 +448,16 @@ export class AgreementPanel {
       if (state) {
         this.fill(state.draft);
         this.lastAck = state.fingerprint;
-      } else if (this.room.participants.size) this.fill(this.defaults());
+      } else if (this.room.participants.size) {
+        this.fill(this.defaults());
+        // the defaults are a proposal too: the server's replaces them
+        this.proposed = {
+          parties: JSON.stringify(this.partyLines()),
+          mediator: this.el.mediator.value,
+          experts: this.el.experts.value,
+        };
+      }
+      this.applyProposal();
     } else if (state && !this.dirty && !this.saving && state.fingerprint !== this.lastAck) {
       // a version this form did not send: another mediator's, or the final text
       this.fill(state.draft);

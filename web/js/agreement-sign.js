@@ -3,6 +3,14 @@
  * handwritten mark on a canvas (finger, pen or mouse: pointer events), sign. Also which
  * signer line this participant may sign now ({@link signingLine}).
  *
+ * The whole text is shown in the dialog's own flow, at reading size, with sums of money
+ * marked; there is no small box to scroll. Signing needs the reader to have reached the
+ * end of the text (`#agreement-sign-end`, seen on screen: an IntersectionObserver), so
+ * the consent ("I have read the whole text") is not a click past an unread text. The
+ * version fingerprint stands at the end of the text, not inside the consent sentence;
+ * the name field is empty (no grey name that looks filled in), the name expected is
+ * said beside it.
+ *
  * What is sent (`agreement_sign`) binds the fingerprint of the text shown in the dialog,
  * the one the signer read. If the mediator changes the text meanwhile, the dialog says so
  * and keeps showing what was read; signing it is refused by the server
@@ -68,12 +76,15 @@ export class SignDialog {
     this.busy = false;
     this.el = {
       dialog: /** @type {HTMLDialogElement} */ ($("agreement-sign-dialog")),
+      title: $("agreement-sign-title"),
       form: $("agreement-sign-form"),
       as: $("agreement-sign-as"),
       changed: $("agreement-sign-changed"),
       reload: $("agreement-sign-reload"),
       fingerprint: $("agreement-sign-fingerprint"),
       text: $("agreement-sign-text"),
+      end: $("agreement-sign-end"),
+      readHint: $("agreement-sign-read-hint"),
       consent: /** @type {HTMLInputElement} */ ($("agreement-consent")),
       consentLabel: $("agreement-consent-label"),
       name: /** @type {HTMLInputElement} */ ($("agreement-sign-name")),
@@ -102,6 +113,30 @@ export class SignDialog {
       this.shown = null;
       this.line = null;
     });
+    /** The reader has seen the end of the version on show. */
+    this.readToEnd = false;
+    new IntersectionObserver(
+      (entries) => {
+        if (entries.some((e) => e.isIntersecting)) this.reachedEnd();
+      },
+      { root: el.dialog },
+    ).observe(el.end);
+  }
+
+  /** The end of the text has been on screen. */
+  reachedEnd() {
+    if (!this.shown || this.readToEnd) return;
+    this.readToEnd = true;
+    this.el.dialog.dataset.read = "true";
+    this.el.readHint.hidden = true;
+    if (this.el.error.dataset.reason === "need_read") this.showError("");
+  }
+
+  /** Whether the end of the text is on screen now (the observer may not have run yet). */
+  endInView() {
+    const end = this.el.end.getBoundingClientRect();
+    const box = this.el.dialog.getBoundingClientRect();
+    return end.height > 0 && end.top < box.bottom && end.bottom > box.top;
   }
 
   get isOpen() {
@@ -122,10 +157,11 @@ export class SignDialog {
     this.showError("");
     if (typeof el.dialog.showModal === "function" && !el.dialog.open) el.dialog.showModal();
     else el.dialog.setAttribute("open", "");
-    el.text.scrollTop = 0;
+    el.dialog.scrollTop = 0;
     this.pad.resize();
     this.pad.clear();
-    el.text.focus({ preventScroll: true });
+    el.title.tabIndex = -1; // start reading at the top (screen readers too)
+    el.title.focus({ preventScroll: true });
   }
 
   /** Show (and from now on sign) version `state`. */
@@ -135,17 +171,19 @@ export class SignDialog {
     const fp = state.fingerprint.slice(0, 12);
     el.fingerprint.textContent = fp;
     el.fingerprint.title = state.fingerprint;
-    el.text.textContent = state.text;
-    el.text.scrollTop = 0;
+    el.text.replaceChildren(...withMoneyMarked(state.text));
+    el.dialog.scrollTop = 0;
     el.changed.hidden = true;
     el.consent.checked = false;
+    this.readToEnd = false;
+    delete el.dialog.dataset.read;
+    el.readHint.hidden = false;
     const line = this.line;
     el.as.textContent = line
       ? t("agreement.sign.as", { name: line.name, role: t(`agreement.role.${line.role}`) })
       : "";
-    el.consentLabel.textContent = t("agreement.sign.consent", { fp });
+    el.consentLabel.textContent = t("agreement.sign.consent");
     el.nameHint.textContent = line ? t("agreement.sign.name_hint", { name: line.name }) : "";
-    el.name.placeholder = line?.name || "";
   }
 
   /** A new agreement_state arrived: tell a signer who is reading an older version. */
@@ -175,15 +213,23 @@ export class SignDialog {
     this.showError("");
   }
 
-  showError(text) {
+  /**
+   * @param {string} text
+   * @param {string} [reason] which check refused (data-reason, for tests and styling)
+   */
+  showError(text, reason = "") {
     this.el.error.hidden = !text;
     this.el.error.textContent = text;
+    if (reason) this.el.error.dataset.reason = reason;
+    else delete this.el.error.dataset.reason;
   }
 
   async submit() {
     if (this.busy || !this.shown) return;
     const { el } = this;
     const name = el.name.value.trim().replace(/\s+/g, " ");
+    if (!this.readToEnd && this.endInView()) this.reachedEnd();
+    if (!this.readToEnd) return this.showError(t("agreement.sign.need_read"), "need_read");
     if (!el.consent.checked) return this.showError(t("agreement.sign.need_consent"));
     if (!name || charCount(name) > NAME_MAX) {
       el.name.focus();
@@ -333,6 +379,31 @@ export class MarkPad {
     url = small.toDataURL("image/png");
     return dataUrlBytes(url) <= MAX_MARK_BYTES ? url : "";
   }
+}
+
+/**
+ * Sums of money in an agreement's text: an amount with 元 / 万元, or after 人民币 / RMB /
+ * CNY / ¥ (digits, Chinese-style separators and decimals).
+ */
+const MONEY =
+  /(?:人民币|RMB|CNY|[¥￥])\s?[0-9][0-9,，.]*(?:\s?(?:万元|元|yuan))?|[0-9][0-9,，.]*\s?(?:万元|元)/g;
+
+/**
+ * The text as nodes, every sum of money in a `<mark class="money">` (text only, never
+ * markup: the agreement is what people typed).
+ * @param {string} text
+ * @returns {Node[]}
+ */
+export function withMoneyMarked(text) {
+  const nodes = [];
+  let at = 0;
+  for (const m of text.matchAll(MONEY)) {
+    if (m.index > at) nodes.push(document.createTextNode(text.slice(at, m.index)));
+    nodes.push(h("mark.money", { text: m[0] }));
+    at = m.index + m[0].length;
+  }
+  if (at < text.length) nodes.push(document.createTextNode(text.slice(at)));
+  return nodes;
 }
 
 function dataUrlBytes(url) {

@@ -4,6 +4,12 @@
  * the status (drafting / signing / sealing / signed), the button that opens the signing
  * dialog for whoever may sign now, and the download of the signed PDF.
  *
+ * When signing starts and it is this person's turn (a party's line, then the mediator's),
+ * they are told: a banner in the room's header (`#signing-banner`, seen wherever they
+ * have scrolled) with a "go to signing" button, a chime, and for a party the page
+ * scrolls to the sign button at once (on a phone it is far below the videos). The banner
+ * stays until they have signed; the chime and the scroll come once per turn.
+ *
  * It renders the {@link RoomState}'s agreement (the server's `agreement_state`
  * notifications, docs/PROTOCOL.md, "Agreement"); the mediator's editor is
  * {@link AgreementPanel}, the signing dialog {@link SignDialog}.
@@ -13,6 +19,8 @@
 import { ApiError, downloadAgreementPdf } from "./api.js";
 import { errorText, t, onLangChange } from "./i18n.js";
 import { SignDialog, signingLine } from "./agreement-sign.js";
+import { chime } from "./chime.js";
+import { ICONS } from "./icons.js";
 import { h, toast } from "./ui.js";
 
 /** How many hex characters of a fingerprint people are shown. */
@@ -36,10 +44,14 @@ export class AgreementView {
    * @param {import("./room-state.js").RoomState} opts.room
    * @param {import("./requests.js").Requests} opts.requests
    * @param {string} opts.token this participant's invite token (downloads the PDF)
+   * @param {import("./console-tabs.js").ConsoleTabs} opts.tabs
    */
-  constructor({ room, requests, token }) {
+  constructor({ room, requests, token, tabs }) {
     this.room = room;
     this.token = token;
+    this.tabs = tabs;
+    /** The turn to sign last announced (fingerprint and line), "" when none. */
+    this.announced = "";
     this.el = {
       card: $("agreement-card"),
       status: $("agreement-status"),
@@ -54,9 +66,15 @@ export class AgreementView {
       pdfFingerprint: $("agreement-pdf-fingerprint"),
       statusLink: $("agreement-status-link"),
       empty: $("agreement-empty"),
+      banner: $("signing-banner"),
+      bannerText: $("signing-banner-text"),
+      bannerGo: $("signing-banner-go"),
     };
+    this.el.banner.querySelector(".banner-icon").innerHTML = ICONS.sign; // constant markup
     this.dialog = new SignDialog({ room, requests });
     this.el.signButton.addEventListener("click", () => this.openSign());
+    this.el.bannerGo.addEventListener("click", () => this.goToSign());
+    this.dialog.el.dialog.addEventListener("close", () => this.announce());
     this.el.download.addEventListener("click", () => this.download());
     room.watch(["agreement", "self", "participants"], (change) => {
       const before = change.previous.agreement;
@@ -66,6 +84,7 @@ export class AgreementView {
       }
       this.render();
       if (change.parts.has("agreement") && state) this.dialog.onState(state);
+      this.announce();
     });
     onLangChange(() => this.render());
   }
@@ -73,7 +92,39 @@ export class AgreementView {
   openSign() {
     const state = this.room.agreement;
     const { line } = signingLine(state, this.room.self);
-    if (line && state) this.dialog.open(state, line);
+    if (line && state) {
+      this.dialog.open(state, line);
+      this.el.banner.hidden = true;
+    }
+  }
+
+  /**
+   * Tell this person when it is their turn to sign: the banner while it is, and once
+   * per turn the chime and (parties) the scroll to the sign button.
+   */
+  announce() {
+    const s = this.room.agreement;
+    const me = this.room.self;
+    const { line } = signingLine(s, me);
+    const turn = line && s ? `${s.fingerprint}:${line.role}:${line.party_index}` : "";
+    const mediator = me?.role === "mediator";
+    this.el.banner.hidden = !turn || this.dialog.isOpen;
+    this.el.bannerText.textContent = t(mediator ? "agreement.banner.mediator" : "agreement.banner.party");
+    if (turn && turn !== this.announced) {
+      chime();
+      // a party is taken there at once; a mediator, busy in the console, by the banner
+      if (!mediator) this.goToSign();
+    }
+    this.announced = turn;
+  }
+
+  /** Show the sign button: the agreement tab for a mediator, scrolled into view. */
+  goToSign() {
+    this.tabs.show("agreement");
+    const button = this.el.signButton;
+    if (button.hidden) return;
+    button.scrollIntoView({ block: "center" });
+    button.focus({ preventScroll: true });
   }
 
   async download() {
@@ -117,6 +168,9 @@ export class AgreementView {
     const { line, reason } = signingLine(s, room.self);
     el.signButton.hidden = !line;
     el.signButton.textContent = t("agreement.sign.open");
+    el.bannerText.textContent = t(
+      room.self?.role === "mediator" ? "agreement.banner.mediator" : "agreement.banner.party",
+    );
     el.signHint.hidden = !reason;
     if (reason) el.signHint.textContent = t(reason);
 

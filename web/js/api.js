@@ -110,7 +110,7 @@ async function jsonOrNull(res) {
 
 /**
  * @typedef {object} MeAnswer
- * @property {{invite_id: string, room_id: string, role: string, name: string, expires_at: number}} invite
+ * @property {{invite_id: string, room_id: string, role: string, side: string|null, name: string, expires_at: number}} invite
  * @property {{id: string, title: string, status: string, locked: boolean, lobby: boolean}} room
  */
 
@@ -130,14 +130,16 @@ export function fetchMe(token) {
  * @property {string} token
  * @property {number} expires_at
  * @property {string} role
+ * @property {"applicant"|"respondent"|null} side a party's side of the dispute
  * @property {string} name
  */
 
 /**
- * Create an invite link (a mediator may invite parties, experts and observers).
+ * Create an invite link (a mediator may invite parties, experts and observers; a party
+ * may be given a side, 申请人 / 被申请人).
  * @param {string} token the mediator's own invite token
  * @param {string} roomId
- * @param {{role: string, name: string, expires_in?: number}} invite
+ * @param {{role: string, name: string, side?: string, expires_in?: number}} invite
  * @returns {Promise<CreatedInvite>}
  */
 export function createInvite(token, roomId, invite) {

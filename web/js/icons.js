@@ -45,6 +45,8 @@ export const ICONS = {
   /** Recording: a filled dot in a ring (the recorder, "start recording"). */
   record: svg('<circle cx="12" cy="12" r="9"/><circle cx="12" cy="12" r="4" fill="currentColor"/>'),
   stopRecord: svg('<circle cx="12" cy="12" r="9"/><rect x="9" y="9" width="6" height="6" rx="1" fill="currentColor"/>'),
+  /** A pen on a line: "sign now". */
+  sign: svg('<path d="M4 20h16"/><path d="M14.5 4.5l3 3L9 16H6v-3z"/>'),
   film: svg('<rect x="3" y="5" width="18" height="14" rx="2"/><path d="M7 5v14M17 5v14M3 9h4M3 15h4M17 9h4M17 15h4"/>'),
   play: svg('<path d="M8 5.5v13l10.5-6.5z" fill="currentColor"/>'),
   download: svg('<path d="M12 4v11"/><path d="M7.5 10.5L12 15l4.5-4.5"/><path d="M5 19h14"/>'),

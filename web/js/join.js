@@ -10,7 +10,7 @@ import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
 import { RoomState } from "./room-state.js";
 import { RoomView } from "./room-view.js";
-import { roleLabel } from "./roles.js";
+import { personRole } from "./roles.js";
 import { inboundByMid } from "./stats.js";
 import { Signalling } from "./signalling.js";
 import {
@@ -103,7 +103,7 @@ function onClosed({ reason, message }) {
 function renderJoin() {
   const { invite, room } = state.me;
   $("room-title").textContent = room.title;
-  $("role-value").textContent = roleLabel(invite.role);
+  $("role-value").textContent = personRole(invite);
   $("role-value").dataset.role = invite.role;
   $("lobby-note").hidden = !(room.lobby && (invite.role === "party" || invite.role === "expert"));
   $("locked-note").hidden = !room.locked;

@@ -115,7 +115,10 @@ export class MediaSession extends EventTarget {
 
   /** Whether this browser can share its screen at all (phones cannot). */
   static canShareScreen() {
-    return typeof navigator.mediaDevices?.getDisplayMedia === "function";
+    if (typeof navigator.mediaDevices?.getDisplayMedia !== "function") return false;
+    // Phones and tablets that define it still cannot share their screen: no button.
+    const mobile = navigator.userAgentData?.mobile ?? /Android|iPhone|iPad|iPod|Mobile/i.test(navigator.userAgent);
+    return !mobile;
   }
 
   /**

@@ -1,9 +1,12 @@
 /**
- * The mediator's console on the room page: the lobby (admit / deny), per-participant
- * mute / ask-to-speak / remove, lock and end the room, and new invite links for a party
- * or an expert (`POST /api/rooms/{id}/invites` with the mediator's own token). It hosts
- * the agreement editor ({@link AgreementPanel}) and the recording controls
- * ({@link RecordingControls}). It renders from the {@link RoomState} and renders itself.
+ * The mediator's console on the room page, in the tabs of {@link ConsoleTabs}: the lobby
+ * (admit / deny one, or admit all at once: `admit_all`), per-participant mute /
+ * ask-to-speak / remove; lock and end the room (in the room's header); and new invite
+ * links for 申请人, 被申请人, another party or an expert (`POST /api/rooms/{id}/invites`
+ * with the mediator's own token; a party's side goes on the invite, so it is never
+ * typed again). It hosts the agreement editor ({@link AgreementPanel}) and the
+ * recording controls ({@link RecordingControls}). It renders from the
+ * {@link RoomState} and renders itself.
  *
  * @module mediator-console
  */
@@ -12,7 +15,7 @@ import { ApiError, createInvite } from "./api.js";
 import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { RecordingControls } from "./recording-controls.js";
-import { roleBadge, roleLabel } from "./roles.js";
+import { SIDES, personRole, roleBadge } from "./roles.js";
 import { charCount, confirmAction, h, initial, replaceItems, toast } from "./ui.js";
 
 /** Invite links made here are valid for a day. */
@@ -27,17 +30,22 @@ export class MediatorConsole {
    * @param {import("./room-state.js").RoomState} opts.room
    * @param {import("./requests.js").Requests} opts.requests
    * @param {string} opts.token the mediator's invite token (for the REST API)
+   * @param {import("./console-tabs.js").ConsoleTabs} opts.tabs
    */
-  constructor({ room, requests, token }) {
+  constructor({ room, requests, token, tabs }) {
     this.room = room;
     this.requests = requests;
     this.token = token;
+    this.tabs = tabs;
     /** @type {import("./api.js").CreatedInvite|null} */
     this.lastInvite = null;
     this.el = {
       panel: $("mediator-panel"),
+      actions: $("room-actions"),
       lobbyList: $("lobby-list"),
       lobbyCount: $("lobby-count"),
+      lobbyAdmitAll: $("lobby-admit-all"),
+      tabLobbyCount: $("tab-lobby-count"),
       lockButton: $("lock-button"),
       endButton: $("end-button"),
       inviteForm: $("invite-form"),
@@ -52,6 +60,7 @@ export class MediatorConsole {
       alert: $("lobby-alert"),
       alertText: $("lobby-alert-text"),
       alertAdmit: $("lobby-alert-admit"),
+      alertAdmitAll: $("lobby-alert-admit-all"),
       alertView: $("lobby-alert-view"),
     };
     this.agreementPanel = new AgreementPanel({ room, requests });
@@ -67,7 +76,10 @@ export class MediatorConsole {
     this.el.alertAdmit.addEventListener("click", () => {
       if (room.lobby.length === 1) this.admit(room.lobby[0]);
     });
+    this.el.alertAdmitAll.addEventListener("click", () => this.admitAll());
+    this.el.lobbyAdmitAll.addEventListener("click", () => this.admitAll());
     this.el.alertView.addEventListener("click", () => {
+      this.tabs.show("people");
       this.el.panel.scrollIntoView({ behavior: "smooth", block: "start" });
       this.el.lobbyList.querySelector("button")?.focus({ preventScroll: true });
     });
@@ -80,6 +92,7 @@ export class MediatorConsole {
     const { el, room } = this;
     const on = room.isMediator;
     el.panel.hidden = !on;
+    el.actions.hidden = !on;
     el.alert.hidden = !on || room.lobby.length === 0;
     if (!on) return;
     const lobby = room.lobby;
@@ -87,10 +100,14 @@ export class MediatorConsole {
     if (lobby.length > 0) {
       el.alertText.textContent =
         lobby.length === 1
-          ? t("lobby.alert.one", { name: lobby[0].name, role: roleLabel(lobby[0].role) })
+          ? t("lobby.alert.one", { name: lobby[0].name, role: personRole(lobby[0]) })
           : t("lobby.alert.many", { n: lobby.length });
       el.alertAdmit.hidden = lobby.length !== 1;
+      el.alertAdmitAll.hidden = lobby.length < 2;
     }
+    el.lobbyAdmitAll.hidden = lobby.length < 2;
+    el.tabLobbyCount.hidden = lobby.length === 0;
+    el.tabLobbyCount.textContent = String(lobby.length);
     el.lobbyCount.textContent = String(lobby.length);
     if (lobby.length === 0) {
       el.lobbyList.replaceChildren(h("li.empty", { text: t("room.lobby.empty") }));
@@ -106,7 +123,7 @@ export class MediatorConsole {
     if (this.lastInvite) {
       el.inviteFor.textContent = t("invite.for", {
         name: this.lastInvite.name,
-        role: roleLabel(this.lastInvite.role),
+        role: personRole(this.lastInvite),
       });
     }
   }
@@ -150,7 +167,7 @@ export class MediatorConsole {
       "li.participant.waiting",
       { dataset: { participantId: p.id, role: p.role } },
       h("span.avatar", { "aria-hidden": "true", text: initial(p.name) }),
-      h("span.p-main", {}, h("span.p-name", { text: p.name }), roleBadge(p.role)),
+      h("span.p-main", {}, h("span.p-name", { text: p.name }), roleBadge(p)),
       h(
         "span.p-actions",
         {},
@@ -176,8 +193,17 @@ export class MediatorConsole {
     return this.requests.send(`admit-${p.id}`, "admit", { participant_id: p.id });
   }
 
+  /** Everyone waiting, at once (as far as the room has places). */
+  async admitAll() {
+    const ack = await this.requests.send("admit-all", "admit_all", {});
+    if (!ack?.ok) return;
+    const n = ack.admitted?.length || 0;
+    if (ack.waiting > 0) toast(t("room.admit_all.some", { n, left: ack.waiting }), "error");
+    else if (n > 0) toast(t("room.admit_all.done", { n }));
+  }
+
   async deny(p) {
-    if (await confirmAction(t("room.confirm.deny", { name: p.name, role: roleLabel(p.role) }), { danger: true })) {
+    if (await confirmAction(t("room.confirm.deny", { name: p.name, role: personRole(p) }), { danger: true })) {
       await this.requests.send(`deny-${p.id}`, "deny", { participant_id: p.id });
     }
   }
@@ -194,7 +220,7 @@ export class MediatorConsole {
   }
 
   async remove(p) {
-    if (await confirmAction(t("room.confirm.remove", { name: p.name, role: roleLabel(p.role) }), { danger: true })) {
+    if (await confirmAction(t("room.confirm.remove", { name: p.name, role: personRole(p) }), { danger: true })) {
       await this.requests.send(`remove-${p.id}`, "remove", { participant_id: p.id });
     }
   }
@@ -213,7 +239,9 @@ export class MediatorConsole {
   async createInvite() {
     const { el } = this;
     const name = el.inviteName.value.trim().replace(/\s+/g, " ");
-    const role = el.inviteRole.value === "expert" ? "expert" : "party";
+    const choice = el.inviteRole.value;
+    const role = choice === "expert" ? "expert" : "party";
+    const side = SIDES.includes(choice) ? choice : undefined;
     let errorKey = "";
     if (!name) errorKey = "invite.name.empty";
     else if (charCount(name) > NAME_MAX) errorKey = "join.name.long";
@@ -230,6 +258,7 @@ export class MediatorConsole {
         role,
         name,
         expires_in: INVITE_EXPIRES_IN,
+        ...(side ? { side } : {}),
       });
       el.inviteUrl.value = this.lastInvite.url;
       el.inviteResult.hidden = false;
@@ -237,7 +266,9 @@ export class MediatorConsole {
       this.render();
       el.inviteUrl.focus({ preventScroll: true });
       el.inviteUrl.select();
+      // the link and its copy button in view, above the control bar (scroll-padding)
       el.inviteResult.scrollIntoView({ block: "nearest" });
+      if (role === "party") this.agreementPanel.refreshPrefill();
     } catch (e) {
       const code = e instanceof ApiError ? e.code : "unknown";
       this._showInviteError(null, errorText(code, e?.message));

@@ -1,6 +1,7 @@
 /**
- * The mediator's recording controls in the console: the start / stop button
- * (`start_recording` / `stop_recording`), refusals shown next to it, the consent list
+ * The mediator's recording controls: the start / stop button in the room's header
+ * (`start_recording` / `stop_recording`), refusals shown in the 参与人 tab with the
+ * consent list
  * (who agreed, who refused, who has not answered yet) from the {@link RoomState}'s
  * recording (`room_state.recording` and `recording_state`: mediators get `consents`) and
  * participants, and the link to the recordings page
@@ -13,7 +14,7 @@
  */
 import { errorText, onLangChange, t } from "./i18n.js";
 import { ICONS } from "./icons.js";
-import { ROLE_ORDER, roleBadge, roleLabel } from "./roles.js";
+import { ROLE_ORDER, personRole, roleBadge } from "./roles.js";
 import { h, initial, toast } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -42,6 +43,7 @@ export class RecordingControls {
     this.requests = requests;
     this.token = token;
     this.el = {
+      panel: $("recording-panel"),
       button: $("recording-button"),
       error: $("recording-error"),
       status: $("recording-status"),
@@ -69,7 +71,8 @@ export class RecordingControls {
       for (const [id, c] of Object.entries(recording.consents || {})) {
         const old = before.consents?.[id];
         if (!c.accepted && (!old || old.accepted)) {
-          toast(t("recording.refused_toast", { name: c.name, role: roleLabel(c.role) }), "error");
+          const who = this.room.participants.get(id) || c;
+          toast(t("recording.refused_toast", { name: c.name, role: personRole(who) }), "error");
         }
       }
     }
@@ -114,6 +117,7 @@ export class RecordingControls {
 
   render() {
     const { el, room } = this;
+    el.panel.hidden = !room.isMediator;
     if (!room.isMediator) return;
     const rec = room.recording;
     const on = !!rec;
@@ -145,14 +149,16 @@ export class RecordingControls {
   /**
    * Everyone asked (joined now, except the recorder) and everyone who answered (even if
    * they left since).
-   * @returns {{id: string, name: string, role: string, status: "accepted"|"refused"|"pending", at: number, here: boolean}[]}
+   * @returns {{id: string, name: string, role: string, side?: string|null, status: "accepted"|"refused"|"pending", at: number, here: boolean}[]}
    */
   rows() {
     const consents = this.room.recording?.consents || {};
     const rows = new Map();
     for (const p of this.room.participants.values()) {
       if (p.role === "recorder") continue;
-      rows.set(p.id, { id: p.id, name: p.name, role: p.role, status: "pending", at: 0, here: true });
+      rows.set(p.id, {
+        id: p.id, name: p.name, role: p.role, side: p.side, status: "pending", at: 0, here: true,
+      });
     }
     for (const [id, c] of Object.entries(consents)) {
       const row = rows.get(id) || { id, name: c.name, role: c.role, here: false };
@@ -183,7 +189,7 @@ export class RecordingControls {
         {},
         h("span.p-name", { text: r.name }),
         r.id === this.room.self?.id ? h("span.p-you", { text: t("room.you") }) : null,
-        roleBadge(r.role),
+        roleBadge(r),
         r.here ? null : h("span.hint", { text: t("recording.consent.left") }),
       ),
       h("span.consent-status", { class: `consent-${r.status}`, html: icon }, h("span", { text })),

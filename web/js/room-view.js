@@ -1,8 +1,15 @@
 /**
  * The video room: tiles for everyone with media (see {@link VideoGrid}), the participant
- * list, the control bar (microphone, camera, screen share, raise hand, devices, leave),
- * banners; it sets up the panels (agreement, recording consent, and for mediators the
- * {@link MediatorConsole}), each of which renders itself.
+ * list, the control bar (microphone, camera, screen share, raise hand, devices, leave:
+ * each with its label, a muted microphone or a raised hand in a strong colour with its
+ * state in words, no screen sharing where the device cannot share), banners; it sets up
+ * the panels (agreement, recording consent, and for mediators the {@link MediatorConsole}
+ * in the {@link ConsoleTabs}), each of which renders itself.
+ *
+ * The header (title, 录制中, signing banner) and the fixed control bar publish their
+ * heights as `--room-header-h` / `--control-bar-h` on the root element: the page keeps
+ * that much room free (padding, scroll-padding), so nothing scrolled into view lands
+ * under them.
  *
  * It renders from the {@link RoomState} (re-rendering when it changes) and from the
  * {@link MediaSession}, which holds the media.
@@ -10,6 +17,7 @@
  * @module room-view
  */
 import { AgreementView } from "./agreement-view.js";
+import { ConsoleTabs } from "./console-tabs.js";
 import { errorText, t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
 import { MediaSession } from "./media-session.js";
@@ -66,7 +74,8 @@ export class RoomView {
       preview,
       expectVideo: (id) => !room.participants.get(id)?.muted?.video,
     });
-    const panel = { room, requests: this.requests, token };
+    this.tabs = new ConsoleTabs(room);
+    const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
     this.console = new MediatorConsole(panel);
     this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
@@ -100,6 +109,8 @@ export class RoomView {
     });
 
     onLangChange(() => this.render());
+    publishHeight($("room-header"), "--room-header-h");
+    publishHeight($("control-bar"), "--control-bar-h");
     preview.addEventListener("statechange", () => {
       this.render();
       this.muteMissingDevices();
@@ -278,20 +289,20 @@ export class RoomView {
     const hasMic = this.preview.has("audio");
     const hasCam = this.preview.has("video");
     setToggle(el.micButton, micMuted ? ICONS.micOff : ICONS.mic,
-      t(micMuted ? "room.mic.unmute" : "room.mic.mute"), micMuted);
+      t(micMuted ? "room.mic.unmute" : "room.mic.mute"), micMuted, "room.state.mic_off");
     el.micButton.hidden = !speaks;
     el.micButton.disabled = !hasMic || (micMuted && lockedByMediator);
     el.micButton.title = micMuted && lockedByMediator ? t("room.status.muted_by_mediator") : "";
     setToggle(el.camButton, camMuted ? ICONS.camOff : ICONS.cam,
-      t(camMuted ? "room.cam.on" : "room.cam.off"), camMuted);
+      t(camMuted ? "room.cam.on" : "room.cam.off"), camMuted, "room.state.cam_off");
     el.camButton.hidden = !speaks;
     el.camButton.disabled = !hasCam;
     const sharing = !!this.media.screenTrack;
     setToggle(el.screenButton, sharing ? ICONS.screenOff : ICONS.screen,
-      t(sharing ? "room.screen.stop" : "room.screen.start"), sharing);
+      t(sharing ? "room.screen.stop" : "room.screen.start"), sharing, "room.state.sharing");
     el.screenButton.hidden = !speaks || !MediaSession.canShareScreen();
     setToggle(el.handButton, ICONS.hand,
-      t(me.hand_raised ? "room.hand.lower" : "room.hand.raise"), !!me.hand_raised);
+      t(me.hand_raised ? "room.hand.lower" : "room.hand.raise"), !!me.hand_raised, "room.state.hand");
     el.handButton.hidden = !speaks;
     setToggle(el.devicesButton, ICONS.settings, t("room.devices"), false);
     el.devicesButton.hidden = !speaks;
@@ -372,7 +383,7 @@ export class RoomView {
       h("span.p-main", {},
         h("span.p-name", { text: p.name }),
         isSelf ? h("span.p-you", { text: t("room.you") }) : null,
-        roleBadge(p.role)),
+        roleBadge(p)),
       status,
       this.console.participantActions(p),
     );
@@ -381,13 +392,36 @@ export class RoomView {
 
 /**
  * Put an icon and a label in a toggle button. The label names the action the button
- * performs now ("Unmute"), so no aria-pressed on top of it.
+ * performs now ("Unmute"), so no aria-pressed on top of it; while the toggle is on
+ * (muted, hand raised, sharing) the state is also said in words (`.ctl-state`, e.g.
+ * 已静音) and the button is filled with a strong colour (css/app.css).
+ * @param {HTMLElement} button
+ * @param {string} icon
+ * @param {string} label
+ * @param {boolean} on
+ * @param {string} [stateKey] the i18n key of the state shown while on
  */
-function setToggle(button, icon, label, on) {
+function setToggle(button, icon, label, on, stateKey) {
   button.innerHTML = icon; // constant markup
   button.append(h("span.label", { text: label }));
-  button.setAttribute("aria-label", label);
+  const state = on && stateKey ? t(stateKey) : "";
+  if (state) button.prepend(h("span.ctl-state", { text: state }));
+  button.setAttribute("aria-label", state ? t("room.control.with_state", { label, state }) : label);
   button.classList.toggle("on", on);
+  button.dataset.state = on ? "on" : "off";
+}
+
+/**
+ * Keep a CSS custom property on the root element equal to an element's height (0 when
+ * it is hidden), as its content and the window change.
+ * @param {HTMLElement} el
+ * @param {string} property
+ */
+function publishHeight(el, property) {
+  const root = document.documentElement;
+  const update = () => root.style.setProperty(property, `${Math.ceil(el.offsetHeight)}px`);
+  new ResizeObserver(update).observe(el);
+  update();
 }
 
 function byRoleThenTime(a, b) {

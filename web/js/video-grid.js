@@ -12,7 +12,7 @@
  */
 import { t } from "./i18n.js";
 import { ICONS } from "./icons.js";
-import { roleLabel } from "./roles.js";
+import { SIDES, personRole } from "./roles.js";
 import { h, initial } from "./ui.js";
 
 /**
@@ -174,10 +174,11 @@ class Tile {
         ? `${p.name}${t("room.you")}`
         : p.name;
     this.name.textContent = name;
-    el.setAttribute("aria-label", t("tile.label", { name, role: roleLabel(p.role) }));
+    el.setAttribute("aria-label", t("tile.label", { name, role: personRole(p) }));
     this.initial.textContent = initial(p.name);
-    this.badge.className = `badge role-${p.role}`;
-    this.badge.textContent = roleLabel(p.role);
+    const side = p.role === "party" && SIDES.includes(p.side || "") ? ` side-${p.side}` : "";
+    this.badge.className = `badge role-${p.role}${side}`;
+    this.badge.textContent = personRole(p);
 
     const muted = !screen && !!p.muted?.audio;
     el.classList.toggle("muted", muted);
