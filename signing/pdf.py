@@ -414,6 +414,23 @@ def build_agreement_pdf(
         pdf.multi_cell(
             0, 4, f"{key}: {value}", wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT"
         )
+    # The case's QR code (一案一码), when the agreement belongs to a case.
+    if agreement.case_url:
+        pdf.set_y(max(pdf.get_y(), y + QR_SIZE) + 3)
+        if pdf.get_y() + QR_SIZE + 8 > pdf.h - MARGIN:
+            pdf.add_page()
+        y = pdf.get_y()
+        _qr(pdf, agreement.case_url, MARGIN, y, QR_SIZE)
+        pdf.set_xy(MARGIN + QR_SIZE + 5, y)
+        what = "一案一码：扫码查看案件进度" if zh else "This case (scan the code): its progress"
+        pdf.multi_cell(
+            0,
+            4,
+            f"{what}: {agreement.case_url}",
+            wrapmode=WrapMode.CHAR,
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
 
     # Associated files (PDF/A-3): the recording manifest and the structured agreement.
     if manifest is not None:

@@ -94,11 +94,22 @@ class ExpertPool:
                     await audit.record(conn, Audit.EXPERT_ADDED, expert.id, {})
         return expert
 
+    async def by_ids(self, ids: list[str]) -> list[Expert]:
+        """The experts of the pool among `ids` (those that are not are left out)."""
+        return await self.search(ids=ids) if ids else []
+
     async def search(
-        self, specialty: str | None = None, available: bool | None = None, limit: int = 100
+        self,
+        specialty: str | None = None,
+        available: bool | None = None,
+        limit: int = 100,
+        ids: list[str] | None = None,
     ) -> list[Expert]:
-        """Experts with `specialty` (an exact tag) and availability, oldest first."""
+        """Experts with `specialty` (an exact tag) and availability (and among `ids`),
+        oldest first."""
         query = select(experts)
+        if ids is not None:
+            query = query.where(experts.c.id.in_(ids))
         if specialty:
             having = select(expert_specialties.c.expert_id).where(
                 expert_specialties.c.specialty == specialty

@@ -21,7 +21,8 @@ from tiaojie.archive.caselog import verify_case_log
 from tiaojie.archive.chain import case_chain_name
 from tiaojie.server import json_input
 from tiaojie.server.agreement_page import html_response
-from tiaojie.server.cases import permissions, progress, regions, schemas, taxonomy
+from tiaojie.server.agreements.state import CODE_PATTERN as AGREEMENT_CODE
+from tiaojie.server.cases import outbox, permissions, progress, regions, schemas, taxonomy
 from tiaojie.server.cases.actor import CaseActor, resident
 from tiaojie.server.cases.dossier import dossier_zip
 from tiaojie.server.cases.intake import phone_key
@@ -30,7 +31,7 @@ from tiaojie.server.cases.numbering import check_format
 from tiaojie.server.cases.service import Cases
 from tiaojie.server.cases.states import Action, State
 from tiaojie.server.cases.store import CaseConfig, Filters, NewCase
-from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.http_auth import json_response
 from tiaojie.server.model import new_id
 from tiaojie.server.schemas import ID_PATTERN
@@ -98,6 +99,9 @@ class CaseRoutes:
         r.add_post(CASE + "/attachments", self.attach)
         r.add_get(CASE + "/attachments/{attachment_id:" + ID_PATTERN + "}", self.attachment)
         r.add_get(CASE + "/dossier", self.dossier)
+        r.add_post(CASE + "/sessions", self.schedule)
+        r.add_get(CASE + "/sessions", self.list_sessions)
+        r.add_get(CASE + "/outbox", self.outbox)
         r.add_get("/api/case-options", self.options)
         r.add_get("/api/case-config", self.get_config)
         r.add_put("/api/case-config", self.put_config)
@@ -110,6 +114,7 @@ class CaseRoutes:
         r.add_get("/api/progress/{code}", self.progress_json)
         r.add_get("/api/progress/{code}/qr.svg", self.qr)
         r.add_get("/c/{code}", self.progress_page)
+        r.add_get("/c/{code}/agreements/{agreement_code}", self.party_agreement)
         r.add_get("/report", self.report_page)
 
     def _staff(self, request: web.Request) -> CaseActor:
@@ -195,7 +200,9 @@ class CaseRoutes:
         )
         return json_response(
             {
-                "cases": await self.cases.named([c.summary(now) for c in found]),
+                "cases": await self.cases.named(
+                    [{**c.summary(now), "actions": self.cases.actions_for(actor, c)} for c in found]
+                ),
                 "next": None if cursor is None else str(cursor),
             }
         )
@@ -291,6 +298,86 @@ class CaseRoutes:
             },
         )
 
+    # -- sessions --------------------------------------------------------------------------
+    async def schedule(self, request: web.Request) -> web.Response:
+        """A session of the case: the room and its invites (their links, once)."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        body = await _json(request, schemas.SESSION)
+        session, room, links = await self.cases.sessions.schedule(case, actor, body, time.time())
+        invites = [
+            {**item, **{k: v for k, v in links[item["invite_id"]].items() if k != "ended"}}
+            for item in session.to_dict()["invites"]
+        ]
+        return json_response(
+            {"session": session.to_dict(), "room": room.summary(), "invites": invites},
+            201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        """The case's sessions; their join links to those who may send them."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        with_links = permissions.may_see_links(actor, case.rules)
+        found = []
+        for session in await self.cases.sessions.of_case(case.id):
+            view = session.to_dict()
+            if with_links:
+                links = await self.cases.sessions.links(session.room_id)
+                for invite in view["invites"]:
+                    link = links.get(invite["invite_id"])
+                    invite["url"] = link["url"] if link else None
+            found.append(view)
+        return json_response({"sessions": found}, headers={"Cache-Control": "no-store"})
+
+    async def outbox(self, request: web.Request) -> web.Response:
+        """What should be sent to whom (the sending is later work)."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        if not permissions.may_see_links(actor, case.rules):
+            raise forbidden("Only the case's mediator, its coordinators and the admin.")
+        sessions = {s.id: s for s in await self.cases.sessions.of_case(case.id)}
+        links: dict[str, dict[str, Any]] = {}
+        for session in sessions.values():
+            links.update(await self.cases.sessions.links(session.room_id))
+        messages = []
+        for item in await self.cases.sessions.outbox(case.id):
+            position = item.recipient.get("party_position")
+            progress_url = (
+                self.cases.party_url(case, position)
+                if isinstance(position, int)
+                else self.cases.progress_url(case.code)
+            )
+            messages.append(
+                outbox.message(
+                    item,
+                    case,
+                    sessions.get(item.session_id or ""),
+                    links.get(item.invite_id or ""),
+                    progress_url,
+                )
+            )
+        return json_response({"messages": messages}, headers={"Cache-Control": "no-store"})
+
+    async def party_agreement(self, request: web.Request) -> web.StreamResponse:
+        """A party's signed agreement, with their own key (server/cases/party.py)."""
+        code, agreement_code = request.match_info["code"], request.match_info["agreement_code"]
+        if not (
+            re.fullmatch(progress.CODE_PATTERN, code)
+            and re.fullmatch(AGREEMENT_CODE, agreement_code)
+        ):
+            raise permissions.case_not_found()
+        path = await self.cases.party_agreement(code, agreement_code, request.query.get("key"))
+        return web.FileResponse(
+            path,
+            headers={
+                **INERT,
+                "Content-Type": "application/pdf",
+                "Content-Disposition": f'attachment; filename="agreement-{agreement_code[:8]}.pdf"',
+            },
+        )
+
     # -- configuration ---------------------------------------------------------------------
     async def options(self, request: web.Request) -> web.Response:
         config = await self.cases.store.config()
@@ -357,7 +444,7 @@ class CaseRoutes:
         lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
-            found = await self.cases.public_progress(code, lang)
+            found = await self.cases.public_progress(code, lang, request.query.get("key"))
         if found is None:
             raise permissions.case_not_found()
         return json_response(found, headers={"Cache-Control": "no-store"})
@@ -379,10 +466,10 @@ class CaseRoutes:
         lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
-            found = await self.cases.public_progress(code, lang)
+            found = await self.cases.public_progress(code, lang, request.query.get("key"))
         if found is None:
             return html_response(progress.not_found_page(lang, code), 404)
-        return html_response(progress.page(found))
+        return html_response(progress.page(found, request.query.get("key")))
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(WEB_DIR / "report.html", headers=NO_STORE)

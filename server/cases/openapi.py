@@ -102,7 +102,15 @@ PROGRESS: Schema = {
             "type": "object",
             "properties": {"code": {"type": "string"}, "text": {"type": "string"}},
         },
-        "next_session": {"type": ["object", "null"]},
+        "next_session": {
+            "type": ["object", "null"],
+            "properties": {"scheduled_at": {"type": "integer"}},
+        },
+        "party": {
+            "type": "object",
+            "description": "Only with a party's own ?key=: their role, sessions (join_url) "
+            "and signed agreements (url of the PDF with the key)",
+        },
         "deadline_at": {"type": ["integer", "null"]},
         "overdue": {"type": "boolean"},
         "organisation": {
@@ -128,6 +136,56 @@ CASE_VIEW: Schema = {
         "actions": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["case_id", "case_number", "state"],
+}
+SESSION_INVITE: Schema = {
+    "type": "object",
+    "properties": {
+        "invite_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["party", "expert"]},
+        "name": {"type": "string"},
+        "side": {"type": ["string", "null"], "enum": ["applicant", "respondent", None]},
+        "expert_id": {"type": ["string", "null"]},
+        "url": {"type": ["string", "null"]},
+    },
+    "required": ["invite_id", "kind", "name"],
+}
+SESSION: Schema = {
+    "type": "object",
+    "properties": {
+        "session_id": {"type": "string"},
+        "case_id": {"type": "string"},
+        "room_id": {"type": "string"},
+        "scheduled_at": {"type": "integer"},
+        "mediator_id": {"type": ["string", "null"]},
+        "organisation_id": {"type": "string"},
+        "held_at": {"type": ["integer", "null"]},
+        "ended_at": {"type": ["integer", "null"]},
+        "created_at": {"type": "integer"},
+        "invites": {"type": "array", "items": SESSION_INVITE},
+    },
+    "required": ["session_id", "case_id", "room_id", "scheduled_at", "invites"],
+}
+OUTBOX: Schema = {
+    "type": "object",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "session_id": {"type": ["string", "null"]},
+                    "status": {"type": "string"},
+                    "to": {"type": "object"},
+                    "scheduled_at": {"type": ["integer", "null"]},
+                    "links": {"type": "object"},
+                    "text": {"type": "string"},
+                },
+            },
+        }
+    },
+    "required": ["messages"],
 }
 STAFF_DIRECTORY: Schema = {
     "type": "object",
@@ -179,6 +237,8 @@ def components() -> dict[str, Schema]:
         "NewExpert": schemas.EXPERT,
         "CaseConfig": schemas.CONFIG,
         "CaseOrganisationSettings": schemas.ORGANISATION_SETTINGS,
+        "NewCaseSession": schemas.SESSION,
+        "CaseSession": SESSION,
     }
 
 
@@ -327,15 +387,82 @@ def paths() -> dict[str, Any]:
                 content="application/zip",
             ),
         },
+        "/api/cases/{case_id}/sessions": {
+            "parameters": [case_id],
+            "post": _op(
+                "Schedule a session (the case's mediator, or the admin; the case in "
+                "mediation): the room, owned by the mediator, and invites for the case's "
+                "parties (with their sides) and the chosen experts, with their links",
+                201,
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                503,
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "session": {"$ref": "#/components/schemas/CaseSession"},
+                        "room": {"type": "object"},
+                        "invites": {"type": "array", "items": SESSION_INVITE},
+                    },
+                    "required": ["session", "room", "invites"],
+                },
+                body={"$ref": "#/components/schemas/NewCaseSession"},
+            ),
+            "get": _op(
+                "The case's sessions (their links to the case's mediator, coordinators and "
+                "the admin)",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "sessions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/CaseSession"},
+                        }
+                    },
+                },
+            ),
+        },
+        "/api/cases/{case_id}/outbox": {
+            "parameters": [case_id],
+            "get": _op(
+                "What should be sent to whom: each person's session link (and a party's own "
+                "progress link); the case's mediator, coordinators and the admin",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema=OUTBOX,
+            ),
+        },
         "/api/progress/{code}": {
             "parameters": [code],
             "get": _op(
-                "一案一码: the public progress of a case (no personal data); ?lang=en",
+                "一案一码: the public progress of a case (no personal data); ?lang=en; with "
+                "a party's own ?key= also `party`: their sessions' links and signed agreements",
                 200,
                 404,
                 503,
                 schema={"$ref": "#/components/schemas/CaseProgress"},
                 public=True,
+                parameters=[
+                    _query("lang", {"type": "string", "enum": ["zh-CN", "en"]}, "language"),
+                    _query(
+                        "key",
+                        {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                        "a party's own key (from their progress link)",
+                    ),
+                ],
             ),
         },
         "/api/progress/{code}/qr.svg": {

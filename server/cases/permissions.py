@@ -124,6 +124,20 @@ def check_action(
     return params
 
 
+def check_schedule(actor: CaseActor, case: CaseState) -> None:
+    """Sessions: the case's own mediator, or the admin (403 for others who read it)."""
+    if actor.has(Role.ADMIN):
+        return
+    if not (actor.has(Role.MEDIATOR) and case.mediator_id == actor.id):
+        raise forbidden("Only the case's mediator (or the admin) schedules its sessions.")
+
+
+def may_see_links(actor: CaseActor, case: CaseState) -> bool:
+    """The sessions' links and the outbox (they hold the parties' invite links): the
+    admin, the case's mediator, a coordinator of the case; not an archivist."""
+    return actor.has(Role.ADMIN) or _coordinates(actor, case) or _mediates(actor, case)
+
+
 def check_experts_read(actor: CaseActor) -> None:
     if not actor.is_staff:
         raise forbidden("Only staff may see the expert pool.")

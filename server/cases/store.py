@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -329,6 +329,33 @@ class CaseStore:
                     detail = {"attachments": [a.sha256 for a in attachments]}
                     await audit.record(conn, Audit.CASE_ATTACHMENT_ADDED, case.id, detail)
                 return case
+
+    async def change(
+        self,
+        case_id: str,
+        check: Callable[[Case], None],
+        write: Callable[[AsyncConnection, Case], Awaitable[list[dict[str, Any]]]],
+        now: float,
+        conn: AsyncConnection | None = None,
+    ) -> Case:
+        """A change of a case made elsewhere (sessions, what happens in their rooms):
+        the case held, `check` (raises to refuse), `write` (its rows; returns the log's
+        events), the version raised and the events appended, in one transaction: `conn`'s
+        (a room's, server/cases/projection.py) or one of its own."""
+        if conn is None:
+            with guarded():
+                async with self.database.write() as own:
+                    return await self.change(case_id, check, write, now, own)
+        case = await self._load(conn, case_id, lock=True)
+        if case is None:
+            raise case_not_found()
+        check(case)
+        events = await write(conn, case)
+        await self._update(conn, case, {"updated_at": int(now)})
+        case.updated_at = int(now)
+        if events:
+            await self._append(conn, case, events, now)
+        return case
 
     async def _insert_attachments(
         self, conn: AsyncConnection, case_id: str, attachments: list[Attachment]

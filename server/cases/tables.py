@@ -12,6 +12,11 @@ which imports this module; migration v0004_cases makes them).
 - `case_settings`, `case_config`: an organisation's numbering, deadline and contact; the
   taxonomy, the regions and where public reports go.
 - `experts`, `expert_specialties`: the expert pool (a row per specialty tag, for search).
+- `case_sessions` (migration v0005_cases2): a Session, a room scheduled for a case: its
+  room, time, the invites made for the case's parties and experts, when it was held and
+  ended. Its room's recordings and agreements belong to the case.
+- `case_outbox`: what should be sent to whom (a party's or an expert's session link);
+  the rows hold no link or token: those are made again when the outbox is read.
 """
 
 from __future__ import annotations
@@ -155,4 +160,37 @@ expert_specialties = Table(
     Column("expert_id", ID, ForeignKey("experts.id", ondelete="CASCADE"), nullable=False),
     Column("specialty", String(64), nullable=False, index=True),
     PrimaryKeyConstraint("expert_id", "specialty", name="pk_expert_specialties"),
+)
+
+case_sessions = Table(
+    "case_sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("room_id", ID, nullable=False),
+    Column("scheduled_at", BigInteger, nullable=False),
+    Column("mediator_id", ID, nullable=True),
+    Column("organisation_id", ID, nullable=False),
+    Column("invites", JSON, nullable=False),
+    Column("created_by", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("held_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint("room_id", name="uq_case_sessions_room_id"),
+)
+
+case_outbox = Table(
+    "case_outbox",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("session_id", ID, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("recipient", JSON, nullable=False),
+    Column("invite_id", ID, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
 )

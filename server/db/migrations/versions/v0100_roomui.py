@@ -2,7 +2,7 @@
 the participants who came in by them.
 
 Revision ID: 0100
-Revises: v0004
+Revises: v0005
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0100"
-down_revision = "v0004"
+down_revision = "v0005"
 branch_labels = None
 depends_on = None
 
