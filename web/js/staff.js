@@ -1,6 +1,8 @@
 /**
  * The staff home page (`/staff`), after login: what each role does, on a phone too.
  *
+ * - cases (js/staff-cases.js): the coordinator's queue, the mediator's inbox, sessions
+ *   from a case, staff intake;
  * - mediator: their rooms (`GET /api/rooms`), a new room, invite links for parties and
  *   experts (copy and send), and entering their own room as its mediator
  *   (`POST /api/rooms/{id}/enter`, then the join page) — js/staff-rooms.js;
@@ -24,6 +26,7 @@
 import { ApiError, callJson, currentSession, sessionCredential } from "./api.js";
 import { errorText, initI18n, onLangChange, t } from "./i18n.js";
 import { AdminPanel } from "./staff-admin.js";
+import { CasesPanel } from "./staff-cases.js";
 import { RoomsPanel } from "./staff-rooms.js";
 import { confirmAction, h, toast } from "./ui.js";
 
@@ -127,6 +130,10 @@ async function main() {
   $("logout-all-button").addEventListener("click", () => logout(true));
 
   const tasks = [];
+  if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
+    const cases = new CasesPanel({ account: session.account, call: staffCall, errorText: staffError });
+    tasks.push(cases.start());
+  }
   if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
     const rooms = new RoomsPanel({ account: session.account, call: staffCall, errorText: staffError });
     tasks.push(rooms.start());
