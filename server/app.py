@@ -2,7 +2,7 @@
 
 `create_app` builds the parts in dependency order, each given what it needs: the store
 and token signer, signalling (the gateway), the media plane, recordings, then the
-features that install themselves on signalling (media, recordings, moderation,
+features that install themselves on signalling (media, recordings, moderation, chat,
 agreements), cases, and the routes. The archive index (server/archive_index/) and the
 audit log are projections of the store: their rows are written with each room change. On
 start the store is opened (the SQL store migrates its schema; DatabaseError if it
@@ -18,7 +18,7 @@ import logging
 from aiohttp import web
 
 from tiaojie.archive.keys import keys_dir, load_or_create
-from tiaojie.server import __version__, api, openapi
+from tiaojie.server import __version__, api, openapi, separation
 from tiaojie.server import web as web_client
 from tiaojie.server.accounts.audit import AuditProjection
 from tiaojie.server.accounts.http import AccountRoutes
@@ -34,6 +34,9 @@ from tiaojie.server.cases.projection import CaseProjection
 from tiaojie.server.cases.service import CASES, Cases
 from tiaojie.server.cases.staff import AccountActors
 from tiaojie.server.cases.store import CaseStore
+from tiaojie.server.caucus import Caucuses
+from tiaojie.server.chat.log import ChatLog
+from tiaojie.server.chat.service import Chat
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -137,6 +140,9 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
+    Caucuses(signalling, media, recordings).install()
+    # chat in the shared database; a caucus's chat goes to its members (server/chat/routing.py)
+    Chat(signalling, ChatLog(shared), recordings, caucus_of=separation.place_of).install()
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,

@@ -45,6 +45,7 @@ class Invite:
     #: The staff account this invite was minted for (a mediator entering their own room
     #: from the staff page, server/accounts/entry.py); None for links sent to people.
     account_id: str | None = None
+
     #: A party's side of the dispute ("applicant" 申请人 / "respondent" 被申请人), or None:
     #: given once, on the invite, and shown wherever the person is (lobby, tiles, the
     #: agreement's party lines).
@@ -118,6 +119,12 @@ class Room:
     #: admin named) and its organisation; None for rooms made with the admin token alone.
     owner_id: str | None = None
     organisation_id: str | None = None
+    #: Screening (特殊保护): [{participant_id, from, mode}], `participant_id` must not see
+    #: ("video") or neither see nor hear ("all") `from` (server/separation.py).
+    screens: list[dict[str, str]] = field(default_factory=list)
+    #: Open caucuses by id: {id, title, members, opened_at, opened_by, joined}
+    #: (server/separation.py); `joined` holds when each member last came in.
+    caucuses: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ended(self) -> bool:
@@ -170,6 +177,9 @@ class Room:
                 "status": RoomStatus(data["status"]),
                 "invites": invites,
                 "participants": participants,
+                # rooms stored before screening and caucuses existed
+                "screens": data.get("screens") or [],
+                "caucuses": data.get("caucuses") or {},
             }
         )
 

@@ -1,5 +1,6 @@
-"""The room's own events: the lobby (admit, admit_all, deny), moderation (mute, request_unmute,
-remove, lock, end_room), and what people do themselves (raise_hand, set_muted, leave).
+"""The room's own events: the lobby (admit, admit_all, deny, send_to_lobby), moderation
+(mute, request_unmute, remove, lock, end_room), and what people do themselves (raise_hand,
+set_muted, leave).
 
 Each handler applies a rule of server/rooms.py through signalling (which checks the
 sender first), then tells the room, stops or resumes forwarding the media of a muted
@@ -17,6 +18,9 @@ from tiaojie.server.model import Participant, ParticipantStatus, Room
 from tiaojie.server.recordings import Recordings, RoomEvent
 from tiaojie.server.signalling import CloseReason, Request, Signalling
 
+#: What a participant sent back to the lobby reads (the web client shows its own text).
+LOBBY_MESSAGE = "调解员请您在等候区稍候。The mediator asked you to wait in the lobby."
+
 
 class Moderation:
     """Installs the room's lobby, moderation and self-service events on signalling."""
@@ -31,6 +35,7 @@ class Moderation:
             "admit": self._admit,
             "admit_all": self._admit_all,
             "deny": self._deny,
+            "send_to_lobby": self._send_to_lobby,
             "mute": self._mute,
             "request_unmute": self._request_unmute,
             "remove": self._remove,
@@ -97,6 +102,19 @@ class Moderation:
         target = await self._on_target(request, rooms.deny)
         await self.signalling.close_participant(request.room_id, target, CloseReason.DENIED)
         return {}
+
+    async def _send_to_lobby(self, request: Request) -> dict[str, Any]:
+        """Step out without kicking: the participant waits in the lobby again, connected,
+        and `admit` brings the same participant back (consent kept on the recording)."""
+        target = await self._on_target(request, rooms.send_to_lobby, request.participant_id)
+        await self.recordings.note_about(
+            request.room_id, RoomEvent.SEND_TO_LOBBY, target, by=request.participant_id
+        )
+        await self.signalling.send(
+            target.sid, "sent_to_lobby", {"by": request.participant_id, "message": LOBBY_MESSAGE}
+        )
+        await self.signalling.step_out(request.room_id, target)
+        return {"participant": target.public()}
 
     # -- moderation ----------------------------------------------------------------------
     async def _mute(self, request: Request) -> dict[str, Any]:

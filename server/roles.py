@@ -26,10 +26,17 @@ MODERATION_EVENTS = frozenset(
         "mute",
         "request_unmute",
         "remove",
+        "send_to_lobby",
         "lock",
         "end_room",
         "start_recording",
         "stop_recording",
+        "screen",
+        "caucus_open",
+        "caucus_move",
+        "caucus_close",
+        "caucus_close_all",
+        "caucus_decline",
     }
 )
 #: People (every role but the recorder).
@@ -44,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "recording_consent": PEOPLE,
     "subscriber_answer": frozenset(Role),
+    # chat (server/chat.py): every person admitted; whom `to` may name is chat.PRIVATE_TO
+    "chat_send": PEOPLE,
     # the agreement (server/agreements/): the mediator drafts; parties, then a mediator, sign
     "agreement_draft": frozenset({Role.MEDIATOR}),
     "agreement_request_signatures": frozenset({Role.MEDIATOR}),
@@ -51,6 +60,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "agreement_finalize": frozenset({Role.MEDIATOR}),
     # what the editor proposes before anything is typed: the invites' parties, who came
     "agreement_prefill": frozenset({Role.MEDIATOR}),
+    # a party asks the mediator for a private talk (with the mediator or an expert)
+    "caucus_request": frozenset({Role.PARTY}),
 }
 LOBBY_EVENTS = frozenset({"leave"})
 

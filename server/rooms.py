@@ -211,6 +211,25 @@ def remove(room: Room, participant_id: str, by: str) -> Participant:
     return room.participants.pop(participant_id)
 
 
+def send_to_lobby(room: Room, participant_id: str, by: str) -> Participant:
+    """`by` (a mediator) sends a party or expert back to the lobby without removing them:
+    the same participant (id, name, role, side) waits again until admitted, and their
+    answer to the recording stays on the recording. A raised hand is lowered."""
+    if participant_id == by:
+        raise TiaojieError("cannot_send_self", "You cannot send yourself to the lobby.", 409)
+    participant = _participant(room, participant_id)
+    if participant.status is not ParticipantStatus.JOINED:
+        raise TiaojieError("not_in_room", "That participant is not in the room.", 409)
+    if participant.role not in LOBBY_ROLES:
+        raise TiaojieError(
+            "cannot_send_to_lobby", "Only parties and experts can wait in the lobby.", 409
+        )
+    participant.status = ParticipantStatus.LOBBY
+    participant.hand_raised = False
+    room.invites[participant_id].admitted = False
+    return participant
+
+
 def set_locked(room: Room, locked: bool) -> None:
     room.locked = locked
 

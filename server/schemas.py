@@ -19,6 +19,8 @@ NAME: Schema = {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 6
 PARTICIPANT_ID: Schema = {"type": "string", "pattern": ID_PATTERN}
 SDP: Schema = {"type": "string", "format": SDP_FORMAT, "minLength": 10, "maxLength": 60000}
 RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
+#: A chat message's length limit, in characters of its normal form (server/chat.py).
+MAX_CHAT_CHARS = 1000
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
 
@@ -79,6 +81,7 @@ EVENTS: dict[str, Schema] = {
     "mute": _TARGET_TRACK,
     "request_unmute": _TARGET_TRACK,
     "remove": _TARGET,
+    "send_to_lobby": _TARGET,
     "lock": _object({"locked": {"type": "boolean"}}, ["locked"]),
     "end_room": _EMPTY,
     "raise_hand": _object({"raised": {"type": "boolean"}}, ["raised"]),
@@ -108,12 +111,58 @@ EVENTS: dict[str, Schema] = {
     "subscriber_answer": _object(
         {"sdp": SDP, "type": {"type": "string", "enum": ["answer"]}}, ["sdp", "type"]
     ),
+    "chat_send": _object(
+        {
+            "text": {
+                "type": "string",
+                "format": MULTILINE,
+                "minLength": 1,
+                "maxLength": MAX_CHAT_CHARS,
+            },
+            "to": PARTICIPANT_ID,
+        },
+        ["text"],
+    ),
     "start_recording": _EMPTY,
     "stop_recording": _EMPTY,
     "recording_consent": _object(
         {"recording_id": RECORDING_ID, "accepted": {"type": "boolean"}},
         ["recording_id", "accepted"],
     ),
+    # screening and caucuses (server/separation.py, server/caucus.py)
+    "screen": _object(
+        {
+            "participant_id": PARTICIPANT_ID,
+            "from": PARTICIPANT_ID,
+            "mode": {"type": "string", "enum": ["none", "video", "all"]},
+        },
+        ["participant_id", "from", "mode"],
+    ),
+    "caucus_open": _object(
+        {
+            "members": {"type": "array", "maxItems": 20, "items": PARTICIPANT_ID},
+            "title": {"type": "string", "format": TEXT, "maxLength": 100},
+        },
+        ["members"],
+    ),
+    "caucus_move": _object(
+        {
+            "participant_id": PARTICIPANT_ID,
+            # a caucus id; absent for the main room (the validator has no null type)
+            "caucus_id": {"type": "string", "pattern": ID_PATTERN},
+        },
+        ["participant_id"],
+    ),
+    "caucus_close": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}}, ["caucus_id"]
+    ),
+    "caucus_close_all": _EMPTY,
+    "caucus_request": _object(
+        # "mediator", or the participant id of an expert
+        {"with": {"type": "string", "pattern": ID_PATTERN}},
+        ["with"],
+    ),
+    "caucus_decline": _TARGET,
 }
 
 #: Events whose payload may exceed the default 16 KiB (SDP with all candidates).

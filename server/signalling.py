@@ -73,6 +73,9 @@ class CloseReason(StrEnum):
     ROOM_ENDED = "room_ended"
     REPLACED = "replaced"
     LEFT = "left"
+    #: The mediator sent them back to the lobby (server/moderation.py): only in
+    #: `participant_left`; their connection stays open.
+    SENT_TO_LOBBY = "sent_to_lobby"
     #: The connection dropped: only in `participant_left` (there is nobody to tell).
     DISCONNECTED = "disconnected"
 
@@ -382,6 +385,18 @@ class Signalling:
             )
         else:
             await self.lobby_changed(room_id)
+
+    async def step_out(self, room_id: str, participant: Participant) -> None:
+        """Take someone the room state already put back in the lobby out of the room's
+        channels (their connection stays open): the leave hooks run (their media goes)
+        and the room hears `participant_left` with reason `sent_to_lobby`."""
+        await self.sio.leave_room(participant.sid, _room_channel(room_id))
+        reason = CloseReason.SENT_TO_LOBBY
+        for hook in self._leave_hooks:
+            await hook(room_id, participant, reason)
+        left = {"participant_id": participant.id, "reason": str(reason)}
+        await self.broadcast(room_id, "participant_left", left)
+        await self.lobby_changed(room_id)
 
     async def lobby_changed(self, room_id: str) -> None:
         """Send the room's mediators who is waiting in the lobby now."""

@@ -326,11 +326,11 @@ async def test_console_tabs_admit_all_sides_and_the_invite_link_in_view(
     await expect(m.locator("#lobby-alert-admit-all")).to_be_visible()
     await expect(m.locator("#tab-lobby-count")).to_have_text("3")
     await m.click("#lobby-admit-all")
+    await expect(m.locator("#toast")).to_have_text("已准许 3 人进入调解室。")  # shown for 5 s
     for page in (a, e):
         await expect(page.locator("body")).to_have_attribute("data-screen", "room")
     await expect(lobby.locator("li.empty")).to_be_visible()
     await expect(m.locator("#lobby-alert")).to_be_hidden()
-    await expect(m.locator("#toast")).to_have_text("已准许 3 人进入调解室。")
 
     # -- 申请人 / 被申请人 on tiles and in the list, for everyone -----------------------------
     for page in (m, e):
@@ -364,6 +364,11 @@ async def test_console_tabs_admit_all_sides_and_the_invite_link_in_view(
     await usable(m, "#room-view-title")
     await usable(m, "#end-button")
 
+    # an ID number typed before another party is invited stays on its line
+    lines = m.locator("#agreement-parties li.agreement-party")
+    await expect(lines).to_have_count(2)
+    await lines.nth(0).locator('[data-field="id_number"]').fill(ID_NUMBER)
+
     # -- a new invite: the link and its copy button are clear of the control bar ---------
     await m.click("#tab-invite")
     await m.select_option("#invite-role", "applicant")
@@ -379,6 +384,16 @@ async def test_console_tabs_admit_all_sides_and_the_invite_link_in_view(
     token = (await m.locator("#invite-url").input_value()).split("#token=")[1]
     status, me = await srv.request("GET", "/api/me", token)
     assert status == 200 and (me["invite"]["role"], me["invite"]["side"]) == ("party", "applicant")
+    # the editor proposes the new party at once, an applicant, before they come
+    await m.click("#tab-agreement")
+    await expect(lines).to_have_count(3)
+    names = [await lines.nth(i).locator('[data-field="name"]').input_value() for i in range(3)]
+    assert names == ["王五", "王五之子", "李四"]
+    await expect(lines.nth(1).locator('[data-field="role"]')).to_have_value("applicant")
+    await expect(lines.nth(1).locator('[data-field="participant_id"]')).to_have_value(
+        me["invite"]["invite_id"]
+    )
+    await expect(lines.nth(0).locator('[data-field="id_number"]')).to_have_value(ID_NUMBER)
     await pages.check()
 
 

@@ -183,7 +183,8 @@ def test_what_is_not_a_dossier_cannot_be_verified(tmp_path):
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("hello.txt", "hi")
     done = verify(empty)
-    assert done.returncode == 2 and "not a case dossier" in done.stderr
+    # neither a dossier (no case.json) nor a recording bundle: the bundle reader says so
+    assert done.returncode == 2 and "not part of a recording bundle" in done.stderr
 
 
 def _key(exported):

@@ -28,6 +28,7 @@ NOT_KEYS = {
     "login.error",  # the login page's: login.error.<code>
     "staff.error",  # the staff page's: staff.error.<code>
     "report.error",  # a key prefix: report.error.<code>
+    "chat.error",  # the chat panel's: chat.error.<code>
 }
 
 KEY = r"[A-Za-z0-9_.-]+"

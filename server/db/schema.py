@@ -66,6 +66,9 @@ rooms = Table(
     Column("created_ns", BigInteger, nullable=False),
     Column("owner_id", ID, nullable=True, index=True),
     Column("organisation_id", ID, nullable=True, index=True),
+    # screening and caucuses (server/separation.py); NULL in rows from before v0011
+    Column("screens", JSON(none_as_null=True), nullable=True),
+    Column("caucuses", JSON(none_as_null=True), nullable=True),
 )
 
 invites = Table(
@@ -81,7 +84,7 @@ invites = Table(
     Column("admitted", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("account_id", ID, nullable=True),
-    # a party's side, applicant / respondent (migration v0100_roomui)
+    # a party's side, applicant / respondent (migration v0005_room_sides)
     Column("side", String(16), nullable=True),
 )
 
@@ -209,3 +212,6 @@ from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402,
 
 # The cases' tables (server/cases/tables.py) join `metadata` here.
 from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401
+
+# The chat's table (server/chat/tables.py) joins `metadata` here.
+from tiaojie.server.chat import tables as _chat_tables  # noqa: E402, F401

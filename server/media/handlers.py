@@ -8,6 +8,7 @@ from typing import Any
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.model import Participant, Room
 from tiaojie.server.ratelimit import RateLimit
+from tiaojie.server.separation import forwarding_rules
 from tiaojie.server.signalling import CloseReason, Request, Signalling
 
 #: Offers one participant may publish: a burst (camera, microphone, screen, retries),
@@ -38,7 +39,10 @@ class MediaHandlers:
 
     async def _entered(self, room_id: str, participant: Participant) -> None:
         muted = {"audio": participant.muted_audio, "video": participant.muted_video}
-        await self.media.add_peer(room_id, participant.id, participant.sid, muted)
+        # the room's caucuses and screening apply before anything is forwarded
+        room = await self.signalling.store.require(room_id)
+        rules = forwarding_rules(room)
+        await self.media.add_peer(room_id, participant.id, participant.sid, muted, rules)
 
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
         await self.media.remove_peer(room_id, participant.id)

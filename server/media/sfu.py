@@ -41,6 +41,7 @@ from tiaojie.server.media.ice import (
     rewrite_candidates,
     screen_candidates,
 )
+from tiaojie.server.media.rules import OPEN, ForwardingRules
 from tiaojie.server.model import new_id
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ class Publication:
             if self.muted:
                 continue
             for slot in self.slots:
-                slot.track.push(packet)
+                if not slot.withheld:
+                    slot.track.push(packet)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe (rate-limited; video only)."""
@@ -134,6 +136,18 @@ class Slot:
     kind: str
     codec: str
     publication: Publication | None = None
+    #: The room's ForwardingRules do not let its subscriber receive the publication now
+    #: (a caucus, screening): nothing is pushed, nothing is renegotiated.
+    withheld: bool = False
+
+    def withhold(self, withheld: bool) -> None:
+        """Stop or resume feeding this slot; resuming waits for a fresh keyframe."""
+        if withheld == self.withheld:
+            return
+        self.withheld = withheld
+        self.track.switch_source()  # drops what is queued; video restarts at a keyframe
+        if not withheld and self.publication is not None:
+            self.publication.request_keyframe()
 
     def attach(self, publication: Publication, relay: MediaRelay | None = None) -> None:
         self.detach()
@@ -293,6 +307,9 @@ class Peer:
             if publication.id in current:
                 continue
             slot = self._free_slot(publication) or self._new_slot(publication)
+            slot.withheld = not self.room.rules.allows(
+                self.participant_id, publication.participant_id, publication.kind
+            )
             slot.attach(publication, self.room.plane.relay)
             new.append(slot)
         offer = await self.subscriber.createOffer()
@@ -401,6 +418,19 @@ class MediaRoom:
         self.plane = plane
         self.id = room_id
         self.peers: dict[str, Peer] = {}
+        self.rules: ForwardingRules = OPEN
+
+    def apply_rules(self, rules: ForwardingRules) -> None:
+        """Withhold or resume every subscription the rules now forbid or allow."""
+        self.rules = rules
+        for peer in self.peers.values():
+            for slot in peer.slots:
+                publication = slot.publication
+                if publication is not None:
+                    allowed = rules.allows(
+                        peer.participant_id, publication.participant_id, publication.kind
+                    )
+                    slot.withhold(not allowed)
 
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values()]
@@ -460,11 +490,19 @@ class MediaPlane:
         return peer
 
     async def add_peer(
-        self, room_id: str, participant_id: str, sid: str, muted: dict[str, bool]
+        self,
+        room_id: str,
+        participant_id: str,
+        sid: str,
+        muted: dict[str, bool],
+        rules: ForwardingRules | None = None,
     ) -> None:
-        """A participant entered the room (a reconnect replaces their earlier media)."""
+        """A participant entered the room (a reconnect replaces their earlier media);
+        `rules`, the room's ForwardingRules as stored, apply before anything is sent."""
         await self.remove_peer(room_id, participant_id)
         room = self._room(room_id)
+        if rules is not None:
+            room.apply_rules(rules)
         peer = room.peers[participant_id] = Peer(room, participant_id, sid)
         peer.muted.update(muted)
         if room.publications():
@@ -509,6 +547,12 @@ class MediaPlane:
                     room_id, "publication_updated", {"publication": publication.public()}
                 )
 
+    def set_rules(self, room_id: str, rules: ForwardingRules) -> None:
+        """The room's caucuses or screening changed: forward accordingly, from now on."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.apply_rules(rules)
+
     async def close(self) -> None:
         for room_id in list(self.rooms):
             await self.close_room(room_id)
@@ -519,6 +563,7 @@ class MediaPlane:
                 pid: {
                     "publications": {p.source: p.received for p in peer.publications.values()},
                     "slots": [(s.kind, s.track.forwarded, s.track.dropped) for s in peer.slots],
+                    "withheld": sum(s.withheld for s in peer.slots),
                 }
                 for pid, peer in room.peers.items()
             }

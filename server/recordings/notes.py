@@ -39,7 +39,18 @@ class RoomEvent(StrEnum):
     SELF_MUTE = "self_mute"
     SELF_UNMUTE = "self_unmute"
     REMOVE = "remove"
+    #: The mediator sent someone back to the lobby (`by`); a `left` (reason
+    #: `sent_to_lobby`) follows, and a `joined` when they are admitted again.
+    SEND_TO_LOBBY = "send_to_lobby"
+    #: A main-room chat message: its id, sender and the sha256 of its text (server/chat.py).
+    CHAT = "chat"
     ROOM_ENDED = "room_ended"
+    #: screening and caucuses (server/caucus.py): who and when, never what was said
+    SCREEN = "screen"
+    CAUCUS_OPENED = "caucus_opened"
+    CAUCUS_JOINED = "caucus_joined"
+    CAUCUS_LEFT = "caucus_left"
+    CAUCUS_CLOSED = "caucus_closed"
     AGREEMENT_SIGNATURES_INVALIDATED = "agreement_signatures_invalidated"
     AGREEMENT_SIGNATURES_REQUESTED = "agreement_signatures_requested"
     AGREEMENT_SIGNATURE = "agreement_signature"

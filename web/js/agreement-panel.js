@@ -290,9 +290,17 @@ export class AgreementPanel {
 
     const lines = this.partyLines();
     if (p.parties.length && follows("parties", JSON.stringify(lines), lines.every((x) => !x.name))) {
-      const proposed = JSON.stringify(p.parties.map((x) => ({ ...x })));
-      if (JSON.stringify(lines) !== proposed) {
-        el.parties.replaceChildren(...p.parties.map((x) => this.partyRow(x)));
+      if (JSON.stringify(lines) !== JSON.stringify(p.parties)) {
+        // an ID number typed on a line stays with that person's line
+        const numbers = new Map(
+          this.partyRows().map((row) => [
+            row.querySelector('[data-field="participant_id"]').value,
+            row.querySelector('[data-field="id_number"]').value,
+          ]),
+        );
+        el.parties.replaceChildren(
+          ...p.parties.map((x) => this.partyRow({ ...x, id_number: numbers.get(x.participant_id) || "" })),
+        );
         changed = true;
       }
       this.proposed.parties = JSON.stringify(this.partyLines());

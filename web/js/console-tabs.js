@@ -1,6 +1,7 @@
 /**
  * The mediator's console as tabs beside the videos: 参与人 (lobby, participants, the
- * recording's consents), 邀请 (invite links), 协议 (the agreement and its editor). One
+ * recording's consents), 邀请 (invite links), 协议 (the agreement and its editor), 聊天
+ * (the chat, with its unread count on the tab: chat-panel.js). One
  * tab shows at a time, so each has the column's whole height, and the agreement tab
  * widens the column on wide screens (`#room-layout[data-tab]`, css/app.css).
  *
@@ -16,7 +17,7 @@
 const $ = (id) => document.getElementById(id);
 
 /** Panels shown to people without the console (the others belong to mediators). */
-const EVERYONE = new Set(["panel-people", "panel-agreement"]);
+const EVERYONE = new Set(["panel-people", "panel-agreement", "panel-chat"]);
 
 export class ConsoleTabs extends EventTarget {
   /** @param {import("./room-state.js").RoomState} room */
@@ -42,7 +43,7 @@ export class ConsoleTabs extends EventTarget {
 
   /**
    * Show a tab (mediators; for the others every panel already shows).
-   * @param {string} name "people", "invite" or "agreement"
+   * @param {string} name "people", "invite", "agreement" or "chat"
    * @param {{focus?: boolean}} [opts] move keyboard focus to the tab
    */
   show(name, { focus = false } = {}) {

@@ -187,7 +187,15 @@ function join() {
     // "joined": room_state follows at once
   });
   sig.on("room_state", () => {
+    $("lobby-sent-back").hidden = true;
     if (!state.finished) showScreen("room");
+  });
+  // the mediator asked us to wait in the lobby (not removed): the same link, the same seat
+  sig.on("sent_to_lobby", () => {
+    if (state.finished) return;
+    state.view.media.stop();
+    $("lobby-sent-back").hidden = false;
+    showScreen("lobby");
   });
   sig.on("closed", onClosed);
   sig.on("refused", (code, message) => showRefusal(code, message));

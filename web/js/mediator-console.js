@@ -1,7 +1,8 @@
 /**
  * The mediator's console on the room page, in the tabs of {@link ConsoleTabs}: the lobby
  * (admit / deny one, or admit all at once: `admit_all`), per-participant mute /
- * ask-to-speak / remove; lock and end the room (in the room's header); and new invite
+ * ask-to-speak / to the lobby (send_to_lobby) / remove; lock and end the room (in the
+ * room's header); and new invite
  * links for 申请人, 被申请人, another party or an expert (`POST /api/rooms/{id}/invites`
  * with the mediator's own token; a party's side goes on the invite, so it is never
  * typed again). It hosts the agreement editor ({@link AgreementPanel}) and the
@@ -157,6 +158,7 @@ export class MediatorConsole {
             text: t("room.mute"),
             on: { click: () => this.mute(p) },
           }),
+      p.role === "party" || p.role === "expert" ? this._lobbyButton(p) : null,
       this._removeButton(p),
     );
   }
@@ -303,6 +305,22 @@ export class MediatorConsole {
     else delete err.dataset.i18n;
     err.textContent = key ? t(key) : text;
     this.el.inviteName.setAttribute("aria-invalid", String(!!key));
+  }
+
+  /** @param {import("./room-state.js").Participant} p */
+  async sendToLobby(p) {
+    if (await confirmAction(t("room.confirm.send_to_lobby", { name: p.name, role: personRole(p) }))) {
+      await this.requests.send(`lobby-${p.id}`, "send_to_lobby", { participant_id: p.id });
+    }
+  }
+
+  _lobbyButton(p) {
+    return h("button.btn.small", {
+      type: "button",
+      dataset: { action: "send-to-lobby" },
+      text: t("room.send_to_lobby"),
+      on: { click: () => this.sendToLobby(p) },
+    });
   }
 
   _removeButton(p) {

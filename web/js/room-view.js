@@ -3,7 +3,7 @@
  * list, the control bar (microphone, camera, screen share, raise hand, devices, leave:
  * each with its label, a muted microphone or a raised hand in a strong colour with its
  * state in words, no screen sharing where the device cannot share), banners; it sets up
- * the panels (agreement, recording consent, and for mediators the {@link MediatorConsole}
+ * the panels (agreement, recording consent, chat, and for mediators the {@link MediatorConsole}
  * in the {@link ConsoleTabs}), each of which renders itself.
  *
  * The header (title, 录制中, signing banner) and the fixed control bar publish their
@@ -17,6 +17,8 @@
  * @module room-view
  */
 import { AgreementView } from "./agreement-view.js";
+import { CaucusPanel } from "./caucus-panel.js";
+import { ChatPanel } from "./chat-panel.js";
 import { ConsoleTabs } from "./console-tabs.js";
 import { errorText, t, onLangChange } from "./i18n.js";
 import { ICONS } from "./icons.js";
@@ -78,7 +80,9 @@ export class RoomView {
     const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
     this.console = new MediatorConsole(panel);
+    this.caucus = new CaucusPanel({ signalling, room, requests: this.requests });
     this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
+    this.chat = new ChatPanel({ signalling, room, tabs: this.tabs });
     preview.attach(this.grid.selfVideo);
 
     this.media.addEventListener("tracks", () => this.render());

@@ -26,6 +26,16 @@ export const NOTIFICATIONS = [
   "recording_state",
   // the agreement (docs/PROTOCOL.md, "Agreement")
   "agreement_state",
+  // caucuses and screening (docs/PROTOCOL.md: caucus_*, screen)
+  "caucus_updated",
+  "caucus_requested",
+  "caucus_request_answered",
+  "caucus_request_declined",
+  "screening_updated",
+  // chat and stepping out (docs/PROTOCOL.md, "Chat")
+  "chat",
+  "chat_history",
+  "sent_to_lobby",
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;

@@ -1,8 +1,8 @@
 """Sessions from a case and the case's outbox (server/cases/tables.py: `case_sessions`,
 `case_outbox`).
 
-Revision ID: v0005
-Revises: v0004
+Revision ID: v0012
+Revises: v0011
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "v0005"
-down_revision = "v0004"
+revision = "v0012"
+down_revision = "v0011"
 branch_labels = None
 depends_on = None
 

@@ -1,8 +1,8 @@
 """A party's side of the dispute (applicant 申请人 / respondent 被申请人) on invites, and on
 the participants who came in by them.
 
-Revision ID: 0100
-Revises: v0005
+Revision ID: v0005
+Revises: v0004
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0100"
-down_revision = "v0005"
+revision = "v0005"
+down_revision = "v0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,212 @@
+"""Screening and caucuses in signalling: `screen`, `caucus_open`, `caucus_move`,
+`caucus_close`, `caucus_close_all`, `caucus_request`, `caucus_decline`.
+
+Each change is a rule of server/separation.py applied to the stored room (signalling
+checks the sender first); then the SFU gets the room's new ForwardingRules (no
+renegotiation), the room or its mediators hear the new state, and the recording's chain
+gets an event (who, when, never what was said: caucus media never reaches the recorder).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tiaojie.server import separation
+from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.model import Participant, Room, now
+from tiaojie.server.ratelimit import RateLimit
+from tiaojie.server.recordings import Recordings, RoomEvent
+from tiaojie.server.roles import Role
+from tiaojie.server.signalling import CloseReason, Request, Signalling
+
+#: Private-talk requests one party may send: a few, then one every 10 s.
+REQUEST_BURST = 3
+REQUEST_RATE = 0.1
+
+
+class Caucuses:
+    """Installs screening and caucus events, their room state and their presence hooks."""
+
+    def __init__(self, signalling: Signalling, media: MediaPlane, recordings: Recordings) -> None:
+        self.signalling = signalling
+        self.media = media
+        self.recordings = recordings
+        self._request_limit = RateLimit("caucus requests", REQUEST_RATE, REQUEST_BURST)
+
+    def install(self) -> None:
+        sig = self.signalling
+        handlers = {
+            "screen": self._screen,
+            "caucus_open": self._open,
+            "caucus_move": self._move,
+            "caucus_close": self._close,
+            "caucus_close_all": self._close_all,
+            "caucus_request": self._request,
+            "caucus_decline": self._decline,
+        }
+        for event, handler in handlers.items():
+            sig.add_handler(event, handler)
+        sig.add_room_state("caucuses", lambda room, _: separation.caucus_list(room))
+        sig.add_room_state("screens", _screens_for)
+        sig.on_leave(self._left)
+
+    # -- screening -------------------------------------------------------------------------
+    async def _screen(self, request: Request) -> dict[str, Any]:
+        p = request.payload
+
+        def change(room: Room, _: Participant) -> tuple[separation.ScreenChange, Room]:
+            return separation.screen(room, p["participant_id"], p["from"], p["mode"]), room
+
+        done, room = await self.signalling.apply(request, change)
+        self.media.set_rules(request.room_id, separation.forwarding_rules(room))
+        await self.signalling.broadcast_mediators(
+            request.room_id, "screening_updated", {"screens": room.screens}
+        )
+        if done.mode != done.before:
+            await self.recordings.note_about(
+                request.room_id,
+                RoomEvent.SCREEN,
+                done.participant,
+                source_id=done.source.id,
+                source_name=done.source.name,
+                mode=done.mode,
+                before=done.before,
+                by=request.participant_id,
+            )
+        return {"screens": room.screens}
+
+    # -- caucuses --------------------------------------------------------------------------
+    async def _changed(self, room: Room, moves: separation.Moves) -> None:
+        """After a caucus change: forward accordingly, tell the room, chain the moves."""
+        self.media.set_rules(room.id, separation.forwarding_rules(room))
+        await self.signalling.broadcast(
+            room.id, "caucus_updated", {"caucuses": separation.caucus_list(room)}
+        )
+        for caucus_id, pid, seconds in moves.left:
+            await self._note(room, RoomEvent.CAUCUS_LEFT, pid, caucus_id=caucus_id, seconds=seconds)
+        for caucus_id, pid in moves.joined:
+            await self._note(room, RoomEvent.CAUCUS_JOINED, pid, caucus_id=caucus_id)
+
+    async def _note(self, room: Room, kind: RoomEvent, pid: str, **fields: Any) -> None:
+        person = room.participants.get(pid)
+        name = person.name if person else (room.invites[pid].name if pid in room.invites else "")
+        await self.recordings.note(room.id, kind, participant_id=pid, name=name, **fields)
+
+    async def _open(self, request: Request) -> dict[str, Any]:
+        members, title = request.payload["members"], request.payload.get("title")
+
+        def change(room: Room, sender: Participant) -> tuple[dict[str, Any], Any, Room]:
+            caucus, moves = separation.open_caucus(room, members, title, sender.id)
+            return dict(caucus), moves, room
+
+        caucus, moves, room = await self.signalling.apply(request, change)
+        await self.recordings.note(
+            room.id,
+            RoomEvent.CAUCUS_OPENED,
+            caucus_id=caucus["id"],
+            title=caucus["title"],
+            members=list(members),
+            by=request.participant_id,
+        )
+        await self._changed(room, moves)
+        return {"caucus_id": caucus["id"], "caucus": separation.public(caucus)}
+
+    async def _move(self, request: Request) -> dict[str, Any]:
+        target, caucus_id = request.payload["participant_id"], request.payload.get("caucus_id")
+
+        def change(room: Room, _: Participant) -> tuple[separation.Moves, Room]:
+            return separation.move(room, target, caucus_id), room
+
+        moves, room = await self.signalling.apply(request, change)
+        await self._changed(room, moves)
+        return {"caucuses": separation.caucus_list(room)}
+
+    async def _closed(self, room: Room, closed: list[dict[str, Any]], by: str) -> None:
+        at = now()
+        for caucus in closed:
+            await self.recordings.note(
+                room.id,
+                RoomEvent.CAUCUS_CLOSED,
+                caucus_id=caucus["id"],
+                duration_s=at - caucus["opened_at"],
+                by=by,
+            )
+
+    async def _close(self, request: Request) -> dict[str, Any]:
+        caucus_id = request.payload["caucus_id"]
+
+        def change(room: Room, _: Participant) -> tuple[dict[str, Any], Any, Room]:
+            caucus, moves = separation.close(room, caucus_id)
+            return caucus, moves, room
+
+        caucus, moves, room = await self.signalling.apply(request, change)
+        await self._changed(room, moves)
+        await self._closed(room, [caucus], request.participant_id)
+        return {"caucuses": separation.caucus_list(room)}
+
+    async def _close_all(self, request: Request) -> dict[str, Any]:
+        def change(room: Room, _: Participant) -> tuple[list[dict[str, Any]], Any, Room]:
+            closed, moves = separation.close_all(room)
+            return closed, moves, room
+
+        closed, moves, room = await self.signalling.apply(request, change)
+        await self._changed(room, moves)
+        await self._closed(room, closed, request.participant_id)
+        return {"closed": [c["id"] for c in closed]}
+
+    # -- requests --------------------------------------------------------------------------
+    async def _request(self, request: Request) -> dict[str, Any]:
+        self._request_limit.take((request.room_id, request.participant_id))
+
+        def look(room: Room, sender: Participant) -> tuple[Participant, Participant | None]:
+            return sender, separation.request_target(room, sender, request.payload["with"])
+
+        sender, target = await self.signalling.dry_run(request, look)
+        await self.signalling.broadcast_mediators(
+            request.room_id,
+            "caucus_requested",
+            {
+                "participant_id": sender.id,
+                "name": sender.name,
+                "side": sender.side,
+                "with": target.id if target else "mediator",
+                "with_name": target.name if target else None,
+                "at": now(),
+            },
+        )
+        return {}
+
+    async def _decline(self, request: Request) -> dict[str, Any]:
+        target_id = request.payload["participant_id"]
+
+        def look(room: Room, _: Participant) -> Participant | None:
+            return room.participants.get(target_id)
+
+        target = await self.signalling.dry_run(request, look)
+        if target is not None:
+            await self.signalling.send(target.sid, "caucus_request_declined", {})
+        await self.signalling.broadcast_mediators(
+            request.room_id, "caucus_request_answered", {"participant_id": target_id}
+        )
+        return {}
+
+    # -- presence --------------------------------------------------------------------------
+    async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
+        """Someone who left for good (not a dropped connection) leaves their caucus."""
+        if reason in (CloseReason.DISCONNECTED, CloseReason.REPLACED):
+            return
+
+        def change(room: Room) -> tuple[separation.Moves, Room]:
+            moves = separation.Moves([], [])
+            if separation.place_of(room, participant.id) is not None:
+                moves = separation.remove_member(room, participant.id)
+            return moves, room
+
+        moves, room = await self.signalling.store.update(room_id, change)
+        if moves.left:
+            await self._changed(room, moves)
+
+
+def _screens_for(room: Room, participant: Participant) -> list[dict[str, str]]:
+    """Screening is shown to the mediator only."""
+    return room.screens if participant.role is Role.MEDIATOR else []

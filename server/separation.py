@@ -1,0 +1,207 @@
+"""Who is kept apart in a room: screening (特殊保护) and caucuses (背靠背调解), as rules on
+the stored Room, and the ForwardingRules the SFU enforces from them.
+
+A screen says one participant must not see ("video") or neither see nor hear ("all")
+another; the mediator is never screened. A caucus is a private sub-room: its members
+receive only each other, the main room does not receive them, and the recorder (always
+in the main room) never does. A participant is in at most one caucus; membership is
+kept by participant (invite) id, so a reconnect comes back to the same place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from tiaojie.server.errors import TiaojieError, bad_request, not_found
+from tiaojie.server.media.rules import ForwardingRules
+from tiaojie.server.model import Participant, ParticipantStatus, Room, new_id, now
+from tiaojie.server.roles import Role
+
+MAX_CAUCUSES = 10
+#: Roles that may be screened or put into a caucus (the recorder stays in the main room).
+SEPARABLE = frozenset({Role.PARTY, Role.EXPERT, Role.OBSERVER, Role.MEDIATOR})
+
+
+def forwarding_rules(room: Room) -> ForwardingRules:
+    """What the SFU may forward in `room` now."""
+    places = {pid: cid for cid, caucus in room.caucuses.items() for pid in caucus["members"]}
+    screens = {(s["participant_id"], s["from"]): s["mode"] for s in room.screens}
+    return ForwardingRules(MappingProxyType(places), MappingProxyType(screens))
+
+
+def place_of(room: Room, participant_id: str) -> str | None:
+    """The caucus `participant_id` is in, or None for the main room."""
+    for caucus_id, caucus in room.caucuses.items():
+        if participant_id in caucus["members"]:
+            return caucus_id
+    return None
+
+
+def _present(room: Room, participant_id: str) -> Participant:
+    participant = room.participants.get(participant_id)
+    if participant is None or participant.status is not ParticipantStatus.JOINED:
+        raise not_found("not_found", "No such participant in the room.")
+    return participant
+
+
+# -- screening -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScreenChange:
+    participant: Participant
+    source: Participant
+    mode: str  # "none" | "video" | "all"
+    before: str  # the mode it replaces
+
+
+def screen(room: Room, participant_id: str, source_id: str, mode: str) -> ScreenChange:
+    """Set what `participant_id` may receive of `source_id` ("none" lifts the screen)."""
+    if participant_id == source_id:
+        raise bad_request("A participant cannot be screened from themselves.")
+    participant, source = _present(room, participant_id), _present(room, source_id)
+    for person in (participant, source):
+        if person.role not in SEPARABLE - {Role.MEDIATOR}:
+            raise TiaojieError(
+                "cannot_screen", "The mediator and the recorder always see and hear everyone."
+            )
+    before = "none"
+    kept = []
+    for entry in room.screens:
+        if entry["participant_id"] == participant_id and entry["from"] == source_id:
+            before = entry["mode"]
+        else:
+            kept.append(entry)
+    if mode != "none":
+        kept.append({"participant_id": participant_id, "from": source_id, "mode": mode})
+    room.screens = kept
+    return ScreenChange(participant, source, mode, before)
+
+
+# -- caucuses --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Moves:
+    """Who came into and who left which caucus, by one change."""
+
+    joined: list[tuple[str, str]]  # (caucus_id, participant_id)
+    left: list[tuple[str, str, int]]  # (caucus_id, participant_id, seconds inside)
+
+
+def public(caucus: dict[str, Any]) -> dict[str, Any]:
+    """A caucus as everyone in the room sees it: who is in it, never what is said."""
+    return {k: caucus[k] for k in ("id", "title", "members", "opened_at")}
+
+
+def caucus_list(room: Room) -> list[dict[str, Any]]:
+    return [public(c) for c in room.caucuses.values()]
+
+
+def _leave(room: Room, participant_id: str, at: int, moves: Moves) -> None:
+    for caucus_id, caucus in room.caucuses.items():
+        if participant_id in caucus["members"]:
+            caucus["members"].remove(participant_id)
+            since = caucus["joined"].pop(participant_id, at)
+            moves.left.append((caucus_id, participant_id, at - since))
+
+
+def _join(room: Room, caucus_id: str, participant_id: str, at: int, moves: Moves) -> None:
+    _leave(room, participant_id, at, moves)
+    caucus = room.caucuses[caucus_id]
+    caucus["members"].append(participant_id)
+    caucus["joined"][participant_id] = at
+    moves.joined.append((caucus_id, participant_id))
+
+
+def _separable(room: Room, participant_id: str) -> Participant:
+    participant = _present(room, participant_id)
+    if participant.role not in SEPARABLE:
+        raise TiaojieError("cannot_move", "The recorder stays in the main room.")
+    return participant
+
+
+def remove_member(room: Room, participant_id: str) -> Moves:
+    """Take a participant who left the room for good out of their caucus."""
+    moves = Moves([], [])
+    _leave(room, participant_id, now(), moves)
+    return moves
+
+
+def open_caucus(
+    room: Room, members: list[str], title: str | None, by: str
+) -> tuple[dict[str, Any], Moves]:
+    """A new caucus with `members` (taken out of wherever they were)."""
+    if len(room.caucuses) >= MAX_CAUCUSES:
+        raise TiaojieError("too_many_caucuses", f"At most {MAX_CAUCUSES} caucuses at once.", 409)
+    if len(set(members)) != len(members):
+        raise bad_request("A member is named twice.")
+    for member in members:
+        _separable(room, member)
+    at = now()
+    caucus_id = new_id("c")
+    room.caucuses[caucus_id] = {
+        "id": caucus_id,
+        "title": title or "",
+        "members": [],
+        "opened_at": at,
+        "opened_by": by,
+        "joined": {},
+    }
+    moves = Moves([], [])
+    for member in members:
+        _join(room, caucus_id, member, at, moves)
+    return room.caucuses[caucus_id], moves
+
+
+def _caucus(room: Room, caucus_id: str) -> dict[str, Any]:
+    caucus = room.caucuses.get(caucus_id)
+    if caucus is None:
+        raise not_found("no_caucus", "No such caucus is open.")
+    return caucus
+
+
+def move(room: Room, participant_id: str, caucus_id: str | None) -> Moves:
+    """Into caucus `caucus_id`, or back to the main room (None)."""
+    _separable(room, participant_id)
+    if caucus_id is not None:
+        _caucus(room, caucus_id)
+    moves = Moves([], [])
+    if place_of(room, participant_id) == caucus_id:
+        return moves
+    if caucus_id is None:
+        _leave(room, participant_id, now(), moves)
+    else:
+        _join(room, caucus_id, participant_id, now(), moves)
+    return moves
+
+
+def close(room: Room, caucus_id: str) -> tuple[dict[str, Any], Moves]:
+    """Close a caucus: its members return to the main room."""
+    caucus = _caucus(room, caucus_id)
+    moves = Moves([], [])
+    at = now()
+    for member in list(caucus["members"]):
+        _leave(room, member, at, moves)
+    del room.caucuses[caucus_id]
+    return caucus, moves
+
+
+def close_all(room: Room) -> tuple[list[dict[str, Any]], Moves]:
+    """Return everyone to the main room: every caucus closes."""
+    closed, moves = [], Moves([], [])
+    for caucus_id in list(room.caucuses):
+        caucus, some = close(room, caucus_id)
+        closed.append(caucus)
+        moves.left.extend(some.left)
+    return closed, moves
+
+
+def request_target(room: Room, sender: Participant, with_: str) -> Participant | None:
+    """Whom a party asks to talk with privately: None for the mediator, else that person."""
+    if with_ == "mediator":
+        return None
+    if with_ == sender.id:
+        raise bad_request("Ask for a private talk with someone else.")
+    target = _present(room, with_)
+    if target.role not in (Role.EXPERT, Role.MEDIATOR):
+        raise bad_request("A private talk can be asked for with the mediator or an expert.")
+    return target
