@@ -107,6 +107,40 @@ def test_a_changed_attachment_is_named(exported, tmp_path):
     assert "dossier-file-altered" in done.stdout and "the log names" in done.stdout
 
 
+def test_the_report_in_chinese(exported, tmp_path):
+    """`--lang zh`: every line of the text report in Chinese, the file names and codes as
+    they are; the JSON is the same in every language."""
+    done = verify(exported["path"], "--trust", exported["key"], "--lang", "zh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("卷宗 ") and "案号" in lines[0]
+    assert lines[1] == f"  案件日志：8 条，链头 {json.loads(_manifest(exported))['log']['head']}"
+    assert "  真实完整：" in lines and "    case-log.jsonl (案件日志，8 条)" in lines
+    assert "    case.json (案件记录)" in lines
+    assert f"    attachments/{exported['photo']} (附件，image/jpeg，" in done.stdout
+    assert lines[-1] == "结论：真实完整"
+    assert "authentic" not in done.stdout and "Result" not in done.stdout
+    name = f"attachments/{exported['photo']}"
+
+    def change(members: dict[str, bytes]) -> None:
+        members[name] = members[name][:-10] + b"0123456789"
+
+    changed = rewrite(exported["path"], tmp_path / "x.zip", change)
+    done = verify(changed, "--trust", exported["key"], "--lang", "zh")
+    assert done.returncode == 1
+    assert f"  被改动：\n    {name} (附件，image/jpeg，" in done.stdout
+    assert f"  问题 [dossier-file-altered] 卷宗中的文件被改动（{name}：" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("结论：不真实或不完整（")
+    english = verify(changed, "--trust", exported["key"], "--lang", "en", "--json")
+    chinese = verify(changed, "--trust", exported["key"], "--lang", "zh", "--json")
+    assert json.loads(english.stdout) == json.loads(chinese.stdout)
+
+
+def _manifest(exported) -> bytes:
+    with zipfile.ZipFile(exported["path"]) as archive:
+        return archive.read("manifest.json")
+
+
 def test_a_removed_attachment_is_missing(exported, tmp_path):
     name = f"attachments/{exported['pdf']}"
     report = verify_dossier(
