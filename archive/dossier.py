@@ -8,6 +8,8 @@ Layout (FORMAT):
     manifest.sig         {"key_id", "signature"}: Ed25519 over `manifest_statement`
     case.json            {"case": the case as staff see it, "report": what was reported}
     case-log.jsonl       the CaseLog (tiaojie.archive.caselog), as the Chain's lines
+    summary.pdf          the printable summary (PDF/A, with the case QR code): a reading copy,
+                         checked against the manifest like any file
     attachments/<sha256> each attachment the log names
     keys/<key_id>.pem    the public keys that signed (checked against --trust when given)
 
@@ -49,6 +51,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CASE = "case.json"
 LOG = "case-log.jsonl"
+SUMMARY = "summary.pdf"
 ATTACHMENTS = "attachments/"
 KEYS = "keys/"
 #: A member bigger than this is not read (a ZIP bomb is not a dossier).
@@ -70,7 +73,16 @@ def key_name(public_key: Ed25519PublicKey) -> str:
 
 #: What a file of the dossier is, as the text report words it (`file.<kind>` in
 #: tiaojie.archive.report_words; the JSON `what` is the English wording).
-FILE_KINDS = ("log", "log_entries", "case", "attachment", "listed", "unexpected", "other")
+FILE_KINDS = (
+    "log",
+    "log_entries",
+    "case",
+    "attachment",
+    "summary",
+    "listed",
+    "unexpected",
+    "other",
+)
 
 
 @dataclass
@@ -343,7 +355,7 @@ def _verify(
                 found.problem(
                     Problem.DOSSIER_FILE_MISSING, "a file the manifest lists is missing", file=name
                 )
-                status(name, "missing", "listed")
+                status(name, "missing", "summary" if name == SUMMARY else "listed")
         elif hashlib.sha256(data).hexdigest() != sha256:
             if statuses.get(name, FileStatus(name, "authentic")).status == "authentic":
                 found.problem(
@@ -354,9 +366,9 @@ def _verify(
             if name in statuses:
                 status(name, "altered", statuses[name].kind, **statuses[name].facts)
             else:
-                status(name, "altered", "other")
+                status(name, "altered", "summary" if name == SUMMARY else "other")
         elif name not in statuses:
-            status(name, "authentic", "listed")
+            status(name, "authentic", "summary" if name == SUMMARY else "listed")
     for name in sorted(present - set(listed) - set(statuses)):
         if name.endswith("/"):
             continue

@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
         load_or_create(keys_dir(settings.data_dir)),
         settings.data_dir,
         settings.base_url,
+        settings.tz,
     )
 
     app = web.Application(

@@ -9,7 +9,6 @@ the dossier, the expert pool and the case configuration.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -23,7 +22,6 @@ from tiaojie.server import json_input
 from tiaojie.server.agreement_page import html_response
 from tiaojie.server.cases import permissions, progress, regions, schemas, taxonomy
 from tiaojie.server.cases.actor import Actor, resident
-from tiaojie.server.cases.dossier import dossier_zip
 from tiaojie.server.cases.intake import phone_key
 from tiaojie.server.cases.model import Party, PartyRole, Risk, Source
 from tiaojie.server.cases.numbering import check_format
@@ -270,9 +268,7 @@ class CaseRoutes:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, dossier_zip, case, entries, self.cases.files, self.cases.key, time.time()
-        )
+        data = await self.cases.dossier(case, entries)
         return web.Response(
             body=data,
             content_type="application/zip",
