@@ -85,6 +85,12 @@ PROBLEM_ZH: dict[Problem, str] = {
     Problem.RECORDING_ID_MISMATCH: "录像编号不符",
     Problem.AGREEMENT_EVENT_MISSING: "录像哈希链中没有指向此 PDF 的记录",
     Problem.AGREEMENT_EVENT_MISMATCH: "录像哈希链中的记录与此 PDF 的文本指纹不符",
+    Problem.DOSSIER_FILE_MISSING: "卷宗缺少文件",
+    Problem.DOSSIER_FILE_ALTERED: "卷宗中的文件被改动",
+    Problem.DOSSIER_FILE_EXTRA: "卷宗中多出日志和清单都未列出的文件",
+    Problem.DOSSIER_MANIFEST_SIGNATURE: "卷宗清单的签名无效或缺失",
+    Problem.DOSSIER_LOG_MISMATCH: "案件日志与已签名的卷宗清单不符",
+    Problem.CASE_RECORD_ALTERED: "案件记录被改动",
 }
 
 WORDS: dict[str, dict[str, str]] = {
@@ -168,6 +174,25 @@ WORDS: dict[str, dict[str, str]] = {
         "archive_no_ca": (
             "  the agreements in it were not checked: give the CA certificate with --ca"
         ),
+        # the dossier
+        "dossier": "Dossier {path}: case {number} ({case_id})",
+        "dossier_log": "  log: {entries} entries, head {head}",
+        "dossier_authentic": "  authentic:",
+        "dossier_missing": "  missing:",
+        "dossier_altered": "  altered:",
+        "dossier_unexpected": "  unexpected:",
+        "dossier_problem": "  PROBLEM [{code}] {text}",
+        "dossier_warning": "  warning [{code}] {text}",
+        "dossier_ok": "Result: AUTHENTIC",
+        "dossier_bad": "Result: NOT AUTHENTIC",
+        "file.log": "the case log",
+        "file.log_entries": "the case log, {entries} entries",
+        "file.case": "the case record",
+        "file.attachment": "attachment, {media_type}, {size} bytes",
+        "file.summary": "the printable summary (PDF)",
+        "file.listed": "listed in the manifest",
+        "file.unexpected": "not named by the log or the manifest",
+        "file.other": "a file",
     },
     "zh": {
         "recording": "录像",
@@ -242,6 +267,24 @@ WORDS: dict[str, dict[str, str]] = {
         "ltv.not validated": "未能验证",
         "archive": "录像压缩包 {path}：内含 {n} 份调解协议",
         "archive_no_ca": "  其中的调解协议未核验：请用 --ca 指定 CA 证书",
+        "dossier": "卷宗 {path}：案号 {number}（{case_id}）",
+        "dossier_log": "  案件日志：{entries} 条，链头 {head}",
+        "dossier_authentic": "  真实完整：",
+        "dossier_missing": "  缺失：",
+        "dossier_altered": "  被改动：",
+        "dossier_unexpected": "  多出的文件：",
+        "dossier_problem": "  问题 [{code}] {text}",
+        "dossier_warning": "  提示 [{code}] {text}",
+        "dossier_ok": "结论：真实完整",
+        "dossier_bad": "结论：不真实或不完整（{n} 个问题）",
+        "file.log": "案件日志",
+        "file.log_entries": "案件日志，{entries} 条",
+        "file.case": "案件记录",
+        "file.attachment": "附件，{media_type}，{size} 字节",
+        "file.summary": "可打印的案件摘要（PDF）",
+        "file.listed": "清单所列文件",
+        "file.unexpected": "日志和清单都未列出",
+        "file.other": "文件",
     },
 }
 

@@ -135,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
         rooms=store,
         signer=signer,
         secret=credentials.token_secret,
+        tz=settings.tz,
     )
     agreements = Agreements(settings, store, signalling, recordings, auth, index, cases)
     MediaHandlers(signalling, media).install()

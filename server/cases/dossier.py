@@ -1,7 +1,8 @@
 """Writing a case's dossier (卷宗) ZIP, in the layout of tiaojie.archive.dossier: the case
-record, its log, its attachments, the public key, and a manifest signed with the key
-that signs the log. (Agreements and recordings' manifests join it once sessions belong
-to cases.) Built in memory: a case holds at most 50 attachments of 5 MB.
+record, its log, the printable summary (server/cases/summary.py: PDF with the case QR
+code), its attachments, the public key, and a manifest signed with the key that signs
+the log. (Agreements and recordings' manifests join it once sessions belong to cases.)
+Built in memory: a case holds at most 50 attachments of 5 MB.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import io
 import json
 import zipfile
+from datetime import tzinfo
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,6 +25,7 @@ from tiaojie.archive.dossier import (
     LOG,
     MANIFEST,
     SIGNATURE,
+    SUMMARY,
     attachment_name,
     key_name,
     manifest_statement,
@@ -31,6 +34,7 @@ from tiaojie.archive.jsontext import utf8
 from tiaojie.archive.keys import public_pem
 from tiaojie.server.cases.attachments import AttachmentFiles
 from tiaojie.server.cases.model import Case
+from tiaojie.server.cases.summary import summary_pdf
 
 
 def _json(data: Any) -> bytes:
@@ -43,14 +47,19 @@ def dossier_zip(
     files: AttachmentFiles,
     key: Ed25519PrivateKey,
     now: float,
+    *,
+    progress_url: str,
+    organisation_name: str,
+    tz: tzinfo,
 ) -> bytes:
     record = {
-        "case": case.staff_view(int(now), [], ""),
+        "case": case.staff_view(int(now), [], progress_url),
         "report": case.report(),
     }
     members: dict[str, bytes] = {
         CASE: _json(record),
         LOG: log_bytes(entries),
+        SUMMARY: summary_pdf(case, entries, progress_url, organisation_name, now, tz),
         key_name(key.public_key()): public_pem(key.public_key()),
     }
     for item in case.attachments:

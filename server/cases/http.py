@@ -9,7 +9,6 @@ the dossier, the expert pool and the case configuration.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -24,7 +23,6 @@ from tiaojie.server.agreement_page import html_response
 from tiaojie.server.agreements.state import CODE_PATTERN as AGREEMENT_CODE
 from tiaojie.server.cases import outbox, permissions, progress, regions, schemas, taxonomy
 from tiaojie.server.cases.actor import CaseActor, resident
-from tiaojie.server.cases.dossier import dossier_zip
 from tiaojie.server.cases.intake import phone_key
 from tiaojie.server.cases.model import Case, Party, PartyRole, Risk, Source
 from tiaojie.server.cases.numbering import check_format
@@ -286,9 +284,7 @@ class CaseRoutes:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, dossier_zip, case, entries, self.cases.files, self.cases.key, time.time()
-        )
+        data = await self.cases.dossier(case, entries)
         return web.Response(
             body=data,
             content_type="application/zip",

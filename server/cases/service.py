@@ -3,27 +3,33 @@ who the callers are, the signing key of the log, the data directory).
 
 It turns validated requests into changes of the store (server/cases/store.py): a new case
 gets its id and code here and its files kept before the transaction that records them
-(removed again if it fails); the public progress and the dossier are assembled here.
+(removed again if it fails); the public progress and the dossier (with its printable
+summary, times in the installation's --timezone) are assembled here.
 With `--database memory:` cases are kept as long as the process, in the in-memory SQLite
 that accounts and the archive index use too.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import secrets
 import time
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tiaojie.archive.caselog import events
+from tiaojie.archive.localtime import zone
 from tiaojie.server.agreements.case import AgreementCase
 from tiaojie.server.agreements.storage import PDF_FILE
 from tiaojie.server.agreements.storage import folder as agreement_folder
 from tiaojie.server.cases import permissions, staff
 from tiaojie.server.cases.actor import CaseActor, CaseActors
 from tiaojie.server.cases.attachments import MAX_PER_CASE, AttachmentFiles, Upload
+from tiaojie.server.cases.dossier import dossier_zip
 from tiaojie.server.cases.experts import ExpertPool
 from tiaojie.server.cases.intake import Intake, IntakeLimits
 from tiaojie.server.cases.model import PARTY_LABELS, Case
@@ -58,10 +64,12 @@ class Cases:
         rooms: RoomStore,
         signer: TokenSigner,
         secret: bytes,
+        tz: tzinfo | None = None,
     ) -> None:
         self.store = store
         self.database = store.database
         self.key = store.key
+        self.tz = tz or zone()  # --timezone: the times people read (the dossier's summary)
         self.actors = actors
         self.base_url = base_url
         self.files = AttachmentFiles(data_dir)
@@ -157,6 +165,22 @@ class Cases:
         return case.staff_view(
             int(time.time()), self.actions_for(actor, case), self.progress_url(case.code)
         )
+
+    async def dossier(self, case: Case, entries: list[dict[str, Any]]) -> bytes:
+        """The case's dossier ZIP (server/cases/dossier.py), built off the event loop."""
+        holder = await self.store.organisation(case.holder_organisation_id)
+        build = functools.partial(
+            dossier_zip,
+            case,
+            entries,
+            self.files,
+            self.key,
+            time.time(),
+            progress_url=self.progress_url(case.code),
+            organisation_name=holder.name,
+            tz=self.tz,
+        )
+        return await asyncio.get_running_loop().run_in_executor(None, build)
 
     async def named(self, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Case views (summaries or staff views) with the names of their organisations

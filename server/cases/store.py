@@ -469,14 +469,19 @@ class CaseStore:
         self, scope: Scope, filters: Filters, now: int, limit: int, before: int | None
     ) -> tuple[list[Case], int | None]:
         """Cases the scope may see, newest first, `limit` of them after the cursor
-        `before` (a `created_ns`); the next cursor, or None at the end."""
-        query = select(cases).where(_visible(scope))
+        `before` (a `created_ns`); the next cursor, or None at the end.
+
+        Two steps: the page's ids from one of the queue's indexes, which hold every
+        column a filter names (tables.py), then those rows. Selecting whole rows at once
+        read every matching row before sorting: 30-100 ms for a filter matching a few
+        thousand of 100,000 cases (docs/PERFORMANCE.md, "Cases")."""
+        query = select(cases.c.id, cases.c.created_ns).where(_visible(scope))
         if filters.states:
             query = query.where(cases.c.state.in_([str(s) for s in filters.states]))
         if filters.dispute_type:
             query = query.where(cases.c.dispute_type == filters.dispute_type)
         if filters.region:
-            query = query.where(cases.c.region_code.startswith(filters.region, autoescape=True))
+            query = query.where(*_region(self.database.kind, filters.region))
         if filters.organisation_id:
             query = query.where(cases.c.holder_organisation_id == filters.organisation_id)
         if filters.mediator_id:
@@ -495,17 +500,35 @@ class CaseStore:
         query = query.order_by(cases.c.created_ns.desc()).limit(limit + 1)
         with guarded():
             async with self.database.read() as conn:
-                rows = (await conn.execute(query)).mappings().all()
-                found = [_case(row) for row in rows[:limit]]
-                by_id = {c.id: c for c in found}
-                if by_id:
-                    parties = select(case_parties).where(case_parties.c.case_id.in_(list(by_id)))
+                page = (await conn.execute(query)).all()
+                ids = [row.id for row in page[:limit]]
+                by_id: dict[str, Case] = {}
+                if ids:
+                    rows = await conn.execute(select(cases).where(cases.c.id.in_(ids)))
+                    by_id = {row["id"]: _case(row) for row in rows.mappings()}
+                    parties = select(case_parties).where(case_parties.c.case_id.in_(ids))
                     for party in (
                         await conn.execute(parties.order_by(case_parties.c.position))
                     ).mappings():
                         by_id[party["case_id"]].parties.append(_party(party))
-        cursor = int(rows[limit - 1]["created_ns"]) if len(rows) > limit else None
+        found = [by_id[i] for i in ids if i in by_id]
+        cursor = int(page[limit - 1].created_ns) if len(page) > limit else None
         return found, cursor
+
+
+def _region(kind: str, region: str) -> list[Any]:
+    """A region and everything under it: the codes that start with its code. The
+    prefix is also given as a range an index can seek (LIKE is case-insensitive in
+    SQLite, so no index serves it there; PostgreSQL's pattern operators compare
+    bytes whatever the collation, as ix_cases_queue_type's text_pattern_ops do).
+    Codes are letters and digits (regions.CODE_PATTERN), all below "~"."""
+    column = cases.c.region_code
+    terms = [column.startswith(region, autoescape=True)]
+    if kind == "postgresql":
+        terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]
+    else:
+        terms += [column >= region, column < region + "~"]
+    return terms
 
 
 def _visible(scope: Scope) -> Any:

@@ -3,7 +3,8 @@ which imports this module; migration v0004_cases makes them).
 
 - `cases`: one row per case: its number (organisation, year, sequence: unique together),
   its public `code`, state, type, region, who holds it, the dates, `version` (raised by
-  every change) and the head of its log (`log_seq`, `log_head`).
+  every change) and the head of its log (`log_seq`, `log_head`); indexed for the queue
+  (migration v0006_casebench, docs/PERFORMANCE.md "Cases").
 - `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
   never shown to the public) and the attachments' sha256, size and type (the bytes are
   files, DATA/cases/<case id>/attachments/<sha256>).
@@ -38,6 +39,15 @@ from sqlalchemy import (
 
 from tiaojie.server.db.schema import ID, metadata
 
+#: The columns after the leading ones of the queue's indexes (see `cases`).
+QUEUE_COLUMNS = (
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+    "mediator_id",
+    "created_ns",
+    "id",
+)
+
 cases = Table(
     "cases",
     metadata,
@@ -71,12 +81,30 @@ cases = Table(
     Column("created_ns", BigInteger, nullable=False),
     UniqueConstraint("organisation_id", "year", "seq", name="uq_cases_number"),
     UniqueConstraint("code", name="uq_cases_code"),
-    Index("ix_cases_state_deadline", "state", "deadline_at"),
-    Index("ix_cases_holder_state", "holder_organisation_id", "state"),
-    Index("ix_cases_mediator_id", "mediator_id"),
     Index("ix_cases_created_ns", "created_ns"),
-    Index("ix_cases_region_code", "region_code"),
-    Index("ix_cases_dispute_type", "dispute_type"),
+    # The queue (GET /api/cases) first finds the ids of a page from one of these alone
+    # (each holds every column a filter or scope names, then created_ns and id), then
+    # reads those rows: no row is read only to be filtered out or sorted away.
+    Index("ix_cases_queue_state", "state", "deadline_at", *QUEUE_COLUMNS),
+    Index(
+        "ix_cases_queue_type",
+        "dispute_type",
+        "region_code",
+        "state",
+        "deadline_at",
+        *QUEUE_COLUMNS,
+        # PostgreSQL: a region's prefix is a byte-wise range whatever the collation
+        postgresql_ops={"region_code": "text_pattern_ops"},
+    ),
+    Index(
+        "ix_cases_queue_mediator",
+        "mediator_id",
+        "state",
+        "holder_organisation_id",
+        "created_ns",
+        "id",
+    ),
+    Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
 )
 
 case_parties = Table(

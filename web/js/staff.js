@@ -9,7 +9,9 @@
  * - coordinator: the rooms of their organisation, read only (same list);
  * - archivist: the link to the recordings page, which works with this session;
  * - admin: accounts (create, roles, reset password, disable), organisations, the audit
- *   log — js/staff-admin.js.
+ *   log — js/staff-admin.js;
+ * - everyone: their own password and API keys (made, shown once, revoked) —
+ *   js/staff-self.js.
  *
  * Every call goes through js/api.js with the session's credential (the cookie, and the
  * CSRF token from `GET /api/session` on writes). No session: back to `/login`.
@@ -18,7 +20,8 @@
  * `document.body.dataset.roles` lists the account's roles (space separated). Stable
  * ids: `#staff-name`, `#staff-org`, `#staff-roles`, `#logout-button`,
  * `#logout-all-button`, the sections `#rooms-section`, `#archive-section` (with
- * `#archive-link`), `#accounts-section`, `#organisations-section`, `#audit-section`;
+ * `#archive-link`), `#accounts-section`, `#organisations-section`, `#audit-section`,
+ * `#self-section`;
  * the rest is in the modules.
  *
  * @module staff
@@ -28,6 +31,7 @@ import { errorText, initI18n, onLangChange, t } from "./i18n.js";
 import { AdminPanel } from "./staff-admin.js";
 import { CasesPanel } from "./staff-cases.js";
 import { RoomsPanel } from "./staff-rooms.js";
+import { SelfPanel } from "./staff-self.js";
 import { confirmAction, h, toast } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -145,6 +149,8 @@ async function main() {
     const admin = new AdminPanel({ account: session.account, call: staffCall, errorText: staffError });
     tasks.push(admin.start());
   }
+  const self = new SelfPanel({ account: session.account, call: staffCall, errorText: staffError });
+  tasks.push(self.start());
   await Promise.allSettled(tasks);
   document.body.dataset.state = "ready";
 }

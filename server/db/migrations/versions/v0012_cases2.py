@@ -2,7 +2,7 @@
 `case_outbox`).
 
 Revision ID: v0012
-Revises: v0011
+Revises: v0006
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "v0012"
-down_revision = "v0011"
+down_revision = "v0006"
 branch_labels = None
 depends_on = None
 
