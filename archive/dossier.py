@@ -11,6 +11,8 @@ Layout (FORMAT):
     summary.pdf          the printable summary (PDF/A, with the case QR code): a reading copy,
                          checked against the manifest like any file
     attachments/<sha256> each attachment the log names
+    agreements/<code>.pdf, recordings/<id>/chain.jsonl (+ recording.json, segments/...)
+                         the evidence of the case's sessions (tiaojie.archive.dossier_evidence)
     keys/<key_id>.pem    the public keys that signed (checked against --trust when given)
 
 What is checked: the log (links, hashes, checkpoint signatures, a signed last entry);
@@ -37,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tiaojie.archive.caselog import events, report_digest, verify_case_log
 from tiaojie.archive.chain import canonical, key_id, parse_entries
+from tiaojie.archive.dossier_evidence import check_evidence
 from tiaojie.archive.report import (
     CannotVerify,
     Findings,
@@ -79,6 +82,10 @@ FILE_KINDS = (
     "case",
     "attachment",
     "summary",
+    "agreement",
+    "recording_chain",
+    "recording_summary",
+    "segment",
     "listed",
     "unexpected",
     "other",
@@ -345,6 +352,12 @@ def _verify(
             status(name, "altered", "attachment", **facts)
         else:
             status(name, "authentic", "attachment", **facts)
+
+    # -- the evidence of the sessions: agreements' PDFs, recordings' Chains (by the log) ---
+    for item in check_evidence(lambda n: _read(archive, n), archive.namelist(), logged, keys):
+        if item.problem is not None:
+            found.problem(item.problem, item.reason, file=item.file)
+        status(item.file, item.status, item.kind, **item.facts)
 
     # -- every file against the manifest ----------------------------------------------------
     present = set(archive.namelist()) - {MANIFEST, SIGNATURE}

@@ -277,8 +277,8 @@ def test_what_is_not_a_dossier_cannot_be_verified(tmp_path):
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("hello.txt", "hi")
     done = verify(empty)
-    # neither a dossier (no case.json) nor a recording bundle: the bundle reader says so
-    assert done.returncode == 2 and "not part of a recording bundle" in done.stderr
+    # neither a dossier nor a recording bundle: the dossier verifier says so (is_bundle)
+    assert done.returncode == 2 and "not a case dossier" in done.stderr
 
 
 def _key(exported):

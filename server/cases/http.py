@@ -9,7 +9,9 @@ the dossier, the expert pool and the case configuration.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import tempfile
 import time
 from typing import Any
 from urllib.parse import quote
@@ -277,22 +279,34 @@ class CaseRoutes:
             },
         )
 
-    async def dossier(self, request: web.Request) -> web.Response:
+    async def dossier(self, request: web.Request) -> web.StreamResponse:
+        """The dossier ZIP (`?segments=true`: with the recordings' Segments), written to
+        a temporary file first (no half-written ZIP is ever sent), then streamed."""
         actor = self._staff(request)
+        segments = _flag(request, "segments") or False
         found = await self.cases.store.log_entries(request.match_info["case_id"])
         if found is None:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        data = await self.cases.dossier(case, entries)
-        return web.Response(
-            body=data,
-            content_type="application/zip",
-            headers={
-                **NO_STORE,
-                "Content-Disposition": f'attachment; filename="dossier-{case.id}.zip"',
-            },
-        )
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as out:
+            await self.cases.dossier(case, entries, out, segments)
+            size = out.tell()
+            out.seek(0)
+            response = web.StreamResponse(
+                headers={
+                    **NO_STORE,
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": f'attachment; filename="dossier-{case.id}.zip"',
+                }
+            )
+            response.content_length = size
+            await response.prepare(request)
+            while chunk := await loop.run_in_executor(None, out.read, 1 << 20):
+                await response.write(chunk)
+            await response.write_eof()
+        return response
 
     # -- sessions --------------------------------------------------------------------------
     async def schedule(self, request: web.Request) -> web.Response:

@@ -378,13 +378,19 @@ def paths() -> dict[str, Any]:
         "/api/cases/{case_id}/dossier": {
             "parameters": [case_id],
             "get": _op(
-                "The case's dossier (卷宗) as a ZIP; `tiaojie verify dossier.zip` checks it",
+                "The case's dossier (卷宗) as a ZIP, with its sessions' signed agreements and "
+                "recordings' manifests (?segments=true: and Segments); `tiaojie verify "
+                "dossier.zip` checks it",
                 200,
+                400,
                 401,
                 403,
                 404,
                 503,
                 content="application/zip",
+                parameters=[
+                    _query("segments", {"type": "string", "enum": ["true", "false"]}, "Segments")
+                ],
             ),
         },
         "/api/cases/{case_id}/sessions": {

@@ -12,12 +12,11 @@ that accounts and the archive index use too.
 from __future__ import annotations
 
 import asyncio
-import functools
 import secrets
 import time
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
@@ -30,6 +29,7 @@ from tiaojie.server.cases import permissions, staff
 from tiaojie.server.cases.actor import CaseActor, CaseActors
 from tiaojie.server.cases.attachments import MAX_PER_CASE, AttachmentFiles, Upload
 from tiaojie.server.cases.dossier import dossier_zip
+from tiaojie.server.cases.evidence import evidence_files
 from tiaojie.server.cases.experts import ExpertPool
 from tiaojie.server.cases.intake import Intake, IntakeLimits
 from tiaojie.server.cases.model import PARTY_LABELS, Case
@@ -166,21 +166,28 @@ class Cases:
             int(time.time()), self.actions_for(actor, case), self.progress_url(case.code)
         )
 
-    async def dossier(self, case: Case, entries: list[dict[str, Any]]) -> bytes:
-        """The case's dossier ZIP (server/cases/dossier.py), built off the event loop."""
+    async def dossier(
+        self, case: Case, entries: list[dict[str, Any]], out: BinaryIO, segments: bool = False
+    ) -> None:
+        """The case's dossier ZIP (server/cases/dossier.py) into `out`, built off the event
+        loop; with the recordings' Segments if `segments`."""
         holder = await self.store.organisation(case.holder_organisation_id)
-        build = functools.partial(
-            dossier_zip,
-            case,
-            entries,
-            self.files,
-            self.key,
-            time.time(),
-            progress_url=self.progress_url(case.code),
-            organisation_name=holder.name,
-            tz=self.tz,
-        )
-        return await asyncio.get_running_loop().run_in_executor(None, build)
+
+        def build() -> None:
+            dossier_zip(
+                case,
+                entries,
+                self.files,
+                self.key,
+                time.time(),
+                progress_url=self.progress_url(case.code),
+                organisation_name=holder.name,
+                tz=self.tz,
+                evidence=evidence_files(self.data_dir, entries, segments),
+                out=out,
+            )
+
+        await asyncio.get_running_loop().run_in_executor(None, build)
 
     async def named(self, views: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Case views (summaries or staff views) with the names of their organisations
