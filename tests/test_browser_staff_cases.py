@@ -174,6 +174,7 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     await expect(mine.locator(".case-state")).to_have_text("调解中")
     # Its sessions: one with the expert from the pool; the outbox to send.
     await mine.locator("details.case-sessions > summary").click()
+    await expect(mine.locator("details.case-sessions")).to_have_attribute("data-loaded", "true")
     schedule = mine.locator("form.case-schedule")
     await expect(schedule.locator('input[name="expert"]')).to_have_count(1)
     await schedule.locator('input[name="expert"]').check()

@@ -25,7 +25,7 @@
  * of `org:<id>` / `mediator:<id>`, `button[data-action="dispatch"]`),
  * `details.case-return` (`textarea[name="reason"]`, `button[data-action="return"]`),
  * `form.case-close` (`select[name="outcome"]`, `button[data-action="close"]`) and
- * `details.case-sessions` (`form.case-schedule` with `input[name="scheduled_at"]`,
+ * `details.case-sessions[data-loaded]` (`form.case-schedule` with `input[name="scheduled_at"]`,
  * `input[name="expert"]` checkboxes, `button[data-action="schedule"]`;
  * `li.case-session[data-session-id]` with `button[data-action="enter"]`;
  * `li.outbox-message[data-role][data-side]` with `input.invite-url` and
@@ -116,6 +116,8 @@ export class CasesPanel {
     this.sessions = new Map();
     /** cases whose sessions panel is open */
     this.open = new Set();
+    /** case id -> its schedule form, kept across renders (what was typed stays) */
+    this.forms = new Map();
   }
 
   async start() {
@@ -146,6 +148,7 @@ export class CasesPanel {
     onLangChange(() => {
       if (this.queue) this.fillFilters(true);
       this.fillIntake(true);
+      this.forms.clear(); // made again in the new language
       this.render();
     });
     await this.load();
@@ -380,9 +383,10 @@ export class CasesPanel {
 
   // -- sessions --------------------------------------------------------------------------
   sessionsPanel(c) {
+    const known = this.sessions.get(c.case_id);
     const details = h(
       "details.case-sessions",
-      { open: this.open.has(c.case_id) },
+      { open: this.open.has(c.case_id), dataset: { loaded: String(Boolean(known)) } },
       h("summary", { text: t("staff.case.sessions") }),
     );
     details.addEventListener("toggle", async () => {
@@ -396,7 +400,6 @@ export class CasesPanel {
         this.render();
       }
     });
-    const known = this.sessions.get(c.case_id);
     if (known) {
       if (known.sessions.length) {
         details.append(h("ul.case-session-list", {}, ...known.sessions.map((s) => this.sessionItem(s))));
@@ -409,7 +412,8 @@ export class CasesPanel {
         );
       }
     }
-    details.append(this.scheduleForm(c));
+    if (!this.forms.has(c.case_id)) this.forms.set(c.case_id, this.scheduleForm(c));
+    details.append(this.forms.get(c.case_id));
     return details;
   }
 
@@ -525,6 +529,7 @@ export class CasesPanel {
         toast(t("staff.case.schedule.done", { time: when(body.scheduled_at) }));
         this.open.add(c.case_id);
         this.sessions.delete(c.case_id);
+        this.forms.delete(c.case_id);
         await this.load();
       } catch (err) {
         error.textContent = this.errorText(err);
