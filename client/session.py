@@ -4,6 +4,13 @@ It speaks docs/PROTOCOL.md exactly as a browser does (socket.io + two
 RTCPeerConnections) and never decodes: received tracks are made pass-through, so what
 arrives are the encoded `av.Packet`s the publisher sent. The recorder, the load
 generator, `tiaojie bot` and many tests build on it.
+
+Reconnection (docs/PROTOCOL.md, "Reconnecting"): when the connection breaks (not when
+the server closes it with `closed`), the client connects again with the same link, with
+backoff, for up to `reconnect_for` seconds; the server kept its seat, so `room_state`
+follows, and the client makes new peer connections, publishes the same media again and
+receives the others again. `closed_reason` is set only when it gives up (`disconnected`)
+or is refused.
 """
 
 from __future__ import annotations
@@ -70,6 +77,13 @@ class Subscription:
     on_packet: list[Callable[[Subscription, av.Packet], None]] = field(default_factory=list)
 
 
+#: How long a client tries to get back after its connection broke: the server's default
+#: reconnect grace (server/signalling.py); the seat is gone after it anyway.
+RECONNECT_FOR_S = 30.0
+#: Waits between attempts: 0.5 s doubling to this.
+RECONNECT_DELAY_MAX_S = 3.0
+
+
 class RoomClient:
     def __init__(
         self,
@@ -78,6 +92,7 @@ class RoomClient:
         *,
         bandwidth_estimation: bool = True,
         direct_delivery: bool = False,
+        reconnect_for: float = RECONNECT_FOR_S,
     ) -> None:
         self.base_url, self._token = parse_link(link)
         self.name = name
@@ -86,6 +101,15 @@ class RoomClient:
         #: True: on_packet callbacks run as frames are assembled, not from a task per
         #: track (one event-loop hop less per frame; the recorder uses it).
         self.direct_delivery = direct_delivery
+        #: Seconds to keep reconnecting after the connection broke; 0: never.
+        self.reconnect_for = reconnect_for
+        #: Times the client came back after a broken connection.
+        self.reconnects = 0
+        #: What `publish` published, to publish again after a reconnect.
+        self._published: tuple[FileSource, MediaStreamTrack | None] | None = None
+        self._leaving = False
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._entered = asyncio.Event()
         self.sio = socketio.AsyncClient(reconnection=False)
         self.welcome: dict[str, Any] | None = None
         self.room_state: dict[str, Any] | None = None
@@ -98,6 +122,9 @@ class RoomClient:
         self._assemblers: dict[str, aiortc_internals.FrameAssembler] = {}
         #: Called with each new Subscription (before its first packet).
         self.on_subscription: list[Callable[[Subscription], None]] = []
+        #: Called when the connection broke (before reconnecting: every subscription is
+        #: over) and when the client is back in the room (True).
+        self.on_reconnect: list[Callable[[bool], None]] = []
         self.ice_servers: list[dict[str, Any]] = []
         self._in_room = asyncio.Event()
         self._closed = asyncio.Event()
@@ -112,11 +139,11 @@ class RoomClient:
         self.sio.on("disconnect", self._on_disconnect)
 
     # -- joining ---------------------------------------------------------------------------
-    async def join(self, wait: float = 15) -> dict[str, Any]:
-        """Connect; returns once in the room (after the lobby, if there is one)."""
+    async def _connect(self) -> None:
         auth: dict[str, Any] = {"token": self._token}
         if self.name:
             auth["name"] = self.name
+        self._refusal = None
         try:
             await self.sio.connect(
                 self.base_url, auth=auth, transports=["websocket"], wait_timeout=10
@@ -128,6 +155,10 @@ class RoomClient:
             raise JoinRefused(
                 data.get("error", "connect_failed"), data.get("message", "could not connect")
             ) from None
+
+    async def join(self, wait: float = 15) -> dict[str, Any]:
+        """Connect; returns once in the room (after the lobby, if there is one)."""
+        await self._connect()
         self._spawn(self._answer_offers())
         await asyncio.wait(
             [
@@ -151,6 +182,7 @@ class RoomClient:
         self.room_state = data
         self.ice_servers = data.get("ice_servers", [])
         self._in_room.set()
+        self._entered.set()
 
     async def _on_closed(self, data: dict[str, Any]) -> None:
         self.closed_reason = data.get("reason", "closed")
@@ -160,9 +192,69 @@ class RoomClient:
         self._refusal = data
 
     async def _on_disconnect(self, *args: Any) -> None:
+        broken = self.closed_reason is None and not self._leaving
+        if broken and self.reconnect_for > 0 and self._in_room.is_set():
+            if self._reconnecting is None or self._reconnecting.done():
+                self._reconnecting = asyncio.ensure_future(self._reconnect())
+            return
         if self.closed_reason is None:
             self.closed_reason = "disconnected"
         self._closed.set()
+
+    async def _reconnect(self) -> None:
+        """Back to our seat: connect again with the same link (with backoff), then new peer
+        connections: publish what we published, answer the server's subscriber offer."""
+        deadline = time.monotonic() + self.reconnect_for
+        await self._close_connections()
+        self._tell_reconnect(back=False)
+        delay = 0.5
+        while not self._leaving:
+            self._entered.clear()
+            try:
+                await self._connect()
+                await asyncio.wait_for(self._entered.wait(), 10)
+            except JoinRefused as refused:
+                if refused.code != "connect_failed":  # refused for good (revoked, ended)
+                    self.closed_reason = refused.code
+                    self._closed.set()
+                    return
+            except TimeoutError:
+                with contextlib.suppress(Exception):
+                    await self.sio.disconnect()
+            else:
+                log.info("reconnected to the room")
+                self.reconnects += 1
+                self._tell_reconnect(back=True)
+                if self._published is not None:
+                    await self.publish(*self._published)
+                return
+            if time.monotonic() + delay > deadline:
+                break
+            await asyncio.sleep(delay)  # backoff between attempts
+            delay = min(delay * 2, RECONNECT_DELAY_MAX_S)
+        if self.closed_reason is None:
+            self.closed_reason = "disconnected"
+        self._closed.set()
+
+    def _tell_reconnect(self, back: bool) -> None:
+        for callback in self.on_reconnect:
+            try:
+                callback(back)
+            except Exception:  # a listener's failure must not stop the reconnect
+                log.exception("on_reconnect listener failed")
+
+    async def _close_connections(self) -> None:
+        """Forget the peer connections of a connection that broke (the server closed its
+        side; aiortc has no ICE restart)."""
+        publisher, subscriber = self.publisher, self.subscriber
+        self.publisher = self.subscriber = None
+        self.subscriptions = {}
+        self.clocks = {}
+        self._assemblers = {}
+        for pc in (publisher, subscriber):
+            if pc is not None:  # closing may wait on a transport that is gone: bounded
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pc.close(), 2)
 
     async def call(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
         answer = await self.sio.call(event, payload, timeout=15)
@@ -180,6 +272,7 @@ class RoomClient:
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:
         """Publish the file's video (camera) and audio (microphone) without decoding."""
+        self._published = (source, screen)
         self.publisher = self._connection()
         video = self.publisher.addTransceiver(source.video, direction="sendonly")
         video.setCodecPreferences(h264_first("video"))
@@ -306,6 +399,7 @@ class RoomClient:
         task.add_done_callback(self._tasks.discard)
 
     async def leave(self) -> None:
+        self._leaving = True
         if self.sio.connected:
             with contextlib.suppress(Exception):  # already closing: fine
                 await self.sio.call("leave", {}, timeout=2)
@@ -313,6 +407,9 @@ class RoomClient:
         await self.close()
 
     async def close(self) -> None:
+        self._leaving = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
         for task in list(self._tasks):
             task.cancel()
         for pc in (self.publisher, self.subscriber):

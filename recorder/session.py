@@ -64,6 +64,12 @@ MAX_REASON_CHARS = 300
 RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
 
 
+#: A recorder whose connection broke reconnects (same seat, new segments) for this long,
+#: then seals with reason `disconnected`: shorter than the server's grace, because a
+#: server that restarted ends the recording anyway (a new recorder continues the chain).
+RECONNECT_FOR_S = 10.0
+
+
 def recordable(subscription: Subscription) -> bool:
     """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
     codec = subscription.codec.lower()
@@ -88,6 +94,10 @@ class SegmentInfo:
     fragments: int = 0
     bytes: int = 0
     status: str = "recording"  # recording | closed | interrupted
+    #: The segment of the same participant and source before this one (a reconnect, a
+    #: camera turned off and on): the person's recording continues here. The chain's
+    #: `reconnecting` / `joined` events say when their connection dropped and came back.
+    follows: str | None = None
 
 
 @dataclass
@@ -133,7 +143,11 @@ class Recorder:
         self.checkpoint_seconds = checkpoint_seconds
         self.fragment_seconds = fragment_seconds
         self.client = RoomClient(
-            link, name="录制 Recorder", bandwidth_estimation=False, direct_delivery=True
+            link,
+            name="录制 Recorder",
+            bandwidth_estimation=False,
+            direct_delivery=True,
+            reconnect_for=RECONNECT_FOR_S,
         )
         (directory / SEGMENTS_DIR).mkdir(parents=True, exist_ok=True)
         continuing = (directory / CHAIN_FILE).exists()
@@ -167,6 +181,7 @@ class Recorder:
             self.summary["started_at"] = time.time()
             self._note("recording_started", room_id=room_id, recording_id=recording_id)
         self.client.on_subscription.append(self._on_subscription)
+        self.client.on_reconnect.append(self._on_reconnect)
         self.client.sio.on("record_event", self._on_record_event)
         self.client.sio.on("recording_state", self._on_recording_state)
         self.client.sio.on("participant_joined", self._on_participant)
@@ -279,6 +294,17 @@ class Recorder:
             self._write_summary()
 
     # -- media -------------------------------------------------------------------------
+    def _on_reconnect(self, back: bool) -> None:
+        """The recorder's own connection broke (every segment ends here: what comes after
+        is a new connection) or it is back; the chain says when."""
+        if back:
+            self._note("recorder_reconnected")
+            return
+        for segment in list(self.segments.values()):
+            self._close_segment(segment)
+        self._note("recorder_reconnecting")
+        self._write_summary()
+
     def _on_subscription(self, subscription: Subscription) -> None:
         if self._on_packet not in subscription.on_packet:
             subscription.on_packet.append(self._on_packet)
@@ -300,7 +326,13 @@ class Recorder:
         }
         number = len(self.summary["segments"]) + 1
         name = f"{SEGMENTS_DIR}/{segment_name(number, participant_id, group)}"
+        earlier = [
+            s["name"]
+            for s in self.summary["segments"]
+            if s.get("participant_id") == participant_id and s.get("source") == group
+        ]
         info = SegmentInfo(
+            follows=earlier[-1] if earlier else None,
             name=name,
             participant_id=participant_id,
             participant_name=self._name_of(participant_id),

@@ -114,7 +114,9 @@ def create_app(settings: Settings) -> web.Application:
     archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
     auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
 
-    signalling = Signalling(store, signer, settings.redis_url, ice.servers)
+    signalling = Signalling(
+        store, signer, settings.redis_url, ice.servers, settings.reconnect_grace
+    )
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
         settings.data_dir,

@@ -192,8 +192,11 @@ class Caucuses:
 
     # -- presence --------------------------------------------------------------------------
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
-        """Someone who left for good (not a dropped connection) leaves their caucus."""
-        if reason in (CloseReason.DISCONNECTED, CloseReason.REPLACED):
+        """Someone who left for good leaves their caucus. A dropped connection is not
+        `left` until its reconnect grace is over (Signalling keeps the seat, and with it
+        the caucus, meanwhile), so `disconnected` here means gone; `replaced` is the same
+        person on a new connection."""
+        if reason is CloseReason.REPLACED:
             return
 
         def change(room: Room) -> tuple[separation.Moves, Room]:

@@ -43,6 +43,9 @@ class Settings:
     login_lockout: int = 900
     #: The time zone every time people read is shown in (archive/localtime.py).
     timezone: str = DEFAULT_TIMEZONE
+    #: Seconds someone whose connection dropped keeps their seat (presence
+    #: `reconnecting`); 0: gone at once (server/signalling.py).
+    reconnect_grace: float = 30.0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -86,6 +89,17 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _grace_seconds(text: str) -> float:
+    """0 or more seconds, at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError("between 0 and 86400 seconds")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -123,6 +137,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "postgresql://USER:PASSWORD@HOST:PORT/NAME (several nodes share one PostgreSQL), "
         "or memory: (lost when the process ends) (TIAOJIE_DATABASE; default "
         "sqlite:///DATA/tiaojie.db)",
+    )
+    parser.add_argument(
+        "--reconnect-grace",
+        type=_grace_seconds,
+        default=_grace_seconds(_env("RECONNECT_GRACE", "30") or "30"),
+        help="seconds a participant whose connection dropped keeps their seat (others see "
+        "them reconnecting) before they count as gone; 0: at once "
+        "(TIAOJIE_RECONNECT_GRACE; default 30)",
     )
     parser.add_argument(
         "--redis",
@@ -243,4 +265,5 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         login_address_failures=args.login_address_failures,
         login_lockout=args.login_lockout,
         timezone=args.timezone,
+        reconnect_grace=args.reconnect_grace,
     )

@@ -81,10 +81,19 @@ class Participant:
     hand_raised: bool = False
     #: The invite's side (a party's 申请人 / 被申请人), copied when they connect.
     side: str | None = None
+    #: When their connection dropped (unix seconds); None while connected. Until the
+    #: reconnect grace ends they keep their seat: presence `reconnecting`.
+    away_since: int | None = None
+
+    @property
+    def presence(self) -> str:
+        """`online`, or `reconnecting` while the connection is gone but the seat is kept."""
+        return "online" if self.away_since is None else "reconnecting"
 
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
+            "presence": self.presence,
             "name": self.name,
             "role": str(self.role),
             "side": self.side,

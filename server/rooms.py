@@ -96,10 +96,14 @@ def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinRe
     if name is not None:
         check_name(name, invite.role)
     previous = room.participants.get(invite.invite_id)
+    # back within the reconnect grace: the same seat, nobody else to close
+    reseated = previous is not None and previous.away_since is not None
     returning = invite.admitted or previous is not None
     if room.locked and not returning and invite.role not in (Role.MEDIATOR, Role.RECORDER):
         raise TiaojieError("room_locked", "The room is locked: no new participants.", 403)
     waits = room.lobby and invite.role in LOBBY_ROLES and not invite.admitted
+    if previous is not None and previous.status is ParticipantStatus.JOINED:
+        waits = False  # a seat in the room is never traded for the lobby
     if waits:
         lobby = [p for p in room.waiting() if p.id != invite.invite_id]
         if len(lobby) >= LOBBY_FACTOR * room.max_participants:
@@ -120,10 +124,17 @@ def join(room: Room, claims: InviteClaims, sid: str, name: str | None) -> JoinRe
         participant.muted_video = previous.muted_video
         participant.muted_by_mediator = previous.muted_by_mediator
         participant.unmute_requested = previous.unmute_requested
+    if reseated and previous is not None:  # ... and, within the grace, all of the seat
+        participant.hand_raised = previous.hand_raised
+        participant.joined_at = previous.joined_at
+        participant.name = name or previous.name
+        # caucus membership, screening and the like live outside Participant (keyed by
+        # its id), so they stay as they are; a field added to Participant is kept here.
     if not waits:
         invite.admitted = True
     room.participants[invite.invite_id] = participant
-    return JoinResult(participant, previous.sid if previous else None)
+    replaced = previous.sid if previous is not None and not reseated else None
+    return JoinResult(participant, replaced)
 
 
 def _check_capacity(room: Room, exclude: str) -> None:
@@ -132,10 +143,29 @@ def _check_capacity(room: Room, exclude: str) -> None:
         raise TiaojieError("room_full", "The room is full.", 409)
 
 
-def disconnect(room: Room, participant_id: str, sid: str) -> Participant | None:
-    """Forget a participant whose connection `sid` closed (not if a newer one replaced it)."""
+def disconnect(
+    room: Room, participant_id: str, sid: str, keep_seat: bool = False
+) -> Participant | None:
+    """A participant whose connection `sid` closed (None if a newer one replaced it).
+
+    With `keep_seat`, someone in the room keeps their seat, marked away (`away_since`,
+    presence `reconnecting`) until they join again or `expire` takes it; otherwise (and
+    always for the lobby) they are forgotten at once. The caller tells the two apart by
+    `away_since`."""
     participant = room.participants.get(participant_id)
     if participant is None or participant.sid != sid:
+        return None
+    if keep_seat and participant.status is ParticipantStatus.JOINED:
+        if participant.away_since is None:
+            participant.away_since = now()
+        return participant
+    return room.participants.pop(participant_id)
+
+
+def expire(room: Room, participant_id: str, sid: str) -> Participant | None:
+    """End the seat of a participant still away on connection `sid` (the grace is over)."""
+    participant = room.participants.get(participant_id)
+    if participant is None or participant.sid != sid or participant.away_since is None:
         return None
     return room.participants.pop(participant_id)
 

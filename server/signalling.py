@@ -9,10 +9,18 @@ name, one object payload, size, schema) before its feature's handler runs. Featu
 - `check(request)` / `apply(request, change)` / `dry_run(request, change)`: the sender's
   role and lobby status checked (server.roles), then a change of the stored room;
 - `send`, `broadcast`, `broadcast_mediators`, `call`: messages to clients;
-- `on_enter`, `on_leave`, `on_room_ending`, `on_room_ended`, `add_room_state`: hooks into
-  presence and the `room_state` a participant gets on entering;
+- `on_enter`, `on_away`, `on_leave`, `on_room_ending`, `on_room_ended`, `add_room_state`:
+  hooks into presence and the `room_state` a participant gets on entering;
 - `enter`, `lobby_changed`, `close_participant`, `close_room`, `end_room`, `after_ack`;
-- `recover`: on start, the connections this node held before are forgotten.
+- `recover`: on start, the connections this node held before are forgotten (their seats
+  kept for the reconnect grace, as for any dropped connection).
+
+Reconnection: a participant in the room whose connection drops keeps their seat for
+`reconnect_grace` seconds (presence `reconnecting`, `participant_updated` to the others,
+the `on_away` hooks: the media plane closes their peer connections). Joining again with
+the same link within the grace takes the same seat (server.rooms.join) and enters the room
+as usual (`room_state`, the `on_enter` hooks: new peer connections); after it they are
+gone (`participant_left`, reason `disconnected`, the `on_leave` hooks).
 
 Rooms in socket.io terms: `room:{id}` holds everyone inside a room, `mediators:{id}` its
 mediators; people in the lobby are in neither, so they learn nothing about the room.
@@ -59,6 +67,8 @@ MAX_MESSAGE_BYTES = 1_000_000  # Engine.IO: larger messages close the connection
 #: (an agreement draft, a mark); more closes the connection (server/socketio_limits.py).
 MAX_IN_PROGRESS_BYTES = 2 * MAX_MESSAGE_BYTES
 CALL_TIMEOUT_S = 5.0
+#: Seconds a participant whose connection dropped keeps their seat (--reconnect-grace).
+RECONNECT_GRACE_S = 30.0
 #: How long the sender's acknowledgement gets before work that closes the sender runs.
 ACK_GRACE_S = 0.05
 
@@ -106,6 +116,9 @@ Handler = Callable[[Request], Awaitable[dict[str, Any]]]
 EnterHook = Callable[[str, Participant], Awaitable[None]]
 #: (room_id, participant, reason) after a participant who was in the room left it.
 LeaveHook = Callable[[str, Participant, CloseReason], Awaitable[None]]
+#: (room_id, participant) after a participant's connection dropped; they keep their seat
+#: for the reconnect grace (then the leave hooks run, unless they came back).
+AwayHook = Callable[[str, Participant], Awaitable[None]]
 #: (room_id) of a room that has ended.
 RoomHook = Callable[[str], Awaitable[None]]
 #: (room, participant) -> a field of the `room_state` that participant gets.
@@ -130,8 +143,11 @@ class Signalling:
         signer: TokenSigner,
         redis_url: str | None,
         ice_servers: list[dict[str, Any]] | None = None,
+        reconnect_grace: float = RECONNECT_GRACE_S,
     ) -> None:
         self.store = store
+        #: 0: a dropped connection is gone at once (no seat kept).
+        self.reconnect_grace = reconnect_grace
         self.signer = signer
         self.ice_servers = ice_servers or []
         manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
@@ -153,9 +169,13 @@ class Signalling:
         self._room_state: dict[str, RoomStateField] = {}
         self._enter_hooks: list[EnterHook] = []
         self._leave_hooks: list[LeaveHook] = []
+        self._away_hooks: list[AwayHook] = []
         self._ending_hooks: list[RoomHook] = []
         self._ended_hooks: list[RoomHook] = []
         self._tasks: set[asyncio.Future[None]] = set()
+        #: Set when this node shuts down: the connections it closes then change nothing
+        #: stored (as with kill -9); the next start keeps their seats (`recover`).
+        self._stopping = False
 
     def attach(self, app: web.Application) -> None:
         """Serve socket.io on `app` (at /socket.io/)."""
@@ -189,6 +209,12 @@ class Signalling:
         """Run `hook` after a participant who was in the room left, before the others
         hear `participant_left` (not for people leaving the lobby)."""
         self._leave_hooks.append(hook)
+
+    def on_away(self, hook: AwayHook) -> None:
+        """Run `hook` when the connection of a participant in the room dropped and they
+        keep their seat (presence `reconnecting`), before the others hear of it. If they
+        do not come back in time, the leave hooks run later (reason `disconnected`)."""
+        self._away_hooks.append(hook)
 
     def on_room_ending(self, hook: RoomHook) -> None:
         """Run `hook` when a room has ended, while everyone is still connected."""
@@ -351,18 +377,45 @@ class Signalling:
         if self._spoofed(sid):
             return await self._refuse_event(sid, "disconnect")
         session = await self._session(sid)
-        if session is None:
+        if session is None or self._stopping:
             return None
         room_id, participant_id = session
+        # A client that says goodbye (socket.io DISCONNECT: `leave`, a closed tab) is gone;
+        # a connection that broke (transport closed or failed, no pings) keeps its seat.
+        said_goodbye = reason == self.sio.reason.CLIENT_DISCONNECT
+        keep = self.reconnect_grace > 0 and not said_goodbye
         try:
             gone = await self.store.update(
-                room_id, lambda room: rooms.disconnect(room, participant_id, sid)
+                room_id, lambda room: rooms.disconnect(room, participant_id, sid, keep)
             )
         except TiaojieError:
             return None
-        if gone is not None:
+        if gone is None:
+            return None
+        if gone.away_since is not None:
+            await self._away(room_id, gone)
+        else:
             await self._gone(room_id, gone, CloseReason.DISCONNECTED)
         return None
+
+    async def _away(self, room_id: str, participant: Participant) -> None:
+        """`participant`'s connection dropped; they keep their seat for the grace."""
+        for hook in self._away_hooks:
+            await hook(room_id, participant)
+        await self.broadcast(room_id, "participant_updated", {"participant": participant.public()})
+        self._spawn(self._expire_later(room_id, participant.id, participant.sid))
+
+    async def _expire_later(self, room_id: str, participant_id: str, sid: str) -> None:
+        """After the grace: gone, unless they joined again meanwhile (a new sid)."""
+        await asyncio.sleep(self.reconnect_grace)  # a timer: the grace period itself
+        try:
+            gone = await self.store.update(
+                room_id, lambda room: rooms.expire(room, participant_id, sid)
+            )
+        except TiaojieError:
+            return
+        if gone is not None:
+            await self._gone(room_id, gone, CloseReason.DISCONNECTED)
 
     async def _session(self, sid: str) -> tuple[str, str] | None:
         try:
@@ -487,10 +540,13 @@ class Signalling:
     async def recover(self) -> None:
         """On start: forget the connections this node held before (they died with the
         process; admissions and invites stay, so the same links join again), and tell the
-        rooms' other nodes who left."""
-        gone = await self.store.release_connections()
+        rooms' other nodes who left. Those in a room keep their seat for the reconnect
+        grace, as after any dropped connection (their clients reconnect by themselves)."""
+        gone = await self.store.release_connections(keep_seats=self.reconnect_grace > 0)
         for room_id, participant in gone:
-            if participant.status is ParticipantStatus.JOINED:
+            if participant.away_since is not None:
+                await self._away(room_id, participant)
+            elif participant.status is ParticipantStatus.JOINED:
                 left = {"participant_id": participant.id, "reason": str(CloseReason.DISCONNECTED)}
                 await self.broadcast(room_id, "participant_left", left)
         for room_id in {room_id for room_id, p in gone if p.status is ParticipantStatus.LOBBY}:
@@ -499,7 +555,10 @@ class Signalling:
             log.info("forgot %d connections this node held before it started", len(gone))
 
     async def disconnect_all(self) -> None:
-        """Close every connection of this node, so shutdown does not wait for websockets."""
+        """Close every connection of this node, so shutdown does not wait for websockets.
+        What is stored stays as it is: whoever was in a room keeps their seat when this
+        node (or another) starts again, and their clients reconnect."""
+        self._stopping = True
         if self.sio.eio.sockets:
             # engineio can wait for ever on a socket whose websocket is already gone.
             with contextlib.suppress(TimeoutError):

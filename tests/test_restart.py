@@ -188,8 +188,12 @@ def test_kill_9_in_a_session_loses_nothing_confirmed(tmp_path, test_mp4):
             "李四": False,
             "撤回": True,
         }
-        # Nobody is connected any more, and the recording that was running is over.
-        assert full["participants"] == [] and full["recording"] is None
+        # Nobody is connected any more: who was in the room keeps their seat for the
+        # reconnect grace (presence `reconnecting`), the lobby is empty, and the recording
+        # that was running is over (the recorder is gone with its invite).
+        seats = {p["name"]: (p["presence"], p["status"]) for p in full["participants"]}
+        assert seats == {"张调解员": ("reconnecting", "joined"), "王五": ("reconnecting", "joined")}
+        assert full["recording"] is None
         recorder_invites = [i for i in full["invites"] if i["role"] == "recorder"]
         assert [i["revoked"] for i in recorder_invites] == [True]
 

@@ -13,7 +13,7 @@ which imports this module; migration v0004_cases makes them).
 - `case_settings`, `case_config`: an organisation's numbering, deadline and contact; the
   taxonomy, the regions and where public reports go.
 - `experts`, `expert_specialties`: the expert pool (a row per specialty tag, for search).
-- `case_sessions` (migration v0012_cases2): a Session, a room scheduled for a case: its
+- `case_sessions` (migration v0013_cases2): a Session, a room scheduled for a case: its
   room, time, the invites made for the case's parties and experts, when it was held and
   ended. Its room's recordings and agreements belong to the case.
 - `case_outbox`: what should be sent to whom (a party's or an expert's session link);

@@ -106,6 +106,7 @@ participants = Table(
     Column("hand_raised", Boolean, nullable=False),
     Column("created_ns", BigInteger, nullable=False),
     Column("side", String(16), nullable=True),
+    Column("away_since", BigInteger, nullable=True),
 )
 
 

@@ -31,6 +31,7 @@ class MediaHandlers:
         sig.add_handler("subscriber_answer", self._subscriber_answer)
         sig.add_room_state("publications", self._publications)
         sig.on_enter(self._entered)
+        sig.on_away(self._away)
         sig.on_leave(self._left)
         sig.on_room_ended(self.media.close_room)
 
@@ -43,6 +44,11 @@ class MediaHandlers:
         room = await self.signalling.store.require(room_id)
         rules = forwarding_rules(room)
         await self.media.add_peer(room_id, participant.id, participant.sid, muted, rules)
+
+    async def _away(self, room_id: str, participant: Participant) -> None:
+        # aiortc has no ICE restart: the peer connections are over; a reconnect makes new
+        # ones (on_enter), and the others' subscriptions to what they published end now.
+        await self.media.remove_peer(room_id, participant.id)
 
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
         await self.media.remove_peer(room_id, participant.id)

@@ -33,6 +33,9 @@ class RoomEvent(StrEnum):
 
     JOINED = "joined"
     LEFT = "left"
+    #: Their connection dropped; they keep their seat for the reconnect grace (their
+    #: next `joined` is the return; `left` with reason `disconnected` if none).
+    RECONNECTING = "reconnecting"
     CONSENT = "consent"
     REFUSAL = "refusal"
     MUTE = "mute"

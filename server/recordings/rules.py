@@ -48,10 +48,13 @@ def stop(room: Room) -> dict[str, Any]:
 
 
 def interrupted(room: Room, recording_id: str) -> dict[str, Any] | None:
-    """`stop` of a recording whose recorder died with its node, if it is still on."""
+    """`stop` of a recording whose recorder died with its node, if it is still on; the
+    seat its recorder kept (server.rooms.disconnect) goes too: nobody will take it back."""
     if room.recording is None or room.recording["id"] != recording_id:
         return None
-    return stop(room)
+    recording = stop(room)
+    room.participants.pop(recording["invite_id"], None)
+    return recording
 
 
 def consent(

@@ -101,6 +101,7 @@ class Recordings:
         sig.add_handler("recording_consent", self._on_consent)
         sig.add_room_state("recording", self._room_state)
         sig.on_enter(self._entered)
+        sig.on_away(self._away)
         sig.on_leave(self._left)
         sig.on_room_ending(self._room_ending)
 
@@ -386,6 +387,16 @@ class Recordings:
         if proc is not None:  # the recorder is in: deliver what waited for it
             proc.sid = participant.sid
             self.delivery.start(proc)
+
+    async def _away(self, room_id: str, participant: Participant) -> None:
+        """The chain says when a participant's connection (and so their media) stopped;
+        `joined` says when they came back."""
+        if participant.role is not Role.RECORDER:
+            await self.note_about(room_id, RoomEvent.RECONNECTING, participant)
+            return
+        proc = self.processes.get(room_id)
+        if proc is not None and proc.sid == participant.sid:
+            proc.sid = None
 
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
         if participant.role is not Role.RECORDER:

@@ -79,7 +79,7 @@ class RoomStore(ABC):
             raise room_not_found()
         return room
 
-    async def release_connections(self) -> Released:
+    async def release_connections(self, keep_seats: bool = False) -> Released:
         """Forget the participants whose connections this node held before it started;
         who they were, by room id. A store that dies with the process has none."""
         return []

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tiaojie.server import rooms as rules
 from tiaojie.server.db import Database, DatabaseError
 from tiaojie.server.db.database import guarded, unavailable
 from tiaojie.server.db.migrate import Migrated, migrate
@@ -214,9 +215,10 @@ class SqlRoomStore(RoomStore):
             await conn.execute(delete(invites).where(invites.c.invite_id == invite_id))
 
     # -- presence --------------------------------------------------------------------------
-    async def release_connections(self) -> Released:
+    async def release_connections(self, keep_seats: bool = False) -> Released:
         """Forget the connections this node held before it started (they died with the
-        process); who was forgotten, by room. Admissions and invites stay."""
+        process); who was forgotten, by room. Admissions and invites stay. With
+        `keep_seats`, those in the room keep their seat, away (`server.rooms.disconnect`)."""
         with guarded():
             async with self.database.read() as conn:
                 held = (
@@ -233,11 +235,8 @@ class SqlRoomStore(RoomStore):
         for room_id, sids in by_room.items():
 
             def forget(room: Room, sids: dict[str, str] = sids) -> list[Participant]:
-                return [
-                    room.participants.pop(pid)
-                    for pid, sid in sids.items()
-                    if pid in room.participants and room.participants[pid].sid == sid
-                ]
+                released = (rules.disconnect(room, p, sid, keep_seats) for p, sid in sids.items())
+                return [p for p in released if p is not None]
 
             gone += [(room_id, p) for p in await self.update(room_id, forget)]
         return gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -76,5 +77,10 @@ class SignalClient:
         return await self.sio.call(event, data, timeout=5)
 
     async def close(self) -> None:
+        """Leave, as a person closing the page does: `leave`, then disconnect. (A connection
+        that just breaks keeps its seat for the reconnect grace, server/signalling.py.)"""
+        if self.sio.connected:
+            with contextlib.suppress(Exception):  # refused (room ended...) or already closing
+                await self.sio.call("leave", {}, timeout=2)
         if self.sio.connected:
             await self.sio.disconnect()

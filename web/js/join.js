@@ -251,6 +251,10 @@ function exposeForTests(room, view) {
     get publisherState() {
       return media.publisher?.state ?? null;
     },
+    /** Reconnections of the signalling so far (docs/PROTOCOL.md, "Reconnecting"). */
+    get reconnects() {
+      return state.sig?.reconnects ?? 0;
+    },
     get sharingScreen() {
       return !!media.screenTrack;
     },

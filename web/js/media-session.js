@@ -3,7 +3,9 @@
  * screen share, device switches, the speaking detector and the quality monitor.
  * {@link MediaSession#start} runs on every `room_state` (entering, or re-entering after a
  * reconnect: the server then has fresh connections for us), {@link MediaSession#stop}
- * when the page leaves the room.
+ * when the page leaves the room. A peer connection that fails (or stays disconnected for
+ * {@link PC_DISCONNECTED_MS}) while the socket is up makes the signalling reconnect:
+ * aiortc has no ICE restart, so coming back means new connections (room_state again).
  *
  * Events (an EventTarget):
  * - `tracks`: the remote tracks changed ({@link MediaSession#remoteTracks})
@@ -18,6 +20,10 @@ import { Publisher } from "./publisher.js";
 import { SpeakingDetector } from "./speaking.js";
 import { QualityMonitor } from "./stats.js";
 import { Subscriber } from "./subscriber.js";
+
+/** How long a peer connection may stay "disconnected" before we reconnect. */
+export const PC_DISCONNECTED_MS = 4000;
+const WATCH_EVERY_MS = 1000;
 
 export class MediaSession extends EventTarget {
   /**
@@ -77,6 +83,7 @@ export class MediaSession extends EventTarget {
     this.active = true;
     this.iceServers = Array.isArray(iceServers) ? iceServers : [];
     this.selfId = selfId;
+    this._watchConnections();
     this._newSubscriber();
     if (publish) {
       const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
@@ -99,6 +106,7 @@ export class MediaSession extends EventTarget {
   /** Leave the room's media: close both connections, stop the screen share. */
   stop() {
     this.active = false;
+    clearInterval(this._watchdog);
     this._closeConnections();
     this.speaking.stop();
     this.quality.stop();
@@ -180,6 +188,26 @@ export class MediaSession extends EventTarget {
       this._watchRemoteAudio();
       this._emit("tracks");
     });
+  }
+
+  /** Reconnect when a peer connection failed, or stayed disconnected too long. */
+  _watchConnections() {
+    clearInterval(this._watchdog);
+    const since = new Map();
+    this._watchdog = setInterval(() => {
+      if (!this.active) return;
+      for (const pc of [this.publisher?.pc, this.subscriber?.pc]) {
+        const state = pc?.connectionState;
+        if (state !== "disconnected") since.delete(pc);
+        else if (!since.has(pc)) since.set(pc, Date.now());
+        const stuck = since.has(pc) && Date.now() - since.get(pc) > PC_DISCONNECTED_MS;
+        if (state === "failed" || stuck) {
+          since.clear();
+          this.sig.reconnect();
+          return;
+        }
+      }
+    }, WATCH_EVERY_MS);
   }
 
   _closeConnections() {

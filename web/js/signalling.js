@@ -39,6 +39,8 @@ export const NOTIFICATIONS = [
 ];
 
 const REQUEST_TIMEOUT_MS = 10000;
+/** Longest wait between reconnection attempts: back within ~3 s of the network. */
+export const RECONNECT_DELAY_MAX_MS = 3000;
 
 /**
  * @typedef {{ok: true, [k: string]: any} | {ok: false, error: string, message: string}} Ack
@@ -54,6 +56,13 @@ const REQUEST_TIMEOUT_MS = 10000;
  * - `reconnecting` (): the transport dropped or could not connect; socket.io retries
  * - `connected` (): (re)connected; `welcome` follows
  * - `disconnected` (reason): the connection ended for good without a `closed` first
+ *
+ * Reconnection (docs/PROTOCOL.md, "Reconnecting"): socket.io reconnects by itself with
+ * backoff (1 s doubling to {@link RECONNECT_DELAY_MAX_MS}) using the same link; the server
+ * kept our seat, so `welcome` and `room_state` follow as on entering and the media is
+ * made anew. {@link Signalling#reconnect} forces the same when the peer connections
+ * failed while the socket still looked up. Closing the page says goodbye (`leave`), so
+ * the others see us leave, not "reconnecting".
  */
 export class Signalling {
   /**
@@ -70,8 +79,12 @@ export class Signalling {
       auth: name ? { token, name } : { token },
       transports: ["websocket", "polling"],
       autoConnect: false,
-      reconnectionDelayMax: 10000,
+      reconnectionDelay: 1000,
+      reconnectionDelayMax: RECONNECT_DELAY_MAX_MS,
     });
+    /** Reconnections so far (for tests and the quality panel). */
+    this.reconnects = 0;
+    window.addEventListener("pagehide", () => this.goodbye());
 
     for (const ev of NOTIFICATIONS) {
       this.socket.on(ev, (payload) => {
@@ -79,6 +92,9 @@ export class Signalling {
         this._fire(ev, payload ?? {});
       });
     }
+    this.socket.io.on("reconnect", () => {
+      this.reconnects += 1;
+    });
     this.socket.on("connect", () => this._fire("connected"));
     this.socket.on("connect_error", (err) => {
       if (this.finished) return;
@@ -136,6 +152,24 @@ export class Signalling {
     } catch {
       return { ok: false, error: "timeout", message: "no acknowledgement" };
     }
+  }
+
+  /**
+   * Drop the connection as a network failure would, so that socket.io reconnects (with
+   * its backoff) and the server gives us our seat and fresh media connections again.
+   * For peer connections that failed while the socket stayed up.
+   */
+  reconnect() {
+    if (this.finished || !this.socket.connected) return; // already reconnecting
+    this._fire("reconnecting");
+    this.socket.io.engine?.close();
+  }
+
+  /** The page is going away: leave the room (not "reconnecting"), then disconnect. */
+  goodbye() {
+    if (this.finished) return;
+    if (this.socket.connected) this.socket.emit("leave", {});
+    this.close();
   }
 
   /** Disconnect for good (no reconnection). */

@@ -140,6 +140,8 @@ class Tile {
     this.hand = h("span.tile-icon.tile-hand", { html: ICONS.hand });
     this.qualityEl = h("span.tile-quality", { html: ICONS.signal });
     this.initial = h("span.tile-initial", { "aria-hidden": "true" });
+    // presence `reconnecting`: their connection dropped, their seat is kept (a while)
+    this.away = h("span.tile-away", { role: "status", hidden: true });
     this.el = h(
       "div.tile",
       {
@@ -150,6 +152,7 @@ class Tile {
       this.video,
       h("div.tile-avatar", {}, this.initial),
       h("div.tile-top", {}, this.hand, spec.source === "camera" ? this.qualityEl : null),
+      this.away,
       // the role comes from the participant's token, next to every name (never the name)
       h("div.tile-bottom", {}, this.micOff, this.name, this.badge),
     );
@@ -189,6 +192,10 @@ class Tile {
     el.classList.toggle("hand", hand);
     this.hand.hidden = !hand;
     this.hand.title = hand ? t("room.status.hand") : "";
+    const away = !spec.self && p.presence === "reconnecting";
+    el.classList.toggle("reconnecting", away);
+    this.away.hidden = !away;
+    this.away.textContent = away ? t("room.status.reconnecting") : "";
 
     if (!this.self || screen) this._setTracks([spec.video, spec.audio].filter(Boolean));
     this._paintVideo();

@@ -188,6 +188,7 @@ export default {
   "room.controls": "Mediator controls",
   "room.controlbar": "My controls",
   "room.status.hand": "Hand raised",
+  "room.status.reconnecting": "Reconnecting…",
   "room.status.muted": "Muted",
   "room.status.muted_by_mediator": "Muted by mediator",
   "room.status.cam_off": "Camera off",

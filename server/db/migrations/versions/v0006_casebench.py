@@ -4,7 +4,7 @@ every column a filter names, then created_ns and id, so a page's ids come from o
 They replace the single-purpose ones of v0004.
 
 Revision ID: v0006
-Revises: v0011 (after caucus here; the merger re-chains)
+Revises: v0012 (after reconnect here; the merger re-chains)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "v0006"
-down_revision = "v0011"
+down_revision = "v0012"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Sessions from a case and the case's outbox (server/cases/tables.py: `case_sessions`,
 `case_outbox`).
 
-Revision ID: v0012
+Revision ID: v0013
 Revises: v0006
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "v0012"
+revision = "v0013"
 down_revision = "v0006"
 branch_labels = None
 depends_on = None
