@@ -77,12 +77,15 @@ DOSSIER_MARK = "case.json"
 
 
 def is_bundle(path: Path) -> bool:
-    """A ZIP that is not a case dossier (which holds `case.json` at its top)."""
+    """A ZIP that is not a case dossier (which holds `case.json` at its top) and holds
+    something a bundle holds (a ZIP of neither goes to the dossier verifier, which says
+    it is not a dossier)."""
     if path.suffix.lower() != ".zip":
         return False
     try:
         with zipfile.ZipFile(path) as archive:
-            return DOSSIER_MARK not in archive.namelist()
+            names = archive.namelist()
+            return DOSSIER_MARK not in names and any(_allowed(n) is not None for n in names)
     except (OSError, zipfile.BadZipFile):
         return True  # the bundle reader says what is wrong with it
 

@@ -28,7 +28,8 @@ from tiaojie.archive.chain import (
 )
 from tiaojie.archive.report import Finding, Findings, Problem
 
-#: What a case's log records (the dossier verifier reads `reported` and `attachment_added`).
+#: What a case's log records (the dossier verifier reads `reported`, `attachment_added`,
+#: `recording_sealed` and `agreement_sealed`).
 EVENT_KINDS = frozenset(
     {
         "reported",
@@ -41,6 +42,15 @@ EVENT_KINDS = frozenset(
         "withdrawn",
         "followed_up",
         "attachment_added",
+        # sessions and what happens in their rooms (recordings and agreements by hash)
+        "session_scheduled",
+        "session_held",
+        "session_ended",
+        "recording_started",
+        "recording_stopped",
+        "recording_sealed",
+        "agreement_signed",
+        "agreement_sealed",
     }
 )
 #: The entry types a case's log holds.

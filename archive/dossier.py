@@ -8,7 +8,11 @@ Layout (FORMAT):
     manifest.sig         {"key_id", "signature"}: Ed25519 over `manifest_statement`
     case.json            {"case": the case as staff see it, "report": what was reported}
     case-log.jsonl       the CaseLog (tiaojie.archive.caselog), as the Chain's lines
+    summary.pdf          the printable summary (PDF/A, with the case QR code): a reading copy,
+                         checked against the manifest like any file
     attachments/<sha256> each attachment the log names
+    agreements/<code>.pdf, recordings/<id>/chain.jsonl (+ recording.json, segments/...)
+                         the evidence of the case's sessions (tiaojie.archive.dossier_evidence)
     keys/<key_id>.pem    the public keys that signed (checked against --trust when given)
 
 What is checked: the log (links, hashes, checkpoint signatures, a signed last entry);
@@ -35,6 +39,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tiaojie.archive.caselog import events, report_digest, verify_case_log
 from tiaojie.archive.chain import canonical, key_id, parse_entries
+from tiaojie.archive.dossier_evidence import check_evidence
 from tiaojie.archive.report import (
     CannotVerify,
     Findings,
@@ -42,12 +47,14 @@ from tiaojie.archive.report import (
     VerificationReport,
     run_verification,
 )
+from tiaojie.archive.report_words import Words
 
 FORMAT = "tiaojie-dossier/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CASE = "case.json"
 LOG = "case-log.jsonl"
+SUMMARY = "summary.pdf"
 ATTACHMENTS = "attachments/"
 KEYS = "keys/"
 #: A member bigger than this is not read (a ZIP bomb is not a dossier).
@@ -67,11 +74,41 @@ def key_name(public_key: Ed25519PublicKey) -> str:
     return f"{KEYS}{key_id(public_key)}.pem"
 
 
+#: What a file of the dossier is, as the text report words it (`file.<kind>` in
+#: tiaojie.archive.report_words; the JSON `what` is the English wording).
+FILE_KINDS = (
+    "log",
+    "log_entries",
+    "case",
+    "attachment",
+    "summary",
+    "agreement",
+    "recording_chain",
+    "recording_summary",
+    "segment",
+    "listed",
+    "unexpected",
+    "other",
+)
+
+
 @dataclass
 class FileStatus:
     file: str
     status: str  # authentic, missing, altered, unexpected
-    what: str
+    kind: str = "other"  # one of FILE_KINDS
+    facts: dict[str, Any] = field(default_factory=dict)  # the kind's details (size, ...)
+
+    @property
+    def what(self) -> str:
+        """What the file is, in English (the JSON `what`)."""
+        return Words("en")(f"file.{self.kind}", **self.facts)
+
+    def describe(self, words: Words) -> str:
+        return words(f"file.{self.kind}", **self.facts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "status": self.status, "what": self.what}
 
 
 @dataclass(kw_only=True)
@@ -91,27 +128,38 @@ class DossierReport(VerificationReport):
             "log_entries": self.log_entries,
             "log_head": self.log_head,
             "key_trusted": self.key_trusted,
-            "files": [vars(f) for f in self.files],
+            "files": [f.to_dict() for f in self.files],
             "authentic_files": [f.file for f in self.files if f.status == "authentic"],
             "missing": [f.file for f in self.files if f.status == "missing"],
             "altered": [f.file for f in self.files if f.status == "altered"],
             "unexpected": [f.file for f in self.files if f.status == "unexpected"],
         }
 
-    def to_text(self, words: Any = None) -> str:
-        """In English only for now (`words` is not used yet)."""
-        lines = [f"Dossier {self.path}: case {self.case_number or '?'} ({self.case_id or '?'})"]
-        lines.append(f"  log: {self.log_entries} entries, head {self.log_head or '-'}")
+    def to_text(self, words: Words | None = None) -> str:
+        """The report for people, in the language of `words` (English by default)."""
+        w = words or Words()
+        lines = [
+            w(
+                "dossier",
+                path=self.path,
+                number=self.case_number or "?",
+                case_id=self.case_id or "?",
+            ),
+            w("dossier_log", entries=self.log_entries, head=self.log_head or "-"),
+        ]
         for status in ("authentic", "missing", "altered", "unexpected"):
-            names = [f"{f.file} ({f.what})" for f in self.files if f.status == status]
+            names = [f"{f.file} ({f.describe(w)})" for f in self.files if f.status == status]
             if names:
-                lines.append(f"  {status}:")
+                lines.append(w(f"dossier_{status}"))
                 lines += [f"    {name}" for name in names]
         for finding in self.problems:
-            lines.append(f"  PROBLEM [{finding.code}] {finding.describe()}")
+            lines.append(w("dossier_problem", code=finding.code, text=w.finding(finding)))
         for finding in self.warnings:
-            lines.append(f"  warning [{finding.code}] {finding.describe()}")
-        lines.append(f"Result: {self.verdict.words.upper()}")
+            lines.append(w("dossier_warning", code=finding.code, text=w.finding(finding)))
+        if self.problems:
+            lines.append(w("dossier_bad", n=len(self.problems)))
+        else:
+            lines.append(w("dossier_ok"))
         return "\n".join(lines) + "\n"
 
 
@@ -213,16 +261,16 @@ def _verify(
         listed = {}
     statuses: dict[str, FileStatus] = {}
 
-    def status(name: str, state: str, what: str) -> None:
+    def status(name: str, state: str, kind: str, **facts: Any) -> None:
         if name not in statuses or statuses[name].status == "authentic":
-            statuses[name] = FileStatus(name, state, what)
+            statuses[name] = FileStatus(name, state, kind, facts)
 
     # -- the log --------------------------------------------------------------------------
     entries: list[dict[str, Any]] = []
     raw_log = _read(archive, LOG)
     if raw_log is None:
         found.problem(Problem.DOSSIER_FILE_MISSING, "the case log is missing", file=LOG)
-        status(LOG, "missing", "the case log")
+        status(LOG, "missing", "log")
     else:
         entries, line_problems = parse_entries(raw_log)
         problems = line_problems + (
@@ -244,11 +292,11 @@ def _verify(
                 f"{report.log_head} (entries removed, added or edited)",
                 file=LOG,
             )
-            status(LOG, "altered", "the case log")
+            status(LOG, "altered", "log")
         elif problems:
-            status(LOG, "altered", "the case log")
+            status(LOG, "altered", "log")
         else:
-            status(LOG, "authentic", f"the case log, {len(entries)} entries")
+            status(LOG, "authentic", "log_entries", entries=len(entries))
 
     logged = events(entries)
 
@@ -256,7 +304,7 @@ def _verify(
     raw_case = _read(archive, CASE)
     if raw_case is None:
         found.problem(Problem.DOSSIER_FILE_MISSING, "the case record is missing", file=CASE)
-        status(CASE, "missing", "the case record")
+        status(CASE, "missing", "case")
     else:
         try:
             record = json.loads(raw_case)
@@ -273,9 +321,9 @@ def _verify(
                 "names (edited)",
                 file=CASE,
             )
-            status(CASE, "altered", "the case record")
+            status(CASE, "altered", "case")
         else:
-            status(CASE, "authentic", "the case record")
+            status(CASE, "authentic", "case")
 
     # -- the attachments the log names ------------------------------------------------------
     named: dict[str, dict[str, Any]] = {}
@@ -289,21 +337,27 @@ def _verify(
     for sha256, item in named.items():
         name = attachment_name(sha256)
         data = _read(archive, name)
-        what = f"attachment, {item.get('media_type', '?')}, {item.get('size', '?')} bytes"
+        facts = {"media_type": item.get("media_type", "?"), "size": item.get("size", "?")}
         if data is None:
             found.problem(
                 Problem.DOSSIER_FILE_MISSING, "an attachment the log names is missing", file=name
             )
-            status(name, "missing", what)
+            status(name, "missing", "attachment", **facts)
         elif hashlib.sha256(data).hexdigest() != sha256:
             found.problem(
                 Problem.DOSSIER_FILE_ALTERED,
                 "its sha256 is not the one the log names (changed)",
                 file=name,
             )
-            status(name, "altered", what)
+            status(name, "altered", "attachment", **facts)
         else:
-            status(name, "authentic", what)
+            status(name, "authentic", "attachment", **facts)
+
+    # -- the evidence of the sessions: agreements' PDFs, recordings' Chains (by the log) ---
+    for item in check_evidence(lambda n: _read(archive, n), archive.namelist(), logged, keys):
+        if item.problem is not None:
+            found.problem(item.problem, item.reason, file=item.file)
+        status(item.file, item.status, item.kind, **item.facts)
 
     # -- every file against the manifest ----------------------------------------------------
     present = set(archive.namelist()) - {MANIFEST, SIGNATURE}
@@ -314,17 +368,20 @@ def _verify(
                 found.problem(
                     Problem.DOSSIER_FILE_MISSING, "a file the manifest lists is missing", file=name
                 )
-                status(name, "missing", "listed in the manifest")
+                status(name, "missing", "summary" if name == SUMMARY else "listed")
         elif hashlib.sha256(data).hexdigest() != sha256:
-            if statuses.get(name, FileStatus(name, "authentic", "")).status == "authentic":
+            if statuses.get(name, FileStatus(name, "authentic")).status == "authentic":
                 found.problem(
                     Problem.DOSSIER_FILE_ALTERED,
                     "its sha256 is not the one the manifest lists (changed)",
                     file=name,
                 )
-            status(name, "altered", statuses[name].what if name in statuses else "a file")
+            if name in statuses:
+                status(name, "altered", statuses[name].kind, **statuses[name].facts)
+            else:
+                status(name, "altered", "summary" if name == SUMMARY else "other")
         elif name not in statuses:
-            status(name, "authentic", "listed in the manifest")
+            status(name, "authentic", "summary" if name == SUMMARY else "listed")
     for name in sorted(present - set(listed) - set(statuses)):
         if name.endswith("/"):
             continue
@@ -333,19 +390,22 @@ def _verify(
         found.problem(
             Problem.DOSSIER_FILE_EXTRA, "a file neither the log nor the manifest names", file=name
         )
-        status(name, "unexpected", "not named by the log or the manifest")
+        status(name, "unexpected", "unexpected")
 
     report.files = sorted(statuses.values(), key=lambda f: f.file)
     report.findings = found.items
     return report
 
 
-def verify_dossier_cli(path: Path, trust: Path | None, as_json: bool) -> int:
-    """`tiaojie verify DOSSIER.zip`: the report, and the exit code of its verdict."""
+def verify_dossier_cli(
+    path: Path, trust: Path | None, as_json: bool, words: Words | None = None
+) -> int:
+    """`tiaojie verify DOSSIER.zip`: the report (text in the language of `words`), and
+    the exit code of its verdict."""
     from tiaojie.archive.verify.trust import load_public_key
 
     def verify() -> DossierReport:
         key = load_public_key(trust) if trust is not None else None
         return verify_dossier(path, key)
 
-    return run_verification(DossierReport.subject, path, verify, as_json)
+    return run_verification(DossierReport.subject, path, verify, as_json, words)

@@ -35,8 +35,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def server_process(*options: str, cpu: int | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
-    """A `tiaojie serve` process on a free port (pinned to `cpu`), and its base URL."""
+def server_process(
+    *options: str, cpu: int | None = None, data: Path | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A `tiaojie serve` process on a free port (pinned to `cpu`), and its base URL; its
+    data directory is `data` (default: a new temporary one)."""
     port = _free_port()
     command = [
         str(Path(sys.executable).with_name("tiaojie")),
@@ -44,7 +47,7 @@ def server_process(*options: str, cpu: int | None = None) -> Iterator[tuple[subp
         "--port",
         str(port),
         "--data",
-        tempfile.mkdtemp(prefix="tiaojie-bench-"),
+        str(data or tempfile.mkdtemp(prefix="tiaojie-bench-")),
         *options,
     ]
     server = subprocess.Popen(

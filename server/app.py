@@ -28,10 +28,12 @@ from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.archive_index.rebuild import ensure
-from tiaojie.server.cases.actor import AdminTokenActors
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
+from tiaojie.server.cases.projection import CaseProjection
 from tiaojie.server.cases.service import CASES, Cases
+from tiaojie.server.cases.staff import AccountActors
+from tiaojie.server.cases.store import CaseStore
 from tiaojie.server.caucus import Caucuses
 from tiaojie.server.chat.log import ChatLog
 from tiaojie.server.chat.service import Chat
@@ -96,7 +98,10 @@ def create_app(settings: Settings) -> web.Application:
         ),
     )
     index = ArchiveIndex(shared)
-    projections = (index, AuditProjection(shared))
+    # Cases see what happens in their sessions' rooms through the store too.
+    case_store = CaseStore(shared, load_or_create(keys_dir(settings.data_dir)))
+    case_rooms = CaseProjection(case_store)
+    projections = (index, AuditProjection(shared), case_rooms)
     store = open_store(shared if database.kind != "memory" else None, node, projections)
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
@@ -123,20 +128,24 @@ def create_app(settings: Settings) -> web.Application:
         settings.tsa_url,
         node,
     )
-    agreements = Agreements(settings, store, signalling, recordings, auth, index)
+    recordings.on_sealed(case_rooms.recording_sealed)
+    cases = Cases(
+        case_store,
+        AccountActors(auth),
+        settings.data_dir,
+        settings.base_url,
+        rooms=store,
+        signer=signer,
+        secret=credentials.token_secret,
+        tz=settings.tz,
+    )
+    agreements = Agreements(settings, store, signalling, recordings, auth, index, cases)
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
     Caucuses(signalling, media, recordings).install()
     # chat in the shared database; a caucus's chat goes to its members (server/chat/routing.py)
     Chat(signalling, ChatLog(shared), recordings, caucus_of=separation.place_of).install()
-    cases = Cases(
-        shared,
-        AdminTokenActors(auth),
-        load_or_create(keys_dir(settings.data_dir)),
-        settings.data_dir,
-        settings.base_url,
-    )
 
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,

@@ -39,6 +39,7 @@ MAX_PERFORMANCE = 5_000
 MAX_DATE = 100
 MAX_PLACE = 200
 MAX_RECORDING_ID = 100
+MAX_URL = 500
 FINGERPRINT_SHOWN = 12  # hex characters of the fingerprint a participant is shown
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -111,6 +112,9 @@ class Agreement:
     place: str = ""
     recording_id: str | None = None
     chain_head: str | None = None
+    #: The progress page of the case the agreement belongs to (一案一码), printed as a
+    #: second QR code; not part of the text (the server adds it when it seals).
+    case_url: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -148,6 +152,10 @@ class Agreement:
                 raise ValueError("chain head must be 64 lowercase hex characters (a sha256)")
             if self.recording_id is None:
                 raise ValueError("a chain head needs the recording id it belongs to")
+        if self.case_url is not None:
+            self.case_url = _text(self.case_url, "case URL", MAX_URL) or None
+            if self.case_url is not None and not self.case_url.startswith(("https://", "http://")):
+                raise ValueError("the case URL must be an http(s) address")
 
     def incomplete(self) -> list[str]:
         """What is still missing before this agreement can be signed (empty: complete)."""
@@ -190,6 +198,7 @@ class Agreement:
             "place",
             "recording_id",
             "chain_head",
+            "case_url",
         }
         unknown = set(d) - fields
         if unknown:

@@ -15,6 +15,9 @@ The font (Noto Sans CJK SC from Debian's fonts-noto-cjk; WenQuanYi as a fallback
 the file in $TIAOJIE_PDF_FONT) is parsed once per process: each document shares the
 parsed metrics and gets its own cheap handle for subsetting (fpdf2's subsetter edits
 the font it is given). The result has no signature fields: `signing.signer` adds them.
+
+`cjk_document`, `wrap_cjk` and `draw_qr` are the parts other printable documents share
+(a case dossier's summary, server/cases/summary.py): the same font, page and QR code.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def _font_for(pdf: FPDF) -> TTFFont:
 NO_LINE_START = set("。，、；：？！）」』》〉】〕…·．.,;:?!)%")
 
 
-def _wrap_cjk(pdf: FPDF, text: str, width: float) -> list[str]:
+def wrap_cjk(pdf: FPDF, text: str, width: float) -> list[str]:
     """`text` broken into lines of at most `width` (character by character, Chinese rules)."""
     lines, current, used = [], "", 0.0
     for char in text:
@@ -189,7 +192,9 @@ def _wrap_cjk(pdf: FPDF, text: str, width: float) -> list[str]:
     return [*lines, current] if current else lines
 
 
-class _AgreementPDF(FPDF):
+class CjkDocument(FPDF):
+    """A page footer: `footer_text`, then the page number of the number of pages."""
+
     footer_text = ""
 
     def footer(self) -> None:
@@ -198,6 +203,35 @@ class _AgreementPDF(FPDF):
         self.set_text_color(90, 90, 90)
         self.cell(0, 5, f"{self.footer_text}  {self.page_no()}/{{nb}}", align="C")
         self.set_text_color(0, 0, 0)
+
+
+def cjk_document(
+    *,
+    title: str,
+    lang: str,
+    created: dt.datetime,
+    producer: str,
+    footer: str,
+    xmp: str | None = None,
+) -> CjkDocument:
+    """A PDF/A-3B document whose font FONT_FAMILY is the shared CJK font, with the
+    margins, page breaks, metadata (fpdf2's own XMP unless `xmp` is given) and footer the
+    agreement has: what every printable document of the platform starts from (the case
+    summary in a dossier too)."""
+    pdf = CjkDocument(enforce_compliance="PDFA_3B")
+    pdf.fonts[FONT_FAMILY] = _font_for(pdf)
+    pdf._set_min_pdf_version("1.7")
+    pdf.set_margins(MARGIN, MARGIN, MARGIN)
+    pdf.set_auto_page_break(True, margin=MARGIN)
+    pdf.set_creation_date(created)
+    pdf.set_title(title)
+    pdf.set_producer(producer)
+    pdf.set_creator("Tiaojie")
+    pdf.set_lang(lang)
+    if xmp is not None:
+        pdf.set_xmp_metadata(xmp)
+    pdf.footer_text = footer
+    return pdf
 
 
 def _time(ts: float, tz: dt.tzinfo, lang: str) -> str:
@@ -290,7 +324,7 @@ def _xmp(agreement: Agreement, title: str, created: dt.datetime, producer: str) 
     )
 
 
-def _qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
+def draw_qr(pdf: FPDF, data: str, x: float, y: float, size: float) -> None:
     """`data` as a QR code of `size` mm at (x, y), drawn as vector rectangles."""
     code = segno.make(data, error="m", micro=False)
     matrix = code.matrix
@@ -341,18 +375,14 @@ def build_agreement_pdf(
     zh = agreement.language == "zh-CN"
     wrap = WrapMode.CHAR if zh else WrapMode.WORD
 
-    pdf = _AgreementPDF(enforce_compliance="PDFA_3B")
-    pdf.fonts[FONT_FAMILY] = _font_for(pdf)
-    pdf._set_min_pdf_version("1.7")
-    pdf.set_margins(MARGIN, MARGIN, MARGIN)
-    pdf.set_auto_page_break(True, margin=MARGIN)
-    pdf.set_creation_date(created)
-    pdf.set_title(title)
-    pdf.set_producer(producer)
-    pdf.set_creator("Tiaojie")
-    pdf.set_lang("zh-CN" if zh else "en")
-    pdf.set_xmp_metadata(_xmp(agreement, title, created, producer))
-    pdf.footer_text = f"{agreement.case_number} · sha256 {digest[:FINGERPRINT_SHOWN]}"
+    pdf = cjk_document(
+        title=title,
+        lang="zh-CN" if zh else "en",
+        created=created,
+        producer=producer,
+        footer=f"{agreement.case_number} · sha256 {digest[:FINGERPRINT_SHOWN]}",
+        xmp=_xmp(agreement, title, created, producer),
+    )
     pdf.add_page()
 
     # The text, exactly as signed. Its first line is the title.
@@ -364,7 +394,7 @@ def build_agreement_pdf(
         if not line:
             pdf.ln(LINE / 2)
         elif zh:
-            for part in _wrap_cjk(pdf, line, pdf.w - 2 * MARGIN):
+            for part in wrap_cjk(pdf, line, pdf.w - 2 * MARGIN):
                 pdf.cell(0, LINE, part, new_x="LMARGIN", new_y="NEXT")
         else:
             pdf.multi_cell(0, LINE, line, wrapmode=wrap, new_x="LMARGIN", new_y="NEXT")
@@ -397,7 +427,7 @@ def build_agreement_pdf(
         pdf.add_page()
     pdf.ln(2)
     y = pdf.get_y()
-    _qr(pdf, status_url, MARGIN, y, QR_SIZE)
+    draw_qr(pdf, status_url, MARGIN, y, QR_SIZE)
     pdf.set_xy(MARGIN + QR_SIZE + 5, y)
     pdf.set_font(FONT_FAMILY, size=8)
     info = [
@@ -413,6 +443,23 @@ def build_agreement_pdf(
         pdf.set_x(MARGIN + QR_SIZE + 5)
         pdf.multi_cell(
             0, 4, f"{key}: {value}", wrapmode=WrapMode.CHAR, new_x="LMARGIN", new_y="NEXT"
+        )
+    # The case's QR code (一案一码), when the agreement belongs to a case.
+    if agreement.case_url:
+        pdf.set_y(max(pdf.get_y(), y + QR_SIZE) + 3)
+        if pdf.get_y() + QR_SIZE + 8 > pdf.h - MARGIN:
+            pdf.add_page()
+        y = pdf.get_y()
+        draw_qr(pdf, agreement.case_url, MARGIN, y, QR_SIZE)
+        pdf.set_xy(MARGIN + QR_SIZE + 5, y)
+        what = "一案一码：扫码查看案件进度" if zh else "This case (scan the code): its progress"
+        pdf.multi_cell(
+            0,
+            4,
+            f"{what}: {agreement.case_url}",
+            wrapmode=WrapMode.CHAR,
+            new_x="LMARGIN",
+            new_y="NEXT",
         )
 
     # Associated files (PDF/A-3): the recording manifest and the structured agreement.

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import expect
 
+from tests.support.case_staff import seed_case_staff
 from tests.test_browser_csp import REPORT_VIOLATIONS
 from tests.test_browser_recording import TIMEOUT_MS, browser  # noqa: F401 - the fixture
 
@@ -32,6 +33,7 @@ def camera_photo() -> bytes:
 
 async def test_a_resident_reports_and_follows_the_case_on_a_phone(live_server, browser):  # noqa: F811
     srv = live_server
+    await seed_case_staff(srv)  # the mediator the case is dispatched to
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)

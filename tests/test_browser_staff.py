@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.conftest import LiveServer
-from tests.support.staff import PASSWORD
+from tests.support.staff import PASSWORD, StaffBrowser
 
 pytestmark = pytest.mark.browser
 
@@ -267,5 +267,102 @@ async def test_an_admin_manages_accounts_and_reads_the_audit_log(
     await expect(audit).to_have_count(2)  # 刘主任 (by the admin token), then 李调解员
     await expect(audit.first).to_contain_text("刘主任")
     await expect(audit.nth(1)).to_contain_text("Admin token")
+    assert errors == []
+    await context.close()
+
+
+async def test_a_mediator_makes_and_revokes_an_api_key_and_changes_their_password(
+    live_server: LiveServer, browser: Browser
+) -> None:
+    """My account, on a phone: an API key made (shown once, copied, working), listed
+    without its secret, revoked (no longer working); the password changed (a wrong
+    current one refused first): this session stays, the others end."""
+    srv = live_server
+    await staff_member(srv, "wang", "王调解员", ["mediator"])
+    other = StaffBrowser(srv.url)  # the same account in another browser
+    assert (await other.login("wang"))[0] == 201
+    errors: list[str] = []
+    context, page = await new_page(browser, errors)
+    await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=srv.url)
+    await log_in(page, srv, "wang")
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    section = page.locator("#self-section")
+    await expect(section).to_be_visible()
+    await expect(page.locator("#keys-empty")).to_have_text("还没有 API 密钥。")
+    await expect(page.locator("#key-made")).to_be_hidden()
+
+    # A key without a label is not asked for; with one, it is made and shown once.
+    await page.click("#key-create")
+    await expect(page.locator("#key-error")).to_have_text("请填写密钥的用途。")
+    await page.fill("#key-label", "区综治平台对接")
+    await page.click("#key-create")
+    await expect(page.locator("#key-made")).to_be_visible()
+    value = page.locator("#key-value")
+    await expect(value).to_have_value(re.compile(r"^tjk1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"))
+    key = await value.input_value()
+    await page.click("#key-copy")
+    await expect(page.locator("#toast")).to_have_text("密钥已复制。")
+    assert await page.evaluate("navigator.clipboard.readText()") == key
+    item = page.locator("li.api-key")
+    await expect(item).to_have_count(1)
+    await expect(item).to_have_attribute("data-revoked", "false")
+    await expect(item.locator(".api-key-label")).to_have_text("区综治平台对接")
+    await expect(item).to_contain_text("尚未使用")
+    # The key works, as this account.
+    bearer = {"Authorization": f"Bearer {key}"}
+    status, me = await srv.request("GET", "/api/session", headers=bearer)
+    assert status == 200 and me["account"]["login"] == "wang" and me["via"] == "api_key"
+    # Reloaded: listed, its secret gone for good.
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    await expect(page.locator("#key-made")).to_be_hidden()
+    await expect(item).to_contain_text("最近使用")
+    assert key not in await page.content()
+    assert key.split(".")[2] not in await page.content()
+
+    # Revoked (after a confirmation): it no longer works.
+    await item.locator('[data-action="revoke-key"]').click()
+    await page.click("#confirm-dialog [data-confirm-ok]")
+    await expect(page.locator("#toast")).to_have_text("已撤销密钥“区综治平台对接”。")
+    await expect(item).to_have_attribute("data-revoked", "true")
+    await expect(item.locator('[data-action="revoke-key"]')).to_have_count(0)
+    status, _ = await srv.request("GET", "/api/session", headers=bearer)
+    assert status == 401
+
+    # The password: a wrong current one is refused, then it is changed.
+    await page.fill("#current-password", "not my password")
+    await page.fill("#new-password", "a much newer password")
+    await page.fill("#new-password-again", "a much newer password")
+    await page.click("#password-change")
+    await expect(page.locator("#password-error")).to_have_text("当前密码不正确。")
+    await expect(page.locator("#current-password")).to_have_value("")
+    await page.fill("#current-password", PASSWORD)
+    await page.fill("#new-password-again", "a different password")
+    await page.click("#password-change")
+    await expect(page.locator("#password-error")).to_have_text("两次输入的新密码不一致。")
+    await page.fill("#new-password-again", "a much newer password")
+    await page.click("#password-change")
+    await expect(page.locator("#toast")).to_have_text("密码已修改。您在其他设备上的登录已退出。")
+    await expect(page.locator("#password-error")).to_be_hidden()
+    await expect(page.locator("#new-password")).to_have_value("")
+    # This session goes on, the other one ended; the new password logs in, the old does not.
+    assert (await other.request("GET", "/api/session"))[0] == 401
+    await other.close()
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-state", "ready")
+    await expect(page).to_have_url(f"{srv.url}/staff")
+    status, _ = await srv.request(
+        "POST", "/api/session", json={"login": "wang", "password": "a much newer password"}
+    )
+    assert status == 201
+    status, body = await srv.request(
+        "POST", "/api/session", json={"login": "wang", "password": PASSWORD}
+    )
+    assert (status, body["error"]) == (401, "login_failed")
+
+    # In English too.
+    await page.click("#lang-toggle")
+    await expect(page.locator("#self-heading")).to_have_text("My account")
+    await expect(item).to_contain_text("Revoked")
     assert errors == []
     await context.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,8 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
+from tests.support.case_staff import seed_case_staff
 from tests.test_cases import PDF, form, jpeg, move, report, report_body
 from tiaojie.archive.dossier import verify_dossier
 from tiaojie.archive.keys import public_pem
@@ -26,6 +30,7 @@ TIAOJIE = [sys.executable, "-m", "tiaojie"]
 async def exported(live_server, tmp_path) -> dict:
     """A resident's report with a photo and a PDF, taken through to mediation, exported."""
     srv = live_server
+    await seed_case_staff(srv)
     photo = jpeg()
     status, receipt = await report(
         srv, data=form(report_body(), ("现场.jpg", photo), ("a.pdf", PDF))
@@ -107,6 +112,97 @@ def test_a_changed_attachment_is_named(exported, tmp_path):
     assert "dossier-file-altered" in done.stdout and "the log names" in done.stdout
 
 
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils is not installed")
+def test_the_dossier_carries_a_printable_summary_with_the_case_qr(exported, tmp_path):
+    """summary.pdf: listed in the signed manifest, a PDF that poppler reads (pdfinfo,
+    pdftotext), with the case number, the parties, the history, and a QR code that an
+    independent decoder (zxing-cpp, on poppler's rendering of the page) reads as the
+    case's progress link; changed after the export, `tiaojie verify` says so."""
+    with zipfile.ZipFile(exported["path"]) as archive:
+        pdf = archive.read("summary.pdf")
+        manifest = json.loads(archive.read("manifest.json"))
+        record = json.loads(archive.read("case.json"))["case"]
+    assert manifest["files"]["summary.pdf"] == hashlib.sha256(pdf).hexdigest()
+    path = tmp_path / "summary.pdf"
+    path.write_bytes(pdf)
+    info = subprocess.run(["pdfinfo", "-meta", path], capture_output=True, text=True, timeout=30)
+    assert info.returncode == 0, info.stderr
+    assert "<pdfaid:part>3</pdfaid:part>" in info.stdout  # PDF/A-3, as the agreement
+    assert f"调解案件摘要 {record['case_number']}</rdf:li>" in info.stdout  # its title
+    text = subprocess.run(
+        ["pdftotext", "-layout", path, "-"], capture_output=True, text=True, timeout=30
+    ).stdout
+    for expected in (
+        "调解案件摘要",
+        record["case_number"],
+        "张秀兰",  # the applicant, with her phone: a dossier is for staff
+        "13912345678",
+        "楼上住户装修漏水",
+        "受理",
+        "退回",
+        "回避：与当事人相识",
+        "现场.jpg",
+        exported["photo"],
+        record["log"]["head"],
+    ):
+        assert expected in text, (expected, text)
+    # The QR code, read back from the page as a phone would.
+    subprocess.run(
+        ["pdftoppm", "-r", "150", "-f", "1", "-l", "1", "-png", path, tmp_path / "page"],
+        check=True,
+        timeout=60,
+    )
+    page = Image.open(next(tmp_path.glob("page*.png")))
+    found = [code.text for code in zxingcpp.read_barcodes(page)]
+    assert found == [record["progress_url"]] and record["progress_url"].endswith(
+        "/c/" + record["code"]
+    )
+    # Changed after the export: the manifest says so.
+    changed = rewrite(
+        exported["path"],
+        tmp_path / "x.zip",
+        lambda m: m.update({"summary.pdf": m["summary.pdf"] + b"% an incremental update\n"}),
+    )
+    done = verify(changed, "--trust", exported["key"])
+    assert done.returncode == 1
+    assert "altered:\n    summary.pdf (the printable summary (PDF))" in done.stdout
+    assert "dossier-file-altered" in done.stdout
+
+
+def test_the_report_in_chinese(exported, tmp_path):
+    """`--lang zh`: every line of the text report in Chinese, the file names and codes as
+    they are; the JSON is the same in every language."""
+    done = verify(exported["path"], "--trust", exported["key"], "--lang", "zh")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("卷宗 ") and "案号" in lines[0]
+    assert lines[1] == f"  案件日志：8 条，链头 {json.loads(_manifest(exported))['log']['head']}"
+    assert "  真实完整：" in lines and "    case-log.jsonl (案件日志，8 条)" in lines
+    assert "    case.json (案件记录)" in lines
+    assert f"    attachments/{exported['photo']} (附件，image/jpeg，" in done.stdout
+    assert lines[-1] == "结论：真实完整"
+    assert "authentic" not in done.stdout and "Result" not in done.stdout
+    name = f"attachments/{exported['photo']}"
+
+    def change(members: dict[str, bytes]) -> None:
+        members[name] = members[name][:-10] + b"0123456789"
+
+    changed = rewrite(exported["path"], tmp_path / "x.zip", change)
+    done = verify(changed, "--trust", exported["key"], "--lang", "zh")
+    assert done.returncode == 1
+    assert f"  被改动：\n    {name} (附件，image/jpeg，" in done.stdout
+    assert f"  问题 [dossier-file-altered] 卷宗中的文件被改动（{name}：" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("结论：不真实或不完整（")
+    english = verify(changed, "--trust", exported["key"], "--lang", "en", "--json")
+    chinese = verify(changed, "--trust", exported["key"], "--lang", "zh", "--json")
+    assert json.loads(english.stdout) == json.loads(chinese.stdout)
+
+
+def _manifest(exported) -> bytes:
+    with zipfile.ZipFile(exported["path"]) as archive:
+        return archive.read("manifest.json")
+
+
 def test_a_removed_attachment_is_missing(exported, tmp_path):
     name = f"attachments/{exported['pdf']}"
     report = verify_dossier(
@@ -181,8 +277,8 @@ def test_what_is_not_a_dossier_cannot_be_verified(tmp_path):
     with zipfile.ZipFile(empty, "w") as archive:
         archive.writestr("hello.txt", "hi")
     done = verify(empty)
-    # neither a dossier (no case.json) nor a recording bundle: the bundle reader says so
-    assert done.returncode == 2 and "not part of a recording bundle" in done.stderr
+    # neither a dossier nor a recording bundle: the dossier verifier says so (is_bundle)
+    assert done.returncode == 2 and "not a case dossier" in done.stderr
 
 
 def _key(exported):

@@ -21,6 +21,7 @@ from PIL import Image
 from sqlalchemy import select, update
 
 from tests.conftest import LiveServer, start_server
+from tests.support.case_staff import seed_case_staff
 from tiaojie.server.cases.actor import ADMIN
 from tiaojie.server.cases.model import Party, PartyRole, Source
 from tiaojie.server.cases.service import CASES, new_code
@@ -35,8 +36,10 @@ NUMBER = re.compile(r"（(\d{4})）人调字第(\d{4})号")
 
 
 @pytest.fixture
-def live_server(room_server):
-    """The case suite runs on each database (SQLite, PostgreSQL): conftest's room_server."""
+async def live_server(room_server):
+    """The case suite runs on each database (SQLite, PostgreSQL): conftest's room_server,
+    with the organisations and mediators the tests name (tests/support/case_staff.py)."""
+    await seed_case_staff(room_server)
     return room_server
 
 

@@ -372,9 +372,13 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("POST", f"{case_path}/attachments", admin),  # 415: no body
         ("GET", f"{case_path}/attachments/{attachment_id}", admin),
         ("GET", f"{case_path}/dossier", admin),
+        ("POST", f"{case_path}/sessions", admin),  # 415: no body
+        ("GET", f"{case_path}/sessions", admin),
+        ("GET", f"{case_path}/outbox", admin),
         ("GET", "/api/case-options", None),
         ("GET", "/api/case-config", admin),
         ("GET", f"/api/case-config/organisations/{org['id']}", admin),
+        ("GET", "/api/case-staff", admin),  # the organisations' stored names
         ("GET", "/api/experts", admin),
         ("POST", "/api/experts", admin),  # 415: no body
         ("GET", f"/api/progress/{code}", None),  # 404: an agreement's code is no case's

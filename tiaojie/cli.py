@@ -307,7 +307,7 @@ def verify(args: argparse.Namespace) -> int:
             return 2
         from tiaojie.archive.dossier import verify_dossier_cli
 
-        return verify_dossier_cli(args.path, args.trust, args.json)
+        return verify_dossier_cli(args.path, args.trust, args.json, words)
     if args.path.suffix.lower() == ".pdf":
         try:
             from tiaojie.signing.validator import verify_agreement_cli

@@ -56,6 +56,13 @@ class Action:
     RECORDING_STARTED = "recording_started"
     RECORDING_STOPPED = "recording_stopped"
     AGREEMENT_SEALED = "agreement_sealed"
+    # cases (server/cases/), written in the case change's own transaction
+    CASE_REGISTERED = "case_registered"
+    CASE_CHANGED = "case_changed"
+    CASE_ATTACHMENT_ADDED = "case_attachment_added"
+    CASE_SESSION_SCHEDULED = "case_session_scheduled"
+    CASE_SETTINGS_CHANGED = "case_settings_changed"
+    EXPERT_ADDED = "expert_added"
 
 
 ACTIONS = sorted(v for k, v in vars(Action).items() if k.isupper())

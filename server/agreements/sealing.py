@@ -66,8 +66,11 @@ class Sealer:
                 self._notary = await loop.run_in_executor(None, Notary, keys, tsa_url)
         return self._notary
 
-    async def make_pdf(self, state: AgreementState, folder: Path) -> bytes:
-        """The signed PDF of `state`, every mark read from the agreement's `folder`.
+    async def make_pdf(
+        self, state: AgreementState, folder: Path, case_url: str | None = None
+    ) -> bytes:
+        """The signed PDF of `state`, every mark read from the agreement's `folder`;
+        `case_url`, the progress page of its case, is printed as the case's QR code.
 
         One seal at a time, and off the event loop: reading the marks and the
         recording's chain (megabytes for a long session) and signing take seconds.
@@ -78,6 +81,7 @@ class Sealer:
             agreement, marks, manifest = await loop.run_in_executor(
                 None, self._inputs, state, folder
             )
+            agreement.case_url = case_url
             status_url = f"{self._settings.base_url}/a/{state.code}"
             seal = functools.partial(notary.sign_agreement, timezone=self._settings.tz)
             if inspect.iscoroutinefunction(notary.sign_agreement):

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from tiaojie.server.agreements import storage
+from tiaojie.server.agreements.case import AgreementCases, with_case
 from tiaojie.server.agreements.chain import chain_head, note
 from tiaojie.server.agreements.http import AgreementRoutes
 from tiaojie.server.agreements.marks import MarkChecker, decode_mark, store_mark
@@ -73,8 +74,11 @@ class Agreements:
         recordings: Recordings,
         auth: HttpAuth,
         index: ArchiveIndex,
+        cases: AgreementCases | None = None,
     ) -> None:
         self._settings = settings
+        #: The case a room belongs to (server/agreements/case.py), if any.
+        self.cases = cases
         self._store = store
         self.signalling = signalling
         self.recordings = recordings
@@ -314,7 +318,8 @@ class Agreements:
     async def _on_prefill(self, request: Request) -> dict[str, Any]:
         """What the editor proposes (server/agreements/prefill.py); changes nothing."""
         proposal = await self.signalling.dry_run(request, prefill)
-        return {"prefill": proposal}
+        case = await self.cases.agreement_case(request.room_id) if self.cases else None
+        return {"prefill": with_case(proposal, case)}
 
     def _ack(self, state: AgreementState) -> dict[str, Any]:
         return {
@@ -338,7 +343,10 @@ class Agreements:
         # the recorder (the last signature's among them) go into it.
         await self.recordings.flush(room_id)
         try:
-            pdf = await self.sealer.make_pdf(state, self.folder(state.code))
+            case = await self.cases.agreement_case(room_id) if self.cases else None
+            pdf = await self.sealer.make_pdf(
+                state, self.folder(state.code), case.case_url if case else None
+            )
             digest = hashlib.sha256(pdf).hexdigest()
             path = self.folder(state.code) / PDF_FILE
             await asyncio.get_running_loop().run_in_executor(None, write_atomic, path, pdf)

@@ -15,6 +15,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from tiaojie.server.accounts import audit
+from tiaojie.server.accounts.audit import Action as Audit
+from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.store import guarded
 from tiaojie.server.cases.tables import expert_specialties, experts
 from tiaojie.server.db import Database
@@ -55,7 +58,7 @@ class ExpertPool:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def add(self, body: dict[str, Any]) -> Expert:
+    async def add(self, body: dict[str, Any], actor: CaseActor) -> Expert:
         now = int(time.time())
         expert = Expert(
             id=new_id(),
@@ -87,13 +90,26 @@ class ExpertPool:
                         insert(expert_specialties),
                         [{"expert_id": expert.id, "specialty": s} for s in expert.specialties],
                     )
+                if actor.audited:
+                    await audit.record(conn, Audit.EXPERT_ADDED, expert.id, {})
         return expert
 
+    async def by_ids(self, ids: list[str]) -> list[Expert]:
+        """The experts of the pool among `ids` (those that are not are left out)."""
+        return await self.search(ids=ids) if ids else []
+
     async def search(
-        self, specialty: str | None = None, available: bool | None = None, limit: int = 100
+        self,
+        specialty: str | None = None,
+        available: bool | None = None,
+        limit: int = 100,
+        ids: list[str] | None = None,
     ) -> list[Expert]:
-        """Experts with `specialty` (an exact tag) and availability, oldest first."""
+        """Experts with `specialty` (an exact tag) and availability (and among `ids`),
+        oldest first."""
         query = select(experts)
+        if ids is not None:
+            query = query.where(experts.c.id.in_(ids))
         if specialty:
             having = select(expert_specialties.c.expert_id).where(
                 expert_specialties.c.specialty == specialty

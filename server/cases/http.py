@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import time
 from typing import Any
 from urllib.parse import quote
@@ -21,16 +22,16 @@ from tiaojie.archive.caselog import verify_case_log
 from tiaojie.archive.chain import case_chain_name
 from tiaojie.server import json_input
 from tiaojie.server.agreement_page import html_response
-from tiaojie.server.cases import permissions, progress, regions, schemas, taxonomy
-from tiaojie.server.cases.actor import Actor, resident
-from tiaojie.server.cases.dossier import dossier_zip
+from tiaojie.server.agreements.state import CODE_PATTERN as AGREEMENT_CODE
+from tiaojie.server.cases import outbox, permissions, progress, regions, schemas, taxonomy
+from tiaojie.server.cases.actor import CaseActor, resident
 from tiaojie.server.cases.intake import phone_key
-from tiaojie.server.cases.model import Party, PartyRole, Risk, Source
+from tiaojie.server.cases.model import Case, Party, PartyRole, Risk, Source
 from tiaojie.server.cases.numbering import check_format
 from tiaojie.server.cases.service import Cases
 from tiaojie.server.cases.states import Action, State
 from tiaojie.server.cases.store import CaseConfig, Filters, NewCase
-from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.http_auth import json_response
 from tiaojie.server.model import new_id
 from tiaojie.server.schemas import ID_PATTERN
@@ -98,20 +99,25 @@ class CaseRoutes:
         r.add_post(CASE + "/attachments", self.attach)
         r.add_get(CASE + "/attachments/{attachment_id:" + ID_PATTERN + "}", self.attachment)
         r.add_get(CASE + "/dossier", self.dossier)
+        r.add_post(CASE + "/sessions", self.schedule)
+        r.add_get(CASE + "/sessions", self.list_sessions)
+        r.add_get(CASE + "/outbox", self.outbox)
         r.add_get("/api/case-options", self.options)
         r.add_get("/api/case-config", self.get_config)
         r.add_put("/api/case-config", self.put_config)
         org = "/api/case-config/organisations/{organisation_id:" + ID_PATTERN + "}"
         r.add_get(org, self.get_organisation)
         r.add_put(org, self.put_organisation)
+        r.add_get("/api/case-staff", self.staff_directory)
         r.add_get("/api/experts", self.list_experts)
         r.add_post("/api/experts", self.add_expert)
         r.add_get("/api/progress/{code}", self.progress_json)
         r.add_get("/api/progress/{code}/qr.svg", self.qr)
         r.add_get("/c/{code}", self.progress_page)
+        r.add_get("/c/{code}/agreements/{agreement_code}", self.party_agreement)
         r.add_get("/report", self.report_page)
 
-    def _staff(self, request: web.Request) -> Actor:
+    def _staff(self, request: web.Request) -> CaseActor:
         return self.actors.staff(request)
 
     # -- intake ----------------------------------------------------------------------------
@@ -194,7 +200,9 @@ class CaseRoutes:
         )
         return json_response(
             {
-                "cases": [c.summary(now) for c in found],
+                "cases": await self.cases.named(
+                    [{**c.summary(now), "actions": self.cases.actions_for(actor, c)} for c in found]
+                ),
                 "next": None if cursor is None else str(cursor),
             }
         )
@@ -202,7 +210,15 @@ class CaseRoutes:
     async def get(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
         case = await self.cases.readable(request.match_info["case_id"], actor)
-        return json_response(self.cases.staff_view(actor, case))
+        return json_response(await self._view(actor, case))
+
+    async def _view(self, actor: CaseActor, case: Case) -> dict[str, Any]:
+        (view,) = await self.cases.named([self.cases.staff_view(actor, case)])
+        return view
+
+    async def staff_directory(self, request: web.Request) -> web.Response:
+        permissions.check_experts_read(self._staff(request))
+        return json_response(await self.cases.directory())
 
     async def transition(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
@@ -211,7 +227,7 @@ class CaseRoutes:
         case = await self.cases.store.transition(
             request.match_info["case_id"], actor, action, body, time.time()
         )
-        return json_response(self.cases.staff_view(actor, case))
+        return json_response(await self._view(actor, case))
 
     async def log(self, request: web.Request) -> web.Response:
         actor = self._staff(request)
@@ -240,7 +256,7 @@ class CaseRoutes:
         if not uploads:
             raise bad_request("Send at least one attachment.")
         case = await self.cases.attach(case.id, actor, uploads)
-        return json_response(self.cases.staff_view(actor, case), 201)
+        return json_response(await self._view(actor, case), 201)
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
         actor = self._staff(request)
@@ -263,22 +279,112 @@ class CaseRoutes:
             },
         )
 
-    async def dossier(self, request: web.Request) -> web.Response:
+    async def dossier(self, request: web.Request) -> web.StreamResponse:
+        """The dossier ZIP (`?segments=true`: with the recordings' Segments), written to
+        a temporary file first (no half-written ZIP is ever sent), then streamed."""
         actor = self._staff(request)
+        segments = _flag(request, "segments") or False
         found = await self.cases.store.log_entries(request.match_info["case_id"])
         if found is None:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, dossier_zip, case, entries, self.cases.files, self.cases.key, time.time()
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryFile() as out:
+            await self.cases.dossier(case, entries, out, segments)
+            size = out.tell()
+            out.seek(0)
+            response = web.StreamResponse(
+                headers={
+                    **NO_STORE,
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": f'attachment; filename="dossier-{case.id}.zip"',
+                }
+            )
+            response.content_length = size
+            await response.prepare(request)
+            while chunk := await loop.run_in_executor(None, out.read, 1 << 20):
+                await response.write(chunk)
+            await response.write_eof()
+        return response
+
+    # -- sessions --------------------------------------------------------------------------
+    async def schedule(self, request: web.Request) -> web.Response:
+        """A session of the case: the room and its invites (their links, once)."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        body = await _json(request, schemas.SESSION)
+        session, room, links = await self.cases.sessions.schedule(case, actor, body, time.time())
+        invites = [
+            {**item, **{k: v for k, v in links[item["invite_id"]].items() if k != "ended"}}
+            for item in session.to_dict()["invites"]
+        ]
+        return json_response(
+            {"session": session.to_dict(), "room": room.summary(), "invites": invites},
+            201,
+            headers={"Cache-Control": "no-store"},
         )
-        return web.Response(
-            body=data,
-            content_type="application/zip",
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        """The case's sessions; their join links to those who may send them."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        with_links = permissions.may_see_links(actor, case.rules)
+        found = []
+        for session in await self.cases.sessions.of_case(case.id):
+            view = session.to_dict()
+            if with_links:
+                links = await self.cases.sessions.links(session.room_id)
+                for invite in view["invites"]:
+                    link = links.get(invite["invite_id"])
+                    invite["url"] = link["url"] if link else None
+            found.append(view)
+        return json_response({"sessions": found}, headers={"Cache-Control": "no-store"})
+
+    async def outbox(self, request: web.Request) -> web.Response:
+        """What should be sent to whom (the sending is later work)."""
+        actor = self._staff(request)
+        case = await self.cases.readable(request.match_info["case_id"], actor)
+        if not permissions.may_see_links(actor, case.rules):
+            raise forbidden("Only the case's mediator, its coordinators and the admin.")
+        sessions = {s.id: s for s in await self.cases.sessions.of_case(case.id)}
+        links: dict[str, dict[str, Any]] = {}
+        for session in sessions.values():
+            links.update(await self.cases.sessions.links(session.room_id))
+        messages = []
+        for item in await self.cases.sessions.outbox(case.id):
+            position = item.recipient.get("party_position")
+            progress_url = (
+                self.cases.party_url(case, position)
+                if isinstance(position, int)
+                else self.cases.progress_url(case.code)
+            )
+            messages.append(
+                outbox.message(
+                    item,
+                    case,
+                    sessions.get(item.session_id or ""),
+                    links.get(item.invite_id or ""),
+                    progress_url,
+                )
+            )
+        return json_response({"messages": messages}, headers={"Cache-Control": "no-store"})
+
+    async def party_agreement(self, request: web.Request) -> web.StreamResponse:
+        """A party's signed agreement, with their own key (server/cases/party.py)."""
+        code, agreement_code = request.match_info["code"], request.match_info["agreement_code"]
+        if not (
+            re.fullmatch(progress.CODE_PATTERN, code)
+            and re.fullmatch(AGREEMENT_CODE, agreement_code)
+        ):
+            raise permissions.case_not_found()
+        path = await self.cases.party_agreement(code, agreement_code, request.query.get("key"))
+        return web.FileResponse(
+            path,
             headers={
-                **NO_STORE,
-                "Content-Disposition": f'attachment; filename="dossier-{case.id}.zip"',
+                **INERT,
+                "Content-Type": "application/pdf",
+                "Content-Disposition": f'attachment; filename="agreement-{agreement_code[:8]}.pdf"',
             },
         )
 
@@ -300,13 +406,14 @@ class CaseRoutes:
         return json_response((await self.cases.store.config()).to_dict())
 
     async def put_config(self, request: web.Request) -> web.Response:
-        permissions.check_configure(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_configure(actor)
         body = await _json(request, schemas.CONFIG)
         if "dispute_types" in body:
             taxonomy.check_types(body["dispute_types"])
         if "regions" in body:
             regions.check_regions(body["regions"])
-        config: CaseConfig = await self.cases.store.put_config(body)
+        config: CaseConfig = await self.cases.store.put_config(body, actor)
         return json_response(config.to_dict())
 
     async def get_organisation(self, request: web.Request) -> web.Response:
@@ -315,11 +422,14 @@ class CaseRoutes:
         return json_response(found.to_dict())
 
     async def put_organisation(self, request: web.Request) -> web.Response:
-        permissions.check_configure(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_configure(actor)
         body = await _json(request, schemas.ORGANISATION_SETTINGS)
         if "number_format" in body:
             check_format(body["number_format"])
-        found = await self.cases.store.put_organisation(request.match_info["organisation_id"], body)
+        found = await self.cases.store.put_organisation(
+            request.match_info["organisation_id"], body, actor
+        )
         return json_response(found.to_dict())
 
     # -- experts ---------------------------------------------------------------------------
@@ -332,9 +442,10 @@ class CaseRoutes:
         return json_response({"experts": [e.to_dict() for e in found]})
 
     async def add_expert(self, request: web.Request) -> web.Response:
-        permissions.check_experts_write(self._staff(request))
+        actor = self._staff(request)
+        permissions.check_experts_write(actor)
         body = await _json(request, schemas.EXPERT)
-        expert = await self.cases.experts.add(body)
+        expert = await self.cases.experts.add(body, actor)
         return json_response(expert.to_dict(), 201)
 
     # -- public progress -------------------------------------------------------------------
@@ -343,7 +454,7 @@ class CaseRoutes:
         lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
-            found = await self.cases.public_progress(code, lang)
+            found = await self.cases.public_progress(code, lang, request.query.get("key"))
         if found is None:
             raise permissions.case_not_found()
         return json_response(found, headers={"Cache-Control": "no-store"})
@@ -365,10 +476,10 @@ class CaseRoutes:
         lang = progress.lang_of(request.query.get("lang"))
         found = None
         if re.fullmatch(progress.CODE_PATTERN, code):
-            found = await self.cases.public_progress(code, lang)
+            found = await self.cases.public_progress(code, lang, request.query.get("key"))
         if found is None:
             return html_response(progress.not_found_page(lang, code), 404)
-        return html_response(progress.page(found))
+        return html_response(progress.page(found, request.query.get("key")))
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(WEB_DIR / "report.html", headers=NO_STORE)

@@ -12,7 +12,7 @@ from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-STAFF = "staff: today the admin token (staff accounts come next)"
+STAFF = "staff: an account (session or API key) or the admin token"
 
 
 def _path(name: str, pattern: str, description: str = "") -> dict[str, Any]:
@@ -102,7 +102,15 @@ PROGRESS: Schema = {
             "type": "object",
             "properties": {"code": {"type": "string"}, "text": {"type": "string"}},
         },
-        "next_session": {"type": ["object", "null"]},
+        "next_session": {
+            "type": ["object", "null"],
+            "properties": {"scheduled_at": {"type": "integer"}},
+        },
+        "party": {
+            "type": "object",
+            "description": "Only with a party's own ?key=: their role, sessions (join_url) "
+            "and signed agreements (url of the PDF with the key)",
+        },
         "deadline_at": {"type": ["integer", "null"]},
         "overdue": {"type": "boolean"},
         "organisation": {
@@ -121,9 +129,91 @@ CASE_VIEW: Schema = {
         "case_id": {"type": "string"},
         "case_number": {"type": "string"},
         "state": {"type": "string", "enum": [str(s) for s in State]},
+        "holder_organisation_id": {"type": "string"},
+        "holder_organisation_name": {"type": ["string", "null"]},
+        "mediator_id": {"type": ["string", "null"]},
+        "mediator_name": {"type": ["string", "null"]},
         "actions": {"type": "array", "items": {"type": "string"}},
     },
     "required": ["case_id", "case_number", "state"],
+}
+SESSION_INVITE: Schema = {
+    "type": "object",
+    "properties": {
+        "invite_id": {"type": "string"},
+        "kind": {"type": "string", "enum": ["party", "expert"]},
+        "name": {"type": "string"},
+        "side": {"type": ["string", "null"], "enum": ["applicant", "respondent", None]},
+        "expert_id": {"type": ["string", "null"]},
+        "url": {"type": ["string", "null"]},
+    },
+    "required": ["invite_id", "kind", "name"],
+}
+SESSION: Schema = {
+    "type": "object",
+    "properties": {
+        "session_id": {"type": "string"},
+        "case_id": {"type": "string"},
+        "room_id": {"type": "string"},
+        "scheduled_at": {"type": "integer"},
+        "mediator_id": {"type": ["string", "null"]},
+        "organisation_id": {"type": "string"},
+        "held_at": {"type": ["integer", "null"]},
+        "ended_at": {"type": ["integer", "null"]},
+        "created_at": {"type": "integer"},
+        "invites": {"type": "array", "items": SESSION_INVITE},
+    },
+    "required": ["session_id", "case_id", "room_id", "scheduled_at", "invites"],
+}
+OUTBOX: Schema = {
+    "type": "object",
+    "properties": {
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "session_id": {"type": ["string", "null"]},
+                    "status": {"type": "string"},
+                    "to": {"type": "object"},
+                    "scheduled_at": {"type": ["integer", "null"]},
+                    "links": {"type": "object"},
+                    "text": {"type": "string"},
+                },
+            },
+        }
+    },
+    "required": ["messages"],
+}
+STAFF_DIRECTORY: Schema = {
+    "type": "object",
+    "properties": {
+        "organisations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "short_name": {"type": "string"},
+                },
+            },
+        },
+        "mediators": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "organisation_id": {"type": "string"},
+                },
+            },
+        },
+    },
+    "required": ["organisations", "mediators"],
 }
 INTAKE: Schema = {
     "description": "Without a token: a resident's report (CaseReport). With a staff token: "
@@ -147,6 +237,8 @@ def components() -> dict[str, Schema]:
         "NewExpert": schemas.EXPERT,
         "CaseConfig": schemas.CONFIG,
         "CaseOrganisationSettings": schemas.ORGANISATION_SETTINGS,
+        "NewCaseSession": schemas.SESSION,
+        "CaseSession": SESSION,
     }
 
 
@@ -286,24 +378,97 @@ def paths() -> dict[str, Any]:
         "/api/cases/{case_id}/dossier": {
             "parameters": [case_id],
             "get": _op(
-                "The case's dossier (卷宗) as a ZIP; `tiaojie verify dossier.zip` checks it",
+                "The case's dossier (卷宗) as a ZIP, with its sessions' signed agreements and "
+                "recordings' manifests (?segments=true: and Segments); `tiaojie verify "
+                "dossier.zip` checks it",
                 200,
+                400,
                 401,
                 403,
                 404,
                 503,
                 content="application/zip",
+                parameters=[
+                    _query("segments", {"type": "string", "enum": ["true", "false"]}, "Segments")
+                ],
+            ),
+        },
+        "/api/cases/{case_id}/sessions": {
+            "parameters": [case_id],
+            "post": _op(
+                "Schedule a session (the case's mediator, or the admin; the case in "
+                "mediation): the room, owned by the mediator, and invites for the case's "
+                "parties (with their sides) and the chosen experts, with their links",
+                201,
+                400,
+                401,
+                403,
+                404,
+                409,
+                413,
+                415,
+                503,
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "session": {"$ref": "#/components/schemas/CaseSession"},
+                        "room": {"type": "object"},
+                        "invites": {"type": "array", "items": SESSION_INVITE},
+                    },
+                    "required": ["session", "room", "invites"],
+                },
+                body={"$ref": "#/components/schemas/NewCaseSession"},
+            ),
+            "get": _op(
+                "The case's sessions (their links to the case's mediator, coordinators and "
+                "the admin)",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema={
+                    "type": "object",
+                    "properties": {
+                        "sessions": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/CaseSession"},
+                        }
+                    },
+                },
+            ),
+        },
+        "/api/cases/{case_id}/outbox": {
+            "parameters": [case_id],
+            "get": _op(
+                "What should be sent to whom: each person's session link (and a party's own "
+                "progress link); the case's mediator, coordinators and the admin",
+                200,
+                401,
+                403,
+                404,
+                503,
+                schema=OUTBOX,
             ),
         },
         "/api/progress/{code}": {
             "parameters": [code],
             "get": _op(
-                "一案一码: the public progress of a case (no personal data); ?lang=en",
+                "一案一码: the public progress of a case (no personal data); ?lang=en; with "
+                "a party's own ?key= also `party`: their sessions' links and signed agreements",
                 200,
                 404,
                 503,
                 schema={"$ref": "#/components/schemas/CaseProgress"},
                 public=True,
+                parameters=[
+                    _query("lang", {"type": "string", "enum": ["zh-CN", "en"]}, "language"),
+                    _query(
+                        "key",
+                        {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                        "a party's own key (from their progress link)",
+                    ),
+                ],
             ),
         },
         "/api/progress/{code}/qr.svg": {
@@ -364,6 +529,16 @@ def paths() -> dict[str, Any]:
                 503,
                 schema=obj,
                 body={"$ref": "#/components/schemas/CaseOrganisationSettings"},
+            ),
+        },
+        "/api/case-staff": {
+            "get": _op(
+                f"The organisations and enabled mediators a case may be given to ({STAFF})",
+                200,
+                401,
+                403,
+                503,
+                schema=STAFF_DIRECTORY,
             ),
         },
         "/api/experts": {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tiaojie.server.cases.actor import Actor, StaffRole
+from tiaojie.server.cases.actor import CaseActor, StaffRole
 from tiaojie.server.cases.states import Action, CaseState, State
 from tiaojie.server.errors import TiaojieError, forbidden
 
@@ -37,14 +37,14 @@ def case_not_found() -> TiaojieError:
     return TiaojieError("case_not_found", "There is no such case.", 404)
 
 
-def _coordinates(actor: Actor, case: CaseState) -> bool:
+def _coordinates(actor: CaseActor, case: CaseState) -> bool:
     return actor.has(Role.COORDINATOR) and actor.organisation_id in (
         case.holder_organisation_id,
         case.coordinator_organisation_id,
     )
 
 
-def _mediates(actor: Actor, case: CaseState) -> bool:
+def _mediates(actor: CaseActor, case: CaseState) -> bool:
     """The case is this mediator's, or waits in their organisation for a mediator."""
     if not actor.has(Role.MEDIATOR):
         return False
@@ -53,7 +53,7 @@ def _mediates(actor: Actor, case: CaseState) -> bool:
     return case.state is State.DISPATCHED and case.holder_organisation_id == actor.organisation_id
 
 
-def read_scope(actor: Actor) -> Scope:
+def read_scope(actor: CaseActor) -> Scope:
     if actor.has(Role.ADMIN):
         return Scope(everything=True)
     organisations: set[str] = set()
@@ -67,7 +67,7 @@ def read_scope(actor: Actor) -> Scope:
     )
 
 
-def may_read(actor: Actor, case: CaseState) -> bool:
+def may_read(actor: CaseActor, case: CaseState) -> bool:
     if actor.has(Role.ADMIN) or _coordinates(actor, case) or _mediates(actor, case):
         return True
     return actor.has(Role.ARCHIVIST) and actor.organisation_id in (
@@ -76,18 +76,18 @@ def may_read(actor: Actor, case: CaseState) -> bool:
     )
 
 
-def check_read(actor: Actor, case: CaseState) -> None:
+def check_read(actor: CaseActor, case: CaseState) -> None:
     if not may_read(actor, case):
         raise case_not_found()
 
 
-def check_intake(actor: Actor) -> None:
+def check_intake(actor: CaseActor) -> None:
     """Staff intake (a case registered with a token): admin, coordinators, mediators."""
     if not (actor.has(Role.ADMIN) or actor.has(Role.COORDINATOR) or actor.has(Role.MEDIATOR)):
         raise forbidden("Only the admin, a coordinator or a mediator may register a case.")
 
 
-def intake_organisation(actor: Actor, asked: str | None, default: str) -> str:
+def intake_organisation(actor: CaseActor, asked: str | None, default: str) -> str:
     """The organisation a staff member's case is registered (and numbered) in: their own;
     the admin may name one."""
     if actor.has(Role.ADMIN):
@@ -98,7 +98,7 @@ def intake_organisation(actor: Actor, asked: str | None, default: str) -> str:
 
 
 def check_action(
-    actor: Actor, action: Action, case: CaseState, params: dict[str, Any]
+    actor: CaseActor, action: Action, case: CaseState, params: dict[str, Any]
 ) -> dict[str, Any]:
     """Refuse (403) an action the actor may not take on a case they may read; the
     parameters as the rules get them (a mediator takes a case for themselves)."""
@@ -124,17 +124,31 @@ def check_action(
     return params
 
 
-def check_experts_read(actor: Actor) -> None:
+def check_schedule(actor: CaseActor, case: CaseState) -> None:
+    """Sessions: the case's own mediator, or the admin (403 for others who read it)."""
+    if actor.has(Role.ADMIN):
+        return
+    if not (actor.has(Role.MEDIATOR) and case.mediator_id == actor.id):
+        raise forbidden("Only the case's mediator (or the admin) schedules its sessions.")
+
+
+def may_see_links(actor: CaseActor, case: CaseState) -> bool:
+    """The sessions' links and the outbox (they hold the parties' invite links): the
+    admin, the case's mediator, a coordinator of the case; not an archivist."""
+    return actor.has(Role.ADMIN) or _coordinates(actor, case) or _mediates(actor, case)
+
+
+def check_experts_read(actor: CaseActor) -> None:
     if not actor.is_staff:
         raise forbidden("Only staff may see the expert pool.")
 
 
-def check_experts_write(actor: Actor) -> None:
+def check_experts_write(actor: CaseActor) -> None:
     if not (actor.has(Role.ADMIN) or actor.has(Role.COORDINATOR)):
         raise forbidden("Only the admin or a coordinator may change the expert pool.")
 
 
-def check_configure(actor: Actor) -> None:
+def check_configure(actor: CaseActor) -> None:
     """The dispute taxonomy, the regions, an organisation's numbering and contact."""
     if not actor.has(Role.ADMIN):
         raise forbidden("Only the admin may change the case settings.")

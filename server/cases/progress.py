@@ -21,6 +21,7 @@ import segno
 from tiaojie.archive.caselog import events
 from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.numbering import CST
+from tiaojie.server.cases.sessions import Session
 from tiaojie.server.cases.settings import OrganisationSettings
 from tiaojie.server.cases.states import State, label
 
@@ -79,6 +80,17 @@ TEXT: dict[str, dict[str, str]] = {
         "next.withdrawn": "申请已撤回。工作人员可能会回访。",
         "next.following_up": "工作人员正在回访，了解协议的履行情况。",
         "next.closed": "案件已办结，感谢您的配合。",
+        "party.title": "您在本案中的身份：{role}",
+        "party.sessions": "您的调解",
+        "party.no_sessions": "尚未安排调解。",
+        "party.scheduled": "已安排",
+        "party.held": "进行中",
+        "party.ended": "已结束",
+        "party.join": "进入调解室",
+        "party.agreements": "您的调解协议",
+        "party.no_agreements": "还没有签署的调解协议。",
+        "party.agreement": "下载已签署的调解协议（PDF）",
+        "party.keep": "这是您本人的链接，可以进入调解室和下载协议：请勿转发。",
     },
     "en": {
         "title": "Case progress",
@@ -124,6 +136,18 @@ TEXT: dict[str, dict[str, str]] = {
         "next.withdrawn": "The application was withdrawn. Staff may follow up.",
         "next.following_up": "Staff are following up on how the agreement is kept.",
         "next.closed": "The case is closed. Thank you.",
+        "party.title": "You are the {role} in this case",
+        "party.sessions": "Your mediation sessions",
+        "party.no_sessions": "No session scheduled yet.",
+        "party.scheduled": "scheduled",
+        "party.held": "in progress",
+        "party.ended": "ended",
+        "party.join": "Enter the mediation room",
+        "party.agreements": "Your mediation agreement",
+        "party.no_agreements": "No signed agreement yet.",
+        "party.agreement": "Download the signed agreement (PDF)",
+        "party.keep": "This is your own link: it opens the mediation room and the agreement. "
+        "Do not forward it.",
     },
 }
 
@@ -139,8 +163,10 @@ def progress(
     organisation: OrganisationSettings,
     now: int,
     lang: str = "zh-CN",
+    session: Session | None = None,
 ) -> dict[str, Any]:
-    """The public progress (module docstring): an allow-list, never personal data."""
+    """The public progress (module docstring): an allow-list, never personal data;
+    `session` is the next session (server/cases/sessions.py `next_session`)."""
     t = TEXT[lang]
     reached: dict[str, float] = {}
     for event in events(entries):
@@ -171,7 +197,7 @@ def progress(
         "dispute_type": case.dispute_type_name,
         "timeline": timeline,
         "next_step": {"code": str(case.state), "text": t[f"next.{case.state}"]},
-        "next_session": None,
+        "next_session": None if session is None else {"scheduled_at": session.scheduled_at},
         "deadline_at": case.deadline_at,
         "overdue": case.overdue(now),
         "organisation": {"name": organisation.name, "contact": organisation.contact},
@@ -216,9 +242,10 @@ def _when(ts: float | None, lang: str, with_time: bool = True) -> str:
     return f"{moment:%Y-%m-%d %H:%M} ({TEXT[lang]['tz']})"
 
 
-def _page(lang: str, main: str, code: str) -> str:
+def _page(lang: str, main: str, code: str, key: str | None = None) -> str:
     t = TEXT[lang]
     e = html.escape
+    own = f"&key={e(key)}" if key else ""
     return f"""<!doctype html>
 <html lang="{lang}">
 <head>
@@ -233,7 +260,7 @@ def _page(lang: str, main: str, code: str) -> str:
 <body class="status-page progress-page">
 <header class="topbar"><div class="brand"><span class="brand-mark" aria-hidden="true">调</span>
 <span class="brand-name">{e(t["title"])}</span></div>
-<a class="lang-toggle" id="lang-toggle" href="/c/{e(code)}?lang={t["other_lang"]}"
+<a class="lang-toggle" id="lang-toggle" href="/c/{e(code)}?lang={t["other_lang"]}{own}"
  lang="{t["other_lang"]}">{t["other"]}</a></header>
 <main id="main"><section class="screen"><div class="card status-card">{main}</div>
 </section></main>
@@ -242,7 +269,9 @@ def _page(lang: str, main: str, code: str) -> str:
 """
 
 
-def page(public: dict[str, Any]) -> str:
+def page(public: dict[str, Any], key: str | None = None) -> str:
+    """The page; `key`, a party's own key the page was opened with (kept by the language
+    switch when it is one)."""
     lang = public["lang"]
     t = TEXT[lang]
     e = html.escape
@@ -258,7 +287,8 @@ def page(public: dict[str, Any]) -> str:
     late = f' <span class="badge overdue">{e(t["overdue"])}</span>' if public["overdue"] else ""
     organisation = public["organisation"]
     contact = organisation["contact"]
-    session = public["next_session"] or t["no_session"]
+    coming = public["next_session"]
+    session = _when(coming["scheduled_at"], lang) if coming else t["no_session"]
     main = (
         f'<h1 class="page-title">{e(t["title"])}</h1>\n<dl class="facts status-facts">\n'
         f'<div><dt>{e(t["case"])}</dt><dd id="progress-case-number">'
@@ -290,7 +320,58 @@ def page(public: dict[str, Any]) -> str:
         "</figcaption></figure>\n"
         f'<p class="hint">{e(t["privacy"])}</p>'
     )
+    if public.get("party"):
+        main = _party(public["party"], lang) + main
+        return _page(lang, main, public["code"], key)
     return _page(lang, main, public["code"])
+
+
+def _party(party: dict[str, Any], lang: str) -> str:
+    """What a party's own link shows above the progress: their sessions' links and their
+    signed agreements (never their name: the link may be seen over their shoulder)."""
+    t = TEXT[lang]
+    e = html.escape
+    role = party["role_label"] if lang == "zh-CN" else party["role"]
+    items = []
+    for session in party["sessions"]:
+        if session["ended_at"]:
+            state, action = t["party.ended"], ""
+        elif session["join_url"]:
+            state = t["party.held"] if session["held_at"] else t["party.scheduled"]
+            action = (
+                f'<a class="btn primary" data-action="join" href="{e(session["join_url"])}">'
+                f"{e(t['party.join'])}</a>"
+            )
+        else:
+            state, action = t["party.ended"], ""
+        items.append(
+            f'<li class="party-session" data-session-id="{e(session["session_id"])}">'
+            f'<span class="party-session-when">{e(_when(session["scheduled_at"], lang))}</span> '
+            f'<span class="badge">{e(state)}</span> {action}</li>'
+        )
+    agreements = [
+        f'<li class="party-agreement" data-code="{e(a["code"])}"><a class="btn" '
+        f'data-action="download" href="{e(a["url"])}" download>{e(t["party.agreement"])}</a> '
+        f'<span class="hint">sha256 {e(a["sha256"][:12])}…</span></li>'
+        for a in party["agreements"]
+    ]
+    return (
+        f'<section id="party-view" class="party-view" data-role="{e(party["role"])}">'
+        f"<h2>{e(t['party.title'].format(role=role))}</h2>\n"
+        f"<h3>{e(t['party.sessions'])}</h3>\n"
+        + (
+            f'<ul id="party-sessions" class="party-list">{"".join(items)}</ul>\n'
+            if items
+            else f'<p id="party-sessions" class="hint">{e(t["party.no_sessions"])}</p>\n'
+        )
+        + f"<h3>{e(t['party.agreements'])}</h3>\n"
+        + (
+            f'<ul id="party-agreements" class="party-list">{"".join(agreements)}</ul>\n'
+            if agreements
+            else f'<p id="party-agreements" class="hint">{e(t["party.no_agreements"])}</p>\n'
+        )
+        + f'<p class="hint">{e(t["party.keep"])}</p></section>\n'
+    )
 
 
 def not_found_page(lang: str, code: str) -> str:

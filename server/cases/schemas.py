@@ -131,3 +131,13 @@ CONFIG = _object(
 )
 
 ORGANISATION_SETTINGS = settings.SETTINGS
+
+#: POST /api/cases/{case_id}/sessions: when, with which experts of the pool, lobby or not.
+SESSION = _object(
+    {
+        "scheduled_at": {"type": "integer", "minimum": 0, "maximum": 2**40},
+        "expert_ids": {"type": "array", "maxItems": 5, "items": ORGANISATION_ID},
+        "lobby": {"type": "boolean", "default": True},
+    },
+    ["scheduled_at"],
+)

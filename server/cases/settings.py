@@ -1,9 +1,13 @@
 """An organisation's case settings: its name and contact as the public progress page shows
 them, how its case numbers look, and how many days a case has from acceptance.
 
-Kept in `case_settings`, one row per organisation id; an organisation without a row
-uses DEFAULTS. (Staff accounts own the organisations themselves; these are the settings
-cases need of one, by its id.)
+The organisations are the staff accounts' (server/accounts/): the name is always the
+organisation's own, and the short name in case numbers is the organisation's short name
+unless its case settings give one (an organisation made without a short name has its
+name as short name: that is no short name for a case number, so the default `人` is
+used then). What is set for cases is kept in `case_settings`, one row per organisation
+id, holding only the fields set; the rest are the defaults below. `org-default` is the
+placeholder organisation of a server that has none yet (its name may be set here).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from tiaojie.server.accounts.model import Organisation
 from tiaojie.server.cases.numbering import DEFAULT_FORMAT
 from tiaojie.server.validation import Schema
 from tiaojie.signing.text import TEXT
@@ -32,6 +37,23 @@ class OrganisationSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def organisation_settings(
+    organisation_id: str, organisation: Organisation | None, stored: dict[str, Any]
+) -> OrganisationSettings:
+    """The settings of `organisation_id`: the defaults, under the organisation's own name
+    and short name (`organisation`, None for the placeholder), under what is `stored`."""
+    values: dict[str, Any] = {}
+    if organisation is not None:
+        values["name"] = organisation.name
+        if organisation.short_name and organisation.short_name != organisation.name[:32]:
+            values["short_name"] = organisation.short_name
+    known = set(OrganisationSettings.__dataclass_fields__) - {"organisation_id"}
+    for name, value in stored.items():
+        if name in known and not (name == "name" and organisation is not None):
+            values[name] = value
+    return OrganisationSettings(organisation_id=organisation_id, **values)
 
 
 def _text(limit: int, min_length: int = 1) -> Schema:

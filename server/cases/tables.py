@@ -3,7 +3,8 @@ which imports this module; migration v0004_cases makes them).
 
 - `cases`: one row per case: its number (organisation, year, sequence: unique together),
   its public `code`, state, type, region, who holds it, the dates, `version` (raised by
-  every change) and the head of its log (`log_seq`, `log_head`).
+  every change) and the head of its log (`log_seq`, `log_head`); indexed for the queue
+  (migration v0006_casebench, docs/PERFORMANCE.md "Cases").
 - `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
   never shown to the public) and the attachments' sha256, size and type (the bytes are
   files, DATA/cases/<case id>/attachments/<sha256>).
@@ -12,6 +13,11 @@ which imports this module; migration v0004_cases makes them).
 - `case_settings`, `case_config`: an organisation's numbering, deadline and contact; the
   taxonomy, the regions and where public reports go.
 - `experts`, `expert_specialties`: the expert pool (a row per specialty tag, for search).
+- `case_sessions` (migration v0013_cases2): a Session, a room scheduled for a case: its
+  room, time, the invites made for the case's parties and experts, when it was held and
+  ended. Its room's recordings and agreements belong to the case.
+- `case_outbox`: what should be sent to whom (a party's or an expert's session link);
+  the rows hold no link or token: those are made again when the outbox is read.
 """
 
 from __future__ import annotations
@@ -32,6 +38,15 @@ from sqlalchemy import (
 )
 
 from tiaojie.server.db.schema import ID, metadata
+
+#: The columns after the leading ones of the queue's indexes (see `cases`).
+QUEUE_COLUMNS = (
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+    "mediator_id",
+    "created_ns",
+    "id",
+)
 
 cases = Table(
     "cases",
@@ -66,12 +81,30 @@ cases = Table(
     Column("created_ns", BigInteger, nullable=False),
     UniqueConstraint("organisation_id", "year", "seq", name="uq_cases_number"),
     UniqueConstraint("code", name="uq_cases_code"),
-    Index("ix_cases_state_deadline", "state", "deadline_at"),
-    Index("ix_cases_holder_state", "holder_organisation_id", "state"),
-    Index("ix_cases_mediator_id", "mediator_id"),
     Index("ix_cases_created_ns", "created_ns"),
-    Index("ix_cases_region_code", "region_code"),
-    Index("ix_cases_dispute_type", "dispute_type"),
+    # The queue (GET /api/cases) first finds the ids of a page from one of these alone
+    # (each holds every column a filter or scope names, then created_ns and id), then
+    # reads those rows: no row is read only to be filtered out or sorted away.
+    Index("ix_cases_queue_state", "state", "deadline_at", *QUEUE_COLUMNS),
+    Index(
+        "ix_cases_queue_type",
+        "dispute_type",
+        "region_code",
+        "state",
+        "deadline_at",
+        *QUEUE_COLUMNS,
+        # PostgreSQL: a region's prefix is a byte-wise range whatever the collation
+        postgresql_ops={"region_code": "text_pattern_ops"},
+    ),
+    Index(
+        "ix_cases_queue_mediator",
+        "mediator_id",
+        "state",
+        "holder_organisation_id",
+        "created_ns",
+        "id",
+    ),
+    Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
 )
 
 case_parties = Table(
@@ -155,4 +188,37 @@ expert_specialties = Table(
     Column("expert_id", ID, ForeignKey("experts.id", ondelete="CASCADE"), nullable=False),
     Column("specialty", String(64), nullable=False, index=True),
     PrimaryKeyConstraint("expert_id", "specialty", name="pk_expert_specialties"),
+)
+
+case_sessions = Table(
+    "case_sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("room_id", ID, nullable=False),
+    Column("scheduled_at", BigInteger, nullable=False),
+    Column("mediator_id", ID, nullable=True),
+    Column("organisation_id", ID, nullable=False),
+    Column("invites", JSON, nullable=False),
+    Column("created_by", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("held_at", BigInteger, nullable=True),
+    Column("ended_at", BigInteger, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
+    UniqueConstraint("room_id", name="uq_case_sessions_room_id"),
+)
+
+case_outbox = Table(
+    "case_outbox",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("session_id", ID, nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("recipient", JSON, nullable=False),
+    Column("invite_id", ID, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
 )

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ from tiaojie.server.store import RoomStore
 from tiaojie.server.tokens import InviteClaims, TokenSigner
 
 log = logging.getLogger(__name__)
+
+#: Told of a recording's seal: (room id, recording id, its folder's facts).
+SealedListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 #: How long a node that restarted waits for the seal of a recorder that outlived it.
 SEAL_WAIT_S = 60
@@ -85,6 +89,7 @@ class Recordings:
         self.signalling = signalling
         self.delivery = Delivery(store, signalling)
         self.processes: dict[str, RecorderProcess] = {}
+        self._sealed_listeners: list[SealedListener] = []
         #: The recorder key is made on first run, so its id can be printed at start.
         self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
 
@@ -140,7 +145,8 @@ class Recordings:
             await terminate(proc)
             if proc.watcher is not None and proc.watcher is not asyncio.current_task():
                 proc.watcher.cancel()
-            await self.index_folder(proc.recording_id)
+            facts = await self.index_folder(proc.recording_id)
+            await self._sealed(room_id, proc.recording_id, facts)
         await self._announce(room_id, None)
         return {**public(recording), "stopped_at": now()}
 
@@ -153,15 +159,29 @@ class Recordings:
                 await self.stop(room_id)
 
     # -- the archive index -------------------------------------------------------------
-    async def index_folder(self, recording_id: str, *, running: bool = False) -> None:
+    async def index_folder(self, recording_id: str, *, running: bool = False) -> dict[str, Any]:
         """Put what the recording's folder says now (its seal, who was in it) into the
-        index. A database that is down is logged: `tiaojie reindex` catches up."""
+        index, and return it. A database that is down is logged: `tiaojie reindex`
+        catches up."""
         directory = self.archive.directory(recording_id)
         facts = await asyncio.to_thread(recording_facts, directory, running=running)
         try:
             await self.index.recording_facts(recording_id, facts)
         except TiaojieError as error:
             log.error("recording %s: not indexed (%s): run tiaojie reindex", recording_id, error)
+        return facts
+
+    def on_sealed(self, listener: SealedListener) -> None:
+        """`listener(room_id, recording_id, facts)` once a recording this node stopped
+        is sealed and indexed (a case's log names the seal: server/cases/projection.py)."""
+        self._sealed_listeners.append(listener)
+
+    async def _sealed(self, room_id: str, recording_id: str, facts: dict[str, Any]) -> None:
+        for listener in self._sealed_listeners:
+            try:
+                await listener(room_id, recording_id, facts)
+            except TiaojieError as error:
+                log.error("recording %s: its seal was not passed on (%s)", recording_id, error)
 
     def _index_when_sealed(self, recording_id: str) -> None:
         """Index a recording whose recorder outlived this node once it has sealed (it

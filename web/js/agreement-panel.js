@@ -60,7 +60,7 @@ export class AgreementPanel {
     this.saveAgain = false;
     /** The fingerprint of the last version this form saved (or loaded). */
     this.lastAck = "";
-    /** @type {{parties: any[], mediator: string, experts: string[]}|null} the server's proposal */
+    /** @type {{parties: any[], mediator: string, experts: string[], case_number?: string, facts?: string}|null} the server's proposal */
     this.proposal = null;
     /** What the last proposal put in each field (to tell the mediator's own changes). */
     this.proposed = { parties: "", mediator: "", experts: "" };
@@ -319,6 +319,16 @@ export class AgreementPanel {
         changed = true;
       }
       this.proposed.mediator = p.mediator;
+    }
+    // in a session of a case: its number and facts (the case's description)
+    for (const [field, input] of [["case_number", el.caseNumber], ["facts", el.facts]]) {
+      const value = p[field];
+      if (typeof value !== "string" || !follows(field, input.value, !input.value.trim())) continue;
+      if (input.value !== value) {
+        input.value = value;
+        changed = true;
+      }
+      this.proposed[field] = value;
     }
     for (const select of el.parties.querySelectorAll('select[data-field="participant_id"]')) {
       if (document.activeElement !== select) this.fillAssignees(select, select.value);

@@ -44,6 +44,12 @@ const ACTIONS = [
   "recording_started",
   "recording_stopped",
   "agreement_sealed",
+  "case_registered",
+  "case_changed",
+  "case_attachment_added",
+  "case_session_scheduled",
+  "case_settings_changed",
+  "expert_added",
 ];
 const PAGE = 50;
 const MIN_PASSWORD = 10;

@@ -33,7 +33,7 @@ function when(seconds) {
 }
 
 /** Copy `text`: the Clipboard API, else a selection of `input` for the user to copy. */
-async function copyText(text, input) {
+export async function copyText(text, input) {
   try {
     await navigator.clipboard.writeText(text);
     return true;

@@ -1,13 +1,17 @@
 /**
  * The staff home page (`/staff`), after login: what each role does, on a phone too.
  *
+ * - cases (js/staff-cases.js): the coordinator's queue, the mediator's inbox, sessions
+ *   from a case, staff intake;
  * - mediator: their rooms (`GET /api/rooms`), a new room, invite links for parties and
  *   experts (copy and send), and entering their own room as its mediator
  *   (`POST /api/rooms/{id}/enter`, then the join page) — js/staff-rooms.js;
  * - coordinator: the rooms of their organisation, read only (same list);
  * - archivist: the link to the recordings page, which works with this session;
  * - admin: accounts (create, roles, reset password, disable), organisations, the audit
- *   log — js/staff-admin.js.
+ *   log — js/staff-admin.js;
+ * - everyone: their own password and API keys (made, shown once, revoked) —
+ *   js/staff-self.js.
  *
  * Every call goes through js/api.js with the session's credential (the cookie, and the
  * CSRF token from `GET /api/session` on writes). No session: back to `/login`.
@@ -16,7 +20,8 @@
  * `document.body.dataset.roles` lists the account's roles (space separated). Stable
  * ids: `#staff-name`, `#staff-org`, `#staff-roles`, `#logout-button`,
  * `#logout-all-button`, the sections `#rooms-section`, `#archive-section` (with
- * `#archive-link`), `#accounts-section`, `#organisations-section`, `#audit-section`;
+ * `#archive-link`), `#accounts-section`, `#organisations-section`, `#audit-section`,
+ * `#self-section`;
  * the rest is in the modules.
  *
  * @module staff
@@ -24,7 +29,9 @@
 import { ApiError, callJson, currentSession, sessionCredential } from "./api.js";
 import { errorText, initI18n, onLangChange, t } from "./i18n.js";
 import { AdminPanel } from "./staff-admin.js";
+import { CasesPanel } from "./staff-cases.js";
 import { RoomsPanel } from "./staff-rooms.js";
+import { SelfPanel } from "./staff-self.js";
 import { confirmAction, h, toast } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -128,6 +135,10 @@ async function main() {
 
   const tasks = [];
   if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
+    const cases = new CasesPanel({ account: session.account, call: staffCall, errorText: staffError });
+    tasks.push(cases.start());
+  }
+  if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
     const rooms = new RoomsPanel({ account: session.account, call: staffCall, errorText: staffError });
     tasks.push(rooms.start());
   }
@@ -138,6 +149,8 @@ async function main() {
     const admin = new AdminPanel({ account: session.account, call: staffCall, errorText: staffError });
     tasks.push(admin.start());
   }
+  const self = new SelfPanel({ account: session.account, call: staffCall, errorText: staffError });
+  tasks.push(self.start());
   await Promise.allSettled(tasks);
   document.body.dataset.state = "ready";
 }
