@@ -4,7 +4,7 @@ which imports this module; migration v0004_cases makes them).
 - `cases`: one row per case: its number (organisation, year, sequence: unique together),
   its public `code`, state, type, region, who holds it, the dates, `version` (raised by
   every change) and the head of its log (`log_seq`, `log_head`); indexed for the queue
-  (migration v0006_casebench, docs/PERFORMANCE.md "Cases").
+  (migration v0013_case_queue_indexes, docs/PERFORMANCE.md "Cases").
 - `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
   never shown to the public) and the attachments' sha256, size and type (the bytes are
   files, DATA/cases/<case id>/attachments/<sha256>).
@@ -13,7 +13,7 @@ which imports this module; migration v0004_cases makes them).
 - `case_settings`, `case_config`: an organisation's numbering, deadline and contact; the
   taxonomy, the regions and where public reports go.
 - `experts`, `expert_specialties`: the expert pool (a row per specialty tag, for search).
-- `case_sessions` (migration v0013_cases2): a Session, a room scheduled for a case: its
+- `case_sessions` (migration v0014_case_sessions): a Session, a room scheduled for a case: its
   room, time, the invites made for the case's parties and experts, when it was held and
   ended. Its room's recordings and agreements belong to the case.
 - `case_outbox`: what should be sent to whom (a party's or an expert's session link);

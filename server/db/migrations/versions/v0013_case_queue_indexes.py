@@ -3,15 +3,15 @@
 every column a filter names, then created_ns and id, so a page's ids come from one index.
 They replace the single-purpose ones of v0004.
 
-Revision ID: v0006
-Revises: v0012 (after reconnect here; the merger re-chains)
+Revision ID: v0013
+Revises: v0012
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "v0006"
+revision = "v0013"
 down_revision = "v0012"
 branch_labels = None
 depends_on = None

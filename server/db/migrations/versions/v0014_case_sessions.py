@@ -1,8 +1,8 @@
 """Sessions from a case and the case's outbox (server/cases/tables.py: `case_sessions`,
 `case_outbox`).
 
-Revision ID: v0013
-Revises: v0006
+Revision ID: v0014
+Revises: v0013
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "v0013"
-down_revision = "v0006"
+revision = "v0014"
+down_revision = "v0013"
 branch_labels = None
 depends_on = None
 
