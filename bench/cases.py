@@ -7,7 +7,7 @@ For each database: a fresh one, migrated, filled with --cases synthetic cases in
 (bench/synthetic_cases.py: made through the real numbering and state rules, each with a
 log that verifies; marked by the actor id `bench-synthetic`), then a real `tiaojie serve`
 on it (pinned to CPU 0; this script, the one client, on CPU 1) and, one request at a
-time over a kept-alive connection, after a warm-up:
+time over a kept-alive connection, after a warm-up, the kinds taking turns:
 
 * **intake**: `POST /api/cases` with the admin token (staff intake: public reports are
   rate-limited per address, so they cannot be driven from one client; both take the same
@@ -227,13 +227,13 @@ async def drive(base: str, synthetic: Synthetic, requests: int, token: str = ADM
             await intake(False)
             await queue(False, i)
             await progress(False)
-        for _ in range(requests):
+        # Round-robin, so that whatever else the machine does weighs on every kind alike.
+        for i in range(requests):
             await intake(True)
-        for i in range(requests * len(questions)):
-            await queue(True, i)
-        for _ in range(max(requests // 3, 1)):
-            await second_page(True)
-        for _ in range(requests):
+            for n in range(len(questions)):
+                await queue(True, n)
+            if i % 3 == 0:
+                await second_page(True)
             await progress(True)
     return timings
 
@@ -266,7 +266,12 @@ def run(kind: str, count: int, requests: int) -> Timings:
             )
             options = ("--database", url) if url else ()
             with server_process(*options, cpu=0, data=data) as (_, base):
+                before = os.getloadavg()[0]
                 timings = asyncio.run(drive(base, synthetic, requests))
+                print(
+                    f"  load average (1 min) {before:.1f} before the requests, "
+                    f"{os.getloadavg()[0]:.1f} after"
+                )
         return timings
     finally:
         shutil.rmtree(data, ignore_errors=True)

@@ -325,26 +325,29 @@ async def write(
     rng = random.Random(7)
 
     async def flush() -> None:
+        """The batch, by the driver itself: COPY on PostgreSQL, executemany on SQLite
+        (ten and three times as fast as SQLAlchemy's INSERTs of the same rows)."""
         async with database.write() as conn:
-            if database.kind == "postgresql":  # COPY: ten times as fast as INSERTs
-                raw = (await conn.get_raw_connection()).driver_connection
-                assert raw is not None
-                for table, key in ((cases, "cases"), (case_parties, "parties"), (case_log, "log")):
-                    names = [c.name for c in table.columns]
-                    records = [
-                        tuple(
-                            json.dumps(row[n], ensure_ascii=False)
-                            if isinstance(table.c[n].type, JSON)
-                            else row[n]
-                            for n in names
-                        )
-                        for row in rows[key]
-                    ]
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            for table, key in ((cases, "cases"), (case_parties, "parties"), (case_log, "log")):
+                names = [c.name for c in table.columns]
+                records = [
+                    tuple(
+                        json.dumps(row[n], ensure_ascii=False)
+                        if isinstance(table.c[n].type, JSON)
+                        else row[n]
+                        for n in names
+                    )
+                    for row in rows[key]
+                ]
+                if database.kind == "postgresql":
                     await raw.copy_records_to_table(table.name, records=records, columns=names)
-            else:
-                await conn.execute(insert(cases), rows["cases"])
-                await conn.execute(insert(case_parties), rows["parties"])
-                await conn.execute(insert(case_log), rows["log"])
+                else:
+                    marks = ", ".join("?" for _ in names)
+                    await raw.executemany(
+                        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", records
+                    )
         for kind in rows.values():
             kind.clear()
 

@@ -85,7 +85,14 @@ cases = Table(
     # The queue (GET /api/cases) first finds the ids of a page from one of these alone
     # (each holds every column a filter or scope names, then created_ns and id), then
     # reads those rows: no row is read only to be filtered out or sorted away.
-    Index("ix_cases_queue_state", "state", "deadline_at", *QUEUE_COLUMNS),
+    Index(
+        "ix_cases_queue_state",
+        "state",
+        "deadline_at",
+        "dispute_type",
+        "region_code",
+        *QUEUE_COLUMNS,
+    ),
     Index(
         "ix_cases_queue_type",
         "dispute_type",

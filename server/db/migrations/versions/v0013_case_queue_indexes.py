@@ -35,7 +35,11 @@ OLD = {
 def upgrade() -> None:
     for name in OLD:
         op.drop_index(name, table_name="cases")
-    op.create_index("ix_cases_queue_state", "cases", ["state", "deadline_at", *QUEUE_COLUMNS])
+    op.create_index(
+        "ix_cases_queue_state",
+        "cases",
+        ["state", "deadline_at", "dispute_type", "region_code", *QUEUE_COLUMNS],
+    )
     op.create_index(
         "ix_cases_queue_type",
         "cases",
