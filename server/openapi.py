@@ -15,12 +15,13 @@ from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
 from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.http_auth import READERS
+from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
 from tiaojie.server.validation import Schema
 from tiaojie.signing.text import MULTILINE, TEXT, check_chars
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
+_ERROR = ERROR
 
 
 def documented(schema: Schema) -> Schema:
@@ -88,15 +89,11 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _answer(description: str, schema: Schema | None = None) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": description}
-    if schema is not None:
-        answer["content"] = {"application/json": {"schema": schema}}
-    return answer
-
-
 def _errors(*statuses: int) -> dict[str, Any]:
-    return {str(s): _answer("error", _ERROR) for s in statuses}
+    return {
+        str(s): {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+        for s in statuses
+    }
 
 
 def _op(
@@ -106,18 +103,9 @@ def _op(
     body: Schema | None = None,
     secure: bool = True,
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "responses": {str(ok[0]): _answer(ok[1], ok[2]), **_errors(*errors)},
-    }
-    if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": body}},
-        }
-    if not secure:
-        operation["security"] = []
-    return operation
+    return operation(
+        summary, ok[0], ok[2], *errors, description=ok[1], body=body, public=not secure
+    )
 
 
 _ROOM_ID = {

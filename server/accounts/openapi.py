@@ -20,6 +20,7 @@ from tiaojie.server.accounts.schemas import (
     RESET_PASSWORD,
 )
 from tiaojie.server.accounts.tokens import COOKIE
+from tiaojie.server.openapi_parts import operation, path_param, ref
 from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema
 
@@ -29,16 +30,11 @@ _INT_OR_NULL: Schema = {"type": ["integer", "null"]}
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return ref(name)
 
 
 def _path(name: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
-    }
+    return path_param(name)
 
 
 def _op(
@@ -50,28 +46,9 @@ def _op(
     headers: dict[int, dict[str, Any]] | None = None,
     query: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {
-        str(ok[0]): {"description": "success", "content": {"application/json": {"schema": ok[1]}}}
-    }
-    for status in errors:
-        answer: dict[str, Any] = {
-            "description": "error",
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-        if headers and status in headers:
-            answer["headers"] = headers[status]
-        responses[str(status)] = answer
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": body}},
-        }
-    if public:
-        operation["security"] = []
-    if query:
-        operation["parameters"] = query
-    return operation
+    return operation(
+        summary, ok[0], ok[1], *errors, body=body, public=public, headers=headers, parameters=query
+    )
 
 
 _ORGANISATION: Schema = {

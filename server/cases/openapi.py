@@ -8,6 +8,7 @@ from typing import Any
 from tiaojie.server.cases import schemas
 from tiaojie.server.cases.progress import CODE_PATTERN
 from tiaojie.server.cases.states import State
+from tiaojie.server.openapi_parts import operation, path_param
 from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema
 
@@ -16,15 +17,7 @@ STAFF = "staff: an account (session or API key) or the admin token"
 
 
 def _path(name: str, pattern: str, description: str = "") -> dict[str, Any]:
-    parameter: dict[str, Any] = {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "pattern": f"^{pattern}$"},
-    }
-    if description:
-        parameter["description"] = description
-    return parameter
+    return path_param(name, pattern, description)
 
 
 def _query(name: str, schema: Schema, description: str) -> dict[str, Any]:
@@ -43,27 +36,18 @@ def _op(
     optional_auth: bool = False,
     parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    answer: dict[str, Any] = {"description": "success"}
-    answer["content"] = {content: {"schema": schema} if schema is not None else {}}
-    responses: dict[str, Any] = {str(ok): answer}
-    for status in errors:
-        responses[str(status)] = {
-            "description": "error",
-            "content": {"application/json": {"schema": _ERROR}},
-        }
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
-    if body is not None:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": body}},
-        }
-    if public:
-        operation["security"] = []
-    elif optional_auth:
-        operation["security"] = [{}, {"bearer": []}]
-    if parameters:
-        operation["parameters"] = parameters
-    return operation
+    return operation(
+        summary,
+        ok,
+        schema,
+        *errors,
+        content=content,
+        always_content=True,
+        body=body,
+        public=public,
+        optional_auth=optional_auth,
+        parameters=parameters,
+    )
 
 
 RECEIPT: Schema = {
