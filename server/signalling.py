@@ -167,6 +167,7 @@ class Signalling:
         self.sio.on("*", self._on_event)
         self._handlers: dict[str, Handler] = {}
         self._room_state: dict[str, RoomStateField] = {}
+        self._entering_hooks: list[EnterHook] = []
         self._enter_hooks: list[EnterHook] = []
         self._leave_hooks: list[LeaveHook] = []
         self._away_hooks: list[AwayHook] = []
@@ -199,6 +200,11 @@ class Signalling:
     def add_room_state(self, key: str, field: RoomStateField) -> None:
         """Add `key` to the `room_state` a participant gets on entering the room."""
         self._room_state[key] = field
+
+    def on_entering(self, hook: EnterHook) -> None:
+        """Run `hook` as a participant enters, before they get their `room_state`: what
+        they may use as soon as they have it (their media peer) exists by then."""
+        self._entering_hooks.append(hook)
 
     def on_enter(self, hook: EnterHook) -> None:
         """Run `hook` after a participant entered (they have their `room_state`), before
@@ -358,6 +364,8 @@ class Signalling:
         is_mediator = participant.role is Role.MEDIATOR
         if is_mediator:
             await self.sio.enter_room(participant.sid, _mediator_channel(room_id))
+        for hook in self._entering_hooks:
+            await hook(room_id, participant)
         room = await self.store.require(room_id)
         state = {
             "room": room.summary(),

@@ -182,7 +182,10 @@ class LiveServer:
     async def join(self, invite: dict[str, Any], **auth: Any) -> SignalClient:
         client = self.client()
         await client.connect({"token": invite["token"], **auth})
-        await client.wait_for("welcome")
+        welcome = await client.wait_for("welcome")
+        if welcome["participant"]["status"] == "joined":
+            # in the room once it has its room_state (its media peer exists by then)
+            await client.wait_for("room_state")
         return client
 
     async def close(self) -> None:

@@ -30,6 +30,7 @@ class MediaHandlers:
         sig.add_handler("publish", self._publish)
         sig.add_handler("subscriber_answer", self._subscriber_answer)
         sig.add_room_state("publications", self._publications)
+        sig.on_entering(self._entering)
         sig.on_enter(self._entered)
         sig.on_away(self._away)
         sig.on_leave(self._left)
@@ -38,12 +39,17 @@ class MediaHandlers:
     def _publications(self, room: Room, participant: Participant) -> list[dict[str, Any]]:
         return self.media.publications(room.id)
 
-    async def _entered(self, room_id: str, participant: Participant) -> None:
+    async def _entering(self, room_id: str, participant: Participant) -> None:
+        # before room_state: a client publishes as soon as it has it
         muted = {"audio": participant.muted_audio, "video": participant.muted_video}
         # the room's caucuses and screening apply before anything is forwarded
         room = await self.signalling.store.require(room_id)
         rules = forwarding_rules(room)
         await self.media.add_peer(room_id, participant.id, participant.sid, muted, rules)
+
+    async def _entered(self, room_id: str, participant: Participant) -> None:
+        # after room_state: a client drops subscriber offers that come before it
+        self.media.start_peer(room_id, participant.id)
 
     async def _away(self, room_id: str, participant: Participant) -> None:
         # aiortc has no ICE restart: the peer connections are over; a reconnect makes new

@@ -186,6 +186,9 @@ class Peer:
         self.slots: list[Slot] = []
         self._negotiating = asyncio.Lock()
         self._dirty = False
+        #: False until the participant has their room_state (start_peer): a client drops
+        #: subscriber offers that come earlier, so they wait.
+        self.started = False
         #: the client's answer, and a future the negotiation resolves once it is applied
         self._answer: asyncio.Future[tuple[RTCSessionDescription, asyncio.Future[None]]] | None = (
             None
@@ -268,10 +271,16 @@ class Peer:
                 self._incoming[transceiver.mid] = (track, assembler)
 
     # -- subscribing -----------------------------------------------------------------------
+    def start(self) -> None:
+        """The client is ready for subscriber offers: send what is published."""
+        self.started = True
+        if self._dirty or self.room.publications():
+            self.renegotiate()
+
     def renegotiate(self) -> None:
         """Bring the subscriber connection up to date (coalesces concurrent requests)."""
         self._dirty = True
-        if not self._negotiating.locked():
+        if self.started and not self._negotiating.locked():
             _spawn(self._negotiate_loop())
 
     async def _negotiate_loop(self) -> None:
@@ -497,16 +506,22 @@ class MediaPlane:
         muted: dict[str, bool],
         rules: ForwardingRules | None = None,
     ) -> None:
-        """A participant entered the room (a reconnect replaces their earlier media);
-        `rules`, the room's ForwardingRules as stored, apply before anything is sent."""
+        """A participant is entering the room (a reconnect replaces their earlier media);
+        `rules`, the room's ForwardingRules as stored, apply before anything is sent.
+        Nothing is sent to them until `start_peer`."""
         await self.remove_peer(room_id, participant_id)
         room = self._room(room_id)
         if rules is not None:
             room.apply_rules(rules)
         peer = room.peers[participant_id] = Peer(room, participant_id, sid)
         peer.muted.update(muted)
-        if room.publications():
-            peer.renegotiate()
+
+    def start_peer(self, room_id: str, participant_id: str) -> None:
+        """The participant has their room_state: offer them what is published."""
+        room = self.rooms.get(room_id)
+        peer = room.peers.get(participant_id) if room else None
+        if peer is not None:
+            peer.start()
 
     async def remove_peer(self, room_id: str, participant_id: str) -> None:
         room = self.rooms.get(room_id)
