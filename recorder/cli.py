@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RFC 3161 time-stamping authority for the seal",
     )
     parser.add_argument("--checkpoint-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--rtc-ports", default=None, help="UDP port range of the media sockets (the server's)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     from tiaojie.recorder.session import Recorder
+    from tiaojie.rtc import aiortc_internals
+    from tiaojie.rtc.ports import parse_port_range
 
     os.umask(0o077)  # segments, chain and seal: for the server's account alone
     logging.basicConfig(
@@ -59,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
         key = load_pem_private_key(args.key.read_bytes(), password=None)
     except (OSError, ValueError) as error:
         print(f"tiaojie record: cannot read the key {args.key}: {error}", file=sys.stderr)
+        return 2
+
+    try:
+        aiortc_internals.bind_ice_in(parse_port_range(args.rtc_ports))
+    except ValueError as error:
+        print(f"tiaojie record: {error}", file=sys.stderr)
         return 2
 
     async def main() -> int:

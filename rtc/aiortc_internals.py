@@ -26,7 +26,9 @@ timestamps itself.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import logging
 import queue
 import threading
@@ -41,6 +43,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from tiaojie.rtc.keyframes import is_keyframe
+from tiaojie.rtc.ports import PortRange
 
 log = logging.getLogger(__name__)
 
@@ -552,3 +555,63 @@ def gather_only_on(addresses: list[str] | None) -> None:
         return [a for a in chosen if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
     aioice.ice.get_host_addresses = get_host_addresses
+
+
+class _BindingLoop:
+    """The running loop as aioice's ICE gathering sees it: its host sockets (bound to
+    port 0) are bound in the port range instead. Everything else is the real loop."""
+
+    def __init__(self, loop: Any, ports: PortRange) -> None:
+        self._loop = loop
+        self._ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_datagram_endpoint(
+        self, protocol_factory: Any, local_addr: Any = None, **kwargs: Any
+    ) -> Any:
+        if local_addr is not None and local_addr[1] == 0 and not kwargs.get("sock"):
+            sock = self._ports.bind(local_addr[0])
+            return await self._loop.create_datagram_endpoint(protocol_factory, sock=sock, **kwargs)
+        return await self._loop.create_datagram_endpoint(
+            protocol_factory, local_addr=local_addr, **kwargs
+        )
+
+
+class _AsyncioFor:
+    """What aioice.ice sees as `asyncio`: the real module, but its running loop binds in
+    the port range (aioice.ice.Connection.get_component_candidates binds its host
+    candidates with `asyncio.get_running_loop().create_datagram_endpoint(...,
+    local_addr=(address, 0))`)."""
+
+    def __init__(self, ports: PortRange) -> None:
+        self.ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    def get_running_loop(self) -> Any:
+        return _BindingLoop(asyncio.get_running_loop(), self.ports)
+
+
+def bind_ice_in(ports: PortRange | None) -> None:
+    """Make every ICE host socket of this process bind inside `ports` (None: any port).
+
+    aioice offers no port range; it looks `asyncio` up in its module at gathering time,
+    so replacing that module attribute is enough. Process-wide.
+    """
+    import aioice.ice
+
+    source = inspect.getsource(aioice.ice.Connection.get_component_candidates)
+    if "get_running_loop()" not in source or "local_addr=(address, 0)" not in source:
+        raise InternalsChanged("aioice no longer binds host candidates as expected")
+    aioice.ice.asyncio = _AsyncioFor(ports) if ports is not None else asyncio  # type: ignore[assignment]
+
+
+def ice_port_range() -> PortRange | None:
+    """The range `bind_ice_in` set (None: any port)."""
+    import aioice.ice
+
+    current = aioice.ice.asyncio
+    return current.ports if isinstance(current, _AsyncioFor) else None

@@ -18,6 +18,7 @@ import logging
 from aiohttp import web
 
 from tiaojie.archive.keys import keys_dir, load_or_create
+from tiaojie.rtc.ports import parse_port_range
 from tiaojie.server import __version__, api, openapi, separation
 from tiaojie.server import web as web_client
 from tiaojie.server.accounts.audit import AuditProjection
@@ -52,6 +53,7 @@ from tiaojie.server.media.ice import (
 )
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.media.turn import parse_turn
 from tiaojie.server.moderation import Moderation
 from tiaojie.server.node import node_id
 from tiaojie.server.recordings import (
@@ -109,13 +111,15 @@ def create_app(settings: Settings) -> web.Application:
         servers=parse_ice_servers(settings.ice_servers),
         announce_ip=announce_ip,
         deny=deny_ranges(settings.ice_deny, announce_ip),
+        turn=parse_turn(settings.turn_secret, settings.turn_urls, settings.turn_ttl),
+        ports=parse_port_range(settings.rtc_ports),
     )
     apply_ice(ice)
     archive_auth = ArchiveAuth(credentials.token_secret, ArchivistRegister.of(settings.data_dir))
     auth = HttpAuth(credentials.admin_token, signer, store, archive_auth)
 
     signalling = Signalling(
-        store, signer, settings.redis_url, ice.servers, settings.reconnect_grace
+        store, signer, settings.redis_url, ice.servers_for, settings.reconnect_grace
     )
     media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
     recordings = Recordings(
@@ -127,6 +131,7 @@ def create_app(settings: Settings) -> web.Application:
         index,
         settings.tsa_url,
         node,
+        settings.rtc_ports,
     )
     recordings.on_sealed(case_rooms.recording_sealed)
     cases = Cases(

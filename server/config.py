@@ -26,6 +26,13 @@ class Settings:
     announce_ip: str | None = None
     #: CIDR ranges the server's ICE never checks (server/media/ice.py `deny_ranges`).
     ice_deny: str | None = None
+    #: The UDP ports of every ICE socket, "40000-40199" (rtc/ports.py); None: any port.
+    rtc_ports: str | None = None
+    #: coturn's static-auth-secret and the TURN URLs handed out with per-participant
+    #: credentials (server/media/turn.py); credentials last `turn_ttl` seconds.
+    turn_secret: str | None = None
+    turn_urls: str | None = None
+    turn_ttl: int = 12 * 3600
     transcode: bool = False
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
@@ -174,6 +181,33 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "link-local are always denied unless --announce-ip is a loopback address",
     )
     parser.add_argument(
+        "--rtc-ports",
+        default=_env("RTC_PORTS"),
+        help="UDP port range for all media (ICE) sockets of the server and its recorders, "
+        "e.g. 40000-40199: open it in the firewall; two ports per participant "
+        "(TIAOJIE_RTC_PORTS; default: any port)",
+    )
+    parser.add_argument(
+        "--turn-urls",
+        default=_env("TURN_URLS"),
+        help="TURN servers handed to participants with their own short-lived credentials, "
+        "comma-separated, e.g. 'turn:turn.example.org:3478?transport=udp,"
+        "turn:turn.example.org:3478?transport=tcp,turns:turn.example.org:443?transport=tcp' "
+        "(TIAOJIE_TURN_URLS); needs the secret",
+    )
+    parser.add_argument(
+        "--turn-secret",
+        default=_env("TURN_SECRET"),
+        help="coturn's static-auth-secret (use-auth-secret); prefer the environment "
+        "variable TIAOJIE_TURN_SECRET, which other users of the machine cannot read",
+    )
+    parser.add_argument(
+        "--turn-ttl",
+        type=int,
+        default=int(_env("TURN_TTL", str(12 * 3600)) or 12 * 3600),
+        help="seconds a participant's TURN credentials last (TIAOJIE_TURN_TTL; default 43200)",
+    )
+    parser.add_argument(
         "--transcode",
         action="store_true",
         default=_env("TRANSCODE") == "1",
@@ -256,6 +290,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         ice_servers=args.ice_servers,
         announce_ip=args.announce_ip,
         ice_deny=args.ice_deny,
+        rtc_ports=args.rtc_ports,
+        turn_secret=args.turn_secret,
+        turn_urls=args.turn_urls,
+        turn_ttl=args.turn_ttl,
         transcode=args.transcode,
         tsa_url=args.tsa_url,
         request_timeout=args.request_timeout,

@@ -35,7 +35,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import socketio
 from aiohttp import web
@@ -125,6 +125,12 @@ RoomHook = Callable[[str], Awaitable[None]]
 RoomStateField = Callable[[Room, Participant], Any]
 
 
+class IceServersFor(Protocol):
+    """The RTCIceServers handed to a participant (`relay` False: no TURN login)."""
+
+    def __call__(self, participant_id: str, relay: bool = True) -> list[dict[str, Any]]: ...
+
+
 def _room_channel(room_id: str) -> str:
     return f"room:{room_id}"
 
@@ -142,14 +148,15 @@ class Signalling:
         store: RoomStore,
         signer: TokenSigner,
         redis_url: str | None,
-        ice_servers: list[dict[str, Any]] | None = None,
+        ice_servers: IceServersFor | None = None,
         reconnect_grace: float = RECONNECT_GRACE_S,
     ) -> None:
         self.store = store
         #: 0: a dropped connection is gone at once (no seat kept).
         self.reconnect_grace = reconnect_grace
         self.signer = signer
-        self.ice_servers = ice_servers or []
+        #: The RTCIceServers for a participant (their own TURN login among them).
+        self.ice_servers: IceServersFor = ice_servers or (lambda _id, relay=True: [])
         manager = socketio.AsyncRedisManager(redis_url) if redis_url else None
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
@@ -372,7 +379,9 @@ class Signalling:
             "self": participant.public(),
             "participants": [p.public() for p in room.joined()],
             "lobby": [p.public() for p in room.waiting()] if is_mediator else [],
-            "ice_servers": self.ice_servers,
+            "ice_servers": self.ice_servers(
+                participant.id, relay=participant.role is not Role.RECORDER
+            ),
         }
         for key, field in self._room_state.items():
             state[key] = field(room, participant)

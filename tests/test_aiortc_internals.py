@@ -55,6 +55,7 @@ from aiortc.rtp import (
 from tests.support.testmedia import make_test_mp4
 from tiaojie.client.media_file import FileSource
 from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.ports import PortRange
 from tiaojie.rtc.aiortc_internals import (
     FrameAssembler,
     InternalsChanged,
@@ -184,6 +185,32 @@ async def test_missing_internals_raise_internals_changed():
     receiver._RTCRtpReceiver__jitter_buffer = object()  # a type it no longer has
     with pytest.raises(InternalsChanged):
         make_passthrough(receiver)
+
+
+async def test_ice_sockets_bind_in_the_port_range_through_aioice_module_asyncio(monkeypatch):
+    """aioice binds host candidates through `asyncio.get_running_loop()` looked up in
+    aioice.ice at gathering time; the range works only while that stays so."""
+    import aioice.ice
+
+    try:
+        low = 29500
+        aiortc_internals.bind_ice_in(PortRange(low, low + 49))
+        assert aiortc_internals.ice_port_range() == PortRange(low, low + 49)
+        connection = aioice.ice.Connection(ice_controlling=True, use_ipv6=False)
+        await connection.gather_candidates()
+        ports = [c.port for c in connection.local_candidates if c.type == "host"]
+        await connection.close()
+        assert ports and all(low <= p <= low + 49 for p in ports), ports
+    finally:
+        aiortc_internals.bind_ice_in(None)
+    assert aioice.ice.asyncio is asyncio and aiortc_internals.ice_port_range() is None
+
+    async def moved(self, component, addresses, timeout=5):  # an aioice that binds otherwise
+        return []
+
+    monkeypatch.setattr(aioice.ice.Connection, "get_component_candidates", moved)
+    with pytest.raises(InternalsChanged):
+        aiortc_internals.bind_ice_in(PortRange(low, low + 49))
 
 
 # -- a real receiver, fed RTP packets by hand ----------------------------------------------

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.ports import PortRange
+from tiaojie.server.media.turn import TurnSettings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: Remote candidates the server's ICE checks on one connection, over its whole life.
@@ -47,6 +49,18 @@ class IceSettings:
     #: Remote candidates in these ranges are dropped (`deny_ranges`).
     deny: tuple[IPNetwork, ...] = ()
     max_remote_candidates: int = MAX_REMOTE_CANDIDATES
+    #: Short-lived TURN credentials per participant (server/media/turn.py), or None.
+    turn: TurnSettings | None = None
+    #: The UDP ports every ICE socket binds in (`--rtc-ports`); None: any port.
+    ports: PortRange | None = None
+
+    def servers_for(self, participant_id: str, relay: bool = True) -> list[dict[str, Any]]:
+        """The RTCIceServers a participant gets: the static ones, and their own TURN
+        login (`relay` False for the recorder, which is on this machine)."""
+        servers = list(self.servers)
+        if self.turn is not None and relay:
+            servers.append(self.turn.credentials(participant_id))
+        return servers
 
 
 def parse_ice_servers(text: str | None) -> list[dict[str, Any]]:
@@ -115,7 +129,9 @@ def is_local_address(ip: str) -> bool:
 
 
 def apply(ice: IceSettings) -> None:
-    """Gather on the announced address itself when it is ours (127.0.0.1 included)."""
+    """Gather on the announced address itself when it is ours (127.0.0.1 included), on
+    ports of the range when there is one."""
+    aiortc_internals.bind_ice_in(ice.ports)
     local = ice.announce_ip is not None and is_local_address(ice.announce_ip)
     aiortc_internals.gather_only_on([ice.announce_ip] if local and ice.announce_ip else None)
 

@@ -87,6 +87,8 @@ class RecorderCommand:
     keys_dir: Path
     logs_dir: Path
     tsa_url: str | None = None
+    #: the server's --rtc-ports: the recorder's ICE sockets bind there too
+    rtc_ports: str | None = None
 
     def argv(self, proc: RecorderProcess) -> list[str]:
         command = [
@@ -106,6 +108,8 @@ class RecorderCommand:
         ]
         if self.tsa_url:
             command += ["--tsa-url", self.tsa_url]
+        if self.rtc_ports:
+            command += ["--rtc-ports", self.rtc_ports]
         return command
 
     def log_file(self, proc: RecorderProcess) -> Path:

@@ -73,6 +73,7 @@ class Recordings:
         index: ArchiveIndex,
         tsa_url: str | None = None,
         node: str = "",
+        rtc_ports: str | None = None,
     ) -> None:
         #: This node (server/node.py): the recordings it supervises carry its name.
         self.node = node
@@ -83,7 +84,9 @@ class Recordings:
         #: Waits for the seals of recorders that outlived this node's previous run.
         self._waiting: set[asyncio.Task[None]] = set()
         self.keys_dir = data_dir / "keys"
-        self.command = RecorderCommand(local_url, self.keys_dir, data_dir / "logs", tsa_url)
+        self.command = RecorderCommand(
+            local_url, self.keys_dir, data_dir / "logs", tsa_url, rtc_ports
+        )
         self.store = store
         self.signer = signer
         self.signalling = signalling

@@ -470,6 +470,7 @@ export default {
   "reason.cannot_remove_self": "You cannot remove yourself.",
   "reason.name_reserved": "This name is reserved for the system or for another role (such as Mediator, Recorder or System). Please choose another name.",
   "reason.payload_too_large": "The content is too long.",
+  "reason.media_ports_exhausted": "The server has no free media connection right now; try again in a minute or contact the staff.",
   "reason.timeout": "The server did not answer. Please try again.",
   "reason.webrtc": "The browser's media connection failed; reload the page and try again.",
   "reason.internal_error": "The server had a problem. Please try again later.",

@@ -471,6 +471,7 @@ export default {
   "reason.cannot_remove_self": "不能移出自己。",
   "reason.name_reserved": "该称呼为系统或其他身份保留（如“调解员”“录制”“系统”），请换一个称呼。",
   "reason.payload_too_large": "内容过长。",
+  "reason.media_ports_exhausted": "服务器的媒体连接已满，请稍等一分钟再试，或联系工作人员。",
   "reason.timeout": "服务器没有响应，请重试。",
   "reason.webrtc": "浏览器的音视频连接出错，请刷新页面重试。",
   "reason.internal_error": "服务器出现问题，请稍后重试。",
