@@ -55,7 +55,6 @@ from aiortc.rtp import (
 from tests.support.testmedia import make_test_mp4
 from tiaojie.client.media_file import FileSource
 from tiaojie.rtc import aiortc_internals
-from tiaojie.rtc.ports import PortRange
 from tiaojie.rtc.aiortc_internals import (
     FrameAssembler,
     InternalsChanged,
@@ -65,6 +64,7 @@ from tiaojie.rtc.aiortc_internals import (
     send_pli,
 )
 from tiaojie.rtc.keyframes import h264_nal_types, is_keyframe
+from tiaojie.rtc.ports import PortRange
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA_SSRC, RTX_SSRC, LOCAL_SSRC = 0x11111111, 0x22222222, 0x33333333

@@ -110,7 +110,9 @@ async def test_every_ice_socket_of_server_and_recorder_binds_in_the_range(
 ) -> None:
     first, last = free_block(24)
     inside = range(first, last + 1)
-    srv = await start_server(tmp_path / "data", announce_ip="127.0.0.1", rtc_ports=f"{first}-{last}")
+    srv = await start_server(
+        tmp_path / "data", announce_ip="127.0.0.1", rtc_ports=f"{first}-{last}"
+    )
     room = await srv.create_room(lobby=False)
     a = RoomClient((await srv.create_invite(room["id"], "party", "甲"))["url"])
     b = RoomClient((await srv.create_invite(room["id"], "party", "乙"))["url"])
@@ -154,7 +156,9 @@ async def test_a_full_range_refuses_the_publish_with_a_clear_error(
     tmp_path, restore_binding, caplog
 ) -> None:
     first, last = free_block(2)
-    srv = await start_server(tmp_path / "data", announce_ip="127.0.0.1", rtc_ports=f"{first}-{last}")
+    srv = await start_server(
+        tmp_path / "data", announce_ip="127.0.0.1", rtc_ports=f"{first}-{last}"
+    )
     pcs: list[RTCPeerConnection] = []
     try:
         room = await srv.create_room(lobby=False)
