@@ -31,6 +31,7 @@ from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -93,8 +94,12 @@ class RoomClient:
         bandwidth_estimation: bool = True,
         direct_delivery: bool = False,
         reconnect_for: float = RECONNECT_FOR_S,
+        relay_only: bool = False,
     ) -> None:
         self.base_url, self._token = parse_link(link)
+        #: True: media only through the TURN servers the room hands out (as a browser
+        #: with iceTransportPolicy "relay"), never a direct path.
+        self.relay_only = relay_only
         self.name = name
         #: False for a receiver next to the server (the recorder): no REMB feedback.
         self.bandwidth_estimation = bandwidth_estimation
@@ -265,8 +270,13 @@ class RoomClient:
     def _connection(self) -> RTCPeerConnection:
         servers = [RTCIceServer(**s) for s in self.ice_servers]
         # An empty list means no ICE servers; None would make aiortc use Google's STUN.
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
         return RTCPeerConnection(
-            RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+            RTCConfiguration(
+                iceServers=servers,
+                iceTransportPolicy=policy,
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+            )
         )
 
     # -- publishing ------------------------------------------------------------------------

@@ -1,0 +1,78 @@
+"""A real coturn (Debian's `turnserver`) on free ports with `use-auth-secret`: the TURN
+REST credentials the server hands out are checked by the real thing."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Coturn:
+    process: subprocess.Popen
+    port: int
+    secret: str
+    log: Path
+
+    @property
+    def urls(self) -> str:
+        """`--turn-urls`: TURN over UDP and TCP on the one listening port."""
+        return f"turn:127.0.0.1:{self.port}?transport=udp,turn:127.0.0.1:{self.port}?transport=tcp"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_coturn(directory: Path, secret: str) -> Coturn:
+    binary = shutil.which("turnserver")
+    if binary is None:
+        raise RuntimeError("coturn is not installed: run `make test`, which installs it")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = _free_port(socket.SOCK_DGRAM)
+    relay_low = 49152 + (port % 8000)
+    log = directory / "turnserver.log"
+    command = [
+        binary, "-n", "--no-cli", "--no-tls", "--no-dtls",
+        "--listening-ip", "127.0.0.1", "--listening-port", str(port),
+        "--relay-ip", "127.0.0.1",
+        "--min-port", str(relay_low), "--max-port", str(relay_low + 200),
+        "--use-auth-secret", "--static-auth-secret", secret, "--realm", "tiaojie.test",
+        # the server and the browsers are on loopback here; never in production
+        "--allow-loopback-peers", "--fingerprint",
+        "--log-file", "stdout", "--simple-log",
+        "--pidfile", str(directory / "turnserver.pid"), "--db", str(directory / "turndb"),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while b"Total General servers" not in log.read_bytes():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"coturn did not start: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.05)
+    # the TCP listener too
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError("coturn's TCP listener did not open") from None
+            time.sleep(0.05)
+    return Coturn(process, port, secret, log)
