@@ -40,7 +40,7 @@ from typing import Any
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket, RtcpSrPacket, RtpPacket
 
 from tiaojie.rtc.keyframes import is_keyframe
 from tiaojie.rtc.ports import PortRange
@@ -530,6 +530,19 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     """Call `callback` when the remote side of `sender` sends a PLI or FIR."""
     _require(sender, "_send_keyframe")
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def on_nack(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call `callback` with the number of packets each NACK for `sender` asks for
+    (aiortc still retransmits them)."""
+    original = _require(sender, "_handle_rtcp_packet")
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            callback(len(packet.lost))
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
 
 
 def gather_only_on(addresses: list[str] | None) -> None:

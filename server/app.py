@@ -54,6 +54,7 @@ from tiaojie.server.media.ice import (
 from tiaojie.server.media.ice import apply as apply_ice
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.media.turn import parse_turn
+from tiaojie.server.metrics import Metrics
 from tiaojie.server.moderation import Moderation
 from tiaojie.server.node import node_id
 from tiaojie.server.recordings import (
@@ -152,9 +153,11 @@ def create_app(settings: Settings) -> web.Application:
     # chat in the shared database; a caucus's chat goes to its members (server/chat/routing.py)
     Chat(signalling, ChatLog(shared), recordings, caucus_of=separation.place_of).install()
 
+    metrics = Metrics(media, signalling, recordings, agreements, settings.metrics_token)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
+            metrics.middleware,
             api.error_middleware,
             body_limits(
                 MAX_BODY_BYTES,
@@ -184,6 +187,7 @@ def create_app(settings: Settings) -> web.Application:
     RecordingRoutes(recordings, auth, archive_auth, settings.timezone).install(app.router)
     AccountRoutes(accounts, auth, settings).install(app.router)
     openapi.add_routes(app)
+    metrics.install(app)
     web_client.add_routes(app)
     agreements.install(app)
     app[CASES] = cases

@@ -33,6 +33,10 @@ class Settings:
     turn_secret: str | None = None
     turn_urls: str | None = None
     turn_ttl: int = 12 * 3600
+    #: The bearer token /metrics asks for; None: /metrics is off (server/metrics.py).
+    metrics_token: str | None = None
+    #: "text" (one line per event) or "json" (one JSON object per line)
+    log_format: str = "text"
     transcode: bool = False
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
@@ -208,6 +212,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a participant's TURN credentials last (TIAOJIE_TURN_TTL; default 43200)",
     )
     parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=_env("LOG_FORMAT", "text"),
+        help="log lines as text or as one JSON object per line (TIAOJIE_LOG_FORMAT); "
+        "neither carries tokens or personal data",
+    )
+    parser.add_argument(
         "--transcode",
         action="store_true",
         default=_env("TRANSCODE") == "1",
@@ -294,6 +305,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         turn_secret=args.turn_secret,
         turn_urls=args.turn_urls,
         turn_ttl=args.turn_ttl,
+        metrics_token=_env("METRICS_TOKEN"),
+        log_format=args.log_format,
         transcode=args.transcode,
         tsa_url=args.tsa_url,
         request_timeout=args.request_timeout,

@@ -171,6 +171,13 @@ async def test_sender_private_keyframe_hook():
     nack.lost = [1]
     await sender._handle_rtcp_packet(nack)
     assert calls == ["keyframe", "keyframe"]
+    # NACKs are counted (for /metrics) and still handled by aiortc
+    nacked: list[int] = []
+    aiortc_internals.on_nack(sender, nacked.append)
+    nack.lost = [1, 2, 3]
+    await sender._handle_rtcp_packet(nack)
+    await sender._handle_rtcp_packet(pli)
+    assert nacked == [3] and calls == ["keyframe", "keyframe", "keyframe"]
 
 
 async def test_missing_internals_raise_internals_changed():

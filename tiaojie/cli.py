@@ -64,9 +64,9 @@ def serve(args: argparse.Namespace) -> int:
 
     os.umask(PRIVATE_UMASK)
     settings = settings_from_args(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from tiaojie.server.log_format import configure_logging
+
+    configure_logging(settings.log_format)
     # aioice logs every candidate pair, with participants' addresses, at INFO.
     logging.getLogger("aioice").setLevel(logging.WARNING)
     try:

@@ -77,6 +77,8 @@ class Agreements:
         cases: AgreementCases | None = None,
     ) -> None:
         self._settings = settings
+        #: agreements sealed since this process started (/metrics)
+        self.seals_total = 0
         #: The case a room belongs to (server/agreements/case.py), if any.
         self.cases = cases
         self._store = store
@@ -367,6 +369,7 @@ class Agreements:
             except TiaojieError:
                 pass
             return
+        self.seals_total += 1
         await self._log(state.code, "sealed", sha256=digest, size=len(pdf))
         await note(
             self.recordings,

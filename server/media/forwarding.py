@@ -9,6 +9,8 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from tiaojie.server.media.counters import MediaCounters
+
 #: Queue bounds: about 1.5 s of video at 20-30 fps, 1 s of 20 ms Opus frames.
 MAX_QUEUED = {"video": 40, "audio": 50}
 
@@ -24,9 +26,15 @@ class ForwardTrack(MediaStreamTrack):
     transceiver), so the subscriber always sees them move forward.
     """
 
-    def __init__(self, kind: str, on_keyframe_needed: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        on_keyframe_needed: Callable[[], None] | None = None,
+        counters: MediaCounters | None = None,
+    ) -> None:
         super().__init__()
         self.kind = kind
+        self.counters = counters or MediaCounters()
         self.on_keyframe_needed = on_keyframe_needed
         self.dropped = 0
         self.forwarded = 0
@@ -41,7 +49,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
-        self.dropped += len(self._queue)
+        self._drop(len(self._queue))
         self._queue.clear()
         self._rebase = self._last_out is not None
         self._wait_keyframe()
@@ -53,7 +61,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def _drop_waiting(self) -> None:
         """A video frame dropped while waiting for a keyframe: ask for one, once."""
-        self.dropped += 1
+        self._drop(1)
         if not self._asked_keyframe:
             self._asked_keyframe = True
             if self.on_keyframe_needed is not None:
@@ -70,7 +78,7 @@ class ForwardTrack(MediaStreamTrack):
         if len(self._queue) >= self._max:
             if self.kind == "video":
                 # Frames depend on the ones before: drop them all, restart at a keyframe.
-                self.dropped += len(self._queue)
+                self._drop(len(self._queue))
                 self._queue.clear()
                 if not packet.is_keyframe:
                     self._wait_keyframe()
@@ -78,7 +86,7 @@ class ForwardTrack(MediaStreamTrack):
                     return
             else:
                 self._queue.popleft()
-                self.dropped += 1
+                self._drop(1)
         if self._rebase and self._last_out is not None and packet.pts is not None:
             step = 3000 if self.kind == "video" else 960
             self._offset = self._last_out + step - packet.pts
@@ -97,7 +105,13 @@ class ForwardTrack(MediaStreamTrack):
         packet = self._queue.popleft()
         self._last_out = packet.pts
         self.forwarded += 1
+        self.counters.forwarded_frames[self.kind] += 1
+        self.counters.forwarded_bytes[self.kind] += packet.size
         return packet
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        self.counters.queue_drops[self.kind] += count
 
     def stop(self) -> None:
         super().stop()

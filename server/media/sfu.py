@@ -34,6 +34,7 @@ from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
+from tiaojie.server.media.counters import MediaCounters
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -79,6 +80,7 @@ class Publication:
     muted: bool = False
     slots: set[Slot] = field(default_factory=set)
     received: int = 0
+    counters: MediaCounters = field(default_factory=MediaCounters)
     _task: asyncio.Task[None] | None = None
     _last_pli: float = 0.0
 
@@ -117,6 +119,7 @@ class Publication:
         if self.kind != "video" or ssrc is None or now - self._last_pli < PLI_INTERVAL:
             return
         self._last_pli = now
+        self.counters.keyframe_requests_sent += 1
         _spawn(aiortc_internals.send_pli(self.receiver, ssrc))
 
     async def stop(self) -> None:
@@ -253,6 +256,7 @@ class Peer:
                 receiver=transceivers[mid].receiver,
                 assembler=assembler,
                 muted=source != "screen" and self.muted[SOURCES[source]],
+                counters=self.room.plane.counters,
             )
             publication.start()
             self.publications[mid] = publication
@@ -374,12 +378,22 @@ class Peer:
 
     def _new_slot(self, publication: Publication) -> Slot:
         assert self.subscriber is not None
-        track = ForwardTrack(publication.kind)
+        counters = self.room.plane.counters
+        track = ForwardTrack(publication.kind, counters=counters)
         transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(codec_preferences(publication.kind, publication.codec))
         slot = Slot(transceiver, track, publication.kind, publication.codec)
         track.on_keyframe_needed = slot.keyframe_needed
-        aiortc_internals.on_keyframe_request(transceiver.sender, slot.keyframe_needed)
+
+        def keyframe_requested() -> None:
+            counters.keyframe_requests_received += 1
+            slot.keyframe_needed()
+
+        def nacked(count: int) -> None:
+            counters.nacked_packets += count
+
+        aiortc_internals.on_keyframe_request(transceiver.sender, keyframe_requested)
+        aiortc_internals.on_nack(transceiver.sender, nacked)
         self.slots.append(slot)
         return slot
 
@@ -477,6 +491,7 @@ class MediaPlane:
         self.transcode = transcode
         self.relay = MediaRelay() if transcode else None
         self.rooms: dict[str, MediaRoom] = {}
+        self.counters = MediaCounters()
 
     def new_connection(self) -> RTCPeerConnection:
         # The server gathers host candidates only (announced as --announce-ip): the STUN

@@ -92,6 +92,8 @@ class Recordings:
         self.signalling = signalling
         self.delivery = Delivery(store, signalling)
         self.processes: dict[str, RecorderProcess] = {}
+        #: recorder processes restarted after a crash, since this process started (/metrics)
+        self.restarts_total = 0
         self._sealed_listeners: list[SealedListener] = []
         #: The recorder key is made on first run, so its id can be printed at start.
         self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
@@ -256,6 +258,7 @@ class Recordings:
                 await self.index_folder(proc.recording_id)
                 return
             delay = proc.crashed()
+            self.restarts_total += 1
             proc.last_exit = self.command.exit_reason(proc, code)
             if proc.backing_off:  # never given up on while the room is recorded
                 log.error(
