@@ -37,6 +37,12 @@ class Settings:
     metrics_token: str | None = None
     #: "text" (one line per event) or "json" (one JSON object per line)
     log_format: str = "text"
+    #: Serve HTTPS with this certificate chain and key (PEM) (server/listener.py).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: With TLS: the loopback-only plain HTTP port the recorder and the built-in TSA
+    #: use (chosen by `serve` at start; server/listener.py).
+    internal_port: int | None = None
     transcode: bool = False
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
@@ -68,11 +74,20 @@ class Settings:
         """The address people open: --public-url, else what we listen on."""
         if self.public_url:
             return self.public_url.rstrip("/")
+        if self.tls:
+            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+            return f"https://{host}:{self.port}"
         return self.local_url
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def local_url(self) -> str:
         """Where processes on this machine (the recorder) reach the server."""
+        if self.internal_port is not None:
+            return f"http://127.0.0.1:{self.internal_port}"
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
@@ -212,6 +227,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds a participant's TURN credentials last (TIAOJIE_TURN_TTL; default 43200)",
     )
     parser.add_argument(
+        "--tls-cert",
+        default=_env("TLS_CERT"),
+        help="serve HTTPS with this certificate chain (PEM; phones give the camera only to "
+        "HTTPS pages) (TIAOJIE_TLS_CERT); or put a reverse proxy in front (deploy/README.md)",
+    )
+    parser.add_argument(
+        "--tls-key", default=_env("TLS_KEY"), help="its private key (PEM) (TIAOJIE_TLS_KEY)"
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default=_env("LOG_FORMAT", "text"),
@@ -307,6 +331,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         turn_ttl=args.turn_ttl,
         metrics_token=_env("METRICS_TOKEN"),
         log_format=args.log_format,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
         transcode=args.transcode,
         tsa_url=args.tsa_url,
         request_timeout=args.request_timeout,

@@ -5,12 +5,19 @@ timeout as aiohttp's keep-alive timeout (which also bounds the wait for a reques
 headers) and the per-address connection guard (server/limits.py) around its protocol
 factory. `web.run_app` cannot take a protocol factory, so `run` does what it does: serve
 until SIGINT or SIGTERM, then shut the application down gracefully.
+
+With --tls-cert/--tls-key the port serves HTTPS, and a second, loopback-only plain HTTP
+port (picked by the kernel) serves this machine's recorder processes and the built-in
+TSA: they reach the server at `Settings.local_url` without having to trust a certificate
+issued for the public name (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import ssl
 from typing import cast
 
 from aiohttp import web
@@ -24,15 +31,47 @@ from tiaojie.server.limits import ConnectionGuard
 LINGER_SECONDS = 2.0
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without --tls-cert; ValueError naming the files
+    when they cannot be used."""
+    if settings.tls_cert is None and settings.tls_key is None:
+        return None
+    if settings.tls_cert is None or settings.tls_key is None:
+        raise ValueError("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"cannot use --tls-cert {settings.tls_cert} with --tls-key {settings.tls_key}: {error}"
+        ) from None
+    return context
+
+
+def internal_socket() -> socket.socket:
+    """With TLS, the loopback-only plain HTTP socket for this machine's recorder and
+    built-in TSA (bound before the app is made: its port goes into the settings)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class Listener:
     """The application, listening; `close` shuts it down as run_app does."""
 
-    def __init__(self, runner: web.AppRunner, server: asyncio.Server) -> None:
+    def __init__(
+        self, runner: web.AppRunner, server: asyncio.Server, internal: asyncio.Server | None
+    ) -> None:
         self.runner = runner
         self.server = server
+        self.internal = internal
 
     @classmethod
-    async def start(cls, app: web.Application, settings: Settings) -> Listener:
+    async def start(
+        cls, app: web.Application, settings: Settings, internal: socket.socket | None = None
+    ) -> Listener:
         runner = web.AppRunner(
             app,
             access_log_class=RedactingAccessLogger,
@@ -44,13 +83,15 @@ class Listener:
             handler = cast(web.Server, runner.server)
             limit = settings.max_connections_per_ip
             factory = ConnectionGuard(handler, limit) if limit else handler
-            server = await asyncio.get_running_loop().create_server(
-                factory, settings.host, settings.port
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(
+                factory, settings.host, settings.port, ssl=tls_context(settings)
             )
+            local = await loop.create_server(factory, sock=internal) if internal else None
         except BaseException:
             await runner.cleanup()
             raise
-        return cls(runner, server)
+        return cls(runner, server, local)
 
     @property
     def port(self) -> int:
@@ -58,11 +99,15 @@ class Listener:
 
     async def close(self) -> None:
         self.server.close()
+        if self.internal is not None:
+            self.internal.close()
         await self.runner.cleanup()
 
 
-async def serve_until_stopped(app: web.Application, settings: Settings) -> None:
-    listener = await Listener.start(app, settings)
+async def serve_until_stopped(
+    app: web.Application, settings: Settings, internal: socket.socket | None = None
+) -> None:
+    listener = await Listener.start(app, settings, internal)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -75,6 +120,6 @@ async def serve_until_stopped(app: web.Application, settings: Settings) -> None:
         await listener.close()
 
 
-def run(app: web.Application, settings: Settings) -> None:
+def run(app: web.Application, settings: Settings, internal: socket.socket | None = None) -> None:
     """Serve `app` until SIGINT or SIGTERM. Raises OSError if the port cannot be bound."""
-    asyncio.run(serve_until_stopped(app, settings))
+    asyncio.run(serve_until_stopped(app, settings, internal))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -64,6 +65,15 @@ def serve(args: argparse.Namespace) -> int:
 
     os.umask(PRIVATE_UMASK)
     settings = settings_from_args(args)
+    internal = None
+    if settings.tls_cert is not None or settings.tls_key is not None:
+        try:
+            listener.tls_context(settings)
+        except ValueError as error:
+            print(f"tiaojie: {error}", file=sys.stderr)
+            return 2
+        internal = listener.internal_socket()
+        settings = dataclasses.replace(settings, internal_port=internal.getsockname()[1])
     from tiaojie.server.log_format import configure_logging
 
     configure_logging(settings.log_format)
@@ -105,7 +115,7 @@ def serve(args: argparse.Namespace) -> int:
 
     app.on_startup.append(announce)
     try:
-        listener.run(app, settings)
+        listener.run(app, settings, internal)
     except DatabaseError as error:  # the store opens on start (server/app.py)
         print(f"tiaojie: {error}", file=sys.stderr)
         return 2
