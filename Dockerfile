@@ -6,7 +6,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     TIAOJIE_HOST=0.0.0.0 \
     TIAOJIE_PORT=8080 \
-    TIAOJIE_DATA=/data
+    TIAOJIE_DATA=/data \
+    TIAOJIE_RTC_PORTS=40000-40199
 
 # Runtime Debian packages: RUN_APT in the Makefile (the CJK font the agreement PDFs embed)
 # plus CA certificates.
@@ -32,9 +33,11 @@ RUN useradd --system --uid 10001 --home-dir /data tiaojie \
     && mkdir -p /data && chown tiaojie /data
 USER tiaojie
 VOLUME ["/data"]
-EXPOSE 8080
+# HTTP(S), and the media ports (--rtc-ports): publish both (deploy/docker-compose.yml)
+EXPOSE 8080/tcp 40000-40199/udp
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD python -c "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/api/health' % os.environ.get('TIAOJIE_PORT','8080'), timeout=4)" || exit 1
+# `tiaojie health`: the local /api/health (over HTTPS when TIAOJIE_TLS_CERT is set)
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["tiaojie", "health"]
 
 CMD ["tiaojie", "serve"]

@@ -96,6 +96,15 @@ def test_serve_speaks_https_and_its_recorder_still_records(tmp_path: Path) -> No
                 assert process.poll() is None, process.stdout.read() if process.stdout else ""
                 assert time.monotonic() < deadline, "the HTTPS server did not answer"
                 time.sleep(0.2)
+        # the image's health check speaks HTTPS when TIAOJIE_TLS_CERT is set
+        probe = subprocess.run(
+            [TIAOJIE, "health"],
+            env={**os.environ, "TIAOJIE_PORT": str(port), "TIAOJIE_TLS_CERT": str(cert)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.returncode == 0, probe.stderr
         # plain HTTP on the TLS port gets nothing
         with pytest.raises((urllib.error.URLError, ConnectionError)):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)

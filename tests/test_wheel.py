@@ -220,6 +220,16 @@ def test_the_installed_command_serves_the_join_page_and_a_join(venv, tmp_path):
             finally:
                 await client.close()
 
+        # the image's health check, as the installed command runs it
+        probe = subprocess.run(
+            [venv / "bin" / "tiaojie", "health"],
+            env={**_user_env(venv), "TIAOJIE_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.returncode == 0, probe.stderr
+
         welcome = asyncio.run(join())
         assert welcome["room"]["id"] == room["id"]
         assert welcome["participant"]["name"] == "张三"

@@ -146,6 +146,33 @@ def _local_server() -> str:
     return Settings(host=host, port=local_port()).local_url
 
 
+def health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server on this machine answers /api/health with "ok" (the image's
+    health check): HTTPS when TIAOJIE_TLS_CERT is set, without checking the certificate's
+    name (it is issued for the public name, and this is a liveness probe over loopback)."""
+    import ssl
+
+    scheme = "https" if os.environ.get("TIAOJIE_TLS_CERT") else "http"
+    url = args.url or _local_server().replace("http://", f"{scheme}://", 1)
+    context = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(
+            f"{url.rstrip('/')}/api/health", timeout=args.timeout, context=context
+        ) as response:
+            status = json.loads(response.read()).get("status")
+    except (OSError, ValueError) as error:
+        print(f"tiaojie health: {url} does not answer: {error}", file=sys.stderr)
+        return 1
+    if status != "ok":
+        print(f"tiaojie health: {url} answers {status!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def new_room(args: argparse.Namespace) -> int:
     """Create a room on a running server, with a mediator link and party links. Everything
     is checked before the room is made: no room is left without its links."""
@@ -541,6 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the links stay valid: 60 to 2592000 (30 days; default 86400)",
     )
     room.set_defaults(run=new_room)
+
+    probe = commands.add_parser(
+        "health",
+        help="exit 0 when the server on this machine is up and its database answers",
+    )
+    probe.add_argument(
+        "--url", default=None, help="the server (default: where serve listens, as configured)"
+    )
+    probe.add_argument("--timeout", type=float, default=4.0)
+    probe.set_defaults(run=health)
 
     bot_parser = commands.add_parser(
         "bot", help="join by invite link, publish a file (H264+Opus) in a loop, log what arrives"
