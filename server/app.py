@@ -41,6 +41,7 @@ from tiaojie.server.chat.service import Chat
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
+from tiaojie.server.forwarded import Forwarded, parse_trusted_proxies
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
@@ -153,10 +154,12 @@ def create_app(settings: Settings) -> web.Application:
     # chat in the shared database; a caucus's chat goes to its members (server/chat/routing.py)
     Chat(signalling, ChatLog(shared), recordings, caucus_of=separation.place_of).install()
 
+    forwarded = Forwarded(parse_trusted_proxies(settings.trusted_proxies))
     metrics = Metrics(media, signalling, recordings, agreements, settings.metrics_token)
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
         middlewares=[
+            forwarded.middleware,
             metrics.middleware,
             api.error_middleware,
             body_limits(

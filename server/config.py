@@ -33,6 +33,8 @@ class Settings:
     turn_secret: str | None = None
     turn_urls: str | None = None
     turn_ttl: int = 12 * 3600
+    #: Reverse proxies whose X-Forwarded-For/-Proto are believed (server/forwarded.py).
+    trusted_proxies: str | None = None
     #: The bearer token /metrics asks for; None: /metrics is off (server/metrics.py).
     metrics_token: str | None = None
     #: "text" (one line per event) or "json" (one JSON object per line)
@@ -236,6 +238,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-key", default=_env("TLS_KEY"), help="its private key (PEM) (TIAOJIE_TLS_KEY)"
     )
     parser.add_argument(
+        "--trusted-proxies",
+        default=_env("TRUSTED_PROXIES"),
+        help="addresses or CIDR ranges of your reverse proxies, e.g. '127.0.0.1' "
+        "(TIAOJIE_TRUSTED_PROXIES): their X-Forwarded-For and X-Forwarded-Proto give the "
+        "client's address and scheme, and they are not held to the per-address connection limit",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default=_env("LOG_FORMAT", "text"),
@@ -330,6 +339,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         turn_urls=args.turn_urls,
         turn_ttl=args.turn_ttl,
         metrics_token=_env("METRICS_TOKEN"),
+        trusted_proxies=args.trusted_proxies,
         log_format=args.log_format,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,

@@ -72,9 +72,16 @@ def body_limits(max_bytes: int, timeout: float, streamed: dict[str, int]) -> Mid
 class ConnectionGuard:
     """A protocol factory: aiohttp's, for at most `limit` open connections per address."""
 
-    def __init__(self, factory: Callable[[], asyncio.Protocol], limit: int) -> None:
+    def __init__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        limit: int,
+        exempt: Callable[[str], bool] = lambda _address: False,
+    ) -> None:
         self.factory = factory
         self.limit = limit
+        #: addresses not held to the limit (trusted reverse proxies: everyone's connections)
+        self.exempt = exempt
         self._open: Counter[str] = Counter()
         self._full: set[str] = set()
 
@@ -86,7 +93,7 @@ class ConnectionGuard:
         return self._open[address]
 
     def admit(self, address: str) -> bool:
-        if self._open[address] >= self.limit:
+        if self._open[address] >= self.limit and not self.exempt(address):
             if address not in self._full:  # one line per episode, not per connection
                 self._full.add(address)
                 log.warning(

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from tiaojie.server.access_log import RedactingAccessLogger
 from tiaojie.server.config import Settings
+from tiaojie.server.forwarded import Forwarded, parse_trusted_proxies
 from tiaojie.server.limits import ConnectionGuard
 
 #: After a refused or timed-out request, how long aiohttp reads and drops what the client
@@ -82,7 +83,8 @@ class Listener:
         try:
             handler = cast(web.Server, runner.server)
             limit = settings.max_connections_per_ip
-            factory = ConnectionGuard(handler, limit) if limit else handler
+            proxies = Forwarded(parse_trusted_proxies(settings.trusted_proxies))
+            factory = ConnectionGuard(handler, limit, proxies.is_trusted) if limit else handler
             loop = asyncio.get_running_loop()
             server = await loop.create_server(
                 factory, settings.host, settings.port, ssl=tls_context(settings)

@@ -5,7 +5,8 @@ Admin routes take the admin token or an admin account; session routes an account
 its cookie or one of its API keys). The cookie is HttpOnly, SameSite=Strict, Path=/,
 without Max-Age (it goes when the browser closes; the server ends it sooner: idle and
 absolute expiry), and Secure when the request came over HTTPS or the public URL is
-https:// (a TLS-terminating proxy in front): X-Forwarded-Proto is never trusted.
+https:// (a TLS-terminating proxy in front). X-Forwarded-Proto counts only from a proxy
+named in --trusted-proxies (server/forwarded.py makes the request's scheme from it).
 """
 
 from __future__ import annotations
