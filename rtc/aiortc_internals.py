@@ -31,6 +31,7 @@ import functools
 import inspect
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -570,6 +571,117 @@ def gather_only_on(addresses: list[str] | None) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+class _SharedTransport(asyncio.DatagramTransport):
+    """One aioice StunProtocol's view of the shared socket: what it sends goes out of the
+    shared port (and teaches the mux where that peer's packets belong)."""
+
+    def __init__(self, mux: _SharedPort, protocol: Any) -> None:
+        super().__init__()
+        self._mux = mux
+        self._protocol = protocol
+        self._closing = False
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if self._closing or self._mux.transport is None:
+            return
+        self._mux.learn((addr[0], addr[1]), self._protocol)
+        self._mux.transport.sendto(data, addr)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "sockname" and self._mux.transport is not None:
+            return self._mux.transport.get_extra_info("sockname")
+        return default  # no "socket": the shared one's buffers are set once
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._mux.forget(self._protocol)
+        asyncio.get_running_loop().call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+
+class _SharedPort(asyncio.DatagramProtocol):
+    """Every ICE connection of this process on one UDP port of one address (LiveKit's and
+    mediasoup's WebRtcServer single port): STUN requests are routed by the USERNAME
+    attribute ("<our ufrag>:<their ufrag>"), everything else (DTLS, SRTP) by the sender's
+    address, learned from the STUN checks in both directions."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self._by_ufrag: dict[str, list[Any]] = {}
+        self._by_address: dict[tuple[str, int], Any] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast_datagram(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for protocol in [p for ps in self._by_ufrag.values() for p in ps]:
+            protocol.connection_lost(exc)
+        self._by_ufrag.clear()
+        self._by_address.clear()
+
+    def attach(self, protocol: Any) -> _SharedTransport:
+        ufrag = _require(protocol, "receiver").local_username
+        self._by_ufrag.setdefault(ufrag, []).append(protocol)
+        transport = _SharedTransport(self, protocol)
+        protocol.connection_made(transport)
+        return transport
+
+    def learn(self, address: tuple[str, int], protocol: Any) -> None:
+        self._by_address.setdefault(address, protocol)
+
+    def forget(self, protocol: Any) -> None:
+        ufrag = protocol.receiver.local_username
+        listed = self._by_ufrag.get(ufrag, [])
+        if protocol in listed:
+            listed.remove(protocol)
+        if not listed:
+            self._by_ufrag.pop(ufrag, None)
+        for address in [a for a, p in self._by_address.items() if p is protocol]:
+            del self._by_address[address]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        address = (addr[0], addr[1])
+        protocol = self._by_address.get(address)
+        if data[:1] < b"\x04":  # a STUN message (RFC 7983): a request names its connection
+            named = self._named(data)
+            if named is not None and protocol is not named:
+                self._by_address[address] = protocol = named
+        if protocol is not None:
+            protocol.datagram_received(data, address)
+
+    def _named(self, data: bytes) -> Any:
+        import aioice.stun
+
+        try:
+            message = aioice.stun.parse_message(data)
+        except ValueError:
+            return None
+        if message.message_class != aioice.stun.Class.REQUEST:
+            return None
+        ours, _, theirs = str(message.attributes.get("USERNAME", "")).partition(":")
+        candidates = self._by_ufrag.get(ours, [])
+        if len(candidates) > 1:  # two connections drew the same 4-character ufrag
+            candidates = [p for p in candidates if p.receiver.remote_username in (None, theirs)]
+        return candidates[0] if candidates else None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def cast_datagram(transport: asyncio.BaseTransport) -> asyncio.DatagramTransport:
+    # asyncio's selector datagram transport does not subclass DatagramTransport (3.11)
+    return transport  # type: ignore[return-value]
+
+
 class _BindingLoop:
     """The running loop as aioice's ICE gathering sees it: its host sockets (bound to
     port 0) are bound in the port range instead. Everything else is the real loop."""
@@ -584,12 +696,40 @@ class _BindingLoop:
     async def create_datagram_endpoint(
         self, protocol_factory: Any, local_addr: Any = None, **kwargs: Any
     ) -> Any:
+        if local_addr is not None and local_addr[1] == 0 and self._ports.single:
+            mux = await _shared_port(self._loop, self._ports, local_addr[0])
+            protocol = protocol_factory()
+            return mux.attach(protocol), protocol
         if local_addr is not None and local_addr[1] == 0 and not kwargs.get("sock"):
             sock = self._ports.bind(local_addr[0])
             return await self._loop.create_datagram_endpoint(protocol_factory, sock=sock, **kwargs)
         return await self._loop.create_datagram_endpoint(
             protocol_factory, local_addr=local_addr, **kwargs
         )
+
+
+#: The shared ports of single-port mode, by event loop and address.
+_SHARED: dict[tuple[int, str], tuple[Any, _SharedPort]] = {}
+
+
+async def _shared_port(loop: Any, ports: PortRange, host: str) -> _SharedPort:
+    key = (id(loop), host)
+    found = _SHARED.get(key)
+    if found is not None and found[0] is loop and found[1].transport is not None:
+        return found[1]
+    sock = ports.bind(host)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    mux = _SharedPort()
+    await loop.create_datagram_endpoint(lambda: mux, sock=sock)
+    _SHARED[key] = (loop, mux)
+    return mux
+
+
+def close_shared_ports() -> None:
+    """Close the single-port sockets of this process (a server shutting down)."""
+    for _, mux in list(_SHARED.values()):
+        mux.close()
+    _SHARED.clear()
 
 
 class _AsyncioFor:

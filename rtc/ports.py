@@ -5,6 +5,10 @@ firewall in front of the server would have to open every port. With a range, the
 internals module (rtc/aiortc_internals.py `bind_ice_in`) hands aioice a socket bound by
 `PortRange.bind`. The server and its recorder processes share one range: a port in use
 by another process is skipped like any taken port.
+
+A range of one port ("40000") is single-port mode: every ICE connection of the server
+shares that one socket, demultiplexed by ICE username and then by the peer's address
+(rtc/aiortc_internals.py `_SharedPort`), so a firewall opens one UDP port.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ class PortRange:
 
     def __post_init__(self) -> None:
         self._cursor = random.randrange(self.size)
+
+    @property
+    def single(self) -> bool:
+        """One port: every ICE connection shares it (single-port mode)."""
+        return self.first == self.last
 
     @property
     def size(self) -> int:

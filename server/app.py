@@ -133,7 +133,8 @@ def create_app(settings: Settings) -> web.Application:
         index,
         settings.tsa_url,
         node,
-        settings.rtc_ports,
+        # single-port mode is the server's own socket: its recorders take any port
+        settings.rtc_ports if ice.ports is not None and not ice.ports.single else None,
     )
     recordings.on_sealed(case_rooms.recording_sealed)
     cases = Cases(

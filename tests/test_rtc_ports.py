@@ -3,25 +3,31 @@ a full range is a clear error and a log line (rtc/ports.py, rtc/aiortc_internals
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
 import re
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from tests.conftest import start_server
+from tests.conftest import free_port, start_server
+from tests.support.server_process import stop, wait_healthy
 from tests.support.testmedia import make_test_mp4
 from tests.support.waiting import eventually
 from tests.test_agreements import start_recording, stop_recording
+from tests.test_cli import TIAOJIE, _post
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
 from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.ports import PortRange, PortsExhausted, parse_port_range
+
+ADMIN = "admin-token-for-the-single-port-test-0123"
 
 
 def candidate_ports(sdp: str) -> set[int]:
@@ -187,3 +193,65 @@ async def test_a_full_range_refuses_the_publish_with_a_clear_error(
             await pc.close()
         await srv.close()
         await srv.server.close()
+
+
+@pytest.fixture
+def single_port_server(tmp_path) -> Iterator[tuple[str, int, subprocess.Popen]]:
+    """A real `tiaojie serve --rtc-ports P` (one port): (its URL, P, the process)."""
+    port, _ = free_block(1)
+    http = free_port()
+    url = f"http://127.0.0.1:{http}"
+    command = [TIAOJIE, "serve", "--data", str(tmp_path / "data"), "--port", str(http)]
+    process = subprocess.Popen(
+        [*command, "--rtc-ports", str(port), "--announce-ip", "127.0.0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TIAOJIE_ADMIN_TOKEN": ADMIN},
+    )
+    try:
+        wait_healthy(url, process)
+        yield url, port, process
+    finally:
+        stop(process)
+
+
+async def test_single_port_mode_carries_every_connection_on_one_port(
+    tmp_path, single_port_server
+) -> None:
+    """`--rtc-ports 40000` (one port) on a real `tiaojie serve`: the server's every
+    candidate is that port, and a publisher and two subscribers (five connections) all
+    work through it. (The clients run in this process, the server in its own: in one
+    process they would share the port too.)"""
+    url, port, process = single_port_server
+    clients: list[RoomClient] = []
+    source = FileSource(make_test_mp4(tmp_path / "m.mp4", seconds=3))
+    try:
+        room = _post(f"{url}/api/rooms", ADMIN, b'{"title": "one port", "lobby": false}')
+        for name in ("a", "b", "c"):
+            body = json.dumps({"role": "party", "name": name}).encode()
+            invite = _post(f"{url}/api/rooms/{room['id']}/invites", ADMIN, body)
+            clients.append(RoomClient(invite["url"]))
+        a, b, c = clients
+        for client in clients:
+            await client.join()
+        await a.publish(source)
+        a_id = a.room_state["self"]["id"] if a.room_state else ""
+
+        def receiving(viewer: RoomClient) -> bool:
+            camera = viewer.subscriptions_of(a_id).get("camera")
+            audio = viewer.subscriptions_of(a_id).get("microphone")
+            return bool(camera and audio and camera.keyframes and camera.packets > 10)
+
+        await eventually(lambda: receiving(b) and receiving(c), timeout=30, what="b and c")
+        assert a.publisher is not None
+        sdps = [a.publisher.remoteDescription.sdp]
+        sdps += [v.subscriber.remoteDescription.sdp for v in (b, c) if v.subscriber]
+        assert len(sdps) == 3
+        assert all(candidate_ports(sdp) == {port} for sdp in sdps), sdps
+        # and the server process holds that one UDP port for its media
+        assert port in udp_ports_of(process.pid)
+    finally:
+        await source.stop()
+        for client in clients:
+            await client.leave()

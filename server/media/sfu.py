@@ -588,6 +588,8 @@ class MediaPlane:
     async def close(self) -> None:
         for room_id in list(self.rooms):
             await self.close_room(room_id)
+        if self.ice.ports is not None and self.ice.ports.single:
+            aiortc_internals.close_shared_ports()
 
     def stats(self) -> dict[str, Any]:
         return {
