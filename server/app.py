@@ -53,6 +53,8 @@ from tiaojie.server.media.ice import (
     parse_ice_servers,
 )
 from tiaojie.server.media.ice import apply as apply_ice
+from tiaojie.server.media.probe import Probes
+from tiaojie.server.media.probe_http import ProbeRoutes
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.media.turn import parse_turn
 from tiaojie.server.metrics import Metrics
@@ -194,6 +196,8 @@ def create_app(settings: Settings) -> web.Application:
     metrics.install(app)
     web_client.add_routes(app)
     agreements.install(app)
+    # the device check page's network check (server/media/probe.py)
+    ProbeRoutes(Probes(media), auth).install(app)
     app[CASES] = cases
     CaseRoutes(cases).install(app)
 

@@ -15,6 +15,7 @@ from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
 from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.http_auth import READERS
+from tiaojie.server.media.probe_http import openapi_paths as probe_paths
 from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
@@ -201,6 +202,7 @@ _NEW_INVITE: Schema = {
 def build_spec() -> dict[str, Any]:
     spec = _base_spec()
     spec["paths"].update(recording_paths())
+    spec["paths"].update(probe_paths())
     spec["paths"].update(documented_value(account_paths()))
     spec["components"]["schemas"].update(documented_value(account_schemas()))
     spec["paths"].update(documented_value(cases_openapi.paths()))
