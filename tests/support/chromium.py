@@ -39,10 +39,11 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def chromium_over_cdp(profile: Path) -> Iterator[str]:
-    """Start headless Chromium with `profile`; yield its CDP endpoint, stop it after."""
+def chromium_over_cdp(profile: Path, args: list[str] = CHROMIUM_ARGS) -> Iterator[str]:
+    """Start headless Chromium with `profile` (and `args`: CHROMIUM_ARGS unless told);
+    yield its CDP endpoint, stop it after."""
     process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+        [CHROMIUM, *args, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,

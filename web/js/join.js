@@ -1,11 +1,13 @@
 /**
- * The join page (`/join#token=...`): check the invite, preview camera and microphone,
- * choose a display name, connect, wait in the lobby, then the video room.
+ * The join page (`/join#token=...`): check the invite, preview camera and microphone
+ * (and, on the `check` screen, the device check: device-check.js; `/join?check=1#token=`
+ * opens it first), choose a display name, connect, wait in the lobby, then the video room.
  * Every outcome has its own screen (see {@link SCREENS}).
  *
  * @module join
  */
 import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
+import { DeviceCheck } from "./device-check.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
 import { RoomState } from "./room-state.js";
@@ -321,9 +323,30 @@ async function main() {
   if (state.me.room?.status === "ended") return showRefusal("room_ended");
 
   $("name-input").value = state.me.invite.name || "";
+  const check = new DeviceCheck({
+    preview,
+    token: state.token,
+    onEnter: enterFromCheck,
+    onBack: showJoin,
+  });
+  $("check-open").addEventListener("click", () => {
+    check.reset();
+    showScreen("check");
+  });
+  renderJoin();
+  showScreen(new URLSearchParams(location.search).has("check") ? "check" : "join");
+  preview.start();
+}
+
+function showJoin() {
   renderJoin();
   showScreen("join");
-  preview.start();
+}
+
+/** The device check's "进入调解室": join at once with the invite's name (else ask for one). */
+function enterFromCheck() {
+  showJoin();
+  join();
 }
 
 main().catch((e) => {

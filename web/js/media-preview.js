@@ -69,6 +69,11 @@ export class MediaPreview extends EventTarget {
     }
   }
 
+  /** The microphone's level now, 0..1 for -60..0 dBFS (what the meter shows). */
+  get level() {
+    return this._level;
+  }
+
   /** Whether the current stream has a live track of this kind. */
   has(kind) {
     return !!this.stream?.getTracks().some((tr) => tr.kind === kind && tr.readyState === "live");

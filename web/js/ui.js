@@ -9,6 +9,7 @@ import { t } from "./i18n.js";
 export const SCREENS = [
   "loading",
   "join",
+  "check",
   "lobby",
   "room",
   "removed",
