@@ -88,6 +88,8 @@ export class DeviceCheck {
     this._run = 0; // a new run makes the older one's steps stop
     this._raf = 0;
     this._audio = null;
+    /** The failed step whose 再试一次 / 下一项 are awaited, if any. */
+    this._choosing = "";
     this.video = /** @type {HTMLVideoElement} */ ($("check-video"));
     preview.attach(this.video);
 
@@ -124,10 +126,12 @@ export class DeviceCheck {
   reset() {
     this._run++;
     this._stopMeter();
+    this._choosing = "";
     this.results = Object.fromEntries(STEPS.map((s) => [s, null]));
     for (const name of STEPS) this._setState(name, "waiting");
     $("check-start").hidden = false;
     $("check-summary").hidden = true;
+    $("check-enter").classList.remove("primary"); // the check comes first; joining stays possible
     this.render();
   }
 
@@ -143,6 +147,7 @@ export class DeviceCheck {
     }
     if (run !== this._run) return;
     $("check-summary").hidden = false;
+    $("check-enter").classList.add("primary");
     this.render();
     $("check-enter").focus({ preventScroll: false });
   }
@@ -165,6 +170,8 @@ export class DeviceCheck {
       const advice = item.querySelector(".check-advice");
       advice.hidden = !(result && !result.ok && result.advice);
       if (!advice.hidden) advice.querySelector("p").textContent = t(result.advice, result.vars);
+      // the choice is offered while it is awaited; the advice itself stays
+      advice.querySelector(".check-answers").hidden = this._choosing !== name;
       advice.querySelector('[data-action="retry"]').textContent = t("check.retry");
       const next = advice.querySelector('[data-action="next"]');
       next.textContent = t(name === "network" ? "check.finish" : "check.next");
@@ -303,11 +310,15 @@ export class DeviceCheck {
   /** After a failure: wait for "再试一次" (retry) or "下一项" (next). */
   _choose(name) {
     const advice = this._item(name).querySelector(".check-advice");
+    this._choosing = name;
+    this.render();
     return new Promise((resolve) => {
       const onClick = (e) => {
         const action = e.target.closest("[data-action]")?.dataset.action;
         if (!action) return;
         advice.removeEventListener("click", onClick);
+        this._choosing = "";
+        this.render();
         if (action === "retry" && (name === "camera" || name === "microphone")) {
           // a refused or busy device: ask the browser again
           if (!this.preview.has(name === "camera" ? "video" : "audio")) this.preview.start();
