@@ -1,8 +1,9 @@
 """The device check of the join page, in real headless Chromium with the fake camera and
 microphone: camera, microphone, speaker and the network check through the real media
 plane (`/api/probe`) pass, and "进入调解室" joins; in a second context whose camera and
-microphone the browser refuses, the camera step fails with its advice, in Chinese and,
-after the language switch, in English.
+microphone the browser refuses, the camera and microphone steps fail with their advice,
+in Chinese and, after the language switch, in English, and the network check of a link
+withdrawn meanwhile is refused by the server and says so.
 
 This module's Chromium runs without `--use-fake-ui-for-media-stream` (which grants every
 request, even against a refused permission): each context is granted or refused the
@@ -128,3 +129,20 @@ async def test_the_device_check_passes_then_joins_and_explains_a_refused_camera(
     await expect(microphone.locator(".check-advice")).to_contain_text(
         "not allowed to use the microphone"
     )
+    # the link is withdrawn meanwhile: the server refuses the network check, in words
+    await microphone.get_by_role("button", name="Next").click()
+    await other.get_by_role("button", name="Play a sound").click()
+    status, _ = await live_server.admin(
+        "DELETE", f"/api/rooms/{room['id']}/invites/{second['invite_id']}"
+    )
+    assert status == 200
+    await other.get_by_role("button", name="I heard it").click()
+    network = other.locator("#check-network")
+    await expect(network).to_have_attribute("data-state", "fail")
+    await expect(network).to_have_attribute("data-error", "link")
+    await expect(network.locator(".check-advice")).to_contain_text(
+        "Ask your mediator for a new link"
+    )
+    await network.get_by_role("button", name="See the result").click()
+    await expect(other.locator("#check-summary")).to_have_attribute("data-failed", "3")
+    assert live_server.app[PROBES].open_count == 0
