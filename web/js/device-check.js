@@ -90,10 +90,17 @@ export class DeviceCheck {
     this._audio = null;
     /** The failed step whose 再试一次 / 下一项 are awaited, if any. */
     this._choosing = "";
+    /** @type {(() => void)|null} the speaker step, waiting for the first 播放声音 */
+    this._played = null;
     this.video = /** @type {HTMLVideoElement} */ ($("check-video"));
     preview.attach(this.video);
 
     $("check-start").addEventListener("click", () => this.start());
+    // the tune starts inside the click itself: Safari lets audio start only in a gesture
+    $("check-play").addEventListener("click", () => {
+      this._playTune();
+      this._played?.();
+    });
     $("check-again").addEventListener("click", () => this.start());
     $("check-enter").addEventListener("click", () => {
       this.stop();
@@ -132,6 +139,7 @@ export class DeviceCheck {
     $("check-start").hidden = false;
     $("check-summary").hidden = true;
     $("check-enter").classList.remove("primary"); // the check comes first; joining stays possible
+    setI18nKey($("check-play"), "check.speaker.play");
     this.render();
   }
 
@@ -257,16 +265,14 @@ export class DeviceCheck {
     const play = $("check-play");
     ask.hidden = true;
     play.hidden = false;
-    await new Promise((resolve) => play.addEventListener("click", resolve, { once: true }));
+    await new Promise((resolve) => {
+      this._played = resolve;
+    });
+    this._played = null;
     if (run !== this._run) return { ok: false };
-    this._playTune();
-    setI18nKey(play, "check.speaker.again");
+    setI18nKey(play, "check.speaker.again"); // it stays, to hear the tune again
     ask.hidden = false;
-    // "播放声音" stays, to hear it again; the answer ends the step
-    const again = () => this._playTune();
-    play.addEventListener("click", again);
     const answer = await answerOf(ask);
-    play.removeEventListener("click", again);
     setI18nKey(play, "check.speaker.play");
     ask.hidden = true;
     return answer === "yes" ? { ok: true } : { ok: false, advice: "check.advice.speaker" };
