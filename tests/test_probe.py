@@ -1,6 +1,7 @@
 """The network check (`/api/probe`, server/media/probe.py): an invite holder's data-channel
-offer is answered by a media-plane connection that echoes; anything else is refused
-before a connection exists; the node's cap holds; every probe is closed.
+offer is answered by a media-plane connection that echoes, directly or, relay-only,
+through a real coturn with the holder's own TURN login; anything else is refused before
+a connection exists; the node's cap holds; every probe is closed.
 
 The client is a real aiortc peer connection, as a browser's would be.
 """
@@ -9,12 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 
+from tests.conftest import start_server
+from tests.support.coturn import Coturn, start_coturn
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.media.ice import IceSettings
 from tiaojie.server.media.probe import Probes
@@ -26,8 +40,10 @@ from tiaojie.server.tokens import InviteClaims
 TIMEOUT = 15.0
 
 
-async def _offer() -> tuple[RTCPeerConnection, RTCDataChannel, str]:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+async def _offer(
+    config: RTCConfiguration | None = None,
+) -> tuple[RTCPeerConnection, RTCDataChannel, str]:
+    pc = RTCPeerConnection(config or RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel("probe")
     await pc.setLocalDescription(await pc.createOffer())
     return pc, channel, pc.localDescription.sdp
@@ -193,3 +209,45 @@ async def test_the_cap_the_rate_and_the_lifetime(live_server):
 
 async def _no_send(to: str, event: str, payload: dict[str, Any]) -> None:
     raise AssertionError("a probe sends nothing over signalling")
+
+
+TURN_SECRET = secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
+    server = start_coturn(tmp_path_factory.mktemp("coturn"), TURN_SECRET)
+    yield server
+    server.stop()
+
+
+async def test_a_relay_only_client_checks_through_coturn(tmp_path: Path, coturn: Coturn):
+    """Behind a firewall that lets only the TURN server through: the probe's settings
+    carry the invite's own TURN login, and the check connects and echoes through coturn."""
+    srv = await start_server(
+        tmp_path / "data", announce_ip="127.0.0.1", turn_secret=TURN_SECRET, turn_urls=coturn.urls
+    )
+    pc = None
+    try:
+        room = await srv.create_room()
+        invite = await srv.create_invite(room["id"], "party", "赵某")
+        status, settings = await srv.request("GET", "/api/probe", invite["token"])
+        assert status == 200
+        (login,) = [s for s in settings["ice_servers"] if "username" in s]
+        assert login["username"].endswith(":" + invite["invite_id"])
+        config = RTCConfiguration(
+            iceServers=[RTCIceServer(**login)], iceTransportPolicy=RTCIceTransportPolicy.RELAY
+        )
+        pc, channel, offer = await _offer(config)
+        assert set(re.findall(r"^a=candidate:.* typ (\w+)", offer, re.M)) == {"relay"}
+        status, body = await srv.request(
+            "POST", "/api/probe", invite["token"], json={"sdp": offer, "type": "offer"}
+        )
+        assert status == 201, body
+        await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
+        assert await _echo(channel, "through the relay") == "through the relay"
+    finally:
+        if pc is not None:
+            await pc.close()
+        await srv.close()
+        await srv.server.close()

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.ice import RemoteCandidates, rewrite_candidates, screen_candidates
-from tiaojie.server.media.sfu import MediaPlane
+from tiaojie.server.media.sfu import MediaPlane, require_candidates
 from tiaojie.server.model import new_id
 from tiaojie.server.ratelimit import RateLimit
 
@@ -81,11 +82,17 @@ class Probes:
     def by_invite(self, invite_id: str) -> Probe | None:
         return self._by_invite.get(invite_id)
 
+    def ice_servers(self, invite_id: str) -> list[dict[str, Any]]:
+        """What the invite's holder gets in `room_state`: the static ICE servers and their
+        own TURN login (a participant's id is their invite's)."""
+        return self.plane.ice.servers_for(invite_id)
+
     async def open(self, invite_id: str, offer: str) -> tuple[Probe, str]:
         """A probe answering `offer` for the holder of invite `invite_id`, and its answer.
 
         Refused before anything is made: `rate_limited` (429), `bad_sdp` (an offer that
-        cannot be read, or asks for media), `probe_busy` (503, the node's cap)."""
+        cannot be read, or asks for media), `probe_busy` (503, the node's cap); and, the
+        connection closed again, `media_ports_exhausted` (503, no free `--rtc-ports`)."""
         self._limit.take(invite_id)
         description = sdp_input.parse(offer, "offer")
         if any(media.kind != "application" for media in description.media):
@@ -115,6 +122,7 @@ class Probes:
             with sdp_input.applying("offer"):
                 await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
                 await pc.setLocalDescription(await pc.createAnswer())
+            require_candidates(pc.localDescription.sdp)  # a full --rtc-ports range: 503
         except BaseException:
             await self.close(probe)
             raise

@@ -1,11 +1,12 @@
 """`/api/probe`: the network check of the device check page, over REST, for the holder of
 an invite link (docs/PROTOCOL.md, "Network check").
 
-`GET` gives the ICE servers a browser needs to make its offer (the same as `room_state`
-gives once in the room); `POST` answers a data-channel offer with a probe
-(server/media/probe.py). Only an invite token that could join now is let in, checked as
-joining checks it (genuine, unexpired, not withdrawn, its room open): a refusal creates
-nothing. The token is never logged: probes are named by the invite's id.
+`GET` gives the ICE servers a browser needs to make its offer (what `room_state` gives
+once in the room: the static servers and the holder's own TURN login); `POST` answers a
+data-channel offer with a probe (server/media/probe.py). Only an invite token that could
+join now is let in, checked as joining checks it (genuine, unexpired, not withdrawn, its
+room open): a refusal creates nothing. The token is never logged: probes are named by
+the invite's id.
 """
 
 from __future__ import annotations
@@ -60,20 +61,26 @@ class ProbeRoutes:
         return caller.claims
 
     async def settings(self, request: web.Request) -> web.Response:
-        await self._invite(request)
-        return json_response(self._settings())
+        claims = await self._invite(request)
+        return json_response(self._settings(claims.invite_id))
 
     async def open(self, request: web.Request) -> web.Response:
         claims = await self._invite(request)
         body = await read_body(request, PROBE_OFFER)
         probe, answer = await self.probes.open(claims.invite_id, body["sdp"])
         return json_response(
-            {"probe_id": probe.id, "sdp": answer, "type": "answer", **self._settings()}, 201
+            {
+                "probe_id": probe.id,
+                "sdp": answer,
+                "type": "answer",
+                **self._settings(claims.invite_id),
+            },
+            201,
         )
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self, invite_id: str) -> dict[str, Any]:
         return {
-            "ice_servers": self.probes.plane.ice.servers,
+            "ice_servers": self.probes.ice_servers(invite_id),
             "lifetime": self.probes.lifetime,
             "echo_bytes": ECHO_BYTES,
             "echo_messages": ECHO_MESSAGES,

@@ -227,7 +227,7 @@ class Peer:
                     raise bad_request(f"mid {mid!r} is not a {SOURCES[source]} track of the offer.")
             with sdp_input.applying("offer"):
                 await publisher.setLocalDescription(await publisher.createAnswer())
-            _require_candidates(publisher.localDescription.sdp)
+            require_candidates(publisher.localDescription.sdp)
         except TiaojieError:
             if not self.publications and self.publisher is publisher:
                 # nothing published on it yet: the next offer starts on a fresh connection
@@ -328,7 +328,7 @@ class Peer:
             new.append(slot)
         offer = await self.subscriber.createOffer()
         await self.subscriber.setLocalDescription(offer)
-        _require_candidates(self.subscriber.localDescription.sdp)
+        require_candidates(self.subscriber.localDescription.sdp)
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         await self.room.plane.send(
@@ -640,7 +640,7 @@ def _first_codecs(sdp: str) -> dict[str, str]:
     }
 
 
-def _require_candidates(sdp: str) -> None:
+def require_candidates(sdp: str) -> None:
     """A description without one candidate of ours cannot connect: say why (the one
     cause here is a full --rtc-ports range; rtc/ports.py has logged it)."""
     if "a=candidate:" not in sdp:
