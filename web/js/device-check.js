@@ -69,7 +69,8 @@ const $ = (id) => document.getElementById(id);
  * @property {boolean} ok
  * @property {string} [advice] the advice's i18n key (a failure)
  * @property {string} [detail] a passed step's i18n key for its detail line
- * @property {Record<string, string|number>} [vars]
+ * @property {Record<string, string|number>} [vars] values for the text's `{name}`s
+ * @property {Record<string, string>} [keys] values that are texts themselves (i18n keys)
  */
 
 export class DeviceCheck {
@@ -174,10 +175,10 @@ export class DeviceCheck {
       item.querySelector(".check-status").textContent = t(`check.state.${item.dataset.state}`);
       const detail = item.querySelector(".check-detail");
       detail.hidden = !result?.ok || !result.detail;
-      if (result?.ok && result.detail) detail.textContent = t(result.detail, result.vars);
+      if (result?.ok && result.detail) detail.textContent = t(result.detail, varsOf(result));
       const advice = item.querySelector(".check-advice");
       advice.hidden = !(result && !result.ok && result.advice);
-      if (!advice.hidden) advice.querySelector("p").textContent = t(result.advice, result.vars);
+      if (!advice.hidden) advice.querySelector("p").textContent = t(result.advice, varsOf(result));
       // the choice is offered while it is awaited; the advice itself stays
       advice.querySelector(".check-answers").hidden = this._choosing !== name;
       advice.querySelector('[data-action="retry"]').textContent = t("check.retry");
@@ -295,7 +296,8 @@ export class DeviceCheck {
     return {
       ok: true,
       detail: slow ? "check.network.slow" : "check.network.ok",
-      vars: { rtt: result.rtt ?? 0, path: t(`check.network.path.${item.dataset.path}`) },
+      vars: { rtt: result.rtt ?? 0 },
+      keys: { path: `check.network.path.${item.dataset.path}` },
     };
   }
 
@@ -381,6 +383,13 @@ export class DeviceCheck {
     if (state !== "pass" && state !== "fail") this.results[name] = null;
     this.render();
   }
+}
+
+/** A result's values for its texts, the translated ones in today's language. */
+function varsOf(result) {
+  const vars = { ...result.vars };
+  for (const [name, key] of Object.entries(result.keys || {})) vars[name] = t(key);
+  return vars;
 }
 
 /** Set a button's text from a key, kept translated (applyI18n reads data-i18n). */
