@@ -1,6 +1,8 @@
 """The device check of the join page, in real headless Chromium with the fake camera and
 microphone: camera, microphone, speaker and the network check through the real media
-plane (`/api/probe`) pass, and "进入调解室" joins; in a second context whose camera and
+plane (`/api/probe`) pass, the last through a real coturn from a page that may use
+relayed candidates only (as behind a firewall that lets only the TURN server through),
+and "进入调解室" joins; in a second context whose camera and
 microphone the browser refuses, the camera and microphone steps fail with their advice,
 in Chinese and, after the language switch, in English, and the network check of a link
 withdrawn meanwhile is refused by the server and says so.
@@ -14,18 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
 
+from tests.conftest import LiveServer, start_server
 from tests.support.chromium import CHROMIUM_ARGS, chromium_over_cdp
+from tests.support.coturn import Coturn, start_coturn
+from tests.test_turn import RELAY_ONLY
 from tiaojie.server.media.probe_http import PROBES
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 20_000
+TURN_SECRET = secrets.token_urlsafe(24)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +41,24 @@ def chromium_cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """This module's Chromium: fake devices, but permissions as each context has them."""
     args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
     yield from chromium_over_cdp(tmp_path_factory.mktemp("chromium-profile"), args)
+
+
+@pytest.fixture(scope="module")
+def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coturn]:
+    server = start_coturn(tmp_path_factory.mktemp("coturn"), TURN_SECRET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path, coturn: Coturn) -> AsyncIterator[LiveServer]:
+    """A server that hands out TURN logins for the coturn (as tests/test_turn.py)."""
+    srv = await start_server(
+        tmp_path / "data", announce_ip="127.0.0.1", turn_secret=TURN_SECRET, turn_urls=coturn.urls
+    )
+    yield srv
+    await srv.close()
+    await srv.server.close()
 
 
 @pytest.fixture
@@ -56,6 +82,7 @@ async def test_the_device_check_passes_then_joins_and_explains_a_refused_camera(
     context = await browser.new_context(
         viewport={"width": 390, "height": 844}, permissions=["camera", "microphone"]
     )
+    await context.add_init_script(RELAY_ONLY)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
@@ -84,8 +111,8 @@ async def test_the_device_check_passes_then_joins_and_explains_a_refused_camera(
     network = page.locator("#check-network")
     await expect(network).to_have_attribute("data-state", "pass")
     await expect(network).to_have_attribute("data-rtt", re.compile(r"^\d+$"))
-    await expect(network).to_have_attribute("data-path", "direct")
-    await expect(network.locator(".check-detail")).to_contain_text("网络连接正常")
+    await expect(network).to_have_attribute("data-path", "relay")
+    await expect(network.locator(".check-detail")).to_contain_text("网络连接正常（经中转服务器连接")
     await expect(page.locator("#check-summary")).to_have_attribute("data-failed", "0")
     await expect(page.locator("#check-summary-text")).to_have_text("全部正常，您可以进入调解室了。")
     # the page closed its probe; the server's side goes with it
