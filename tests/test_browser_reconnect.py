@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, CDPSession, async_playwright, expect
 
-from tests.test_browser_media import eventually, growing, join
+from tests.test_browser_media import Participant, eventually, growing, join, no_errors
 from tests.test_browser_recording import chain_events, consent_row, fragments
 from tests.test_reconnect import drop
 from tests.test_recording import verify
@@ -139,3 +139,180 @@ async def test_a_party_whose_network_drops_comes_back_to_its_seat(live_server, b
     result = verify(directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert party.errors == [] and mediator.errors == []
+
+
+# ---------------------------------------------------------- the mediator, and a caucus
+
+
+async def new_subscriber_after(viewer: Participant, marker: str) -> None:
+    """Wait until `viewer`'s page has a subscriber connection other than the one marked
+    `marker` before its network went (a reconnect makes new peer connections)."""
+
+    async def fresh() -> bool:
+        return bool(
+            await viewer.page.evaluate(
+                "(m) => !!window.tiaojie.pcSub && window.tiaojie.pcSub !== window[m]", marker
+            )
+        )
+
+    await eventually(fresh, f"{viewer.name}'s new subscriber connection", timeout=BACK_WITHIN_S)
+
+
+async def mark_subscriber(viewer: Participant, marker: str) -> None:
+    await viewer.page.evaluate("(m) => { window[m] = window.tiaojie.pcSub; }", marker)
+
+
+async def decodes_again(viewer: Participant, of: Participant, frames: int = 10) -> None:
+    """`viewer` decodes `of`'s camera: framesDecoded grows by `frames` from now."""
+    first = await viewer.stat(of, "camera")
+    base = first["framesDecoded"] if first else 0
+
+    async def more() -> bool:
+        s = await viewer.stat(of, "camera")
+        return bool(s and s["framesDecoded"] > base + frames)
+
+    await eventually(more, f"{viewer.name} decoding {of.name}'s camera again", BACK_WITHIN_S)
+
+
+async def received(viewer: Participant, of: Participant) -> tuple[int, int]:
+    """Packets of `of`'s camera and microphone on `viewer`'s subscriber so far (0 when
+    `viewer` has no track of theirs)."""
+    counts = []
+    for source in ("camera", "microphone"):
+        s = await viewer.stat(of, source)
+        counts.append(int(s["packetsReceived"]) if s else 0)
+    return counts[0], counts[1]
+
+
+async def caucuses_on(page: Any) -> list[dict[str, Any]]:
+    return list(await page.evaluate("window.tiaojie.view.caucus.caucuses"))
+
+
+async def test_the_mediator_and_a_caucus_member_come_back_to_their_places(
+    live_server, browser
+) -> None:
+    """The mediator drops for 5 s: back as mediator (admits a party who came meanwhile),
+    decoded and decoding again. Then a party in a caucus with the mediator drops for 5 s:
+    back in the caucus, decoding the mediator again, and still nothing of the main room
+    (nor the main room anything of it). The recording that ran all along verifies."""
+    srv = live_server
+    room = await srv.create_room(title="背靠背重连", lobby=True)
+    mediator = await join(browser, srv, room, "mediator", "张调解员", "room")
+    party = await join(browser, srv, room, "party", "李四", "lobby")
+    await mediator.page.locator(
+        f'#lobby-list li[data-participant-id="{party.id}"] [data-action="admit"]'
+    ).click()
+    await expect(party.page.locator("body")).to_have_attribute("data-screen", "room")
+    await growing(mediator, party, "camera", "framesDecoded")
+    await growing(party, mediator, "camera", "framesDecoded")
+    await mediator.page.locator("#recording-button").click()
+    await party.page.locator("#recording-consent-accept").click()
+    await expect(consent_row(mediator.page, party.id)).to_have_attribute("data-consent", "accepted")
+    recording_id = srv.state.recordings.processes[room["id"]].recording_id
+    directory = srv.state.settings.data_dir / "recordings" / recording_id
+
+    # 1. The mediator's network goes for 5 s; meanwhile a second party waits in the lobby.
+    await mark_subscriber(mediator, "oldSub")
+    cdp = await mediator.page.context.new_cdp_session(mediator.page)
+    await network(cdp, online=False)
+    await drop(srv, room["id"], mediator.id)
+    await expect(party.tile(mediator).locator(".tile-away")).to_have_text("重新连接中…")
+    other = await join(browser, srv, room, "party", "王五", "lobby")
+    outage = time.monotonic() + 5
+    while time.monotonic() < outage:
+        await expect(party.tile(mediator)).to_be_visible()
+        await party.page.wait_for_timeout(250)
+    await network(cdp, online=True)
+    await expect(party.tile(mediator).locator(".tile-away")).to_be_hidden(
+        timeout=int(BACK_WITHIN_S * 1000)
+    )
+    await expect(mediator.page.locator("#conn-banner")).to_be_hidden()
+    # still the mediator: the console is there and works (admits the one who waited)
+    assert await mediator.page.evaluate("window.tiaojie.self.role") == "mediator"
+    lobby_row = mediator.page.locator(f'#lobby-list li[data-participant-id="{other.id}"]')
+    await lobby_row.locator('[data-action="admit"]').click()
+    await expect(other.page.locator("body")).to_have_attribute("data-screen", "room")
+    await other.page.locator("#recording-consent-accept").click()
+    # the party decodes the mediator again, and the mediator (new connections) the party
+    await decodes_again(party, mediator)
+    await new_subscriber_after(mediator, "oldSub")
+    await decodes_again(mediator, party)
+    await decodes_again(mediator, other)
+    await expect(consent_row(mediator.page, party.id)).to_have_attribute("data-consent", "accepted")
+
+    # 2. A caucus: the mediator and 李四; 王五 stays in the main room.
+    await mediator.page.evaluate(
+        "(ids) => window.tiaojie.view.caucus.open(ids)", [mediator.id, party.id]
+    )
+    await expect(party.page.locator("#caucus-banner")).to_be_visible()
+    await expect(other.page.locator("#caucus-away")).to_contain_text("李四")
+    (caucus,) = await caucuses_on(mediator.page)
+    assert sorted(caucus["members"]) == sorted([mediator.id, party.id])
+    # the caucus is private before anyone drops: 王五 gets nothing more of either
+    apart = (await received(other, party), await received(other, mediator))
+    await decodes_again(party, mediator, frames=40)
+    assert (await received(other, party), await received(other, mediator)) == apart
+
+    # 李四's network goes for 5 s, in the caucus.
+    await mark_subscriber(party, "oldSub")
+    cdp = await party.page.context.new_cdp_session(party.page)
+    await network(cdp, online=False)
+    await drop(srv, room["id"], party.id)
+    await expect(mediator.tile(party).locator(".tile-away")).to_have_text("重新连接中…")
+    outage = time.monotonic() + 5
+    while time.monotonic() < outage:
+        await expect(mediator.tile(party)).to_be_visible()
+        await mediator.page.wait_for_timeout(250)
+    await network(cdp, online=True)
+    back = time.monotonic()
+    await expect(mediator.tile(party).locator(".tile-away")).to_be_hidden(
+        timeout=int(BACK_WITHIN_S * 1000)
+    )
+    # back in the caucus: its own page says so, and so do the mediator's and 王五's
+    await expect(party.page.locator("#caucus-banner")).to_be_visible()
+    assert [c["members"] for c in await caucuses_on(party.page)] == [caucus["members"]]
+    assert [c["members"] for c in await caucuses_on(mediator.page)] == [caucus["members"]]
+    await expect(other.page.locator("#caucus-away")).to_contain_text("李四")
+    # decodes the mediator again (new connections), and the mediator decodes it
+    await new_subscriber_after(party, "oldSub")
+    await decodes_again(party, mediator)
+    await decodes_again(mediator, party)
+    assert time.monotonic() - back < 2 * BACK_WITHIN_S
+    # ... and still nothing of the main room, nor the main room anything of the caucus
+    assert await received(party, other) == (0, 0)
+    apart = (await received(other, party), await received(other, mediator))
+    await decodes_again(party, mediator, frames=40)
+    assert await received(party, other) == (0, 0)
+    assert (await received(other, party), await received(other, mediator)) == apart
+    await expect(consent_row(mediator.page, party.id)).to_have_attribute("data-consent", "accepted")
+    await expect(party.page.locator("#recording-consent-dialog")).to_be_hidden()
+
+    # The caucus closes: 王五 decodes both again; the recording verifies, with both
+    # interruptions chained and nobody gone.
+    await mediator.page.evaluate(
+        "window.tiaojie.view.caucus.requests.send('x', 'caucus_close_all', {})"
+    )
+    await expect(party.page.locator("#caucus-banner")).to_be_hidden()
+    await decodes_again(other, party)
+    await decodes_again(other, mediator)
+    await mediator.page.locator("#recording-button").click()
+    await expect(mediator.page.locator("#recording-button")).to_have_attribute(
+        "data-recording", "off", timeout=60_000
+    )
+    events = [
+        (e["kind"], e.get("participant_id"))
+        for e in chain_events(directory)
+        if e["kind"] in ("joined", "reconnecting", "left", "caucus_joined", "caucus_left")
+    ]
+    for who in (mediator, party):
+        assert ("reconnecting", who.id) in events, events
+        away = events.index(("reconnecting", who.id))
+        assert ("joined", who.id) in events[away:], events
+        assert ("left", who.id) not in events, events
+    # 李四 never left the caucus while away: joined it once, left it once (at its close)
+    assert events.count(("caucus_joined", party.id)) == 1, events
+    assert events.count(("caucus_left", party.id)) == 1, events
+    assert events.index(("caucus_left", party.id)) > events.index(("reconnecting", party.id))
+    result = verify(directory, srv.state.settings.data_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    no_errors(mediator, party, other)
