@@ -4,13 +4,16 @@ aiohttp's `AppRunner` with the redacting access log (server/access_log.py), the 
 timeout as aiohttp's keep-alive timeout (which also bounds the wait for a request's
 headers) and the per-address connection guard (server/limits.py) around its protocol
 factory. `web.run_app` cannot take a protocol factory, so `run` does what it does: serve
-until SIGINT or SIGTERM, then shut the application down gracefully.
+until SIGINT or SIGTERM, then shut the application down gracefully: first the work the
+application registered under `BEFORE_CLOSE` (stopping its recordings), while every
+connection still works, then aiohttp's shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from aiohttp import web
@@ -22,6 +25,12 @@ from tiaojie.server.limits import ConnectionGuard
 #: After a refused or timed-out request, how long aiohttp reads and drops what the client
 #: still sends (so it can read the answer) before closing.
 LINGER_SECONDS = 2.0
+
+#: Work to do when the server is asked to stop, before aiohttp shuts down: from then on
+#: socket.io round trips are no longer answered (an acknowledgement waits for its
+#: timeout), so what still needs them runs here. New connections are refused already.
+StopWork = Callable[[], Awaitable[None]]
+BEFORE_CLOSE = web.AppKey("before_close", list[StopWork])
 
 
 class Listener:
@@ -58,6 +67,8 @@ class Listener:
 
     async def close(self) -> None:
         self.server.close()
+        for work in self.runner.app.get(BEFORE_CLOSE, []):
+            await work()
         await self.runner.cleanup()
 
 

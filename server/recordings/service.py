@@ -151,10 +151,12 @@ class Recordings:
         return {**public(recording), "stopped_at": now()}
 
     async def shutdown(self) -> None:
-        """Stop every recording this node runs (each gets its seal)."""
+        """Stop every recording this node runs (each gets its seal), the chain saying
+        first that the server is stopping: not the mediator's stop."""
         for task in list(self._waiting):
             task.cancel()
         for room_id in list(self.processes):
+            await self.note(room_id, RoomEvent.SERVER_STOPPING)
             with contextlib.suppress(TiaojieError):
                 await self.stop(room_id)
 
