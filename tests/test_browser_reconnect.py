@@ -343,10 +343,14 @@ class ServerProcess:
         self.process = serve(self.data, self.port, self.log)
         wait_healthy(self.url, self.process, timeout=60)
 
-    def kill(self) -> None:
+    async def stop(self, how: signal.Signals) -> None:
+        """SIGTERM (it must be gone within 15 s) or SIGKILL."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
+        if how is signal.SIGTERM:
+            await asyncio.to_thread(stop, self.process)
+        else:
+            self.process.send_signal(how)
+            await asyncio.to_thread(self.process.wait, 10)
 
     async def api(self, method: str, path: str, body: dict | None = None) -> Any:
         status, answer = await asyncio.to_thread(api, self.url, method, path, body)
@@ -354,21 +358,74 @@ class ServerProcess:
         return answer
 
     async def create_invite(self, room_id: str, role: str, name: str) -> dict[str, Any]:
-        return dict(
-            await self.api("POST", f"/api/rooms/{room_id}/invites", {"role": role, "name": name})
+        path = f"/api/rooms/{room_id}/invites"
+        return dict(await self.api("POST", path, {"role": role, "name": name}))
+
+
+async def recording(srv: ServerProcess, room: dict[str, Any], mediator, party) -> Path:
+    """The mediator starts a recording, the party consents (asked anew each time), and
+    the party's media is in it; its folder."""
+    await mediator.page.locator("#recording-button").click()
+    await party.page.locator("#recording-consent-accept").click()
+    await expect(consent_row(mediator.page, party.id)).to_have_attribute("data-consent", "accepted")
+    recording_id = (await srv.api("GET", f"/api/rooms/{room['id']}"))["recording"]
+    directory = srv.data / "recordings" / recording_id
+
+    async def recorded() -> bool:
+        return fragments(directory, party.id) >= 2
+
+    await eventually(recorded, "the party's media in the recording", timeout=60)
+    return directory
+
+
+async def restarted(
+    srv: ServerProcess, how: signal.Signals, room: dict[str, Any], mediator, party
+) -> None:
+    """The server stopped `how` and started again under both pages: they come back by
+    themselves, into the room, decode each other; the recording that ran is over."""
+    for who in (mediator, party):
+        await mark_subscriber(who, "oldSub")
+    await srv.stop(how)
+    for who in (mediator, party):
+        await expect(who.page.locator("#conn-banner")).to_be_visible()
+    srv.start()
+    back = time.monotonic()
+    for who in (mediator, party):
+        await expect(who.page.locator("#conn-banner")).to_be_hidden(
+            timeout=int(BACK_WITHIN_S * 1000)
         )
+        await expect(who.page.locator("body")).to_have_attribute("data-screen", "room")
+    for viewer, of in ((mediator, party), (party, mediator)):
+        await expect(viewer.tile(of).locator(".tile-away")).to_be_hidden()
+        await new_subscriber_after(viewer, "oldSub")
+        await decodes_again(viewer, of)
+    assert time.monotonic() - back < BACK_WITHIN_S, how
+    state = await srv.api("GET", f"/api/rooms/{room['id']}")
+    seats = {x["id"]: (x["status"], x["presence"]) for x in state["participants"]}
+    assert seats == {mediator.id: ("joined", "online"), party.id: ("joined", "online")}
+    assert await mediator.page.evaluate("window.tiaojie.self.role") == "mediator"
+    # the recording that ran is over: the pages say so, nobody is asked anything
+    assert state["recording"] is None
+    await expect(mediator.page.locator("#recording-button")).to_have_attribute(
+        "data-recording", "off"
+    )
+    for who in (mediator, party):
+        await expect(who.page.locator("#recording-indicator")).to_be_hidden()
+        await expect(who.page.locator("#recording-consent-dialog")).to_be_hidden()
 
 
 async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) -> None:
-    """kill -9 of `tiaojie serve` (SQLite in its data directory) with a mediator and an
-    admitted party in Chromium and a recording running; the same command on the same port
-    and data directory: both pages come back by themselves with the same links, into the
-    room (the party not in the lobby), and decode each other again. The recording that
-    was running is over (docs/decisions.md): sealed by its recorder, it says when the
-    server went (`recorder_reconnecting`) and why it ended, and it verifies."""
+    """`tiaojie serve` (SQLite in its data directory) stopped under a mediator and an
+    admitted party in Chromium, each time with a recording running, and the same command
+    started again on the same port and data directory: first SIGTERM, then kill -9. Both
+    times both pages come back by themselves with the same links, into the room (the
+    party not in the lobby), and decode each other again. The recording that ran is over
+    each time (docs/decisions.md) and says where: `server_stopping` before its seal after
+    SIGTERM; after kill -9, sealed by the recorder that outlived the server,
+    `recorder_reconnecting` where the server went and nothing after it. Both verify."""
     srv = ServerProcess(tmp_path / "data", free_port(), tmp_path / "server.log")
     srv.start()
-    recording_id = ""
+    directories: list[Path] = []
     async with async_playwright() as p:
         browser = await p.chromium.connect_over_cdp(chromium_cdp)
         try:
@@ -381,53 +438,12 @@ async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) 
             await expect(party.page.locator("body")).to_have_attribute("data-screen", "room")
             await growing(mediator, party, "camera", "framesDecoded")
             await growing(party, mediator, "camera", "framesDecoded")
-            await mediator.page.locator("#recording-button").click()
-            await party.page.locator("#recording-consent-accept").click()
-            await expect(consent_row(mediator.page, party.id)).to_have_attribute(
-                "data-consent", "accepted"
-            )
-            recording_id = (await srv.api("GET", f"/api/rooms/{room['id']}"))["recording"]
-            directory = srv.data / "recordings" / recording_id
 
-            async def recorded() -> bool:
-                return fragments(directory, party.id) >= 2
-
-            await eventually(recorded, "the party's media in the recording", timeout=30)
-
-            # The server dies under everyone, and the same command starts it again.
-            for who in (mediator, party):
-                await mark_subscriber(who, "oldSub")
+            directories.append(await recording(srv, room, mediator, party))
+            await restarted(srv, signal.SIGTERM, room, mediator, party)
+            directories.append(await recording(srv, room, mediator, party))
             killed_at = time.time()
-            srv.kill()
-            for who in (mediator, party):
-                await expect(who.page.locator("#conn-banner")).to_be_visible()
-            srv.start()
-            back = time.monotonic()
-
-            # Both pages reconnect by themselves, into the room, and decode each other.
-            for who in (mediator, party):
-                await expect(who.page.locator("#conn-banner")).to_be_hidden(
-                    timeout=int(BACK_WITHIN_S * 1000)
-                )
-                await expect(who.page.locator("body")).to_have_attribute("data-screen", "room")
-                assert await who.page.evaluate("window.tiaojie.reconnects") >= 1
-            for viewer, of in ((mediator, party), (party, mediator)):
-                await expect(viewer.tile(of).locator(".tile-away")).to_be_hidden()
-                await new_subscriber_after(viewer, "oldSub")
-                await decodes_again(viewer, of)
-            assert time.monotonic() - back < BACK_WITHIN_S
-            state = await srv.api("GET", f"/api/rooms/{room['id']}")
-            seats = {x["id"]: (x["status"], x["presence"]) for x in state["participants"]}
-            assert seats == {mediator.id: ("joined", "online"), party.id: ("joined", "online")}
-            assert await mediator.page.evaluate("window.tiaojie.self.role") == "mediator"
-            # The recording that ran is over: the pages say so, nobody is asked anything.
-            assert state["recording"] is None
-            await expect(mediator.page.locator("#recording-button")).to_have_attribute(
-                "data-recording", "off"
-            )
-            for who in (mediator, party):
-                await expect(who.page.locator("#recording-indicator")).to_be_hidden()
-                await expect(who.page.locator("#recording-consent-dialog")).to_be_hidden()
+            await restarted(srv, signal.SIGKILL, room, mediator, party)
             no_errors(mediator, party)
         finally:
             for context in browser.contexts:
@@ -436,15 +452,25 @@ async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) 
             if srv.process is not None and srv.process.poll() is None:
                 stop(srv.process)
 
-    # Its recorder outlived the server, found it gone, sealed what it wrote and left.
+    # SIGTERM: the server said so, then the recorder closed its segments and sealed.
+    stopped, killed = directories
+    entries = chain(stopped)
+    kinds = [e["event"]["kind"] for e in entries if e["type"] == "event"]
+    last = kinds[kinds.index("server_stopping") + 1 :]
+    assert last[-1] == "recording_stopped" and set(last[:-1]) <= {"segment_ended"}, kinds
+    assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
+    result = verify(stopped, srv.data)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    # kill -9: the recorder outlived the server, found it gone, sealed what it wrote.
     await eventually(
-        lambda: asyncio.to_thread(lambda: not _recorder_pids(recording_id)),
+        lambda: asyncio.to_thread(lambda: not _recorder_pids(killed.name)),
         "the recorder to finish",
         timeout=30,
     )
-    # It says where: its segments end and `recorder_reconnecting` is chained as the
-    # server goes; nothing is recorded after it; sealed `disconnected`; it verifies.
-    entries = chain(directory)
+    # Its segments end and `recorder_reconnecting` is chained as the server goes;
+    # nothing is recorded after it; sealed `disconnected`.
+    entries = chain(killed)
     kinds = [e["event"]["kind"] if e["type"] == "event" else e["type"] for e in entries]
     away = kinds.index("recorder_reconnecting")
     assert abs(entries[away]["time"] - killed_at) < 3, (entries[away], killed_at)
@@ -459,5 +485,5 @@ async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) 
     ]
     assert set(refused) <= {"token_revoked"}, refused  # if it came back in time
     assert entries[-1]["reason"] == "disconnected"
-    result = verify(directory, srv.data)
+    result = verify(killed, srv.data)
     assert result.returncode == 0, result.stdout + result.stderr
