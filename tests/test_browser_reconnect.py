@@ -367,7 +367,9 @@ async def recording(srv: ServerProcess, room: dict[str, Any], mediator, party) -
     the party's media is in it; its folder."""
     await mediator.page.locator("#recording-button").click()
     await party.page.locator("#recording-consent-accept").click()
-    await expect(consent_row(mediator.page, party.id)).to_have_attribute("data-consent", "accepted")
+    # (the recorder process is starting meanwhile: slow on a loaded machine)
+    row = consent_row(mediator.page, party.id)
+    await expect(row).to_have_attribute("data-consent", "accepted", timeout=15_000)
     recording_id = (await srv.api("GET", f"/api/rooms/{room['id']}"))["recording"]
     directory = srv.data / "recordings" / recording_id
 
