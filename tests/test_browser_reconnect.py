@@ -1,4 +1,8 @@
-"""A party's network goes away for 5 s in real headless Chromium, and comes back.
+"""Reconnection in real headless Chromium with the fake camera, checked by getStats: a
+party, the mediator and a caucus member whose network goes away for 5 s, and the server
+stopped (SIGTERM, then kill -9) and started again under everyone.
+
+The first test: a party's network goes away for 5 s and comes back.
 
 The party's page loses its network (DevTools `Network.emulateNetworkConditions` offline,
 so its reconnection attempts fail) and the server loses its connection (closed from the
