@@ -216,6 +216,7 @@ class RoomClient:
         while not self._leaving:
             self._entered.clear()
             try:
+                await self._transport_closed()
                 await self._connect()
                 await asyncio.wait_for(self._entered.wait(), 10)
             except JoinRefused as refused:
@@ -223,7 +224,8 @@ class RoomClient:
                     self.closed_reason = refused.code
                     self._closed.set()
                     return
-            except TimeoutError:
+            except Exception as error:  # any other failed attempt: try again, never stop
+                log.warning("reconnecting: %r", error)
                 with contextlib.suppress(Exception):
                     await self.sio.disconnect()
             else:
@@ -240,6 +242,17 @@ class RoomClient:
         if self.closed_reason is None:
             self.closed_reason = "disconnected"
         self._closed.set()
+
+    async def _transport_closed(self) -> None:
+        """Wait (a few seconds at most) until the broken connection's Engine.IO client has
+        finished closing: a server that closes us itself (a node shutting down sends
+        Engine.IO CLOSE) calls our disconnect handler while it is still closing, and
+        connecting then fails with "Client is not in a disconnected state"."""
+        for _ in range(100):
+            if self.sio.eio.state == "disconnected":
+                return
+            await asyncio.sleep(0.05)
+        await self.sio.eio.disconnect(abort=True)
 
     def _tell_reconnect(self, back: bool) -> None:
         for callback in self.on_reconnect:

@@ -156,6 +156,8 @@ class Recorder:
         self.segments: dict[tuple[str, str], Segment] = {}
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
+        #: True from a broken connection until the recorder is back in the room.
+        self._away = False
         self._checkpointed_seq = -1
         self._tasks: set[asyncio.Task[None]] = set()
         self._unrecordable: set[str] = set()  # publications noted as not recorded
@@ -297,6 +299,7 @@ class Recorder:
     def _on_reconnect(self, back: bool) -> None:
         """The recorder's own connection broke (every segment ends here: what comes after
         is a new connection) or it is back; the chain says when."""
+        self._away = not back
         if back:
             self._note("recorder_reconnected")
             return
@@ -510,6 +513,16 @@ class Recorder:
                 self._maybe_open(segment, mid)
 
     # -- running -----------------------------------------------------------------------
+    def _closed(self, reason: str) -> None:
+        """The room connection is over. Refused while reconnecting (a server that restarted
+        withdrew this recording's link, or the room ended meanwhile), the recorder lost the
+        server and did not get back: the seal says `disconnected`, and the chain says what
+        the server answered; `recorder_reconnecting` before it says when the server went."""
+        if self._away and reason != "disconnected":
+            self._note("recorder_not_readmitted", reason=reason[:MAX_REASON_CHARS])
+            reason = "disconnected"
+        self.stop(reason)
+
     def stop(self, reason: str = "stopped") -> None:
         self._stop_reason = reason
         self._stop.set()
@@ -536,7 +549,7 @@ class Recorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 0.25)
             if self.client.closed_reason is not None and not self._stop.is_set():
-                self.stop(self.client.closed_reason)
+                self._closed(self.client.closed_reason)
             self._close_finished_segments()
             if time.monotonic() - last_checkpoint >= self.checkpoint_seconds:
                 self._checkpoint()

@@ -45,6 +45,7 @@ from tiaojie.server.forwarded import Forwarded, parse_trusted_proxies
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
+from tiaojie.server.listener import BEFORE_CLOSE, StopWork
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -218,6 +219,12 @@ def create_app(settings: Settings) -> web.Application:
         await store.close()
         await accounts.close()
 
+    # On a stop, while connections still work: each recording gets its seal (its recorder
+    # acknowledges the last room events), then every connection is closed (Engine.IO's
+    # close handshake answered, not waited on for 5 s); on_shutdown repeats both (no-ops
+    # then) for servers run without the Listener (tests).
+    before_close: list[StopWork] = [recordings.shutdown, signalling.disconnect_all]
+    app[BEFORE_CLOSE] = before_close
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)

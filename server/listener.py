@@ -4,7 +4,9 @@ aiohttp's `AppRunner` with the redacting access log (server/access_log.py), the 
 timeout as aiohttp's keep-alive timeout (which also bounds the wait for a request's
 headers) and the per-address connection guard (server/limits.py) around its protocol
 factory. `web.run_app` cannot take a protocol factory, so `run` does what it does: serve
-until SIGINT or SIGTERM, then shut the application down gracefully.
+until SIGINT or SIGTERM, then shut the application down gracefully: first the work the
+application registered under `BEFORE_CLOSE` (stopping its recordings), while every
+connection still works, then aiohttp's shutdown.
 
 With --tls-cert/--tls-key the port serves HTTPS, and a second, loopback-only plain HTTP
 port (picked by the kernel) serves this machine's recorder processes and the built-in
@@ -18,6 +20,7 @@ import asyncio
 import signal
 import socket
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 from aiohttp import web
@@ -30,6 +33,12 @@ from tiaojie.server.limits import ConnectionGuard
 #: After a refused or timed-out request, how long aiohttp reads and drops what the client
 #: still sends (so it can read the answer) before closing.
 LINGER_SECONDS = 2.0
+
+#: Work to do when the server is asked to stop, before aiohttp shuts down: from then on
+#: socket.io round trips are no longer answered (an acknowledgement waits for its
+#: timeout), so what still needs them runs here. New connections are refused already.
+StopWork = Callable[[], Awaitable[None]]
+BEFORE_CLOSE = web.AppKey("before_close", list[StopWork])
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -101,6 +110,8 @@ class Listener:
 
     async def close(self) -> None:
         self.server.close()
+        for work in self.runner.app.get(BEFORE_CLOSE, []):
+            await work()
         if self.internal is not None:
             self.internal.close()
         await self.runner.cleanup()

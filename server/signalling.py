@@ -581,6 +581,17 @@ class Signalling:
         What is stored stays as it is: whoever was in a room keeps their seat when this
         node (or another) starts again, and their clients reconnect."""
         self._stopping = True
+        sockets = list(self.sio.eio.sockets.values())
+        if sockets:
+            log.info("closing %d connections: this node is stopping", len(sockets))
+        for socket in sockets:
+            # As close_connection does: eio.disconnect alone sends Engine.IO CLOSE and
+            # leaves the websocket open, which a browser ignores (it goes on, sees no
+            # disconnect, does not reconnect; aiohttp's shutdown then waits 60 s for the
+            # handler). A None in the socket's queue ends its writer: CLOSE, and the
+            # websocket closed, which every client takes as a broken connection.
+            await socket.close(wait=False)
+            await socket.queue.put(None)
         if self.sio.eio.sockets:
             # engineio can wait for ever on a socket whose websocket is already gone.
             with contextlib.suppress(TimeoutError):

@@ -8,15 +8,25 @@ a seat not taken back within the grace is gone. A client that leaves is gone at 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, start_server
+from tests.conftest import LiveServer, free_port, start_server
+from tests.support.server_process import stop, wait_healthy
 from tests.support.testmedia import make_test_mp4
 from tests.support.waiting import eventually
-from tests.test_recording import verify
+from tests.test_recording import (
+    _recorder_pids,
+    chain,
+    events_so_far,
+    fragments_chained,
+    segments_started,
+    verify,
+)
+from tests.test_restart import api, serve
 from tiaojie.archive.chain import read_entries
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.session import RoomClient
@@ -250,3 +260,90 @@ async def test_a_recorder_whose_connection_drops_reconnects(live_server: LiveSer
     finally:
         await source.stop()
         await bot.leave()
+
+
+async def test_a_server_stopped_and_started_again_is_reconnected_to(tmp_path, test_mp4) -> None:
+    """SIGTERM of `tiaojie serve` and the same command again (same port, same data
+    directory): the Python clients come back by themselves to their seats (the party
+    admitted from the lobby is not in it again) and media flows again. The recording that
+    ran stopped with the server, its chain saying so (`server_stopping` before the seal:
+    not the mediator's stop), and it verifies; the room is no longer recorded."""
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve(data, port, tmp_path / "server.log")
+    source = FileSource(test_mp4)
+    clients: list[RoomClient] = []
+    try:
+        wait_healthy(url, server, timeout=60)
+        _, room = api(url, "POST", "/api/rooms", {"title": "重启", "lobby": True})
+        rid = room["id"]
+        links = {
+            name: api(url, "POST", f"/api/rooms/{rid}/invites", {"role": role, "name": name})[1]
+            for role, name in (("mediator", "张调解员"), ("party", "李四"))
+        }
+        mediator, party = (RoomClient(links[n]["url"]) for n in ("张调解员", "李四"))
+        clients += [mediator, party]
+        await mediator.join()
+        await mediator.publish(source)
+        party_id, mediator_id = links["李四"]["invite_id"], links["张调解员"]["invite_id"]
+        entering = asyncio.ensure_future(party.join())
+
+        def waiting() -> bool:
+            return [
+                p["status"]
+                for p in api(url, "GET", f"/api/rooms/{rid}")[1]["participants"]
+                if p["id"] == party_id
+            ] == ["lobby"]
+
+        await eventually(waiting, what="the party in the lobby")
+        assert (await mediator.call("admit", {"participant_id": party_id}))["ok"]
+        await entering
+        status, started = api(url, "POST", f"/api/rooms/{rid}/recording")
+        assert status == 201, started
+        directory = data / "recordings" / started["id"]
+        # the recorder process starts (slowly on a loaded machine), then records
+        await eventually(lambda: events_so_far(directory, "segment_started"), timeout=60)
+        await fragments_chained(directory, await segments_started(directory, 1), 2)
+
+        def receiving(since: int) -> bool:
+            camera = party.subscriptions_of(mediator_id).get("camera")
+            return camera is not None and camera.packets > since
+
+        await eventually(lambda: receiving(20), what="the mediator's camera")
+        first = party.subscriptions_of(mediator_id)["camera"].publication_id
+
+        # SIGTERM: the recording is stopped and sealed, connections closed (the clients
+        # here go on: the wait happens in a thread)
+        await asyncio.to_thread(stop, server)
+        assert not _recorder_pids(started["id"])
+        server = serve(data, port, tmp_path / "server.log")
+        wait_healthy(url, server, timeout=60)
+        for client in (mediator, party):
+            await eventually(lambda c=client: c.reconnects == 1, timeout=30, what="a reconnect")
+            assert client.closed_reason is None
+        assert party.welcome and party.welcome["participant"]["status"] == "joined"
+
+        def receiving_again() -> bool:
+            camera = party.subscriptions_of(mediator_id).get("camera")
+            return camera is not None and camera.publication_id != first and camera.packets > 20
+
+        await eventually(receiving_again, timeout=20, what="the mediator's camera again")
+        status, full = api(url, "GET", f"/api/rooms/{rid}")
+        seats = {p["id"]: (p["status"], p["presence"]) for p in full["participants"]}
+        assert seats == {mediator_id: ("joined", "online"), party_id: ("joined", "online")}
+        assert full["recording"] is None
+    finally:
+        await source.stop()
+        for client in clients:
+            await client.leave()
+        if server.poll() is None:
+            stop(server)
+
+    entries = chain(directory)
+    kinds = [e["event"]["kind"] for e in entries if e["type"] == "event"]
+    # the server said it was stopping; then the recorder closed its segments and sealed
+    last = kinds[kinds.index("server_stopping") + 1 :]
+    assert last[-1] == "recording_stopped" and set(last[:-1]) <= {"segment_ended"}, kinds
+    assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
+    result = verify(directory, data)
+    assert result.returncode == 0, result.stdout + result.stderr

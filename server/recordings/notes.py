@@ -48,6 +48,10 @@ class RoomEvent(StrEnum):
     #: A main-room chat message: its id, sender and the sha256 of its text (server/chat.py).
     CHAT = "chat"
     ROOM_ENDED = "room_ended"
+    #: The server is shutting down (SIGTERM): the recording stops right after this
+    #: (`recording_stopped`, the seal); the session may go on after a restart, in a new
+    #: recording (docs/decisions.md).
+    SERVER_STOPPING = "server_stopping"
     #: screening and caucuses (server/caucus.py): who and when, never what was said
     SCREEN = "screen"
     CAUCUS_OPENED = "caucus_opened"

@@ -51,6 +51,8 @@ SealedListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 SEAL_WAIT_S = 60
 #: How long the agreement's seal waits for the room events queued for the recorder.
 FLUSH_TIMEOUT_S = 15.0
+#: How long a server asked to stop waits for its recorders to take the last events.
+SHUTDOWN_FLUSH_S = 5.0
 
 
 def _summary(directory: Path) -> dict[str, Any]:
@@ -156,10 +158,13 @@ class Recordings:
         return {**public(recording), "stopped_at": now()}
 
     async def shutdown(self) -> None:
-        """Stop every recording this node runs (each gets its seal)."""
+        """Stop every recording this node runs (each gets its seal), the chain saying
+        first that the server is stopping: not the mediator's stop."""
         for task in list(self._waiting):
             task.cancel()
         for room_id in list(self.processes):
+            await self.note(room_id, RoomEvent.SERVER_STOPPING)
+            await self.flush(room_id, within=SHUTDOWN_FLUSH_S)  # retried, unlike stop's
             with contextlib.suppress(TiaojieError):
                 await self.stop(room_id)
 
