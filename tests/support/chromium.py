@@ -6,7 +6,7 @@ import ctypes
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,10 +39,22 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def chromium_over_cdp(profile: Path) -> Iterator[str]:
-    """Start headless Chromium with `profile`; yield its CDP endpoint, stop it after."""
+def chromium_over_cdp(
+    profile: Path, wrapper: Sequence[str] = (), extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Start headless Chromium with `profile`; yield its CDP endpoint, stop it after.
+
+    `wrapper` runs it through another command (`ip netns exec NS`: tests/support/netlab.py);
+    the endpoint is then on that namespace's loopback. `extra_args` go after the usual."""
     process = subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_ARGS, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+        [
+            *wrapper,
+            CHROMIUM,
+            *CHROMIUM_ARGS,
+            *extra_args,
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
@@ -54,9 +66,11 @@ def chromium_over_cdp(profile: Path) -> Iterator[str]:
             process.kill()
             raise RuntimeError("chromium did not start (no DevToolsActivePort)")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
