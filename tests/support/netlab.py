@@ -11,8 +11,9 @@ What it holds today:
   inside one without routing the client's network.
 - `ImpairmentRelay`: an asyncio UDP relay between a listening address and an upstream one,
   one upstream socket per client, with random loss, one-way delay and a rate limit (a
-  FIFO link with a bounded queue) per direction, counting what it dropped. This kernel has
-  no netem qdisc; the relay is how tests put a bad link in a media path.
+  FIFO link with a bounded queue) per direction, counting what it dropped; `RelayProcess`
+  runs one in a child process, away from the event loop of the server under test. This
+  kernel has no netem qdisc; the relay is how tests put a bad link in a media path.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import random
 import re
@@ -27,10 +29,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 #: Every lab's addresses are /24s of this /16: 10.213.X.0/24.
@@ -38,6 +42,8 @@ LAB_PREFIX = "10.213"
 #: Namespace names: "tjlab<pid>-<n>r" (router) / "…c" (client); the root veth "tjl<pid>-<n>".
 _NAME = re.compile(r"^tjlab(\d+)-(\d+)[rc]$")
 _CLONE_NEWNET = 0x40000000
+#: Where `python -m tests.support.netlab` runs from.
+_REPOSITORY = str(Path(__file__).resolve().parents[2])
 _counter = 0
 _lock = threading.Lock()
 
@@ -88,7 +94,7 @@ def in_namespace(namespace: str, function: Callable[[], T]) -> T:
     ok, value = result[0]
     if not ok:
         raise value
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def socket_in(namespace: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
@@ -340,16 +346,18 @@ class _Direction:
 
 
 class _Listener(asyncio.DatagramProtocol):
-    def __init__(self, relay: ImpairmentRelay) -> None:
+    def __init__(self, relay: ImpairmentRelay, route: int) -> None:
         self.relay = relay
+        self.route = route
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.relay._from_client(data, addr)
+        self.relay._from_client(self.route, data, addr)
 
 
 class _Upstream(asyncio.DatagramProtocol):
-    def __init__(self, relay: ImpairmentRelay, client: tuple[str, int]) -> None:
+    def __init__(self, relay: ImpairmentRelay, route: int, client: tuple[str, int]) -> None:
         self.relay = relay
+        self.route = route
         self.client = client
         self.transport: asyncio.DatagramTransport | None = None
         self.pending: list[bytes] = []
@@ -361,7 +369,7 @@ class _Upstream(asyncio.DatagramProtocol):
         self.pending.clear()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.relay._from_upstream(data, self.client)
+        self.relay._from_upstream(self.route, data, self.client)
 
     def send(self, data: bytes) -> None:
         if self.transport is None:
@@ -370,31 +378,39 @@ class _Upstream(asyncio.DatagramProtocol):
             self.transport.sendto(data)
 
 
+Address = tuple[str, int]
+
+
 class ImpairmentRelay:
     """UDP from clients at `listen` goes to `upstream` through `up`; replies come back
     through `down`. Each client address gets its own upstream socket, so the upstream
     (a TURN server, an SFU port) tells clients apart as it would without the relay.
 
+    `routes`: several (listen, upstream) pairs sharing the one impaired link (the
+    relay in front of every port of a range), instead of `listen` and `upstream`.
     `namespace`: make the sockets inside this network namespace (see `in_namespace`).
     """
 
     def __init__(
         self,
-        upstream: tuple[str, int],
+        upstream: Address | None = None,
         up: Impairment | None = None,
         down: Impairment | None = None,
-        listen: tuple[str, int] = ("127.0.0.1", 0),
+        listen: Address = ("127.0.0.1", 0),
         namespace: str | None = None,
         seed: int = 14,
+        routes: list[tuple[Address, Address]] | None = None,
     ) -> None:
         rng = random.Random(seed)
-        self.upstream = upstream
-        self.listen = listen
+        if routes is None:
+            assert upstream is not None, "an upstream or routes"
+            routes = [(listen, upstream)]
+        self.routes = routes
         self.namespace = namespace
         self.up = _Direction(up or Impairment(), rng)
         self.down = _Direction(down or Impairment(), rng)
-        self._listener: asyncio.DatagramTransport | None = None
-        self._clients: dict[tuple[str, int], _Upstream] = {}
+        self._listeners: list[asyncio.DatagramTransport] = []
+        self._clients: dict[tuple[int, Address], _Upstream] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._opening: set[asyncio.Future[None]] = set()
 
@@ -407,55 +423,155 @@ class ImpairmentRelay:
 
     async def start(self) -> ImpairmentRelay:
         loop = asyncio.get_running_loop()
-        sock = self._socket()
-        sock.bind(self.listen)
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Listener(self), sock=sock)
-        self._listener = transport
+        for index, (listen, _) in enumerate(self.routes):
+            sock = self._socket()
+            sock.bind(listen)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda index=index: _Listener(self, index),  # type: ignore[misc]
+                sock=sock,
+            )
+            self._listeners.append(transport)
         return self
 
     @property
-    def address(self) -> tuple[str, int]:
-        assert self._listener is not None, "start() first"
-        host, port = self._listener.get_extra_info("sockname")[:2]
+    def address(self) -> Address:
+        """Where the (first) route listens."""
+        assert self._listeners, "start() first"
+        host, port = self._listeners[0].get_extra_info("sockname")[:2]
         return str(host), int(port)
 
     @property
     def clients(self) -> int:
         return len(self._clients)
 
+    def configure(self, up: Impairment, down: Impairment) -> None:
+        """Change the link from now on (queues and counters carry over)."""
+        self.up.impairment, self.down.impairment = up, down
+
     def set_outage(self, on: bool) -> None:
         """Drop everything in both directions while `on` (a link that went away)."""
         self.up.outage = self.down.outage = on
 
-    def _from_client(self, data: bytes, client: tuple[str, int]) -> None:
-        upstream = self._clients.get(client)
+    def _from_client(self, route: int, data: bytes, client: Address) -> None:
+        upstream = self._clients.get((route, client))
         if upstream is None:
-            upstream = self._clients[client] = _Upstream(self, client)
+            upstream = self._clients[route, client] = _Upstream(self, route, client)
             self._opening.add(task := asyncio.ensure_future(self._open_upstream(upstream)))
             task.add_done_callback(self._opening.discard)
         self.up.schedule(len(data), lambda: upstream.send(data))
 
     async def _open_upstream(self, upstream: _Upstream) -> None:
         sock = self._socket()
-        sock.connect(self.upstream)
+        sock.connect(self.routes[upstream.route][1])
         transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
             lambda: upstream, sock=sock
         )
         self._transports.append(transport)
 
-    def _from_upstream(self, data: bytes, client: tuple[str, int]) -> None:
+    def _from_upstream(self, route: int, data: bytes, client: Address) -> None:
+        listener = self._listeners[route]
+
         def send() -> None:
-            if self._listener is not None and not self._listener.is_closing():
-                self._listener.sendto(data, client)
+            if not listener.is_closing():
+                listener.sendto(data, client)
 
         self.down.schedule(len(data), send)
 
     def close(self) -> None:
-        for transport in self._transports:
+        for transport in [*self._transports, *self._listeners]:
             transport.close()
-        if self._listener is not None:
-            self._listener.close()
 
     def report(self) -> dict[str, Any]:
         """What went through and what was dropped, per direction."""
         return {"up": vars(self.up.counters), "down": vars(self.down.counters)}
+
+
+# ------------------------------------------------- the relay in a process of its own
+
+
+class RelayProcess:
+    """An `ImpairmentRelay` in a child process: its timers do not wait for the test's
+    event loop (which also runs the SFU), so the delays it adds are the ones asked for.
+
+    Talks over the child's stdin/stdout, one JSON line each way.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, address: tuple[str, int]) -> None:
+        self.process = process
+        self.address = address
+
+    @classmethod
+    async def start(
+        cls,
+        upstream: tuple[str, int],
+        up: Impairment | None = None,
+        down: Impairment | None = None,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        namespace: str | None = None,
+        routes: list[tuple[Address, Address]] | None = None,
+    ) -> RelayProcess:
+        """`namespace`: run the relay inside it (`ip netns exec`); see ImpairmentRelay."""
+        config = {
+            "routes": routes or [(listen, upstream)],
+            "up": vars(up or Impairment()),
+            "down": vars(down or Impairment()),
+        }
+        wrapper = ["ip", "netns", "exec", namespace] if namespace else []
+        process = await asyncio.create_subprocess_exec(
+            *wrapper, sys.executable, "-m", "tests.support.netlab", json.dumps(config),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            cwd=_REPOSITORY,
+        )  # fmt: skip
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if not line:
+            raise RuntimeError("the impairment relay process did not start")
+        host, port = json.loads(line)["address"]
+        return cls(process, (host, int(port)))
+
+    async def _ask(self, command: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command.encode() + b"\n")
+        await self.process.stdin.drain()
+        answer: dict[str, Any] = json.loads(await self.process.stdout.readline())
+        return answer
+
+    async def report(self) -> dict[str, Any]:
+        """{"up": DirectionCounters, "down": ...} as dictionaries, and "clients"."""
+        return await self._ask("report")
+
+    async def set_outage(self, on: bool) -> None:
+        await self._ask("outage on" if on else "outage off")
+
+    async def configure(self, up: Impairment, down: Impairment) -> None:
+        """Change the link from now on."""
+        await self._ask("configure " + json.dumps({"up": vars(up), "down": vars(down)}))
+
+    async def close(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+async def _serve_relay(config: dict[str, Any]) -> None:
+    relay = await ImpairmentRelay(
+        routes=[(tuple(a), tuple(b)) for a, b in config["routes"]],
+        up=Impairment(**config["up"]),
+        down=Impairment(**config["down"]),
+    ).start()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print(json.dumps({"address": relay.address}), flush=True)
+    while line := (await reader.readline()).decode().strip():
+        if line.startswith("outage"):
+            relay.set_outage(line.endswith("on"))
+        elif line.startswith("configure "):
+            link = json.loads(line.removeprefix("configure "))
+            relay.configure(Impairment(**link["up"]), Impairment(**link["down"]))
+        print(json.dumps({**relay.report(), "clients": relay.clients}), flush=True)
+    relay.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_relay(json.loads(sys.argv[1])))
