@@ -42,10 +42,11 @@ async def test_the_relay_drops_delays_and_rate_limits_and_counts_it() -> None:
     client = _Client()
     transport, _ = await loop.create_datagram_endpoint(lambda: client, remote_addr=relay.address)
     try:
-        # 400 datagrams of 1000 bytes in about 0.8 s: ~4 Mbit/s into a 1 Mbit/s link
-        for _ in range(400):
-            transport.sendto(f"{time.monotonic():<24}".encode() + b"x" * 976)
-            await asyncio.sleep(0.002)
+        # 10 bursts of 40 datagrams of 1000 bytes: each burst is twice the 20 kB queue
+        for _ in range(10):
+            for _ in range(40):
+                transport.sendto(f"{time.monotonic():<24}".encode() + b"x" * 976)
+            await asyncio.sleep(0.02)
         up, down = relay.up.counters, relay.down.counters
         while len(client.delays) < down.forwarded:
             client.arrived.clear()
