@@ -1,7 +1,7 @@
 """Media over impaired links: a matrix of loss and delay, direct and through TURN.
 
     .venv/bin/python bench/network.py [--paths direct,turn] [--loss 0,1,3,10]
-        [--delay 20,150,400] [--measure 10] [--settle 3]
+        [--delay 20,150,400] [--rate KBITS] [--measure 10] [--settle 3]
 
 Runs as root (network namespaces, tests/support/netlab.py). Chromium sits in a client
 namespace; the server runs in this process on the lab's link; the impairment relay runs
@@ -13,7 +13,8 @@ in the router namespace, in a process of its own, and is the only path for media
 
 Two pages join one room: a publisher (fake camera 640x480 at 20 fps, fake microphone) and
 a subscriber. Per cell the link is set to: `delay` round trip (half each way) and `loss`
-on everything towards the pages (their uplinks lose nothing), then, after `--settle`
+on everything towards the pages (their uplinks lose nothing; `--rate` also limits what
+goes towards them, with a 30 kB queue), then, after `--settle`
 seconds, the subscriber's getStats are read over `--measure` seconds: frames decoded per
 second, freezes (freezeCount, totalFreezesDuration), audio concealment (concealedSamples /
 totalSamplesReceived), the loss and RTT the page saw; then the link is cut for 2 s and the
@@ -85,26 +86,42 @@ async def frames(page: Any) -> float:
     return float((await link_stats(page))["video"].get("framesDecoded", 0))
 
 
-async def cell(page: Any, relay: RelayProcess, loss: float, delay: float, args: Any) -> dict:
+async def cell(
+    page: Any, publisher: Any, relay: RelayProcess, loss: float, delay: float, args: Any
+) -> dict:
     half = delay / 2
-    await relay.configure(Impairment(delay_ms=half), Impairment(loss=loss / 100, delay_ms=half))
+    rate = args.rate * 1000 if args.rate else None
+    await relay.configure(
+        Impairment(delay_ms=half), Impairment(loss=loss / 100, delay_ms=half, rate_bps=rate)
+    )
     await asyncio.sleep(args.settle)
     before, started = await link_stats(page), time.monotonic()
+    sent_before = (await link_stats(publisher))["sent"]
     relay_before = (await relay.report())["down"]
     await asyncio.sleep(args.measure)
     after, ended = await link_stats(page), time.monotonic()
+    sent_after = (await link_stats(publisher))["sent"]
+    encoded = sent_after.get("framesEncoded", 0) - sent_before.get("framesEncoded", 0)
     relay_after = (await relay.report())["down"]
     sent = relay_after["packets"] - relay_before["packets"]
     dropped = relay_after["lost"] - relay_before["lost"]
+    overflowed = relay_after["overflowed"] - relay_before["overflowed"]
+    heard = delta(after, before, "audio", "packetsReceived")
+    unheard = delta(after, before, "audio", "packetsLost")
     received = delta(after, before, "video", "packetsReceived")
     lost = delta(after, before, "video", "packetsLost")
     samples = delta(after, before, "audio", "totalSamplesReceived")
     row = {
         "fps": delta(after, before, "video", "framesDecoded") / (ended - started),
+        "sent_fps": encoded / (ended - started),
+        "limited": sent_after.get("limitation"),
         "freezes": delta(after, before, "video", "freezeCount"),
         "frozen_s": delta(after, before, "video", "totalFreezesDuration"),
         "conceal": delta(after, before, "audio", "concealedSamples") / samples if samples else 1,
         "dropped": dropped / sent if sent else 0,
+        "overflowed": overflowed / sent if sent else 0,
+        "audio_lost": unheard / (heard + unheard) if heard + unheard else 0,
+        "kbps": 8 * delta(after, before, "video", "bytesReceived") / (ended - started) / 1000,
         "seen_loss": lost / (received + lost) if received + lost else 0,
         "rtt_ms": 1000 * (after["rtt"].get("subPair") or 0),
         "nacks": delta(after, before, "video", "nackCount"),
@@ -132,7 +149,9 @@ def show(path: str, loss: float, delay: float, row: dict) -> None:
         f"| {path} | {loss:g} | {delay:g} | {row['fps']:.1f} | {row['freezes']:.0f} | "
         f"{row['frozen_s']:.2f} | {100 * row['conceal']:.1f} | {100 * row['dropped']:.1f} | "
         f"{100 * row['seen_loss']:.1f} | "
-        f"{row['rtt_ms']:.0f} | {row['nacks']:.0f} | {row['rtx']:.0f} | {recover} |",
+        f"{row['rtt_ms']:.0f} | {row['nacks']:.0f} | {row['rtx']:.0f} | {recover} | "
+        f"{row['kbps']:.0f} | {100 * row['overflowed']:.1f} | {100 * row['audio_lost']:.1f} | "
+        f"{row['sent_fps']:.1f} | {row['limited']} |",
         flush=True,
     )
 
@@ -175,7 +194,7 @@ async def run_path(
     try:
         room = (await srv.create_room(title=f"bench {path}", lobby=False))["id"]
         relay_only = path == "turn"
-        pages.append(await join(browser, srv, room, "mediator", "publisher", relay_only))
+        pages.append(publisher := await join(browser, srv, room, "mediator", "pub", relay_only))
         pages.append(page := await join(browser, srv, room, "party", "subscriber", relay_only))
         deadline = time.monotonic() + 30
         while await frames(page) < 20:
@@ -186,7 +205,7 @@ async def run_path(
         print(f"<!-- {path}: selected local candidates {stats['rtt']} -->", flush=True)
         for delay in args.delay:
             for loss in args.loss:
-                show(path, loss, delay, await cell(page, relay, loss, delay, args))
+                show(path, loss, delay, await cell(page, publisher, relay, loss, delay, args))
         print(f"<!-- {path} relay: {await relay.report()} -->", flush=True)
     finally:
         for made in pages:
@@ -226,9 +245,10 @@ async def main(args: Any) -> None:
                     print(
                         "| path | loss % | RTT ms | frames/s | freezes | frozen s | "
                         "concealed % | relay dropped % | video lost after repair % | RTT seen ms | "
-                        "NACKs | RTX | recover s |"
+                        "NACKs | RTX | recover s | video kbit/s | queue dropped % | audio lost % | "
+                        "publisher encoded fps | publisher limited by |"
                     )
-                    print("|---" * 13 + "|")
+                    print("|---" * 18 + "|")
                     for path in args.paths:
                         await run_path(path, lab, coturn, browser, ports, args, data)
                     print(f"load average at end: {os.getloadavg()}", flush=True)
@@ -246,6 +266,7 @@ if __name__ == "__main__":
     parser.add_argument("--paths", type=lambda t: t.split(","), default=["direct", "turn"])
     parser.add_argument("--loss", type=numbers, default=[0, 1, 3, 10], help="percent")
     parser.add_argument("--delay", type=numbers, default=[20, 150, 400], help="round trip, ms")
+    parser.add_argument("--rate", type=float, default=None, help="kbit/s towards the pages")
     parser.add_argument("--measure", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     asyncio.run(main(parser.parse_args()))

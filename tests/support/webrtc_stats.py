@@ -7,12 +7,13 @@ from typing import Any
 
 from playwright.async_api import Page
 
-#: Totals of the subscriber connection (pcSub) per kind, and the RTTs of both connections:
-#: the selected candidate pair's (STUN consent checks, end to end) and, for what the page
-#: publishes, RTCP's (remote-inbound-rtp).
+#: Totals of the subscriber connection (pcSub) per kind, the RTTs of both connections (the
+#: selected candidate pair's, from STUN consent checks end to end, and for what the page
+#: publishes, RTCP's: remote-inbound-rtp), and the page's own camera encoding ("sent":
+#: frames encoded, qualityLimitationReason).
 LINK_STATS = """
 async () => {
-  const out = {video: {}, audio: {}, rtt: {}};
+  const out = {video: {}, audio: {}, rtt: {}, sent: {}};
   const fields = [
     "packetsReceived", "packetsLost", "framesDecoded", "framesDropped", "keyFramesDecoded",
     "freezeCount", "totalFreezesDuration", "pauseCount", "nackCount", "pliCount",
@@ -27,6 +28,12 @@ async () => {
         const pair = stats.get(s.selectedCandidatePairId);
         out.rtt[name + "Pair"] = pair.currentRoundTripTime ?? null;
         out.rtt[name + "Local"] = stats.get(pair.localCandidateId)?.candidateType ?? null;
+      }
+      if (name === "pub" && s.type === "outbound-rtp" && s.kind === "video") {
+        out.sent = {
+          framesEncoded: (out.sent?.framesEncoded ?? 0) + (s.framesEncoded ?? 0),
+          limitation: s.qualityLimitationReason ?? null,
+        };
       }
       if (name === "pub" && s.type === "remote-inbound-rtp" && s.kind === "video") {
         out.rtt.pubRtcp = s.roundTripTime ?? null;
