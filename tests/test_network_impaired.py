@@ -99,9 +99,10 @@ async def test_a_subscriber_on_a_lossy_slow_distant_link_keeps_seeing_and_hearin
 
             async def decoding() -> dict[str, Any] | None:
                 s = await link_stats(impaired)
-                return s if s["video"].get("framesDecoded", 0) > 0 else None
+                playing = s["video"].get("framesDecoded", 0) > 0
+                return s if playing and s["audio"].get("totalSamplesReceived", 0) > 0 else None
 
-            first = await eventually(decoding, "the impaired page decoding video", timeout=30)
+            first = await eventually(decoding, "the impaired page decoding media", timeout=30)
 
             async def watched() -> dict[str, Any] | None:
                 s = await link_stats(impaired)
