@@ -144,6 +144,9 @@ async def cell(
 
 
 def show(path: str, loss: float, delay: float, row: dict) -> None:
+    if row["fps"] < 0:  # pcSub's inbound streams were replaced while measuring
+        print(f"| {path} | {loss:g} | {delay:g} | stats reset (the page renegotiated) |")
+        return
     recover = f"{row['recover_s']:.2f}" if row["recover_s"] is not None else "none in 20"
     print(
         f"| {path} | {loss:g} | {delay:g} | {row['fps']:.1f} | {row['freezes']:.0f} | "
