@@ -8,7 +8,9 @@ drops). The other page publishes over loopback, unimpaired.
 
 The page's getStats must show the impairment (RTT ≈ 150 ms, packets lost) and that the
 media survives it: video keeps decoding with NACKs answered by retransmissions, audio keeps
-flowing with bounded concealment.
+flowing with bounded concealment. The room is recorded meanwhile; the recorder, on the
+server's side, gets the impaired page's media through its lossy uplink, and the recording
+verifies.
 """
 
 from __future__ import annotations
