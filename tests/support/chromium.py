@@ -6,7 +6,7 @@ import ctypes
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,11 +39,26 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def chromium_over_cdp(profile: Path, args: list[str] = CHROMIUM_ARGS) -> Iterator[str]:
+def chromium_over_cdp(
+    profile: Path,
+    args: Sequence[str] = CHROMIUM_ARGS,
+    wrapper: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+) -> Iterator[str]:
     """Start headless Chromium with `profile` (and `args`: CHROMIUM_ARGS unless told);
-    yield its CDP endpoint, stop it after."""
+    yield its CDP endpoint, stop it after.
+
+    `wrapper` runs it through another command (`ip netns exec NS`: tests/support/netlab.py);
+    the endpoint is then on that namespace's loopback. `extra_args` go after `args`."""
     process = subprocess.Popen(
-        [CHROMIUM, *args, "--remote-debugging-port=0", f"--user-data-dir={profile}"],
+        [
+            *wrapper,
+            CHROMIUM,
+            *args,
+            *extra_args,
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
@@ -55,9 +70,11 @@ def chromium_over_cdp(profile: Path, args: list[str] = CHROMIUM_ARGS) -> Iterato
             process.kill()
             raise RuntimeError("chromium did not start (no DevToolsActivePort)")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
-    process.terminate()
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

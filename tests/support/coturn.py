@@ -23,11 +23,13 @@ class Coturn:
     port: int
     secret: str
     log: Path
+    host: str = "127.0.0.1"
 
     @property
     def urls(self) -> str:
         """`--turn-urls`: TURN over UDP and TCP on the one listening port."""
-        return f"turn:127.0.0.1:{self.port}?transport=udp,turn:127.0.0.1:{self.port}?transport=tcp"
+        at = f"{self.host}:{self.port}"
+        return f"turn:{at}?transport=udp,turn:{at}?transport=tcp"
 
     def stop(self) -> None:
         self.process.terminate()
@@ -38,7 +40,8 @@ class Coturn:
             self.process.wait()
 
 
-def start_coturn(directory: Path, secret: str) -> Coturn:
+def start_coturn(directory: Path, secret: str, host: str = "127.0.0.1") -> Coturn:
+    """`host`: the address it listens and relays on (a network lab's, tests/support/netlab)."""
     binary = shutil.which("turnserver")
     if binary is None:
         raise RuntimeError("coturn is not installed: run `make test`, which installs it")
@@ -48,8 +51,8 @@ def start_coturn(directory: Path, secret: str) -> Coturn:
     log = directory / "turnserver.log"
     command = [
         binary, "-n", "--no-cli", "--no-tls", "--no-dtls",
-        "--listening-ip", "127.0.0.1", "--listening-port", str(port),
-        "--relay-ip", "127.0.0.1",
+        "--listening-ip", host, "--listening-port", str(port),
+        "--relay-ip", host,
         "--min-port", str(relay_low), "--max-port", str(relay_low + 200),
         "--use-auth-secret", "--static-auth-secret", secret, "--realm", "tiaojie.test",
         # the server and the browsers are on loopback here; never in production
@@ -68,11 +71,11 @@ def start_coturn(directory: Path, secret: str) -> Coturn:
     # the TCP listener too
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((host, port), timeout=0.2).close()
             break
         except OSError:
             if time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError("coturn's TCP listener did not open") from None
             time.sleep(0.05)
-    return Coturn(process, port, secret, log)
+    return Coturn(process, port, secret, log, host)
