@@ -95,7 +95,7 @@ async def test_a_browser_behind_a_nat_joins_publishes_and_decodes(
     try:
         # getUserMedia wants a secure origin: plain http on a LAN address is made one
         secure = f"--unsafely-treat-insecure-origin-as-secure=http://{lab.server_ip}:{port}"
-        with chromium(tmp_path / "profile", lab.command(), [secure]) as endpoint:
+        with chromium(tmp_path / "profile", wrapper=lab.command(), extra_args=[secure]) as endpoint:
             cdp_port = int(endpoint.rsplit(":", 1)[1])
             bridge, bridge_port = await netlab.tcp_bridge(lab.client, cdp_port)
             async with bridge, async_playwright() as p:
