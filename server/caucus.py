@@ -1,5 +1,6 @@
 """Screening and caucuses in signalling: `screen`, `caucus_open`, `caucus_move`,
-`caucus_close`, `caucus_close_all`, `caucus_request`, `caucus_decline`.
+`caucus_close`, `caucus_close_all`, `caucus_timer`, `caucus_request`, `caucus_decline`,
+and the caucus timers' `caucus_time` notices (server/caucus_timer.py).
 
 Each change is a rule of server/separation.py applied to the stored room (signalling
 checks the sender first); then the SFU gets the room's new ForwardingRules (no
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tiaojie.server import separation
+from tiaojie.server import caucus_timer, separation
+from tiaojie.server.caucus_timer import CaucusTimers
+from tiaojie.server.errors import TiaojieError
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.model import Participant, Room, now
 from tiaojie.server.ratelimit import RateLimit
@@ -32,6 +35,7 @@ class Caucuses:
         self.media = media
         self.recordings = recordings
         self._request_limit = RateLimit("caucus requests", REQUEST_RATE, REQUEST_BURST)
+        self.timers = CaucusTimers(self._due)
 
     def install(self) -> None:
         sig = self.signalling
@@ -41,6 +45,7 @@ class Caucuses:
             "caucus_move": self._move,
             "caucus_close": self._close,
             "caucus_close_all": self._close_all,
+            "caucus_timer": self._timer,
             "caucus_request": self._request,
             "caucus_decline": self._decline,
         }
@@ -49,6 +54,8 @@ class Caucuses:
         sig.add_room_state("caucuses", lambda room, _: separation.caucus_list(room))
         sig.add_room_state("screens", _screens_for)
         sig.on_leave(self._left)
+        sig.on_enter(self._entered)
+        sig.on_room_ended(self._room_ended)
 
     # -- screening -------------------------------------------------------------------------
     async def _screen(self, request: Request) -> dict[str, Any]:
@@ -94,9 +101,10 @@ class Caucuses:
 
     async def _open(self, request: Request) -> dict[str, Any]:
         members, title = request.payload["members"], request.payload.get("title")
+        minutes = request.payload.get("minutes")
 
         def change(room: Room, sender: Participant) -> tuple[dict[str, Any], Any, Room]:
-            caucus, moves = separation.open_caucus(room, members, title, sender.id)
+            caucus, moves = separation.open_caucus(room, members, title, sender.id, minutes)
             return dict(caucus), moves, room
 
         caucus, moves, room = await self.signalling.apply(request, change)
@@ -106,8 +114,10 @@ class Caucuses:
             caucus_id=caucus["id"],
             title=caucus["title"],
             members=list(members),
+            minutes=minutes,
             by=request.participant_id,
         )
+        self._arm(room.id, caucus)
         await self._changed(room, moves)
         return {"caucus_id": caucus["id"], "caucus": separation.public(caucus)}
 
@@ -124,6 +134,7 @@ class Caucuses:
     async def _closed(self, room: Room, closed: list[dict[str, Any]], by: str) -> None:
         at = now()
         for caucus in closed:
+            self.timers.disarm(room.id, caucus["id"])
             await self.recordings.note(
                 room.id,
                 RoomEvent.CAUCUS_CLOSED,
@@ -153,6 +164,84 @@ class Caucuses:
         await self._changed(room, moves)
         await self._closed(room, closed, request.participant_id)
         return {"closed": [c["id"] for c in closed]}
+
+    # -- timers ----------------------------------------------------------------------------
+    def _arm(self, room_id: str, caucus: dict[str, Any]) -> None:
+        """Wait for the caucus's timer on this node (or stop waiting: no timer)."""
+        ends_at = caucus.get("ends_at")
+        if ends_at is None:
+            self.timers.disarm(room_id, caucus["id"])
+        elif caucus.get("timer_state") != caucus_timer.ENDED:
+            self.timers.arm(room_id, caucus["id"], ends_at)
+
+    async def _timer(self, request: Request) -> dict[str, Any]:
+        caucus_id, minutes = request.payload["caucus_id"], request.payload.get("minutes")
+
+        def change(room: Room, _: Participant) -> tuple[dict[str, Any], Room]:
+            return dict(separation.set_timer(room, caucus_id, minutes)), room
+
+        caucus, room = await self.signalling.apply(request, change)
+        self._arm(room.id, caucus)
+        await self.recordings.note(
+            room.id,
+            RoomEvent.CAUCUS_TIMER,
+            caucus_id=caucus_id,
+            minutes=minutes,
+            ends_at=caucus["ends_at"],
+            by=request.participant_id,
+        )
+        await self._changed(room, separation.Moves([], []))
+        return {"caucus": separation.public(caucus)}
+
+    async def _due(self, room_id: str, caucus_id: str, ends_at: float, state: str) -> None:
+        """A moment of a caucus timer came: its members and the mediators hear it once;
+        the end goes into the chain. Nothing is closed: the mediator decides."""
+
+        def change(room: Room) -> tuple[dict[str, Any] | None, Room]:
+            caucus = separation.timer_due(room, caucus_id, ends_at, state)
+            return (dict(caucus) if caucus else None), room
+
+        try:
+            caucus, room = await self.signalling.store.update(room_id, change)
+        except TiaojieError:  # the room is gone
+            return
+        if caucus is None:
+            return
+        await self._tell_time(room, caucus)
+        if state == caucus_timer.ENDED:
+            await self.recordings.note(
+                room_id, RoomEvent.CAUCUS_TIME_UP, caucus_id=caucus_id, minutes=caucus["minutes"]
+            )
+
+    async def _tell_time(self, room: Room, caucus: dict[str, Any], only: str | None = None) -> None:
+        """`caucus_time` to the caucus's members and the room's mediators (or to `only`)."""
+        data = {"caucus_id": caucus["id"], "state": caucus["timer_state"]}
+        data.update({k: v for k, v in separation.public(caucus).items() if k != "id"})
+        if only is not None:
+            await self.signalling.send(only, "caucus_time", data)
+            return
+        await self.signalling.broadcast_mediators(room.id, "caucus_time", data)
+        for pid in caucus["members"]:
+            person = room.participants.get(pid)
+            if person is not None and person.role is not Role.MEDIATOR:
+                await self.signalling.send(person.sid, "caucus_time", data)
+
+    async def _entered(self, room_id: str, participant: Participant) -> None:
+        """Whoever enters (or comes back) hears a timer that has warned or ended, if it is
+        theirs to hear; a timer this node does not wait for (it restarted) is armed."""
+        room = await self.signalling.store.require(room_id)
+        for caucus in room.caucuses.values():
+            ends_at = caucus.get("ends_at")
+            if ends_at is None:
+                continue
+            if self.timers.armed(room_id, caucus["id"]) != ends_at:
+                self._arm(room_id, caucus)
+            told = participant.role is Role.MEDIATOR or participant.id in caucus["members"]
+            if told and caucus.get("timer_state") in (caucus_timer.WARNING, caucus_timer.ENDED):
+                await self._tell_time(room, caucus, only=participant.sid)
+
+    async def _room_ended(self, room_id: str) -> None:
+        self.timers.disarm_room(room_id)
 
     # -- requests --------------------------------------------------------------------------
     async def _request(self, request: Request) -> dict[str, Any]:

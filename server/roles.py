@@ -36,6 +36,8 @@ MODERATION_EVENTS = frozenset(
         "caucus_move",
         "caucus_close",
         "caucus_close_all",
+        "caucus_timer",
+        "caucus_broadcast",
         "caucus_decline",
     }
 )

@@ -54,6 +54,11 @@ class RoomEvent(StrEnum):
     CAUCUS_JOINED = "caucus_joined"
     CAUCUS_LEFT = "caucus_left"
     CAUCUS_CLOSED = "caucus_closed"
+    #: a caucus timer set (`minutes`, `ends_at`) or cleared (`minutes` null), and its end
+    CAUCUS_TIMER = "caucus_timer"
+    CAUCUS_TIME_UP = "caucus_time_up"
+    #: The mediator's notice to everyone (server/notices.py): sha256 of the text, as chat.
+    MEDIATOR_NOTICE = "mediator_notice"
     AGREEMENT_SIGNATURES_INVALIDATED = "agreement_signatures_invalidated"
     AGREEMENT_SIGNATURES_REQUESTED = "agreement_signatures_requested"
     AGREEMENT_SIGNATURE = "agreement_signature"
