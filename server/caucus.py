@@ -117,8 +117,8 @@ class Caucuses:
             minutes=minutes,
             by=request.participant_id,
         )
-        self._arm(room.id, caucus)
         await self._changed(room, moves)
+        self._arm(room.id, caucus)  # after caucus_updated: a warning due at once follows it
         return {"caucus_id": caucus["id"], "caucus": separation.public(caucus)}
 
     async def _move(self, request: Request) -> dict[str, Any]:
@@ -181,7 +181,6 @@ class Caucuses:
             return dict(separation.set_timer(room, caucus_id, minutes)), room
 
         caucus, room = await self.signalling.apply(request, change)
-        self._arm(room.id, caucus)
         await self.recordings.note(
             room.id,
             RoomEvent.CAUCUS_TIMER,
@@ -191,6 +190,7 @@ class Caucuses:
             by=request.participant_id,
         )
         await self._changed(room, separation.Moves([], []))
+        self._arm(room.id, caucus)
         return {"caucus": separation.public(caucus)}
 
     async def _due(self, room_id: str, caucus_id: str, ends_at: float, state: str) -> None:

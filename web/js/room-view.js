@@ -29,6 +29,7 @@ import { Requests } from "./requests.js";
 import { ROLE_ORDER, SPEAKING_ROLES, roleBadge } from "./roles.js";
 import { fillDeviceSelect, h, initial, replaceItems, toast } from "./ui.js";
 import { VideoGrid } from "./video-grid.js";
+import { ScreeningPanel } from "./screening-panel.js";
 
 /** @typedef {import("./room-state.js").Participant} Participant */
 
@@ -81,6 +82,7 @@ export class RoomView {
     this.agreement = new AgreementView(panel);
     this.console = new MediatorConsole(panel);
     this.caucus = new CaucusPanel({ signalling, room, requests: this.requests });
+    this.screening = new ScreeningPanel({ signalling, room, requests: this.requests });
     this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
     this.chat = new ChatPanel({ signalling, room, tabs: this.tabs });
     preview.attach(this.grid.selfVideo);

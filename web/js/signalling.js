@@ -32,6 +32,8 @@ export const NOTIFICATIONS = [
   "caucus_request_answered",
   "caucus_request_declined",
   "screening_updated",
+  "caucus_time",
+  "mediator_notice",
   // chat and stepping out (docs/PROTOCOL.md, "Chat")
   "chat",
   "chat_history",

@@ -1,0 +1,121 @@
+"""Screening and caucuses set from the mediator's console in real headless Chromium,
+checked with getStats on the pages (pcSub inbound-rtp), with the fake camera.
+
+The mediator screens the respondent from the applicant's video with the screening
+controls (不可看): the respondent's page stops receiving the applicant's camera while it
+still hears the applicant and the mediator still receives both; 解除 restores it. Then
+the mediator opens a caucus with the applicant and a 1-minute timer: the main room (the
+respondent) and the applicant stop receiving each other, the caucus members receive
+each other, the members and the mediator get the server's warning (a minute before the
+end: at once here) and see the countdown; the mediator's notice reaches the caucus and
+the main room alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.test_browser_media import Participant, browser, eventually, growing, join  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+#: Frames the witness must decode (about 1 s at 20 fps) while the watched stat stands still.
+WITNESS_FRAMES = 20
+
+
+async def frames(viewer: Participant, of: Participant) -> int:
+    s = await viewer.stat(of, "camera")
+    return s["framesDecoded"] if s else 0
+
+
+async def withheld(
+    viewer: Participant, of: Participant, source: str, witness: Participant, seen: Participant
+) -> None:
+    """`viewer` receives nothing more of `of`'s `source` while `witness` decodes
+    WITNESS_FRAMES more of `seen`'s camera (after as many again, which let what was
+    already on the wire arrive)."""
+
+    async def witnessed() -> None:
+        start = await frames(witness, seen)
+
+        async def more() -> bool:
+            return await frames(witness, seen) >= start + WITNESS_FRAMES
+
+        await eventually(more, f"{witness.name} decoding {seen.name}'s camera")
+
+    await witnessed()
+    before = await viewer.stat(of, source)
+    assert before is not None, f"{viewer.name} has no stats of {of.name}'s {source}"
+    await witnessed()
+    after = await viewer.stat(of, source)
+    assert after is not None and after["bytesReceived"] == before["bytesReceived"], (
+        f"{viewer.name} still receives {of.name}'s {source}"
+    )
+
+
+async def test_screening_caucus_notice_and_timer_from_the_console(
+    live_server: Any,
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    srv = live_server
+    room = await srv.create_room(title="背靠背调解", lobby=False)
+    m = await join(browser, srv, room, "mediator", "张调解员", "room")
+    a = await join(browser, srv, room, "party", "王五", "room")
+    r = await join(browser, srv, room, "party", "李四", "room")
+    for viewer, of in ((m, a), (m, r), (r, a), (a, r), (a, m), (r, m)):
+        await growing(viewer, of, "camera", "framesDecoded")
+
+    # -- screening: 李四 must not see 王五 (set on the console, with labels) ------------
+    page = m.page
+    await expect(page.locator("#screening-panel")).to_be_visible()
+    await expect(page.locator("#screening-list")).to_contain_text("目前没有屏蔽")
+    await page.select_option("#screening-who", r.id)
+    await page.select_option("#screening-mode", "video")
+    await page.select_option("#screening-from", a.id)
+    await page.click("#screening-apply")
+    entry = page.locator(f'#screening-list li[data-participant-id="{r.id}"][data-from="{a.id}"]')
+    await expect(entry).to_contain_text("李四")
+    await expect(entry).to_contain_text("不可看 王五")
+    await withheld(r, a, "camera", m, a)  # the mediator still sees 王五 ...
+    await growing(m, r, "camera", "framesDecoded")  # ... and 李四
+    await growing(r, a, "microphone", "bytesReceived")  # 李四 still hears 王五
+    await entry.locator('[data-action="lift"]').click()
+    await expect(page.locator("#screening-list")).to_contain_text("目前没有屏蔽")
+    await growing(r, a, "camera", "framesDecoded", "李四 sees 王五 again after 解除")
+
+    # -- a caucus of 王五 and the mediator, with a 1-minute timer -----------------------
+    await page.check(f'#caucus-members input[value="{a.id}"]')
+    await page.check(f'#caucus-members input[value="{m.id}"]')
+    await page.fill("#caucus-title", "申请人单独沟通")
+    await page.fill("#caucus-minutes", "1")
+    await page.click("#caucus-open")
+    await expect(a.page.locator("#caucus-banner")).to_be_visible()
+    await expect(r.page.locator("#caucus-away")).to_contain_text("王五")
+    # the main room and the caucus receive nothing of each other; the members each other
+    await withheld(r, a, "camera", m, a)
+    await withheld(a, r, "camera", a, m)
+    await growing(a, m, "camera", "framesDecoded", "王五 sees the mediator in the caucus")
+
+    # the timer: the members and the mediator see the countdown and the server's warning
+    for p in (a, m):
+        alert = p.page.locator("#caucus-time-alert")
+        await expect(alert).to_be_visible()
+        await expect(alert).to_contain_text("还剩约 1 分钟")
+    await expect(a.page.locator("#caucus-countdown")).to_contain_text("剩余 ")
+    await expect(page.locator("#caucus-list .caucus-countdown")).to_contain_text("剩余 ")
+    await expect(r.page.locator("#caucus-time-alert")).to_be_hidden()
+
+    # the mediator's notice reaches the caucus and the main room
+    await page.fill("#notice-input", "还有五分钟，请准备回到主会场")
+    await page.click("#notice-send")
+    for p in (a, r, m):
+        notice = p.page.locator("#notice-banner")
+        await expect(notice).to_be_visible()
+        await expect(notice).to_contain_text("调解员通知")
+        await expect(notice).to_contain_text("还有五分钟，请准备回到主会场")
+
+    for p in (m, a, r):
+        assert p.errors == [], p.errors
