@@ -10,9 +10,10 @@ gets an event (who, when, never what was said: caucus media never reaches the re
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from tiaojie.server import caucus_timer, separation
+from tiaojie.server import caucus_recording, caucus_timer, separation
 from tiaojie.server.caucus_timer import CaucusTimers
 from tiaojie.server.errors import TiaojieError
 from tiaojie.server.media.sfu import MediaPlane
@@ -25,6 +26,10 @@ from tiaojie.server.signalling import CloseReason, Request, Signalling
 #: Private-talk requests one party may send: a few, then one every 10 s.
 REQUEST_BURST = 3
 REQUEST_RATE = 0.1
+
+T = TypeVar("T")
+#: (caucus id, recorded now) for each caucus whose recording began or stopped.
+Flips = list[tuple[str, bool]]
 
 
 class Caucuses:
@@ -46,12 +51,16 @@ class Caucuses:
             "caucus_close": self._close,
             "caucus_close_all": self._close_all,
             "caucus_timer": self._timer,
+            "caucus_record": self._record,
+            "caucus_recording_consent": self._recording_consent,
             "caucus_request": self._request,
             "caucus_decline": self._decline,
         }
         for event, handler in handlers.items():
             sig.add_handler(event, handler)
-        sig.add_room_state("caucuses", lambda room, _: separation.caucus_list(room))
+        sig.add_room_state(
+            "caucuses", lambda room, p: separation.caucus_list(room, p.role is Role.MEDIATOR)
+        )
         sig.add_room_state("screens", _screens_for)
         sig.on_leave(self._left)
         sig.on_enter(self._entered)
@@ -83,16 +92,40 @@ class Caucuses:
         return {"screens": room.screens}
 
     # -- caucuses --------------------------------------------------------------------------
-    async def _changed(self, room: Room, moves: separation.Moves) -> None:
-        """After a caucus change: forward accordingly, tell the room, chain the moves."""
+    async def _apply(
+        self, request: Request, change: Callable[[Room, Participant], T]
+    ) -> tuple[T, Room, Flips]:
+        """`signalling.apply`, then whether each caucus may be recorded now (stored)."""
+
+        def run(room: Room, sender: Participant) -> tuple[T, Room, Flips]:
+            result = change(room, sender)
+            return result, room, caucus_recording.refresh(room)
+
+        return await self.signalling.apply(request, run)
+
+    async def _changed(self, room: Room, moves: separation.Moves, flips: Flips) -> None:
+        """After a caucus change: forward accordingly, tell the room (the mediators with
+        the members' answers to a caucus recording), chain the moves and what the
+        recorder now receives."""
         self.media.set_rules(room.id, separation.forwarding_rules(room))
         await self.signalling.broadcast(
             room.id, "caucus_updated", {"caucuses": separation.caucus_list(room)}
+        )
+        await self.signalling.broadcast_mediators(
+            room.id, "caucus_updated", {"caucuses": separation.caucus_list(room, True)}
         )
         for caucus_id, pid, seconds in moves.left:
             await self._note(room, RoomEvent.CAUCUS_LEFT, pid, caucus_id=caucus_id, seconds=seconds)
         for caucus_id, pid in moves.joined:
             await self._note(room, RoomEvent.CAUCUS_JOINED, pid, caucus_id=caucus_id)
+        for caucus_id, on in flips:
+            caucus = room.caucuses.get(caucus_id)
+            await self.recordings.note(
+                room.id,
+                RoomEvent.CAUCUS_RECORDING_STARTED if on else RoomEvent.CAUCUS_RECORDING_STOPPED,
+                caucus_id=caucus_id,
+                members=list(caucus["members"]) if caucus else [],
+            )
 
     async def _note(self, room: Room, kind: RoomEvent, pid: str, **fields: Any) -> None:
         person = room.participants.get(pid)
@@ -103,11 +136,11 @@ class Caucuses:
         members, title = request.payload["members"], request.payload.get("title")
         minutes = request.payload.get("minutes")
 
-        def change(room: Room, sender: Participant) -> tuple[dict[str, Any], Any, Room]:
+        def change(room: Room, sender: Participant) -> tuple[dict[str, Any], separation.Moves]:
             caucus, moves = separation.open_caucus(room, members, title, sender.id, minutes)
-            return dict(caucus), moves, room
+            return dict(caucus), moves
 
-        caucus, moves, room = await self.signalling.apply(request, change)
+        (caucus, moves), room, flips = await self._apply(request, change)
         await self.recordings.note(
             room.id,
             RoomEvent.CAUCUS_OPENED,
@@ -117,19 +150,19 @@ class Caucuses:
             minutes=minutes,
             by=request.participant_id,
         )
-        await self._changed(room, moves)
+        await self._changed(room, moves, flips)
         self._arm(room.id, caucus)  # after caucus_updated: a warning due at once follows it
-        return {"caucus_id": caucus["id"], "caucus": separation.public(caucus)}
+        return {"caucus_id": caucus["id"], "caucus": separation.public(room, caucus, True)}
 
     async def _move(self, request: Request) -> dict[str, Any]:
         target, caucus_id = request.payload["participant_id"], request.payload.get("caucus_id")
 
-        def change(room: Room, _: Participant) -> tuple[separation.Moves, Room]:
-            return separation.move(room, target, caucus_id), room
+        def change(room: Room, _: Participant) -> separation.Moves:
+            return separation.move(room, target, caucus_id)
 
-        moves, room = await self.signalling.apply(request, change)
-        await self._changed(room, moves)
-        return {"caucuses": separation.caucus_list(room)}
+        moves, room, flips = await self._apply(request, change)
+        await self._changed(room, moves, flips)
+        return {"caucuses": separation.caucus_list(room, True)}
 
     async def _closed(self, room: Room, closed: list[dict[str, Any]], by: str) -> None:
         at = now()
@@ -146,22 +179,20 @@ class Caucuses:
     async def _close(self, request: Request) -> dict[str, Any]:
         caucus_id = request.payload["caucus_id"]
 
-        def change(room: Room, _: Participant) -> tuple[dict[str, Any], Any, Room]:
-            caucus, moves = separation.close(room, caucus_id)
-            return caucus, moves, room
+        def change(room: Room, _: Participant) -> tuple[dict[str, Any], separation.Moves]:
+            return separation.close(room, caucus_id)
 
-        caucus, moves, room = await self.signalling.apply(request, change)
-        await self._changed(room, moves)
+        (caucus, moves), room, flips = await self._apply(request, change)
+        await self._changed(room, moves, flips)
         await self._closed(room, [caucus], request.participant_id)
-        return {"caucuses": separation.caucus_list(room)}
+        return {"caucuses": separation.caucus_list(room, True)}
 
     async def _close_all(self, request: Request) -> dict[str, Any]:
-        def change(room: Room, _: Participant) -> tuple[list[dict[str, Any]], Any, Room]:
-            closed, moves = separation.close_all(room)
-            return closed, moves, room
+        def change(room: Room, _: Participant) -> tuple[list[dict[str, Any]], separation.Moves]:
+            return separation.close_all(room)
 
-        closed, moves, room = await self.signalling.apply(request, change)
-        await self._changed(room, moves)
+        (closed, moves), room, flips = await self._apply(request, change)
+        await self._changed(room, moves, flips)
         await self._closed(room, closed, request.participant_id)
         return {"closed": [c["id"] for c in closed]}
 
@@ -189,9 +220,9 @@ class Caucuses:
             ends_at=caucus["ends_at"],
             by=request.participant_id,
         )
-        await self._changed(room, separation.Moves([], []))
+        await self._changed(room, separation.Moves([], []), [])
         self._arm(room.id, caucus)
-        return {"caucus": separation.public(caucus)}
+        return {"caucus": separation.public(room, caucus, True)}
 
     async def _due(self, room_id: str, caucus_id: str, ends_at: float, state: str) -> None:
         """A moment of a caucus timer came: its members and the mediators hear it once;
@@ -216,7 +247,7 @@ class Caucuses:
     async def _tell_time(self, room: Room, caucus: dict[str, Any], only: str | None = None) -> None:
         """`caucus_time` to the caucus's members and the room's mediators (or to `only`)."""
         data = {"caucus_id": caucus["id"], "state": caucus["timer_state"]}
-        data.update({k: v for k, v in separation.public(caucus).items() if k != "id"})
+        data.update({k: v for k, v in separation.public(room, caucus).items() if k != "id"})
         if only is not None:
             await self.signalling.send(only, "caucus_time", data)
             return
@@ -242,6 +273,48 @@ class Caucuses:
 
     async def _room_ended(self, room_id: str) -> None:
         self.timers.disarm_room(room_id)
+
+    # -- recording a caucus (every member consents: server/caucus_recording.py) -----------
+    async def _record(self, request: Request) -> dict[str, Any]:
+        caucus_id, record = request.payload["caucus_id"], request.payload["record"]
+
+        def change(room: Room, sender: Participant) -> dict[str, Any]:
+            caucus = separation.find_caucus(room, caucus_id)
+            if record:
+                caucus_recording.ask(room, caucus, sender.id)
+            else:
+                caucus_recording.withdraw(caucus)
+            return caucus
+
+        caucus, room, flips = await self._apply(request, change)
+        await self.recordings.note(
+            room.id,
+            RoomEvent.CAUCUS_RECORDING_ASKED if record else RoomEvent.CAUCUS_RECORDING_WITHDRAWN,
+            caucus_id=caucus_id,
+            members=list(caucus["members"]),
+            by=request.participant_id,
+        )
+        await self._changed(room, separation.Moves([], []), flips)
+        return {"caucus": separation.public(room, room.caucuses[caucus_id], True)}
+
+    async def _recording_consent(self, request: Request) -> dict[str, Any]:
+        caucus_id, accepted = request.payload["caucus_id"], request.payload["accepted"]
+
+        def change(room: Room, sender: Participant) -> Participant:
+            caucus_recording.answer(room, separation.find_caucus(room, caucus_id), sender, accepted)
+            return sender
+
+        sender, room, flips = await self._apply(request, change)
+        await self.recordings.note_about(
+            room.id,
+            RoomEvent.CAUCUS_RECORDING_CONSENT if accepted else RoomEvent.CAUCUS_RECORDING_REFUSAL,
+            sender,
+            role=str(sender.role),
+            caucus_id=caucus_id,
+        )
+        await self._changed(room, separation.Moves([], []), flips)
+        mediator = sender.role is Role.MEDIATOR
+        return {"caucus": separation.public(room, room.caucuses[caucus_id], mediator)}
 
     # -- requests --------------------------------------------------------------------------
     async def _request(self, request: Request) -> dict[str, Any]:
@@ -288,15 +361,15 @@ class Caucuses:
         if reason is CloseReason.REPLACED:
             return
 
-        def change(room: Room) -> tuple[separation.Moves, Room]:
+        def change(room: Room) -> tuple[separation.Moves, Room, Flips]:
             moves = separation.Moves([], [])
             if separation.place_of(room, participant.id) is not None:
                 moves = separation.remove_member(room, participant.id)
-            return moves, room
+            return moves, room, caucus_recording.refresh(room)
 
-        moves, room = await self.signalling.store.update(room_id, change)
-        if moves.left:
-            await self._changed(room, moves)
+        moves, room, flips = await self.signalling.store.update(room_id, change)
+        if moves.left or flips:
+            await self._changed(room, moves, flips)
 
 
 def _screens_for(room: Room, participant: Participant) -> list[dict[str, str]]:

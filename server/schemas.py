@@ -156,6 +156,14 @@ EVENTS: dict[str, Schema] = {
         {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "minutes": CAUCUS_MINUTES},
         ["caucus_id"],
     ),
+    "caucus_record": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "record": {"type": "boolean"}},
+        ["caucus_id", "record"],
+    ),
+    "caucus_recording_consent": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "accepted": {"type": "boolean"}},
+        ["caucus_id", "accepted"],
+    ),
     "caucus_broadcast": _object(
         {"text": {"type": "string", "format": TEXT, "minLength": 1, "maxLength": MAX_NOTICE_CHARS}},
         ["text"],

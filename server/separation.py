@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from tiaojie.server import caucus_timer
+from tiaojie.server import caucus_recording, caucus_timer
 from tiaojie.server.errors import TiaojieError, bad_request, not_found
 from tiaojie.server.media.rules import ForwardingRules
 from tiaojie.server.model import Participant, ParticipantStatus, Room, new_id, now
@@ -31,7 +31,11 @@ def forwarding_rules(room: Room) -> ForwardingRules:
     """What the SFU may forward in `room` now."""
     places = {pid: cid for cid, caucus in room.caucuses.items() for pid in caucus["members"]}
     screens = {(s["participant_id"], s["from"]): s["mode"] for s in room.screens}
-    return ForwardingRules(MappingProxyType(places), MappingProxyType(screens))
+    recorders = frozenset({room.recording["invite_id"]}) if room.recording else frozenset()
+    recorded = frozenset(
+        cid for cid, caucus in room.caucuses.items() if caucus_recording.recorded(room, caucus)
+    )
+    return ForwardingRules(MappingProxyType(places), MappingProxyType(screens), recorders, recorded)
 
 
 def place_of(room: Room, participant_id: str) -> str | None:
@@ -90,11 +94,13 @@ class Moves:
     left: list[tuple[str, str, int]]  # (caucus_id, participant_id, seconds inside)
 
 
-def public(caucus: dict[str, Any]) -> dict[str, Any]:
+def public(room: Room, caucus: dict[str, Any], mediator: bool = False) -> dict[str, Any]:
     """A caucus as everyone in the room sees it: who is in it, never what is said; with
     a timer, its end (`ends_at`, epoch seconds of the server's clock), the seconds left
-    when this was sent (`remaining_s`, for clients whose clock differs) and its state."""
+    when this was sent (`remaining_s`, for clients whose clock differs) and its state;
+    whether it is recorded (`recording`: server/caucus_recording.py `view`)."""
     shown = {k: caucus[k] for k in ("id", "title", "members", "opened_at")}
+    shown["recording"] = caucus_recording.view(room, caucus, mediator)
     ends_at = caucus.get("ends_at")
     shown["ends_at"] = ends_at
     if ends_at is not None:
@@ -104,8 +110,9 @@ def public(caucus: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def caucus_list(room: Room) -> list[dict[str, Any]]:
-    return [public(c) for c in room.caucuses.values()]
+def caucus_list(room: Room, mediator: bool = False) -> list[dict[str, Any]]:
+    """The open caucuses as shown (`mediator`: with the members' recording answers)."""
+    return [public(room, c, mediator) for c in room.caucuses.values()]
 
 
 def _leave(room: Room, participant_id: str, at: int, moves: Moves) -> None:
@@ -165,7 +172,8 @@ def open_caucus(
     return room.caucuses[caucus_id], moves
 
 
-def _caucus(room: Room, caucus_id: str) -> dict[str, Any]:
+def find_caucus(room: Room, caucus_id: str) -> dict[str, Any]:
+    """The open caucus `caucus_id` (`no_caucus` if none)."""
     caucus = room.caucuses.get(caucus_id)
     if caucus is None:
         raise not_found("no_caucus", "No such caucus is open.")
@@ -174,7 +182,7 @@ def _caucus(room: Room, caucus_id: str) -> dict[str, Any]:
 
 def set_timer(room: Room, caucus_id: str, minutes: int | None) -> dict[str, Any]:
     """Time the caucus `minutes` from now (None: no timer); the caucus."""
-    caucus = _caucus(room, caucus_id)
+    caucus = find_caucus(room, caucus_id)
     if minutes is None:
         caucus.update(ends_at=None, minutes=None, timer_state=None)
     else:
@@ -200,7 +208,7 @@ def move(room: Room, participant_id: str, caucus_id: str | None) -> Moves:
     """Into caucus `caucus_id`, or back to the main room (None)."""
     _separable(room, participant_id)
     if caucus_id is not None:
-        _caucus(room, caucus_id)
+        find_caucus(room, caucus_id)
     moves = Moves([], [])
     if place_of(room, participant_id) == caucus_id:
         return moves
@@ -213,7 +221,7 @@ def move(room: Room, participant_id: str, caucus_id: str | None) -> Moves:
 
 def close(room: Room, caucus_id: str) -> tuple[dict[str, Any], Moves]:
     """Close a caucus: its members return to the main room."""
-    caucus = _caucus(room, caucus_id)
+    caucus = find_caucus(room, caucus_id)
     moves = Moves([], [])
     at = now()
     for member in list(caucus["members"]):
