@@ -40,6 +40,7 @@ async def start(srv, m, room_id: str) -> str:
 
 
 async def stop(srv, m, room_id: str) -> None:
+    assert await srv.state.recordings.flush(room_id)  # every queued event is in the chain
     assert (await m.call("stop_recording", {}))["ok"]
     await wait_recorder(srv, room_id, present=False)
 

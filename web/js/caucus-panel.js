@@ -7,7 +7,9 @@
  * everyone (`caucus_broadcast`). Everyone sees the mediator's notices (`mediator_notice`)
  * in a banner; a caucus's members and the mediators see its countdown and the server's
  * warning and end (`caucus_time`; the end forces nothing). The SFU decides who receives
- * whom; this only shows it.
+ * whom; this only shows it. A caucus is recorded only while every member consents: the
+ * mediator asks (`caucus_record`), each member answers in a banner
+ * (`caucus_recording_consent`), and the caucus's state says who has not answered.
  *
  * @module caucus-panel
  */
@@ -59,6 +61,8 @@ export class CaucusPanel {
       countdown: $("caucus-countdown"),
       timeAlert: $("caucus-time-alert"),
       timeAlertText: $("caucus-time-alert-text"),
+      recorded: $("caucus-recorded"),
+      recordingAsk: $("caucus-recording-ask"),
       notice: $("notice-banner"),
       noticeText: $("notice-text"),
       noticeInput: /** @type {HTMLInputElement} */ ($("notice-input")),
@@ -83,6 +87,8 @@ export class CaucusPanel {
       this.el.timeAlert.hidden = true;
     });
     this.el.noticeSend.addEventListener("click", () => this.sendNotice());
+    $("caucus-recording-accept").addEventListener("click", () => this.answerRecording(true));
+    $("caucus-recording-refuse").addEventListener("click", () => this.answerRecording(false));
     this.el.noticeInput.addEventListener("keydown", (e) => {
       if (e.key === "Enter") this.sendNotice();
     });    this.el.ask.addEventListener("click", () => this.ask());
@@ -90,7 +96,7 @@ export class CaucusPanel {
     this.el.returnAll.addEventListener("click", () =>
       this.requests.send("caucus-all", "caucus_close_all", {}),
     );
-    room.watch(["self", "participants"], () => this.render());
+    room.watch(["self", "participants", "recording"], () => this.render());
     onLangChange(() => this.render());
   }
 
@@ -189,6 +195,34 @@ export class CaucusPanel {
     }
   }
 
+  /** This member's answer to recording their caucus. */
+  async answerRecording(accepted) {
+    const mine = this.room.self && this.placeOf(this.room.self.id);
+    if (!mine) return;
+    const ack = await this.requests.send("caucus-recording-consent", "caucus_recording_consent", {
+      caucus_id: mine.id,
+      accepted,
+    });
+    if (ack?.ok) {
+      this.el.recordingAsk.hidden = true;
+      toast(t(accepted ? "caucus.recording.accepted" : "caucus.recording.refused"));
+    }
+  }
+
+  /** The mediator asks to record caucus `id` (or stops: `record` false). */
+  record(id, record) {
+    return this.requests.send(`caucus-record-${id}`, "caucus_record", { caucus_id: id, record });
+  }
+
+  /** A caucus's recording in words, for the mediator's list. */
+  recordingText(c) {
+    const rec = c.recording;
+    if (!rec) return "";
+    if (rec.state === "on") return t("caucus.recording.on");
+    if (rec.state === "refused") return t("caucus.recording.refused_state");
+    return t("caucus.recording.waiting", { names: rec.waiting.map((id) => this.name(id)).join("、") });
+  }
+
   /** Set (`minutes`) or clear (none) caucus `id`'s timer. */
   setTimer(id, minutes) {
     const payload = minutes ? { caucus_id: id, minutes } : { caucus_id: id };
@@ -246,6 +280,9 @@ export class CaucusPanel {
         names: others.join("、") || "—",
       });
     }
+    const rec = mine?.recording;
+    this.el.recorded.hidden = rec?.state !== "on";
+    this.el.recordingAsk.hidden = !rec || !rec.waiting.includes(self.id);
     this.el.away.hidden = !!mine || away.length === 0;
     this.el.away.textContent = t("caucus.away", { names: away.map((id) => this.name(id)).join("、") });
     this.el.ask.hidden = self.role !== "party" || !!mine;
@@ -273,7 +310,23 @@ export class CaucusPanel {
           h("strong", { text: c.title || t("caucus.untitled") }),
           h("span", { text: " " + c.members.map((id) => this.name(id)).join("、") }),
           c.ends_at != null ? h("strong.caucus-countdown", { text: this.countdown(c) }) : null,
+          c.recording ? h("span.caucus-recording", { text: this.recordingText(c) }) : null,
           this.timerControls(c),
+          c.recording
+            ? h("button.btn.small", {
+                type: "button",
+                "data-action": "caucus-record-stop",
+                text: t("caucus.recording.stop"),
+                on: { click: () => this.record(c.id, false) },
+              })
+            : this.room.recording
+              ? h("button.btn.small", {
+                  type: "button",
+                  "data-action": "caucus-record",
+                  text: t("caucus.recording.start"),
+                  on: { click: () => this.record(c.id, true) },
+                })
+              : null,
           mine?.id === c.id
             ? h("button.btn.small", {
                 type: "button",
