@@ -8,7 +8,9 @@ the mediator opens a caucus with the applicant and a 1-minute timer: the main ro
 respondent) and the applicant stop receiving each other, the caucus members receive
 each other, the members and the mediator get the server's warning (a minute before the
 end: at once here) and see the countdown; the mediator's notice reaches the caucus and
-the main room alike.
+the main room alike. Last, the room is recorded and the mediator asks to record the
+caucus: its member is asked (the main room is not), and the recorder gets the caucus
+only once they agree.
 """
 
 from __future__ import annotations
@@ -117,5 +119,43 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
         await expect(notice).to_contain_text("调解员通知")
         await expect(notice).to_contain_text("还有五分钟，请准备回到主会场")
 
+    # -- recording the caucus: only once every member agrees --------------------------
+    await page.click("#recording-button")  # the room's recording, from the console
+    for p in (a, r):
+        await p.page.click("#recording-consent-accept")
+    recorder = await eventually(
+        lambda: _recorder_slots(srv, room["id"], a.id), "the recorder subscribed to 王五"
+    )
+    assert all(slot.withheld for slot in recorder)  # 王五 is in the caucus
+    await page.locator('#caucus-list [data-action="caucus-record"]').click()
+    await expect(page.locator("#caucus-list .caucus-recording")).to_contain_text(
+        "等待同意录制：王五"
+    )
+    await expect(r.page.locator("#caucus-recording-ask")).to_be_hidden()  # not a member
+    assert all(slot.withheld for slot in recorder)
+    await a.page.click("#caucus-recording-accept")
+    await expect(a.page.locator("#caucus-recorded")).to_have_text("本单独沟通正在录制")
+    await expect(page.locator("#caucus-list .caucus-recording")).to_contain_text("录制中")
+    await eventually(
+        lambda: _all_forwarded(recorder), "the recorder receiving the caucus once 王五 agreed"
+    )
+
     for p in (m, a, r):
         assert p.errors == [], p.errors
+
+
+async def _recorder_slots(srv: Any, room_id: str, publisher: str) -> list[Any]:
+    """The recorder's subscriber slots of `publisher` (both kinds), once it has them."""
+    media_room = srv.state.media.rooms.get(room_id)
+    recording = (await srv.state.store.require(room_id)).recording
+    peer = media_room.peers.get(recording["invite_id"]) if media_room and recording else None
+    slots = [
+        slot
+        for slot in (peer.slots if peer else [])
+        if slot.publication is not None and slot.publication.participant_id == publisher
+    ]
+    return slots if len(slots) == 2 else []
+
+
+async def _all_forwarded(slots: list[Any]) -> bool:
+    return all(not slot.withheld and slot.track.forwarded > 0 for slot in slots)
