@@ -105,7 +105,7 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     for p in (a, m):
         alert = p.page.locator("#caucus-time-alert")
         await expect(alert).to_be_visible()
-        await expect(alert).to_contain_text("还剩约 1 分钟")
+        await expect(alert).to_contain_text("申请人单独沟通还剩约 1 分钟")
     await expect(a.page.locator("#caucus-countdown")).to_contain_text("剩余 ")
     await expect(page.locator("#caucus-list .caucus-countdown")).to_contain_text("剩余 ")
     await expect(r.page.locator("#caucus-time-alert")).to_be_hidden()
