@@ -1,11 +1,13 @@
 """Screening and caucuses in signalling: `screen`, `caucus_open`, `caucus_move`,
-`caucus_close`, `caucus_close_all`, `caucus_timer`, `caucus_request`, `caucus_decline`,
-and the caucus timers' `caucus_time` notices (server/caucus_timer.py).
+`caucus_close`, `caucus_close_all`, `caucus_timer`, `caucus_record`,
+`caucus_recording_consent`, `caucus_request`, `caucus_decline`, and the caucus timers'
+`caucus_time` notices (server/caucus_timer.py).
 
-Each change is a rule of server/separation.py applied to the stored room (signalling
-checks the sender first); then the SFU gets the room's new ForwardingRules (no
-renegotiation), the room or its mediators hear the new state, and the recording's chain
-gets an event (who, when, never what was said: caucus media never reaches the recorder).
+Each change is a rule of server/separation.py (or server/caucus_recording.py) applied to
+the stored room (signalling checks the sender first); then the SFU gets the room's new
+ForwardingRules (no renegotiation), the room or its mediators hear the new state, and
+the recording's chain gets an event (who, when, never what was said: caucus media
+reaches the recorder only while every member consents to recording that caucus).
 """
 
 from __future__ import annotations
