@@ -64,6 +64,7 @@ class Caucuses:
             "caucuses", lambda room, p: separation.caucus_list(room, p.role is Role.MEDIATOR)
         )
         sig.add_room_state("screens", _screens_for)
+        sig.add_room_state("screened", lambda room, p: _screened(room, p.id))
         sig.on_leave(self._left)
         sig.on_enter(self._entered)
         sig.on_room_ended(self._room_ended)
@@ -81,6 +82,9 @@ class Caucuses:
             request.room_id, "screening_updated", {"screens": room.screens}
         )
         if done.mode != done.before:
+            # the screened person's page shows no frozen picture of what it no longer gets
+            screened = {"screened": _screened(room, done.participant.id)}
+            await self.signalling.send(done.participant.sid, "screened_updated", screened)
             await self.recordings.note_about(
                 request.room_id,
                 RoomEvent.SCREEN,
@@ -377,3 +381,13 @@ class Caucuses:
 def _screens_for(room: Room, participant: Participant) -> list[dict[str, str]]:
     """Screening is shown to the mediator only."""
     return room.screens if participant.role is Role.MEDIATOR else []
+
+
+def _screened(room: Room, participant_id: str) -> list[dict[str, str]]:
+    """What `participant_id` does not receive, and of whom (`from`, `mode`): their own
+    screens only, so their page hides a picture that would otherwise freeze."""
+    return [
+        {"from": s["from"], "mode": s["mode"]}
+        for s in room.screens
+        if s["participant_id"] == participant_id
+    ]

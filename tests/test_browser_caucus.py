@@ -2,8 +2,9 @@
 checked with getStats on the pages (pcSub inbound-rtp), with the fake camera.
 
 The mediator screens the respondent from the applicant's video with the screening
-controls (不可看): the respondent's page stops receiving the applicant's camera while it
-still hears the applicant and the mediator still receives both; 解除 restores it. Then
+controls (不可看): the respondent's page stops receiving the applicant's camera (and
+shows the applicant's initial, not a frozen picture) while it still hears the applicant
+and the mediator still receives both; 解除 restores it. Then
 the mediator opens a caucus with the applicant and a 1-minute timer: the main room (the
 respondent) and the applicant stop receiving each other, the caucus members receive
 each other, the members and the mediator get the server's warning (a minute before the
@@ -15,6 +16,7 @@ only once they agree.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -24,6 +26,9 @@ from tests.test_browser_media import Participant, browser, eventually, growing, 
 
 pytestmark = pytest.mark.browser
 
+#: The recorder is a process of its own: it starts and subscribes slowly on a loaded machine.
+RECORDER_TIMEOUT_S = 45.0
+VIDEO_OFF = re.compile(r"\bvideo-off\b")
 #: Frames the witness must decode (about 1 s at 20 fps) while the watched stat stands still.
 WITNESS_FRAMES = 20
 
@@ -82,11 +87,15 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     await expect(entry).to_contain_text("李四")
     await expect(entry).to_contain_text("不可看 王五")
     await withheld(r, a, "camera", m, a)  # the mediator still sees 王五 ...
+    # 李四's page shows no frozen picture of 王五: the tile shows the initial
+    await expect(r.tile(a)).to_have_class(VIDEO_OFF)
     await growing(m, r, "camera", "framesDecoded")  # ... and 李四
     await growing(r, a, "microphone", "bytesReceived")  # 李四 still hears 王五
+    await expect(a.tile(r)).not_to_have_class(VIDEO_OFF)  # only 李四 is screened
     await entry.locator('[data-action="lift"]').click()
     await expect(page.locator("#screening-list")).to_contain_text("目前没有屏蔽")
     await growing(r, a, "camera", "framesDecoded", "李四 sees 王五 again after 解除")
+    await expect(r.tile(a)).not_to_have_class(VIDEO_OFF)
 
     # -- a caucus of 王五 and the mediator, with a 1-minute timer -----------------------
     await page.check(f'#caucus-members input[value="{a.id}"]')
@@ -99,6 +108,9 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     # the main room and the caucus receive nothing of each other; the members each other
     await withheld(r, a, "camera", m, a)
     await withheld(a, r, "camera", a, m)
+    await expect(r.tile(a)).to_have_class(VIDEO_OFF)  # no frozen picture either way
+    await expect(a.tile(r)).to_have_class(VIDEO_OFF)
+    await expect(a.tile(m)).not_to_have_class(VIDEO_OFF)
     await growing(a, m, "camera", "framesDecoded", "王五 sees the mediator in the caucus")
 
     # the timer: the members and the mediator see the countdown and the server's warning
@@ -124,7 +136,9 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     for p in (a, r):
         await p.page.click("#recording-consent-accept")
     recorder = await eventually(
-        lambda: _recorder_slots(srv, room["id"], a.id), "the recorder subscribed to 王五"
+        lambda: _recorder_slots(srv, room["id"], a.id),
+        "the recorder subscribed to 王五",
+        RECORDER_TIMEOUT_S,
     )
     assert all(slot.withheld for slot in recorder)  # 王五 is in the caucus
     await page.locator('#caucus-list [data-action="caucus-record"]').click()
@@ -137,7 +151,9 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     await expect(a.page.locator("#caucus-recorded")).to_have_text("本单独沟通正在录制")
     await expect(page.locator("#caucus-list .caucus-recording")).to_contain_text("录制中")
     await eventually(
-        lambda: _all_forwarded(recorder), "the recorder receiving the caucus once 王五 agreed"
+        lambda: _all_forwarded(recorder),
+        "the recorder receiving the caucus once 王五 agreed",
+        RECORDER_TIMEOUT_S,
     )
 
     for p in (m, a, r):

@@ -15,6 +15,9 @@ from tiaojie.server import caucus_timer
 from tiaojie.server.notices import NOTICE_BURST
 from tiaojie.server.schemas import MAX_NOTICE_CHARS
 
+#: Seconds to wait for an event (a loaded 2-core machine can be slow).
+WAIT_S = 15
+
 
 async def room_with(srv):
     room = await srv.create_room(lobby=False)
@@ -78,7 +81,7 @@ async def test_the_mediators_notice_reaches_every_caucus_and_the_main_room(live_
     notice = sent["notice"]
     assert (notice["text"], notice["from"], notice["name"]) == (text, ids["mediator"], "王调解员")
     for role in inv:  # the mediator's caucus, the other caucus, the main room
-        got = await c[role].wait_for("mediator_notice")
+        got = await c[role].wait_for("mediator_notice", timeout=WAIT_S)
         assert got == notice, role
 
     # a few at once, then refused for a while
@@ -126,7 +129,7 @@ async def test_a_caucus_timer_warns_its_members_and_the_mediators_and_forces_not
     nowhere = await m.call("caucus_timer", {"caucus_id": "c_NoSuchCaucus", "minutes": 1})
     assert refused(nowhere, "no_caucus"), nowhere
     # everyone sees the caucus's end (the countdown is the members' and mediators')
-    updated = await r.wait_for("caucus_updated")
+    updated = await r.wait_for("caucus_updated", timeout=WAIT_S)
     assert updated["caucuses"][0]["ends_at"] == opened["caucus"]["ends_at"]
 
     # cleared: no timer, nothing announced
@@ -136,9 +139,11 @@ async def test_a_caucus_timer_warns_its_members_and_the_mediators_and_forces_not
     timed = await m.call("caucus_timer", {"caucus_id": caucus_id, "minutes": 1})
     assert timed["ok"] and timed["caucus"]["timer_state"] == "running", timed
     for who in (m, a, c["expert"]):
-        warning = await who.wait_for("caucus_time", lambda d: d["state"] == "warning")
+        warning = await who.wait_for(
+            "caucus_time", lambda d: d["state"] == "warning", timeout=WAIT_S
+        )
         assert warning["caucus_id"] == caucus_id
-        ended = await who.wait_for("caucus_time", lambda d: d["state"] == "ended")
+        ended = await who.wait_for("caucus_time", lambda d: d["state"] == "ended", timeout=WAIT_S)
         assert ended["remaining_s"] == 0
     for outside in (r, c["observer"]):
         assert outside.received("caucus_time") == []  # not theirs
@@ -151,7 +156,7 @@ async def test_a_caucus_timer_warns_its_members_and_the_mediators_and_forces_not
     # a member who comes back hears that the time is up, from the server
     await a.close()
     again = await srv.join(inv["applicant"])
-    told = await again.wait_for("caucus_time")
+    told = await again.wait_for("caucus_time", timeout=WAIT_S)
     assert (told["caucus_id"], told["state"]) == (caucus_id, "ended")
     state = again.received("room_state")[-1]
     assert state["caucuses"][0]["timer_state"] == "ended"
@@ -168,3 +173,31 @@ async def test_a_caucus_timer_warns_its_members_and_the_mediators_and_forces_not
     assert [(u["caucus_id"], u["minutes"]) for u in up] == [(caucus_id, 1)]
     kinds = [e["kind"] for e in events]
     assert kinds.index("caucus_time_up") < kinds.index("caucus_closed")
+
+
+async def test_the_screened_person_is_told_what_they_do_not_receive_and_no_one_else(live_server):
+    srv = live_server
+    _room, inv = await room_with(srv)
+    c = {role: await srv.join(invite) for role, invite in inv.items()}
+    m, a, r = c["mediator"], c["applicant"], c["respondent"]
+    ids = {role: invite["invite_id"] for role, invite in inv.items()}
+    assert r.received("room_state")[-1]["screened"] == []
+    screen = {"participant_id": ids["respondent"], "from": ids["applicant"], "mode": "video"}
+    assert (await m.call("screen", screen))["ok"]
+    told = await r.wait_for("screened_updated", timeout=WAIT_S)
+    assert told == {"screened": [{"from": ids["applicant"], "mode": "video"}]}
+    assert (await m.call("screen", {**screen, "mode": "none"}))["ok"]
+    await r.wait_for("screened_updated", lambda d: d["screened"] == [], timeout=WAIT_S)
+    assert (await m.call("screen", {**screen, "mode": "all"}))["ok"]
+    await r.wait_for(
+        "screened_updated", lambda d: d["screened"] and d["screened"][0]["mode"] == "all"
+    )
+    # a page that comes back learns it from its room_state
+    await r.close()
+    again = await srv.join(inv["respondent"])
+    assert again.received("room_state")[-1]["screened"] == [
+        {"from": ids["applicant"], "mode": "all"}
+    ]
+    # the one screened from, and the others, are not told
+    for who in (a, c["expert"], c["observer"], m):
+        assert who.received("screened_updated") == []
