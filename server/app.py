@@ -61,6 +61,7 @@ from tiaojie.server.media.turn import parse_turn
 from tiaojie.server.metrics import Metrics
 from tiaojie.server.moderation import Moderation
 from tiaojie.server.node import node_id
+from tiaojie.server.notices import Notices
 from tiaojie.server.recordings import (
     ArchiveAuth,
     ArchivistRegister,
@@ -154,7 +155,9 @@ def create_app(settings: Settings) -> web.Application:
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
-    Caucuses(signalling, media, recordings).install()
+    caucuses = Caucuses(signalling, media, recordings)
+    caucuses.install()
+    Notices(signalling, recordings).install()
     # chat in the shared database; a caucus's chat goes to its members (server/chat/routing.py)
     Chat(signalling, ChatLog(shared), recordings, caucus_of=separation.place_of).install()
 
@@ -214,6 +217,7 @@ def create_app(settings: Settings) -> web.Application:
         await signalling.disconnect_all()
 
     async def on_cleanup(app: web.Application) -> None:
+        await caucuses.timers.stop()
         await signalling.shutdown()
         await media.close()
         await store.close()

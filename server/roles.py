@@ -36,6 +36,9 @@ MODERATION_EVENTS = frozenset(
         "caucus_move",
         "caucus_close",
         "caucus_close_all",
+        "caucus_timer",
+        "caucus_record",
+        "caucus_broadcast",
         "caucus_decline",
     }
 )
@@ -62,6 +65,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "agreement_prefill": frozenset({Role.MEDIATOR}),
     # a party asks the mediator for a private talk (with the mediator or an expert)
     "caucus_request": frozenset({Role.PARTY}),
+    # a caucus member answers the request to record their caucus (server/caucus_recording.py)
+    "caucus_recording_consent": PEOPLE,
 }
 LOBBY_EVENTS = frozenset({"leave"})
 

@@ -21,6 +21,10 @@ SDP: Schema = {"type": "string", "format": SDP_FORMAT, "minLength": 10, "maxLeng
 RECORDING_ID: Schema = {"type": "string", "pattern": RECORDING_ID_PATTERN}
 #: A chat message's length limit, in characters of its normal form (server/chat.py).
 MAX_CHAT_CHARS = 1000
+#: The mediator's notice to everyone (server/notices.py): one short line.
+MAX_NOTICE_CHARS = 200
+#: A caucus timer, in whole minutes (server/caucus_timer.py).
+CAUCUS_MINUTES: Schema = {"type": "integer", "minimum": 1, "maximum": 240}
 TRACK: Schema = {"type": "string", "enum": ["audio", "video"], "default": "audio"}
 
 
@@ -142,8 +146,27 @@ EVENTS: dict[str, Schema] = {
         {
             "members": {"type": "array", "maxItems": 20, "items": PARTICIPANT_ID},
             "title": {"type": "string", "format": TEXT, "maxLength": 100},
+            # an optional timer: it warns the members and the mediators, closes nothing
+            "minutes": CAUCUS_MINUTES,
         },
         ["members"],
+    ),
+    "caucus_timer": _object(
+        # without `minutes` the caucus's timer is cleared
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "minutes": CAUCUS_MINUTES},
+        ["caucus_id"],
+    ),
+    "caucus_record": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "record": {"type": "boolean"}},
+        ["caucus_id", "record"],
+    ),
+    "caucus_recording_consent": _object(
+        {"caucus_id": {"type": "string", "pattern": ID_PATTERN}, "accepted": {"type": "boolean"}},
+        ["caucus_id", "accepted"],
+    ),
+    "caucus_broadcast": _object(
+        {"text": {"type": "string", "format": TEXT, "minLength": 1, "maxLength": MAX_NOTICE_CHARS}},
+        ["text"],
     ),
     "caucus_move": _object(
         {

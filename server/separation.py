@@ -5,15 +5,18 @@ A screen says one participant must not see ("video") or neither see nor hear ("a
 another; the mediator is never screened. A caucus is a private sub-room: its members
 receive only each other, the main room does not receive them, and the recorder (always
 in the main room) never does. A participant is in at most one caucus; membership is
-kept by participant (invite) id, so a reconnect comes back to the same place.
+kept by participant (invite) id, so a reconnect comes back to the same place. A caucus
+may have a timer (`ends_at`, `timer_state`): it warns, it never closes anything.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from tiaojie.server import caucus_recording, caucus_timer
 from tiaojie.server.errors import TiaojieError, bad_request, not_found
 from tiaojie.server.media.rules import ForwardingRules
 from tiaojie.server.model import Participant, ParticipantStatus, Room, new_id, now
@@ -28,7 +31,11 @@ def forwarding_rules(room: Room) -> ForwardingRules:
     """What the SFU may forward in `room` now."""
     places = {pid: cid for cid, caucus in room.caucuses.items() for pid in caucus["members"]}
     screens = {(s["participant_id"], s["from"]): s["mode"] for s in room.screens}
-    return ForwardingRules(MappingProxyType(places), MappingProxyType(screens))
+    recorders = frozenset({room.recording["invite_id"]}) if room.recording else frozenset()
+    recorded = frozenset(
+        cid for cid, caucus in room.caucuses.items() if caucus_recording.recorded(room, caucus)
+    )
+    return ForwardingRules(MappingProxyType(places), MappingProxyType(screens), recorders, recorded)
 
 
 def place_of(room: Room, participant_id: str) -> str | None:
@@ -87,13 +94,25 @@ class Moves:
     left: list[tuple[str, str, int]]  # (caucus_id, participant_id, seconds inside)
 
 
-def public(caucus: dict[str, Any]) -> dict[str, Any]:
-    """A caucus as everyone in the room sees it: who is in it, never what is said."""
-    return {k: caucus[k] for k in ("id", "title", "members", "opened_at")}
+def public(room: Room, caucus: dict[str, Any], mediator: bool = False) -> dict[str, Any]:
+    """A caucus as everyone in the room sees it: who is in it, never what is said; with
+    a timer, its end (`ends_at`, epoch seconds of the server's clock), the seconds left
+    when this was sent (`remaining_s`, for clients whose clock differs) and its state;
+    whether it is recorded (`recording`: server/caucus_recording.py `view`)."""
+    shown = {k: caucus[k] for k in ("id", "title", "members", "opened_at")}
+    shown["recording"] = caucus_recording.view(room, caucus, mediator)
+    ends_at = caucus.get("ends_at")
+    shown["ends_at"] = ends_at
+    if ends_at is not None:
+        shown["minutes"] = caucus.get("minutes")
+        shown["remaining_s"] = max(0, round(ends_at - time.time()))
+        shown["timer_state"] = caucus.get("timer_state", caucus_timer.RUNNING)
+    return shown
 
 
-def caucus_list(room: Room) -> list[dict[str, Any]]:
-    return [public(c) for c in room.caucuses.values()]
+def caucus_list(room: Room, mediator: bool = False) -> list[dict[str, Any]]:
+    """The open caucuses as shown (`mediator`: with the members' recording answers)."""
+    return [public(room, c, mediator) for c in room.caucuses.values()]
 
 
 def _leave(room: Room, participant_id: str, at: int, moves: Moves) -> None:
@@ -127,7 +146,7 @@ def remove_member(room: Room, participant_id: str) -> Moves:
 
 
 def open_caucus(
-    room: Room, members: list[str], title: str | None, by: str
+    room: Room, members: list[str], title: str | None, by: str, minutes: int | None = None
 ) -> tuple[dict[str, Any], Moves]:
     """A new caucus with `members` (taken out of wherever they were)."""
     if len(room.caucuses) >= MAX_CAUCUSES:
@@ -146,16 +165,42 @@ def open_caucus(
         "opened_by": by,
         "joined": {},
     }
+    set_timer(room, caucus_id, minutes)
     moves = Moves([], [])
     for member in members:
         _join(room, caucus_id, member, at, moves)
     return room.caucuses[caucus_id], moves
 
 
-def _caucus(room: Room, caucus_id: str) -> dict[str, Any]:
+def find_caucus(room: Room, caucus_id: str) -> dict[str, Any]:
+    """The open caucus `caucus_id` (`no_caucus` if none)."""
     caucus = room.caucuses.get(caucus_id)
     if caucus is None:
         raise not_found("no_caucus", "No such caucus is open.")
+    return caucus
+
+
+def set_timer(room: Room, caucus_id: str, minutes: int | None) -> dict[str, Any]:
+    """Time the caucus `minutes` from now (None: no timer); the caucus."""
+    caucus = find_caucus(room, caucus_id)
+    if minutes is None:
+        caucus.update(ends_at=None, minutes=None, timer_state=None)
+    else:
+        ends_at = round(time.time() + minutes * caucus_timer.SECONDS_PER_MINUTE, 3)
+        caucus.update(ends_at=ends_at, minutes=minutes, timer_state=caucus_timer.RUNNING)
+    return caucus
+
+
+def timer_due(room: Room, caucus_id: str, ends_at: float, state: str) -> dict[str, Any] | None:
+    """The timer of `caucus_id` that ends at `ends_at` reached `state` (warning, ended):
+    the caucus if this is news (the first to say so announces it), else None."""
+    caucus = room.caucuses.get(caucus_id)
+    if caucus is None or caucus.get("ends_at") != ends_at:
+        return None  # closed, or its timer changed or was cleared meanwhile
+    order = (caucus_timer.RUNNING, caucus_timer.WARNING, caucus_timer.ENDED)
+    if order.index(caucus.get("timer_state") or caucus_timer.RUNNING) >= order.index(state):
+        return None
+    caucus["timer_state"] = state
     return caucus
 
 
@@ -163,7 +208,7 @@ def move(room: Room, participant_id: str, caucus_id: str | None) -> Moves:
     """Into caucus `caucus_id`, or back to the main room (None)."""
     _separable(room, participant_id)
     if caucus_id is not None:
-        _caucus(room, caucus_id)
+        find_caucus(room, caucus_id)
     moves = Moves([], [])
     if place_of(room, participant_id) == caucus_id:
         return moves
@@ -176,7 +221,7 @@ def move(room: Room, participant_id: str, caucus_id: str | None) -> Moves:
 
 def close(room: Room, caucus_id: str) -> tuple[dict[str, Any], Moves]:
     """Close a caucus: its members return to the main room."""
-    caucus = _caucus(room, caucus_id)
+    caucus = find_caucus(room, caucus_id)
     moves = Moves([], [])
     at = now()
     for member in list(caucus["members"]):

@@ -18,14 +18,22 @@ SCREEN_MODES = ("video", "all")
 @dataclass(frozen=True)
 class ForwardingRules:
     """`places`: participant id -> caucus id (absent: the main room); `screens`:
-    (receiver, publisher) -> "video" | "all"."""
+    (receiver, publisher) -> "video" | "all"; `recorders` receive the main room and the
+    `recorded` caucuses."""
 
     places: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     screens: Mapping[tuple[str, str], str] = field(default_factory=lambda: MappingProxyType({}))
+    #: The room's recorder (in the main room) and the caucuses it may receive (every
+    #: member consented: server/caucus_recording.py).
+    recorders: frozenset[str] = frozenset()
+    recorded: frozenset[str] = frozenset()
 
     def allows(self, receiver: str, publisher: str, kind: str) -> bool:
         """May `receiver` get `publisher`'s publication of `kind` ("audio" | "video")?"""
-        if self.places.get(receiver) != self.places.get(publisher):
+        place = self.places.get(publisher)
+        if receiver in self.recorders:
+            return place is None or place in self.recorded
+        if self.places.get(receiver) != place:
             return False  # caucus members receive only each other; the main room, itself
         mode = self.screens.get((receiver, publisher))
         return not (mode == "all" or (mode == "video" and kind == "video"))

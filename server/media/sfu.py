@@ -83,6 +83,7 @@ class Publication:
     counters: MediaCounters = field(default_factory=MediaCounters)
     _task: asyncio.Task[None] | None = None
     _last_pli: float = 0.0
+    _pli_later: asyncio.TimerHandle | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -113,16 +114,29 @@ class Publication:
                     slot.track.push(packet)
 
     def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe (rate-limited; video only)."""
-        now = time.monotonic()
+        """Ask the publisher for a keyframe (video only): at most one PLI per PLI_INTERVAL;
+        a request inside the interval is sent at its end, not dropped (a subscriber that
+        resumes, after a caucus or a screen, asks once and would otherwise wait for ever)."""
         ssrc = self.assembler.media_ssrc if self.assembler else None
-        if self.kind != "video" or ssrc is None or now - self._last_pli < PLI_INTERVAL:
+        if self.kind != "video" or ssrc is None:
             return
-        self._last_pli = now
+        wait = self._last_pli + PLI_INTERVAL - time.monotonic()
+        if wait > 0:
+            if self._pli_later is None:
+                self._pli_later = asyncio.get_running_loop().call_later(wait, self._pli_due)
+            return
+        self._last_pli = time.monotonic()
         self.counters.keyframe_requests_sent += 1
         _spawn(aiortc_internals.send_pli(self.receiver, ssrc))
 
+    def _pli_due(self) -> None:
+        self._pli_later = None
+        self.request_keyframe()
+
     async def stop(self) -> None:
+        if self._pli_later is not None:
+            self._pli_later.cancel()
+            self._pli_later = None
         for slot in list(self.slots):
             slot.detach()
         if self._task is not None:

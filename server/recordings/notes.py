@@ -58,6 +58,19 @@ class RoomEvent(StrEnum):
     CAUCUS_JOINED = "caucus_joined"
     CAUCUS_LEFT = "caucus_left"
     CAUCUS_CLOSED = "caucus_closed"
+    #: a caucus timer set (`minutes`, `ends_at`) or cleared (`minutes` null), and its end
+    CAUCUS_TIMER = "caucus_timer"
+    CAUCUS_TIME_UP = "caucus_time_up"
+    #: recording a caucus (server/caucus_recording.py): asked or withdrawn by the mediator,
+    #: each member's answer, and when the recorder began or stopped receiving it
+    CAUCUS_RECORDING_ASKED = "caucus_recording_asked"
+    CAUCUS_RECORDING_WITHDRAWN = "caucus_recording_withdrawn"
+    CAUCUS_RECORDING_CONSENT = "caucus_recording_consent"
+    CAUCUS_RECORDING_REFUSAL = "caucus_recording_refusal"
+    CAUCUS_RECORDING_STARTED = "caucus_recording_started"
+    CAUCUS_RECORDING_STOPPED = "caucus_recording_stopped"
+    #: The mediator's notice to everyone (server/notices.py): sha256 of the text, as chat.
+    MEDIATOR_NOTICE = "mediator_notice"
     AGREEMENT_SIGNATURES_INVALIDATED = "agreement_signatures_invalidated"
     AGREEMENT_SIGNATURES_REQUESTED = "agreement_signatures_requested"
     AGREEMENT_SIGNATURE = "agreement_signature"

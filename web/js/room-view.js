@@ -27,6 +27,8 @@ import { MediatorConsole } from "./mediator-console.js";
 import { RecordingConsent, recorderMark } from "./recording-consent.js";
 import { Requests } from "./requests.js";
 import { ROLE_ORDER, SPEAKING_ROLES, roleBadge } from "./roles.js";
+import { ScreeningPanel } from "./screening-panel.js";
+import { Separation } from "./separation.js";
 import { fillDeviceSelect, h, initial, replaceItems, toast } from "./ui.js";
 import { VideoGrid } from "./video-grid.js";
 
@@ -71,16 +73,21 @@ export class RoomView {
     };
 
     this.grid = new VideoGrid($("video-grid"));
+    // a caucus or a screen withholds someone's media: no frozen picture, no "poor" link
+    this.separation = new Separation(signalling, room);
+    this.separation.addEventListener("change", () => this.render());
     this.media = new MediaSession({
       signalling,
       preview,
-      expectVideo: (id) => !room.participants.get(id)?.muted?.video,
+      expectVideo: (id) =>
+        !room.participants.get(id)?.muted?.video && !this.separation.withholds(id, "video"),
     });
     this.tabs = new ConsoleTabs(room);
     const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
     this.console = new MediatorConsole(panel);
     this.caucus = new CaucusPanel({ signalling, room, requests: this.requests });
+    this.screening = new ScreeningPanel({ signalling, room, requests: this.requests });
     this.recordingConsent = new RecordingConsent({ ...panel, onLeave });
     this.chat = new ChatPanel({ signalling, room, tabs: this.tabs });
     preview.attach(this.grid.selfVideo);
@@ -334,10 +341,10 @@ export class RoomView {
         cameras.push({
           key: `${p.id}:camera`, participant: p, source: "camera", self: false,
           video: tracks.camera || null, audio: tracks.microphone || null,
-          videoOff: !!p.muted?.video,
+          videoOff: !!p.muted?.video || this.separation.withholds(p.id, "video"),
         });
       }
-      if (tracks.screen) {
+      if (tracks.screen && !this.separation.withholds(p.id, "video")) {
         screens.push({
           key: `${p.id}:screen`, participant: p, source: "screen", self: false,
           video: tracks.screen, audio: null, videoOff: false,

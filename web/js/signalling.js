@@ -32,6 +32,9 @@ export const NOTIFICATIONS = [
   "caucus_request_answered",
   "caucus_request_declined",
   "screening_updated",
+  "screened_updated",
+  "caucus_time",
+  "mediator_notice",
   // chat and stepping out (docs/PROTOCOL.md, "Chat")
   "chat",
   "chat_history",
