@@ -31,7 +31,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from tiaojie.rtc import aiortc_internals
-from tiaojie.rtc.codecs import codec_preferences
+from tiaojie.rtc.codecs import PREFERRED, codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.counters import MediaCounters
@@ -52,6 +52,8 @@ PLI_INTERVAL = 0.5  # at most one keyframe request per publication this often (s
 ANSWER_TIMEOUT = 10.0
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (to, event, payload)
+#: Resolved once a subscriber answer is applied: what its sender cannot receive.
+Applied = asyncio.Future[list[dict[str, Any]]]
 
 _background: set[asyncio.Future[Any]] = set()
 
@@ -142,6 +144,15 @@ class Slot:
     #: The room's ForwardingRules do not let its subscriber receive the publication now
     #: (a caucus, screening): nothing is pushed, nothing is renegotiated.
     withheld: bool = False
+    #: The subscriber's answer rejected this m-section (it decodes none of its codecs):
+    #: inactive for good, never reused, offered as rejected from then on.
+    rejected: bool = False
+
+    def reject(self) -> None:
+        """Idle this slot for good (see `rejected`)."""
+        self.detach()
+        self.rejected = True
+        self.transceiver.direction = "inactive"
 
     def withhold(self, withheld: bool) -> None:
         """Stop or resume feeding this slot; resuming waits for a fresh keyframe."""
@@ -187,15 +198,16 @@ class Peer:
         self.subscriber_candidates = RemoteCandidates()
         self.publications: dict[str, Publication] = {}  # by mid
         self.slots: list[Slot] = []
+        #: Publications this participant cannot receive, by id: {publication_id,
+        #: participant_id, kind, source, codec, reason} (`unavailable` in PROTOCOL.md).
+        self.unavailable: dict[str, dict[str, Any]] = {}
         self._negotiating = asyncio.Lock()
         self._dirty = False
         #: False until the participant has their room_state (start_peer): a client drops
         #: subscriber offers that come earlier, so they wait.
         self.started = False
         #: the client's answer, and a future the negotiation resolves once it is applied
-        self._answer: asyncio.Future[tuple[RTCSessionDescription, asyncio.Future[None]]] | None = (
-            None
-        )
+        self._answer: asyncio.Future[tuple[RTCSessionDescription, Applied]] | None = None
         self._incoming: dict[
             str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
         ] = {}
@@ -306,11 +318,19 @@ class Peer:
                     return
 
     async def _negotiate(self) -> None:
-        wanted = [p for p in self.room.publications() if p.participant_id != self.participant_id]
+        published = [p for p in self.room.publications() if p.participant_id != self.participant_id]
+        self.unavailable = {
+            p.id: self.unavailable[p.id] for p in published if p.id in self.unavailable
+        }
+        wanted = [p for p in published if p.id not in self.unavailable]
         if self.subscriber is None:
             if not wanted:
                 return
             self.subscriber = self.room.plane.new_connection()
+            # The first m-section tags the bundle; a browser that rejects it (a codec it
+            # cannot decode) cannot set up the rest (Chromium: "Failed to setup RTCP
+            # mux"). Opus, which every browser decodes, goes first: a free audio slot.
+            self._new_slot("audio", PREFERRED["audio"])
         current = {slot.publication.id: slot for slot in self.slots if slot.publication}
         wanted_ids = {p.id for p in wanted}
         for publication_id, slot in current.items():
@@ -320,7 +340,9 @@ class Peer:
         for publication in wanted:
             if publication.id in current:
                 continue
-            slot = self._free_slot(publication) or self._new_slot(publication)
+            slot = self._free_slot(publication) or self._new_slot(
+                publication.kind, publication.codec
+            )
             slot.withheld = not self.room.rules.allows(
                 self.participant_id, publication.participant_id, publication.kind
             )
@@ -331,12 +353,14 @@ class Peer:
         require_candidates(self.subscriber.localDescription.sdp)
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
+        offered = self.subscriber.localDescription.sdp
+        idle = {slot.transceiver.mid or "" for slot in self.slots if slot.rejected}
         await self.room.plane.send(
             self.sid,
             "subscriber_offer",
             {
-                "sdp": rewrite_candidates(
-                    self.subscriber.localDescription.sdp, self.room.plane.ice
+                "sdp": sdp_input.reject_in_offer(
+                    rewrite_candidates(offered, self.room.plane.ice), idle
                 ),
                 "type": "offer",
                 "tracks": [
@@ -351,12 +375,14 @@ class Peer:
                     for slot in self.slots
                     if slot.publication is not None
                 ],
+                "unavailable": list(self.unavailable.values()),
             },
         )
         answer, applied = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
         try:
             with sdp_input.applying("answer"):
-                await self.subscriber.setRemoteDescription(answer)
+                sdp, rejected = sdp_input.accept_rejected(answer.sdp, offered, idle)
+                await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         except TiaojieError as refused:
             # aiortc may have applied part of it: this connection is not renegotiated
             # again (the participant gets a fresh one by reconnecting)
@@ -366,23 +392,49 @@ class Peer:
         except BaseException:
             _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
             raise
-        _settle(applied)
+        self._rejected(rejected)
+        _settle(applied, result=list(self.unavailable.values()))
         for slot in new:
             slot.keyframe_needed()
 
+    def _rejected(self, mids: list[str]) -> None:
+        """The answer rejected these m-sections: their publications are `unavailable`."""
+        for slot in self.slots:
+            if slot.transceiver.mid not in mids or slot.rejected:
+                continue
+            publication = slot.publication
+            slot.reject()
+            if publication is None:
+                continue
+            log.info(
+                "%s cannot receive %s's %s (%s): the answer rejected it",
+                self.participant_id,
+                publication.participant_id,
+                publication.source,
+                publication.codec,
+            )
+            self.unavailable[publication.id] = {
+                "publication_id": publication.id,
+                "participant_id": publication.participant_id,
+                "kind": publication.kind,
+                "source": publication.source,
+                "codec": publication.codec,
+                "reason": sdp_input.CODEC_UNSUPPORTED,
+            }
+
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:
-            if slot.publication is None and slot.codec == publication.codec:
+            if slot.publication is None and not slot.rejected and slot.codec == publication.codec:
                 return slot
         return None
 
-    def _new_slot(self, publication: Publication) -> Slot:
+    def _new_slot(self, kind: str, codec: str) -> Slot:
         assert self.subscriber is not None
         counters = self.room.plane.counters
-        track = ForwardTrack(publication.kind, counters=counters)
+        track = ForwardTrack(kind, counters=counters)
         transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(codec_preferences(publication.kind, publication.codec))
-        slot = Slot(transceiver, track, publication.kind, publication.codec)
+        transceiver.setCodecPreferences(codec_preferences(kind, codec))
+        slot = Slot(transceiver, track, kind, codec)
         track.on_keyframe_needed = slot.keyframe_needed
 
         def keyframe_requested() -> None:
@@ -397,19 +449,20 @@ class Peer:
         self.slots.append(slot)
         return slot
 
-    async def answer(self, sdp: str) -> None:
-        """The client's answer to the waiting subscriber offer, once applied (`bad_sdp`
-        if it cannot be read or used; the connection then waits for the next offer)."""
+    async def answer(self, sdp: str) -> list[dict[str, Any]]:
+        """Apply the client's answer to the waiting subscriber offer (`bad_sdp` if it
+        cannot be read or used; the connection then waits for the next offer); what the
+        participant cannot receive (`unavailable`), once applied."""
         if self._answer is None or self._answer.done():
             raise TiaojieError(
                 "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
             )
         sdp_input.parse(sdp, "answer")
         sdp = self._screened(sdp, self.subscriber_candidates)
-        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        applied: Applied = asyncio.get_running_loop().create_future()
         self._answer.set_result((RTCSessionDescription(sdp, "answer"), applied))
         try:
-            await asyncio.wait_for(applied, ANSWER_TIMEOUT)
+            return await asyncio.wait_for(applied, ANSWER_TIMEOUT)
         except TimeoutError:
             raise TiaojieError("no_media", "The answer was not applied in time.", 409) from None
 
@@ -613,12 +666,16 @@ async def _close_quietly(pc: RTCPeerConnection) -> None:
         log.info("closing a peer connection failed: %s: %s", type(error).__name__, error)
 
 
-def _settle(applied: asyncio.Future[None], error: BaseException | None = None) -> None:
+def _settle(
+    applied: Applied,
+    error: BaseException | None = None,
+    result: list[dict[str, Any]] | None = None,
+) -> None:
     """Tell the `subscriber_answer` waiting on `applied` how its answer went."""
     if applied.done():  # its sender stopped waiting
         return
     if error is None:
-        applied.set_result(None)
+        applied.set_result(result or [])
     else:
         applied.set_exception(error)
 

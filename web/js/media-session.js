@@ -116,6 +116,11 @@ export class MediaSession extends EventTarget {
     }
   }
 
+  /** Publications this browser cannot receive (see subscriber.js), as a list. */
+  get unavailable() {
+    return this.subscriber ? [...this.subscriber.unavailable.values()] : [];
+  }
+
   /** @returns {import("./subscriber.js").RemoteTrack[]} */
   get remoteTracks() {
     return this.subscriber ? this.subscriber.list() : [];
