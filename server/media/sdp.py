@@ -62,6 +62,20 @@ def applying(kind: str) -> Iterator[None]:
         raise bad_sdp(kind, error) from None
 
 
+def video_codecs(description: SessionDescription) -> dict[str, list[str]]:
+    """The video codecs (mime types, no RTX/FEC) of each video m-section, by mid, in the
+    sender's order: what a publisher could send instead (a backup codec)."""
+    return {
+        media.rtp.muxId: [
+            c.mimeType
+            for c in media.rtp.codecs
+            if c.mimeType.split("/")[-1].lower() not in ("rtx", "red", "ulpfec", "flexfec-03")
+        ]
+        for media in description.media
+        if media.kind == "video" and media.rtp.muxId
+    }
+
+
 #: Why a subscriber cannot receive a publication (`unavailable` in docs/PROTOCOL.md).
 CODEC_UNSUPPORTED = "codec_unsupported"
 

@@ -47,6 +47,8 @@ from tiaojie.server.model import new_id
 
 log = logging.getLogger(__name__)
 
+#: The video codecs the pass-through forwards (rtc/aiortc_internals.py assembles them).
+FORWARDED_VIDEO = ("video/H264", "video/VP8")
 SOURCES = {"camera": "video", "screen": "video", "microphone": "audio"}
 PLI_INTERVAL = 0.5  # at most one keyframe request per publication this often (seconds)
 ANSWER_TIMEOUT = 10.0
@@ -80,6 +82,12 @@ class Publication:
     #: None in transcode mode (the benchmark baseline), where frames are decoded
     assembler: aiortc_internals.FrameAssembler | None
     muted: bool = False
+    #: A second encoding of the publication with this id, in another codec, published
+    #: while some subscriber cannot decode the first (a backup codec): never announced,
+    #: offered only to those subscribers.
+    backup_of: str | None = None
+    #: The video codecs (mime types) the publisher offered on this mid, best first.
+    offered: tuple[str, ...] = ()
     slots: set[Slot] = field(default_factory=set)
     received: int = 0
     counters: MediaCounters = field(default_factory=MediaCounters)
@@ -201,6 +209,10 @@ class Peer:
         #: Publications this participant cannot receive, by id: {publication_id,
         #: participant_id, kind, source, codec, reason} (`unavailable` in PROTOCOL.md).
         self.unavailable: dict[str, dict[str, Any]] = {}
+        #: Codecs this participant's answers rejected: never offered to them again.
+        self.cannot_decode: set[str] = set()
+        #: Sources this publisher was asked a backup codec for (`backup_codec`).
+        self.backups_asked: set[str] = set()
         self._negotiating = asyncio.Lock()
         self._dirty = False
         #: False until the participant has their room_state (start_peer): a client drops
@@ -218,17 +230,18 @@ class Peer:
         self.muted = {"audio": False, "video": False}
 
     # -- publishing ------------------------------------------------------------------------
-    async def publish(self, sdp: str, tracks: list[dict[str, str]]) -> str:
-        sources = [t["source"] for t in tracks]
+    async def publish(self, sdp: str, tracks: list[dict[str, Any]]) -> str:
+        sources = [(t["source"], bool(t.get("backup"))) for t in tracks]
         if len(set(sources)) != len(sources):
-            raise bad_request("At most one track per source.")
-        sdp_input.parse(sdp, "offer")
+            raise bad_request("At most one track per source, and one backup of it.")
+        offered = sdp_input.video_codecs(sdp_input.parse(sdp, "offer"))
         sdp = self._screened(sdp, self.publisher_candidates)
         if self.publisher is None:
             self.publisher = self.room.plane.new_connection()
             self.publisher.on("track", self._on_track)
         publisher = self.publisher
         wanted = {t["mid"]: t["source"] for t in tracks}
+        backups = {t["mid"] for t in tracks if t.get("backup")}
         try:
             with sdp_input.applying("offer"):
                 await publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
@@ -251,11 +264,27 @@ class Peer:
         codecs = _first_codecs(answer)
         added, removed = [], []
         for mid, publication in list(self.publications.items()):
-            if wanted.get(mid) != publication.source or _inactive(transceivers[mid]):
+            backup = publication.backup_of is not None
+            if (
+                wanted.get(mid) != publication.source
+                or _inactive(transceivers[mid])
+                or (mid in backups) != backup
+            ):
                 removed.append(self.publications.pop(mid))
-        for mid, source in wanted.items():
+        gone = {p.id for p in removed}
+        for mid, publication in list(self.publications.items()):  # a backup of nothing
+            if publication.backup_of in gone:
+                removed.append(self.publications.pop(mid))
+        # primaries first: a backup names the publication it backs up
+        for mid, source in sorted(wanted.items(), key=lambda item: item[0] in backups):
             if mid in self.publications or _inactive(transceivers[mid]) or mid not in codecs:
                 continue
+            backup_of = None
+            if mid in backups:
+                primary = self.publication_of(source)
+                if primary is None or primary.codec == codecs[mid]:
+                    continue  # nothing to back up, or no other codec: not published
+                backup_of = primary.id
             track, assembler = self._incoming[mid]
             publication = Publication(
                 id=new_id(),
@@ -268,6 +297,8 @@ class Peer:
                 receiver=transceivers[mid].receiver,
                 assembler=assembler,
                 muted=source != "screen" and self.muted[SOURCES[source]],
+                backup_of=backup_of,
+                offered=tuple(offered.get(mid, ())),
                 counters=self.room.plane.counters,
             )
             publication.start()
@@ -277,6 +308,36 @@ class Peer:
             await publication.stop()
         await self.room.publications_changed(added, removed)
         return rewrite_candidates(answer, self.room.plane.ice)
+
+    def publication_of(self, source: str) -> Publication | None:
+        """This participant's (primary) publication of `source`, if any."""
+        for publication in self.publications.values():
+            if publication.source == source and publication.backup_of is None:
+                return publication
+        return None
+
+    async def want_backup(self, publication: Publication, cannot_decode: set[str]) -> None:
+        """A subscriber cannot decode `publication`: ask this publisher for a backup
+        encoding in a codec it offered and that subscriber decodes (once per source)."""
+        codec = next(
+            (
+                c
+                for c in publication.offered
+                if c in FORWARDED_VIDEO and c != publication.codec and c not in cannot_decode
+            ),
+            None,
+        )
+        if codec is None or publication.source in self.backups_asked or self.closed:
+            return
+        if any(p.backup_of == publication.id for p in self.publications.values()):
+            return
+        self.backups_asked.add(publication.source)
+        log.info(
+            "asking %s for a %s backup of their %s", self.participant_id, codec, publication.source
+        )
+        await self.room.plane.send(
+            self.sid, "backup_codec", {"source": publication.source, "codec": codec}
+        )
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.publisher is not None
@@ -319,10 +380,20 @@ class Peer:
 
     async def _negotiate(self) -> None:
         published = [p for p in self.room.publications() if p.participant_id != self.participant_id]
-        self.unavailable = {
-            p.id: self.unavailable[p.id] for p in published if p.id in self.unavailable
-        }
-        wanted = [p for p in published if p.id not in self.unavailable]
+        backups = {p.backup_of: p for p in published if p.backup_of is not None}
+        wanted, self.unavailable = [], {}
+        for publication in published:
+            if publication.backup_of is not None:
+                continue
+            if publication.codec not in self.cannot_decode:
+                wanted.append(publication)
+                continue
+            backup = backups.get(publication.id)
+            if backup is not None and backup.codec not in self.cannot_decode:
+                wanted.append(backup)
+                continue
+            self.unavailable[publication.id] = _unavailable(publication)
+            _spawn(self.room.want_backup(publication, self.cannot_decode))
         if self.subscriber is None:
             if not wanted:
                 return
@@ -406,6 +477,7 @@ class Peer:
             slot.reject()
             if publication is None:
                 continue
+            self.cannot_decode.add(publication.codec)
             log.info(
                 "%s cannot receive %s's %s (%s): the answer rejected it",
                 self.participant_id,
@@ -413,14 +485,11 @@ class Peer:
                 publication.source,
                 publication.codec,
             )
-            self.unavailable[publication.id] = {
-                "publication_id": publication.id,
-                "participant_id": publication.participant_id,
-                "kind": publication.kind,
-                "source": publication.source,
-                "codec": publication.codec,
-                "reason": sdp_input.CODEC_UNSUPPORTED,
-            }
+            primary = publication
+            if publication.backup_of is not None:  # the backup too: report the primary
+                primary = self.room.publication(publication.backup_of) or publication
+            self.unavailable[primary.id] = _unavailable(primary)
+            _spawn(self.room.want_backup(primary, self.cannot_decode))
 
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:
@@ -513,16 +582,29 @@ class MediaRoom:
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values()]
 
+    def publication(self, publication_id: str) -> Publication | None:
+        return next((p for p in self.publications() if p.id == publication_id), None)
+
+    async def want_backup(self, publication: Publication, cannot_decode: set[str]) -> None:
+        """Some subscriber cannot decode `publication`: ask its publisher for a backup."""
+        peer = self.peers.get(publication.participant_id)
+        if peer is not None:
+            await peer.want_backup(publication, cannot_decode)
+
     async def publications_changed(
         self, added: list[Publication], removed: list[Publication]
     ) -> None:
         for publication in removed:
+            if publication.backup_of is not None:  # backups are never announced
+                continue
             await self.plane.broadcast(
                 self.id,
                 "publication_removed",
                 {"publication_id": publication.id, "participant_id": publication.participant_id},
             )
         for publication in added:
+            if publication.backup_of is not None:
+                continue
             await self.plane.broadcast(
                 self.id, "publication_added", {"publication": publication.public()}
             )
@@ -611,7 +693,7 @@ class MediaPlane:
 
     def publications(self, room_id: str) -> list[dict[str, Any]]:
         room = self.rooms.get(room_id)
-        return [p.public() for p in room.publications()] if room else []
+        return [p.public() for p in room.publications() if p.backup_of is None] if room else []
 
     async def set_muted(self, room_id: str, participant_id: str, kind: str, muted: bool) -> None:
         """Stop (or resume) forwarding a participant's microphone or camera."""
@@ -628,6 +710,8 @@ class MediaPlane:
                     for slot in publication.slots:
                         slot.track.switch_source()
                     publication.request_keyframe()
+                if publication.backup_of is not None:
+                    continue
                 await self.broadcast(
                     room_id, "publication_updated", {"publication": publication.public()}
                 )
@@ -678,6 +762,18 @@ def _settle(
         applied.set_result(result or [])
     else:
         applied.set_exception(error)
+
+
+def _unavailable(publication: Publication) -> dict[str, Any]:
+    """`publication` as an entry of `unavailable` (docs/PROTOCOL.md)."""
+    return {
+        "publication_id": publication.id,
+        "participant_id": publication.participant_id,
+        "kind": publication.kind,
+        "source": publication.source,
+        "codec": publication.codec,
+        "reason": sdp_input.CODEC_UNSUPPORTED,
+    }
 
 
 def _inactive(transceiver: RTCRtpTransceiver) -> bool:

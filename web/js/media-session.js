@@ -70,6 +70,10 @@ export class MediaSession extends EventTarget {
       if (!this.subscriber) this._newSubscriber();
       this.subscriber.handleOffer(offer);
     });
+    // someone cannot decode our camera's (or screen's) codec: send it in theirs too
+    this.sig.on("backup_codec", ({ source, codec } = {}) => {
+      if (this.active && typeof codec === "string") this.publisher?.addBackup(source, codec);
+    });
     preview.addEventListener("statechange", () => this._syncDevices());
   }
 
