@@ -306,8 +306,27 @@ class Recorder:
         self._write_summary()
 
     def _on_subscription(self, subscription: Subscription) -> None:
+        if not recordable(subscription):
+            # noted when offered: a track whose first packet never comes is in the chain too
+            self._not_recorded(subscription)
         if self._on_packet not in subscription.on_packet:
             subscription.on_packet.append(self._on_packet)
+
+    def _not_recorded(self, subscription: Subscription) -> None:
+        """A `not_recorded` chain event for this publication, once."""
+        if subscription.publication_id in self._unrecordable:
+            return
+        self._unrecordable.add(subscription.publication_id)
+        self._note(
+            "not_recorded",
+            participant_id=subscription.participant_id,
+            publication_id=subscription.publication_id,
+            source=subscription.source,
+            codec=subscription.codec,
+            reason="the archive holds H264 + Opus in MP4; this track is forwarded "
+            "to the room but not recorded",
+        )
+        self._write_summary()
 
     def _name_of(self, participant_id: str) -> str:
         people = self.summary["participants"].get(participant_id, {})
@@ -361,17 +380,7 @@ class Recorder:
                 log.exception("could not write a %s packet to %s", subscription.kind, key)
             return
         if not recordable(subscription):
-            if subscription.publication_id not in self._unrecordable:
-                self._unrecordable.add(subscription.publication_id)
-                self._note(
-                    "not_recorded",
-                    participant_id=subscription.participant_id,
-                    publication_id=subscription.publication_id,
-                    source=subscription.source,
-                    codec=subscription.codec,
-                    reason="the archive holds H264 + Opus in MP4; this track is forwarded "
-                    "to the room but not recorded",
-                )
+            self._not_recorded(subscription)
             return
         if segment is not None:
             known = segment.publications.get(subscription.kind)

@@ -371,8 +371,13 @@ async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
 
 
 async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
-    """The archive holds H264 + Opus: a VP8 camera is noted in the chain, its sound kept."""
+    """The archive holds H264 + Opus: a VP8 camera is noted in the chain as soon as it is
+    offered (this one never sends a frame), its sound kept."""
     from aiortc import RTCRtpSender, RTCSessionDescription, VideoStreamTrack
+
+    class Silent(VideoStreamTrack):
+        async def recv(self):  # type: ignore[override]
+            await asyncio.Event().wait()
 
     from tiaojie.rtc.codecs import h264_first
 
@@ -382,7 +387,7 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
     drain = asyncio.ensure_future(_drain(source.video))
     try:
         pc = mediator.publisher = mediator._connection()
-        video = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        video = pc.addTransceiver(Silent(), direction="sendonly")
         video.setCodecPreferences(
             [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/VP8"]
         )
