@@ -419,3 +419,28 @@ async def test_a_vp8_camera_is_recorded_in_webm(live_server, test_mp4):
     assert decode_errors(path) == ""
     result = verify(directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_an_unrecordable_codec_is_noted_once_when_offered(tmp_path):
+    """`not_recorded` is written when the publication is offered to the recorder (a track
+    whose first packet never comes is in the chain too), once per publication."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tiaojie.archive.layout import new_recording_id
+    from tiaojie.client.session import Subscription
+    from tiaojie.recorder.session import Recorder
+
+    recorder = Recorder(
+        "http://127.0.0.1:9/join#token=unused",
+        tmp_path,
+        new_recording_id(),
+        Ed25519PrivateKey.generate(),
+    )
+    av1 = Subscription("1", "pub_av1", "p_x", "video", "camera", "video/AV1")
+    recorder.client.on_subscription[0](av1)
+    recorder.client.on_subscription[0](av1)
+    recorder.client.on_subscription[0](
+        Subscription("2", "pub_vp8", "p_x", "video", "camera", "video/VP8")
+    )
+    (noted,) = events(tmp_path, "not_recorded")
+    assert (noted["publication_id"], noted["codec"]) == ("pub_av1", "video/AV1")
