@@ -33,7 +33,7 @@ from tiaojie.archive.layout import (
 AGREEMENTS = "agreements"
 _AGREEMENT_NAME = re.compile(rf"{AGREEMENTS}/{AGREEMENT_CODE_PATTERN}\.pdf")
 #: Already compressed: stored as they are.
-_STORED = (".mp4", ".pdf", ".tsr")
+_STORED = (".mp4", ".webm", ".pdf", ".tsr")
 #: The most a bundle may unpack to (declared sizes; zipfile stops at them).
 MAX_UNPACKED = 64 * 1024**3
 

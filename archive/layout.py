@@ -10,7 +10,7 @@ docs/ARCHIVE.md.
         recording.json              the recorder's summary (written atomically)
         recorder.pub.pem            the public key that signed the Chain
         seal.tsr                    RFC 3161 timestamp of the Seal, when a TSA is set
-        segments/NNNN-<participant>-<camera|screen>.mp4
+        segments/NNNN-<participant>-<camera|screen>.mp4 (or .webm: VP8 video)
     DATA/agreements/<code>/         one Agreement (server/agreements/storage.py)
         agreement.pdf               the signed PDF, once sealed
         log.jsonl                   the agreement log, a line per step
@@ -53,7 +53,9 @@ SEGMENTS_DIR = "segments"
 RECORDING_FILES = frozenset({SUMMARY_FILE, CHAIN_FILE, PUBLIC_KEY_FILE, SEAL_TIMESTAMP_FILE})
 SEGMENT_PATH = re.compile(r"segments/[^/\\]+")
 #: A Segment's file name, as `segment_name` makes it.
-SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.mp4")
+SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.(mp4|webm)")
+#: Segment file extensions: fragmented MP4 (H264, or sound alone), WebM (VP8).
+SEGMENT_EXTENSIONS = (".mp4", ".webm")
 _SEGMENT_NUMBER = re.compile(r"(\d+)-")
 #: The keys under which a summary names its Recording (the recorder writes the first).
 SUMMARY_ID_KEYS = ("recording_id", "id", "recording")
@@ -78,8 +80,8 @@ def recording_dir(data_dir: Path, recording_id: str) -> Path:
     return Path(data_dir) / RECORDINGS_DIR / recording_id
 
 
-def segment_name(number: int, participant_id: str, group: str) -> str:
-    return f"{number:04d}-{participant_id}-{group}.mp4"
+def segment_name(number: int, participant_id: str, group: str, extension: str = ".mp4") -> str:
+    return f"{number:04d}-{participant_id}-{group}{extension}"
 
 
 def segment_number(name: str) -> int | None:

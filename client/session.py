@@ -38,6 +38,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from tiaojie.client.media_file import FileSource
+from tiaojie.client.rejecting import reject_sections, undecodable_mids
 from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import h264_first
 
@@ -95,12 +96,19 @@ class RoomClient:
         direct_delivery: bool = False,
         reconnect_for: float = RECONNECT_FOR_S,
         relay_only: bool = False,
+        decodes: set[str] | None = None,
     ) -> None:
         self.base_url, self._token = parse_link(link)
         #: True: media only through the TURN servers the room hands out (as a browser
         #: with iceTransportPolicy "relay"), never a direct path.
         self.relay_only = relay_only
         self.name = name
+        #: The codecs (mime types) this client accepts; None: all of aiortc's. Offered
+        #: sections with none of them are rejected, as a browser that cannot decode them
+        #: does (client/rejecting.py).
+        self.decodes = decodes
+        #: What the server says this client cannot receive (the last answer's ack).
+        self.unavailable: list[dict[str, Any]] = []
         #: False for a receiver next to the server (the recorder): no REMB feedback.
         self.bandwidth_estimation = bandwidth_estimation
         #: True: on_packet callbacks run as frames are assembled, not from a task per
@@ -355,9 +363,11 @@ class RoomClient:
                 callback(self.subscriptions[mid])
         await self.subscriber.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await self.subscriber.setLocalDescription(await self.subscriber.createAnswer())
-        await self.call(
-            "subscriber_answer", {"sdp": self.subscriber.localDescription.sdp, "type": "answer"}
-        )
+        answer = self.subscriber.localDescription.sdp
+        if self.decodes is not None:
+            answer = reject_sections(answer, undecodable_mids(offer["sdp"], self.decodes))
+        ack = await self.call("subscriber_answer", {"sdp": answer, "type": "answer"})
+        self.unavailable = list(ack.get("unavailable", []))
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.subscriber is not None

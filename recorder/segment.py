@@ -35,17 +35,27 @@ from pathlib import Path
 
 import av
 
+from tiaojie.archive import ebml
+
 ChunkCallback = Callable[[str, int, bytes], None]
 CLOCKS = {"video": 90000, "audio": 48000}
 TIME_BASES = {kind: Fraction(1, clock) for kind, clock in CLOCKS.items()}
 MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
+#: The container of a segment by its video codec (audio-only segments are MP4).
+CONTAINERS = {"h264": "mp4", "vp8": "webm"}
+#: A segment file's extension by container.
+EXTENSIONS = {"mp4": ".mp4", "webm": ".webm"}
 
 
 class _BoxSink(io.RawIOBase):
-    """A write-only, non-seekable stream that emits whole top-level MP4 boxes as chunks."""
+    """A write-only, non-seekable stream that emits whole top-level MP4 boxes (or, for
+    WebM, the header before the first Cluster, then each Cluster) as chunks."""
 
-    def __init__(self, file: io.BufferedWriter, on_chunk: ChunkCallback | None) -> None:
+    def __init__(
+        self, file: io.BufferedWriter, on_chunk: ChunkCallback | None, webm: bool = False
+    ) -> None:
         super().__init__()
+        self._webm = webm
         self._file = file
         self._on_chunk = on_chunk
         self._buf = bytearray()  # bytes written by the muxer, not yet emitted
@@ -65,6 +75,9 @@ class _BoxSink(io.RawIOBase):
         return view.nbytes
 
     def _parse(self) -> None:
+        if self._webm:
+            self._parse_webm()
+            return
         while len(self._buf) - self._scan >= 8:
             size, kind = struct.unpack_from(">I4s", self._buf, self._scan)
             if size == 1:
@@ -84,6 +97,26 @@ class _BoxSink(io.RawIOBase):
             if kind == b"mdat" and self._in_fragment:
                 self._emit("fragment", self._scan)
                 self._in_fragment = False
+
+    def _parse_webm(self) -> None:
+        while True:
+            header = ebml.element_header(self._buf, self._scan)
+            if header is None:
+                return
+            element, header_length, size = header
+            if element == ebml.SEGMENT_ID:  # its children follow: read them one by one
+                self._scan += header_length
+                continue
+            if size < 0:
+                raise ValueError(f"WebM element {element:#x} of unknown size")
+            if len(self._buf) - self._scan < header_length + size:
+                return
+            if element == ebml.CLUSTER_ID and not self._init_done:
+                self._emit("init", self._scan)
+                self._init_done = True
+            self._scan += header_length + size
+            if element == ebml.CLUSTER_ID:
+                self._emit("fragment", self._scan)
 
     def _emit(self, kind: str, end: int) -> None:
         if end == 0:
@@ -108,8 +141,14 @@ class _BoxSink(io.RawIOBase):
         self._init_done = True
 
 
-def _frame_size(keyframe: bytes) -> tuple[int, int]:
-    """Width and height of an Annex-B H264 keyframe with SPS/PPS, by decoding it."""
+def _frame_size(keyframe: bytes, codec: str = "h264") -> tuple[int, int]:
+    """Width and height of a keyframe: VP8 from its header, an Annex-B H264 keyframe
+    with SPS/PPS by decoding it."""
+    if codec == "vp8":  # RFC 6386 9.1: 3-byte frame tag, start code, 14-bit sizes
+        if len(keyframe) < 10 or keyframe[3:6] != b"\x9d\x01\x2a":
+            return 0, 0
+        width, height = struct.unpack_from("<HH", keyframe, 6)
+        return width & 0x3FFF, height & 0x3FFF
     decoder = av.CodecContext.create("h264", "r")
     try:
         frames = decoder.decode(av.Packet(keyframe)) + decoder.decode(None)
@@ -134,6 +173,7 @@ class SegmentWriter:
         audio_channels: int = 2,
         fragment_seconds: float = 1.0,
         start_offsets: Mapping[str, float] | None = None,
+        video_codec: str = "h264",
     ) -> None:
         if not (video or audio):
             raise ValueError("a segment needs a video or an audio track")
@@ -144,12 +184,25 @@ class SegmentWriter:
         self.dropped = 0  # packets dropped: before the first keyframe, or pts not advancing
         self._offsets = {k: round(v * CLOCKS[k]) for k, v in (start_offsets or {}).items()}
         self._file = open(path, "xb")  # noqa: SIM115 - closed in close(); never overwrite
-        self._sink = _BoxSink(self._file, on_chunk)
-        self._options = {
-            "movflags": MOVFLAGS,
-            "frag_duration": str(int(fragment_seconds * 1_000_000)),
-            "flush_packets": "1",
-        }
+        if video_codec not in CONTAINERS:
+            raise ValueError(f"cannot record {video_codec} video")
+        #: "h264" in fragmented MP4; "vp8" in WebM (ffmpeg's MP4 muxer has no VP8)
+        self.video_codec = video_codec
+        self.container_format = CONTAINERS[video_codec] if video else "mp4"
+        webm = self.container_format == "webm"
+        self._sink = _BoxSink(self._file, on_chunk, webm=webm)
+        if webm:  # live: no seeking back; one Cluster per fragment_seconds
+            self._options = {
+                "live": "1",
+                "cluster_time_limit": str(int(fragment_seconds * 1000)),
+                "flush_packets": "1",
+            }
+        else:
+            self._options = {
+                "movflags": MOVFLAGS,
+                "frag_duration": str(int(fragment_seconds * 1_000_000)),
+                "flush_packets": "1",
+            }
         self._container: av.container.OutputContainer | None = None
         self._streams: dict[str, av.stream.Stream] = {}
         self._origin: dict[str, int] = {}  # first pts of each track (input units)
@@ -203,11 +256,14 @@ class SegmentWriter:
         self._held[kind] = out
 
     def _open(self, keyframe: bytes | None) -> None:
-        container = av.open(self._sink, "w", format="mp4", options=self._options)
+        container = av.open(self._sink, "w", format=self.container_format, options=self._options)
         if keyframe is not None:
-            width, height = _frame_size(keyframe)
+            width, height = _frame_size(keyframe, self.video_codec)
             self._streams["video"] = container.add_mux_stream(
-                "h264", width=width, height=height, time_base=Fraction(1, CLOCKS["video"])
+                self.video_codec,
+                width=width,
+                height=height,
+                time_base=Fraction(1, CLOCKS["video"]),
             )
         if self.has_audio:
             opus = container.add_stream("libopus", rate=CLOCKS["audio"])

@@ -49,7 +49,7 @@ from tiaojie.archive.layout import (
     segment_name,
 )
 from tiaojie.client.session import RoomClient, Subscription
-from tiaojie.recorder.segment import SegmentWriter
+from tiaojie.recorder.segment import CONTAINERS, EXTENSIONS, SegmentWriter
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ MAX_START_OFFSET_S = 10.0
 MAX_REASON_CHARS = 300
 
 
-RECORDABLE_CODECS = {"video": "video/h264", "audio": "audio/opus"}
+#: What goes into the archive: H264 (fragmented MP4) or VP8 (WebM) video, Opus audio.
+RECORDABLE_CODECS = {"video": ("video/h264", "video/vp8"), "audio": ("audio/opus",)}
 
 
 #: A recorder whose connection broke reconnects (same seat, new segments) for this long,
@@ -71,9 +72,9 @@ RECONNECT_FOR_S = 10.0
 
 
 def recordable(subscription: Subscription) -> bool:
-    """H264 video and Opus audio go into the MP4 archive (VP8 is forwarded, not recorded)."""
+    """H264 or VP8 video and Opus audio are recorded; anything else is noted, not kept."""
     codec = subscription.codec.lower()
-    return not codec or codec == RECORDABLE_CODECS.get(subscription.kind)
+    return not codec or codec in RECORDABLE_CODECS.get(subscription.kind, ())
 
 
 def group_of(source: str) -> str:
@@ -120,6 +121,8 @@ class Segment:
     origin: float | None = None
     started_kinds: set[str] = field(default_factory=set)
     last_keyframe_request: float = 0.0
+    #: "h264" (a .mp4 segment) or "vp8" (a .webm one)
+    video_codec: str = "h264"
 
 
 class Recorder:
@@ -309,8 +312,27 @@ class Recorder:
         self._write_summary()
 
     def _on_subscription(self, subscription: Subscription) -> None:
+        if not recordable(subscription):
+            # noted when offered: a track whose first packet never comes is in the chain too
+            self._not_recorded(subscription)
         if self._on_packet not in subscription.on_packet:
             subscription.on_packet.append(self._on_packet)
+
+    def _not_recorded(self, subscription: Subscription) -> None:
+        """A `not_recorded` chain event for this publication, once."""
+        if subscription.publication_id in self._unrecordable:
+            return
+        self._unrecordable.add(subscription.publication_id)
+        self._note(
+            "not_recorded",
+            participant_id=subscription.participant_id,
+            publication_id=subscription.publication_id,
+            source=subscription.source,
+            codec=subscription.codec,
+            reason="the archive holds H264 or VP8 video and Opus audio; this track is "
+            "forwarded to the room but not recorded",
+        )
+        self._write_summary()
 
     def _name_of(self, participant_id: str) -> str:
         people = self.summary["participants"].get(participant_id, {})
@@ -322,13 +344,17 @@ class Recorder:
         return ""
 
     def _new_segment(self, participant_id: str, group: str) -> Segment:
-        publications = {
-            s.kind: s.publication_id
+        subscriptions = [
+            s
             for s in self.client.subscriptions.values()
             if s.participant_id == participant_id and group_of(s.source) == group and recordable(s)
-        }
+        ]
+        publications = {s.kind: s.publication_id for s in subscriptions}
+        video = next((s.codec.lower() for s in subscriptions if s.kind == "video"), "")
+        video_codec = "vp8" if video == "video/vp8" else "h264"
+        extension = EXTENSIONS[CONTAINERS[video_codec]] if "video" in publications else ".mp4"
         number = len(self.summary["segments"]) + 1
-        name = f"{SEGMENTS_DIR}/{segment_name(number, participant_id, group)}"
+        name = f"{SEGMENTS_DIR}/{segment_name(number, participant_id, group, extension)}"
         earlier = [
             s["name"]
             for s in self.summary["segments"]
@@ -342,7 +368,7 @@ class Recorder:
             source=group,
             tracks=sorted(publications),
         )
-        segment = Segment(info, publications)
+        segment = Segment(info, publications, video_codec=video_codec)
         self._segment_info(segment)
         return segment
 
@@ -364,17 +390,7 @@ class Recorder:
                 log.exception("could not write a %s packet to %s", subscription.kind, key)
             return
         if not recordable(subscription):
-            if subscription.publication_id not in self._unrecordable:
-                self._unrecordable.add(subscription.publication_id)
-                self._note(
-                    "not_recorded",
-                    participant_id=subscription.participant_id,
-                    publication_id=subscription.publication_id,
-                    source=subscription.source,
-                    codec=subscription.codec,
-                    reason="the archive holds H264 + Opus in MP4; this track is forwarded "
-                    "to the room but not recorded",
-                )
+            self._not_recorded(subscription)
             return
         if segment is not None:
             known = segment.publications.get(subscription.kind)
@@ -427,6 +443,7 @@ class Recorder:
             video="video" in kinds,
             audio="audio" in kinds,
             fragment_seconds=self.fragment_seconds,
+            video_codec=segment.video_codec,
         )
         self._note(
             "segment_started",

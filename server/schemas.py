@@ -100,11 +100,12 @@ EVENTS: dict[str, Schema] = {
             "type": {"type": "string", "enum": ["offer"]},
             "tracks": {
                 "type": "array",
-                "maxItems": 3,
+                "maxItems": 5,
                 "items": _object(
                     {
                         "mid": {"type": "string", "minLength": 1, "maxLength": 32},
                         "source": {"type": "string", "enum": ["camera", "microphone", "screen"]},
+                        "backup": {"type": "boolean"},
                     },
                     ["mid", "source"],
                 ),

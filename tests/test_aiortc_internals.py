@@ -566,3 +566,35 @@ async def test_loopback_forwarding_without_decoding(test_mp4):
     finally:
         await source.stop()
         await asyncio.wait_for(asyncio.gather(pub.close(), sub.close()), 10)
+
+
+async def test_rejected_sections_need_rewriting_and_max_bundle_shares_the_first_transport():
+    """server/media/sdp.py accept_rejected relies on these: aiortc refuses an answer that
+    rejects an m-section (port 0, no ICE), and under max-bundle every transceiver uses
+    the first one's transport (so the bundle must stay tagged with the first mid)."""
+    from aiortc import RTCBundlePolicy, RTCSessionDescription
+    from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+    from tiaojie.client.rejecting import reject_sections
+    from tiaojie.server.media.sdp import accept_rejected
+
+    config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+    offerer, answerer = RTCPeerConnection(config), RTCPeerConnection(config)
+    try:
+        audio = offerer.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        video = offerer.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        assert video.sender.transport is audio.sender.transport
+        await offerer.setLocalDescription(await offerer.createOffer())
+        offer = offerer.localDescription.sdp
+        await answerer.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        rejecting = reject_sections(answerer.localDescription.sdp, [video.mid])
+        with pytest.raises(ValueError, match="ICE username fragment or password is missing"):
+            await offerer.setRemoteDescription(RTCSessionDescription(rejecting, "answer"))
+        usable, rejected = accept_rejected(rejecting, offer)
+        assert rejected == [video.mid]
+        await offerer.setRemoteDescription(RTCSessionDescription(usable, "answer"))
+        assert (audio.currentDirection, video.currentDirection) == ("sendonly", "inactive")
+    finally:
+        await offerer.close()
+        await answerer.close()

@@ -13,6 +13,7 @@ each test connects to it over CDP from its own event loop and uses its own conte
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,10 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
 
 pytestmark = pytest.mark.browser
 
@@ -70,8 +75,12 @@ class Participant:
         )
 
 
-async def open_page(browser: Browser, url: str, width: int = 1280) -> tuple[Page, list[str]]:
+async def open_page(
+    browser: Browser, url: str, width: int = 1280, init_script: str | None = None
+) -> tuple[Page, list[str]]:
     context = await browser.new_context(viewport={"width": width, "height": 800})
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
@@ -81,11 +90,17 @@ async def open_page(browser: Browser, url: str, width: int = 1280) -> tuple[Page
 
 
 async def join(
-    browser: Browser, live_server: Any, room: dict[str, Any], role: str, name: str, screen: str
+    browser: Browser,
+    live_server: Any,
+    room: dict[str, Any],
+    role: str,
+    name: str,
+    screen: str,
+    init_script: str | None = None,
 ) -> Participant:
     """Create an invite, open its link, press join and wait for `screen` (room / lobby)."""
     invite = await live_server.create_invite(room["id"], role, name)
-    page, errors = await open_page(browser, invite["url"])
+    page, errors = await open_page(browser, invite["url"], init_script=init_script)
     await expect(page.locator("#preview")).to_have_class(HAS_VIDEO)
     await page.click("#join-button")
     await expect(page.locator("body")).to_have_attribute("data-screen", screen)
@@ -397,3 +412,77 @@ async def test_mediator_creates_an_invite_link(live_server, browser) -> None:
     await expect(expert.locator("#name-input")).to_have_value("赵律师")
     assert errors == []
     no_errors(mediator)
+
+
+#: A browser that cannot decode H264 (a Chromium without proprietary codecs, Firefox
+#: without OpenH264): the subscriber offers' H264 is renamed to a codec nobody knows, so
+#: Chromium itself rejects those video sections in its answers (port 0).
+NO_H264 = """(() => {
+  const apply = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (desc, ...rest) {
+    if (desc && desc.type === "offer" && typeof desc.sdp === "string") {
+      desc = { type: "offer", sdp: desc.sdp.replaceAll(" H264/90000", " X-NO-H264/90000") };
+    }
+    return apply.call(this, desc, ...rest);
+  };
+})();"""
+
+
+async def test_a_browser_without_h264_gets_vp8_backups_or_is_told_why(
+    live_server, browser, tmp_path, caplog
+) -> None:
+    """李四's browser cannot decode H264; 王五's can, and a bot publishes an H264 file.
+    李四 hears both; 王五's camera reaches 李四 as a VP8 backup encoding, which 王五's
+    page sends when the server asks; the bot, which cannot encode, is heard, and 李四's
+    page says why its picture is missing. Nothing goes wrong in the server's log."""
+    room = await live_server.create_room(title="编解码测试", lobby=False)
+    invite = await live_server.create_invite(room["id"], "mediator", "机器人")
+    bot = RoomClient(invite["url"])
+    await bot.join()
+    source = FileSource(make_test_mp4(tmp_path / "av.mp4", seconds=3))
+    try:
+        await bot.publish(source)
+        wang = await join(browser, live_server, room, "party", "王五", "room")
+        li = await join(browser, live_server, room, "party", "李四", "room", NO_H264)
+        robot = Participant(li.page, invite, [])
+        # (frames, not 640x480: two encodings share the publisher's bandwidth estimate)
+        await asyncio.gather(
+            hears(li, robot),
+            hears(li, wang),
+            growing(li, wang, "camera", "framesDecoded"),
+            growing(wang, li, "camera", "framesDecoded"),
+        )
+        codecs = {
+            s["participantId"]: s["codec"] for s in await li.inbound() if s["kind"] == "video"
+        }
+        assert codecs.get(wang.id) == "video/VP8", codecs
+        codecs = {
+            s["participantId"]: s["codec"] for s in await wang.inbound() if s["kind"] == "video"
+        }
+        assert codecs == {li.id: "video/H264", robot.id: "video/H264"}, codecs
+        backups = [
+            t
+            for t in await wang.page.evaluate("window.tiaojie.publishedTracks()")
+            if t.get("backup")
+        ]
+        assert [t["source"] for t in backups] == ["camera"]
+        notice = li.tile(robot).locator(".tile-unsupported")
+        await expect(notice).to_have_text("对方的视频格式您的浏览器不支持，只能听到声音")
+        await expect(li.tile(wang).locator(".tile-unsupported")).to_be_hidden()
+        unavailable = await li.page.evaluate("window.tiaojie.unavailable()")
+        assert [(u["participant_id"], u["source"], u["reason"]) for u in unavailable] == [
+            (robot.id, "camera", "codec_unsupported")
+        ]
+        # The backup is never announced: everyone sees one camera per person.
+        sources = await li.page.evaluate(
+            "id => [...window.tiaojie.room.publications.values()]"
+            ".filter(p => p.participant_id === id).map(p => p.source).sort()",
+            wang.id,
+        )
+        assert sources == ["camera", "microphone"], sources
+        no_errors(li, wang)
+    finally:
+        await source.stop()
+        await bot.close()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING and "tiaojie" in r.name]
+    assert problems == [], [r.getMessage() for r in problems]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import av
@@ -292,3 +293,59 @@ def test_bot_refuses_bad_links_and_files(tmp_path):
         timeout=30,
     )
     assert out.returncode == 2 and "no such file" in out.stderr
+
+
+async def test_a_subscriber_that_cannot_decode_h264_still_hears_everyone(
+    live_server, test_mp4, caplog
+):
+    """Its answers reject the H264 video sections (port 0): the rest of the subscriber
+    connection works, the server says which publications it cannot receive, and logs
+    no error; a later renegotiation keeps the rejected section idle."""
+    room = await live_server.create_room(lobby=False)
+    alice = await join(live_server, room, "mediator", "Alice")
+    invite = await live_server.create_invite(room["id"], "party", "Bob")
+    bob = RoomClient(invite["url"], decodes={"audio/opus", "video/VP8"})
+    await bob.join()
+    carol = await join(live_server, room, "expert", "Carol")
+    sources = [FileSource(test_mp4), FileSource(test_mp4)]
+    try:
+        await alice.publish(sources[0])
+        alice_id, carol_id = alice.invite["invite_id"], carol.invite["invite_id"]
+        await eventually(
+            lambda: "microphone" in bob.subscriptions_of(alice_id), what="bob offered alice"
+        )
+        mic = bob.subscriptions_of(alice_id)["microphone"]
+        await eventually(lambda: mic.packets >= 25, what="bob hearing alice")
+        assert [
+            (u["participant_id"], u["source"], u["codec"], u["reason"]) for u in bob.unavailable
+        ] == [(alice_id, "camera", "video/H264", "codec_unsupported")]
+        # Carol publishes: bob's next offers keep alice's video section rejected and add
+        # carol's, which his answer rejects in turn; he hears both.
+        await carol.publish(sources[1])
+        await eventually(
+            lambda: "microphone" in bob.subscriptions_of(carol_id), what="bob offered carol"
+        )
+        carol_mic = bob.subscriptions_of(carol_id)["microphone"]
+        await eventually(lambda: carol_mic.packets >= 25, what="bob hearing carol")
+        await eventually(lambda: len(bob.unavailable) == 2, what="carol's camera unavailable")
+        assert {(u["participant_id"], u["source"]) for u in bob.unavailable} == {
+            (alice_id, "camera"),
+            (carol_id, "camera"),
+        }
+        packets = mic.packets
+        await eventually(lambda: mic.packets > packets + 25, what="alice's audio still flowing")
+
+        # Alice, who decodes H264, sees carol's camera as before.
+        def alice_sees_carol() -> bool:
+            camera = alice.subscriptions_of(carol_id).get("camera")
+            return camera is not None and camera.keyframes >= 1
+
+        await eventually(alice_sees_carol, what="alice seeing carol")
+        assert alice.unavailable == []
+    finally:
+        for source in sources:
+            await source.stop()
+        for client in (alice, bob, carol):
+            await client.close()
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING and "tiaojie" in r.name]
+    assert problems == [], [r.getMessage() for r in problems]

@@ -370,8 +370,11 @@ async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
-    """The archive holds H264 + Opus: a VP8 camera is noted in the chain, its sound kept."""
+async def test_a_vp8_camera_is_recorded_in_webm(live_server, test_mp4):
+    """A VP8 camera (an Android phone without an H264 encoder, Firefox) is recorded with
+    its sound in a WebM segment, hash-chained and cut at its Clusters as an MP4 is at its
+    fragments: ffprobe and ffmpeg read it, the verifier accepts it, nothing is noted as
+    not recorded."""
     from aiortc import RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
     from tiaojie.rtc.codecs import h264_first
@@ -399,7 +402,6 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         source.start()
         _, directory = await start_recording(live_server, room["id"])
-        # the sound alone, once no keyframe came
         segments = await segments_started(directory, 1)
         await fragments_chained(directory, segments, 2)
         status, _ = await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording")
@@ -408,12 +410,37 @@ async def test_vp8_video_is_forwarded_but_not_recorded(live_server, test_mp4):
         drain.cancel()
         await source.stop()
         await mediator.close()
-    (noted,) = events(directory, "not_recorded")
-    assert noted["codec"] == "video/VP8" and noted["source"] == "camera"
+    assert events(directory, "not_recorded") == []
     (started,) = events(directory, "segment_started")
-    assert started["tracks"] == ["audio"]
+    assert started["tracks"] == ["audio", "video"]
+    assert started["segment"].endswith("-camera.webm"), started["segment"]
     path = directory / started["segment"]
-    assert [s["codec_name"] for s in probe(path)["streams"]] == ["opus"]
+    assert sorted(s["codec_name"] for s in probe(path)["streams"]) == ["opus", "vp8"]
     assert decode_errors(path) == ""
     result = verify(directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_an_unrecordable_codec_is_noted_once_when_offered(tmp_path):
+    """`not_recorded` is written when the publication is offered to the recorder (a track
+    whose first packet never comes is in the chain too), once per publication."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tiaojie.archive.layout import new_recording_id
+    from tiaojie.client.session import Subscription
+    from tiaojie.recorder.session import Recorder
+
+    recorder = Recorder(
+        "http://127.0.0.1:9/join#token=unused",
+        tmp_path,
+        new_recording_id(),
+        Ed25519PrivateKey.generate(),
+    )
+    av1 = Subscription("1", "pub_av1", "p_x", "video", "camera", "video/AV1")
+    recorder.client.on_subscription[0](av1)
+    recorder.client.on_subscription[0](av1)
+    recorder.client.on_subscription[0](
+        Subscription("2", "pub_vp8", "p_x", "video", "camera", "video/VP8")
+    )
+    (noted,) = events(tmp_path, "not_recorded")
+    assert (noted["publication_id"], noted["codec"]) == ("pub_av1", "video/AV1")

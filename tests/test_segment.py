@@ -122,3 +122,41 @@ def test_starts_on_keyframe(tmp_path: Path, packets: list[tuple[str, av.Packet]]
     assert {s["codec_name"] for s in info["streams"]} == {"h264", "opus"}
     assert float(info["format"]["duration"]) < SECONDS - 0.5
     assert decode_errors(path) == ""
+
+
+def test_vp8_goes_into_webm_cut_at_clusters_as_the_verifier_cuts_it(tmp_path: Path) -> None:
+    """A VP8 segment is WebM: init before the first Cluster, one chunk per Cluster, the
+    same parts (and hashes) the verifier finds; a truncated file ends in an incomplete part."""
+    import hashlib
+    from fractions import Fraction
+
+    from tiaojie.archive.verify.boxes import split_segment
+
+    encoder = av.CodecContext.create("libvpx", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 320, 240, "yuv420p"
+    encoder.time_base, encoder.framerate = Fraction(1, 90000), 20
+    encoder.options = {"g": "20"}
+    frames = []
+    for i in range(60):
+        frame = av.VideoFrame(320, 240, "yuv420p")
+        frame.pts, frame.time_base = i * 4500, encoder.time_base
+        frames += encoder.encode(frame)
+    frames += encoder.encode(None)
+    chunks: list[tuple[str, int, bytes]] = []
+    path = tmp_path / "0001-p-camera.webm"
+    with SegmentWriter(
+        path, lambda k, o, d: chunks.append((k, o, d)), audio=False, video_codec="vp8"
+    ) as writer:
+        for i, packet in enumerate(frames):
+            packet.pts, packet.time_base = i * 4500, Fraction(1, 90000)
+            writer.write("video", packet)
+    assert [k for k, _, _ in chunks][:2] == ["init", "fragment"] and len(chunks) >= 3
+    parts = split_segment(path)
+    assert [(p.kind, p.offset, p.length, p.sha256) for p in parts] == [
+        (k, o, len(d), hashlib.sha256(d).hexdigest()) for k, o, d in chunks
+    ]
+    stream = probe(path)["streams"][0]
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("vp8", 320, 240)
+    assert decode_errors(path) == ""
+    path.write_bytes(path.read_bytes()[:-100])
+    assert not split_segment(path)[-1].complete

@@ -596,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "path",
         type=Path,
-        help="recording folder, segment .mp4, recording .zip, agreement .pdf or dossier .zip",
+        help="recording folder, segment .mp4/.webm, recording .zip, agreement .pdf or dossier .zip",
     )
     check.add_argument("--json", action="store_true", help="machine-readable report")
     check.add_argument(

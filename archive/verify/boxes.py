@@ -5,6 +5,10 @@ that follows a `moof`. Each part is a `SegmentPart`, hashed with sha256 in the s
 sequential pass, in large reads (`split_segment`); `split_segments` does many files in
 parallel threads (file reads and hashlib release the GIL). Nothing here knows the Chain:
 segments_check compares the parts with it.
+
+A `.webm` Segment (VP8 video: ffmpeg's MP4 muxer has no VP8) is cut at its EBML elements
+the same way (archive/ebml.py): the init part is everything before the first Cluster
+(the Segment element's header included), then each Cluster is one Fragment.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from tiaojie.archive import ebml
 
 READ_SIZE = 1 << 20  # read unit for hashing: large reads, hashlib releases the GIL
 
@@ -35,6 +41,8 @@ def split_segment(path: Path, buffer: bytearray | None = None) -> list[SegmentPa
     """Split a Segment file at its top-level boxes (size/type, 64-bit largesize) the way
     the recorder's writer cut it, hashing each part in the same single sequential pass."""
     buffer = buffer if buffer is not None else bytearray(READ_SIZE)
+    if path.suffix.lower() == ".webm":
+        return _split_webm(path, buffer)
     view = memoryview(buffer)
     parts: list[SegmentPart] = []
     with path.open("rb", buffering=0) as f:
@@ -117,3 +125,61 @@ def split_segments(
         for path, result in zip(paths, pool.map(work, paths), strict=True):
             results[path] = result
     return results
+
+
+def _split_webm(path: Path, buffer: bytearray) -> list[SegmentPart]:
+    """`split_segment` for a WebM Segment: at its Clusters (module docstring)."""
+    view = memoryview(buffer)
+    parts: list[SegmentPart] = []
+    with path.open("rb", buffering=0) as f:
+        size = os.fstat(f.fileno()).st_size
+        pos = start = 0
+        hasher = hashlib.sha256()
+        init_done = False
+        complete = True
+
+        def hash_through(end: int) -> None:
+            """Hash the file from `pos` up to `end` into the current range."""
+            f.seek(pos)
+            left = end - pos
+            while left > 0:
+                got = f.readinto(view[: min(len(view), left)])
+                if not got:
+                    break
+                hasher.update(view[:got])
+                left -= got
+
+        def close_range(kind: str, end: int) -> None:
+            nonlocal hasher, start
+            parts.append(SegmentPart(kind, start, end - start, hasher.hexdigest(), True))
+            hasher, start = hashlib.sha256(), end
+
+        while pos < size:
+            f.seek(pos)
+            head = f.read(min(ebml.MAX_HEADER, size - pos))
+            try:
+                header = ebml.element_header(head)
+            except ValueError:
+                header = None
+            if header is None or (header[2] < 0 and header[0] != ebml.SEGMENT_ID):
+                hash_through(size)  # not EBML, or the file ends inside a header
+                pos, complete = size, False
+                break
+            element, header_length, length = header
+            end = pos + header_length + (0 if element == ebml.SEGMENT_ID else length)
+            if end > size:  # the file ends inside this element: the rest is one range
+                hash_through(size)
+                pos, complete = size, False
+                break
+            if element == ebml.CLUSTER_ID and not init_done:
+                if pos > start:
+                    close_range("init", pos)
+                init_done = True
+            hash_through(end)
+            pos = end
+            if element == ebml.CLUSTER_ID:
+                close_range("fragment", pos)
+        if pos > start or not complete:
+            last = "fragment" if init_done else "init"
+            parts.append(SegmentPart(last, start, pos - start, hasher.hexdigest(), complete))
+    return parts

@@ -9,7 +9,7 @@ writing, before a Gap or an unsealed end) are reported as lost in the Gap, not a
 
 from __future__ import annotations
 
-from tiaojie.archive.layout import SEGMENTS_DIR, segment_number
+from tiaojie.archive.layout import SEGMENT_EXTENSIONS, SEGMENTS_DIR, segment_number
 from tiaojie.archive.report import Problem, byte_range, iso, part_name
 from tiaojie.archive.verify.boxes import SegmentPart, split_segments
 from tiaojie.archive.verify.chain_check import ChainedPart, ChainView
@@ -26,7 +26,7 @@ def check_segments(ctx: ChainView, only: str | None, workers: int | None) -> lis
     on_disk: list[str] = []
     if only is None and segments_dir.is_dir():
         for child in sorted(segments_dir.iterdir()):
-            if child.suffix.lower() == ".mp4" and child.is_file():
+            if child.suffix.lower() in SEGMENT_EXTENSIONS and child.is_file():
                 on_disk.append(f"{SEGMENTS_DIR}/{child.name}")
             else:
                 found.warning(

@@ -69,7 +69,5 @@ class MediaHandlers:
 
     async def _subscriber_answer(self, request: Request) -> dict[str, Any]:
         await self.signalling.check(request)
-        await self.media.peer(request.room_id, request.participant_id).answer(
-            request.payload["sdp"]
-        )
-        return {}
+        peer = self.media.peer(request.room_id, request.participant_id)
+        return {"unavailable": await peer.answer(request.payload["sdp"])}

@@ -31,7 +31,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
 
 from tiaojie.rtc import aiortc_internals
-from tiaojie.rtc.codecs import codec_preferences
+from tiaojie.rtc.codecs import PREFERRED, codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.counters import MediaCounters
@@ -47,11 +47,15 @@ from tiaojie.server.model import new_id
 
 log = logging.getLogger(__name__)
 
+#: The video codecs the pass-through forwards (rtc/aiortc_internals.py assembles them).
+FORWARDED_VIDEO = ("video/H264", "video/VP8")
 SOURCES = {"camera": "video", "screen": "video", "microphone": "audio"}
 PLI_INTERVAL = 0.5  # at most one keyframe request per publication this often (seconds)
 ANSWER_TIMEOUT = 10.0
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (to, event, payload)
+#: Resolved once a subscriber answer is applied: what its sender cannot receive.
+Applied = asyncio.Future[list[dict[str, Any]]]
 
 _background: set[asyncio.Future[Any]] = set()
 
@@ -78,6 +82,12 @@ class Publication:
     #: None in transcode mode (the benchmark baseline), where frames are decoded
     assembler: aiortc_internals.FrameAssembler | None
     muted: bool = False
+    #: A second encoding of the publication with this id, in another codec, published
+    #: while some subscriber cannot decode the first (a backup codec): never announced,
+    #: offered only to those subscribers.
+    backup_of: str | None = None
+    #: The video codecs (mime types) the publisher offered on this mid, best first.
+    offered: tuple[str, ...] = ()
     slots: set[Slot] = field(default_factory=set)
     received: int = 0
     counters: MediaCounters = field(default_factory=MediaCounters)
@@ -156,6 +166,15 @@ class Slot:
     #: The room's ForwardingRules do not let its subscriber receive the publication now
     #: (a caucus, screening): nothing is pushed, nothing is renegotiated.
     withheld: bool = False
+    #: The subscriber's answer rejected this m-section (it decodes none of its codecs):
+    #: inactive for good, never reused, offered as rejected from then on.
+    rejected: bool = False
+
+    def reject(self) -> None:
+        """Idle this slot for good (see `rejected`)."""
+        self.detach()
+        self.rejected = True
+        self.transceiver.direction = "inactive"
 
     def withhold(self, withheld: bool) -> None:
         """Stop or resume feeding this slot; resuming waits for a fresh keyframe."""
@@ -201,15 +220,20 @@ class Peer:
         self.subscriber_candidates = RemoteCandidates()
         self.publications: dict[str, Publication] = {}  # by mid
         self.slots: list[Slot] = []
+        #: Publications this participant cannot receive, by id: {publication_id,
+        #: participant_id, kind, source, codec, reason} (`unavailable` in PROTOCOL.md).
+        self.unavailable: dict[str, dict[str, Any]] = {}
+        #: Codecs this participant's answers rejected: never offered to them again.
+        self.cannot_decode: set[str] = set()
+        #: Sources this publisher was asked a backup codec for (`backup_codec`).
+        self.backups_asked: set[str] = set()
         self._negotiating = asyncio.Lock()
         self._dirty = False
         #: False until the participant has their room_state (start_peer): a client drops
         #: subscriber offers that come earlier, so they wait.
         self.started = False
         #: the client's answer, and a future the negotiation resolves once it is applied
-        self._answer: asyncio.Future[tuple[RTCSessionDescription, asyncio.Future[None]]] | None = (
-            None
-        )
+        self._answer: asyncio.Future[tuple[RTCSessionDescription, Applied]] | None = None
         self._incoming: dict[
             str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
         ] = {}
@@ -220,17 +244,18 @@ class Peer:
         self.muted = {"audio": False, "video": False}
 
     # -- publishing ------------------------------------------------------------------------
-    async def publish(self, sdp: str, tracks: list[dict[str, str]]) -> str:
-        sources = [t["source"] for t in tracks]
+    async def publish(self, sdp: str, tracks: list[dict[str, Any]]) -> str:
+        sources = [(t["source"], bool(t.get("backup"))) for t in tracks]
         if len(set(sources)) != len(sources):
-            raise bad_request("At most one track per source.")
-        sdp_input.parse(sdp, "offer")
+            raise bad_request("At most one track per source, and one backup of it.")
+        offered = sdp_input.video_codecs(sdp_input.parse(sdp, "offer"))
         sdp = self._screened(sdp, self.publisher_candidates)
         if self.publisher is None:
             self.publisher = self.room.plane.new_connection()
             self.publisher.on("track", self._on_track)
         publisher = self.publisher
         wanted = {t["mid"]: t["source"] for t in tracks}
+        backups = {t["mid"] for t in tracks if t.get("backup")}
         try:
             with sdp_input.applying("offer"):
                 await publisher.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
@@ -253,11 +278,27 @@ class Peer:
         codecs = _first_codecs(answer)
         added, removed = [], []
         for mid, publication in list(self.publications.items()):
-            if wanted.get(mid) != publication.source or _inactive(transceivers[mid]):
+            backup = publication.backup_of is not None
+            if (
+                wanted.get(mid) != publication.source
+                or _inactive(transceivers[mid])
+                or (mid in backups) != backup
+            ):
                 removed.append(self.publications.pop(mid))
-        for mid, source in wanted.items():
+        gone = {p.id for p in removed}
+        for mid, publication in list(self.publications.items()):  # a backup of nothing
+            if publication.backup_of in gone:
+                removed.append(self.publications.pop(mid))
+        # primaries first: a backup names the publication it backs up
+        for mid, source in sorted(wanted.items(), key=lambda item: item[0] in backups):
             if mid in self.publications or _inactive(transceivers[mid]) or mid not in codecs:
                 continue
+            backup_of = None
+            if mid in backups:
+                primary = self.publication_of(source)
+                if primary is None or primary.codec == codecs[mid]:
+                    continue  # nothing to back up, or no other codec: not published
+                backup_of = primary.id
             track, assembler = self._incoming[mid]
             publication = Publication(
                 id=new_id(),
@@ -270,6 +311,8 @@ class Peer:
                 receiver=transceivers[mid].receiver,
                 assembler=assembler,
                 muted=source != "screen" and self.muted[SOURCES[source]],
+                backup_of=backup_of,
+                offered=tuple(offered.get(mid, ())),
                 counters=self.room.plane.counters,
             )
             publication.start()
@@ -279,6 +322,36 @@ class Peer:
             await publication.stop()
         await self.room.publications_changed(added, removed)
         return rewrite_candidates(answer, self.room.plane.ice)
+
+    def publication_of(self, source: str) -> Publication | None:
+        """This participant's (primary) publication of `source`, if any."""
+        for publication in self.publications.values():
+            if publication.source == source and publication.backup_of is None:
+                return publication
+        return None
+
+    async def want_backup(self, publication: Publication, cannot_decode: set[str]) -> None:
+        """A subscriber cannot decode `publication`: ask this publisher for a backup
+        encoding in a codec it offered and that subscriber decodes (once per source)."""
+        codec = next(
+            (
+                c
+                for c in publication.offered
+                if c in FORWARDED_VIDEO and c != publication.codec and c not in cannot_decode
+            ),
+            None,
+        )
+        if codec is None or publication.source in self.backups_asked or self.closed:
+            return
+        if any(p.backup_of == publication.id for p in self.publications.values()):
+            return
+        self.backups_asked.add(publication.source)
+        log.info(
+            "asking %s for a %s backup of their %s", self.participant_id, codec, publication.source
+        )
+        await self.room.plane.send(
+            self.sid, "backup_codec", {"source": publication.source, "codec": codec}
+        )
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.publisher is not None
@@ -320,11 +393,29 @@ class Peer:
                     return
 
     async def _negotiate(self) -> None:
-        wanted = [p for p in self.room.publications() if p.participant_id != self.participant_id]
+        published = [p for p in self.room.publications() if p.participant_id != self.participant_id]
+        backups = {p.backup_of: p for p in published if p.backup_of is not None}
+        wanted, self.unavailable = [], {}
+        for publication in published:
+            if publication.backup_of is not None:
+                continue
+            if publication.codec not in self.cannot_decode:
+                wanted.append(publication)
+                continue
+            backup = backups.get(publication.id)
+            if backup is not None and backup.codec not in self.cannot_decode:
+                wanted.append(backup)
+                continue
+            self.unavailable[publication.id] = _unavailable(publication)
+            _spawn(self.room.want_backup(publication, self.cannot_decode))
         if self.subscriber is None:
             if not wanted:
                 return
             self.subscriber = self.room.plane.new_connection()
+            # The first m-section tags the bundle; a browser that rejects it (a codec it
+            # cannot decode) cannot set up the rest (Chromium: "Failed to setup RTCP
+            # mux"). Opus, which every browser decodes, goes first: a free audio slot.
+            self._new_slot("audio", PREFERRED["audio"])
         current = {slot.publication.id: slot for slot in self.slots if slot.publication}
         wanted_ids = {p.id for p in wanted}
         for publication_id, slot in current.items():
@@ -334,7 +425,9 @@ class Peer:
         for publication in wanted:
             if publication.id in current:
                 continue
-            slot = self._free_slot(publication) or self._new_slot(publication)
+            slot = self._free_slot(publication) or self._new_slot(
+                publication.kind, publication.codec
+            )
             slot.withheld = not self.room.rules.allows(
                 self.participant_id, publication.participant_id, publication.kind
             )
@@ -345,12 +438,14 @@ class Peer:
         require_candidates(self.subscriber.localDescription.sdp)
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
+        offered = self.subscriber.localDescription.sdp
+        idle = {slot.transceiver.mid or "" for slot in self.slots if slot.rejected}
         await self.room.plane.send(
             self.sid,
             "subscriber_offer",
             {
-                "sdp": rewrite_candidates(
-                    self.subscriber.localDescription.sdp, self.room.plane.ice
+                "sdp": sdp_input.reject_in_offer(
+                    rewrite_candidates(offered, self.room.plane.ice), idle
                 ),
                 "type": "offer",
                 "tracks": [
@@ -365,12 +460,14 @@ class Peer:
                     for slot in self.slots
                     if slot.publication is not None
                 ],
+                "unavailable": list(self.unavailable.values()),
             },
         )
         answer, applied = await asyncio.wait_for(self._answer, ANSWER_TIMEOUT)
         try:
             with sdp_input.applying("answer"):
-                await self.subscriber.setRemoteDescription(answer)
+                sdp, rejected = sdp_input.accept_rejected(answer.sdp, offered, idle)
+                await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         except TiaojieError as refused:
             # aiortc may have applied part of it: this connection is not renegotiated
             # again (the participant gets a fresh one by reconnecting)
@@ -380,23 +477,47 @@ class Peer:
         except BaseException:
             _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
             raise
-        _settle(applied)
+        self._rejected(rejected)
+        _settle(applied, result=list(self.unavailable.values()))
         for slot in new:
             slot.keyframe_needed()
 
+    def _rejected(self, mids: list[str]) -> None:
+        """The answer rejected these m-sections: their publications are `unavailable`."""
+        for slot in self.slots:
+            if slot.transceiver.mid not in mids or slot.rejected:
+                continue
+            publication = slot.publication
+            slot.reject()
+            if publication is None:
+                continue
+            self.cannot_decode.add(publication.codec)
+            log.info(
+                "%s cannot receive %s's %s (%s): the answer rejected it",
+                self.participant_id,
+                publication.participant_id,
+                publication.source,
+                publication.codec,
+            )
+            primary = publication
+            if publication.backup_of is not None:  # the backup too: report the primary
+                primary = self.room.publication(publication.backup_of) or publication
+            self.unavailable[primary.id] = _unavailable(primary)
+            _spawn(self.room.want_backup(primary, self.cannot_decode))
+
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:
-            if slot.publication is None and slot.codec == publication.codec:
+            if slot.publication is None and not slot.rejected and slot.codec == publication.codec:
                 return slot
         return None
 
-    def _new_slot(self, publication: Publication) -> Slot:
+    def _new_slot(self, kind: str, codec: str) -> Slot:
         assert self.subscriber is not None
         counters = self.room.plane.counters
-        track = ForwardTrack(publication.kind, counters=counters)
+        track = ForwardTrack(kind, counters=counters)
         transceiver = self.subscriber.addTransceiver(track, direction="sendonly")
-        transceiver.setCodecPreferences(codec_preferences(publication.kind, publication.codec))
-        slot = Slot(transceiver, track, publication.kind, publication.codec)
+        transceiver.setCodecPreferences(codec_preferences(kind, codec))
+        slot = Slot(transceiver, track, kind, codec)
         track.on_keyframe_needed = slot.keyframe_needed
 
         def keyframe_requested() -> None:
@@ -411,19 +532,20 @@ class Peer:
         self.slots.append(slot)
         return slot
 
-    async def answer(self, sdp: str) -> None:
-        """The client's answer to the waiting subscriber offer, once applied (`bad_sdp`
-        if it cannot be read or used; the connection then waits for the next offer)."""
+    async def answer(self, sdp: str) -> list[dict[str, Any]]:
+        """Apply the client's answer to the waiting subscriber offer (`bad_sdp` if it
+        cannot be read or used; the connection then waits for the next offer); what the
+        participant cannot receive (`unavailable`), once applied."""
         if self._answer is None or self._answer.done():
             raise TiaojieError(
                 "unexpected_answer", "No subscriber offer is waiting for an answer.", 409
             )
         sdp_input.parse(sdp, "answer")
         sdp = self._screened(sdp, self.subscriber_candidates)
-        applied: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        applied: Applied = asyncio.get_running_loop().create_future()
         self._answer.set_result((RTCSessionDescription(sdp, "answer"), applied))
         try:
-            await asyncio.wait_for(applied, ANSWER_TIMEOUT)
+            return await asyncio.wait_for(applied, ANSWER_TIMEOUT)
         except TimeoutError:
             raise TiaojieError("no_media", "The answer was not applied in time.", 409) from None
 
@@ -474,16 +596,29 @@ class MediaRoom:
     def publications(self) -> list[Publication]:
         return [p for peer in self.peers.values() for p in peer.publications.values()]
 
+    def publication(self, publication_id: str) -> Publication | None:
+        return next((p for p in self.publications() if p.id == publication_id), None)
+
+    async def want_backup(self, publication: Publication, cannot_decode: set[str]) -> None:
+        """Some subscriber cannot decode `publication`: ask its publisher for a backup."""
+        peer = self.peers.get(publication.participant_id)
+        if peer is not None:
+            await peer.want_backup(publication, cannot_decode)
+
     async def publications_changed(
         self, added: list[Publication], removed: list[Publication]
     ) -> None:
         for publication in removed:
+            if publication.backup_of is not None:  # backups are never announced
+                continue
             await self.plane.broadcast(
                 self.id,
                 "publication_removed",
                 {"publication_id": publication.id, "participant_id": publication.participant_id},
             )
         for publication in added:
+            if publication.backup_of is not None:
+                continue
             await self.plane.broadcast(
                 self.id, "publication_added", {"publication": publication.public()}
             )
@@ -572,7 +707,7 @@ class MediaPlane:
 
     def publications(self, room_id: str) -> list[dict[str, Any]]:
         room = self.rooms.get(room_id)
-        return [p.public() for p in room.publications()] if room else []
+        return [p.public() for p in room.publications() if p.backup_of is None] if room else []
 
     async def set_muted(self, room_id: str, participant_id: str, kind: str, muted: bool) -> None:
         """Stop (or resume) forwarding a participant's microphone or camera."""
@@ -589,6 +724,8 @@ class MediaPlane:
                     for slot in publication.slots:
                         slot.track.switch_source()
                     publication.request_keyframe()
+                if publication.backup_of is not None:
+                    continue
                 await self.broadcast(
                     room_id, "publication_updated", {"publication": publication.public()}
                 )
@@ -627,14 +764,30 @@ async def _close_quietly(pc: RTCPeerConnection) -> None:
         log.info("closing a peer connection failed: %s: %s", type(error).__name__, error)
 
 
-def _settle(applied: asyncio.Future[None], error: BaseException | None = None) -> None:
+def _settle(
+    applied: Applied,
+    error: BaseException | None = None,
+    result: list[dict[str, Any]] | None = None,
+) -> None:
     """Tell the `subscriber_answer` waiting on `applied` how its answer went."""
     if applied.done():  # its sender stopped waiting
         return
     if error is None:
-        applied.set_result(None)
+        applied.set_result(result or [])
     else:
         applied.set_exception(error)
+
+
+def _unavailable(publication: Publication) -> dict[str, Any]:
+    """`publication` as an entry of `unavailable` (docs/PROTOCOL.md)."""
+    return {
+        "publication_id": publication.id,
+        "participant_id": publication.participant_id,
+        "kind": publication.kind,
+        "source": publication.source,
+        "codec": publication.codec,
+        "reason": sdp_input.CODEC_UNSUPPORTED,
+    }
 
 
 def _inactive(transceiver: RTCRtpTransceiver) -> bool:

@@ -21,13 +21,14 @@ from tiaojie.server.errors import not_found
 
 INDEX_FILE = RECORDINGS_INDEX_FILE
 FILE_NAMES = {"recording.json", "chain.jsonl", "recorder.pub.pem", "seal.tsr"}
-SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.mp4")
+SEGMENT_NAME = re.compile(r"[0-9]{4}-[A-Za-z0-9_-]{1,64}-(camera|screen)\.(mp4|webm)")
 CONTENT_TYPES = {
     ".json": "application/json",
     ".jsonl": "application/jsonl",
     ".pem": "application/x-pem-file",
     ".tsr": "application/timestamp-reply",
     ".mp4": "video/mp4",
+    ".webm": "video/webm",
 }
 
 
@@ -55,7 +56,13 @@ class RecordingArchive:
             summary = load_summary(directory) or {"status": "starting", "segments": []}
         except ValueError:
             summary = {"status": "starting", "segments": []}
-        files = sorted(p.name for p in (directory / "segments").glob("*.mp4"))
+        files = (
+            sorted(
+                p.name for p in (directory / "segments").iterdir() if p.suffix in (".mp4", ".webm")
+            )
+            if (directory / "segments").is_dir()
+            else []
+        )
         return {
             "status": summary.get("status"),
             "started_at": summary.get("started_at"),

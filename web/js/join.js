@@ -273,6 +273,8 @@ function exposeForTests(room, view) {
         readyState: track.readyState,
         muted: track.muted,
       })),
+    /** Publications this page cannot receive (the server's `unavailable`). */
+    unavailable: () => media.unavailable,
     /** pcSub's inbound-rtp stats per mid, with whose track each mid carries. */
     inbound: () => inboundByMid(media.subscriber?.pc ?? null, media.subscriber?.tracks ?? new Map()),
     /** The last connection-quality grades, by participant id. */

@@ -70,6 +70,10 @@ export class MediaSession extends EventTarget {
       if (!this.subscriber) this._newSubscriber();
       this.subscriber.handleOffer(offer);
     });
+    // someone cannot decode our camera's (or screen's) codec: send it in theirs too
+    this.sig.on("backup_codec", ({ source, codec } = {}) => {
+      if (this.active && typeof codec === "string") this.publisher?.addBackup(source, codec);
+    });
     preview.addEventListener("statechange", () => this._syncDevices());
   }
 
@@ -114,6 +118,11 @@ export class MediaSession extends EventTarget {
       this.screenTrack.stop();
       this.screenTrack = null;
     }
+  }
+
+  /** Publications this browser cannot receive (see subscriber.js), as a list. */
+  get unavailable() {
+    return this.subscriber ? [...this.subscriber.unavailable.values()] : [];
   }
 
   /** @returns {import("./subscriber.js").RemoteTrack[]} */

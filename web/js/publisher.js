@@ -8,6 +8,11 @@
  * leaves it out of `tracks`; the next share reuses it (same mid). Every change that needs
  * an offer runs through one queue, so negotiations never overlap.
  *
+ * A backup codec: when the server asks (`backup_codec`: someone cannot decode what we
+ * send), the camera or screen is sent a second time on a transceiver of its own, limited
+ * to that codec, published as `{mid, source, backup: true}`; it follows the source's
+ * track (device switches, camera off, screen stopped).
+ *
  * Video senders prefer keeping their resolution over their frame rate (see
  * {@link keepResolution}).
  *
@@ -18,7 +23,7 @@
  *
  * @module publisher
  */
-import { applyCodecPreferences, iceGatheringDone, newPeerConnection } from "./webrtc.js";
+import { applyCodecPreferences, iceGatheringDone, newPeerConnection, preferredCodecs } from "./webrtc.js";
 
 /** @typedef {"camera"|"microphone"|"screen"} Source */
 
@@ -37,6 +42,8 @@ export class Publisher extends EventTarget {
     this.pc = newPeerConnection(iceServers);
     /** @type {Map<Source, RTCRtpTransceiver>} */
     this.transceivers = new Map();
+    /** @type {Map<Source, RTCRtpTransceiver>} backup-codec encodings, by source */
+    this.backups = new Map();
     /** One stream id for everything we publish (the SDP's msid). */
     this.stream = new MediaStream();
     /** @type {"new"|"negotiating"|"published"|"failed"|"closed"} */
@@ -76,21 +83,52 @@ export class Publisher extends EventTarget {
         if (tr && tr.direction === "sendonly") {
           if (tr.sender.track !== track) {
             await tr.sender.replaceTrack(track);
+            await this.backups.get(source)?.sender.replaceTrack(track);
             this._watchEnded(source, track);
           }
           return; // same m-line, same mid: no renegotiation
         }
         await this._attach(source, track);
+        const backup = this.backups.get(source);
+        if (backup) {
+          backup.direction = "sendonly";
+          await backup.sender.replaceTrack(track);
+        }
         await this._negotiate();
         return;
       }
       if (!tr || tr.direction !== "sendonly") return;
       this._watchEnded(source, null);
       await tr.sender.replaceTrack(null);
+      await this.backups.get(source)?.sender.replaceTrack(null);
       if (source === "screen") {
         tr.direction = "inactive";
+        const backup = this.backups.get(source);
+        if (backup) backup.direction = "inactive";
         await this._negotiate();
       }
+    });
+  }
+
+  /**
+   * Send `source` a second time in `codec` (the server's `backup_codec`), once.
+   * @param {Source} source
+   * @param {string} codec mime type, e.g. "video/VP8"
+   */
+  addBackup(source, codec) {
+    return this._run(async () => {
+      const main = this.transceivers.get(source);
+      if (this.backups.has(source) || !main || SOURCE_KIND[source] !== "video") return;
+      const wanted = [codec.toLowerCase(), "video/rtx"];
+      const codecs = preferredCodecs("video").filter((c) => wanted.includes(c.mimeType.toLowerCase()));
+      if (!codecs.some((c) => c.mimeType.toLowerCase() === codec.toLowerCase())) return;
+      const tr = this.pc.addTransceiver(main.sender.track || "video", {
+        direction: main.direction === "sendonly" ? "sendonly" : "inactive",
+        streams: [this.stream],
+      });
+      tr.setCodecPreferences(codecs);
+      this.backups.set(source, tr);
+      await this._negotiate();
     });
   }
 
@@ -154,6 +192,9 @@ export class Publisher extends EventTarget {
     const out = [];
     for (const [source, tr] of this.transceivers) {
       if (tr.direction === "sendonly" && tr.mid !== null) out.push({ mid: tr.mid, source });
+    }
+    for (const [source, tr] of this.backups) {
+      if (tr.direction === "sendonly" && tr.mid !== null) out.push({ mid: tr.mid, source, backup: true });
     }
     return out;
   }

@@ -332,6 +332,12 @@ export class RoomView {
     /** @type {import("./video-grid.js").TileSpec[]} */
     const screens = [];
     const cameras = [];
+    /** @type {Map<string, Set<string>>} participant id -> kinds we cannot receive */
+    const cannot = new Map();
+    for (const u of this.media.unavailable) {
+      if (!cannot.has(u.participant_id)) cannot.set(u.participant_id, new Set());
+      cannot.get(u.participant_id).add(u.kind);
+    }
     const people = [...this.room.participants.values()].sort(byRoleThenTime);
     for (const p of people) {
       if (p.id === me.id) continue;
@@ -342,6 +348,7 @@ export class RoomView {
           key: `${p.id}:camera`, participant: p, source: "camera", self: false,
           video: tracks.camera || null, audio: tracks.microphone || null,
           videoOff: !!p.muted?.video || this.separation.withholds(p.id, "video"),
+          unsupported: [...(cannot.get(p.id) || [])],
         });
       }
       if (tracks.screen && !this.separation.withholds(p.id, "video")) {

@@ -22,6 +22,7 @@ export const NOTIFICATIONS = [
   "publication_added",
   "publication_removed",
   "publication_updated",
+  "backup_codec",
   // recording (docs/PROTOCOL.md: start_recording, recording_consent)
   "recording_state",
   // the agreement (docs/PROTOCOL.md, "Agreement")

@@ -8,6 +8,10 @@
  * that list is the truth about which transceiver carries what. A mid no longer listed
  * is unused.
  *
+ * Publications this browser cannot receive (its answer rejected their m-section: it
+ * decodes none of the offered codecs) come as `unavailable` in the offer and in the
+ * answer's acknowledgement: {@link Subscriber#unavailable}.
+ *
  * Events (an EventTarget):
  * - `change`: {@link Subscriber#tracks} changed (after each answered offer)
  *
@@ -40,6 +44,12 @@ export class Subscriber extends EventTarget {
     this.pc = null;
     /** @type {Map<string, RemoteTrack>} mid -> track */
     this.tracks = new Map();
+    /**
+     * Publications we cannot receive, by publication id:
+     * `{publication_id, participant_id, kind, source, codec, reason}`.
+     * @type {Map<string, object>}
+     */
+    this.unavailable = new Map();
     /** Offers received and answered (for tests and the debug hook). */
     this.offers = 0;
     this.answers = 0;
@@ -79,8 +89,9 @@ export class Subscriber extends EventTarget {
 
   // ---- internals ----
 
-  async _answer({ sdp, tracks }) {
+  async _answer({ sdp, tracks, unavailable }) {
     if (this.closed || typeof sdp !== "string") return;
+    this._setUnavailable(unavailable);
     if (!this.pc) this.pc = newPeerConnection(this.iceServers);
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
@@ -94,7 +105,19 @@ export class Subscriber extends EventTarget {
       type: "answer",
     });
     if (!ack.ok) console.warn("subscriber_answer refused:", ack.error, ack.message);
-    else this.answers += 1;
+    else {
+      this.answers += 1;
+      if (this._setUnavailable(ack.unavailable)) this._map(Array.isArray(tracks) ? tracks : []);
+    }
+  }
+
+  /** Take the server's `unavailable` list; whether it changed. */
+  _setUnavailable(list) {
+    if (!Array.isArray(list)) return false;
+    const next = new Map(list.filter((u) => u?.publication_id).map((u) => [u.publication_id, u]));
+    const same = next.size === this.unavailable.size && [...next.keys()].every((k) => this.unavailable.has(k));
+    this.unavailable = next;
+    return !same;
   }
 
   /** Rebuild the mid -> track map from an offer's `tracks` list. */
@@ -107,7 +130,7 @@ export class Subscriber extends EventTarget {
     const next = new Map();
     for (const info of list) {
       const tr = byMid.get(String(info?.mid));
-      if (!tr || !info.participant_id) continue;
+      if (!tr || !info.participant_id || this.unavailable.has(info.publication_id)) continue;
       next.set(tr.mid, {
         mid: tr.mid,
         track: tr.receiver.track,

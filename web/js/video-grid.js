@@ -25,6 +25,8 @@ import { h, initial } from "./ui.js";
  * @property {MediaStreamTrack|null} video
  * @property {MediaStreamTrack|null} audio
  * @property {boolean} videoOff the participant turned the camera off
+ * @property {string[]} [unsupported] kinds ("audio", "video") of theirs this browser
+ *   cannot decode (the server's `unavailable`): said on the tile
  */
 
 export class VideoGrid extends EventTarget {
@@ -142,6 +144,8 @@ class Tile {
     this.initial = h("span.tile-initial", { "aria-hidden": "true" });
     // presence `reconnecting`: their connection dropped, their seat is kept (a while)
     this.away = h("span.tile-away", { role: "status", hidden: true });
+    // their codec is one this browser cannot decode: say so instead of a silent avatar
+    this.unsupported = h("span.tile-unsupported", { role: "status", hidden: true });
     this.el = h(
       "div.tile",
       {
@@ -153,6 +157,7 @@ class Tile {
       h("div.tile-avatar", {}, this.initial),
       h("div.tile-top", {}, this.hand, spec.source === "camera" ? this.qualityEl : null),
       this.away,
+      this.unsupported,
       // the role comes from the participant's token, next to every name (never the name)
       h("div.tile-bottom", {}, this.micOff, this.name, this.badge),
     );
@@ -196,6 +201,11 @@ class Tile {
     el.classList.toggle("reconnecting", away);
     this.away.hidden = !away;
     this.away.textContent = away ? t("room.status.reconnecting") : "";
+    const kinds = new Set(spec.unsupported || []);
+    const which = kinds.size > 1 ? "both" : kinds.has("video") ? "video" : kinds.has("audio") ? "audio" : "";
+    el.classList.toggle("unsupported", !!which);
+    this.unsupported.hidden = !which;
+    this.unsupported.textContent = which ? t(`tile.unsupported.${which}`) : "";
 
     if (!this.self || screen) this._setTracks([spec.video, spec.audio].filter(Boolean));
     this._paintVideo();
