@@ -68,9 +68,9 @@ async def server(tmp_path: Path, relay: RelayProcess) -> AsyncIterator[LiveServe
 async def test_a_subscriber_on_a_lossy_slow_distant_link_keeps_seeing_and_hearing(
     chromium_cdp: str, server: LiveServer, relay: RelayProcess
 ) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import async_playwright
 
-    from tests.test_browser_media import HAS_VIDEO, TIMEOUT_MS, Participant, eventually
+    from tests.test_browser_media import eventually, join
     from tests.test_recording import events_so_far, start_recording, verify
     from tests.test_turn import RELAY_ONLY
 
@@ -79,22 +79,11 @@ async def test_a_subscriber_on_a_lossy_slow_distant_link_keeps_seeing_and_hearin
     async with async_playwright() as p:
         browser = await p.chromium.connect_over_cdp(chromium_cdp)
         try:
-            people = []
             cast = (("mediator", "张调解员", None), ("party", "李四", RELAY_ONLY))
-            for role, name, script in cast:
-                invite = await srv.create_invite(room["id"], role, name)
-                context = await browser.new_context(viewport={"width": 1280, "height": 800})
-                if script:
-                    await context.add_init_script(script)
-                page = await context.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                errors: list[str] = []
-                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-                await page.goto(invite["url"])
-                await expect(page.locator("#preview")).to_have_class(HAS_VIDEO)
-                await page.click("#join-button")
-                await expect(page.locator("body")).to_have_attribute("data-screen", "room")
-                people.append(Participant(page, invite, errors))
+            people = [
+                await join(browser, srv, room, role, name, "room", init_script=script)
+                for role, name, script in cast
+            ]
             mediator, party = people
             impaired = party.page
             recording_id, directory = await start_recording(srv, room["id"])

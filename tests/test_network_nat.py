@@ -71,9 +71,9 @@ def server_side_remote(pc: Any) -> tuple[str, str]:
 async def test_a_browser_behind_a_nat_joins_publishes_and_decodes(
     lab: netlab.NatLab, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import async_playwright
 
-    from tests.test_browser_media import HAS_VIDEO, TIMEOUT_MS, Participant, growing
+    from tests.test_browser_media import growing, join
 
     # nft's masquerade really translates in this kernel (a UDP probe from the browser's
     # namespace arrived from the router's address); otherwise this test is not about NAT
@@ -101,20 +101,12 @@ async def test_a_browser_behind_a_nat_joins_publishes_and_decodes(
             async with bridge, async_playwright() as p:
                 browser = await p.chromium.connect_over_cdp(f"http://127.0.0.1:{bridge_port}")
                 try:
-                    people = []
-                    for role, name in (("mediator", "张调解员"), ("party", "李四")):
-                        invite = await srv.create_invite(room["id"], role, name)
-                        assert invite["url"].startswith(f"http://{lab.server_ip}:")
-                        context = await browser.new_context(viewport={"width": 1280, "height": 800})
-                        page = await context.new_page()
-                        page.set_default_timeout(TIMEOUT_MS)
-                        errors: list[str] = []
-                        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-                        await page.goto(invite["url"])
-                        await expect(page.locator("#preview")).to_have_class(HAS_VIDEO)
-                        await page.click("#join-button")
-                        await expect(page.locator("body")).to_have_attribute("data-screen", "room")
-                        people.append(Participant(page, invite, errors))
+                    people = [
+                        await join(browser, srv, room, role, name, "room")
+                        for role, name in (("mediator", "张调解员"), ("party", "李四"))
+                    ]
+                    for person in people:
+                        assert person.invite["url"].startswith(f"http://{lab.server_ip}:")
                     mediator, party = people
                     await growing(mediator, party, "camera", "framesDecoded")
                     await growing(party, mediator, "camera", "framesDecoded")

@@ -195,29 +195,19 @@ async () => {
 async def test_a_relay_only_browser_joins_publishes_and_decodes_through_coturn(
     chromium_cdp: str, turn_server: LiveServer
 ) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import async_playwright
 
-    from tests.test_browser_media import HAS_VIDEO, TIMEOUT_MS, Participant, growing
+    from tests.test_browser_media import growing, join
 
     srv = turn_server
     room = await srv.create_room(title="中继连接", lobby=False)
     async with async_playwright() as p:
         browser = await p.chromium.connect_over_cdp(chromium_cdp)
         try:
-            people = []
-            for role, name in (("mediator", "张调解员"), ("party", "李四")):
-                invite = await srv.create_invite(room["id"], role, name)
-                context = await browser.new_context(viewport={"width": 1280, "height": 800})
-                await context.add_init_script(RELAY_ONLY)
-                page = await context.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                errors: list[str] = []
-                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
-                await page.goto(invite["url"])
-                await expect(page.locator("#preview")).to_have_class(HAS_VIDEO)
-                await page.click("#join-button")
-                await expect(page.locator("body")).to_have_attribute("data-screen", "room")
-                people.append(Participant(page, invite, errors))
+            people = [
+                await join(browser, srv, room, role, name, "room", init_script=RELAY_ONLY)
+                for role, name in (("mediator", "张调解员"), ("party", "李四"))
+            ]
             mediator, party = people
             await growing(mediator, party, "camera", "framesDecoded")
             await growing(party, mediator, "camera", "framesDecoded")
