@@ -361,6 +361,9 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("POST", f"{room_path}/enter", admin),  # 403: an account enters
         ("GET", "/api/rooms", staff_key),  # the staff views, with the owner
         ("GET", room_path, staff_key),
+        # the device check's network probe (server/media/probe_http.py)
+        ("GET", "/api/probe", par),
+        ("POST", "/api/probe", par),  # 4xx: no offer
         ("POST", "/api/cases", admin),  # 415: no body
         ("POST", "/api/cases", med),  # 403: not staff
         ("GET", "/api/cases", admin),

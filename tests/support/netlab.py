@@ -216,8 +216,12 @@ def nat_lab(masquerade: bool = True) -> Iterator[NatLab]:
             lab.made.append(name)
             _run("ip", "-n", name, "link", "set", "lo", "up")
         # root ⇄ router
-        _run("ip", "link", "add", lab.root_link, "type", "veth", "peer", "name", "tjo")
-        _run("ip", "link", "set", "tjo", "netns", lab.router)
+        # the peer is made inside the router at once: no "tjo" in the root namespace
+        # that another test process making its lab at the same moment could collide with
+        _run(
+            "ip", "link", "add", lab.root_link, "type", "veth",
+            "peer", "name", "tjo", "netns", lab.router,
+        )  # fmt: skip
         _run("ip", "addr", "add", f"{lab.server_ip}/24", "dev", lab.root_link)
         _run("ip", "link", "set", lab.root_link, "up")
         _run("ip", "-n", lab.router, "addr", "add", f"{lab.public_ip}/24", "dev", "tjo")
