@@ -64,6 +64,36 @@ async def network(cdp: CDPSession, online: bool) -> None:
     )
 
 
+async def network_lost(
+    srv: Any, room: dict[str, Any], who: Participant, watcher: Participant
+) -> CDPSession:
+    """`who`'s page goes offline and the server loses its connection; `watcher` sees
+    "重新连接中…" on its tile. The CDP session to give the network back with."""
+    cdp = await who.page.context.new_cdp_session(who.page)
+    await network(cdp, online=False)
+    await drop(srv, room["id"], who.id)
+    await expect(watcher.tile(who).locator(".tile-away")).to_have_text("重新连接中…")
+    return cdp
+
+
+async def away_until(deadline: float, who: Participant, watcher: Participant) -> None:
+    """Until `deadline` (monotonic): `who` stays in the room for `watcher` all along."""
+    while time.monotonic() < deadline:
+        await expect(watcher.tile(who)).to_be_visible()
+        await watcher.page.wait_for_timeout(250)
+
+
+async def network_back(cdp: CDPSession, who: Participant, watcher: Participant) -> float:
+    """Give the network back; once `watcher` no longer sees `who` away, the moment it
+    came back (monotonic)."""
+    await network(cdp, online=True)
+    back = time.monotonic()
+    await expect(watcher.tile(who).locator(".tile-away")).to_be_hidden(
+        timeout=int(BACK_WITHIN_S * 1000)
+    )
+    return back
+
+
 async def test_a_party_whose_network_drops_comes_back_to_its_seat(live_server, browser) -> None:
     srv = live_server
     room = await srv.create_room(title="断网重连", lobby=True)
@@ -87,23 +117,15 @@ async def test_a_party_whose_network_drops_comes_back_to_its_seat(live_server, b
     await eventually(lambda: recorded(2), "the party's media in the recording", timeout=30)
 
     # The network goes away.
-    cdp = await party.page.context.new_cdp_session(party.page)
-    await network(cdp, online=False)
-    await drop(srv, room["id"], party.id)
-    tile = mediator.tile(party)
-    await expect(tile.locator(".tile-away")).to_have_text("重新连接中…")
+    cdp = await network_lost(srv, room, party, mediator)
     await expect(party.page.locator("#conn-banner")).to_be_visible()
     await expect(party.page.locator("#conn-banner")).to_contain_text("网络中断，正在重新连接…")
     before = fragments(directory, party.id)
-    outage = time.monotonic() + 5  # the outage itself: 5 s without a network
-    while time.monotonic() < outage:
-        await expect(tile).to_be_visible()  # still in the room for the others all along
-        await mediator.page.wait_for_timeout(250)
+    # the outage itself: 5 s without a network, still in the room for the others
+    await away_until(time.monotonic() + 5, party, mediator)
 
     # ... and comes back: the party's page reconnects by itself.
-    await network(cdp, online=True)
-    back = time.monotonic()
-    await expect(tile.locator(".tile-away")).to_be_hidden(timeout=int(BACK_WITHIN_S * 1000))
+    back = await network_back(cdp, party, mediator)
     decoded = await mediator.stat(party, "camera")
     base = decoded["framesDecoded"] if decoded else 0
 
@@ -224,20 +246,11 @@ async def test_the_mediator_and_a_caucus_member_come_back_to_their_places(
 
     # 1. The mediator's network goes for 5 s; meanwhile a second party waits in the lobby.
     await mark_subscriber(mediator, "oldSub")
-    cdp = await mediator.page.context.new_cdp_session(mediator.page)
-    await network(cdp, online=False)
-    await drop(srv, room["id"], mediator.id)
-    await expect(party.tile(mediator).locator(".tile-away")).to_have_text("重新连接中…")
+    cdp = await network_lost(srv, room, mediator, party)
     outage = time.monotonic() + 5
     other = await join(browser, srv, room, "party", "王五", "lobby")
-    while time.monotonic() < outage:
-        await expect(party.tile(mediator)).to_be_visible()
-        await party.page.wait_for_timeout(250)
-    await network(cdp, online=True)
-    back = time.monotonic()
-    await expect(party.tile(mediator).locator(".tile-away")).to_be_hidden(
-        timeout=int(BACK_WITHIN_S * 1000)
-    )
+    await away_until(outage, mediator, party)
+    back = await network_back(cdp, mediator, party)
     await expect(mediator.page.locator("#conn-banner")).to_be_hidden()
     # the party decodes the mediator again, and the mediator (new connections) the party
     await decodes_again(party, mediator)
@@ -268,19 +281,9 @@ async def test_the_mediator_and_a_caucus_member_come_back_to_their_places(
 
     # 李四's network goes for 5 s, in the caucus.
     await mark_subscriber(party, "oldSub")
-    cdp = await party.page.context.new_cdp_session(party.page)
-    await network(cdp, online=False)
-    await drop(srv, room["id"], party.id)
-    await expect(mediator.tile(party).locator(".tile-away")).to_have_text("重新连接中…")
-    outage = time.monotonic() + 5
-    while time.monotonic() < outage:
-        await expect(mediator.tile(party)).to_be_visible()
-        await mediator.page.wait_for_timeout(250)
-    await network(cdp, online=True)
-    back = time.monotonic()
-    await expect(mediator.tile(party).locator(".tile-away")).to_be_hidden(
-        timeout=int(BACK_WITHIN_S * 1000)
-    )
+    cdp = await network_lost(srv, room, party, mediator)
+    await away_until(time.monotonic() + 5, party, mediator)
+    back = await network_back(cdp, party, mediator)
     # back in the caucus: its own page says so, and so do the mediator's and 王五's
     await expect(party.page.locator("#caucus-banner")).to_be_visible()
     assert [c["members"] for c in await caucuses_on(party.page)] == [caucus["members"]]
