@@ -118,6 +118,8 @@ export class CasesPanel {
     this.open = new Set();
     /** case id -> its schedule form, kept across renders (what was typed stays) */
     this.forms = new Map();
+    /** how many loads were started: only the newest one may render */
+    this.loads = 0;
   }
 
   async start() {
@@ -192,8 +194,12 @@ export class CasesPanel {
   }
 
   // -- loading ---------------------------------------------------------------------------
+  /** Loads the queue and the inbox; a newer load (a filter changed again) wins over an older one. */
   async load() {
+    const generation = ++this.loads;
     const tasks = [];
+    let queued = this.queued;
+    let mine = this.mine;
     if (this.queue) {
       const query = new URLSearchParams({ limit: "100" });
       const state = $("filter-state").value;
@@ -205,26 +211,30 @@ export class CasesPanel {
       if ($("filter-overdue").checked) query.set("overdue", "true");
       tasks.push(
         this.call("GET", `/api/cases?${query}`).then((body) => {
-          this.queued = body.cases;
+          queued = body.cases;
         }),
       );
     }
     if (this.inbox) {
       tasks.push(
         this.call("GET", "/api/cases?limit=100").then((body) => {
-          this.mine = body.cases.filter((c) => this.isMine(c));
+          mine = body.cases.filter((c) => this.isMine(c));
         }),
       );
     }
     try {
       await Promise.all(tasks);
     } catch (e) {
-      toast(this.errorText(e), "error");
+      if (generation === this.loads) toast(this.errorText(e), "error");
       return;
     }
-    for (const c of [...this.queued, ...this.mine]) {
+    if (generation !== this.loads) return; // an older answer arriving late
+    for (const c of [...queued, ...mine]) {
       if (this.open.has(c.case_id)) await this.loadSessions(c);
     }
+    if (generation !== this.loads) return;
+    this.queued = queued;
+    this.mine = mine;
     this.render();
   }
 
