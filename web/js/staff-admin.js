@@ -343,17 +343,20 @@ export class AdminPanel {
   }
 
   // -- the audit log -----------------------------------------------------------------------
+  /** A page of the audit log; the newest request wins over an older answer arriving late. */
   async loadAudit(more) {
+    const generation = (this.auditLoads = (this.auditLoads ?? 0) + 1);
     const params = new URLSearchParams({ limit: String(PAGE) });
     const action = $("audit-action").value;
     if (action) params.set("action", action);
     if (more && this.nextBefore) params.set("before", String(this.nextBefore));
     try {
       const page = await this.call("GET", `/api/audit?${params}`);
+      if (generation !== this.auditLoads) return;
       this.entries = more ? [...this.entries, ...page.entries] : page.entries;
       this.nextBefore = page.next_before;
     } catch (e) {
-      toast(this.errorText(e), "error");
+      if (generation === this.auditLoads) toast(this.errorText(e), "error");
       return;
     }
     this.renderAudit();
