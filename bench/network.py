@@ -1,7 +1,8 @@
 """Media over impaired links: a matrix of loss and delay, direct and through TURN.
 
     .venv/bin/python bench/network.py [--paths direct,turn] [--loss 0,1,3,10]
-        [--delay 20,150,400] [--rate KBITS] [--measure 10] [--settle 3]
+        [--delay 20,150,400] [--rate KBITS] [--pause-video on,off] [--measure 10]
+        [--settle 3]
 
 Runs as root (network namespaces, tests/support/netlab.py). Chromium sits in a client
 namespace; the server runs in this process on the lab's link; the impairment relay runs
@@ -179,6 +180,7 @@ async def run_path(
             "turn_secret": secret,
             "turn_urls": f"turn:{relay.address[0]}:{relay.address[1]}?transport=udp",
         }
+    path, _, guard = path.partition(":")
     port = ports[path]
     settings = Settings(
         host=lab.server_ip,
@@ -193,6 +195,9 @@ async def run_path(
     server = TestServer(create_app(settings), host=lab.server_ip, port=port)
     await server.start_server()
     srv = LiveServer(server, ADMIN_TOKEN, "sqlite")
+    # --pause-video off: the SFU forwards everything, whatever the link (the baseline)
+    srv.state.media.pause_video = guard != "off"
+    label = f"{path}, pause {guard}" if guard else path
     pages: list[Any] = []
     try:
         room = (await srv.create_room(title=f"bench {path}", lobby=False))["id"]
@@ -205,11 +210,11 @@ async def run_path(
                 raise RuntimeError(f"{path}: the subscriber decodes nothing")
             await asyncio.sleep(0.2)
         stats = await link_stats(page)
-        print(f"<!-- {path}: selected local candidates {stats['rtt']} -->", flush=True)
+        print(f"<!-- {label}: selected local candidates {stats['rtt']} -->", flush=True)
         for delay in args.delay:
             for loss in args.loss:
-                show(path, loss, delay, await cell(page, publisher, relay, loss, delay, args))
-        print(f"<!-- {path} relay: {await relay.report()} -->", flush=True)
+                show(label, loss, delay, await cell(page, publisher, relay, loss, delay, args))
+        print(f"<!-- {label} relay: {await relay.report()} -->", flush=True)
     finally:
         for made in pages:
             await made.context.close()
@@ -236,8 +241,8 @@ async def main(args: Any) -> None:
         try:
             with chromium(
                 data / "profile",
-                lab.command(),
-                [f"--unsafely-treat-insecure-origin-as-secure={secure}"],
+                wrapper=lab.command(),
+                extra_args=[f"--unsafely-treat-insecure-origin-as-secure={secure}"],
             ) as endpoint:
                 bridge, bridge_port = await netlab.tcp_bridge(
                     lab.client, int(endpoint.rsplit(":", 1)[1])
@@ -253,7 +258,10 @@ async def main(args: Any) -> None:
                     )
                     print("|---" * 18 + "|")
                     for path in args.paths:
-                        await run_path(path, lab, coturn, browser, ports, args, data)
+                        for guard in args.pause_video:
+                            await run_path(
+                                f"{path}:{guard}", lab, coturn, browser, ports, args, data
+                            )
                     print(f"load average at end: {os.getloadavg()}", flush=True)
                     await browser.close()
         finally:
@@ -270,6 +278,12 @@ if __name__ == "__main__":
     parser.add_argument("--loss", type=numbers, default=[0, 1, 3, 10], help="percent")
     parser.add_argument("--delay", type=numbers, default=[20, 150, 400], help="round trip, ms")
     parser.add_argument("--rate", type=float, default=None, help="kbit/s towards the pages")
+    parser.add_argument(
+        "--pause-video",
+        type=lambda t: t.split(","),
+        default=["on"],
+        help="on,off: with and without pausing video on congested links (same run)",
+    )
     parser.add_argument("--measure", type=float, default=10.0, help="seconds per cell")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before measuring")
     asyncio.run(main(parser.parse_args()))

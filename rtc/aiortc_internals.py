@@ -35,13 +35,23 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import av
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    unpack_remb_fci,
+)
 
 from tiaojie.rtc.keyframes import is_keyframe
 from tiaojie.rtc.ports import PortRange
@@ -533,14 +543,87 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     sender._send_keyframe = callback  # type: ignore[method-assign]
 
 
-def on_nack(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
-    """Call `callback` with the number of packets each NACK for `sender` asks for
-    (aiortc still retransmits them)."""
+def on_nack(sender: RTCRtpSender, callback: Callable[[int], bool | None]) -> None:
+    """Call `callback` with the number of packets each NACK for `sender` asks for; aiortc
+    retransmits them unless it returns False (a paused subscription: retransmissions
+    into a link that is already too slow are what starves its audio)."""
     original = _require(sender, "_handle_rtcp_packet")
 
     async def handle(packet: Any) -> None:
-        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            callback(len(packet.lost))
+        nack = isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK
+        if nack and callback(len(packet.lost)) is False:
+            return
+        await original(packet)
+
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class ReceiverReport:
+    """What a remote receiver said about one of our streams (RTCP RR/SR report block)."""
+
+    #: packets lost since the stream began (the receiver's count, after retransmissions)
+    lost: int
+    #: the highest sequence number received, extended with its wrap count
+    highest: int
+    #: the round trip this report measures, in seconds; None when it answers no recent
+    #: sender report of ours
+    rtt: float | None
+
+
+def on_receiver_report(sender: RTCRtpSender, callback: Callable[[ReceiverReport], None]) -> None:
+    """Call `callback` with each report block the remote side of `sender` sends about it.
+
+    aiortc keeps one smoothed RTT (weight 0.85 on the past) and only for a report that
+    answers its latest sender report: with a round trip longer than its 0.5-1.5 s report
+    interval (a filling queue) it measures nothing. Here the last 16 sender reports are
+    remembered, so a slow answer still counts, unsmoothed.
+    """
+    original = _require(sender, "_handle_rtcp_packet")
+    send_rtcp = _require(sender, "_send_rtcp")
+    # middle 32 bits of a sender report's NTP time -> when it was sent; None when several
+    # reports carried the same time (aiortc's NTP time moves only with media sent: a
+    # paused stream repeats it), so that an answer cannot tell which one it answers
+    sent: dict[int, float | None] = {}
+
+    async def sending(packets: list[Any]) -> None:
+        for packet in packets:
+            if isinstance(packet, RtcpSrPacket):
+                key = (packet.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF
+                sent[key] = None if key in sent else time.time()
+                while len(sent) > 16:
+                    del sent[next(iter(sent))]
+        await send_rtcp(packets)
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc != sender._ssrc:
+                    continue
+                rtt = None
+                at = sent.get(report.lsr) if report.lsr else None
+                if at is not None:
+                    rtt = max(0.0, time.time() - at - report.dlsr / 65536)
+                callback(ReceiverReport(report.packets_lost, report.highest_sequence, rtt))
+        await original(packet)
+
+    sender._send_rtcp = sending  # type: ignore[method-assign]
+    sender._handle_rtcp_packet = handle  # type: ignore[method-assign]
+
+
+def on_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call `callback(bits_per_second)` for each receiver estimate (REMB) that names
+    `sender`'s stream; aiortc only passes it to an encoder, which forwarding has not."""
+    original = _require(sender, "_handle_rtcp_packet")
+
+    async def handle(packet: Any) -> None:
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                bitrate, ssrcs = 0, []
+            if sender._ssrc in ssrcs:
+                callback(bitrate)
         await original(packet)
 
     sender._handle_rtcp_packet = handle  # type: ignore[method-assign]

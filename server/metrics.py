@@ -111,6 +111,14 @@ class _Live(Collector):
                 counters.keyframe_requests_received,
             ),
             "keyframe_requests_sent": ("PLIs sent to publishers.", counters.keyframe_requests_sent),
+            "video_pauses": (
+                "Video subscriptions paused because the subscriber's link was congested.",
+                counters.video_pauses,
+            ),
+            "video_resumes": (
+                "Video subscriptions resumed after a congested link calmed down.",
+                counters.video_resumes,
+            ),
             "recorder_restarts": (
                 "Recorder processes restarted after a crash.",
                 self.recordings.restarts_total,

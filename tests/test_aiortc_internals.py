@@ -14,6 +14,7 @@ import inspect
 import itertools
 import queue
 import re
+import time
 import tomllib
 from fractions import Fraction
 from pathlib import Path
@@ -45,6 +46,8 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     RtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSenderInfo,
     RtcpSrPacket,
@@ -178,6 +181,59 @@ async def test_sender_private_keyframe_hook():
     await sender._handle_rtcp_packet(nack)
     await sender._handle_rtcp_packet(pli)
     assert nacked == [3] and calls == ["keyframe", "keyframe", "keyframe"]
+
+    # aiortc answers a NACK through _retransmit, unless the callback refuses it (a
+    # paused subscription)
+    for answer, retransmitted in ((True, [1, 2, 3]), (None, [1, 2, 3]), (False, [])):
+        fresh = RTCRtpSender("video", RecordingTransport())
+        answered: list[int] = []
+
+        async def retransmit(seq: int, answered: list[int] = answered) -> None:
+            answered.append(seq)
+
+        fresh._retransmit = retransmit
+        aiortc_internals.on_nack(fresh, lambda count, answer=answer: answer)
+        await fresh._handle_rtcp_packet(nack)
+        assert answered == retransmitted, answer
+
+
+async def test_receiver_reports_with_the_round_trip_of_any_recent_sender_report():
+    sender = RTCRtpSender("video", RecordingTransport())
+    reports: list[aiortc_internals.ReceiverReport] = []
+    aiortc_internals.on_receiver_report(sender, reports.append)
+    # two sender reports go out (as aiortc's RTCP loop sends them), 0.2 s apart
+    sent_at = []
+    for ntp in (0x0001_2345_6789_0000, 0x0001_2346_0000_0000):
+        info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=0, packet_count=0, octet_count=0)
+        sent_at.append(time.time())
+        await sender._send_rtcp([RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)])
+    # the receiver answers the first one (older than the latest: a long round trip),
+    # having held it 0.5 s, with its running counts
+    block = RtcpReceiverInfo(
+        ssrc=sender._ssrc, fraction_lost=0, packets_lost=7, highest_sequence=70_000,
+        jitter=0, lsr=0x2345_6789, dlsr=0,
+    )  # fmt: skip
+    await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=LOCAL_SSRC, reports=[block]))
+    (report,) = reports
+    assert report.lost == 7 and report.highest == 70_000
+    assert report.rtt is not None and 0 <= report.rtt <= time.time() - sent_at[0]
+    # one that answers no report we remember has no round trip; nor does one about
+    # another stream count at all
+    block.lsr = 0x1111_1111
+    other = RtcpReceiverInfo(
+        ssrc=sender._ssrc + 1, fraction_lost=0, packets_lost=0, highest_sequence=1,
+        jitter=0, lsr=0, dlsr=0,
+    )  # fmt: skip
+    await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=LOCAL_SSRC, reports=[block, other]))
+    assert len(reports) == 2 and reports[1].rtt is None
+    # a sender report repeating an NTP time (a paused stream) makes it ambiguous
+    info = RtcpSenderInfo(
+        ntp_timestamp=0x0001_2346_0000_0000, rtp_timestamp=0, packet_count=0, octet_count=0
+    )
+    await sender._send_rtcp([RtcpSrPacket(ssrc=sender._ssrc, sender_info=info)])
+    block.lsr = 0x2346_0000
+    await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=LOCAL_SSRC, reports=[block]))
+    assert reports[2].rtt is None
 
 
 async def test_missing_internals_raise_internals_changed():

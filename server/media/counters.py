@@ -27,3 +27,7 @@ class MediaCounters:
     keyframe_requests_sent: int = 0
     #: sequence numbers subscribers asked to have retransmitted (NACK)
     nacked_packets: int = 0
+    #: video subscriptions paused because their subscriber's link was congested, and
+    #: resumed (server/media/congestion.py)
+    video_pauses: int = 0
+    video_resumes: int = 0

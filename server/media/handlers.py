@@ -8,6 +8,7 @@ from typing import Any
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.model import Participant, Room
 from tiaojie.server.ratelimit import RateLimit
+from tiaojie.server.roles import Role
 from tiaojie.server.separation import forwarding_rules
 from tiaojie.server.signalling import CloseReason, Request, Signalling
 
@@ -45,7 +46,14 @@ class MediaHandlers:
         # the room's caucuses and screening apply before anything is forwarded
         room = await self.signalling.store.require(room_id)
         rules = forwarding_rules(room)
-        await self.media.add_peer(room_id, participant.id, participant.sid, muted, rules)
+        await self.media.add_peer(
+            room_id,
+            participant.id,
+            participant.sid,
+            muted,
+            rules,
+            adaptive=participant.role != Role.RECORDER,
+        )
 
     async def _entered(self, room_id: str, participant: Participant) -> None:
         # after room_state: a client drops subscriber offers that come before it

@@ -34,6 +34,7 @@ from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import PREFERRED, codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
+from tiaojie.server.media.congestion import CongestionGuard, Pausable, RateMeter
 from tiaojie.server.media.counters import MediaCounters
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import (
@@ -91,6 +92,8 @@ class Publication:
     slots: set[Slot] = field(default_factory=set)
     received: int = 0
     counters: MediaCounters = field(default_factory=MediaCounters)
+    #: what the publisher sends, for choosing which video to pause first
+    meter: RateMeter = field(default_factory=RateMeter)
     _task: asyncio.Task[None] | None = None
     _last_pli: float = 0.0
     _pli_later: asyncio.TimerHandle | None = None
@@ -119,8 +122,10 @@ class Publication:
             self.received += 1
             if self.muted:
                 continue
+            if self.kind == "video":
+                self.meter.add(packet.size, time.monotonic())
             for slot in self.slots:
-                if not slot.withheld:
+                if slot.forwarding:
                     slot.track.push(packet)
 
     def request_keyframe(self) -> None:
@@ -169,6 +174,30 @@ class Slot:
     #: The subscriber's answer rejected this m-section (it decodes none of its codecs):
     #: inactive for good, never reused, offered as rejected from then on.
     rejected: bool = False
+    #: Paused because its subscriber's link is congested (server/media/congestion.py):
+    #: nothing is pushed until it is resumed, at a keyframe.
+    paused: bool = False
+
+    @property
+    def forwarding(self) -> bool:
+        return self.publication is not None and not self.withheld and not self.paused
+
+    @property
+    def screen(self) -> bool:
+        return self.publication is not None and self.publication.source == "screen"
+
+    def bitrate(self, now: float) -> float:
+        return self.publication.meter.rate(now) if self.publication is not None else 0.0
+
+    def pause(self, paused: bool) -> None:
+        """Stop or resume feeding this slot for its subscriber's link; resuming waits for
+        a fresh keyframe."""
+        if paused == self.paused:
+            return
+        self.paused = paused
+        self.track.switch_source()
+        if not paused and self.publication is not None and not self.withheld:
+            self.publication.request_keyframe()
 
     def reject(self) -> None:
         """Idle this slot for good (see `rejected`)."""
@@ -194,6 +223,7 @@ class Slot:
             self.transceiver.sender.replaceTrack(relay.subscribe(publication.track))
 
     def detach(self) -> None:
+        self.paused = False
         if self.publication is not None:
             self.publication.slots.discard(self)
             self.publication = None
@@ -209,7 +239,9 @@ class Slot:
 class Peer:
     """The media of one participant: publisher and subscriber connections."""
 
-    def __init__(self, room: MediaRoom, participant_id: str, sid: str) -> None:
+    def __init__(
+        self, room: MediaRoom, participant_id: str, sid: str, adaptive: bool = True
+    ) -> None:
         self.room = room
         self.participant_id = participant_id
         self.sid = sid
@@ -242,6 +274,13 @@ class Peer:
         self.unusable = False
         #: muted by the participant or the mediator: nothing of that kind is forwarded
         self.muted = {"audio": False, "video": False}
+        #: pauses video when this participant's link is congested; None for the recorder,
+        #: whose evidence must be whole (it sits next to the server)
+        self.guard = (
+            CongestionGuard(self._forwarding_video, self._pause, self._resume, name=participant_id)
+            if adaptive
+            else None
+        )
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, sdp: str, tracks: list[dict[str, Any]]) -> str:
@@ -522,15 +561,72 @@ class Peer:
 
         def keyframe_requested() -> None:
             counters.keyframe_requests_received += 1
-            slot.keyframe_needed()
+            if not slot.paused:  # a paused slot asks for one when it resumes
+                slot.keyframe_needed()
 
-        def nacked(count: int) -> None:
+        def nacked(count: int) -> bool:
             counters.nacked_packets += count
+            return not slot.paused  # a paused slot's link has no room for them
 
         aiortc_internals.on_keyframe_request(transceiver.sender, keyframe_requested)
         aiortc_internals.on_nack(transceiver.sender, nacked)
+        guard = self.guard
+        if guard is not None:
+
+            def reported(report: aiortc_internals.ReceiverReport) -> None:
+                if slot.publication is not None:
+                    guard.report(slot, kind, report.lost, report.highest, report.rtt)
+
+            aiortc_internals.on_receiver_report(transceiver.sender, reported)
         self.slots.append(slot)
         return slot
+
+    # -- congestion --------------------------------------------------------------------------
+    def _forwarding_video(self) -> list[Pausable]:
+        return [s for s in self.slots if s.kind == "video" and s.forwarding]
+
+    def _pause(self, subscription: Pausable) -> None:
+        slot = cast(Slot, subscription)
+        self._paused_changed(slot, True)
+
+    def _resume(self, subscription: Pausable) -> None:
+        slot = cast(Slot, subscription)
+        if slot.paused:  # not detached meanwhile
+            self._paused_changed(slot, False)
+
+    def _paused_changed(self, slot: Slot, paused: bool) -> None:
+        publication = slot.publication
+        if publication is None or self.closed:
+            return
+        slot.pause(paused)
+        counters = self.room.plane.counters
+        if paused:
+            counters.video_pauses += 1
+        else:
+            counters.video_resumes += 1
+        guard = self.guard
+        log.info(
+            "%s %s's %s for %s (queueing delay %.0f ms, loss %.1f %%, audio %.1f %%)",
+            "paused" if paused else "resumed",
+            publication.participant_id,
+            publication.source,
+            self.participant_id,
+            (guard.queue_delay if guard else 0) * 1000,
+            (guard.loss if guard else 0) * 100,
+            (guard.audio_loss if guard else 0) * 100,
+        )
+        _spawn(
+            self.room.plane.send(
+                self.sid,
+                "video_paused" if paused else "video_resumed",
+                {
+                    "publication_id": publication.id,
+                    "participant_id": publication.participant_id,
+                    "source": publication.source,
+                    "reason": "network",
+                },
+            )
+        )
 
     async def answer(self, sdp: str) -> list[dict[str, Any]]:
         """Apply the client's answer to the waiting subscriber offer (`bad_sdp` if it
@@ -641,6 +737,9 @@ class MediaPlane:
         self.relay = MediaRelay() if transcode else None
         self.rooms: dict[str, MediaRoom] = {}
         self.counters = MediaCounters()
+        #: pause video for subscribers whose link is congested (server/media/congestion.py);
+        #: bench/network.py turns it off to compare
+        self.pause_video = True
 
     def new_connection(self) -> RTCPeerConnection:
         # The server gathers host candidates only (announced as --announce-ip): the STUN
@@ -671,15 +770,19 @@ class MediaPlane:
         sid: str,
         muted: dict[str, bool],
         rules: ForwardingRules | None = None,
+        adaptive: bool = True,
     ) -> None:
         """A participant is entering the room (a reconnect replaces their earlier media);
-        `rules`, the room's ForwardingRules as stored, apply before anything is sent.
-        Nothing is sent to them until `start_peer`."""
+        `rules`, the room's ForwardingRules as stored, apply before anything is sent;
+        `adaptive`: their video is paused when their link is congested (not the
+        recorder's). Nothing is sent to them until `start_peer`."""
         await self.remove_peer(room_id, participant_id)
         room = self._room(room_id)
         if rules is not None:
             room.apply_rules(rules)
-        peer = room.peers[participant_id] = Peer(room, participant_id, sid)
+        peer = room.peers[participant_id] = Peer(
+            room, participant_id, sid, adaptive and self.pause_video
+        )
         peer.muted.update(muted)
 
     def start_peer(self, room_id: str, participant_id: str) -> None:
@@ -749,6 +852,7 @@ class MediaPlane:
                     "publications": {p.source: p.received for p in peer.publications.values()},
                     "slots": [(s.kind, s.track.forwarded, s.track.dropped) for s in peer.slots],
                     "withheld": sum(s.withheld for s in peer.slots),
+                    "paused": sum(s.paused for s in peer.slots),
                 }
                 for pid, peer in room.peers.items()
             }

@@ -70,6 +70,21 @@ export class MediaSession extends EventTarget {
       if (!this.subscriber) this._newSubscriber();
       this.subscriber.handleOffer(offer);
     });
+    /**
+     * Publications the server paused for this browser because its link is congested
+     * (`video_paused`, reason "network"): publication id -> {participant_id, source}.
+     * Their sound still comes; the tile says why the picture stopped.
+     * @type {Map<string, {participant_id: string, source: string}>}
+     */
+    this.pausedForNetwork = new Map();
+    this.sig.on("video_paused", ({ publication_id, participant_id, source } = {}) => {
+      if (typeof publication_id !== "string") return;
+      this.pausedForNetwork.set(publication_id, { participant_id, source });
+      this._emit("tracks");
+    });
+    this.sig.on("video_resumed", ({ publication_id } = {}) => {
+      if (this.pausedForNetwork.delete(publication_id)) this._emit("tracks");
+    });
     // someone cannot decode our camera's (or screen's) codec: send it in theirs too
     this.sig.on("backup_codec", ({ source, codec } = {}) => {
       if (this.active && typeof codec === "string") this.publisher?.addBackup(source, codec);
@@ -118,6 +133,18 @@ export class MediaSession extends EventTarget {
       this.screenTrack.stop();
       this.screenTrack = null;
     }
+  }
+
+  /**
+   * Whether the server paused this participant's `source` for our link.
+   * @param {string} participantId
+   * @param {string} source
+   */
+  pausedFor(participantId, source) {
+    for (const p of this.pausedForNetwork.values()) {
+      if (p.participant_id === participantId && p.source === source) return true;
+    }
+    return false;
   }
 
   /** Publications this browser cannot receive (see subscriber.js), as a list. */
@@ -220,6 +247,7 @@ export class MediaSession extends EventTarget {
   }
 
   _closeConnections() {
+    this.pausedForNetwork.clear(); // a new subscriber connection starts unpaused
     this.publisher?.close();
     this.publisher = null;
     this.subscriber?.close();

@@ -349,12 +349,14 @@ export class RoomView {
           video: tracks.camera || null, audio: tracks.microphone || null,
           videoOff: !!p.muted?.video || this.separation.withholds(p.id, "video"),
           unsupported: [...(cannot.get(p.id) || [])],
+          networkPaused: this.media.pausedFor(p.id, "camera"),
         });
       }
       if (tracks.screen && !this.separation.withholds(p.id, "video")) {
         screens.push({
           key: `${p.id}:screen`, participant: p, source: "screen", self: false,
           video: tracks.screen, audio: null, videoOff: false,
+          networkPaused: this.media.pausedFor(p.id, "screen"),
         });
       }
     }

@@ -23,6 +23,8 @@ export const NOTIFICATIONS = [
   "publication_removed",
   "publication_updated",
   "backup_codec",
+  "video_paused",
+  "video_resumed",
   // recording (docs/PROTOCOL.md: start_recording, recording_consent)
   "recording_state",
   // the agreement (docs/PROTOCOL.md, "Agreement")

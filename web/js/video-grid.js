@@ -6,7 +6,8 @@
  * Tile markup (stable for tests):
  * `<div class="tile" data-participant-id=ID data-source="camera"|"screen" data-role=ROLE
  * data-quality="good"|"fair"|"poor"|"unknown">` with a `<video>` inside; classes
- * `self`, `screen`, `speaking`, `video-off`, `muted`, `hand`.
+ * `self`, `screen`, `speaking`, `video-off`, `muted`, `hand`, `network-paused` (with a
+ * `.tile-network-paused` status saying so).
  *
  * @module video-grid
  */
@@ -27,6 +28,8 @@ import { h, initial } from "./ui.js";
  * @property {boolean} videoOff the participant turned the camera off
  * @property {string[]} [unsupported] kinds ("audio", "video") of theirs this browser
  *   cannot decode (the server's `unavailable`): said on the tile
+ * @property {boolean} [networkPaused] the server paused this picture because our link
+ *   cannot take it (`video_paused`): said on the tile, the sound goes on
  */
 
 export class VideoGrid extends EventTarget {
@@ -146,6 +149,8 @@ class Tile {
     this.away = h("span.tile-away", { role: "status", hidden: true });
     // their codec is one this browser cannot decode: say so instead of a silent avatar
     this.unsupported = h("span.tile-unsupported", { role: "status", hidden: true });
+    // our link cannot take their picture now: the server paused it, their voice goes on
+    this.networkPaused = h("span.tile-network-paused", { role: "status", hidden: true });
     this.el = h(
       "div.tile",
       {
@@ -158,6 +163,7 @@ class Tile {
       h("div.tile-top", {}, this.hand, spec.source === "camera" ? this.qualityEl : null),
       this.away,
       this.unsupported,
+      this.networkPaused,
       // the role comes from the participant's token, next to every name (never the name)
       h("div.tile-bottom", {}, this.micOff, this.name, this.badge),
     );
@@ -206,6 +212,10 @@ class Tile {
     el.classList.toggle("unsupported", !!which);
     this.unsupported.hidden = !which;
     this.unsupported.textContent = which ? t(`tile.unsupported.${which}`) : "";
+    const paused = !!spec.networkPaused && !which;
+    el.classList.toggle("network-paused", paused);
+    this.networkPaused.hidden = !paused;
+    this.networkPaused.textContent = paused ? t("tile.network_paused") : "";
 
     if (!this.self || screen) this._setTracks([spec.video, spec.audio].filter(Boolean));
     this._paintVideo();

@@ -325,6 +325,7 @@ export default {
   "tile.unsupported.video": "Your browser cannot play their video format; you can still hear them",
   "tile.unsupported.audio": "Your browser cannot play their audio format",
   "tile.unsupported.both": "Your browser cannot play their audio or video format",
+  "tile.network_paused": "Your connection is slow: their picture is paused, you can still hear them",
   "quality.label": "Connection quality: {level}",
   "quality.good": "good",
   "quality.fair": "fair",

@@ -326,6 +326,7 @@ export default {
   "tile.unsupported.video": "对方的视频格式您的浏览器不支持，只能听到声音",
   "tile.unsupported.audio": "对方的声音格式您的浏览器不支持",
   "tile.unsupported.both": "对方的音视频格式您的浏览器不支持",
+  "tile.network_paused": "您的网络较慢，已暂停对方画面，声音照常",
   "quality.label": "连接质量：{level}",
   "quality.good": "良好",
   "quality.fair": "一般",
