@@ -70,9 +70,12 @@ export class MediaSession extends EventTarget {
       if (!this.subscriber) this._newSubscriber();
       this.subscriber.handleOffer(offer);
     });
-    // someone cannot decode our camera's (or screen's) codec: send it in theirs too
+    // someone cannot decode our camera's (or screen's) codec: send it in theirs too;
+    // codec null: nobody needs it any more, stop sending it
     this.sig.on("backup_codec", ({ source, codec } = {}) => {
-      if (this.active && typeof codec === "string") this.publisher?.addBackup(source, codec);
+      if (!this.active) return;
+      if (typeof codec === "string") this.publisher?.addBackup(source, codec);
+      else if (codec === null) this.publisher?.removeBackup(source);
     });
     preview.addEventListener("statechange", () => this._syncDevices());
   }
