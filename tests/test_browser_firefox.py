@@ -32,7 +32,7 @@ from tests.conftest import ADMIN_TOKEN, LiveServer, free_port
 from tests.support import firefox, netlab
 from tests.support.firefox import Bidi, Tab
 from tests.support.testmedia import make_test_mp4
-from tests.test_browser_media import Participant, eventually, growing, join
+from tests.test_browser_media import Participant, backup_stopped, eventually, growing, join
 from tests.test_recording import (
     events,
     events_so_far,
@@ -167,31 +167,34 @@ async def test_firefox_chromium_and_a_bot_see_hear_and_are_recorded(
     prefs = {"dom.securecontext.allowlist": lab.server_ip}
     try:
         async with (
-            firefox.firefox_over_bidi(tmp_path / "firefox", lab.command(), prefs) as bidi_port,
+            firefox.firefox_over_bidi(tmp_path / "firefox", lab.command(), prefs) as fox,
             async_playwright() as playwright,
         ):
-            bridge, bridge_port = await netlab.tcp_bridge(lab.client, bidi_port)
-            async with bridge, Bidi.connect(bridge_port, bidi_port) as bidi:
-                browser = await playwright.chromium.connect_over_cdp(chromium_cdp)
-                try:
-                    await bot.join()
-                    await bot.publish(source)
-                    wang = await join(browser, srv, room, "party", "王五", "room")
+            browser = await playwright.chromium.connect_over_cdp(chromium_cdp)
+            try:
+                # the bot and Chromium join while Firefox starts (seconds, under load)
+                _, wang, bidi_port = await asyncio.gather(
+                    _bot_publishes(bot, source),
+                    join(browser, srv, room, "party", "王五", "room"),
+                    fox.bidi_port(),
+                )
+                bridge, bridge_port = await netlab.tcp_bridge(lab.client, bidi_port)
+                async with bridge, Bidi.connect(bridge_port, bidi_port) as bidi:
                     tab = await bidi.new_tab()
                     li_url = li_invite["url"].replace("127.0.0.1", lab.server_ip)
                     li = await firefox_joins(tab, li_url, li_invite)
                     robot = Participant(wang.page, bot_invite, [])
-                    await _together(srv, room, directory, bot, wang, li, robot)
+                    await _together(directory, bot, wang, li, robot)
                     assert tab.errors == [], tab.errors
                     assert wang.errors == [], wang.errors
 
                     # Firefox leaves: nobody needs Chromium's VP8 backup any more
                     await tab.close()
-                    await _backup_stopped(srv, room, wang)
-                finally:
-                    for context in browser.contexts:
-                        await context.close()
-                    await browser.close()
+                    await backup_stopped(srv, room, wang)
+            finally:
+                for context in browser.contexts:
+                    await context.close()
+                await browser.close()
         status, body = await srv.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200, body
     finally:
@@ -214,9 +217,12 @@ async def test_firefox_chromium_and_a_bot_see_hear_and_are_recorded(
     print(f"\nFirefox + Chromium + bot scenario: {time.monotonic() - began:.1f} s")
 
 
+async def _bot_publishes(bot: RoomClient, source: FileSource) -> None:
+    await bot.join()
+    await bot.publish(source)
+
+
 async def _together(
-    srv: LiveServer,
-    room: dict[str, Any],
     directory: Path,
     bot: RoomClient,
     wang: Participant,
@@ -262,24 +268,3 @@ async def _together(
 
     await eventually(lambda: _async(len(segments()) >= 3), "a camera segment per participant")
     await fragments_chained(directory, segments(), 2)
-
-
-async def _backup_stopped(srv: LiveServer, room: dict[str, Any], wang: Participant) -> None:
-    """The server dropped 王五's backup publication, and his page renegotiated without it
-    (its transceiver is inactive on the server's side of his publisher connection)."""
-    peer = srv.state.media.rooms[room["id"]].peers[wang.id]
-
-    def stopped() -> bool:
-        if any(p.backup_of is not None for p in peer.publications.values()):
-            return False
-        published = {p.mid for p in peer.publications.values()}
-        idle = [
-            t
-            for t in peer.publisher.getTransceivers()
-            if t.kind == "video" and t.mid not in published
-        ]
-        return bool(idle) and all(t.currentDirection == "inactive" for t in idle)
-
-    await eventually(lambda: _async(stopped()), "王五's backup stopped")
-    published = await wang.page.evaluate("window.tiaojie.publishedTracks()")
-    assert not any(t.get("backup") for t in published), published

@@ -6,8 +6,8 @@ Playwright build of Firefox, nothing downloaded. What it holds today:
 - `firefox_over_bidi()`: start headless Firefox with a fresh profile (fake camera and
   microphone, granted without a prompt, autoplay allowed, no update or plug-in downloads,
   so no OpenH264: it decodes VP8/VP9/AV1 and not H264), optionally through a wrapper
-  (`ip netns exec NS`: tests/support/netlab.py); yields the BiDi port on the loopback of
-  the namespace it runs in.
+  (`ip netns exec NS`: tests/support/netlab.py); `Firefox.bidi_port()` waits for its BiDi
+  port on the loopback of the namespace it runs in.
 - `Bidi`: the few BiDi commands the tests use, over an aiohttp websocket: a session, a tab
   per participant (`browsingContext`), `script.evaluate`, and the uncaught errors of each
   tab (`log.entryAdded`, as Playwright's `pageerror`).
@@ -64,29 +64,39 @@ def _user_js(prefs: Mapping[str, Any]) -> str:
     return "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
 
 
+class Firefox:
+    """A Firefox process that was started; `bidi_port()` waits until it listens."""
+
+    def __init__(self, process: subprocess.Popen[bytes], profile: Path, timeout: float) -> None:
+        self.process = process
+        self.profile = profile
+        self.timeout = timeout
+
+    async def bidi_port(self) -> int:
+        """Its WebDriver BiDi port, once it listens (it writes the port into the profile)."""
+        server_file = self.profile / "WebDriverBiDiServer.json"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while True:
+            with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+                return int(json.loads(await asyncio.to_thread(server_file.read_text))["ws_port"])
+            if loop.time() > deadline or self.process.poll() is not None:
+                raise RuntimeError("firefox did not start (no WebDriverBiDiServer.json)")
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def firefox_over_bidi(
     profile: Path,
     wrapper: Sequence[str] = (),
     prefs: Mapping[str, Any] | None = None,
     timeout: float = 30,
-) -> AsyncIterator[int]:
-    """Start headless Firefox with a new profile at `profile` (PREFS, then `prefs`);
-    yield its WebDriver BiDi port, stop it after."""
-    server_file = profile / "WebDriverBiDiServer.json"  # Firefox writes it once listening
+) -> AsyncIterator[Firefox]:
+    """Start headless Firefox with a new profile at `profile` (PREFS, then `prefs`) and
+    yield at once (it takes seconds to listen: `Firefox.bidi_port()`); stop it after."""
     process = await asyncio.to_thread(_start, profile, wrapper, {**PREFS, **(prefs or {})})
     try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        port = None
-        while port is None:
-            with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
-                port = int(json.loads(await asyncio.to_thread(server_file.read_text))["ws_port"])
-            if port is None:
-                if loop.time() > deadline or process.poll() is not None:
-                    raise RuntimeError("firefox did not start (no WebDriverBiDiServer.json)")
-                await asyncio.sleep(0.05)
-        yield port
+        yield Firefox(process, profile, timeout)
     finally:
         process.terminate()
         try:
