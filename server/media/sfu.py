@@ -347,6 +347,8 @@ class Peer:
         )
         if codec is None or publication.source in self.backups_asked or self.closed:
             return
+        if not self.room.needs_backup(publication):  # they left before we got here
+            return
         if any(p.backup_of == publication.id for p in self.publications.values()):
             return
         self.backups_asked.add(publication.source)
