@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DATA ?= ./data
 # Debian packages: what the server needs to run, and what the test suite needs on top.
 RUN_APT := fonts-noto-cjk
-TEST_APT := chromium redis-server postgresql ffmpeg poppler-utils libnss3-tools qpdf fonts-noto-cjk coturn nftables
+TEST_APT := chromium firefox-esr redis-server postgresql ffmpeg poppler-utils libnss3-tools qpdf fonts-noto-cjk coturn nftables
 
 .PHONY: run test setup setup-test lint clean bench
 

@@ -624,10 +624,15 @@ async def test_loopback_forwarding_without_decoding(test_mp4):
         await asyncio.wait_for(asyncio.gather(pub.close(), sub.close()), 10)
 
 
-async def test_rejected_sections_need_rewriting_and_max_bundle_shares_the_first_transport():
+@pytest.mark.parametrize("browser", ["chromium", "firefox"])
+async def test_rejected_sections_need_rewriting_and_max_bundle_shares_the_first_transport(
+    browser: str,
+) -> None:
     """server/media/sdp.py accept_rejected relies on these: aiortc refuses an answer that
     rejects an m-section (port 0, no ICE), and under max-bundle every transceiver uses
-    the first one's transport (so the bundle must stay tagged with the first mid)."""
+    the first one's transport (so the bundle must stay tagged with the first mid). Firefox
+    writes a=rtcp-mux without an a=rtcp line, which aiortc's writer then drops: the
+    rewritten answer must keep its RTCP mux."""
     from aiortc import RTCBundlePolicy, RTCSessionDescription
     from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
@@ -645,6 +650,9 @@ async def test_rejected_sections_need_rewriting_and_max_bundle_shares_the_first_
         await answerer.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         await answerer.setLocalDescription(await answerer.createAnswer())
         rejecting = reject_sections(answerer.localDescription.sdp, [video.mid])
+        if browser == "firefox":
+            lines = rejecting.splitlines(keepends=True)
+            rejecting = "".join(line for line in lines if not line.startswith("a=rtcp:"))
         with pytest.raises(ValueError, match="ICE username fragment or password is missing"):
             await offerer.setRemoteDescription(RTCSessionDescription(rejecting, "answer"))
         usable, rejected = accept_rejected(rejecting, offer)

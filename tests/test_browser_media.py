@@ -181,6 +181,28 @@ async def confirm(page: Page) -> None:
     await page.locator("#confirm-dialog [data-confirm-ok]").click()
 
 
+async def backup_stopped(live_server: Any, room: dict[str, Any], publisher: Participant) -> None:
+    """The server dropped `publisher`'s backup encoding and their page renegotiated
+    without it (its transceiver is inactive on the server's side of their publisher
+    connection)."""
+    peer = live_server.state.media.rooms[room["id"]].peers[publisher.id]
+
+    async def stopped() -> bool:
+        if any(p.backup_of is not None for p in peer.publications.values()):
+            return False
+        published = {p.mid for p in peer.publications.values()}
+        idle = [
+            t
+            for t in peer.publisher.getTransceivers()
+            if t.kind == "video" and t.mid not in published
+        ]
+        return bool(idle) and all(t.currentDirection == "inactive" for t in idle)
+
+    await eventually(stopped, f"{publisher.name}'s backup stopped")
+    published = await publisher.page.evaluate("window.tiaojie.publishedTracks()")
+    assert not any(t.get("backup") for t in published), published
+
+
 def no_errors(*people: Participant) -> None:
     for p in people:
         assert p.errors == [], f"{p.name}: {p.errors}"
@@ -434,7 +456,8 @@ async def test_a_browser_without_h264_gets_vp8_backups_or_is_told_why(
     """李四's browser cannot decode H264; 王五's can, and a bot publishes an H264 file.
     李四 hears both; 王五's camera reaches 李四 as a VP8 backup encoding, which 王五's
     page sends when the server asks; the bot, which cannot encode, is heard, and 李四's
-    page says why its picture is missing. Nothing goes wrong in the server's log."""
+    page says why its picture is missing. When 李四 leaves, 王五's page stops the backup.
+    Nothing goes wrong in the server's log."""
     room = await live_server.create_room(title="编解码测试", lobby=False)
     invite = await live_server.create_invite(room["id"], "mediator", "机器人")
     bot = RoomClient(invite["url"])
@@ -481,6 +504,11 @@ async def test_a_browser_without_h264_gets_vp8_backups_or_is_told_why(
         )
         assert sources == ["camera", "microphone"], sources
         no_errors(li, wang)
+
+        # 李四 leaves: nobody needs the backup any more, 王五's page is told to stop it
+        await li.page.context.close()
+        await backup_stopped(live_server, room, wang)
+        no_errors(wang)
     finally:
         await source.stop()
         await bot.close()

@@ -108,6 +108,11 @@ def accept_rejected(answer: str, offer: str, idle: Collection[str] = ()) -> tupl
     if not rejected:
         return answer, []
     live = next((m for m in description.media if m not in rejected), None)
+    for media in description.media:
+        if media.rtcp_mux and media.rtcp_port is None:
+            # aiortc writes a=rtcp-mux only with an a=rtcp line, which Firefox leaves out:
+            # without one the rewritten answer would lose its RTCP mux and be refused
+            media.rtcp_port, media.rtcp_host = 9, "0.0.0.0"
     for media in rejected:
         template = by_mid.get(media.rtp.muxId)
         if template is not None:

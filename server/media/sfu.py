@@ -335,8 +335,12 @@ class Peer:
             backup_of = None
             if mid in backups:
                 primary = self.publication_of(source)
-                if primary is None or primary.codec == codecs[mid]:
-                    continue  # nothing to back up, or no other codec: not published
+                if (
+                    primary is None
+                    or primary.codec == codecs[mid]
+                    or source not in self.backups_asked
+                ):
+                    continue  # nothing to back up, no other codec, or not asked for
                 backup_of = primary.id
             track, assembler = self._incoming[mid]
             publication = Publication(
@@ -382,6 +386,8 @@ class Peer:
         )
         if codec is None or publication.source in self.backups_asked or self.closed:
             return
+        if not self.room.needs_backup(publication):  # they left before we got here
+            return
         if any(p.backup_of == publication.id for p in self.publications.values()):
             return
         self.backups_asked.add(publication.source)
@@ -391,6 +397,27 @@ class Peer:
         await self.room.plane.send(
             self.sid, "backup_codec", {"source": publication.source, "codec": codec}
         )
+
+    async def stop_backups(self) -> None:
+        """Stop each backup this publisher was asked for that nobody needs any more (those
+        who could not decode the primary left): drop it and tell the publisher
+        (`backup_codec` with codec null)."""
+        for source in sorted(self.backups_asked):
+            primary = self.publication_of(source)
+            if self.closed or (primary is not None and self.room.needs_backup(primary)):
+                continue
+            self.backups_asked.discard(source)
+            dropped = [
+                self.publications.pop(mid)
+                for mid, p in list(self.publications.items())
+                if p.source == source and p.backup_of is not None
+            ]
+            for publication in dropped:
+                await publication.stop()
+            log.info("%s's %s backup is needed no more: stopped", self.participant_id, source)
+            await self.room.plane.send(self.sid, "backup_codec", {"source": source, "codec": None})
+            if dropped:
+                await self.room.publications_changed([], dropped)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         assert self.publisher is not None
@@ -701,6 +728,19 @@ class MediaRoom:
         if peer is not None:
             await peer.want_backup(publication, cannot_decode)
 
+    def needs_backup(self, publication: Publication) -> bool:
+        """Whether someone else here cannot decode `publication` (its backup is wanted)."""
+        return any(
+            publication.codec in peer.cannot_decode
+            for peer in self.peers.values()
+            if peer.participant_id != publication.participant_id
+        )
+
+    async def stop_backups(self) -> None:
+        """Someone left: stop the backups nobody here needs any more."""
+        for peer in list(self.peers.values()):
+            await peer.stop_backups()
+
     async def publications_changed(
         self, added: list[Publication], removed: list[Publication]
     ) -> None:
@@ -799,6 +839,8 @@ class MediaPlane:
         peer = room.peers.pop(participant_id)
         gone = await peer.close()
         await room.publications_changed([], gone)
+        if peer.cannot_decode:  # a backup may be needed no more
+            await room.stop_backups()
         if not room.peers and self.rooms.get(room_id) is room:
             del self.rooms[room_id]
 

@@ -85,9 +85,12 @@ export class MediaSession extends EventTarget {
     this.sig.on("video_resumed", ({ publication_id } = {}) => {
       if (this.pausedForNetwork.delete(publication_id)) this._emit("tracks");
     });
-    // someone cannot decode our camera's (or screen's) codec: send it in theirs too
+    // someone cannot decode our camera's (or screen's) codec: send it in theirs too;
+    // codec null: nobody needs it any more, stop sending it
     this.sig.on("backup_codec", ({ source, codec } = {}) => {
-      if (this.active && typeof codec === "string") this.publisher?.addBackup(source, codec);
+      if (!this.active) return;
+      if (typeof codec === "string") this.publisher?.addBackup(source, codec);
+      else if (codec === null) this.publisher?.removeBackup(source);
     });
     preview.addEventListener("statechange", () => this._syncDevices());
   }

@@ -11,7 +11,9 @@
  * A backup codec: when the server asks (`backup_codec`: someone cannot decode what we
  * send), the camera or screen is sent a second time on a transceiver of its own, limited
  * to that codec, published as `{mid, source, backup: true}`; it follows the source's
- * track (device switches, camera off, screen stopped).
+ * track (device switches, camera off, screen stopped). When nobody needs it any more
+ * (`backup_codec` with codec null) that transceiver goes `inactive` and idles until the
+ * server asks again (a transceiver is never removed: its m-line stays in the SDP).
  *
  * Video senders prefer keeping their resolution over their frame rate (see
  * {@link keepResolution}).
@@ -44,6 +46,8 @@ export class Publisher extends EventTarget {
     this.transceivers = new Map();
     /** @type {Map<Source, RTCRtpTransceiver>} backup-codec encodings, by source */
     this.backups = new Map();
+    /** @type {Map<Source, RTCRtpTransceiver>} backups no longer wanted, reused when asked again */
+    this.idleBackups = new Map();
     /** One stream id for everything we publish (the SDP's msid). */
     this.stream = new MediaStream();
     /** @type {"new"|"negotiating"|"published"|"failed"|"closed"} */
@@ -122,12 +126,34 @@ export class Publisher extends EventTarget {
       const wanted = [codec.toLowerCase(), "video/rtx"];
       const codecs = preferredCodecs("video").filter((c) => wanted.includes(c.mimeType.toLowerCase()));
       if (!codecs.some((c) => c.mimeType.toLowerCase() === codec.toLowerCase())) return;
-      const tr = this.pc.addTransceiver(main.sender.track || "video", {
-        direction: main.direction === "sendonly" ? "sendonly" : "inactive",
-        streams: [this.stream],
-      });
+      const direction = main.direction === "sendonly" ? "sendonly" : "inactive";
+      let tr = this.idleBackups.get(source);
+      if (tr) {
+        this.idleBackups.delete(source);
+        tr.direction = direction;
+        await tr.sender.replaceTrack(main.sender.track);
+      } else {
+        tr = this.pc.addTransceiver(main.sender.track || "video", { direction, streams: [this.stream] });
+      }
       tr.setCodecPreferences(codecs);
       this.backups.set(source, tr);
+      await this._negotiate();
+    });
+  }
+
+  /**
+   * Stop sending `source`'s backup encoding (the server's `backup_codec` with codec null:
+   * nobody needs it any more); its transceiver idles until the next {@link addBackup}.
+   * @param {Source} source
+   */
+  removeBackup(source) {
+    return this._run(async () => {
+      const tr = this.backups.get(source);
+      if (!tr) return;
+      this.backups.delete(source);
+      this.idleBackups.set(source, tr);
+      tr.direction = "inactive";
+      await tr.sender.replaceTrack(null);
       await this._negotiate();
     });
   }
