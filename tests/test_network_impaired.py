@@ -146,7 +146,7 @@ async def test_a_subscriber_on_a_lossy_slow_distant_link_keeps_seeing_and_hearin
                 f'.tile[data-participant-id="{mediator.id}"][data-source="camera"]'
             )
             notice = tile.locator(".tile-network-paused")
-            await expect(notice).to_be_visible(timeout=30_000)
+            await expect(notice).to_be_visible(timeout=45_000)
             await expect(notice).to_have_text("您的网络较慢，已暂停对方画面，声音照常")
             assert counters.video_pauses > pauses
             # the sound goes on: once the queue in front of the page has drained (what

@@ -9,9 +9,11 @@ trip grows while a queue on the way fills, and packets are lost once it overflow
 estimate falls short (audio is never paused):
 
 * queueing delay: the smallest round trip of the last RTT_WINDOW_S over the smallest of
-  the last BASE_WINDOW_S. Taking the smallest of a second ignores the spikes a starved
-  CPU (the server's or the browser's) adds to single measurements; a filling queue
-  delays every packet, the smallest too;
+  the last BASE_WINDOW_S, less the shortest lag of this server's event loop in the last
+  RTT_WINDOW_S (`LoopLag`: a report read late looks like a long round trip; a loop
+  that was late all the time made every report look that much longer). Taking the
+  smallest of a second ignores the spikes a starved CPU adds to single measurements; a
+  filling queue delays every packet, the smallest too;
 * loss: packets lost over packets expected, from the reports' running counts, over the
   last LOSS_WINDOW_S (every stream) and AUDIO_WINDOW_S (audio alone): per time, not per
   report, however often reports come;
@@ -23,9 +25,10 @@ estimate falls short (audio is never paused):
   second on loopback), and nothing is lost then that pausing would save;
 * congested, and no pause in the last STEP_S: pause one more video subscription (cameras
   before screens, the largest bitrate first);
-* not congested for `hold` seconds with something paused: resume the one paused last (a
-  probe). Congestion within PROBE_S of a probe pauses it again at once and doubles `hold`
-  (HOLD_S up to MAX_HOLD_S); a probe that lasts brings `hold` back to HOLD_S.
+* settled (no queueing delay above QUEUE_DELAY_S, no loss above LOSS or AUDIO_LOSS) for
+  `hold` seconds with something paused: resume the one paused last (a probe). Congestion
+  within PROBE_S of a probe pauses it again at once and doubles `hold` (HOLD_S up to
+  MAX_HOLD_S); a probe that lasts brings `hold` back to HOLD_S.
 
 Random loss (a lossy radio link without a queue) raises neither signal much: pausing
 video would not help the audio then, and the guard leaves it alone below AUDIO_LOSS.
@@ -33,6 +36,7 @@ video would not help the audio then, and the guard leaves it alone below AUDIO_L
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -106,9 +110,12 @@ class WindowMin:
         while self._values and self._values[-1][1] >= value:
             self._values.pop()
         self._values.append((now, value))
-        while self._values[0][0] < now - self.seconds:
+        return self.min(now)
+
+    def min(self, now: float) -> float:
+        while self._values and self._values[0][0] < now - self.seconds:
             self._values.popleft()
-        return self._values[0][1]
+        return self._values[0][1] if self._values else 0.0
 
 
 class LossWindow:
@@ -129,6 +136,42 @@ class LossWindow:
         return sum(d[1] for d in self._deltas) / expected if expected else 0.0
 
 
+class LoopLag:
+    """How late this event loop runs a callback, sampled every TICK_S: a busy server
+    reads receiver reports late, and that time would count as queueing delay."""
+
+    TICK_S = 0.05
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lags = WindowMin(RTT_WINDOW_S)
+        self._handle: asyncio.TimerHandle | None = None
+        self._due = 0.0
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._due = self.clock() + self.TICK_S
+        self._handle = asyncio.get_running_loop().call_later(self.TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self._lags.add(max(0.0, now - self._due), now)
+        self._schedule()
+
+    def recent(self) -> float:
+        """The shortest lag of the last RTT_WINDOW_S (seconds): what every report read
+        in that time was at least late by, as the smallest round trip is taken."""
+        return self._lags.min(self.clock())
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class CongestionGuard:
     """Reads one subscriber connection's receiver reports and pauses or resumes its video
     subscriptions through `pause` and `resume`; `active` lists the video subscriptions
@@ -141,8 +184,10 @@ class CongestionGuard:
         resume: Callable[[Pausable], None],
         clock: Callable[[], float] = time.monotonic,
         name: str = "",
+        loop_lag: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.name = name  # whose link, for the debug log
+        self.loop_lag = loop_lag
         self.active = active
         self._pause = pause
         self._resume = resume
@@ -162,6 +207,7 @@ class CongestionGuard:
         self._congested_since: float | None = None
         self._last_pause = float("-inf")
         self._last_congested = float("-inf")
+        self._last_unsettled = float("-inf")
         self._probe_at: float | None = None
 
     def report(
@@ -180,7 +226,8 @@ class CongestionGuard:
                 if kind == "audio":
                     self._audio_loss.add(missing, expected, now)
         if rtt is not None:
-            self.queue_delay = self._recent_rtt.add(rtt, now) - self._base_rtt.add(rtt, now)
+            recent, base = self._recent_rtt.add(rtt, now), self._base_rtt.add(rtt, now)
+            self.queue_delay = max(0.0, recent - base - self.loop_lag())
         self.loss = self._loss.ratio(now)
         self.audio_loss = self._audio_loss.ratio(now)
         congested = (
@@ -195,6 +242,8 @@ class CongestionGuard:
             self.loss,
             self.audio_loss,
         )
+        if self.queue_delay > QUEUE_DELAY_S or self.loss > LOSS or self.audio_loss > AUDIO_LOSS:
+            self._last_unsettled = now
         if not congested:
             self._congested_since = None
             self._calm(now)
@@ -232,7 +281,7 @@ class CongestionGuard:
             self._probe_at = None
         if not self.paused:
             return
-        if now - max(self._last_congested, self._last_pause) < self.hold:
+        if now - max(self._last_unsettled, self._last_pause) < self.hold:
             return
         subscription = self.paused.pop()
         self._probe_at = now

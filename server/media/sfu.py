@@ -34,7 +34,7 @@ from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import PREFERRED, codec_preferences
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
-from tiaojie.server.media.congestion import CongestionGuard, Pausable, RateMeter
+from tiaojie.server.media.congestion import CongestionGuard, LoopLag, Pausable, RateMeter
 from tiaojie.server.media.counters import MediaCounters
 from tiaojie.server.media.forwarding import ForwardTrack
 from tiaojie.server.media.ice import (
@@ -277,7 +277,13 @@ class Peer:
         #: pauses video when this participant's link is congested; None for the recorder,
         #: whose evidence must be whole (it sits next to the server)
         self.guard = (
-            CongestionGuard(self._forwarding_video, self._pause, self._resume, name=participant_id)
+            CongestionGuard(
+                self._forwarding_video,
+                self._pause,
+                self._resume,
+                name=participant_id,
+                loop_lag=room.plane.loop_lag.recent,
+            )
             if adaptive
             else None
         )
@@ -780,6 +786,7 @@ class MediaPlane:
         #: pause video for subscribers whose link is congested (server/media/congestion.py);
         #: bench/network.py turns it off to compare
         self.pause_video = True
+        self.loop_lag = LoopLag()
 
     def new_connection(self) -> RTCPeerConnection:
         # The server gathers host candidates only (announced as --announce-ip): the STUN
@@ -823,6 +830,7 @@ class MediaPlane:
         peer = room.peers[participant_id] = Peer(
             room, participant_id, sid, adaptive and self.pause_video
         )
+        self.loop_lag.start()
         peer.muted.update(muted)
 
     def start_peer(self, room_id: str, participant_id: str) -> None:
@@ -882,6 +890,7 @@ class MediaPlane:
             room.apply_rules(rules)
 
     async def close(self) -> None:
+        self.loop_lag.stop()
         for room_id in list(self.rooms):
             await self.close_room(room_id)
         if self.ice.ports is not None and self.ice.ports.single:
