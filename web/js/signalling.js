@@ -55,8 +55,9 @@ export const RECONNECT_DELAY_MAX_MS = 3000;
  *
  * Besides the protocol notifications (subscribe with {@link Signalling#on}) it
  * reports connection life-cycle through these pseudo-events:
- * - `refused` (code, message): the server refused the connection (`connect_error`
- *   with data); socket.io does not retry, the connection is over
+ * - `refused` (code, message, url): the server refused the connection (`connect_error`
+ *   with data); socket.io does not retry, the connection is over. Code `redirect`: the
+ *   room's media is on the node at `url` (docs/PROTOCOL.md, "Several nodes")
  * - `reconnecting` (): the transport dropped or could not connect; socket.io retries
  * - `connected` (): (re)connected; `welcome` follows
  * - `disconnected` (reason): the connection ended for good without a `closed` first
@@ -106,7 +107,12 @@ export class Signalling {
         // refused by the server's connect handler: err.message is the code
         const data = err?.data && typeof err.data === "object" ? err.data : {};
         this.finished = true;
-        this._fire("refused", data.error || err?.message || "unknown", data.message || "");
+        this._fire(
+          "refused",
+          data.error || err?.message || "unknown",
+          data.message || "",
+          data.url || "",
+        );
       } else {
         this._fire("reconnecting");
       }
