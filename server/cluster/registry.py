@@ -29,8 +29,9 @@ end
 return removed
 """
 
-#: What a hosted room counts for in the load score, in forwarded streams: a room of four
-#: (mediator, two parties, recorder) forwards about 3 publishers x 2 tracks to 3 others.
+#: What a hosted room counts for in the load score, in forwarded streams: two thirds of a
+#: full room of four (mediator, two parties, recorder: 3 publishers x 2 tracks x 3
+#: receivers = 18), so a room still filling up counts before it forwards anything.
 ROOM_WEIGHT = 12
 
 
