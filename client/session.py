@@ -109,6 +109,9 @@ class RoomClient:
         decodes: set[str] | None = None,
     ) -> None:
         self.base_url, self._token = parse_link(link)
+        #: The node the link names: where a reconnect turns when the node the client was
+        #: sent to does not answer (it died; the link's node places the room again).
+        self.entry_url = self.base_url
         #: True: media only through the TURN servers the room hands out (as a browser
         #: with iceTransportPolicy "relay"), never a direct path.
         self.relay_only = relay_only
@@ -264,10 +267,12 @@ class RoomClient:
                     self.closed_reason = refused.code
                     self._closed.set()
                     return
+                self._back_to_entry()
             except Exception as error:  # any other failed attempt: try again, never stop
                 log.warning("reconnecting: %r", error)
                 with contextlib.suppress(Exception):
                     await self.sio.disconnect()
+                self._back_to_entry()
             else:
                 log.info("reconnected to the room")
                 self.reconnects += 1
@@ -282,6 +287,13 @@ class RoomClient:
         if self.closed_reason is None:
             self.closed_reason = "disconnected"
         self._closed.set()
+
+    def _back_to_entry(self) -> None:
+        """The node we were sent to does not answer: try the link's node next, which
+        sends us to wherever the room is now (several nodes; its node may have died)."""
+        if self.base_url != self.entry_url:
+            log.info("%s does not answer: trying the link's node %s", self.base_url, self.entry_url)
+            self.base_url = self.entry_url
 
     async def _transport_closed(self) -> None:
         """Wait (a few seconds at most) until the broken connection's Engine.IO client has

@@ -259,6 +259,8 @@ async def me(request: web.Request) -> web.Response:
         node_url = await state.cluster.elsewhere(room.id)
         if node_url is not None:
             answer["node_url"] = node_url
+        # where the page turns if the room's node stops answering
+        answer["nodes"] = await state.cluster.urls()
     return json_response(answer)
 
 

@@ -382,6 +382,7 @@ def _base_spec() -> dict[str, Any]:
                                 "room": _ref("Room"),
                                 # several nodes: the room's media is on this other node
                                 "node_url": {"type": "string"},
+                                "nodes": {"type": "array", "items": {"type": "string"}},
                             },
                         },
                     ),

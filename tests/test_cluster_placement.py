@@ -192,3 +192,51 @@ async def test_draining_node_gets_no_room_and_vanished_node_loses_its_leases(red
             await client.close()
         await r.aclose()
         await close(a, b)
+
+
+async def test_a_stopped_nodes_room_moves_to_another_node(redis_url, tmp_path):
+    """Both bots' links name node b, which drains: the room goes to a, where they
+    exchange media. Node a stops (its leases given up, its connections closed): the bots
+    reconnect through their links' node, b places the room again on itself, and the
+    media flows there again, in the same seats."""
+    a, b = await two_nodes(tmp_path, redis_url)
+    sources: list[FileSource] = []
+    clients: list[RoomClient] = []
+    a_running = True
+    try:
+        await b.admin("POST", "/api/node/drain", json={"draining": True})
+        room = await a.create_room(title="节点停止", lobby=False)
+        for role, name in (("mediator", "王"), ("party", "李")):
+            clients.append(
+                RoomClient(via(b, (await a.create_invite(room["id"], role, name))["url"]))
+            )
+        x, y = clients
+        for client in clients:
+            await client.join()
+            assert client.base_url == a.url
+        await b.admin("POST", "/api/node/drain", json={"draining": False})
+        for client in clients:
+            source = FileSource(make_test_mp4(tmp_path / "m.mp4", seconds=3))
+            sources.append(source)
+            await client.publish(source)
+        await until(receives(x, y), "王 receiving 李's frames on a")
+        seats = {c.room_state["self"]["id"] for c in clients}
+
+        await a.close()
+        await a.server.close()
+        a_running = False
+
+        async def moved() -> bool:
+            return all(c.reconnects >= 1 and c.base_url == b.url for c in clients)
+
+        await until(moved, "both bots back in the room on node b", timeout=30)
+        assert {c.room_state["self"]["id"] for c in clients} == seats
+        await until(receives(x, y), "王 receiving 李's frames on b")
+        await until(receives(y, x), "李 receiving 王's frames on b")
+        assert room["id"] in b.state.media.rooms
+    finally:
+        for source in sources:
+            await source.stop()
+        for client in clients:
+            await client.close()
+        await close(*([a, b] if a_running else [b]))

@@ -117,6 +117,13 @@ class Cluster:
             return await here()
         return await self.calls.call(host.id, name, payload)
 
+    async def urls(self) -> list[str]:
+        """The live nodes' addresses ([] when Redis does not answer)."""
+        try:
+            return sorted({n.url for n in (await self.registry.nodes()).values()})
+        except (RedisError, OSError):
+            return []
+
     async def release(self, room_id: str) -> None:
         """The room ended: its lease goes (the next use places it again)."""
         if self.hosted.pop(room_id, None) is not None:

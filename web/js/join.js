@@ -7,7 +7,9 @@
  * Several nodes (docs/PROTOCOL.md, "Several nodes"): when the room's media is on another
  * node, `/api/me` names it (`node_url`) and the page opens itself there at once, with
  * the same token in the fragment; a connection refused with `redirect` does the same and
- * joins there straight away with the name chosen here.
+ * joins there straight away with the name chosen here. If the room's node stops
+ * answering (it died), the page goes to another node `/api/me` named (`nodes`), which
+ * places the room again, and joins there with the same name.
  *
  * @module join
  */
@@ -100,21 +102,24 @@ function showRefusal(code, message = "") {
 
 /** Redirects followed in a row before the page gives up (a misconfigured node URL). */
 const MAX_HOPS = 3;
+/** Failed reconnection attempts (about 1 + 2 + 3 s) before the page tries another node. */
+const UNREACHABLE_ATTEMPTS = 3;
 
 /**
  * Open this page on the node that hosts the room's media, with the token (and, when the
  * person already pressed join, their name, to join there at once) in the fragment.
  * @param {string} url the node's base URL
  * @param {string} [name] the display name chosen here
+ * @param {boolean} [fresh] leaving a node that stopped answering: redirects count anew
  */
-function goToNode(url, name = "") {
+function goToNode(url, name = "", fresh = false) {
   let target;
   try {
     target = new URL("/join" + location.search, url);
   } catch {
     return showRefusal("redirect");
   }
-  const hops = arrival.hops + 1;
+  const hops = fresh ? 0 : arrival.hops + 1;
   if (target.origin === location.origin || hops > MAX_HOPS) return showRefusal("redirect");
   const hash = new URLSearchParams({ token: state.token, hops: String(hops) });
   if (name) hash.set("name", name);
@@ -251,6 +256,11 @@ function join() {
   });
   sig.on("connected", () => {
     $("conn-banner").hidden = true;
+  });
+  // several nodes, and this one is gone: another node places the room again
+  sig.on("unreachable", (attempts) => {
+    const other = (state.me.nodes || []).find((url) => new URL(url).origin !== location.origin);
+    if (!state.finished && other && attempts >= UNREACHABLE_ATTEMPTS) goToNode(other, name, true);
   });
   sig.connect();
 }

@@ -59,6 +59,7 @@ export const RECONNECT_DELAY_MAX_MS = 3000;
  *   with data); socket.io does not retry, the connection is over. Code `redirect`: the
  *   room's media is on the node at `url` (docs/PROTOCOL.md, "Several nodes")
  * - `reconnecting` (): the transport dropped or could not connect; socket.io retries
+ * - `unreachable` (n): the n-th reconnection attempt in a row failed to reach the server
  * - `connected` (): (re)connected; `welcome` follows
  * - `disconnected` (reason): the connection ended for good without a `closed` first
  *
@@ -100,7 +101,16 @@ export class Signalling {
     this.socket.io.on("reconnect", () => {
       this.reconnects += 1;
     });
-    this.socket.on("connect", () => this._fire("connected"));
+    /** Failed reconnection attempts in a row (the node may be gone). */
+    this._unreachable = 0;
+    this.socket.io.on("reconnect_error", () => {
+      this._unreachable += 1;
+      if (!this.finished) this._fire("unreachable", this._unreachable);
+    });
+    this.socket.on("connect", () => {
+      this._unreachable = 0;
+      this._fire("connected");
+    });
     this.socket.on("connect_error", (err) => {
       if (this.finished) return;
       if (!this.socket.active) {
