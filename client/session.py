@@ -5,6 +5,10 @@ RTCPeerConnections) and never decodes: received tracks are made pass-through, so
 arrives are the encoded `av.Packet`s the publisher sent. The recorder, the load
 generator, `tiaojie bot` and many tests build on it.
 
+Several nodes: a node that does not host the room's media refuses the connection with
+`redirect` and the URL of the one that does; the client connects there with the same
+link (`base_url` follows it).
+
 Reconnection (docs/PROTOCOL.md, "Reconnecting"): when the connection breaks (not when
 the server closes it with `closed`), the client connects again with the same link, with
 backoff, for up to `reconnect_for` seconds; the server kept its seat, so `room_state`
@@ -46,10 +50,16 @@ log = logging.getLogger(__name__)
 
 
 class JoinRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, url: str | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        #: `redirect`: the node that hosts the room's media.
+        self.url = url
+
+
+#: Redirects one connection attempt follows (docs/PROTOCOL.md, "Several nodes").
+MAX_REDIRECTS = 3
 
 
 def parse_link(link: str) -> tuple[str, str]:
@@ -99,6 +109,9 @@ class RoomClient:
         decodes: set[str] | None = None,
     ) -> None:
         self.base_url, self._token = parse_link(link)
+        #: The node the link names: where a reconnect turns when the node the client was
+        #: sent to does not answer (it died; the link's node places the room again).
+        self.entry_url = self.base_url
         #: True: media only through the TURN servers the room hands out (as a browser
         #: with iceTransportPolicy "relay"), never a direct path.
         self.relay_only = relay_only
@@ -118,6 +131,8 @@ class RoomClient:
         self.reconnect_for = reconnect_for
         #: Times the client came back after a broken connection.
         self.reconnects = 0
+        #: Times a node sent the client to the node hosting the room (several nodes).
+        self.redirects = 0
         #: What `publish` published, to publish again after a reconnect.
         self._published: tuple[FileSource, MediaStreamTrack | None] | None = None
         self._leaving = False
@@ -153,6 +168,21 @@ class RoomClient:
 
     # -- joining ---------------------------------------------------------------------------
     async def _connect(self) -> None:
+        """Connect, following `redirect`s to the node that hosts the room's media: the
+        same token there; later reconnects go there too."""
+        for _ in range(MAX_REDIRECTS):
+            try:
+                await self._connect_once()
+                return
+            except JoinRefused as refused:
+                if refused.code != "redirect" or not refused.url:
+                    raise
+                log.info("the room is served by %s: connecting there", refused.url)
+                self.base_url = refused.url.rstrip("/")
+                self.redirects += 1
+        await self._connect_once()
+
+    async def _connect_once(self) -> None:
         auth: dict[str, Any] = {"token": self._token}
         if self.name:
             auth["name"] = self.name
@@ -162,11 +192,16 @@ class RoomClient:
                 self.base_url, auth=auth, transports=["websocket"], wait_timeout=10
             )
         except socketio.exceptions.ConnectionError:
-            await asyncio.sleep(0.05)
+            for _ in range(10):  # the refusal's data may follow the error (a busy loop)
+                if self._refusal is not None:
+                    break
+                await asyncio.sleep(0.05)
             data = self._refusal or {}
             data = data.get("data", data) if isinstance(data, dict) else {}
             raise JoinRefused(
-                data.get("error", "connect_failed"), data.get("message", "could not connect")
+                data.get("error", "connect_failed"),
+                data.get("message", "could not connect"),
+                data.get("url"),
             ) from None
 
     async def join(self, wait: float = 15) -> dict[str, Any]:
@@ -232,10 +267,12 @@ class RoomClient:
                     self.closed_reason = refused.code
                     self._closed.set()
                     return
+                self._back_to_entry()
             except Exception as error:  # any other failed attempt: try again, never stop
                 log.warning("reconnecting: %r", error)
                 with contextlib.suppress(Exception):
                     await self.sio.disconnect()
+                self._back_to_entry()
             else:
                 log.info("reconnected to the room")
                 self.reconnects += 1
@@ -250,6 +287,13 @@ class RoomClient:
         if self.closed_reason is None:
             self.closed_reason = "disconnected"
         self._closed.set()
+
+    def _back_to_entry(self) -> None:
+        """The node we were sent to does not answer: try the link's node next, which
+        sends us to wherever the room is now (several nodes; its node may have died)."""
+        if self.base_url != self.entry_url:
+            log.info("%s does not answer: trying the link's node %s", self.base_url, self.entry_url)
+            self.base_url = self.entry_url
 
     async def _transport_closed(self) -> None:
         """Wait (a few seconds at most) until the broken connection's Engine.IO client has

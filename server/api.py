@@ -249,9 +249,19 @@ async def me(request: web.Request) -> web.Response:
     caller = _auth(request).caller(request)
     if caller.claims is None:
         raise bad_request("/api/me describes an invite token, not the admin token.")
-    room = await app_state(request.app).store.require(caller.claims.room_id)
+    state = app_state(request.app)
+    room = await state.store.require(caller.claims.room_id)
     invite = rooms.check_invite(room, caller.claims)
-    return json_response({"invite": invite.public(), "room": room.summary()})
+    answer: dict[str, Any] = {"invite": invite.public(), "room": room.summary()}
+    # Several nodes: the join page opens the room's node before anything else (the room
+    # is placed now if it was not: the page will soon connect).
+    if state.cluster is not None and not room.ended:
+        node_url = await state.cluster.elsewhere(room.id)
+        if node_url is not None:
+            answer["node_url"] = node_url
+        # where the page turns if the room's node stops answering
+        answer["nodes"] = await state.cluster.urls()
+    return json_response(answer)
 
 
 def add_routes(app: web.Application) -> None:

@@ -38,6 +38,9 @@ from tiaojie.server.cases.store import CaseStore
 from tiaojie.server.caucus import Caucuses
 from tiaojie.server.chat.log import ChatLog
 from tiaojie.server.chat.service import Chat
+from tiaojie.server.cluster import Cluster
+from tiaojie.server.cluster.http import NodeRoutes
+from tiaojie.server.cluster.load import NodeLoad
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -63,6 +66,7 @@ from tiaojie.server.moderation import Moderation
 from tiaojie.server.node import node_id
 from tiaojie.server.notices import Notices
 from tiaojie.server.recordings import (
+    START_CALL,
     ArchiveAuth,
     ArchivistRegister,
     RecordingRoutes,
@@ -141,6 +145,23 @@ def create_app(settings: Settings) -> web.Application:
         settings.rtc_ports if ice.ports is not None and not ice.ports.single else None,
     )
     recordings.on_sealed(case_rooms.recording_sealed)
+    cluster = None
+    if settings.redis_url:
+        # A room's media on one node: connections and recordings go to it (server/cluster/).
+        cluster = Cluster(
+            settings.redis_url,
+            node,
+            settings.own_url,
+            settings.node_ttl,
+            NodeLoad(media, signalling),
+            settings.draining,
+        )
+        signalling.place_with(cluster.elsewhere)
+        signalling.on_room_ended(cluster.release)
+        recordings.start_on_host(cluster.on_host)
+        cluster.calls.handle(
+            START_CALL, lambda call: recordings.start_here(call["room_id"], call["started_by"])
+        )
     cases = Cases(
         case_store,
         AccountActors(auth),
@@ -191,6 +212,7 @@ def create_app(settings: Settings) -> web.Application:
         auth=auth,
         version=__version__,
         accounts=accounts,
+        cluster=cluster,
     )
     signalling.attach(app)
     api.add_routes(app)
@@ -202,6 +224,7 @@ def create_app(settings: Settings) -> web.Application:
     agreements.install(app)
     # the device check page's network check (server/media/probe.py)
     ProbeRoutes(Probes(media), auth).install(app)
+    NodeRoutes(cluster, auth, node, settings.own_url).install(app)
     app[CASES] = cases
     CaseRoutes(cases).install(app)
 
@@ -211,10 +234,14 @@ def create_app(settings: Settings) -> web.Application:
         await ensure(index, settings.data_dir)
         await signalling.recover()
         await recordings.recover()
+        if cluster is not None:
+            await cluster.start()
 
     async def on_shutdown(app: web.Application) -> None:
         await recordings.shutdown()  # each recording gets its seal while still connected
         await signalling.disconnect_all()
+        if cluster is not None:
+            await cluster.stop()
 
     async def on_cleanup(app: web.Application) -> None:
         await caucuses.timers.stop()

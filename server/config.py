@@ -20,6 +20,15 @@ class Settings:
     #: Where durable records live: None is SQLite in the data directory (server/db/url.py).
     database_url: str | None = None
     public_url: str | None = None
+    #: This node's own address, where participants are sent when their room's media is
+    #: here (server/cluster/): None is `base_url`. Behind one load-balanced public URL
+    #: each node needs its own.
+    node_url: str | None = None
+    #: Seconds a node's heartbeat and its rooms' placement leases live in Redis without
+    #: renewal (renewed every third of it): how long a vanished node is still believed.
+    node_ttl: float = 10.0
+    #: Start draining: no new rooms are placed on this node (`tiaojie drain`).
+    draining: bool = False
     admin_token: str | None = None
     secret_key: str | None = None
     ice_servers: str | None = None
@@ -80,6 +89,11 @@ class Settings:
             host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
             return f"https://{host}:{self.port}"
         return self.local_url
+
+    @property
+    def own_url(self) -> str:
+        """This node's own address among several (--node-url, else `base_url`)."""
+        return self.node_url.rstrip("/") if self.node_url else self.base_url
 
     @property
     def tls(self) -> bool:
@@ -180,6 +194,28 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("REDIS"),
         help="Redis URL that carries socket.io events between nodes, e.g. "
         "redis://127.0.0.1:6379/0 (TIAOJIE_REDIS; default: one node)",
+    )
+    parser.add_argument(
+        "--node-url",
+        default=_env("NODE_URL"),
+        help="with --redis: this node's own address, where participants of the rooms whose "
+        "media it hosts are sent (TIAOJIE_NODE_URL; default: --public-url, else "
+        "http://HOST:PORT); behind one load-balanced public URL give each node its own",
+    )
+    parser.add_argument(
+        "--node-ttl",
+        type=_positive_seconds,
+        default=_positive_seconds(_env("NODE_TTL", "10") or "10"),
+        help="with --redis: seconds after its last heartbeat that a node counts as gone "
+        "and its rooms can be placed on another node (TIAOJIE_NODE_TTL; default 10)",
+    )
+    parser.add_argument(
+        "--drain",
+        dest="draining",
+        action="store_true",
+        default=_env("DRAIN") == "1",
+        help="with --redis: start draining: no new room is placed on this node; its own "
+        "rooms stay until they end (TIAOJIE_DRAIN=1; or later: tiaojie drain)",
     )
     parser.add_argument(
         "--ice-servers",
@@ -329,6 +365,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         redis_url=args.redis_url,
         database_url=args.database_url,
         public_url=args.public_url,
+        node_url=args.node_url,
+        node_ttl=args.node_ttl,
+        draining=args.draining,
         admin_token=_env("ADMIN_TOKEN"),
         secret_key=_env("SECRET_KEY"),
         ice_servers=args.ice_servers,

@@ -14,6 +14,7 @@ from tiaojie.server.accounts.schemas import PASSWORD_FORMAT
 from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
 from tiaojie.server.cases import openapi as cases_openapi
+from tiaojie.server.cluster.http import openapi_paths as node_paths
 from tiaojie.server.http_auth import READERS
 from tiaojie.server.media.probe_http import openapi_paths as probe_paths
 from tiaojie.server.openapi_parts import ERROR, operation
@@ -203,6 +204,7 @@ def build_spec() -> dict[str, Any]:
     spec = _base_spec()
     spec["paths"].update(recording_paths())
     spec["paths"].update(probe_paths())
+    spec["paths"].update(node_paths())
     spec["paths"].update(documented_value(account_paths()))
     spec["components"]["schemas"].update(documented_value(account_schemas()))
     spec["paths"].update(documented_value(cases_openapi.paths()))
@@ -375,7 +377,13 @@ def _base_spec() -> dict[str, Any]:
                         "invite and room",
                         {
                             "type": "object",
-                            "properties": {"invite": _ref("Invite"), "room": _ref("Room")},
+                            "properties": {
+                                "invite": _ref("Invite"),
+                                "room": _ref("Room"),
+                                # several nodes: the room's media is on this other node
+                                "node_url": {"type": "string"},
+                                "nodes": {"type": "array", "items": {"type": "string"}},
+                            },
                         },
                     ),
                     400,

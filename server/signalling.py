@@ -100,6 +100,17 @@ CLOSE_MESSAGES: dict[CloseReason, str] = {
 }
 
 
+class Redirect(TiaojieError):
+    """The room's media is on another node: connect there (docs/PROTOCOL.md)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__("redirect", "This room is served by another node; connect there.", 307)
+        self.url = url
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "url": self.url}
+
+
 @dataclass(frozen=True)
 class Request:
     """One client event that passed validation: who sent it, on which connection."""
@@ -123,6 +134,12 @@ AwayHook = Callable[[str, Participant], Awaitable[None]]
 RoomHook = Callable[[str], Awaitable[None]]
 #: (room, participant) -> a field of the `room_state` that participant gets.
 RoomStateField = Callable[[Room, Participant], Any]
+
+
+#: (room_id) -> the URL of the node that hosts the room's media, None when it is this
+#: node (server/cluster/): a connection for a room hosted elsewhere is refused with
+#: `redirect` and that URL, before it changes anything.
+Placement = Callable[[str], Awaitable[str | None]]
 
 
 class IceServersFor(Protocol):
@@ -184,6 +201,9 @@ class Signalling:
         #: Set when this node shuts down: the connections it closes then change nothing
         #: stored (as with kill -9); the next start keeps their seats (`recover`).
         self._stopping = False
+        self._placement: Placement | None = None
+        #: The room of each connection this node holds (sid -> room id).
+        self._here: dict[str, str] = {}
 
     def attach(self, app: web.Application) -> None:
         """Serve socket.io on `app` (at /socket.io/)."""
@@ -236,6 +256,14 @@ class Signalling:
     def on_room_ended(self, hook: RoomHook) -> None:
         """Run `hook` when a room has ended, after every connection was closed."""
         self._ended_hooks.append(hook)
+
+    def place_with(self, placement: Placement) -> None:
+        """Send connections for rooms hosted on another node there (several nodes)."""
+        self._placement = placement
+
+    def rooms_here(self) -> set[str]:
+        """The rooms this node holds connections of (the lobby's too)."""
+        return set(self._here.values())
 
     # -- checks and changes, for handlers ------------------------------------------------
     def _authorized(
@@ -309,6 +337,7 @@ class Signalling:
             if fields.get("room_id", claims.room_id) != claims.room_id:
                 raise TiaojieError("token_wrong_room", "This link is for another room.", 403)
             name = fields.get("name")
+            await self._check_placement(claims.room_id)
             result = await self.store.update(
                 claims.room_id, lambda room: rooms.join(room, claims, sid, name)
             )
@@ -317,10 +346,23 @@ class Signalling:
         await self.sio.save_session(
             sid, {"room_id": claims.room_id, "participant_id": result.participant.id}
         )
+        self._here[sid] = claims.room_id
         self._spawn(
             self._after_connect(sid, claims.room_id, result.participant.id, result.replaced_sid)
         )
         return None
+
+    async def _check_placement(self, room_id: str) -> None:
+        """Refuse with `redirect` a connection whose room's media is on another node; a
+        room that is unknown or over is left to `rooms.join` to refuse."""
+        if self._placement is None:
+            return
+        room = await self.store.get(room_id)
+        if room is None or room.ended:
+            return
+        url = await self._placement(room_id)
+        if url is not None:
+            raise Redirect(url)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -398,6 +440,7 @@ class Signalling:
     async def _on_disconnect(self, sid: str, reason: object = None) -> dict[str, Any] | None:
         if self._spoofed(sid):
             return await self._refuse_event(sid, "disconnect")
+        self._here.pop(sid, None)
         session = await self._session(sid)
         if session is None or self._stopping:
             return None

@@ -1,6 +1,6 @@
 """What the aiohttp application holds, for the REST handlers of server/api.py and the
 CLI: settings, secrets, the room store, signalling, the media plane, recordings, and the
-REST token checks, staff accounts. Built once by server/app.py."""
+REST token checks, staff accounts, and the cluster (with --redis). Built once by server/app.py."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tiaojie.server.accounts.service import Accounts
+from tiaojie.server.cluster import Cluster
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import Credentials
 from tiaojie.server.http_auth import HttpAuth
@@ -31,6 +32,8 @@ class AppState:
     auth: HttpAuth
     version: str
     accounts: Accounts
+    #: This node among several (server/cluster/); None: one node, no Redis.
+    cluster: Cluster | None = None
 
 
 STATE = web.AppKey("tiaojie_state", AppState)

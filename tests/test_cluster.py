@@ -50,8 +50,9 @@ async def test_admit_across_nodes(redis_url, database_url, tmp_path):
 
 
 async def test_recording_across_nodes(redis_url, database_url, tmp_path):
-    """Node A runs the recorder; moderation on node B is chained; B stops it, A's recorder
-    seals and leaves, and the archive verifies."""
+    """Started through node A, the recording runs on the room's node (placement: the
+    node both participants were sent to); moderation is chained; the other node stops
+    it, the recorder seals and leaves, and the archive verifies."""
     import redis.asyncio
 
     from tests.test_recording import verify
@@ -74,6 +75,9 @@ async def test_recording_across_nodes(redis_url, database_url, tmp_path):
         await party.wait_for("room_state")
         status, started = await node_a.admin("POST", f"/api/rooms/{room['id']}/recording")
         assert status == 201
+        runner, other = (node_a, node_b) if node_a.state.recordings.processes else (node_b, node_a)
+        assert room["id"] in runner.state.recordings.processes
+        assert room["id"] in runner.state.media.rooms
         await party.wait_for(
             "participant_joined", lambda d: d["participant"]["role"] == "recorder", 20
         )
@@ -81,7 +85,7 @@ async def test_recording_across_nodes(redis_url, database_url, tmp_path):
             "mute", {"participant_id": party_invite["invite_id"], "track": "audio"}
         )
         assert muted["ok"]
-        folder = tmp_path / "a" / "recordings" / started["id"]
+        folder = runner.state.settings.data_dir / "recordings" / started["id"]
 
         def kinds() -> list[str]:
             entries, _ = read_entries(folder / "chain.jsonl")
@@ -92,16 +96,16 @@ async def test_recording_across_nodes(redis_url, database_url, tmp_path):
                 break
             await asyncio.sleep(0.1)
         assert "mute" in kinds()
-        status, _ = await node_b.admin("DELETE", f"/api/rooms/{room['id']}/recording")
+        status, _ = await other.admin("DELETE", f"/api/rooms/{room['id']}/recording")
         assert status == 200
         for _ in range(150):
-            if not node_a.state.recordings.processes:
+            if not runner.state.recordings.processes:
                 break
             await asyncio.sleep(0.1)
-        assert not node_a.state.recordings.processes, "the recorder on node A did not finish"
+        assert not runner.state.recordings.processes, "the recorder did not finish"
         entries, _ = read_entries(folder / "chain.jsonl")
         assert entries[-1]["type"] == "seal"
-        result = verify(folder, tmp_path / "a")
+        result = verify(folder, runner.state.settings.data_dir)
         assert result.returncode == 0, result.stdout
     finally:
         for node in (node_a, node_b):

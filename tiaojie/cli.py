@@ -173,6 +173,44 @@ def health(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_token(data_dir: Path) -> str:
+    """TIAOJIE_ADMIN_TOKEN, else the one `serve` keeps in the data directory ("" and a
+    message when there is none)."""
+    token = os.environ.get("TIAOJIE_ADMIN_TOKEN") or ""
+    if token:
+        return token
+    try:
+        return (data_dir / ADMIN_TOKEN_FILE).read_text().strip()
+    except OSError as error:
+        print(
+            f"tiaojie: no admin token: set TIAOJIE_ADMIN_TOKEN or --data ({error})", file=sys.stderr
+        )
+        return ""
+
+
+def drain(args: argparse.Namespace) -> int:
+    """Drain the node on this machine (or --server): no new room is placed on it; its
+    rooms stay until they end. --undo opens it again."""
+    token = _admin_token(args.data_dir)
+    if not token:
+        return 2
+    server = (args.server or _local_server()).rstrip("/")
+    try:
+        node = _post(f"{server}/api/node/drain", token, {"draining": not args.undo})
+    except urllib.error.HTTPError as error:
+        detail = json.loads(error.read() or b"{}")
+        print(f"tiaojie: {error.code} {detail.get('message', error.reason)}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as error:
+        print(f"tiaojie: cannot reach {server}: {error.reason}", file=sys.stderr)
+        return 2
+    state = "draining: no new rooms" if node["draining"] else "open: takes new rooms"
+    print(
+        f"node {node['id']} ({node['url']}): {state}; hosting {node.get('hosted_rooms', 0)} rooms"
+    )
+    return 0
+
+
 def new_room(args: argparse.Namespace) -> int:
     """Create a room on a running server, with a mediator link and party links. Everything
     is checked before the room is made: no room is left without its links."""
@@ -194,16 +232,9 @@ def new_room(args: argparse.Namespace) -> int:
         message = error.message.replace("payload.", "").replace("expires_in", "--expires-in")
         print(f"tiaojie: nothing was created: {what}: {message}", file=sys.stderr)
         return 2
-    token = os.environ.get("TIAOJIE_ADMIN_TOKEN") or ""
+    token = _admin_token(args.data_dir)
     if not token:
-        try:
-            token = (args.data_dir / ADMIN_TOKEN_FILE).read_text().strip()
-        except OSError as error:
-            print(
-                f"tiaojie: no admin token: set TIAOJIE_ADMIN_TOKEN or --data ({error})",
-                file=sys.stderr,
-            )
-            return 2
+        return 2
     server = (args.server or _local_server()).rstrip("/")
     try:
         room = _post(f"{server}/api/rooms", token, room_body)
@@ -568,6 +599,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds the links stay valid: 60 to 2592000 (30 days; default 86400)",
     )
     room.set_defaults(run=new_room)
+
+    draining = commands.add_parser(
+        "drain",
+        help="several nodes: place no new room on this node (its rooms stay until they end)",
+    )
+    draining.add_argument(
+        "--server",
+        default=None,
+        help="the node's address (default: where serve listens: TIAOJIE_HOST, TIAOJIE_PORT)",
+    )
+    draining.add_argument(
+        "--data",
+        dest="data_dir",
+        type=Path,
+        default=Path(os.environ.get("TIAOJIE_DATA") or "data"),
+        help="where the node keeps its admin token (TIAOJIE_DATA; default ./data)",
+    )
+    draining.add_argument("--undo", action="store_true", help="take new rooms again")
+    draining.set_defaults(run=drain)
 
     probe = commands.add_parser(
         "health",

@@ -37,11 +37,12 @@ from tiaojie.server.recordings.archivists import ArchivistRegister
 from tiaojie.server.recordings.http import RecordingRoutes
 from tiaojie.server.recordings.notes import RoomEvent
 from tiaojie.server.recordings.process import RECORDER_TOKEN_ENV, RecorderProcess
-from tiaojie.server.recordings.service import Recordings
+from tiaojie.server.recordings.service import START_CALL, Recordings
 from tiaojie.server.recordings.state import public, view
 
 __all__ = [
     "RECORDER_TOKEN_ENV",
+    "START_CALL",
     "ArchiveAuth",
     "ArchivistRegister",
     "RecorderProcess",

@@ -44,9 +44,18 @@ from tiaojie.server.tokens import InviteClaims, TokenSigner
 
 log = logging.getLogger(__name__)
 
+#: (room_id, call name, payload, the start here) -> the answer: the start runs on the
+#: node hosting the room's media, asked over Redis when it is another (server/cluster/).
+OnHost = Callable[
+    [str, str, dict[str, Any], Callable[[], Awaitable[dict[str, Any]]]],
+    Awaitable[dict[str, Any]],
+]
+
 #: Told of a recording's seal: (room id, recording id, its folder's facts).
 SealedListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
+#: The call another node makes to start a recording here (server/cluster/calls.py).
+START_CALL = "start_recording"
 #: How long a node that restarted waits for the seal of a recorder that outlived it.
 SEAL_WAIT_S = 60
 #: How long the agreement's seal waits for the room events queued for the recorder.
@@ -99,6 +108,12 @@ class Recordings:
         self._sealed_listeners: list[SealedListener] = []
         #: The recorder key is made on first run, so its id can be printed at start.
         self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
+        self._on_host: OnHost | None = None
+
+    def start_on_host(self, on_host: OnHost) -> None:
+        """Several nodes: start recordings on the node that hosts the room's media, so
+        the recorder is next to it and the files are where the room's node keeps them."""
+        self._on_host = on_host
 
     def install(self) -> None:
         """The recording's events, its field of `room_state`, and the presence hooks."""
@@ -114,6 +129,15 @@ class Recordings:
 
     # -- start / stop ------------------------------------------------------------------
     async def start(self, room_id: str, started_by: str) -> dict[str, Any]:
+        if self._on_host is None:
+            return await self.start_here(room_id, started_by)
+        payload = {"room_id": room_id, "started_by": started_by}
+        return await self._on_host(
+            room_id, START_CALL, payload, lambda: self.start_here(room_id, started_by)
+        )
+
+    async def start_here(self, room_id: str, started_by: str) -> dict[str, Any]:
+        """Start the room's recording with a recorder process of this node."""
         recording_id = new_recording_id()
 
         def start(room: Room) -> tuple[dict[str, Any], Invite, str]:

@@ -45,14 +45,26 @@ class SignalClient:
         self._changed.set()
 
     async def connect(self, auth: Any) -> SignalClient:
-        try:
-            await self.sio.connect(
-                self.base_url, auth=auth, transports=["websocket"], wait_timeout=5
-            )
-        except socketio.exceptions.ConnectionError:
-            await asyncio.sleep(0.05)
-            raise Refused(self.refusal) from None
-        return self
+        """Connect; a `redirect` (several nodes: the room's media is on another node) is
+        followed, as every client does, and `base_url` is then that node's."""
+        for _ in range(3):
+            self.refusal = None
+            try:
+                await self.sio.connect(
+                    self.base_url, auth=auth, transports=["websocket"], wait_timeout=5
+                )
+            except socketio.exceptions.ConnectionError:
+                for _ in range(10):
+                    if self.refusal is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                refused = Refused(self.refusal)
+                if refused.code != "redirect":
+                    raise refused from None
+                self.base_url = refused.data["url"]
+                continue
+            return self
+        raise Refused(self.refusal)
 
     async def wait_for(
         self, event: str, where: Callable[[Any], bool] | None = None, timeout: float = 5

@@ -4,6 +4,13 @@
  * opens it first), choose a display name, connect, wait in the lobby, then the video room.
  * Every outcome has its own screen (see {@link SCREENS}).
  *
+ * Several nodes (docs/PROTOCOL.md, "Several nodes"): when the room's media is on another
+ * node, `/api/me` names it (`node_url`) and the page opens itself there at once, with
+ * the same token in the fragment; a connection refused with `redirect` does the same and
+ * joins there straight away with the name chosen here. If the room's node stops
+ * answering (it died), the page goes to another node `/api/me` named (`nodes`), which
+ * places the room again, and joins there with the same name.
+ *
  * @module join
  */
 import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
@@ -92,6 +99,44 @@ function showRefusal(code, message = "") {
   $("screen-error").dataset.reason = code;
   return finish("error");
 }
+
+/** Redirects followed in a row before the page gives up (a misconfigured node URL). */
+const MAX_HOPS = 3;
+/** Failed reconnection attempts (about 1 + 2 + 3 s) before the page tries another node. */
+const UNREACHABLE_ATTEMPTS = 3;
+
+/**
+ * Open this page on the node that hosts the room's media, with the token (and, when the
+ * person already pressed join, their name, to join there at once) in the fragment.
+ * @param {string} url the node's base URL
+ * @param {string} [name] the display name chosen here
+ * @param {boolean} [fresh] leaving a node that stopped answering: redirects count anew
+ */
+function goToNode(url, name = "", fresh = false) {
+  let target;
+  try {
+    target = new URL("/join" + location.search, url);
+  } catch {
+    return showRefusal("redirect");
+  }
+  const hops = fresh ? 0 : arrival.hops + 1;
+  if (target.origin === location.origin || hops > MAX_HOPS) return showRefusal("redirect");
+  const hash = new URLSearchParams({ token: state.token, hops: String(hops) });
+  if (name) hash.set("name", name);
+  target.hash = hash.toString();
+  state.finished = true;
+  state.view?.stop();
+  preview.stop();
+  if (state.sig) state.sig.close();
+  showScreen("loading");
+  location.replace(target.href);
+}
+
+/** What another node's redirect put in the fragment (read before the token is taken). */
+const arrival = (() => {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+  return { hops: Number(params.get("hops")) || 0, name: params.get("name") || "" };
+})();
 
 /** @param {{reason: string, message?: string}} payload */
 function onClosed({ reason, message }) {
@@ -200,7 +245,9 @@ function join() {
     showScreen("lobby");
   });
   sig.on("closed", onClosed);
-  sig.on("refused", (code, message) => showRefusal(code, message));
+  sig.on("refused", (code, message, url) =>
+    code === "redirect" && url ? goToNode(url, name) : showRefusal(code, message),
+  );
   sig.on("disconnected", () => {
     if (!state.finished) showRefusal("network");
   });
@@ -209,6 +256,11 @@ function join() {
   });
   sig.on("connected", () => {
     $("conn-banner").hidden = true;
+  });
+  // several nodes, and this one is gone: another node places the room again
+  sig.on("unreachable", (attempts) => {
+    const other = (state.me.nodes || []).find((url) => new URL(url).origin !== location.origin);
+    if (!state.finished && other && attempts >= UNREACHABLE_ATTEMPTS) goToNode(other, name, true);
   });
   sig.connect();
 }
@@ -323,8 +375,9 @@ async function main() {
     throw e;
   }
   if (state.me.room?.status === "ended") return showRefusal("room_ended");
+  if (state.me.node_url) return goToNode(state.me.node_url);
 
-  $("name-input").value = state.me.invite.name || "";
+  $("name-input").value = arrival.name || state.me.invite.name || "";
   const check = new DeviceCheck({
     preview,
     token: state.token,
@@ -338,6 +391,8 @@ async function main() {
   renderJoin();
   showScreen(new URLSearchParams(location.search).has("check") ? "check" : "join");
   preview.start();
+  // sent here by another node after pressing join there: join at once
+  if (arrival.name) join();
 }
 
 function showJoin() {

@@ -57,9 +57,11 @@ export const RECONNECT_DELAY_MAX_MS = 3000;
  *
  * Besides the protocol notifications (subscribe with {@link Signalling#on}) it
  * reports connection life-cycle through these pseudo-events:
- * - `refused` (code, message): the server refused the connection (`connect_error`
- *   with data); socket.io does not retry, the connection is over
+ * - `refused` (code, message, url): the server refused the connection (`connect_error`
+ *   with data); socket.io does not retry, the connection is over. Code `redirect`: the
+ *   room's media is on the node at `url` (docs/PROTOCOL.md, "Several nodes")
  * - `reconnecting` (): the transport dropped or could not connect; socket.io retries
+ * - `unreachable` (n): the n-th reconnection attempt in a row failed to reach the server
  * - `connected` (): (re)connected; `welcome` follows
  * - `disconnected` (reason): the connection ended for good without a `closed` first
  *
@@ -101,14 +103,28 @@ export class Signalling {
     this.socket.io.on("reconnect", () => {
       this.reconnects += 1;
     });
-    this.socket.on("connect", () => this._fire("connected"));
+    /** Failed reconnection attempts in a row (the node may be gone). */
+    this._unreachable = 0;
+    this.socket.io.on("reconnect_error", () => {
+      this._unreachable += 1;
+      if (!this.finished) this._fire("unreachable", this._unreachable);
+    });
+    this.socket.on("connect", () => {
+      this._unreachable = 0;
+      this._fire("connected");
+    });
     this.socket.on("connect_error", (err) => {
       if (this.finished) return;
       if (!this.socket.active) {
         // refused by the server's connect handler: err.message is the code
         const data = err?.data && typeof err.data === "object" ? err.data : {};
         this.finished = true;
-        this._fire("refused", data.error || err?.message || "unknown", data.message || "");
+        this._fire(
+          "refused",
+          data.error || err?.message || "unknown",
+          data.message || "",
+          data.url || "",
+        );
       } else {
         this._fire("reconnecting");
       }

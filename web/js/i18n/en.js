@@ -572,6 +572,7 @@ export default {
   "reason.lobby_full": "The lobby is full. Please try again later.",
   "reason.bad_request": "The request was not valid. Check your name and try again.",
   "reason.replaced": "You joined with the same link in another window or device, so this page was disconnected.",
+  "reason.redirect": "The server that holds this room could not be reached. Open the invite link again in a moment.",
   "reason.network": "Cannot reach the server. Check your network and try again.",
   "reason.server": "The server had a problem. Please try again later.",
   "reason.forbidden": "You are not allowed to do this.",

@@ -573,6 +573,7 @@ export default {
   "reason.lobby_full": "等候室人数已满，请稍后再试。",
   "reason.bad_request": "请求无效，请检查您的称呼后重试。",
   "reason.replaced": "您已在另一个窗口或设备上用同一链接加入，此页面已断开。",
+  "reason.redirect": "无法连接到本次调解所在的服务器，请稍后重新打开邀请链接。",
   "reason.network": "无法连接到服务器，请检查网络后重试。",
   "reason.server": "服务器出现问题，请稍后重试。",
   "reason.forbidden": "您没有权限进行此操作。",
