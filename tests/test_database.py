@@ -418,3 +418,16 @@ def test_a_postgresql_backup_says_how_to_dump_the_database(tmp_path):
     assert index["database"]["kind"] == "postgresql"
     assert [f["path"] for f in index["files"]] == ["secret_key", "keys/ca.cert.pem"]
     assert "s3cret" not in (tmp_path / "backup" / "index.json").read_text()
+
+
+async def test_sqlite_writers_wait_for_each_other_30_s_unless_the_url_says(tmp_path):
+    """Python's default of 5 s ran out on a loaded machine ("database is locked" for a
+    write that would have gone through); `?timeout=` in the URL still wins."""
+    for raw, expected in ((None, 30_000), (f"sqlite:///{tmp_path / 'x.db'}?timeout=0.3", 300)):
+        db = Database(parse_database_url(raw, tmp_path))
+        try:
+            async with db.read() as conn:
+                busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+            assert busy == expected, raw
+        finally:
+            await db.close()

@@ -45,6 +45,11 @@ logging.getLogger("aiosqlite").setLevel(logging.INFO)
 FAILURES = (DBAPIError, PoolTimeout, OSError)
 #: asyncpg waits 60 s for an unreachable server by default.
 CONNECT_TIMEOUT_S = 10
+#: How long a SQLite writer waits for another's transaction, unless the URL says
+#: (`?timeout=`). Python's default, 5 s, ran out on a machine loaded to 30+ while one
+#: transaction's task waited for the event loop: "database is locked" for a write that
+#: would have succeeded a moment later.
+SQLITE_BUSY_S = 30.0
 _BEGIN = "tiaojie_begin"
 
 
@@ -114,7 +119,8 @@ class Database:
             )
         assert self.url.path is not None
         _create_private(self.url.path)
-        engine = create_async_engine(self.url.url, hide_parameters=True)
+        busy = {} if "timeout" in self.url.url.query else {"timeout": SQLITE_BUSY_S}
+        engine = create_async_engine(self.url.url, hide_parameters=True, connect_args=busy)
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
