@@ -5,7 +5,8 @@ Node b drains, so the room two bots join through b's links is placed on a; b ope
 With media flowing and a recording running on a, a is killed with SIGKILL. Its lease
 lapses after the node TTL, b places the room on itself, both bots (reconnecting through
 their links' node, b) receive each other's frames again, the recording a ran is sealed
-`disconnected` by its recorder and verifies, and the room and its invites answer on b.
+`disconnected` by its recorder and verifies, b takes it off the room (and its recorder's
+seat), and the room and its invites answer on b.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ async def test_kill_9_of_the_rooms_node_moves_the_room_and_loses_nothing(
         people = {i["name"]: i for i in kept["invites"] if i["role"] != "recorder"}
         assert sorted(people) == ["李", "王"]
         assert not any(i["revoked"] for i in people.values())
-        assert {p["id"] for p in kept["participants"] if p["role"] != "recorder"} == seats
+        assert {p["id"] for p in kept["participants"]} == seats, "the dead recorder's seat"
+        # b took the dead node's recording off the room: the mediator can start a new one.
+        assert kept["recording"] is None
     finally:
         for source in sources:
             await source.stop()
