@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,13 @@ class Bot:
         await self.client.close()
 
 
+def everyone_sees(bots: list[Bot]) -> bool:
+    """Each bot of a room has video from every other."""
+    return all(
+        bot.first_video_from([b.id for b in bots if b is not bot]) is not None for bot in bots
+    )
+
+
 async def fill_rooms(entry: str, rooms: int, media: Path, record: bool) -> list[list[Bot]]:
     """`rooms` rooms of a mediator and two parties joined through `entry`, one room after
     the other (the earlier ones keep running); each bot's link-to-first-remote-video."""
@@ -141,13 +149,7 @@ async def fill_rooms(entry: str, rooms: int, media: Path, record: bool) -> list[
             await bot.client.publish(bot.source)
 
         await asyncio.gather(*(enter(b) for b in bots))
-        for bot in bots:
-            others = [b.id for b in bots if b is not bot]
-            await eventually(
-                lambda bot=bot, others=others: bot.first_video_from(others) is not None,
-                timeout=60,
-                what="remote video",
-            )
+        await eventually(partial(everyone_sees, bots), timeout=60, what="video in the room")
         if record:
             api(entry, f"/api/rooms/{room['id']}/recording", {})
         placed.append(bots)
