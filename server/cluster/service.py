@@ -99,7 +99,10 @@ class Cluster:
             if new and self.on_placed_here:
                 live = set(await self.registry.nodes())
                 for hook in self.on_placed_here:
-                    await hook(room_id, live)
+                    try:
+                        await hook(room_id, live)
+                    except Exception:  # the room is placed here all the same
+                        log.exception("room %s: taking it over failed", room_id)
         return host
 
     async def elsewhere(self, room_id: str) -> str | None:
