@@ -159,6 +159,7 @@ def create_app(settings: Settings) -> web.Application:
         signalling.place_with(cluster.elsewhere)
         signalling.on_room_ended(cluster.release)
         recordings.start_on_host(cluster.on_host)
+        cluster.on_placed_here.append(recordings.orphaned)
         cluster.calls.handle(
             START_CALL, lambda call: recordings.start_here(call["room_id"], call["started_by"])
         )

@@ -53,6 +53,9 @@ class Cluster:
         self.calls = NodeCalls(self.redis, node_id)
         #: Rooms whose lease this node holds: when each was last in use here (monotonic).
         self.hosted: dict[str, float] = {}
+        #: Called with a room newly placed here and the live nodes' ids: what another
+        #: node ran for it may have died with that node (a recording: recordings/service.py).
+        self.on_placed_here: list[Callable[[str, set[str]], Awaitable[None]]] = []
         self._beating: asyncio.Task[None] | None = None
 
     def info(self) -> NodeInfo:
@@ -91,7 +94,15 @@ class Cluster:
         """The node hosting `room_id`'s media (placed now if none is)."""
         host = await self.placement.place(room_id, self.info())
         if host.id == self.id:
+            new = room_id not in self.hosted
             self.hosted[room_id] = time.monotonic()
+            if new and self.on_placed_here:
+                live = set(await self.registry.nodes())
+                for hook in self.on_placed_here:
+                    try:
+                        await hook(room_id, live)
+                    except Exception:  # the room is placed here all the same
+                        log.exception("room %s: taking it over failed", room_id)
         return host
 
     async def elsewhere(self, room_id: str) -> str | None:

@@ -271,6 +271,30 @@ class Recordings:
             if all(proc.recording_id != recording_id for proc in self.processes.values()):
                 self._index_when_sealed(recording_id)
 
+    async def orphaned(self, room_id: str, live_nodes: set[str]) -> None:
+        """The room was placed on this node: a recording of it running on a node that is no
+        longer live (killed; its lease lapsed) is over, as `recover` ends it on a restart.
+        Its recorder sealed it `disconnected`; the room shows no recording and the mediator
+        can start a new one. A recording of a live node is left alone (it stops itself)."""
+        room = await self.store.get(room_id)
+        recording = room.recording if room is not None else None
+        if recording is None or recording.get("node") in live_nodes | {self.node}:
+            return
+        recording_id: str = recording["id"]
+
+        def end(stored: Room) -> dict[str, Any] | None:
+            return rules.interrupted(stored, recording_id)
+
+        if await self.store.update(room_id, end) is not None:
+            log.warning(
+                "recording %s of room %s ran on node %s, which is gone: its recorder sealed "
+                "what it wrote; it is over",
+                recording_id,
+                room_id,
+                recording.get("node"),
+            )
+            await self._announce(room_id, None)
+
     async def _watch(self, proc: RecorderProcess) -> None:
         """Restart the recorder whenever it exits without being asked to."""
         while True:
