@@ -15,23 +15,19 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from argon2 import PasswordHasher
 
+from tests.support.cheap_passwords import hash_cheaply
 from tests.support.postgres import PostgresCluster, postgres_bin
 from tests.support.signal_client import SignalClient
-from tiaojie.server.accounts import passwords
 from tiaojie.server.app import create_app
 from tiaojie.server.config import Settings
 from tiaojie.server.state import app_state
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
-#: argon2id at production cost (RFC 9106: 64 MiB, 3 passes, 4 lanes) takes about 0.2 s of
-#: CPU per hash or check, and the suite makes hundreds (minutes on a loaded machine). Servers
-#: in this process hash at the smallest cost; `tiaojie create-admin` runs in its own process
-#: at production cost, and tests/test_accounts.py checks both that hash and this one.
-PRODUCTION_HASHER = passwords._hasher
-passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+#: Servers in this process hash passwords at argon2's smallest cost (tests/support/
+#: cheap_passwords.py); this is the production hasher, checked in tests/test_accounts.py.
+PRODUCTION_HASHER = hash_cheaply()
 
 
 def free_port() -> int:
