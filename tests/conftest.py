@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support.cheap_passwords import hash_cheaply
 from tests.support.postgres import PostgresCluster, postgres_bin
 from tests.support.signal_client import SignalClient
 from tiaojie.server.app import create_app
@@ -23,6 +24,10 @@ from tiaojie.server.config import Settings
 from tiaojie.server.state import app_state
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+
+#: Servers in this process hash passwords at argon2's smallest cost (tests/support/
+#: cheap_passwords.py); this is the production hasher, checked in tests/test_accounts.py.
+PRODUCTION_HASHER = hash_cheaply()
 
 
 def free_port() -> int:
@@ -191,17 +196,34 @@ class LiveServer:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
+    async def stop_recordings(self) -> None:
+        """Seal the recordings still running while their pages are still in the room (a
+        browser test's teardown, before closing the pages): once the pages had gone, the
+        recorder acknowledged nothing for seconds, and stopping the server waited out its
+        flush (5 s) and the recorder's exit (about 10 s) in every such test."""
+        await self.state.recordings.shutdown()
+
     async def connections_closed(self, timeout: float = 10) -> None:
         """Wait until the server has seen every connection go (browser pages closed).
 
         Shutting down first can hang: engineio waits for ever on a socket whose
         websocket is already gone.
         """
-        sockets = self.state.signalling.sio.eio.sockets
         for _ in range(int(timeout / 0.05)):
-            if not sockets:
+            if not self.browser_connections():
                 break
             await asyncio.sleep(0.05)
+
+    def browser_connections(self) -> list[str]:
+        """The Engine.IO sessions a browser holds (its User-Agent names Mozilla/): not the
+        test's Python clients, which `close` ends, nor a recorder, which the server stops.
+        Waiting for those too only waited out the timeout."""
+        sio = self.state.signalling.sio
+        return [
+            sid
+            for sid in list(sio.eio.sockets)
+            if "Mozilla/" in sio.environ.get(sid, {}).get("HTTP_USER_AGENT", "")
+        ]
 
 
 async def start_server(

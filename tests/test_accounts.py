@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import argon2
 import pytest
 
-from tests.conftest import LiveServer, restart_server, start_server
+from tests.conftest import PRODUCTION_HASHER, LiveServer, restart_server, start_server
 from tests.support.staff import PASSWORD, StaffBrowser
 from tiaojie.server.accounts.actor import Actor, ActorKind, acting
 from tiaojie.server.accounts.audit import AuditProjection, entries
@@ -669,6 +670,16 @@ def test_create_admin_from_the_command_line_then_log_in(tmp_path) -> None:
     assert made.returncode == 0, made.stderr
     assert "admin account boss" in made.stdout and "朝阳区调解中心 (new)" in made.stdout
     assert PASSWORD not in made.stdout + made.stderr
+    # The command hashes at production cost (RFC 9106's second recommendation), the cost
+    # the product's hasher has (servers in this test process hash at a test-only cost).
+    assert PRODUCTION_HASHER.type is argon2.Type.ID
+    production = argon2.profiles.RFC_9106_LOW_MEMORY
+    for name in ("time_cost", "memory_cost", "parallelism", "hash_len", "salt_len"):
+        assert getattr(PRODUCTION_HASHER, name) == getattr(production, name), name
+    with sqlite3.connect(data / "tiaojie.db") as db:
+        (stored,) = db.execute("SELECT password_hash FROM accounts WHERE login = 'boss'").fetchone()
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), stored
+    assert PRODUCTION_HASHER.verify(stored, PASSWORD)
     again = subprocess.run(
         [*TIAOJIE, "create-admin", "BOSS", "--name", "刘", "--password-stdin", "--data", data],
         input=PASSWORD + "\n",

@@ -66,6 +66,7 @@ async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]
     async with async_playwright() as p:
         browser = await p.chromium.connect_over_cdp(chromium_cdp)
         yield browser
+        await live_server.stop_recordings()  # while the pages are still in the room
         for context in browser.contexts:
             await context.close()
         await browser.close()

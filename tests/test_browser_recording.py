@@ -42,6 +42,7 @@ async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]
             yield browser
         finally:
             expect.set_options(timeout=5_000)  # Playwright's default, for other modules
+        await live_server.stop_recordings()  # while the pages are still in the room
         for context in browser.contexts:
             await context.close()
         await browser.close()

@@ -37,6 +37,7 @@ async def browser(chromium_cdp: str, live_server: LiveServer) -> AsyncIterator[B
             yield browser
         finally:
             expect.set_options(timeout=5_000)  # Playwright's default, for other modules
+        await live_server.stop_recordings()  # while the pages are still in the room
         for context in browser.contexts:
             await context.close()
         await browser.close()

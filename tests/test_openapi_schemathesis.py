@@ -81,7 +81,9 @@ CONFIG = {
 def served(tmp_path_factory, shared_keys):  # noqa: F811
     data = tmp_path_factory.mktemp("schemathesis") / "data"
     shutil.copytree(shared_keys, data / "keys", ignore=shutil.ignore_patterns(".lock"))
-    server = ServeProcess(data, ADMIN)
+    # hundreds of generated logins, accounts and password changes: argon2 at its smallest
+    # cost (what is checked here does not depend on it)
+    server = ServeProcess(data, ADMIN, cheap_passwords=True)
     yield server
     server.stop()
     log = server.log()

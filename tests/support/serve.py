@@ -15,6 +15,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -25,18 +27,24 @@ def free_port() -> int:
 class ServeProcess:
     """`python -m tiaojie serve` on a free port of 127.0.0.1, with `admin_token`."""
 
-    def __init__(self, data_dir: Path, admin_token: str, *options: str) -> None:
+    def __init__(
+        self, data_dir: Path, admin_token: str, *options: str, cheap_passwords: bool = False
+    ) -> None:
+        """`cheap_passwords`: hash at argon2's smallest cost (tests/support/cheap_passwords.py),
+        for a test that makes many logins and accounts and is not about their cost."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token = admin_token
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
         env = {**os.environ, "TIAOJIE_ADMIN_TOKEN": admin_token, "PYTHONUNBUFFERED": "1"}
+        if cheap_passwords:  # `python -m tests.support...` from any working directory
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
-                    "tiaojie",
+                    "tests.support.cheap_passwords" if cheap_passwords else "tiaojie",
                     "serve",
                     "--host",
                     "127.0.0.1",
