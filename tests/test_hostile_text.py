@@ -386,6 +386,8 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("POST", "/api/experts", admin),  # 415: no body
         ("GET", f"/api/progress/{code}", None),  # 404: an agreement's code is no case's
         ("GET", f"/api/progress/{code}/qr.svg", None),
+        ("GET", "/api/node", admin),  # this node and the live ones (stored node names)
+        ("POST", "/api/node/drain", admin),  # 415: no body
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
