@@ -233,15 +233,8 @@ class CongestionGuard:
         congested = (
             self.queue_delay > QUEUE_DELAY_S and self.loss > LOSS
         ) or self.audio_loss > AUDIO_LOSS
-        log.debug(
-            "%s %s report: rtt %s, queueing delay %.3f, loss %.3f, audio loss %.3f",
-            self.name,
-            kind,
-            "-" if rtt is None else f"{rtt:.3f}",
-            self.queue_delay,
-            self.loss,
-            self.audio_loss,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # several reports a second per subscriber
+            self._log_report(kind, rtt)
         if self.queue_delay > QUEUE_DELAY_S or self.loss > LOSS or self.audio_loss > AUDIO_LOSS:
             self._last_unsettled = now
         if not congested:
@@ -286,3 +279,14 @@ class CongestionGuard:
         subscription = self.paused.pop()
         self._probe_at = now
         self._resume(subscription)
+
+    def _log_report(self, kind: str, rtt: float | None) -> None:
+        log.debug(
+            "%s %s report: rtt %s, queueing delay %.3f, loss %.3f, audio loss %.3f",
+            self.name,
+            kind,
+            "-" if rtt is None else f"{rtt:.3f}",
+            self.queue_delay,
+            self.loss,
+            self.audio_loss,
+        )
