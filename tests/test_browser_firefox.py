@@ -210,10 +210,13 @@ async def test_firefox_chromium_and_a_bot_see_hear_and_are_recorded(
     started = {e["participant_id"]: e["segment"] for e in events(directory, "segment_started")}
     assert started.keys() >= {bot_invite["invite_id"], wang.id, li.id}, started
     assert started[li.id].endswith("-camera.webm"), started
-    codecs = sorted(s["codec_name"] for s in probe(directory / started[li.id])["streams"])
+    codecs = sorted(
+        s["codec_name"]
+        for s in (await asyncio.to_thread(probe, directory / started[li.id]))["streams"]
+    )
     assert codecs == ["opus", "vp8"], codecs
     assert events(directory, "not_recorded") == []
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING and "tiaojie" in r.name]

@@ -170,7 +170,7 @@ async def test_a_party_whose_network_drops_comes_back_to_its_seat(live_server, b
     ]
     assert len(cameras) >= 2, cameras
     assert cameras[-1]["follows"] == cameras[-2]["name"]
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert party.errors == [] and mediator.errors == []
 
@@ -330,7 +330,7 @@ async def test_the_mediator_and_a_caucus_member_come_back_to_their_places(
     assert events.count(("caucus_joined", party.id)) == 1, events
     assert events.count(("caucus_left", party.id)) == 1, events
     assert events.index(("caucus_left", party.id)) > events.index(("reconnecting", party.id))
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     no_errors(mediator, party, other)
 
@@ -469,7 +469,7 @@ async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) 
     last = kinds[kinds.index("server_stopping") + 1 :]
     assert last[-1] == "recording_stopped" and set(last[:-1]) <= {"segment_ended"}, kinds
     assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
-    result = verify(stopped, srv.data)
+    result = await asyncio.to_thread(verify, stopped, srv.data)
     assert result.returncode == 0, result.stdout + result.stderr
 
     # kill -9: the recorder outlived the server, found it gone, sealed what it wrote.
@@ -495,5 +495,5 @@ async def test_the_server_restarted_under_everyone(chromium_cdp: str, tmp_path) 
     ]
     assert set(refused) <= {"token_revoked"}, refused  # if it came back in time
     assert entries[-1]["reason"] == "disconnected"
-    result = verify(killed, srv.data)
+    result = await asyncio.to_thread(verify, killed, srv.data)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -4,6 +4,8 @@ everyone, only the mediator changes them, and the recording chains who was where
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.testmedia import make_test_mp4
@@ -247,5 +249,5 @@ async def test_caucus_media_never_reaches_the_recorder_and_the_chain_says_who_wa
     assert joined == left == {p, pid(mediator)}
     closed = events(directory, "caucus_closed")
     assert len(closed) == 1 and closed[0]["duration_s"] >= 0
-    result = verify(directory, live_server.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,6 +6,8 @@ who asked, who answered what, and when the recorder began and stopped receiving 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.testmedia import make_test_mp4
@@ -126,5 +128,5 @@ async def test_a_caucus_is_recorded_only_while_every_member_consents(live_server
     assert len(started) == 2 and len(stopped) == 2
     assert sorted(started[0]["members"]) == sorted([p, m])
     assert sorted(stopped[0]["members"]) == sorted([p, m, q])  # Q came in unasked
-    result = verify(directory, live_server.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr

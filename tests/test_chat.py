@@ -5,6 +5,7 @@ who comes in late or comes back, and `send_to_lobby` keeping who the person is."
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -285,7 +286,9 @@ async def test_send_to_lobby_keeps_the_person_and_the_chain_has_chat_and_moderat
     )
     summary = srv.state.settings.data_dir / "recordings" / recording_id / "recording.json"
     assert json.loads(summary.read_text())["participants"][applicant_id]["consent"] == "consent"
-    result = verify(
-        srv.state.settings.data_dir / "recordings" / recording_id, srv.state.settings.data_dir
+    result = await asyncio.to_thread(
+        verify,
+        srv.state.settings.data_dir / "recordings" / recording_id,
+        srv.state.settings.data_dir,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -105,7 +105,7 @@ async def test_recording_across_nodes(redis_url, database_url, tmp_path):
         assert not runner.state.recordings.processes, "the recorder did not finish"
         entries, _ = read_entries(folder / "chain.jsonl")
         assert entries[-1]["type"] == "seal"
-        result = verify(folder, runner.state.settings.data_dir)
+        result = await asyncio.to_thread(verify, folder, runner.state.settings.data_dir)
         assert result.returncode == 0, result.stdout
     finally:
         for node in (node_a, node_b):

@@ -11,6 +11,7 @@ seat), and the room and its invites answer on b.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from typing import Any
@@ -127,7 +128,7 @@ async def test_kill_9_of_the_rooms_node_moves_the_room_and_loses_nothing(
         )
         entries = chain(folder)
         assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "disconnected"
-        result = verify(folder, tmp_path / "a" / "data")
+        result = await asyncio.to_thread(verify, folder, tmp_path / "a" / "data")
         assert result.returncode == 0, result.stdout + result.stderr
 
         # Nothing durable was only on a: the room and its invites answer on b.

@@ -145,7 +145,7 @@ async def test_one_room_through_two_nodes_is_on_one_node(redis_url, tmp_path):
         folder = tmp_path / host.state.settings.data_dir.name / "recordings" / started["id"]
         entries, _ = read_entries(folder / "chain.jsonl")
         assert entries[-1]["type"] == "seal"
-        result = verify(folder, host.state.settings.data_dir)
+        result = await asyncio.to_thread(verify, folder, host.state.settings.data_dir)
         assert result.returncode == 0, result.stdout
     finally:
         for source in sources:

@@ -431,3 +431,62 @@ async def test_sqlite_writers_wait_for_each_other_30_s_unless_the_url_says(tmp_p
             assert busy == expected, raw
         finally:
             await db.close()
+
+
+async def test_sqlite_writers_of_one_server_take_turns_however_long_the_first_one_takes(
+    tmp_path,
+):
+    """A writer that waits for another of the same server waits in the event loop, not in
+    SQLite's busy handler, whose clock ran out (a full run, 2026-11-30) while the loop was
+    held up and the transaction it waited for could not finish."""
+    url = parse_database_url(f"sqlite:///{tmp_path / 'turns.db'}?timeout=0.2", tmp_path)
+    db = Database(url)
+    try:
+        async with db.write() as conn:
+            await conn.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        first_holds = asyncio.Event()
+        release = asyncio.Event()
+
+        async def first() -> None:
+            async with db.write() as conn:
+                await conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                first_holds.set()
+                await release.wait()  # the write lock held well past the busy timeout
+
+        async def second() -> None:
+            async with db.write() as conn:
+                await conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+        holder = asyncio.create_task(first())
+        await first_holds.wait()
+        waiter = asyncio.create_task(second())
+        await asyncio.sleep(0.6)  # three busy timeouts: a thread-side wait has given up
+        assert not waiter.done()
+        release.set()
+        await asyncio.gather(holder, waiter)
+        async with db.read() as conn:
+            rows = (await conn.exec_driver_sql("SELECT n FROM t ORDER BY n")).scalars().all()
+        assert rows == [1, 2]
+    finally:
+        await db.close()
+
+
+async def test_a_write_inside_a_write_of_the_same_task_is_refused_at_once(tmp_path):
+    """It would wait for itself (SQLite) or hold two connections (PostgreSQL); a task
+    started inside a write may write once that one is over."""
+    db = Database(parse_database_url(None, tmp_path))
+    try:
+        later: asyncio.Task[None] | None = None
+
+        async def afterwards() -> None:
+            async with db.write() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+
+        async with db.write():
+            with pytest.raises(RuntimeError, match="inside another"):
+                async with db.write():
+                    pass
+            later = asyncio.create_task(afterwards())
+        await later
+    finally:
+        await db.close()

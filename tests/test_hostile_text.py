@@ -129,7 +129,7 @@ def recorder_kept_recording(srv: LiveServer, room_id: str) -> None:
 async def stop_and_verify(srv: LiveServer, room_id: str, directory: Path) -> None:
     status, body = await srv.admin("DELETE", f"/api/rooms/{room_id}/recording")
     assert status == 200, body
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -428,7 +428,7 @@ async def test_every_response_path_survives_hostile_stored_text(
         ):
             missing.add((method, template))
     assert missing == set(), "add these routes to the list above"
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     assert errors_logged(caplog) == []
 

@@ -18,6 +18,7 @@ verifies.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -206,5 +207,5 @@ async def test_a_subscriber_on_a_lossy_slow_distant_link_keeps_seeing_and_hearin
                 await context.close()
             await browser.close()
     await srv.connections_closed()
-    result = verify(directory, srv.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -248,7 +248,7 @@ async def test_a_recorder_whose_connection_drops_reconnects(live_server: LiveSer
         # stopping waits for the seal (slow on a loaded machine): a longer ack timeout
         assert (await m.sio.call("stop_recording", {}, timeout=30))["ok"]
         await m.wait_for("participant_left", lambda d: d["participant_id"] == recorder_id, 20)
-        result = verify(directory, srv.state.settings.data_dir)
+        result = await asyncio.to_thread(verify, directory, srv.state.settings.data_dir)
         assert result.returncode == 0, result.stdout + result.stderr
         summary = json.loads((directory / "recording.json").read_text())
         camera = [
@@ -345,5 +345,5 @@ async def test_a_server_stopped_and_started_again_is_reconnected_to(tmp_path, te
     last = kinds[kinds.index("server_stopping") + 1 :]
     assert last[-1] == "recording_stopped" and set(last[:-1]) <= {"segment_ended"}, kinds
     assert entries[-1]["type"] == "seal" and entries[-1]["reason"] == "stopped"
-    result = verify(directory, data)
+    result = await asyncio.to_thread(verify, directory, data)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -200,13 +200,13 @@ async def test_a_session_is_recorded_as_verifiable_fmp4_per_participant(
     ids = {mediator.invite["invite_id"]: "mediator", party.invite["invite_id"]: "party"}
     for name, event in started.items():
         path = directory / name
-        info = probe(path)
+        info = await asyncio.to_thread(probe, path)
         codecs = sorted(s["codec_name"] for s in info["streams"])
         assert codecs == ["h264", "opus"], (name, codecs)
         duration = float(info["format"]["duration"])
         expected = ends[ids[event["participant_id"]]] - event["start"]
         assert abs(duration - expected) <= 0.5, (name, duration, expected)
-        assert decode_errors(path) == ""
+        assert await asyncio.to_thread(decode_errors, path) == ""
         starts = {s["codec_type"]: float(s["start_time"]) for s in info["streams"]}
         assert abs(starts["video"] - starts["audio"]) <= 0.1, starts
     # the room's events are in the chain
@@ -214,7 +214,7 @@ async def test_a_session_is_recorded_as_verifiable_fmp4_per_participant(
     left = {e["participant_id"] for e in events(directory, "left")}
     assert party.invite["invite_id"] in left
     assert not joined or joined <= set(ids)
-    result = verify(directory, live_server.state.settings.data_dir)
+    result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -252,7 +252,9 @@ async def test_kill_9_of_the_recorder_is_a_signed_gap_and_recording_goes_on(live
     assert entries[-1]["type"] == "seal"
     fragments_after = [e for e in entries[gaps[0]["seq"] :] if e["type"] == "fragment"]
     assert len(fragments_after) >= 2
-    result = verify(directory, live_server.state.settings.data_dir, "--json")
+    result = await asyncio.to_thread(
+        verify, directory, live_server.state.settings.data_dir, "--json"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["gaps"], report
@@ -364,9 +366,12 @@ async def test_a_screen_share_is_its_own_segment(live_server, test_mp4):
     assert by_source["screen"]["tracks"] == ["video"]
     for source, codecs in (("camera", ["h264", "opus"]), ("screen", ["h264"])):
         path = directory / by_source[source]["segment"]
-        assert sorted(s["codec_name"] for s in probe(path)["streams"]) == codecs
-        assert decode_errors(path) == ""
-    result = verify(directory, live_server.state.settings.data_dir)
+        assert (
+            sorted(s["codec_name"] for s in (await asyncio.to_thread(probe, path))["streams"])
+            == codecs
+        )
+        assert await asyncio.to_thread(decode_errors, path) == ""
+    result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -415,9 +420,12 @@ async def test_a_vp8_camera_is_recorded_in_webm(live_server, test_mp4):
     assert started["tracks"] == ["audio", "video"]
     assert started["segment"].endswith("-camera.webm"), started["segment"]
     path = directory / started["segment"]
-    assert sorted(s["codec_name"] for s in probe(path)["streams"]) == ["opus", "vp8"]
-    assert decode_errors(path) == ""
-    result = verify(directory, live_server.state.settings.data_dir)
+    assert sorted(s["codec_name"] for s in (await asyncio.to_thread(probe, path))["streams"]) == [
+        "opus",
+        "vp8",
+    ]
+    assert await asyncio.to_thread(decode_errors, path) == ""
+    result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -320,8 +320,8 @@ async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_pa
         await runner.cleanup()
     directory = tmp_path / "data" / "recordings" / started["id"]
     assert (directory / "seal.tsr").stat().st_size > 500
-    result = verify(
-        directory, tmp_path / "data", "--json", "--tsa-trust", str(authority.ca_cert_path)
+    result = await asyncio.to_thread(
+        verify, directory, tmp_path / "data", "--json", "--tsa-trust", str(authority.ca_cert_path)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -333,7 +333,7 @@ async def test_the_seal_gets_an_rfc3161_timestamp_from_the_configured_tsa(tmp_pa
     (directory / "chain.jsonl").write_bytes(
         head + b"\n" + last.replace(b"stopped", b"stoppeD") + b"\n"
     )
-    assert verify(directory, tmp_path / "data").returncode == 1
+    assert (await asyncio.to_thread(verify, directory, tmp_path / "data")).returncode == 1
 
 
 async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(live_server):
@@ -361,7 +361,7 @@ async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(li
     assert (directory / "chain.jsonl").read_bytes().startswith(before)
     assert [e["type"] for e in entries[-3:]] == ["seal", "event", "seal"]
     assert entries[-2]["event"]["sha256"] == "ab" * 32 and entries[-1]["reason"] == "addendum"
-    result = verify(directory, data_dir)
+    result = await asyncio.to_thread(verify, directory, data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     _, summary = await srv.request("GET", f"/api/recordings/{rid}", srv.admin_token)
     assert summary["seal"]["hash"] == entries[-1]["hash"]
@@ -376,7 +376,7 @@ async def test_an_agreement_signed_after_the_recording_stopped_is_an_addendum(li
     chain.append("event", event={"kind": "joined", "participant_id": "someone"})
     chain.append("seal", reason="addendum")
     chain.close()
-    result = verify(directory, data_dir)
+    result = await asyncio.to_thread(verify, directory, data_dir)
     assert result.returncode == 1 and "follow the seal" in result.stdout, result.stdout
 
 

@@ -16,12 +16,21 @@ they hold password hashes and the digests of session tokens and API keys.
 `memory:` (tests, demos) keeps rooms in the process (server/store/memory.py); what only
 SQL holds (staff accounts, the audit log) goes to an in-memory SQLite database: one
 connection (StaticPool) whose transactions take turns (a lock), lost with the process.
+
+SQLite has one writer at a time. Our writers take turns in the event loop (an
+`asyncio.Lock`) before they ask SQLite for its write lock: a writer waiting in SQLite's
+busy handler waits in a worker thread on a clock of its own, and when the event loop was
+held up (a loaded machine, a long synchronous call) the transaction it waited for could
+not finish in time and the wait ended in "database is locked", once in a full test run
+(2026-11-30). Waiting in the loop has no such clock. The busy timeout is left for other
+processes (`tiaojie backup`, `reindex`, a second server on the same file by mistake).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -51,6 +60,11 @@ CONNECT_TIMEOUT_S = 10
 #: would have succeeded a moment later.
 SQLITE_BUSY_S = 30.0
 _BEGIN = "tiaojie_begin"
+#: The task whose write transaction this context is in, while it is open: a second
+#: `write()` in that task would wait for itself for ever (SQLite) and is refused at once.
+_WRITING: contextvars.ContextVar[list[asyncio.Task[Any] | None]] = contextvars.ContextVar(
+    "tiaojie_writing"
+)
 
 
 class DatabaseError(RuntimeError):
@@ -90,6 +104,8 @@ class Database:
         self._engine: AsyncEngine | None = None
         #: memory: one connection, so one transaction at a time.
         self._turns = asyncio.Lock() if url.kind == "memory" else None
+        #: SQLite: one writer at a time, waiting in the loop (see the module's docstring).
+        self._writers = asyncio.Lock() if url.kind == "sqlite" else None
 
     @property
     def kind(self) -> str:
@@ -129,8 +145,28 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A read-write transaction, committed when the block ends without an exception.
         On SQLite it holds the write lock from its first statement (`BEGIN IMMEDIATE`), so
-        a read-modify-write never has to be retried half way."""
-        async with self._turn(), self.engine.connect() as conn:
+        a read-modify-write never has to be retried half way. A write inside another in
+        the same task is a bug (RuntimeError): pass the connection down instead."""
+        task = asyncio.current_task()
+        outer = _WRITING.get(None)
+        if outer is not None and outer[0] is task:
+            raise RuntimeError("a write transaction inside another: pass its connection")
+        mine: list[asyncio.Task[Any] | None] = [task]
+        token = _WRITING.set(mine)
+        try:
+            async with self._write() as conn:
+                yield conn
+        finally:
+            mine[0] = None
+            _WRITING.reset(token)
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        async with (
+            self._turn(self._writers),
+            self._turn(self._turns),
+            self.engine.connect() as conn,
+        ):
             if self.kind != "postgresql":
                 await conn.execution_options(**{_BEGIN: "IMMEDIATE"})
             async with conn.begin():
@@ -140,18 +176,18 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that sees one snapshot for all its statements (SQLite's deferred
         BEGIN in WAL mode does; PostgreSQL needs REPEATABLE READ)."""
-        async with self._turn(), self.engine.connect() as conn:
+        async with self._turn(self._turns), self.engine.connect() as conn:
             if self.kind == "postgresql":
                 await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def _turn(self) -> AsyncIterator[None]:
-        if self._turns is None:
+    async def _turn(self, lock: asyncio.Lock | None) -> AsyncIterator[None]:
+        if lock is None:
             yield
             return
-        async with self._turns:
+        async with lock:
             yield
 
     async def close(self) -> None:
