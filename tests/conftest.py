@@ -196,6 +196,29 @@ class LiveServer:
     async def close(self) -> None:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
+    async def shutdown(self, within: float = 90) -> None:
+        """Close the clients and stop the server; if that takes longer than `within`,
+        fail with the stacks of the tasks still pending (a teardown that hung until
+        pytest-timeout said only "Timeout", once in CI)."""
+        try:
+            async with asyncio.timeout(within):
+                await self.close()
+                await self.server.close()
+        except TimeoutError:
+            stacks = []
+            for task in asyncio.all_tasks():
+                if task is asyncio.current_task():
+                    continue
+                frames = task.get_stack(limit=6)
+                where = " <- ".join(
+                    f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
+                    for f in reversed(frames)
+                )
+                stacks.append(f"{task.get_name()}: {where}")
+            pytest.fail(
+                f"the server did not stop within {within} s; pending:\n" + "\n".join(stacks)
+            )
+
     async def stop_recordings(self) -> None:
         """Seal the recordings still running while their pages are still in the room (a
         browser test's teardown, before closing the pages): once the pages had gone, the
@@ -272,8 +295,7 @@ async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     """The embedded default: rooms in SQLite in the data directory."""
     live = await start_server(tmp_path / "data")
     yield live
-    await live.close()
-    await live.server.close()
+    await live.shutdown()
 
 
 @pytest.fixture
@@ -281,5 +303,4 @@ async def room_server(database_url: str, tmp_path: Path) -> AsyncIterator[LiveSe
     """The same server on each database (SQLite, PostgreSQL): the room suite runs on both."""
     live = await start_server(tmp_path / "data", database_url=database_url)
     yield live
-    await live.close()
-    await live.server.close()
+    await live.shutdown()

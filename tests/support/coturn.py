@@ -11,10 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_port(host: str) -> int:
+    """A port free for UDP and TCP on `host` (coturn listens on both: a port free for UDP
+    alone once left its TCP listener unopened, "coturn's TCP listener did not open")."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no port free for both UDP and TCP on {host}")
 
 
 @dataclass
@@ -46,7 +56,7 @@ def start_coturn(directory: Path, secret: str, host: str = "127.0.0.1") -> Cotur
     if binary is None:
         raise RuntimeError("coturn is not installed: run `make test`, which installs it")
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port(socket.SOCK_DGRAM)
+    port = _free_port(host)
     relay_low = 49152 + (port % 8000)
     log = directory / "turnserver.log"
     command = [

@@ -58,6 +58,12 @@ export class AgreementPanel {
     /** @type {Promise<void>|null} the save in flight */
     this.saving = null;
     this.saveAgain = false;
+    // A draft that could not be saved because the connection was down is saved again
+    // as soon as it is back: the mediator's typing is not left unsaved behind a message.
+    this.unsent = false;
+    requests.sig.on("connected", () => {
+      if (this.unsent && this.dirty) this.save();
+    });
     /** The fingerprint of the last version this form saved (or loaded). */
     this.lastAck = "";
     /** @type {{parties: any[], mediator: string, experts: string[], case_number?: string, facts?: string}|null} the server's proposal */
@@ -393,10 +399,12 @@ export class AgreementPanel {
       this.dirty = false;
       const ack = await this.requests.request("agreement_draft", payload);
       if (ack.ok) {
+        this.unsent = false;
         this.lastAck = ack.fingerprint;
         this.setSaveState("agreement.save.saved", "ok", { fp: ack.fingerprint.slice(0, 12) });
       } else {
         this.dirty = true;
+        this.unsent = ack.error === "network" || ack.error === "timeout";
         this.setSaveState(null, "error", {}, errorText(ack.error, ack.message));
       }
     })();

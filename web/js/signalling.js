@@ -44,7 +44,8 @@ export const NOTIFICATIONS = [
   "sent_to_lobby",
 ];
 
-const REQUEST_TIMEOUT_MS = 10000;
+/** A loaded server may take seconds to sign or seal; "no response" only after 20 s. */
+const REQUEST_TIMEOUT_MS = 20000;
 /** Longest wait between reconnection attempts: back within ~3 s of the network. */
 export const RECONNECT_DELAY_MAX_MS = 3000;
 

@@ -295,8 +295,10 @@ export class AdminPanel {
   async change(account, body, done) {
     try {
       await this.call("PATCH", `/api/accounts/${encodeURIComponent(account.id)}`, body);
-      toast(done);
+      // the list drawn anew first, then "saved": what is typed after the message (a new
+      // password) is not wiped by a list that was still being redrawn
       await this.loadDirectory();
+      toast(done);
       await this.loadAudit(false);
     } catch (e) {
       toast(this.errorText(e), "error");
