@@ -83,7 +83,8 @@ class CaseNotices:
         events: list[dict[str, Any]],
         first_seq: int,
         now: float,
-    ) -> None:
+    ) -> int:
+        """Queue the messages of `events`; how many were new."""
         messages: list[Message] = []
         at = int(now)
         for n, event in enumerate(events):
@@ -99,8 +100,7 @@ class CaseNotices:
                 messages += self._to_parties(case, "agreement_sealed", ref, at)
             elif kind == "closed" and event.get("to") in ("succeeded", "failed"):
                 messages += await self._follow_up(conn, case, seq, at)
-        if messages:
-            await outbox.queue(conn, messages, at)
+        return await outbox.queue(conn, messages, at) if messages else 0
 
     def _to_parties(self, case: Case, kind: str, ref: str, at: int) -> list[Message]:
         extra = {"code": case.code} if kind == "case_received" else {}

@@ -18,6 +18,7 @@ from tiaojie.server.cases.actor import CaseActors
 from tiaojie.server.errors import bad_request, forbidden
 from tiaojie.server.json_input import read_body
 from tiaojie.server.notifications.service import Notifications
+from tiaojie.server.notifications.templates import KINDS
 from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema
 
@@ -27,8 +28,8 @@ PUT_TEMPLATES: Schema = {
     "properties": {
         "templates": {
             "type": "object",
-            "additionalProperties": {"type": "string", "maxLength": TEMPLATE_MAX},
-            "maxProperties": 20,
+            "properties": {kind: {"type": "string", "maxLength": TEMPLATE_MAX} for kind in KINDS},
+            "additionalProperties": False,
         }
     },
     "required": ["templates"],

@@ -6,6 +6,7 @@ secret, and whether a reminder still applies), and the reading of a case's messa
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,8 @@ from tiaojie.server.notifications.tables import notification_templates
 from tiaojie.server.notifications.worker import Worker
 from tiaojie.server.store.base import Document
 
+#: How soon after queuing the worker looks (the queuing transaction has committed by then).
+WAKE_AFTER = 0.05
 _SESSION_KINDS = ("session_scheduled", "session_reminder_day", "session_reminder_hour")
 
 
@@ -50,7 +53,21 @@ class Notifications:
         self.settings = settings
         self.notices = CaseNotices(settings.timing)
         self.worker = Worker(database, settings, self.resolve, self.texts, clock, channels)
-        cases_.store.listeners.append(self.notices.case_events)
+        cases_.store.listeners.append(self._case_events)
+
+    async def _case_events(
+        self,
+        conn: AsyncConnection,
+        case: Any,
+        events: list[dict[str, Any]],
+        first_seq: int,
+        now: float,
+    ) -> None:
+        """Queue in the case's transaction, and wake the worker soon after (it claims
+        once the transaction has committed: its own write waits for it on SQLite; on
+        PostgreSQL an early round finds nothing and the next poll does)."""
+        if await self.notices.case_events(conn, case, events, first_seq, now):
+            asyncio.get_running_loop().call_later(WAKE_AFTER, self.worker.wake)
 
     # -- templates -------------------------------------------------------------------------
     async def texts(self) -> dict[str, str]:
