@@ -1,9 +1,10 @@
 """Notifications: the outbox in the database (claims on SQLite and PostgreSQL, idempotency,
 retries with backoff until sent or failed), the channels against real local receivers
 (an aiohttp SMS / WeChat gateway the test starts, a real SMTP server with aiosmtpd,
-STARTTLS and TLS), and one whole path: registering a case and scheduling its session
-queue messages that the server's own worker delivers to the local gateway, visible on
-the case through GET /api/notifications, with no personal data in the logs.
+STARTTLS and TLS), and one whole path: registering a case, dispatching it and scheduling
+its session queue messages that the server's own worker delivers to the local gateway,
+visible on the case through GET /api/notifications; forty days on, the reminders and the
+回访 go out and the moot deadline warning is cancelled; no personal data in the logs.
 
 The worker's clock is the test's: hours of backoff pass without waiting.
 """
@@ -37,6 +38,7 @@ from tiaojie.server.notifications.channels.smtp import EmailChannel, EmailSettin
 from tiaojie.server.notifications.channels.wechat import WechatChannel, WechatSettings
 from tiaojie.server.notifications.config import NotifySettings, Policy
 from tiaojie.server.notifications.outbox import Message
+from tiaojie.server.notifications.service import NOTIFICATIONS
 from tiaojie.server.notifications.worker import Worker
 
 PHONE, NAME = "13912345678", "王淑芬"
@@ -399,6 +401,31 @@ async def test_a_case_queues_its_messages_and_the_server_delivers_them(
         assert ("deadline_approaching", "queued") in kinds_of
         dispatched = await next_to(gateway, "13800001111")  # the mediator's login is a phone
         assert "已分派给您" in dispatched["text"]
+
+        # Closed as 调解成功: 回访 is due in 30 days, the deadline warning is moot. Forty
+        # days on (a worker on the same outbox with its clock there), the reminders and
+        # the 回访 go out, the deadline warning is cancelled.
+        status, answer = await srv.admin(
+            "POST", path, json={"action": "close", "outcome": "success"}
+        )
+        assert status == 200, answer
+        notifications = srv.app[NOTIFICATIONS]
+        later = Worker(
+            notifications.database,
+            notifications.settings,
+            notifications.resolve,
+            notifications.texts,
+            Clock(time.time() + 40 * 86400),
+        )
+        await later.run_until_idle()
+        _, answer = await srv.admin("GET", f"/api/notifications?case_id={cid}")
+        states = {(i["kind"], i["recipient"]["side"], i["status"]) for i in answer["notifications"]}
+        assert ("session_reminder_day", "applicant", "sent") in states
+        assert ("session_reminder_hour", "applicant", "sent") in states
+        assert ("deadline_approaching", None, "cancelled") in states
+        assert ("follow_up_due", None, "sent") in states
+        follow_up = await next_to(gateway, "13800001111")
+        assert "请对当事人进行回访" in follow_up["text"]
 
         # Nothing personal in the server's logs.
         logged = "\n".join(r.getMessage() for r in caplog.records)
