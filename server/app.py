@@ -65,6 +65,9 @@ from tiaojie.server.metrics import Metrics
 from tiaojie.server.moderation import Moderation
 from tiaojie.server.node import node_id
 from tiaojie.server.notices import Notices
+from tiaojie.server.notifications.config import NotifySettings
+from tiaojie.server.notifications.http import NotificationRoutes
+from tiaojie.server.notifications.service import NOTIFICATIONS, Notifications, RoomNotices
 from tiaojie.server.recordings import (
     START_CALL,
     ArchiveAuth,
@@ -113,7 +116,9 @@ def create_app(settings: Settings) -> web.Application:
     # Cases see what happens in their sessions' rooms through the store too.
     case_store = CaseStore(shared, load_or_create(keys_dir(settings.data_dir)))
     case_rooms = CaseProjection(case_store)
-    projections = (index, AuditProjection(shared), case_rooms)
+    # The notifications' outbox is written in the rooms' transactions too (agreement ready).
+    room_notices = RoomNotices()
+    projections = (index, AuditProjection(shared), case_rooms, room_notices)
     store = open_store(shared if database.kind != "memory" else None, node, projections)
     signer = TokenSigner(credentials.token_secret)
     announce_ip = check_announce_ip(settings.announce_ip)
@@ -174,6 +179,9 @@ def create_app(settings: Settings) -> web.Application:
         tz=settings.tz,
     )
     agreements = Agreements(settings, store, signalling, recordings, auth, index, cases)
+    # The outbox: queued with the case changes, delivered by a worker (server/notifications/).
+    notifications = Notifications(shared, cases, NotifySettings.from_env())
+    room_notices.target = notifications
     MediaHandlers(signalling, media).install()
     recordings.install()
     Moderation(signalling, media, recordings).install()
@@ -228,6 +236,8 @@ def create_app(settings: Settings) -> web.Application:
     NodeRoutes(cluster, auth, node, settings.own_url).install(app)
     app[CASES] = cases
     CaseRoutes(cases).install(app)
+    app[NOTIFICATIONS] = notifications
+    NotificationRoutes(notifications, AccountActors(auth)).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
@@ -237,6 +247,7 @@ def create_app(settings: Settings) -> web.Application:
         await recordings.recover()
         if cluster is not None:
             await cluster.start()
+        notifications.worker.start()
 
     async def on_shutdown(app: web.Application) -> None:
         await recordings.shutdown()  # each recording gets its seal while still connected
@@ -245,6 +256,7 @@ def create_app(settings: Settings) -> web.Application:
             await cluster.stop()
 
     async def on_cleanup(app: web.Application) -> None:
+        await notifications.worker.stop()
         await caucuses.timers.stop()
         await signalling.shutdown()
         await media.close()

@@ -17,6 +17,7 @@ from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.cluster.http import openapi_paths as node_paths
 from tiaojie.server.http_auth import READERS
 from tiaojie.server.media.probe_http import openapi_paths as probe_paths
+from tiaojie.server.notifications import openapi as notifications_openapi
 from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
@@ -209,6 +210,7 @@ def build_spec() -> dict[str, Any]:
     spec["components"]["schemas"].update(documented_value(account_schemas()))
     spec["paths"].update(documented_value(cases_openapi.paths()))
     spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
+    spec["paths"].update(documented_value(notifications_openapi.paths()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

@@ -191,6 +191,12 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     )
     await expect(applicant.locator(".outbox-text")).to_contain_text(f"{srv.url}/c/")
     await expect(mine.locator('li.outbox-message[data-role="expert"]')).to_contain_text("周律师")
+    # The notifications the server sends itself: their kinds and states, addresses masked.
+    sent = mine.locator("ul.case-notifications")
+    await expect(sent.locator('li[data-kind="session_scheduled"]')).to_have_count(3)
+    received = sent.locator('li[data-kind="case_received"]').first
+    await expect(received).to_contain_text("案件已登记")
+    await expect(received).to_contain_text("139****5678")
     await m_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=srv.url)
     await applicant.locator('[data-action="copy"]').click()
     await expect(m.locator("#toast")).to_have_text("链接已复制，请发送给受邀人。")

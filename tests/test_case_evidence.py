@@ -135,6 +135,11 @@ async def test_the_sessions_recording_and_agreement_in_the_case_and_its_dossier(
     assert sealed["agreement_code"] == code
     assert sealed["sha256"] == hashlib.sha256(pdf).hexdigest()
     assert sealed["fingerprint"] == fingerprint
+    # Both were told: the agreement to sign, then sealed (the notification outbox).
+    _, told = await srv.admin("GET", f"/api/notifications?case_id={cid}")
+    kinds = [(n["kind"], n["recipient"]["side"]) for n in told["notifications"]]
+    for kind in ("agreement_ready", "agreement_sealed"):
+        assert sorted(side for k, side in kinds if k == kind) == ["applicant", "respondent"]
     _, log = await srv.admin("GET", f"{path}/log")
     signed = [e for e in events(log) if e["kind"] == "agreement_signed"]
     assert [e["role"] for e in signed] == ["applicant", "respondent", "mediator"]

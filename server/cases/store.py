@@ -100,10 +100,19 @@ class Filters:
     mediator_id: str | None = None
 
 
+#: Told of the events about to be appended to a case's log, in their transaction (the
+#: connection, the case, the events, the log sequence number of the first, the time):
+#: the notifications' outbox (server/notifications/events.py) is written so.
+CaseListener = Callable[
+    [AsyncConnection, Case, list[dict[str, Any]], int, float], Awaitable[None]
+]
+
+
 class CaseStore:
     def __init__(self, database: Database, key: Ed25519PrivateKey) -> None:
         self.database = database
         self.key = key
+        self.listeners: list[CaseListener] = []
 
     # -- configuration ---------------------------------------------------------------------
     async def config(self, conn: AsyncConnection | None = None) -> CaseConfig:
@@ -393,7 +402,10 @@ class CaseStore:
     async def _append(
         self, conn: AsyncConnection, case: Case, events: list[dict[str, Any]], now: float
     ) -> None:
-        """Each event, then a checkpoint signing them, to the case's log."""
+        """Each event, then a checkpoint signing them, to the case's log (the listeners
+        told first, in the same transaction)."""
+        for listener in self.listeners:
+            await listener(conn, case, events, case.log_seq, now)
         chain = case_chain_name(case.id)
         seq, head = case.log_seq, case.log_head
         rows = []

@@ -216,3 +216,6 @@ from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401
 
 # The chat's table (server/chat/tables.py) joins `metadata` here.
 from tiaojie.server.chat import tables as _chat_tables  # noqa: E402, F401
+
+# The notification outbox (server/notifications/tables.py) joins `metadata` here.
+from tiaojie.server.notifications import tables as _notification_tables  # noqa: E402, F401

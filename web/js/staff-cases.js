@@ -248,7 +248,12 @@ export class CasesPanel {
     try {
       const sessions = await this.call("GET", `/api/cases/${encodeURIComponent(c.case_id)}/sessions`);
       const outbox = await this.call("GET", `/api/cases/${encodeURIComponent(c.case_id)}/outbox`);
-      this.sessions.set(c.case_id, { sessions: sessions.sessions, messages: outbox.messages });
+      const sent = await this.call("GET", `/api/notifications?case_id=${encodeURIComponent(c.case_id)}`);
+      this.sessions.set(c.case_id, {
+        sessions: sessions.sessions,
+        messages: outbox.messages,
+        notifications: sent.notifications,
+      });
     } catch (e) {
       toast(this.errorText(e), "error");
     }
@@ -421,6 +426,12 @@ export class CasesPanel {
           h("ul.case-outbox", {}, ...known.messages.map((m) => this.message(m))),
         );
       }
+      if (known.notifications?.length) {
+        details.append(
+          h("h4", { text: t("staff.case.notifications") }),
+          h("ul.case-notifications", {}, ...known.notifications.map((n) => this.notification(n))),
+        );
+      }
     }
     if (!this.forms.has(c.case_id)) this.forms.set(c.case_id, this.scheduleForm(c));
     details.append(this.forms.get(c.case_id));
@@ -447,6 +458,23 @@ export class CasesPanel {
       );
     }
     return item;
+  }
+
+  /** One message of the notification outbox: what, to whom (address masked), its state. */
+  notification(n) {
+    const to = n.recipient;
+    const who = to.side ? t(`case.party.${to.side}`) : t(`notification.to.${to.role}`);
+    const state = [t(`staff.case.notifications.${n.status}`)];
+    if (n.attempts) state.push(t("staff.case.notifications.attempts", { n: n.attempts }));
+    if (n.status === "queued") state.push(t("staff.case.notifications.next", { time: when(n.not_before) }));
+    return h(
+      "li.notification",
+      { dataset: { kind: n.kind, status: n.status } },
+      h("span", { text: t(`notification.kind.${n.kind}`) }),
+      h("span.hint", { text: ` · ${who}${to.address ? ` ${to.address}` : ""} · ` }),
+      h(`span.badge.notification-${n.status}`, { text: state.join(" · ") }),
+      n.last_error ? h("span.hint.notification-error", { text: ` ${n.last_error}` }) : null,
+    );
   }
 
   message(m) {
