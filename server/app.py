@@ -49,7 +49,7 @@ from tiaojie.server.forwarded import Forwarded, parse_trusted_proxies
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
-from tiaojie.server.listener import BEFORE_CLOSE, StopWork
+from tiaojie.server.listener import BEFORE_CLOSE, BEFORE_STOP, StopWork
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -275,6 +275,10 @@ def create_app(settings: Settings) -> web.Application:
     # then) for servers run without the Listener (tests).
     before_close: list[StopWork] = [recordings.shutdown, signalling.disconnect_all]
     app[BEFORE_CLOSE] = before_close
+    if cluster is not None:
+        # SIGTERM of a node of several: its rooms move first, as `tiaojie drain` moves them
+        before_stop: list[StopWork] = [cluster.hand_off]
+        app[BEFORE_STOP] = before_stop
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)

@@ -14,7 +14,8 @@ again. With media flowing and a recording running on a:
   records both bots, and verifies with the link checked.
 - `tiaojie drain` of a (its API): the room moves to b at once, a seals its recording
   `drained`, b starts one that follows it (naming the seal), and the bots, sent by a to
-  b, receive each other's frames there in their seats.
+  b, receive each other's frames there in their seats. Then SIGTERM of b (a open again)
+  moves the room back to a the same way before b stops.
 """
 
 from __future__ import annotations
@@ -297,3 +298,18 @@ async def test_draining_the_rooms_node_moves_the_room_and_its_recording(
         await moved_to_b(c)
         _, folder = await following_recording(c, "drained")
         assert started_event(folder)["follows"]["seal"]["hash"] == entries[-1]["hash"]
+
+        # SIGTERM of b drains it first: the room goes back to a, open again, and the
+        # bots, reconnecting to b (still answering), are sent there into their seats.
+        status, _ = await api(c.a, "POST", "/api/node/drain", {"draining": False})
+        assert status == 200
+        c.b.process.send_signal(signal.SIGTERM)
+
+        async def back_on_a() -> bool:
+            return await c.r.get(lease_key(c.room_id)) == c.a_id and all(
+                client.reconnects >= 2 and client.base_url == c.a.url for client in c.clients
+            )
+
+        await until(back_on_a, "the room and both bots back on a", timeout=40)
+        assert {client.room_state["self"]["id"] for client in c.clients} == c.seats
+        assert await asyncio.to_thread(c.b.process.wait, 30) == 0

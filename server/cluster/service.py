@@ -8,9 +8,9 @@ still on the join page); answers calls from other nodes (calls.py). With its hea
 it publishes the chain head of each recording it runs (so the node that takes over a
 room of a killed node names where the lost recording was). Draining moves its rooms: each
 is adopted by the least loaded other live node (ADOPT_CALL), its recording handed over,
-its connections here closed (their clients reconnect and are sent there). On a clean
-stop it gives its leases up and leaves the registry at once; killed, both lapse after
-the TTL.
+its connections here closed (their clients reconnect and are sent there); a node asked
+to stop (SIGTERM) drains first (`hand_off`). On a clean stop it gives the leases it
+still holds up and leaves the registry at once; killed, both lapse after the TTL.
 """
 
 from __future__ import annotations
@@ -187,6 +187,17 @@ class Cluster:
             for room_id in list(self.hosted):
                 moved += await self.move(room_id)
         return moved
+
+    async def hand_off(self) -> None:
+        """The node is asked to stop: drain it, so its rooms (and their recordings and
+        people) move to other live nodes while it still answers their reconnections."""
+        try:
+            moved = await self.set_draining(True)
+        except (RedisError, OSError) as error:
+            log.warning("node %s stops without moving its rooms: %s", self.id, error)
+            return
+        if moved:
+            log.info("node %s moved %d rooms before it stops", self.id, moved)
 
     async def move(self, room_id: str) -> bool:
         """Move a room hosted here to the least loaded other live, open node: it takes the
