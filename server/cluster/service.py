@@ -268,9 +268,10 @@ class Cluster:
         for room_id in in_use & set(self.hosted):
             self.hosted[room_id] = clock
         for room_id, last in list(self.hosted.items()):
+            # pop, not del: a drain may move the room away while this waits on Redis
             if clock - last > IDLE_S:
-                del self.hosted[room_id]
+                self.hosted.pop(room_id, None)
                 await self.placement.release(room_id, self.id)
             elif not await self.placement.renew(room_id, self.id):
-                del self.hosted[room_id]
+                self.hosted.pop(room_id, None)
                 log.warning("room %s: its lease is held by another node now", room_id)
