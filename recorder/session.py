@@ -12,7 +12,10 @@ The recorder never dies on what it is given: the Chain and the summary can hold 
 string (archive/jsontext.py), a room event it cannot write becomes an
 `event_not_recorded` entry that says why, and a summary that cannot be written is logged
 (the summary is not evidence; the Chain is). A restarted recorder writes why the previous
-one exited (`previous_exit`, from the server) into its signed `gap` entry.
+one exited (`previous_exit`, from the server) into its signed `gap` entry. A recording that
+continues a lost or drained node's names it (`--follows`) in its `recording_started`
+event and summary; a `recording_handover` room event (the room moves to another node)
+gives the seal its reason (`drained`).
 
 Timing: a Segment starts at its first video keyframe (or first audio packet). Each
 track's start on the segment's timeline comes from the sender reports of the server's

@@ -9,6 +9,13 @@ while the room is recorded; the restarted recorder continues the same chain afte
 signed gap entry that says why the previous one exited. Stopping flushes the queued room
 events, then sends SIGTERM: the recorder closes its segments, seals the chain and exits.
 The recorder process is supervised by the node that started it.
+
+Several nodes: a recording whose node was lost is ended by the node the room is placed
+on next (`orphaned`), which starts a new one that follows it (`continue_orphaned`); a
+draining node seals its recording `drained` and has the room's new node start the one
+that follows it (`hand_over`). Either way the consents are carried over, and `follows`
+(the previous id, node, reason, and its seal or last published chain head: `heads`)
+goes into the new recording's first chain event (docs/ARCHIVE.md).
 """
 
 from __future__ import annotations
