@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 IDLE_S = 300.0
 #: The call a draining node makes to the node its room moves to.
 ADOPT_CALL = "adopt_room"
+#: Rooms a draining node moves at once (each waits for its recording's seal and its
+#: people's return; the new nodes start a recorder process for each).
+MOVES_AT_ONCE = 4
 #: How long a recording's last published chain head is kept in Redis.
 HEAD_TTL_S = 7 * 86400
 
@@ -182,11 +185,15 @@ class Cluster:
         self.draining = draining
         await self.registry.beat(self.info())
         log.info("node %s %s", self.id, "draining: no new rooms" if draining else "open again")
-        moved = 0
-        if draining:
-            for room_id in list(self.hosted):
-                moved += await self.move(room_id)
-        return moved
+        if not draining:
+            return 0
+        at_once = asyncio.Semaphore(MOVES_AT_ONCE)
+
+        async def move(room_id: str) -> bool:
+            async with at_once:
+                return await self.move(room_id)
+
+        return sum(await asyncio.gather(*(move(room_id) for room_id in list(self.hosted))))
 
     async def hand_off(self) -> None:
         """The node is asked to stop: drain it, so its rooms (and their recordings and
@@ -205,10 +212,11 @@ class Cluster:
         connections here. False when no node can take it (it stays)."""
         nodes = await self.registry.nodes()
         others = [n for n in nodes.values() if n.id != self.id and not n.draining]
-        target = least_loaded(others, {})
+        target = least_loaded(others, self.placement.pending(nodes))
         if target is None:
             log.warning("room %s stays on draining %s: no other node is open", room_id, self.id)
             return False
+        self.placement.placed_on(target.id)  # rooms moved at the same time weigh it in
         try:
             await self.calls.call(target.id, ADOPT_CALL, {"room_id": room_id, "from": self.id})
         except TiaojieError as error:
