@@ -111,6 +111,7 @@ class Problem(StrEnum):
     SEGMENT_EMPTY = "segment-empty", "empty-segment"
     OTHER_FILE = "other-file", "other-file"
     LOST_IN_GAP = "lost-in-gap", "lost-in-gap"
+    FOLLOWS_MISMATCH = "follows-mismatch", "follows"
     # -- RFC 3161 timestamps --
     TIMESTAMP_MISSING = "timestamp-missing", "timestamp"
     TIMESTAMP_WITHOUT_SEAL = "timestamp-without-seal", "timestamp"

@@ -157,6 +157,8 @@ class RoomClient:
         self._in_room = asyncio.Event()
         self._closed = asyncio.Event()
         self._offers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        #: Answers the server's subscriber offers in turn; started anew on a reconnect.
+        self._answering: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refusal: Any = None
         self.sio.on("welcome", self._on_welcome)
@@ -207,7 +209,7 @@ class RoomClient:
     async def join(self, wait: float = 15) -> dict[str, Any]:
         """Connect; returns once in the room (after the lobby, if there is one)."""
         await self._connect()
-        self._spawn(self._answer_offers())
+        self._answer_anew()
         await asyncio.wait(
             [
                 asyncio.ensure_future(self._in_room.wait()),
@@ -253,6 +255,7 @@ class RoomClient:
         """Back to our seat: connect again with the same link (with backoff), then new peer
         connections: publish what we published, answer the server's subscriber offer."""
         deadline = time.monotonic() + self.reconnect_for
+        self._answer_anew()
         await self._close_connections()
         self._tell_reconnect(back=False)
         delay = 0.5
@@ -373,6 +376,16 @@ class RoomClient:
     # -- subscribing -----------------------------------------------------------------------
     async def _on_subscriber_offer(self, data: dict[str, Any]) -> None:
         await self._offers.put(data)
+
+    def _answer_anew(self) -> None:
+        """Drop the offers of a connection that broke, and an answer in flight on it (it
+        would wait out its timeout, and the new connection's offers behind it theirs)."""
+        if self._answering is not None:
+            self._answering.cancel()
+        self._offers = asyncio.Queue()
+        self._answering = asyncio.ensure_future(self._answer_offers())
+        self._tasks.add(self._answering)
+        self._answering.add_done_callback(self._tasks.discard)
 
     async def _answer_offers(self) -> None:
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -38,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="RFC 3161 time-stamping authority for the seal",
     )
     parser.add_argument("--checkpoint-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--follows",
+        default=None,
+        help="JSON: the recording this one continues (a lost or drained node's: "
+        "recording_id, node, reason, and the chain entry seen last or its seal)",
+    )
     parser.add_argument(
         "--rtc-ports", default=None, help="UDP port range of the media sockets (the server's)"
     )
@@ -72,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"tiaojie record: {error}", file=sys.stderr)
         return 2
 
+    try:
+        follows = json.loads(args.follows) if args.follows else None
+    except ValueError as error:
+        print(f"tiaojie record: --follows is not JSON: {error}", file=sys.stderr)
+        return 2
+    if follows is not None and not isinstance(follows, dict):
+        print("tiaojie record: --follows is not a JSON object", file=sys.stderr)
+        return 2
+
     async def main() -> int:
         recorder = Recorder(
             f"{args.server.rstrip('/')}/join#token={token}",
@@ -82,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             tsa_url=args.tsa_url,
             checkpoint_seconds=args.checkpoint_seconds,
             previous_exit=os.environ.get(PREVIOUS_EXIT_ENV) or None,
+            follows=follows,
         )
         return await recorder.run()
 

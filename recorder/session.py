@@ -12,7 +12,10 @@ The recorder never dies on what it is given: the Chain and the summary can hold 
 string (archive/jsontext.py), a room event it cannot write becomes an
 `event_not_recorded` entry that says why, and a summary that cannot be written is logged
 (the summary is not evidence; the Chain is). A restarted recorder writes why the previous
-one exited (`previous_exit`, from the server) into its signed `gap` entry.
+one exited (`previous_exit`, from the server) into its signed `gap` entry. A recording that
+continues a lost or drained node's names it (`--follows`) in its `recording_started`
+event and summary; a `recording_handover` room event (the room moves to another node)
+gives the seal its reason (`drained`).
 
 Timing: a Segment starts at its first video keyframe (or first audio packet). Each
 track's start on the segment's timeline comes from the sender reports of the server's
@@ -60,6 +63,10 @@ MAX_START_OFFSET_S = 10.0
 #: Characters of an error kept in the chain.
 MAX_REASON_CHARS = 300
 
+
+#: The room event that says the room moves to another node, where a recording that
+#: follows this one starts: the seal then gives its `reason` ("drained").
+HANDOVER = "recording_handover"
 
 #: What goes into the archive: H264 (fragmented MP4) or VP8 (WebM) video, Opus audio.
 RECORDABLE_CODECS = {"video": ("video/h264", "video/vp8"), "audio": ("audio/opus",)}
@@ -138,6 +145,7 @@ class Recorder:
         checkpoint_seconds: float = 5.0,
         fragment_seconds: float = 1.0,
         previous_exit: str | None = None,
+        follows: dict[str, Any] | None = None,
     ) -> None:
         self.directory = directory
         self.recording_id = recording_id
@@ -159,6 +167,9 @@ class Recorder:
         self.segments: dict[tuple[str, str], Segment] = {}
         self._stop = asyncio.Event()
         self._stop_reason = "stopped"
+        #: The seal's reason when the server moves the room away (`recording_handover`:
+        #: a drained node), instead of "stopped".
+        self._handover: str | None = None
         #: True from a broken connection until the recorder is back in the room.
         self._away = False
         self._checkpointed_seq = -1
@@ -184,7 +195,11 @@ class Recorder:
             self._note("recording_resumed", room_id=room_id)
         else:
             self.summary["started_at"] = time.time()
-            self._note("recording_started", room_id=room_id, recording_id=recording_id)
+            started: dict[str, Any] = {"room_id": room_id, "recording_id": recording_id}
+            if follows:  # a lost or drained node's recording, which this one continues
+                started["follows"] = follows
+                self.summary["follows"] = follows
+            self._note("recording_started", **started)
         self.client.on_subscription.append(self._on_subscription)
         self.client.on_reconnect.append(self._on_reconnect)
         self.client.sio.on("record_event", self._on_record_event)
@@ -263,6 +278,8 @@ class Recorder:
 
     def _record_event(self, data: dict[str, Any]) -> dict[str, Any]:
         entry = self._note(data["kind"], **{k: v for k, v in data.items() if k != "kind"})
+        if data["kind"] == HANDOVER and isinstance(data.get("reason"), str):
+            self._handover = data["reason"][:64]
         participant = data.get("participant_id")
         if isinstance(participant, str):
             people = self.summary["participants"].setdefault(participant, {})
@@ -541,6 +558,8 @@ class Recorder:
         self.stop(reason)
 
     def stop(self, reason: str = "stopped") -> None:
+        if reason == "stopped" and self._handover:
+            reason = self._handover  # the room moved to another node: a new recording follows
         self._stop_reason = reason
         self._stop.set()
 

@@ -41,6 +41,7 @@ from tiaojie.server.chat.service import Chat
 from tiaojie.server.cluster import Cluster
 from tiaojie.server.cluster.http import NodeRoutes
 from tiaojie.server.cluster.load import NodeLoad
+from tiaojie.server.cluster.registry import NodeInfo
 from tiaojie.server.config import Settings
 from tiaojie.server.credentials import load_credentials
 from tiaojie.server.db import Database, parse_database_url
@@ -48,7 +49,7 @@ from tiaojie.server.forwarded import Forwarded, parse_trusted_proxies
 from tiaojie.server.http_auth import HttpAuth
 from tiaojie.server.input_log import InputErrorLog
 from tiaojie.server.limits import body_limits
-from tiaojie.server.listener import BEFORE_CLOSE, StopWork
+from tiaojie.server.listener import BEFORE_CLOSE, BEFORE_STOP, StopWork
 from tiaojie.server.media.handlers import MediaHandlers
 from tiaojie.server.media.ice import (
     IceSettings,
@@ -163,11 +164,28 @@ def create_app(settings: Settings) -> web.Application:
         )
         signalling.place_with(cluster.elsewhere)
         signalling.on_room_ended(cluster.release)
-        recordings.start_on_host(cluster.on_host)
-        cluster.on_placed_here.append(recordings.orphaned)
+        recordings.start_on_host(cluster.on_host, cluster.calls.call, cluster.recording_head)
+        cluster.recording_heads = recordings.heads
+        # A room taken over from a lost node: its recording ends, the lost node's
+        # connections are away, and a recording that follows the lost one starts here.
+        cluster.on_placed_here += [
+            recordings.orphaned,
+            signalling.release_lost,
+            recordings.continue_orphaned,
+        ]
         cluster.calls.handle(
-            START_CALL, lambda call: recordings.start_here(call["room_id"], call["started_by"])
+            START_CALL,
+            lambda call: recordings.start_here(
+                call["room_id"], call["started_by"], call.get("follows"), call.get("consents")
+            ),
         )
+
+        async def moved(room_id: str, to: NodeInfo) -> None:
+            """A room this draining node moved: its recording follows, then its people."""
+            await recordings.hand_over(room_id, to.id)
+            await signalling.move_out(room_id, to.url)
+
+        cluster.on_moved.append(moved)
     cases = Cases(
         case_store,
         AccountActors(auth),
@@ -269,6 +287,10 @@ def create_app(settings: Settings) -> web.Application:
     # then) for servers run without the Listener (tests).
     before_close: list[StopWork] = [recordings.shutdown, signalling.disconnect_all]
     app[BEFORE_CLOSE] = before_close
+    if cluster is not None:
+        # SIGTERM of a node of several: its rooms move first, as `tiaojie drain` moves them
+        before_stop: list[StopWork] = [cluster.hand_off]
+        app[BEFORE_STOP] = before_stop
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)

@@ -5,8 +5,10 @@ timeout as aiohttp's keep-alive timeout (which also bounds the wait for a reques
 headers) and the per-address connection guard (server/limits.py) around its protocol
 factory. `web.run_app` cannot take a protocol factory, so `run` does what it does: serve
 until SIGINT or SIGTERM, then shut the application down gracefully: first the work the
-application registered under `BEFORE_CLOSE` (stopping its recordings), while every
-connection still works, then aiohttp's shutdown.
+application registered under `BEFORE_STOP` (several nodes: moving its rooms to other
+nodes) while the port still takes connections, then, with new connections refused, the
+work under `BEFORE_CLOSE` (stopping its recordings), while every connection still works,
+then aiohttp's shutdown.
 
 With --tls-cert/--tls-key the port serves HTTPS, and a second, loopback-only plain HTTP
 port (picked by the kernel) serves this machine's recorder processes and the built-in
@@ -39,6 +41,9 @@ LINGER_SECONDS = 2.0
 #: timeout), so what still needs them runs here. New connections are refused already.
 StopWork = Callable[[], Awaitable[None]]
 BEFORE_CLOSE = web.AppKey("before_close", list[StopWork])
+#: Work to do first, while new connections are still accepted: several nodes move their
+#: rooms away (a drain), and the clients that reconnect here are sent to the new node.
+BEFORE_STOP = web.AppKey("before_stop", list[StopWork])
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -109,6 +114,8 @@ class Listener:
         return int(self.server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        for work in self.runner.app.get(BEFORE_STOP, []):
+            await work()
         self.server.close()
         for work in self.runner.app.get(BEFORE_CLOSE, []):
             await work()

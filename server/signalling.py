@@ -73,6 +73,10 @@ RECONNECT_GRACE_S = 30.0
 ACK_GRACE_S = 0.05
 
 
+#: How long a node that moved a room away waits for its people to come back there.
+MOVE_WAIT_S = 15.0
+
+
 class CloseReason(StrEnum):
     """Why a participant's connection ended: the `reason` of `closed` (sent just before
     the server closes a connection) and of `participant_left`."""
@@ -608,6 +612,21 @@ class Signalling:
         rooms' other nodes who left. Those in a room keep their seat for the reconnect
         grace, as after any dropped connection (their clients reconnect by themselves)."""
         gone = await self.store.release_connections(keep_seats=self.reconnect_grace > 0)
+        await self._released(gone)
+        if gone:
+            log.info("forgot %d connections this node held before it started", len(gone))
+
+    async def release_lost(self, room_id: str, live: set[str]) -> None:
+        """The room was placed here: the connections to it that nodes no longer live held
+        (killed: nobody cleared their rows) are dropped as `recover` drops a restarted
+        node's, so presence is right and their people reconnect into their seats."""
+        gone = await self.store.release_lost(room_id, live, keep_seats=self.reconnect_grace > 0)
+        await self._released(gone)
+        if gone:
+            log.info("room %s: %d connections of a lost node are away now", room_id, len(gone))
+
+    async def _released(self, gone: list[tuple[str, Participant]]) -> None:
+        """Tell the rooms who of `gone` (connections nobody holds) is away or left."""
         for room_id, participant in gone:
             if participant.away_since is not None:
                 await self._away(room_id, participant)
@@ -616,8 +635,37 @@ class Signalling:
                 await self.broadcast(room_id, "participant_left", left)
         for room_id in {room_id for room_id, p in gone if p.status is ParticipantStatus.LOBBY}:
             await self.lobby_changed(room_id)
-        if gone:
-            log.info("forgot %d connections this node held before it started", len(gone))
+
+    async def move_out(self, room_id: str, url: str, wait: float = MOVE_WAIT_S) -> int:
+        """Close this node's connections to the room (it moved to the node at `url`): their
+        clients take them as broken, reconnect with the same link and are sent there,
+        into the seats they keep meanwhile. Returns, with how many were closed, once
+        each has taken its seat again elsewhere (or left), at most `wait` seconds later:
+        a node that stops must still answer their reconnections with the redirect."""
+        closed: dict[str, str] = {}
+        for sid in [sid for sid, room in self._here.items() if room == room_id]:
+            session = await self._session(sid)
+            if session is not None:
+                closed[session[1]] = sid
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                await close_connection(self.sio, eio_sid, f"room {room_id} moved to {url}")
+        count, loop = len(closed), asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while closed and loop.time() < deadline:
+            await asyncio.sleep(0.2)  # polling the shared store: they come back on another node
+            room = await self.store.get(room_id)
+            seats = room.participants if room is not None and not room.ended else {}
+            closed = {
+                pid: sid
+                for pid, sid in closed.items()
+                if (seat := seats.get(pid)) is not None
+                and seat.sid == sid
+                and seat.role is not Role.RECORDER
+            }
+        if closed:
+            log.info("room %s: %d connections not back on its new node yet", room_id, len(closed))
+        return count
 
     async def disconnect_all(self) -> None:
         """Close every connection of this node, so shutdown does not wait for websockets.

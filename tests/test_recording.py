@@ -271,7 +271,11 @@ def _recorder_pids(recording_id: str) -> list[int]:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"record\x00" in cmdline and recording_id.encode() in cmdline:
+            # its own id (a recorder that follows it names it in --follows)
+            if (
+                b"record\x00" in cmdline
+                and b"--recording-id\x00%s\x00" % recording_id.encode() in cmdline
+            ):
                 pids.append(int(entry.name))
     return pids
 

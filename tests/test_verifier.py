@@ -690,3 +690,43 @@ def test_split_segment_reads_64_bit_box_sizes(tmp_path: Path) -> None:
     ]
     assert parts[1].sha256 == hashlib.sha256(one).hexdigest()
     assert os.path.getsize(path) == sum(p.length for p in parts)
+
+
+def test_a_recording_that_follows_another_names_it_and_the_link_is_checked(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """A drained node's room: the next recording's first event names the previous one
+    and its seal; `--previous` checks the folder is that recording and holds that seal."""
+    seal = rec.entries()[-1]
+    folder = tmp_path / "archive" / ("rec_" + "B6" * 13)
+    folder.mkdir(parents=True)
+    (folder / "recorder.pub.pem").write_bytes(public_pem(rec.key))
+    chain = ChainWriter(folder, folder.name, rec.key)
+    follows = {"recording_id": RECORDING, "node": "n1", "reason": "drained"}
+    chain.append(
+        "event",
+        event={
+            "kind": "recording_started",
+            "recording_id": folder.name,
+            "follows": {**follows, "seal": {"seq": seal["seq"], "hash": seal["hash"]}},
+        },
+    )
+    chain.append("seal")
+    chain.close()
+    key = rec.key.public_key()
+
+    alone = verify_recording(folder, key)
+    assert alone.authentic and alone.follows is not None
+    assert alone.follows["link"] == "not_checked" and alone.follows["recording_id"] == RECORDING
+    linked = verify_recording(folder, key, previous=rec.folder)
+    assert linked.authentic, linked.to_text()
+    assert linked.follows is not None and linked.follows["link"] == "verified"
+    assert f"Follows recording {RECORDING}" in linked.to_text()
+    # not the recording it follows (itself), or one whose seal is another
+    assert the_problem(verify_recording(folder, key, previous=folder)).code is (
+        Problem.FOLLOWS_MISMATCH
+    )
+    rec.save([*rec.entries()[:-1], {**seal, "hash": "0" * 64}])
+    broken = verify_recording(folder, key, previous=rec.folder)
+    assert the_problem(broken).code is Problem.FOLLOWS_MISMATCH
+    assert broken.follows is not None and broken.follows["link"] == "broken"

@@ -127,14 +127,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _post(url: str, token: str, body: dict[str, object]) -> dict[str, object]:
+def _post(url: str, token: str, body: dict[str, object], timeout: float = 10) -> dict[str, object]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 
@@ -189,14 +189,16 @@ def _admin_token(data_dir: Path) -> str:
 
 
 def drain(args: argparse.Namespace) -> int:
-    """Drain the node on this machine (or --server): no new room is placed on it; its
-    rooms stay until they end. --undo opens it again."""
+    """Drain the node on this machine (or --server): no new room is placed on it, and its
+    rooms move to other live nodes (recordings continue there, linked; participants
+    reconnect there). --undo opens it again."""
     token = _admin_token(args.data_dir)
     if not token:
         return 2
     server = (args.server or _local_server()).rstrip("/")
     try:
-        node = _post(f"{server}/api/node/drain", token, {"draining": not args.undo})
+        # moving rooms waits for each recording's seal and its successor's start
+        node = _post(f"{server}/api/node/drain", token, {"draining": not args.undo}, 300)
     except urllib.error.HTTPError as error:
         detail = json.loads(error.read() or b"{}")
         print(f"tiaojie: {error.code} {detail.get('message', error.reason)}", file=sys.stderr)
@@ -206,7 +208,8 @@ def drain(args: argparse.Namespace) -> int:
         return 2
     state = "draining: no new rooms" if node["draining"] else "open: takes new rooms"
     print(
-        f"node {node['id']} ({node['url']}): {state}; hosting {node.get('hosted_rooms', 0)} rooms"
+        f"node {node['id']} ({node['url']}): {state}; moved {node.get('moved_rooms', 0)} "
+        f"rooms, hosting {node.get('hosted_rooms', 0)}"
     )
     return 0
 
@@ -362,6 +365,9 @@ def verify(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"tiaojie verify: {error}", file=sys.stderr)
         return 2
+    if args.previous is not None and args.path.suffix.lower() in (".zip", ".pdf"):
+        print("tiaojie verify: --previous is for a recording folder", file=sys.stderr)
+        return 2
     if is_bundle(args.path):
         if args.recording is not None:
             print("tiaojie verify: a bundle holds its recording; no --recording", file=sys.stderr)
@@ -388,7 +394,9 @@ def verify(args: argparse.Namespace) -> int:
         return 2
     from tiaojie.archive.verify.cli import verify_recording_cli
 
-    return verify_recording_cli(args.path, args.trust, args.tsa_trust, args.json, words)
+    return verify_recording_cli(
+        args.path, args.trust, args.tsa_trust, args.json, words, args.previous
+    )
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -602,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     draining = commands.add_parser(
         "drain",
-        help="several nodes: place no new room on this node (its rooms stay until they end)",
+        help="several nodes: place no new room on this node and move its rooms to other live nodes",
     )
     draining.add_argument(
         "--server",
@@ -657,6 +665,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--tsa-trust", type=Path, help="recording: the TSA's root certificate")
     check.add_argument("--recording", type=Path, help="PDF: the recording folder it refers to")
+    check.add_argument(
+        "--previous",
+        type=Path,
+        help="recording: the folder of the recording it follows (a lost or drained node's "
+        "room moved on): the link is checked",
+    )
     check.add_argument(
         "--ca",
         type=Path,

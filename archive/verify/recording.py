@@ -2,9 +2,9 @@
 (`locate`: PATH is the folder, or one Segment MP4 inside its `segments/`), chooses the key to
 check signatures with (the trusted one, else the folder's own `recorder.pub.pem`, with a
 warning), reads the Chain and the summary, works out which recording id the signatures bind,
-runs the checks in order (chain_check, segments_check, timestamp_check, summary_check) and
-builds the `RecordingReport`. A Recording is authentic when its Chain ends with a valid Seal
-and no check found a problem.
+runs the checks in order (chain_check, segments_check, timestamp_check, summary_check,
+follows_check: the recording it continues) and builds the `RecordingReport`. A Recording
+is authentic when its Chain ends with a valid Seal and no check found a problem.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tiaojie.archive.chain import SIGNED_TYPES, key_id, read_entries
 from tiaojie.archive.layout import CHAIN_FILE, PUBLIC_KEY_FILE, SEGMENTS_DIR, summary_recording_id
 from tiaojie.archive.report import CannotVerify, Findings, Problem, iso
 from tiaojie.archive.verify.chain_check import check_chain, choose_recording_id, index_chain
+from tiaojie.archive.verify.follows_check import check_follows, claimed
 from tiaojie.archive.verify.report import RecordingReport
 from tiaojie.archive.verify.segments_check import check_segments
 from tiaojie.archive.verify.summary_check import check_summary, read_summary
@@ -49,9 +50,11 @@ def verify_recording(
     *,
     trusted_source: str = "--trust",
     workers: int | None = None,
+    previous: Path | None = None,
 ) -> RecordingReport:
     """Verify a Recording folder, or one Segment MP4 inside its `segments/` (then the Chain
-    in full and only that file's bytes). Raises CannotVerify when it cannot run."""
+    in full and only that file's bytes); with `previous`, the folder of the recording it
+    follows, check that link too. Raises CannotVerify when it cannot run."""
     folder, only = locate(path)
     found = Findings()
 
@@ -110,6 +113,7 @@ def verify_recording(
 
     timestamp = check_timestamp(folder, entries, seal, tsa_trust, found)
     check_summary(summary, ctx.parts, entries, seal, found)
+    follows = check_follows(claimed(entries, verified), previous, found)
     head = entries[signed - 1]["hash"] if signed > 0 else None
     return RecordingReport(
         path=str(path),
@@ -131,4 +135,5 @@ def verify_recording(
         gaps=[ctx.gaps[s] for s in ctx.gap_seqs],
         segments=reports,
         timestamp=timestamp,
+        follows=follows,
     )

@@ -72,6 +72,9 @@ class RecordingReport(VerificationReport):
     gaps: list[GapReport]
     segments: list[SegmentReport]
     timestamp: TimestampReport | None
+    #: the recording this one continues (a lost or drained node's) and whether the link
+    #: was checked (archive/verify/follows_check.py); None: it continues none
+    follows: dict[str, Any] | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -89,6 +92,24 @@ class RecordingReport(VerificationReport):
 
 
 # -- text report -----------------------------------------------------------------------------
+
+
+def _follows_line(follows: dict[str, Any], w: Words) -> str:
+    seal, seen = follows.get("seal"), follows.get("seen")
+    if isinstance(seal, dict):
+        mark = w("follows_seal", seq=seal.get("seq"), hash=seal.get("hash"))
+    elif isinstance(seen, dict):
+        mark = w("follows_seen", seq=seen.get("seq"), hash=seen.get("hash"))
+    else:
+        mark = w("follows_none")
+    return w(
+        "follows",
+        id=follows.get("recording_id"),
+        node=follows.get("node"),
+        reason=follows.get("reason"),
+        mark=mark,
+        link=w(f"link.{follows.get('link')}"),
+    )
 
 
 def render_text(report: RecordingReport, words: Words | None = None) -> str:
@@ -121,6 +142,8 @@ def render_text(report: RecordingReport, words: Words | None = None) -> str:
         out.append(w("seal", seq=report.seal_seq, time=w.time(report.seal_time), head=report.head))
     else:
         out.append(w("no_seal"))
+    if report.follows is not None:
+        out.append(_follows_line(report.follows, w))
     ts = report.timestamp
     if ts is not None:
         state = w("ts_valid") if ts.signature_valid and ts.imprint_matches else w("ts_invalid")

@@ -1,5 +1,6 @@
 """`/api/node`: this node and the live nodes it sees; `/api/node/drain`: stop placing new
-rooms here (`tiaojie drain`). The admin's, on the node asked (not forwarded)."""
+rooms here and move the rooms it hosts to other nodes (`tiaojie drain`). The admin's, on
+the node asked (not forwarded)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ _NODE: Schema = {
         "draining": {"type": "boolean"},
         "cluster": {"type": "boolean"},
         "hosted_rooms": {"type": "integer"},
+        "moved_rooms": {"type": "integer"},
         "nodes": {"type": "array", "items": {"type": "object"}},
     },
     "required": ["id", "url", "draining", "cluster"],
@@ -73,8 +75,8 @@ class NodeRoutes:
             raise TiaojieError(
                 "not_clustered", "This node runs alone (no --redis): nothing to drain to.", 409
             )
-        await self.cluster.set_draining(bool(body["draining"]))
-        return json_response(await self._describe())
+        moved = await self.cluster.set_draining(bool(body["draining"]))
+        return json_response({**await self._describe(), "moved_rooms": moved})
 
 
 def openapi_paths() -> dict[str, Any]:
@@ -92,7 +94,9 @@ def openapi_paths() -> dict[str, Any]:
         DRAIN_PATH: {
             "post": operation(
                 "Drain this node (or open it again: draining false): no new room is placed "
-                "on it; its rooms stay until they end",
+                "on it, and its rooms move to other live nodes (their recordings are sealed "
+                "and continued there by a new recording that follows them; their "
+                "participants reconnect there)",
                 200,
                 _NODE,
                 400,

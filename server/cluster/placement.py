@@ -98,20 +98,25 @@ class Placement:
                 return fallback
             if seen is not None and seen in nodes:
                 return nodes[seen]
-            chosen = least_loaded(nodes.values(), self._pending(nodes)) or fallback
+            chosen = least_loaded(nodes.values(), self.pending(nodes)) or fallback
             winner = await self.redis.eval(
                 TAKE, 1, lease_key(room_id), seen or "", chosen.id, self.ttl_ms
             )
             if winner == chosen.id:
                 if seen is not None:
                     log.info("room %s: its node %s is gone, now on %s", room_id, seen, winner)
-                self._placed.append((chosen.id, time.time()))
+                self.placed_on(chosen.id)
                 return chosen
             if winner in nodes:  # placed by another node meanwhile
                 return nodes[winner]
         raise RuntimeError(f"room {room_id}: no stable placement")
 
-    def _pending(self, nodes: dict[str, NodeInfo]) -> dict[str, int]:
+    def placed_on(self, node_id: str) -> None:
+        """A room this node placed (or moved) on `node_id`: counted in its load until its
+        next heartbeat."""
+        self._placed.append((node_id, time.time()))
+
+    def pending(self, nodes: dict[str, NodeInfo]) -> dict[str, int]:
         """Placements made here that the nodes' last heartbeats do not count yet."""
         self._placed = [(n, at) for n, at in self._placed if n in nodes and at >= nodes[n].at]
         counts: dict[str, int] = {}

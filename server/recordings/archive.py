@@ -43,7 +43,8 @@ class RecordingArchive:
 
     def add(self, entry: dict[str, Any]) -> None:
         """Note a new recording in index.jsonl: `recording_id`, `room_id`, `room_title`,
-        `started_at`, `started_by`, `node`."""
+        `started_at`, `started_by`, `node`, and `follows` for one that continues a lost
+        or drained node's recording."""
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / INDEX_FILE).open("a", encoding="utf-8") as f:
             f.write(escape_surrogates(json.dumps(entry, ensure_ascii=False)) + "\n")

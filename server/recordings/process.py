@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -63,6 +64,8 @@ class RecorderProcess:
     last_exit: str | None = None
     #: Deliveries of `pending[0]` that failed (server.recordings.notes).
     failed_deliveries: int = 0
+    #: The recording this one continues (a lost or drained node's), for `--follows`.
+    follows: dict[str, Any] | None = None
 
     def crashed(self) -> float:
         """Count a crash; the seconds to wait before the next start (backing off once it
@@ -108,6 +111,8 @@ class RecorderCommand:
         ]
         if self.tsa_url:
             command += ["--tsa-url", self.tsa_url]
+        if proc.follows:
+            command += ["--follows", json.dumps(proc.follows, sort_keys=True)]
         if self.rtc_ports:
             command += ["--rtc-ports", self.rtc_ports]
         return command

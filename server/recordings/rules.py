@@ -15,10 +15,17 @@ RECORDER_LINK_SECONDS = 7 * 86400
 
 
 def start(
-    room: Room, recording_id: str, started_by: str, node: str = ""
+    room: Room,
+    recording_id: str,
+    started_by: str,
+    node: str = "",
+    follows: dict[str, Any] | None = None,
+    consents: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Invite]:
     """The recording put on the room, and the recorder's invite (only the server knows it).
-    `node` runs the recorder process (server/node.py)."""
+    `node` runs the recorder process (server/node.py). A recording that continues one
+    whose node was lost or drained names it (`follows`: its id, node, reason and the
+    chain hash seen last) and keeps its `consents`, as a restarted recorder does."""
     if room.ended:
         raise rooms.room_ended()
     if room.recording is not None:
@@ -30,8 +37,10 @@ def start(
         "started_by": started_by,
         "invite_id": invite.invite_id,
         "node": node,
-        "consents": {},
+        "consents": dict(consents or {}),
     }
+    if follows is not None:
+        room.recording["follows"] = follows
     return room.recording, invite
 
 

@@ -9,6 +9,13 @@ while the room is recorded; the restarted recorder continues the same chain afte
 signed gap entry that says why the previous one exited. Stopping flushes the queued room
 events, then sends SIGTERM: the recorder closes its segments, seals the chain and exits.
 The recorder process is supervised by the node that started it.
+
+Several nodes: a recording whose node was lost is ended by the node the room is placed
+on next (`orphaned`), which starts a new one that follows it (`continue_orphaned`); a
+draining node seals its recording `drained` and has the room's new node start the one
+that follows it (`hand_over`). Either way the consents are carried over, and `follows`
+(the previous id, node, reason, and its seal or last published chain head: `heads`)
+goes into the new recording's first chain event (docs/ARCHIVE.md).
 """
 
 from __future__ import annotations
@@ -56,6 +63,12 @@ SealedListener = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 
 #: The call another node makes to start a recording here (server/cluster/calls.py).
 START_CALL = "start_recording"
+#: The room event a drained node's recorder writes before its seal (its seal's reason).
+HANDOVER = "recording_handover"
+#: (node id, call name, payload) -> the answer: a call to another node (server/cluster/).
+CallNode = Callable[[str, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+#: A recording id -> the last chain entry its node published ({"seq", "hash"}), if any.
+LastHead = Callable[[str], Awaitable[dict[str, Any] | None]]
 #: How long a node that restarted waits for the seal of a recorder that outlived it.
 SEAL_WAIT_S = 60
 #: How long the agreement's seal waits for the room events queued for the recorder.
@@ -109,11 +122,20 @@ class Recordings:
         #: The recorder key is made on first run, so its id can be printed at start.
         self.key_id = key_id(load_or_create(keys_dir(data_dir)).public_key())
         self._on_host: OnHost | None = None
+        self._call_node: CallNode | None = None
+        self._last_head: LastHead | None = None
+        #: Rooms taken over from a lost node: the recording to start there, following the
+        #: lost one (`orphaned`, then `continue_orphaned`).
+        self._continuing: dict[str, dict[str, Any]] = {}
 
-    def start_on_host(self, on_host: OnHost) -> None:
+    def start_on_host(self, on_host: OnHost, call_node: CallNode, last_head: LastHead) -> None:
         """Several nodes: start recordings on the node that hosts the room's media, so
-        the recorder is next to it and the files are where the room's node keeps them."""
+        the recorder is next to it and the files are where the room's node keeps them;
+        `call_node` asks another node (a drained room's recording continues there);
+        `last_head` is the chain entry a lost node published last for a recording."""
         self._on_host = on_host
+        self._call_node = call_node
+        self._last_head = last_head
 
     def install(self) -> None:
         """The recording's events, its field of `room_state`, and the presence hooks."""
@@ -136,12 +158,21 @@ class Recordings:
             room_id, START_CALL, payload, lambda: self.start_here(room_id, started_by)
         )
 
-    async def start_here(self, room_id: str, started_by: str) -> dict[str, Any]:
-        """Start the room's recording with a recorder process of this node."""
+    async def start_here(
+        self,
+        room_id: str,
+        started_by: str,
+        follows: dict[str, Any] | None = None,
+        consents: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start the room's recording with a recorder process of this node; `follows` and
+        `consents`: it continues a lost or drained node's recording (rules.start)."""
         recording_id = new_recording_id()
 
         def start(room: Room) -> tuple[dict[str, Any], Invite, str]:
-            recording, invite = rules.start(room, recording_id, started_by, self.node)
+            recording, invite = rules.start(
+                room, recording_id, started_by, self.node, follows, consents
+            )
             return recording, invite, room.title
 
         recording, invite, title = await self.store.update(room_id, start)
@@ -158,9 +189,10 @@ class Recordings:
                 "started_at": now(),
                 "started_by": started_by,
                 "node": self.node,
+                **({"follows": follows} if follows else {}),
             }
         )
-        proc = RecorderProcess(room_id, recording_id, directory, token)
+        proc = RecorderProcess(room_id, recording_id, directory, token, follows=follows)
         self.processes[room_id] = proc
         await self.command.launch(proc)
         proc.watcher = asyncio.ensure_future(self._watch(proc))
@@ -273,9 +305,11 @@ class Recordings:
 
     async def orphaned(self, room_id: str, live_nodes: set[str]) -> None:
         """The room was placed on this node: a recording of it running on a node that is no
-        longer live (killed; its lease lapsed) is over, as `recover` ends it on a restart.
-        Its recorder sealed it `disconnected`; the room shows no recording and the mediator
-        can start a new one. A recording of a live node is left alone (it stops itself)."""
+        longer live (killed; its lease lapsed) is over here, as `recover` ends it on a
+        restart (its recorder, if its machine lives, seals it `disconnected`), and a new
+        one that follows it is started by `continue_orphaned` (the consents carried
+        over, as a restarted recorder keeps them). A recording of a live node is left
+        alone (it stops itself, or is handed over by `hand_over`)."""
         room = await self.store.get(room_id)
         recording = room.recording if room is not None else None
         if recording is None or recording.get("node") in live_nodes | {self.node}:
@@ -285,15 +319,86 @@ class Recordings:
         def end(stored: Room) -> dict[str, Any] | None:
             return rules.interrupted(stored, recording_id)
 
-        if await self.store.update(room_id, end) is not None:
-            log.warning(
-                "recording %s of room %s ran on node %s, which is gone: its recorder sealed "
-                "what it wrote; it is over",
-                recording_id,
-                room_id,
-                recording.get("node"),
-            )
-            await self._announce(room_id, None)
+        if await self.store.update(room_id, end) is None:
+            return
+        log.warning(
+            "recording %s of room %s ran on node %s, which is gone: its recorder seals what "
+            "it wrote; a new recording follows it here",
+            recording_id,
+            room_id,
+            recording.get("node"),
+        )
+        seen = await self._last_head(recording_id) if self._last_head is not None else None
+        self._continuing[room_id] = {
+            "started_by": recording["started_by"],
+            "consents": recording.get("consents") or {},
+            "follows": {
+                "recording_id": recording_id,
+                "node": recording.get("node"),
+                "reason": "node_lost",
+                # the last entry its node saw written: the lost chain holds it (seq, hash)
+                "seen": seen,
+            },
+        }
+        await self._announce(room_id, None)
+
+    async def continue_orphaned(self, room_id: str, live_nodes: set[str]) -> None:
+        """Start the recording that follows the one `orphaned` ended (after the lost
+        node's connections were cleared: server/signalling.py `release_lost`)."""
+        then = self._continuing.pop(room_id, None)
+        if then is None:
+            return
+        try:
+            await self.start_here(room_id, then["started_by"], then["follows"], then["consents"])
+        except TiaojieError as error:  # the room ended, or a recording started meanwhile
+            log.warning("room %s: no recording follows the lost one (%s)", room_id, error)
+
+    async def hand_over(self, room_id: str, node: str) -> dict[str, Any] | None:
+        """The room moves to `node` (this one drains): its recording here is sealed with
+        reason `drained` (the chain says where the room went first), and a new one that
+        follows it (its seal's hash, the consents) starts on `node`. The new recording,
+        None when nothing was recorded here."""
+        proc = self.processes.get(room_id)
+        room = await self.store.get(room_id)
+        recording = room.recording if room is not None else None
+        if proc is None or recording is None or recording["id"] != proc.recording_id:
+            return None
+        await self.note(room_id, HANDOVER, reason="drained", to_node=node)
+        await self.flush(room_id)
+        await self.stop(room_id)
+        summary = await asyncio.to_thread(_summary, proc.directory)
+        seal = summary.get("seal") if isinstance(summary.get("seal"), dict) else None
+        follows = {
+            "recording_id": proc.recording_id,
+            "node": self.node,
+            "reason": "drained",
+            "seal": {"seq": seal["seq"], "hash": seal["hash"]} if seal else None,
+        }
+        payload = {
+            "room_id": room_id,
+            "started_by": recording["started_by"],
+            "follows": follows,
+            "consents": recording.get("consents") or {},
+        }
+        if self._call_node is None:
+            return None
+        try:
+            return await self._call_node(node, START_CALL, payload)
+        except TiaojieError as error:
+            log.error("room %s: the recording did not continue on %s (%s)", room_id, node, error)
+            return None
+
+    def heads(self) -> dict[str, dict[str, Any]]:
+        """The last chain entry of each recording this node runs ({"seq", "hash"}, from
+        its summary): published with the node's heartbeat, so that the node taking over
+        a room whose node died names where the lost chain was (blocking: file reads)."""
+        heads: dict[str, dict[str, Any]] = {}
+        for proc in list(self.processes.values()):
+            summary = _summary(proc.directory)
+            head, length = summary.get("chain_head"), summary.get("chain_length")
+            if isinstance(head, str) and isinstance(length, int) and length > 0:
+                heads[proc.recording_id] = {"seq": length - 1, "hash": head}
+        return heads
 
     async def _watch(self, proc: RecorderProcess) -> None:
         """Restart the recorder whenever it exits without being asked to."""
@@ -434,7 +539,7 @@ class Recordings:
 
     # -- signalling: presence ----------------------------------------------------------
     def _room_state(self, room: Room, participant: Participant) -> dict[str, Any] | None:
-        return view(room.recording, participant.role is Role.MEDIATOR)
+        return view(room.recording, participant.role is Role.MEDIATOR, participant.id)
 
     async def _entered(self, room_id: str, participant: Participant) -> None:
         if participant.role is not Role.RECORDER:

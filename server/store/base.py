@@ -84,5 +84,12 @@ class RoomStore(ABC):
         who they were, by room id. A store that dies with the process has none."""
         return []
 
+    async def release_lost(
+        self, room_id: str, live: set[str], keep_seats: bool = False
+    ) -> Released:
+        """Forget the room's participants whose connections nodes not in `live` held (a
+        node killed: its rows say online until it starts again). One node: none."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

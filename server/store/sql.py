@@ -219,12 +219,23 @@ class SqlRoomStore(RoomStore):
         """Forget the connections this node held before it started (they died with the
         process); who was forgotten, by room. Admissions and invites stay. With
         `keep_seats`, those in the room keep their seat, away (`server.rooms.disconnect`)."""
+        return await self._release(participants.c.node == self.node, keep_seats)
+
+    async def release_lost(
+        self, room_id: str, live: set[str], keep_seats: bool = False
+    ) -> Released:
+        """`release_connections` of the room's connections held by nodes not in `live`
+        (nor this one): the node that takes a killed node's room over clears them."""
+        lost = participants.c.node.not_in(sorted(live | {self.node}))
+        return await self._release((participants.c.room_id == room_id) & lost, keep_seats)
+
+    async def _release(self, where: Any, keep_seats: bool) -> Released:
         with guarded():
             async with self.database.read() as conn:
                 held = (
                     await conn.execute(
                         select(participants.c.room_id, participants.c.id, participants.c.sid).where(
-                            participants.c.node == self.node
+                            where
                         )
                     )
                 ).all()
