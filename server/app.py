@@ -73,6 +73,7 @@ from tiaojie.server.recordings import (
     Recordings,
 )
 from tiaojie.server.signalling import MAX_MESSAGE_BYTES, Signalling
+from tiaojie.server.statistics.http import StatisticsRoutes
 from tiaojie.server.state import STATE, AppState
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
@@ -228,6 +229,7 @@ def create_app(settings: Settings) -> web.Application:
     NodeRoutes(cluster, auth, node, settings.own_url).install(app)
     app[CASES] = cases
     CaseRoutes(cases).install(app)
+    StatisticsRoutes(cases).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()
