@@ -19,6 +19,7 @@ from tiaojie.server.http_auth import READERS
 from tiaojie.server.media.probe_http import openapi_paths as probe_paths
 from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
+from tiaojie.server.statistics.openapi import paths as statistics_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
 from tiaojie.server.validation import Schema
 from tiaojie.signing.text import MULTILINE, TEXT, check_chars
@@ -209,6 +210,7 @@ def build_spec() -> dict[str, Any]:
     spec["components"]["schemas"].update(documented_value(account_schemas()))
     spec["paths"].update(documented_value(cases_openapi.paths()))
     spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
+    spec["paths"].update(statistics_paths())
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

@@ -45,8 +45,8 @@ class Grouping:
 
 def grouping(tz: tzinfo, start: int, end: int) -> Grouping:
     """The grouping for times in [start, end): by day when the zone's offset is one
-    value at every local midnight of the period and at its ends (sampled daily: a change
-    of offset lasts months, so a daily sample cannot miss one)."""
+    value all through it (sampled every 6 days and at both ends: summer time lasts
+    months, a change of a zone's rules lasts, so such a sample misses neither)."""
     first = datetime.fromtimestamp(start, UTC).astimezone(tz)
     offsets = set()
     moment = first
@@ -54,7 +54,7 @@ def grouping(tz: tzinfo, start: int, end: int) -> Grouping:
     while moment <= stop:
         delta = moment.utcoffset()
         offsets.add(int(delta.total_seconds()) if delta is not None else 0)
-        moment += timedelta(hours=23)  # not 24: every local day is sampled
+        moment += timedelta(days=6)
     last = stop.astimezone(tz).utcoffset()
     offsets.add(int(last.total_seconds()) if last is not None else 0)
     if len(offsets) == 1:

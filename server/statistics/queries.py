@@ -35,6 +35,8 @@ HOUR = 3600
 #: Rows of the load tables and the experts in the JSON (the export takes more).
 LOAD_LIMIT = 20
 EXPERT_LIMIT = 10
+#: The longest trend shown (months and weeks).
+TREND_YEARS = 20
 #: What "in hand" means for a mediator: dispatched to them or in mediation.
 IN_HAND = (str(State.DISPATCHED), str(State.MEDIATING))
 OPEN = tuple(str(s) for s in OPEN_STATES)
@@ -130,8 +132,11 @@ class Statistics:
         return terms or [true()]
 
     def end_ts(self) -> int:
-        assert self.filters.end is not None
-        return periods.day_start(self.filters.end + timedelta(days=1), self.tz)
+        end = self.filters.end
+        assert end is not None
+        if end == date.max:
+            return periods.day_start(end, self.tz) + periods.DAY
+        return periods.day_start(end + timedelta(days=1), self.tz)
 
     # -- the queries -----------------------------------------------------------------------
     async def summary(self) -> list[Any]:
@@ -168,25 +173,33 @@ class Statistics:
         return row[0], row[1]
 
     async def per_day(self) -> tuple[Counter[date], date | None, date | None]:
-        """Cases reported per local day, and the trend's first and last days."""
+        """Cases reported per local day, and the trend's first and last days: the
+        period asked for (at most TREND_YEARS, and never past today), else from the
+        first case reported to today."""
+        lo, hi = await self.span()
+        if lo is None or hi is None:
+            return Counter(), None, None
         f = self.filters
-        start = periods.day_start(f.start, self.tz) if f.start else None
-        end = self.end_ts() if f.end else None
-        if start is None or end is None:
-            first, last = await self.span()
-            if first is None or last is None:
-                return Counter(), f.start, f.end
-            start = start if start is not None else int(first)
-            end = end if end is not None else int(last) + 1
-        grouping = periods.grouping(self.tz, start, max(end, start + 1))
+        last = min(f.end or date.max, periods.local_day(max(self.now, int(hi)), self.tz))
+        first = f.start or periods.local_day(int(lo), self.tz)
+        if last < date(1990, 1, 1):  # before any case this software registered
+            return Counter(), None, None
+        first = max(first, last - timedelta(days=366 * TREND_YEARS), date(1970, 1, 2))
+        if first > last:
+            return Counter(), None, None
+        start = periods.day_start(first, self.tz)
+        end = periods.day_start(last + timedelta(days=1), self.tz)
+        grouping = periods.grouping(self.tz, start, end)
         bucket = ((cases.c.created_at + grouping.offset) // grouping.width).label("bucket")
-        query = select(bucket, func.count().label("n")).where(*self.where()).group_by(bucket)
+        query = (
+            select(bucket, func.count().label("n"))
+            .where(*self.where(), cases.c.created_at >= start, cases.c.created_at < end)
+            .group_by(bucket)
+        )
         days: Counter[date] = Counter()
         for row in await self.conn.execute(query):
             days[grouping.day_of(int(row.bucket), self.tz)] += int(row.n)
-        first_day = f.start or periods.local_day(start, self.tz)
-        last_day = f.end or periods.local_day(end - 1, self.tz)
-        return days, first_day, last_day
+        return days, first, last
 
     async def days_to_close(self) -> dict[str, Any]:
         """Median and p90 of the time from report to final close (已结案), nearest rank
