@@ -73,8 +73,8 @@ from tiaojie.server.recordings import (
     Recordings,
 )
 from tiaojie.server.signalling import MAX_MESSAGE_BYTES, Signalling
-from tiaojie.server.statistics.http import StatisticsRoutes
 from tiaojie.server.state import STATE, AppState
+from tiaojie.server.statistics.http import StatisticsRoutes
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 

@@ -19,8 +19,8 @@ from tiaojie.server.http_auth import READERS
 from tiaojie.server.media.probe_http import openapi_paths as probe_paths
 from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
-from tiaojie.server.statistics.openapi import paths as statistics_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from tiaojie.server.statistics.openapi import paths as statistics_paths
 from tiaojie.server.validation import Schema
 from tiaojie.signing.text import MULTILINE, TEXT, check_chars
 

@@ -60,9 +60,7 @@ def expected(rows: list[Any], now: int) -> dict[str, Any]:
     outcomes = Counter(r.outcome for r in rows)
     hours = [(r.closed_at - r.created_at) // 3600 for r in rows if r.closed_at is not None]
     months = Counter(f"{local(r.created_at):%Y-%m}" for r in rows)
-    weeks = Counter(
-        "{0:04d}-W{1:02d}".format(*local(r.created_at).isocalendar()[:2]) for r in rows
-    )
+    weeks = Counter("{:04d}-W{:02d}".format(*local(r.created_at).isocalendar()[:2]) for r in rows)
     mediators: dict[str, Counter[str]] = {}
     for r in rows:
         if r.mediator_id:
@@ -95,9 +93,7 @@ def check(body: dict[str, Any], want: dict[str, Any]) -> None:
     assert {s["code"]: s["count"] for s in body["by_source"] if s["count"]} == dict(
         want["by_source"]
     )
-    assert {s["code"]: s["count"] for s in body["by_state"] if s["count"]} == dict(
-        want["by_state"]
-    )
+    assert {s["code"]: s["count"] for s in body["by_state"] if s["count"]} == dict(want["by_state"])
     rate = body["success_rate"]
     assert (rate["succeeded"], rate["failed"]) == (want["succeeded"], want["failed"])
     concluded = want["succeeded"] + want["failed"]

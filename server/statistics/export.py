@@ -97,7 +97,10 @@ def tables(stats: dict[str, Any]) -> list[Table]:
             "by_type",
             "按纠纷类型",
             ["纠纷类型", "代码", "案件数", "调解成功", "调解不成功"],
-            [[t["name"], t["code"], t["count"], t["succeeded"], t["failed"]] for t in stats["by_type"]],
+            [
+                [t["name"], t["code"], t["count"], t["succeeded"], t["failed"]]
+                for t in stats["by_type"]
+            ],
         ),
         Table(
             "by_region",
@@ -163,9 +166,7 @@ def _time(ts: int | None, tz: tzinfo) -> str:
     return datetime.fromtimestamp(ts, UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-async def case_rows(
-    stats: Statistics, limit: int | None = None
-) -> AsyncIterator[list[list[Any]]]:
+async def case_rows(stats: Statistics, limit: int | None = None) -> AsyncIterator[list[list[Any]]]:
     """The filtered cases, oldest first, in batches of rows under CASE_HEADERS."""
     overdue = late(stats.now).label("late")
     query = (

@@ -271,6 +271,8 @@ class Statistics:
     async def experts(self, limit: int = EXPERT_LIMIT) -> list[Any]:
         """The experts invited to the most sessions of the filtered cases (each session's
         `invites` is a JSON array: json_each on SQLite, json_array_elements on PostgreSQL)."""
+        kind: Any
+        expert_id: Any
         if self.kind == "postgresql":
             item = func.json_array_elements(case_sessions.c.invites).table_valued("value")
             kind = item.c.value.op("->>")("kind")
@@ -372,9 +374,7 @@ class Statistics:
             ],
             **trends,
             "mediators": await self._named(await self.mediators(load_limit or LOAD_LIMIT)),
-            "organisations": await self._named(
-                await self.organisations(load_limit or LOAD_LIMIT)
-            ),
+            "organisations": await self._named(await self.organisations(load_limit or LOAD_LIMIT)),
             "experts": [
                 {
                     "id": row.expert_id,
