@@ -4,7 +4,8 @@ which imports this module; migration v0004_cases makes them).
 - `cases`: one row per case: its number (organisation, year, sequence: unique together),
   its public `code`, state, type, region, who holds it, the dates, `version` (raised by
   every change) and the head of its log (`log_seq`, `log_head`); indexed for the queue
-  (migration v0013_case_queue_indexes, docs/PERFORMANCE.md "Cases").
+  (migration v0013_case_queue_indexes, docs/PERFORMANCE.md "Cases") and for the
+  statistics (v0015_statistics, "Statistics at scale").
 - `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
   never shown to the public) and the attachments' sha256, size and type (the bytes are
   files, DATA/cases/<case id>/attachments/<sha256>).
@@ -46,6 +47,21 @@ QUEUE_COLUMNS = (
     "mediator_id",
     "created_ns",
     "id",
+)
+
+#: The columns of the statistics' index (led by the report time).
+STATISTICS_COLUMNS = (
+    "created_at",
+    "dispute_type",
+    "region_code",
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+    "state",
+    "outcome",
+    "source",
+    "mediator_id",
+    "deadline_at",
+    "closed_at",
 )
 
 cases = Table(
@@ -112,6 +128,9 @@ cases = Table(
         "id",
     ),
     Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
+    # The statistics (server/statistics/queries.py, migration v0015): every column they
+    # filter, group or count by, led by the report time a period filters.
+    Index("ix_cases_statistics", *STATISTICS_COLUMNS),
 )
 
 case_parties = Table(
