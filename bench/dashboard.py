@@ -1,6 +1,6 @@
-"""The dashboard's queries at scale (issue 16), run as bench/statistics.py: each query of `GET /api/statistics`
-(server/statistics/queries.py) with 100,000 and 1,000,000 synthetic cases, on SQLite and
-on PostgreSQL.
+"""The dashboard's queries at scale (issue 16), run as bench/statistics.py: each query
+of `GET /api/statistics` (server/statistics/queries.py) with 100,000 and 1,000,000
+synthetic cases, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/statistics.py [--cases 100000,1000000] [--rounds 10]
                                          [--database sqlite,postgresql]
