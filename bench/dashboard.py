@@ -107,12 +107,13 @@ async def add_sessions(database: Database, count: int, now: int) -> None:
 
 async def copies(database: Database, times: int) -> None:
     """The cases `times` over: each copy in one INSERT ... SELECT with new ids, codes and
-    numbers (the sequence raised by a million per copy), everything else as it was."""
+    numbers (`~` is in no id: url-safe base64), the sequence raised by a million per
+    copy, everything else as it was."""
     names = [c.name for c in cases.columns]
     changed = {
-        "id": "id || '-c{n}'",
-        "code": "code || '-c{n}'",
-        "number": "number || '-c{n}'",
+        "id": "id || '~c{n}'",
+        "code": "code || '~c{n}'",
+        "number": "number || '~c{n}'",
         "seq": "seq + {n} * 1000000",
     }
     for n in range(1, times):
@@ -121,7 +122,7 @@ async def copies(database: Database, times: int) -> None:
             await conn.execute(
                 text(
                     f"INSERT INTO cases ({', '.join(names)}) SELECT {select_list} FROM cases "
-                    "WHERE id NOT LIKE '%-c%'"
+                    "WHERE id NOT LIKE '%~%'"
                 )
             )
 
@@ -258,8 +259,7 @@ def run(kind: str, count: int, rounds: int, base: int) -> float:
             verdict = "" if name == "whole dashboard" else ("met" if p95 < goal else "MISSED")
             print(
                 f"    {name:<16} p50 {statistics.median(values):7.1f}  p95 {p95:7.1f}  "
-                f"max {max(values):7.1f}  {verdict}"
-                + (f"  (slowest: {slow[1]})" if slow else "")
+                f"max {max(values):7.1f}  {verdict}" + (f"  (slowest: {slow[1]})" if slow else "")
             )
         print(f"  worst query p95 {worst:.1f} ms = {worst / goal:.2f}x the {goal:.0f} ms goal")
         if kind == "sqlite":

@@ -49,20 +49,65 @@ QUEUE_COLUMNS = (
     "id",
 )
 
-#: The columns of the statistics' index (led by the report time).
-STATISTICS_COLUMNS = (
-    "created_at",
-    "dispute_type",
-    "region_code",
-    "holder_organisation_id",
-    "coordinator_organisation_id",
-    "state",
-    "outcome",
-    "source",
-    "mediator_id",
-    "deadline_at",
-    "closed_at",
-)
+#: The statistics' indexes (server/statistics/queries.py, migration v0015): each holds
+#: every column its queries filter, group or count by, led by what they group by.
+STATISTICS_INDEXES = {
+    "ix_cases_statistics": (
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+        "state",
+        "outcome",
+        "source",
+        "mediator_id",
+        "deadline_at",
+        "closed_at",
+    ),
+    "ix_cases_statistics_type": (
+        "dispute_type",
+        "source",
+        "state",
+        "outcome",
+        "created_at",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+        "deadline_at",
+    ),
+    "ix_cases_statistics_mediator": (
+        "mediator_id",
+        "state",
+        "outcome",
+        "deadline_at",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+    "ix_cases_statistics_holder": (
+        "holder_organisation_id",
+        "state",
+        "outcome",
+        "deadline_at",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "coordinator_organisation_id",
+        "source",
+        "mediator_id",
+        "closed_at",
+    ),
+    "ix_cases_statistics_region": (
+        "region_code",
+        "created_at",
+        "dispute_type",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+}
 
 cases = Table(
     "cases",
@@ -128,9 +173,8 @@ cases = Table(
         "id",
     ),
     Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
-    # The statistics (server/statistics/queries.py, migration v0015): every column they
-    # filter, group or count by, led by the report time a period filters.
-    Index("ix_cases_statistics", *STATISTICS_COLUMNS),
+    # The statistics (server/statistics/queries.py, migration v0015).
+    *(Index(name, *columns) for name, columns in STATISTICS_INDEXES.items()),
 )
 
 case_parties = Table(

@@ -138,8 +138,8 @@ def tables(stats: dict[str, Any]) -> list[Table]:
         Table(
             "experts",
             "常用专家",
-            ["专家", "所在单位", "参加调解次数", "案件数"],
-            [[e["name"], e["organisation"], e["sessions"], e["cases"]] for e in stats["experts"]],
+            ["专家", "所在单位", "参加调解次数"],
+            [[e["name"], e["organisation"], e["sessions"]] for e in stats["experts"]],
         ),
     ]
 

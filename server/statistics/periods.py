@@ -1,23 +1,14 @@
 """Periods in the installation's time zone (`--timezone`, tiaojie.archive.localtime): the
-filter's dates as Unix seconds, and how the database groups report times into days.
-
-The database groups by day as `(created_at + offset) // 86400` when the zone's offset is
-the same all through the period (Asia/Shanghai has had no summer time since 1991: one
-day bucket per local day); a zone whose offset changes within it (summer time) is
-grouped by quarter hour instead, every zone's offset being a multiple of 15 minutes,
-and each quarter hour is placed in its local day here. Either way the database returns
-at most a row per day or quarter hour, never a row per case; `Days` rolls them up into
-months and weeks (ISO weeks, Monday first).
+filter's dates as Unix seconds, each local day's bounds (the database counts the cases
+reported in each), and the days rolled up into months and ISO weeks (Monday first).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 DAY = 86400
-QUARTER = 900
 
 
 def day_start(day: date, tz: tzinfo) -> int:
@@ -29,37 +20,17 @@ def local_day(ts: int, tz: tzinfo) -> date:
     return datetime.fromtimestamp(ts, UTC).astimezone(tz).date()
 
 
-@dataclass(frozen=True)
-class Grouping:
-    """How the database buckets times: `(t + offset) // width`; `width` is a day when
-    the offset holds over the whole period, else a quarter hour."""
-
-    offset: int
-    width: int
-
-    def day_of(self, bucket: int, tz: tzinfo) -> date:
-        if self.width == DAY:
-            return date(1970, 1, 1) + timedelta(days=bucket)
-        return local_day(bucket * self.width - self.offset, tz)
-
-
-def grouping(tz: tzinfo, start: int, end: int) -> Grouping:
-    """The grouping for times in [start, end): by day when the zone's offset is one
-    value all through it (sampled every 6 days and at both ends: summer time lasts
-    months, a change of a zone's rules lasts, so such a sample misses neither)."""
-    first = datetime.fromtimestamp(start, UTC).astimezone(tz)
-    offsets = set()
-    moment = first
-    stop = datetime.fromtimestamp(end, UTC)
-    while moment <= stop:
-        delta = moment.utcoffset()
-        offsets.add(int(delta.total_seconds()) if delta is not None else 0)
-        moment += timedelta(days=6)
-    last = stop.astimezone(tz).utcoffset()
-    offsets.add(int(last.total_seconds()) if last is not None else 0)
-    if len(offsets) == 1:
-        return Grouping(offsets.pop(), DAY)
-    return Grouping(0, QUARTER)
+def day_bounds(first: date, last: date, tz: tzinfo) -> list[tuple[int, int]]:
+    """Each local day from `first` to `last` as [start, end) in Unix seconds (a day of
+    a summer-time change is 23 or 25 hours long)."""
+    bounds = []
+    day = first
+    start = day_start(day, tz)
+    while day <= last:
+        end = day_start(day + timedelta(days=1), tz)
+        bounds.append((start, end))
+        day, start = day + timedelta(days=1), end
+    return bounds
 
 
 def month_key(day: date) -> str:

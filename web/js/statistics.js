@@ -180,8 +180,8 @@ function statistics(data) {
       name: "experts",
       title: "stats.experts",
       chart: "bar",
-      head: ["stats.col.expert", "stats.col.sessions", "stats.col.cases"],
-      rows: data.experts.map((r) => ({ code: r.id, label: r.name, count: r.sessions, cells: [r.sessions, r.cases] })),
+      head: ["stats.col.expert", "stats.col.sessions"],
+      rows: data.experts.map((r) => ({ code: r.id, label: r.name, count: r.sessions, cells: [r.sessions] })),
     },
   ];
 }

@@ -903,7 +903,6 @@ export default {
   "stats.col.failed": "Unsuccessful",
   "stats.col.expert": "Expert",
   "stats.col.sessions": "Sessions",
-  "stats.col.cases": "Cases",
   "staff.stats.heading": "Statistics",
   "staff.stats.intro": "Dispute types, areas, trends, success rate, overdue cases and workloads, filtered by period, area, type and organisation, with an Excel export.",
   "staff.stats.open": "Open the statistics"

@@ -904,7 +904,6 @@ export default {
   "stats.col.failed": "调解不成功",
   "stats.col.expert": "专家",
   "stats.col.sessions": "参加调解次数",
-  "stats.col.cases": "案件数",
   "staff.stats.heading": "统计分析",
   "staff.stats.intro": "纠纷类型、区域分布、演变趋势、调解成功率、超期案件和工作量，可按期间、区域、类型和机构筛选，并导出 Excel。",
   "staff.stats.open": "打开统计分析"
