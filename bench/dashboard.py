@@ -64,7 +64,7 @@ TZ = zone("Asia/Shanghai")
 QUERIES = [
     "summary",
     "by_region_code",
-    "per_day",
+    "trend",
     "days_to_close",
     "mediators",
     "organisations",

@@ -1,10 +1,12 @@
 """Periods in the installation's time zone (`--timezone`, tiaojie.archive.localtime): the
-filter's dates as Unix seconds, each local day's bounds (the database counts the cases
-reported in each), and the days rolled up into months and ISO weeks (Monday first).
+filter's dates as Unix seconds, the period cut into pieces that each lie in one month and
+one ISO week (Monday first; the database counts the cases reported in each), and the
+pieces summed into months and weeks.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -20,17 +22,18 @@ def local_day(ts: int, tz: tzinfo) -> date:
     return datetime.fromtimestamp(ts, UTC).astimezone(tz).date()
 
 
-def day_bounds(first: date, last: date, tz: tzinfo) -> list[tuple[int, int]]:
-    """Each local day from `first` to `last` as [start, end) in Unix seconds (a day of
-    a summer-time change is 23 or 25 hours long)."""
-    bounds = []
+def pieces(first: date, last: date, tz: tzinfo) -> list[tuple[date, int, int]]:
+    """The days from `first` to `last` cut at every month and every week (Monday): each
+    piece lies in one month and one ISO week; (its first day, [start, end) in Unix
+    seconds, local midnights: summer time included)."""
+    cuts = {first, last + timedelta(days=1)}
     day = first
-    start = day_start(day, tz)
     while day <= last:
-        end = day_start(day + timedelta(days=1), tz)
-        bounds.append((start, end))
-        day, start = day + timedelta(days=1), end
-    return bounds
+        if day.day == 1 or day.weekday() == 0:
+            cuts.add(day)
+        day += timedelta(days=1)
+    ordered = sorted(cuts)
+    return [(a, day_start(a, tz), day_start(b, tz)) for a, b in itertools.pairwise(ordered)]
 
 
 def month_key(day: date) -> str:
@@ -49,7 +52,7 @@ def week_monday(day: date) -> date:
 
 def rollup(per_day: Counter[date], first: date | None, last: date | None) -> dict[str, list]:
     """Months and weeks from `first` to `last` (each present, with 0 when nothing was
-    reported), from the counts per local day."""
+    reported), from counts keyed by a day (a piece's first day) of their month and week."""
     if first is None or last is None:
         return {"monthly": [], "weekly": []}
     months: dict[str, int] = {}
