@@ -35,6 +35,7 @@ import contextlib  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -279,6 +280,8 @@ def main() -> int:
         "--generate", type=int, default=100_000, help="cases made one by one; then copied"
     )
     args = parser.parse_args()
+    # stopped: clean up as on an error (the PostgreSQL cluster, the temporary files)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load {os.getloadavg()}")
     for count in (int(c) for c in args.cases.split(",")):
         for kind in args.database.split(","):
