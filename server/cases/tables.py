@@ -107,6 +107,15 @@ STATISTICS_INDEXES = {
         "holder_organisation_id",
         "coordinator_organisation_id",
     ),
+    # the experts: a session's case found by id, its filters read from the index
+    "ix_cases_statistics_id": (
+        "id",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
 }
 
 cases = Table(

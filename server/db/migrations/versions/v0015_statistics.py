@@ -42,6 +42,10 @@ INDEXES = {
         "region_code", "created_at", "dispute_type", "holder_organisation_id",
         "coordinator_organisation_id",
     ],
+    "ix_cases_statistics_id": [
+        "id", "created_at", "dispute_type", "region_code", "holder_organisation_id",
+        "coordinator_organisation_id",
+    ],
 }  # fmt: skip
 
 
