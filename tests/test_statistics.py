@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from tests.test_accounts import make_account, make_organisation
 from tiaojie.server.cases.service import CASES
 from tiaojie.server.cases.tables import case_parties, case_sessions, cases, experts
 from tiaojie.server.model import new_id
+from tiaojie.server.statistics import periods
 
 ZONE = ZoneInfo("Asia/Shanghai")
 COUNT = 1500
@@ -252,3 +254,21 @@ async def test_the_numbers_the_exports_and_who_may_see_them(room_server: LiveSer
     assert (status, body["error"]) == (400, "bad_request")
     status, body = await srv.admin("GET", "/api/statistics?from=2026-03-02&to=2026-03-01")
     assert status == 400
+
+
+def test_the_trend_cuts_the_period_at_months_weeks_and_local_midnights() -> None:
+    """Each piece lies in one month and one ISO week, bounded by local midnights: a
+    summer-time change's day is 23 hours long (Berlin, 2026-03-29)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    cut = periods.pieces(date(2026, 3, 20), date(2026, 4, 7), berlin)
+    firsts = [day for day, _, _ in cut]
+    assert firsts == [date(2026, 3, 20), date(2026, 3, 23), date(2026, 3, 30), date(2026, 4, 1),
+                      date(2026, 4, 6)]  # fmt: skip
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(cut))  # no gap
+    week = next(p for p in cut if p[0] == date(2026, 3, 23))
+    assert week[2] - week[1] == 7 * 86400 - 3600  # the spring-forward week
+    assert cut[-1][2] == int(datetime(2026, 4, 8, tzinfo=berlin).timestamp())
+    counts = Counter({date(2026, 3, 30): 2, date(2026, 4, 1): 3})
+    trend = periods.rollup(counts, date(2026, 3, 20), date(2026, 4, 7))
+    assert trend["monthly"] == [{"month": "2026-03", "count": 2}, {"month": "2026-04", "count": 3}]
+    assert [w["count"] for w in trend["weekly"]] == [0, 0, 5, 0]
