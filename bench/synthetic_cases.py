@@ -225,10 +225,15 @@ def _params(rng: random.Random, action: Action, target: State) -> dict[str, Any]
 
 
 def _history(
-    rng: random.Random, case: Case, target: State, now: float, key: Ed25519PrivateKey
+    rng: random.Random,
+    case: Case,
+    target: State,
+    now: float,
+    key: Ed25519PrivateKey,
+    logs: bool = True,
 ) -> list[dict[str, Any]]:
     """Move `case` to `target` through the real rules; its log's rows (events, then one
-    signed checkpoint)."""
+    signed checkpoint), none without `logs`."""
     events = [
         (
             float(case.created_at),
@@ -263,6 +268,8 @@ def _history(
         case.updated_at = int(at)
         case.version += 1
         events.append((at, {**change.event, "actor": ACTOR}))
+    if not logs:
+        return []
     chain = case_chain_name(case.id)
     rows, seq, head = [], 0, GENESIS
     for when, event in events:
@@ -280,9 +287,10 @@ def _pick(rng: random.Random, weights: dict[State, float]) -> State:
 
 
 def generate(
-    count: int, now: float, key: Ed25519PrivateKey, seed: int = 1
+    count: int, now: float, key: Ed25519PrivateKey, seed: int = 1, logs: bool = True
 ) -> Iterator[tuple[Case, list[dict[str, Any]]]]:
-    """`count` cases with their logs, oldest first (so their numbers run in order)."""
+    """`count` cases with their logs (none without `logs`), oldest first (so their
+    numbers run in order)."""
     rng = random.Random(seed)
     tree = region_tree()
     places = communities(tree)
@@ -297,13 +305,21 @@ def generate(
         number = numbering.format_number(fmt, year, "人", "调", counters[year])
         case = _case(rng, when, counters[year], number, rng.choice(places), tree, rng.choice(kinds))
         target = _pick(rng, RECENT if now - when < 45 * DAY else OLDER)
-        yield case, _history(rng, case, target, now, key)
+        yield case, _history(rng, case, target, now, key, logs)
 
 
 async def write(
-    database: Database, count: int, key: Ed25519PrivateKey, now: float, batch: int = 2000
+    database: Database,
+    count: int,
+    key: Ed25519PrivateKey,
+    now: float,
+    batch: int = 2000,
+    logs: bool = True,
 ) -> Synthetic:
-    """Write `count` synthetic cases (module docstring) into a migrated, empty database."""
+    """Write `count` synthetic cases (module docstring) into a migrated, empty database;
+    without `logs`, cases with no log at all (bench/statistics.py: a million cases'
+    signed logs would take an hour to make and gigabytes to hold, and no statistic
+    reads them)."""
     started = time.perf_counter()
     found = Synthetic()
     tree = found.tree
@@ -331,6 +347,8 @@ async def write(
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw is not None
             for table, key in ((cases, "cases"), (case_parties, "parties"), (case_log, "log")):
+                if not rows[key]:
+                    continue
                 names = [c.name for c in table.columns]
                 records = [
                     tuple(
@@ -351,7 +369,7 @@ async def write(
         for kind in rows.values():
             kind.clear()
 
-    for i, (case, entries) in enumerate(generate(count, now, key)):
+    for i, (case, entries) in enumerate(generate(count, now, key, logs=logs)):
         created_ns = case.created_at * 10**9 + i % 10**9
         rows["cases"].append({**_row(case), "created_ns": created_ns})
         rows["parties"] += [

@@ -78,6 +78,7 @@ from tiaojie.server.recordings import (
 )
 from tiaojie.server.signalling import MAX_MESSAGE_BYTES, Signalling
 from tiaojie.server.state import STATE, AppState
+from tiaojie.server.statistics.http import StatisticsRoutes
 from tiaojie.server.store import open_store
 from tiaojie.server.tokens import TokenSigner
 
@@ -256,6 +257,7 @@ def create_app(settings: Settings) -> web.Application:
     CaseRoutes(cases).install(app)
     app[NOTIFICATIONS] = notifications
     NotificationRoutes(notifications, AccountActors(auth)).install(app)
+    StatisticsRoutes(cases).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()

@@ -21,6 +21,7 @@ from tiaojie.server.notifications import openapi as notifications_openapi
 from tiaojie.server.openapi_parts import ERROR, operation
 from tiaojie.server.recordings.http import openapi_paths as recording_paths
 from tiaojie.server.schemas import CREATE_INVITE, CREATE_ROOM, ID_PATTERN
+from tiaojie.server.statistics.openapi import paths as statistics_paths
 from tiaojie.server.validation import Schema
 from tiaojie.signing.text import MULTILINE, TEXT, check_chars
 
@@ -211,6 +212,7 @@ def build_spec() -> dict[str, Any]:
     spec["paths"].update(documented_value(cases_openapi.paths()))
     spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
     spec["paths"].update(documented_value(notifications_openapi.paths()))
+    spec["paths"].update(statistics_paths())
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

@@ -85,5 +85,6 @@ def add_routes(app: web.Application) -> None:
     # staff accounts (server/accounts/): the login page and the staff home page
     app.router.add_get("/login", _page("login.html"))
     app.router.add_get("/staff", _page("staff.html"))
+    app.router.add_get("/statistics", _page("statistics.html"))  # server/statistics/
     # aiohttp's static route resolves the path and refuses anything outside WEB_DIR.
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, show_index=False)

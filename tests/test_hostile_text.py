@@ -388,11 +388,21 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("GET", f"/api/progress/{code}/qr.svg", None),
         ("GET", "/api/node", admin),  # this node and the live ones (stored node names)
         ("POST", "/api/node/drain", admin),  # 415: no body
+        # statistics (server/statistics/): the stored names of organisations and accounts
+        ("GET", "/api/statistics", admin),
+        ("GET", "/api/statistics", par),  # 403: not staff
+        ("GET", "/api/statistics/export.csv?table=organisations", admin),
+        ("GET", "/api/statistics/export.xlsx", admin),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
         assert status < 500, (method, path, status, body)
-        binary = ("/files/" in path, "/attachments/" in path, path.endswith(("/pdf", "/dossier")))
+        binary = (
+            "/files/" in path,
+            "/attachments/" in path,
+            path.endswith(("/pdf", "/dossier")),
+            path.startswith("/api/statistics/export"),
+        )
         if path.startswith("/api/") and not any(binary):
             assert isinstance(body, dict), (method, path, body)
     status, body = await srv.admin("GET", f"{rec_path}/files/recording.json")

@@ -50,7 +50,7 @@ async def test_every_response_has_the_basic_headers(live_server: LiveServer) -> 
 
 
 async def test_html_pages_have_a_content_security_policy(live_server: LiveServer) -> None:
-    pages = ["/", "/join", "/recordings", "/login", "/staff", "/static/join.html"]
+    pages = ["/", "/join", "/recordings", "/login", "/staff", "/statistics", "/static/join.html"]
     pages += ["/a/" + "x" * 32, "/a/short"]
     for path in pages:
         status, headers = await head(live_server, "GET", path)

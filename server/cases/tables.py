@@ -4,7 +4,8 @@ which imports this module; migration v0004_cases makes them).
 - `cases`: one row per case: its number (organisation, year, sequence: unique together),
   its public `code`, state, type, region, who holds it, the dates, `version` (raised by
   every change) and the head of its log (`log_seq`, `log_head`); indexed for the queue
-  (migration v0013_case_queue_indexes, docs/PERFORMANCE.md "Cases").
+  (migration v0013_case_queue_indexes, docs/PERFORMANCE.md "Cases") and for the
+  statistics (v0015_statistics, "Statistics at scale").
 - `case_parties`, `case_attachments`: the parties (with their phones and ID numbers:
   never shown to the public) and the attachments' sha256, size and type (the bytes are
   files, DATA/cases/<case id>/attachments/<sha256>).
@@ -47,6 +48,75 @@ QUEUE_COLUMNS = (
     "created_ns",
     "id",
 )
+
+#: The statistics' indexes (server/statistics/queries.py, migration v0015): each holds
+#: every column its queries filter, group or count by, led by what they group by.
+STATISTICS_INDEXES = {
+    "ix_cases_statistics": (
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+        "state",
+        "outcome",
+        "source",
+        "mediator_id",
+        "deadline_at",
+        "closed_at",
+    ),
+    "ix_cases_statistics_type": (
+        "dispute_type",
+        "source",
+        "state",
+        "outcome",
+        "created_at",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+        "deadline_at",
+    ),
+    "ix_cases_statistics_mediator": (
+        "mediator_id",
+        "state",
+        "outcome",
+        "deadline_at",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+    "ix_cases_statistics_holder": (
+        "holder_organisation_id",
+        "state",
+        "outcome",
+        "deadline_at",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "coordinator_organisation_id",
+        "source",
+        "mediator_id",
+        "closed_at",
+    ),
+    "ix_cases_statistics_region": (
+        "region_code",
+        "created_at",
+        "dispute_type",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+    # the experts: a session's case found by id, its filters read from the index
+    "ix_cases_statistics_id": (
+        "id",
+        "created_at",
+        "dispute_type",
+        "region_code",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+}
 
 cases = Table(
     "cases",
@@ -112,6 +182,8 @@ cases = Table(
         "id",
     ),
     Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
+    # The statistics (server/statistics/queries.py, migration v0015).
+    *(Index(name, *columns) for name, columns in STATISTICS_INDEXES.items()),
 )
 
 case_parties = Table(

@@ -8,6 +8,7 @@
  *   (`POST /api/rooms/{id}/enter`, then the join page) — js/staff-rooms.js;
  * - coordinator: the rooms of their organisation, read only (same list);
  * - archivist: the link to the recordings page, which works with this session;
+ * - coordinator, admin: the link to the statistics page (`#stats-link`, js/statistics.js);
  * - admin: accounts (create, roles, reset password, disable), organisations, the audit
  *   log — js/staff-admin.js;
  * - everyone: their own password and API keys (made, shown once, revoked) —
@@ -144,6 +145,9 @@ async function main() {
   }
   if (roles.includes("archivist") || roles.includes("admin")) {
     $("archive-section").hidden = false;
+  }
+  if (roles.includes("coordinator") || roles.includes("admin")) {
+    $("stats-link-section").hidden = false; // the statistics page (js/statistics.js)
   }
   if (roles.includes("admin")) {
     const admin = new AdminPanel({ account: session.account, call: staffCall, errorText: staffError });

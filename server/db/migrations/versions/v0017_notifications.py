@@ -2,7 +2,7 @@
 (server/notifications/tables.py: `notifications`, `notification_templates`).
 
 Revision ID: v0017
-Revises: v0014
+Revises: v0015
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "v0017"
-down_revision = "v0014"
+down_revision = "v0015"
 branch_labels = None
 depends_on = None
 
