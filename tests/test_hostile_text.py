@@ -393,6 +393,9 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("GET", "/api/statistics", par),  # 403: not staff
         ("GET", "/api/statistics/export.csv?table=organisations", admin),
         ("GET", "/api/statistics/export.xlsx", admin),
+        # the notification outbox (server/notifications/): stored names in the messages
+        ("GET", f"/api/notifications?case_id={case_id}", admin),
+        ("GET", "/api/notification-templates", admin),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
