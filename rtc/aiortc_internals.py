@@ -732,9 +732,12 @@ class PacketSender:
         payload: bytes,
         ntp: int,
         audio_level: tuple[bool, int] | None = None,
+        newest: bool = True,
     ) -> bool:
         """Send one packet (`ntp`: now, as a 64-bit NTP time); False if it could not go
-        out (not negotiated or not connected yet, or closed)."""
+        out (not negotiated or not connected yet, or closed). `newest`: no packet after
+        it was sent yet; only such a packet's timestamp goes into the sender reports'
+        NTP/RTP mapping (a late or repaired one would skew it)."""
         payload_type = self.payload_type
         if payload_type is None:
             return False
@@ -755,8 +758,9 @@ class PacketSender:
             data, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
         )
         sender = self.sender
-        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-        sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+        if newest:
+            sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+            sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         pair = dtls.transport._connection._nominated.get(1)

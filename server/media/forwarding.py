@@ -145,7 +145,8 @@ class ForwardTrack(MediaStreamTrack):
                     payload, mapping.map_picture_id(picture_id, bits), bits, offset
                 )
         seq, ts = mapped
-        if sender.send(packet.marker, seq, ts, payload, ntp, packet.extensions.audio_level):
+        level = packet.extensions.audio_level
+        if sender.send(packet.marker, seq, ts, payload, ntp, level, seq == mapping.last_seq):
             self.forwarded += 1
             if packet.marker or self.kind == "audio":
                 self.counters.forwarded_frames[self.kind] += 1
