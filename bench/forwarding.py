@@ -1,6 +1,7 @@
 """Forwarding benchmark: this SFU (pass-through) against a transcoding baseline, one run.
 
-    .venv/bin/python bench/forwarding.py [--rooms 3] [--seconds 20]
+    .venv/bin/python bench/forwarding.py [--rooms 3] [--seconds 20] [--planes packets,frames]
+        [--no-baseline]
 
 Synthetic participants (client.RoomClient publishing a pre-encoded 640x480 H264
 ~750 kbit/s + Opus file) fill rooms of 4: each publishes audio+video and subscribes to
@@ -12,7 +13,10 @@ process pinned to CPU 0, the load generator pinned to CPU 1. Printed:
 * for the pass-through server at --rooms rooms: CPU per stream, forwarding delay p50/p95
   (publisher hands a frame to its RTP sender -> subscriber has reassembled it; both in the
   load generator process, matched by frame content), loss, and how many rooms of 4 one
-  core would carry.
+  core would carry;
+* each pass-through media plane of --planes (`--media-plane packets`: RTP packets
+  rewritten; `frames`: frames re-packetized per subscriber) at 1 and --rooms rooms, in the
+  same run, and the ratio of their CPU per stream; the server's RSS at the end of each.
 """
 
 from __future__ import annotations
@@ -138,8 +142,17 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
 
 
 # -- orchestration ------------------------------------------------------------------------
-def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
-    options = ["--transcode"] if transcode else []
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_case(
+    transcode: bool, rooms: int, media: Path, seconds: float, plane: str = "packets"
+) -> dict:
+    options = ["--transcode"] if transcode else ["--media-plane", plane]
     with server_process(*options, cpu=0) as (server, base):
         links = []
         for r in range(rooms):
@@ -166,13 +179,15 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
             elif line.startswith("DONE"):
                 cpu = cpu_seconds(server.pid) - cpu_start
                 wall = time.monotonic() - wall_start
+                rss = rss_mb(server.pid)
             elif line.startswith("{"):
                 result = json.loads(line)
         generator.wait(timeout=60)
         streams = rooms * 4 * 3
         result.update(
             {
-                "mode": "transcode" if transcode else "pass-through",
+                "mode": "transcode" if transcode else plane,
+                "rss_mb": rss,
                 "rooms": rooms,
                 "streams": streams,
                 "server_cpu_core": cpu / wall,
@@ -188,6 +203,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--planes",
+        default="packets,frames",
+        help="pass-through media planes to measure, comma-separated (packets, frames)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the transcoding baseline")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -200,10 +221,14 @@ def main() -> None:
 
     media = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=10)
     print(f"media: {media} (640x480 H264 ~750 kbit/s + Opus), {args.seconds:.0f} s per case")
-    baseline = run_case(True, 1, media, args.seconds)
-    ours = run_case(False, 1, media, args.seconds)
-    loaded = run_case(False, args.rooms, media, args.seconds) if args.rooms > 1 else ours
-    for r in (baseline, ours, loaded):
+    planes = [p for p in args.planes.split(",") if p]
+    baseline = None if args.no_baseline else run_case(True, 1, media, args.seconds)
+    results: dict[str, list[dict]] = {}
+    for plane in planes:
+        one = run_case(False, 1, media, args.seconds, plane)
+        loaded = run_case(False, args.rooms, media, args.seconds, plane) if args.rooms > 1 else one
+        results[plane] = [one, loaded] if loaded is not one else [one]
+    for r in ([baseline] if baseline else []) + [r for rs in results.values() for r in rs]:
         delay = (
             f"delay p50 {r['delay_p50_ms']:.1f} ms p95 {r['delay_p95_ms']:.1f} ms"
             if r.get("delay_p95_ms") is not None
@@ -215,17 +240,27 @@ def main() -> None:
             f"{r['cpu_per_stream_pct']:.2f}% per stream; {delay}; "
             f"loss video {100 * (r['loss_video'] or 0):.1f}% audio "
             f"{100 * (r['loss_audio'] or 0):.1f}%; {r['cpu_us_per_frame']:.0f} us CPU per "
-            "delivered frame"
+            f"delivered frame; RSS {r['rss_mb']:.0f} MB"
         )
-    ratio = baseline["cpu_us_per_frame"] / ours["cpu_us_per_frame"]
+    first = results[planes[0]]
+    if baseline is not None:
+        ratio = baseline["cpu_us_per_frame"] / first[0]["cpu_us_per_frame"]
+        print(
+            f"CPU per delivered frame, transcode / {planes[0]}: {ratio:.1f}x (goal >= 8x; per "
+            f"stream {baseline['cpu_per_stream_pct'] / first[0]['cpu_per_stream_pct']:.1f}x, "
+            "but the baseline saturates its core and drops frames)"
+        )
+    if len(planes) > 1:
+        for i, case in enumerate(first):
+            other = results[planes[1]][i]
+            print(
+                f"{case['rooms']} room(s): CPU per stream {planes[1]} / {planes[0]}: "
+                f"{other['cpu_per_stream_pct'] / case['cpu_per_stream_pct']:.2f}x"
+            )
+    loaded = first[-1]
     per_room = loaded["cpu_per_stream_pct"] * 12
     print(
-        f"CPU per delivered frame, transcode / pass-through: {ratio:.1f}x (goal >= 8x; per "
-        f"stream {baseline['cpu_per_stream_pct'] / ours['cpu_per_stream_pct']:.1f}x, but the "
-        "baseline saturates its core and drops frames)"
-    )
-    print(
-        f"pass-through at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
+        f"{planes[0]} at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
         f"core per stream (goal <= 1%), p95 delay {loaded['delay_p95_ms']:.1f} ms "
         f"(goal < 20 ms); one core carries ~{100 / per_room:.0f} rooms of 4"
     )
