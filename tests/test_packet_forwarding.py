@@ -182,3 +182,20 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
         await asyncio.wait_for(
             asyncio.gather(*(pc.close() for pc in (pub, srv_in, srv_out, sub))), 10
         )
+
+
+def test_the_tap_refuses_an_aiortc_whose_receive_path_changed(monkeypatch):
+    """tap_packets replaces aiortc's per-packet receive steps with its first few: if
+    aiortc reorders or renames them, it must refuse rather than drop work silently."""
+    import inspect
+
+    from aiortc import RTCRtpReceiver
+
+    real = inspect.getsource
+
+    def without_nacks(obj: Any) -> str:
+        return real(obj).replace("__nack_generator.add(packet)", "")
+
+    monkeypatch.setattr(inspect, "getsource", without_nacks)
+    with pytest.raises(aiortc_internals.InternalsChanged, match="nack_generator"):
+        aiortc_internals.tap_packets(object.__new__(RTCRtpReceiver))
