@@ -95,11 +95,9 @@ def janus_server(rooms: int, cpu: int | None = None) -> Iterator[tuple[subproces
     )
     url = f"http://{JANUS_ADDRESS}:{PORT}/janus"
     try:
-        janus_pid = _child_janus(process.pid)
-        if cpu is not None:
-            os.sched_setaffinity(janus_pid, {cpu})
+        if cpu is not None:  # `ip netns exec` execs janus in place: the same pid
+            os.sched_setaffinity(process.pid, {cpu})
         _wait_http(url)
-        process.janus_pid = janus_pid  # type: ignore[attr-defined]
         yield process, url
     finally:
         process.terminate()
@@ -107,11 +105,6 @@ def janus_server(rooms: int, cpu: int | None = None) -> Iterator[tuple[subproces
             process.wait(10)
         _ip("netns", "del", NAMESPACE)
         _ip("link", "del", HOST_VETH)
-
-
-def _child_janus(pid: int) -> int:
-    """`ip netns exec` execs janus in place: the same pid."""
-    return pid
 
 
 def _wait_http(url: str) -> None:
@@ -139,7 +132,7 @@ class JanusSession:
         self._poll: asyncio.Task[None] | None = None
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        body = {**body, "transaction": uuid.uuid4().hex}
+        body = {"transaction": uuid.uuid4().hex, **body}
         async with self.http.post(self.url + path, json=body) as response:
             return await response.json(content_type=None)
 
@@ -159,15 +152,16 @@ class JanusSession:
         self, handle: int, body: dict[str, Any], jsep: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Send a request; its (asynchronous) event, or its synchronous answer."""
-        request: dict[str, Any] = {"janus": "message", "body": body}
+        transaction = uuid.uuid4().hex
+        request: dict[str, Any] = {"janus": "message", "body": body, "transaction": transaction}
         if jsep is not None:
             request["jsep"] = jsep
         reply = await self.post(f"/{self.id}/{handle}", request)
         if reply.get("janus") != "ack":
             return reply
-        while True:
+        while True:  # other events reach the handle too (publishers joining ...)
             event = await asyncio.wait_for(self._events[handle].get(), 20)
-            if event.get("janus") == "event":
+            if event.get("janus") == "event" and event.get("transaction") == transaction:
                 return event
 
     async def _polling(self) -> None:

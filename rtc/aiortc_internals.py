@@ -667,6 +667,10 @@ class SentPacket(RtpPacket):
         return self.data
 
 
+#: A packet is retransmitted at most once in this long, however often it is NACKed.
+RETRANSMIT_GAP_S = 0.1
+
+
 class PacketSender:
     """Drives a subscriber's RTCRtpSender in packet mode: `send` puts one rewritten RTP
     packet on its transport, SRTP-protected, synchronously.
@@ -696,13 +700,50 @@ class PacketSender:
         self._audio_level_id = 0
         self._extensions = HeaderExtensions()
         self.sent = 0
+        #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
+        self._retransmitted: dict[int, float] = {}
+        self.retransmissions = 0
+        self.nacks_ignored = 0
         original_send = sender.send
+        original_rtcp = _require(sender, "_handle_rtcp_packet")
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                packet.lost = self._worth_retransmitting(packet.lost)
+                if not packet.lost:
+                    return
+            await original_rtcp(packet)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
         async def send(parameters: Any) -> None:
             await original_send(parameters)
             self._configure(parameters)
 
         sender.send = send  # type: ignore[method-assign]
+
+    def _worth_retransmitting(self, lost: list[int]) -> list[int]:
+        """The NACKed sequence numbers not retransmitted in the last RETRANSMIT_GAP_S.
+
+        A receiver (aiortc's, at least) NACKs every packet still missing whenever a new
+        one goes missing, so a retransmission still on its way is asked for again; on a
+        congested link answering each time multiplies the load that caused the loss
+        (Janus skips a packet it retransmitted recently, too)."""
+        now = time.monotonic()
+        recent = self._retransmitted
+        if len(recent) > 4 * RTP_HISTORY_SIZE:
+            for seq in [s for s, at in recent.items() if now - at > RETRANSMIT_GAP_S]:
+                del recent[seq]
+        wanted = []
+        for seq in lost:
+            at = recent.get(seq)
+            if at is not None and now - at < RETRANSMIT_GAP_S:
+                self.nacks_ignored += 1
+                continue
+            recent[seq] = now
+            wanted.append(seq)
+        self.retransmissions += len(wanted)
+        return wanted
 
     def _configure(self, parameters: Any) -> None:
         if self.payload_type is not None or not parameters.codecs:

@@ -4,7 +4,8 @@ ForwardTrack (packet mode) -> subscriber, real aiortc connections and SRTP.
 One packet to the subscriber is dropped on purpose on its way in: the subscriber NACKs
 it, the server's sender answers from its history over RTX (the original sequence number
 in the RTX payload is the rewritten one), and the frame arrives whole. Its sender reports
-carry what was sent. Then garbage goes through the same path without an exception.
+carry what was sent, and a NACK repeated at once is answered once. Then garbage goes
+through the same path without an exception.
 """
 
 from __future__ import annotations
@@ -160,6 +161,17 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
         info = next(r for r in reports if r.sender_info.packet_count).sender_info
         assert 0 < info.packet_count <= packet_sender.sent and info.octet_count > 1000
         assert info.ntp_timestamp != 0
+
+        # A NACK repeated while its retransmission is on its way is not answered twice.
+        taps["video"].deliver = None  # nothing new: the packet stays in the history
+        latest = max((s for s in seen if s[0] != rtx_pt), key=lambda s: s[2])[2]
+        before = len([s for s in seen if s[0] == rtx_pt])
+        for _ in range(2):
+            await received["receiver"]._send_rtcp_nack(out.sender._ssrc, [latest])
+        await wait_for(lambda: packet_sender.nacks_ignored == 1, "the second NACK")
+        await wait_for(lambda: len([s for s in seen if s[0] == rtx_pt]) == before + 1, "RTX")
+        assert struct.unpack_from("!H", seen[-1][3], header)[0] == latest
+        taps["video"].deliver = deliver
 
         # Garbage from a publisher (any payload, any numbers) goes through the hot path
         # (keyframe detection, rewrite, send) without an exception.
