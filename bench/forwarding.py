@@ -1,6 +1,7 @@
 """Forwarding benchmark: this SFU (pass-through) against a transcoding baseline, one run.
 
-    .venv/bin/python bench/forwarding.py [--rooms 3] [--seconds 20]
+    .venv/bin/python bench/forwarding.py [--rooms 3] [--seconds 20] [--planes packets,frames]
+        [--no-baseline]
 
 Synthetic participants (client.RoomClient publishing a pre-encoded 640x480 H264
 ~750 kbit/s + Opus file) fill rooms of 4: each publishes audio+video and subscribes to
@@ -12,7 +13,10 @@ process pinned to CPU 0, the load generator pinned to CPU 1. Printed:
 * for the pass-through server at --rooms rooms: CPU per stream, forwarding delay p50/p95
   (publisher hands a frame to its RTP sender -> subscriber has reassembled it; both in the
   load generator process, matched by frame content), loss, and how many rooms of 4 one
-  core would carry.
+  core would carry;
+* each pass-through media plane of --planes (`--media-plane packets`: RTP packets
+  rewritten; `frames`: frames re-packetized per subscriber) at 1 and --rooms rooms, in the
+  same run, and the ratio of their CPU per stream; the server's RSS at the end of each.
 """
 
 from __future__ import annotations
@@ -134,12 +138,135 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
         if expected["audio"]
         else None,
         "delivered": received["video"] + received["audio"],
+        "received": received,
+    }
+
+
+async def generate_janus(url: str, rooms: int, media: Path, warmup: float, seconds: float) -> dict:
+    """The same load against Janus's VideoRoom (bench/janus_peer.py): rooms of 4, each
+    publishing the file and subscribing to the other three over one connection."""
+    import aiohttp
+    from aiortc import RTCRtpSender
+
+    from bench.janus_peer import JanusSession, publish, subscribe
+    from tiaojie.client.media_file import FileSource
+    from tiaojie.rtc import aiortc_internals
+
+    sent: dict[tuple[str, str, bytes], list[float]] = {}
+    delays: list[float] = []
+    received = {"video": 0, "audio": 0}
+    expected = {"video": 0, "audio": 0}
+    measuring = False
+
+    def prefer_h264(pc) -> None:
+        caps = RTCRtpSender.getCapabilities("video").codecs
+        h264 = [
+            c
+            for c in caps
+            if c.mimeType == "video/H264"
+            and c.parameters.get("packetization-mode") == "1"
+            and c.parameters.get("profile-level-id") == "42e01f"
+        ]
+        rtx = [c for c in caps if c.mimeType == "video/rtx"]
+        for t in pc.getTransceivers():
+            if t.kind == "video":
+                t.setCodecPreferences(h264 + rtx)
+
+    def record_send(owner: str, track) -> None:
+        original = track.recv
+
+        async def recv():
+            packet = await original()
+            key = (owner, track.kind, frame_key(track.kind, bytes(packet)))
+            sent.setdefault(key, []).append(time.monotonic())
+            if measuring:
+                expected[track.kind] += 3
+            return packet
+
+        track.recv = recv
+
+    def on_track(owner_of: dict[int, str]):
+        def attach(track, receiver, feed: int) -> None:
+            kind = track.kind
+            aiortc_internals.make_passthrough(receiver)
+
+            def on_packet(packet) -> None:
+                if not measuring:
+                    return
+                now = time.monotonic()
+                received[kind] += 1
+                times = sent.get((owner_of.get(feed, ""), kind, frame_key(kind, bytes(packet))))
+                if times:
+                    earlier = [t for t in times if t <= now]
+                    if earlier:
+                        delays.append(now - earlier[-1])
+
+            aiortc_internals.deliver_directly(receiver, on_packet)
+
+        return attach
+
+    connections, sources, sessions = [], [], []
+    async with aiohttp.ClientSession() as http:
+        for room in range(1, rooms + 1):
+            feeds: dict[int, str] = {}
+            for i in range(4):
+                session = JanusSession(http, url)
+                await session.start()
+                sessions.append(session)
+                source = FileSource(media)
+                owner = f"{room}-{i}"
+                record_send(owner, source.video)
+                record_send(owner, source.audio)
+                pc, feed = await publish(
+                    session, room, owner, [source.video, source.audio], prefer_h264
+                )
+                feeds[feed] = owner
+                connections.append(pc)
+                sources.append(source)
+                source.start()
+            for session, feed in zip(sessions[-4:], list(feeds), strict=True):
+                others = [f for f in feeds if f != feed]
+                connections.append(await subscribe(session, room, others, on_track(feeds)))
+        await asyncio.sleep(warmup)
+        print("MEASURE", flush=True)
+        measuring = True
+        await asyncio.sleep(seconds)
+        measuring = False
+        print("DONE", flush=True)
+        for source in sources:
+            await source.stop()
+        for pc in connections:
+            await pc.close()
+        for session in sessions:
+            await session.close()
+    delays.sort()
+    return {
+        "delay_p50_ms": 1000 * statistics.median(delays) if delays else None,
+        "delay_p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))] if delays else None,
+        "matched": len(delays),
+        "loss_video": max(0.0, 1 - received["video"] / expected["video"])
+        if expected["video"]
+        else None,
+        "loss_audio": max(0.0, 1 - received["audio"] / expected["audio"])
+        if expected["audio"]
+        else None,
+        "delivered": received["video"] + received["audio"],
+        "received": received,
     }
 
 
 # -- orchestration ------------------------------------------------------------------------
-def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
-    options = ["--transcode"] if transcode else []
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_case(
+    transcode: bool, rooms: int, media: Path, seconds: float, plane: str = "packets"
+) -> dict:
+    options = ["--transcode"] if transcode else ["--media-plane", plane]
     with server_process(*options, cpu=0) as (server, base):
         links = []
         for r in range(rooms):
@@ -152,47 +279,120 @@ def run_case(transcode: bool, rooms: int, media: Path, seconds: float) -> dict:
                     for i, role in enumerate(["mediator", "party", "party", "expert"])
                 ]
             )
-        spec = json.dumps({"links": links, "media": str(media), "seconds": seconds})
-        generator = subprocess.Popen(
-            [sys.executable, __file__, "--generate", spec], stdout=subprocess.PIPE, text=True
+        spec = {"links": links, "media": str(media), "seconds": seconds}
+        mode = "transcode" if transcode else plane
+        return measure(server.pid, spec, rooms, seconds, mode)
+
+
+def run_janus_case(rooms: int, media: Path, seconds: float) -> dict:
+    """The same load against Janus (bench/janus_peer.py), in its namespace on CPU 0."""
+    from bench.janus_peer import janus_server
+
+    with janus_server(rooms, cpu=0) as (process, url):
+        spec = {"janus": url, "rooms": rooms, "media": str(media), "seconds": seconds}
+        return measure(process.pid, spec, rooms, seconds, "janus")
+
+
+def measure(pid: int, spec: dict, rooms: int, seconds: float, mode: str) -> dict:
+    """Run the load generator on CPU 1 and read the server's CPU over its window."""
+    generator = subprocess.Popen(
+        [sys.executable, __file__, "--generate", json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    os.sched_setaffinity(generator.pid, {1})
+    assert generator.stdout is not None
+    cpu_start = wall_start = cpu = wall = rss = 0.0
+    result: dict = {}
+    for line in generator.stdout:
+        if line.startswith("MEASURE"):
+            cpu_start, wall_start = cpu_seconds(pid), time.monotonic()
+        elif line.startswith("DONE"):
+            cpu = cpu_seconds(pid) - cpu_start
+            wall = time.monotonic() - wall_start
+            rss = rss_mb(pid)
+        elif line.startswith("{"):
+            result = json.loads(line)
+    generator.wait(timeout=60)
+    streams = rooms * 4 * 3
+    received = result.get("received", {"video": 0, "audio": 0})
+    result.update(
+        {
+            "mode": mode,
+            "rss_mb": rss,
+            "rooms": rooms,
+            "streams": streams,
+            "server_cpu_core": cpu / max(wall, 1e-9),
+            "cpu_per_stream_pct": 100 * cpu / max(wall, 1e-9) / streams,
+            # per frame actually delivered: fair when a saturated server drops frames
+            "cpu_us_per_frame": 1e6 * cpu / max(result.get("delivered", 0), 1),
+            "video_fps_per_subscription": received["video"] / seconds / streams,
+            "audio_pps_per_subscription": received["audio"] / seconds / streams,
+        }
+    )
+    return result
+
+
+def describe(r: dict) -> str:
+    delay = (
+        f"delay p50 {r['delay_p50_ms']:.1f} ms p95 {r['delay_p95_ms']:.1f} ms"
+        if r.get("delay_p95_ms") is not None
+        else "delay n/a (re-encoded)"
+    )
+    return (
+        f"{r['mode']:>12}, {r['rooms']} room(s) of 4 = {r['streams']} forwarded a+v "
+        f"streams: server {100 * r['server_cpu_core']:.1f}% of a core, "
+        f"{r['cpu_per_stream_pct']:.2f}% per stream; {delay}; "
+        f"loss video {100 * (r['loss_video'] or 0):.1f}% audio "
+        f"{100 * (r['loss_audio'] or 0):.1f}%; per subscription "
+        f"{r['video_fps_per_subscription']:.1f} frames/s, "
+        f"{r['audio_pps_per_subscription']:.1f} audio packets/s; "
+        f"{r['cpu_us_per_frame']:.0f} us CPU per delivered frame; RSS {r['rss_mb']:.0f} MB"
+    )
+
+
+def compare_with_janus(rooms: int, media: Path, seconds: float) -> None:
+    """Alternate Janus and Tiaojie (packets) rounds at 1 and `rooms` rooms."""
+    for count in sorted({1, rooms}):
+        janus = run_janus_case(count, media, seconds)
+        print(describe(janus), flush=True)
+        ours = run_case(False, count, media, seconds, "packets")
+        print(describe(ours), flush=True)
+        print(
+            f"{count} room(s): CPU per forwarded a+v stream, Tiaojie / Janus: "
+            f"{ours['cpu_per_stream_pct'] / max(janus['cpu_per_stream_pct'], 1e-9):.2f}x "
+            "(goal <= 1.0x)",
+            flush=True,
         )
-        os.sched_setaffinity(generator.pid, {1})
-        assert generator.stdout is not None
-        cpu_start = wall_start = 0.0
-        result = {}
-        for line in generator.stdout:
-            if line.startswith("MEASURE"):
-                cpu_start, wall_start = cpu_seconds(server.pid), time.monotonic()
-            elif line.startswith("DONE"):
-                cpu = cpu_seconds(server.pid) - cpu_start
-                wall = time.monotonic() - wall_start
-            elif line.startswith("{"):
-                result = json.loads(line)
-        generator.wait(timeout=60)
-        streams = rooms * 4 * 3
-        result.update(
-            {
-                "mode": "transcode" if transcode else "pass-through",
-                "rooms": rooms,
-                "streams": streams,
-                "server_cpu_core": cpu / wall,
-                "cpu_per_stream_pct": 100 * cpu / wall / streams,
-                # per frame actually delivered: fair when a saturated server drops frames
-                "cpu_us_per_frame": 1e6 * cpu / max(result.get("delivered", 0), 1),
-            }
-        )
-        return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument(
+        "--planes",
+        default="packets,frames",
+        help="pass-through media planes to measure, comma-separated (packets, frames)",
+    )
+    parser.add_argument("--no-baseline", action="store_true", help="skip the transcoding baseline")
+    parser.add_argument(
+        "--peer",
+        choices=("janus",),
+        help="compare with Janus (Debian's janus, VideoRoom) instead: alternating rounds",
+    )
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         spec = json.loads(args.generate)
-        result = asyncio.run(generate(spec["links"], Path(spec["media"]), 6, spec["seconds"]))
+        if "janus" in spec:
+            result = asyncio.run(
+                generate_janus(
+                    spec["janus"], spec["rooms"], Path(spec["media"]), 6, spec["seconds"]
+                )
+            )
+        else:
+            result = asyncio.run(generate(spec["links"], Path(spec["media"]), 6, spec["seconds"]))
         print(json.dumps(result), flush=True)
         return
 
@@ -200,32 +400,37 @@ def main() -> None:
 
     media = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=10)
     print(f"media: {media} (640x480 H264 ~750 kbit/s + Opus), {args.seconds:.0f} s per case")
-    baseline = run_case(True, 1, media, args.seconds)
-    ours = run_case(False, 1, media, args.seconds)
-    loaded = run_case(False, args.rooms, media, args.seconds) if args.rooms > 1 else ours
-    for r in (baseline, ours, loaded):
-        delay = (
-            f"delay p50 {r['delay_p50_ms']:.1f} ms p95 {r['delay_p95_ms']:.1f} ms"
-            if r.get("delay_p95_ms") is not None
-            else "delay n/a (re-encoded)"
-        )
+    if args.peer == "janus":
+        compare_with_janus(args.rooms, media, args.seconds)
+        return
+    planes = [p for p in args.planes.split(",") if p]
+    baseline = None if args.no_baseline else run_case(True, 1, media, args.seconds)
+    results: dict[str, list[dict]] = {}
+    for plane in planes:
+        one = run_case(False, 1, media, args.seconds, plane)
+        loaded = run_case(False, args.rooms, media, args.seconds, plane) if args.rooms > 1 else one
+        results[plane] = [one, loaded] if loaded is not one else [one]
+    for r in ([baseline] if baseline else []) + [r for rs in results.values() for r in rs]:
+        print(describe(r))
+    first = results[planes[0]]
+    if baseline is not None:
+        ratio = baseline["cpu_us_per_frame"] / first[0]["cpu_us_per_frame"]
         print(
-            f"{r['mode']:>12}, {r['rooms']} room(s) of 4 = {r['streams']} forwarded a+v "
-            f"streams: server {100 * r['server_cpu_core']:.1f}% of a core, "
-            f"{r['cpu_per_stream_pct']:.2f}% per stream; {delay}; "
-            f"loss video {100 * (r['loss_video'] or 0):.1f}% audio "
-            f"{100 * (r['loss_audio'] or 0):.1f}%; {r['cpu_us_per_frame']:.0f} us CPU per "
-            "delivered frame"
+            f"CPU per delivered frame, transcode / {planes[0]}: {ratio:.1f}x (goal >= 8x; per "
+            f"stream {baseline['cpu_per_stream_pct'] / first[0]['cpu_per_stream_pct']:.1f}x, "
+            "but the baseline saturates its core and drops frames)"
         )
-    ratio = baseline["cpu_us_per_frame"] / ours["cpu_us_per_frame"]
+    if len(planes) > 1:
+        for i, case in enumerate(first):
+            other = results[planes[1]][i]
+            print(
+                f"{case['rooms']} room(s): CPU per stream {planes[1]} / {planes[0]}: "
+                f"{other['cpu_per_stream_pct'] / case['cpu_per_stream_pct']:.2f}x"
+            )
+    loaded = first[-1]
     per_room = loaded["cpu_per_stream_pct"] * 12
     print(
-        f"CPU per delivered frame, transcode / pass-through: {ratio:.1f}x (goal >= 8x; per "
-        f"stream {baseline['cpu_per_stream_pct'] / ours['cpu_per_stream_pct']:.1f}x, but the "
-        "baseline saturates its core and drops frames)"
-    )
-    print(
-        f"pass-through at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
+        f"{planes[0]} at {loaded['rooms']} rooms: {loaded['cpu_per_stream_pct']:.2f}% of a "
         f"core per stream (goal <= 1%), p95 delay {loaded['delay_p95_ms']:.1f} ms "
         f"(goal < 20 ms); one core carries ~{100 / per_room:.0f} rooms of 4"
     )

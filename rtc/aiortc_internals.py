@@ -45,6 +45,7 @@ from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_RTPFB_NACK,
+    RTP_HISTORY_SIZE,
     RtcpPsfbPacket,
     RtcpRrPacket,
     RtcpRtpfbPacket,
@@ -55,6 +56,7 @@ from aiortc.rtp import (
 
 from tiaojie.rtc.keyframes import is_keyframe
 from tiaojie.rtc.ports import PortRange
+from tiaojie.rtc.rewrite import abs_send_time, extension_block, extension_element, rtp_header
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +532,295 @@ def disable_bandwidth_estimation(receiver: RTCRtpReceiver) -> None:
     if estimator is not None and not isinstance(estimator, RemoteBitrateEstimator):
         raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
     receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+
+
+class PacketTap:
+    """A publisher's receiver made to hand over its RTP packets, one by one (packet mode).
+
+    `deliver(packet)` gets each media packet (RTX already unwrapped, padding removed)
+    synchronously from aiortc's receive task; None drops them. `media_ssrc` is the SSRC
+    the publisher sends on (where PLIs go)."""
+
+    def __init__(self) -> None:
+        self.deliver: Callable[[RtpPacket], None] | None = None
+        self.media_ssrc: int | None = None
+        self.packets = 0
+
+
+#: What `tap_packets` replaces: aiortc 1.16.0's per-packet receive steps, in this order.
+_RECEIVE_STEPS = (
+    "__remote_bitrate_estimator.add(",
+    "__remote_streams[packet.ssrc].add(packet)",
+    "unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+    "__nack_generator.add(packet)",
+    "depayload(codec, packet.payload)",
+    "__jitter_buffer.add(packet)",
+)
+
+
+def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) -> PacketTap:
+    """Make `receiver` hand its RTP packets to a PacketTap instead of assembling and
+    decoding frames.
+
+    Replaces aiortc's `_handle_rtp_packet` on this instance with its first steps only:
+    the bitrate estimate the publisher gets as REMB (unless `estimate_bandwidth` is
+    False), the reception statistics its receiver reports are made of, RTX unwrapping and
+    NACKs for gaps. Depayloading, the jitter buffer and the decoder (and the per-packet
+    "active SSRC" timestamp aiortc keeps for getSynchronizationSources, which nobody
+    reads here) are skipped: packets go out as they came in.
+    """
+    from aiortc.codecs import is_rtx
+    from aiortc.rtcrtpreceiver import StreamStatistics
+    from aiortc.rtp import pack_remb_fci, unwrap_rtx
+
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    missing = [step for step in _RECEIVE_STEPS if step not in source]
+    if missing:
+        raise InternalsChanged(f"RTCRtpReceiver._handle_rtp_packet changed: {missing}")
+    codecs: dict[int, Any] = _require(receiver, "_RTCRtpReceiver__codecs")
+    rtx_ssrc: dict[int, int] = _require(receiver, "_RTCRtpReceiver__rtx_ssrc")
+    streams: dict[int, Any] = _require(receiver, "_RTCRtpReceiver__remote_streams")
+    nack_generator = _require(receiver, "_RTCRtpReceiver__nack_generator")
+    _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    _require(receiver, "_RTCRtpReceiver__rtcp_ssrc")
+    send_rtcp = _require(receiver, "_send_rtcp")
+    send_nack = _require(receiver, "_send_rtcp_nack")
+    if not estimate_bandwidth:
+        disable_bandwidth_estimation(receiver)
+    tap = PacketTap()
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+            if rtcp_ssrc is not None and remb is not None:
+                await send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+        if is_rtx(codec):
+            original_ssrc = rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+                return  # unknown, or padding only (bandwidth probing)
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        if nack_generator is not None and nack_generator.add(packet):
+            await send_nack(packet.ssrc, sorted(nack_generator.missing))
+        tap.media_ssrc = packet.ssrc
+        tap.packets += 1
+        deliver = tap.deliver
+        if deliver is not None:
+            try:
+                deliver(packet)
+            except Exception:
+                log.exception("a forwarded packet's consumer failed")
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    return tap
+
+
+class SentPacket(RtpPacket):
+    """A forwarded packet as kept in an RTCRtpSender's history: aiortc's `_retransmit`
+    serializes it again (the bytes sent, as they were) or wraps it as RTX (from its
+    fields). Lighter than RtpPacket: no per-packet header extensions object."""
+
+    def __init__(
+        self,
+        data: bytes,
+        payload_type: int,
+        marker: int,
+        sequence_number: int,
+        timestamp: int,
+        ssrc: int,
+        payload: bytes,
+        extensions: Any,
+    ) -> None:
+        self.version = 2
+        self.data = data
+        self.payload_type = payload_type
+        self.marker = marker
+        self.sequence_number = sequence_number
+        self.timestamp = timestamp
+        self.ssrc = ssrc
+        self.payload = payload
+        self.extensions = extensions
+        self.csrc = []
+        self.padding_size = 0
+
+    def serialize(self, extensions_map: Any = None) -> bytes:
+        return self.data
+
+
+#: A packet is retransmitted at most once in this long, however often it is NACKed.
+RETRANSMIT_GAP_S = 0.1
+
+
+class PacketSender:
+    """Drives a subscriber's RTCRtpSender in packet mode: `send` puts one rewritten RTP
+    packet on its transport, SRTP-protected, synchronously.
+
+    The sender's own encoder loop keeps waiting on its track (a ForwardTrack that yields
+    nothing in packet mode). What aiortc needs to act as the stream's sender is kept up
+    to date: its RTP history (so its own NACK handling retransmits, over RTX when
+    negotiated) and its counters and last RTP/NTP time (so its own RTCP sender reports
+    carry the right packet and octet counts and NTP/RTP mapping).
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        from aiortc.rtcdtlstransport import State
+        from aiortc.rtp import HeaderExtensions
+
+        self.sender = sender
+        self.ssrc: int = sender._ssrc
+        #: the negotiated payload type and mid; None until aiortc starts the sender
+        self.payload_type: int | None = None
+        self.mid: str | None = None
+        self._connected = State.CONNECTED
+        self._history: dict[int, RtpPacket] = _require(sender, "_RTCRtpSender__rtp_history")
+        for name in ("packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp"):
+            _require(sender, f"_RTCRtpSender__{name}")
+        self._mid_element = b""
+        self._abs_id = 0
+        self._audio_level_id = 0
+        self._extensions = HeaderExtensions()
+        self.sent = 0
+        #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
+        self._retransmitted: dict[int, float] = {}
+        self.retransmissions = 0
+        self.nacks_ignored = 0
+        original_send = sender.send
+        original_rtcp = _require(sender, "_handle_rtcp_packet")
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                packet.lost = self._worth_retransmitting(packet.lost)
+                if not packet.lost:
+                    return
+            await original_rtcp(packet)
+
+        sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+        async def send(parameters: Any) -> None:
+            await original_send(parameters)
+            self._configure(parameters)
+
+        sender.send = send  # type: ignore[method-assign]
+
+    def _worth_retransmitting(self, lost: list[int]) -> list[int]:
+        """The NACKed sequence numbers not retransmitted in the last RETRANSMIT_GAP_S.
+
+        A receiver (aiortc's, at least) NACKs every packet still missing whenever a new
+        one goes missing, so a retransmission still on its way is asked for again; on a
+        congested link answering each time multiplies the load that caused the loss
+        (Janus skips a packet it retransmitted recently, too)."""
+        now = time.monotonic()
+        recent = self._retransmitted
+        if len(recent) > 4 * RTP_HISTORY_SIZE:
+            for seq in [s for s, at in recent.items() if now - at > RETRANSMIT_GAP_S]:
+                del recent[seq]
+        wanted = []
+        for seq in lost:
+            at = recent.get(seq)
+            if at is not None and now - at < RETRANSMIT_GAP_S:
+                self.nacks_ignored += 1
+                continue
+            recent[seq] = now
+            wanted.append(seq)
+        self.retransmissions += len(wanted)
+        return wanted
+
+    def _configure(self, parameters: Any) -> None:
+        if self.payload_type is not None or not parameters.codecs:
+            return
+        ids: dict[str, int] = {ext.uri: ext.id for ext in parameters.headerExtensions}
+        self.mid = parameters.muxId
+        mid_id = ids.get("urn:ietf:params:rtp-hdrext:sdes:mid", 0)
+        if self.mid and mid_id:
+            self._mid_element = extension_element(mid_id, self.mid.encode())
+            self._extensions.mid = self.mid
+        self._abs_id = ids.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 0)
+        self._audio_level_id = ids.get("urn:ietf:params:rtp-hdrext:ssrc-audio-level", 0)
+        self.payload_type = parameters.codecs[0].payloadType
+
+    def ready(self) -> bool:
+        """Whether a packet sent now would go out (negotiated, connected)."""
+        if self.payload_type is None:
+            return False
+        dtls = self.sender.transport
+        return dtls._state is self._connected and 1 in dtls.transport._connection._nominated
+
+    def send(
+        self,
+        marker: int,
+        seq: int,
+        ts: int,
+        payload: bytes,
+        ntp: int,
+        audio_level: tuple[bool, int] | None = None,
+        newest: bool = True,
+    ) -> bool:
+        """Send one packet (`ntp`: now, as a 64-bit NTP time); False if it could not go
+        out (not negotiated or not connected yet, or closed). `newest`: no packet after
+        it was sent yet; only such a packet's timestamp goes into the sender reports'
+        NTP/RTP mapping (a late or repaired one would skew it)."""
+        payload_type = self.payload_type
+        if payload_type is None:
+            return False
+        dtls = self.sender.transport
+        if dtls._state is not self._connected:
+            return False
+        elements = self._mid_element
+        if self._abs_id:
+            elements += bytes(((self._abs_id << 4) | 2,)) + abs_send_time(ntp)
+        if audio_level is not None and self._audio_level_id:
+            voice, level = audio_level
+            elements += bytes(((self._audio_level_id << 4), (0x80 if voice else 0) | level))
+        data = (
+            rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
+            + payload
+        )
+        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
+            data, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
+        )
+        sender = self.sender
+        if newest:
+            sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+            sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        try:
+            protected = dtls._tx_srtp.protect(data)
+        except Exception:  # pylibsrtp.Error: nothing to send
+            return False
+        pair.protocol.transport.sendto(protected, pair.remote_addr)
+        dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
+        self.sent += 1
+        return True
+
+
+def ntp_now() -> int:
+    """Now as a 64-bit NTP time (what aiortc's clock.current_ntp_time returns, cheaper)."""
+    return int((time.time() + NTP_UNIX_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
 
 
 async def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> None:

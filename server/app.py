@@ -138,7 +138,9 @@ def create_app(settings: Settings) -> web.Application:
     signalling = Signalling(
         store, signer, settings.redis_url, ice.servers_for, settings.reconnect_grace
     )
-    media = MediaPlane(ice, signalling.send, signalling.broadcast, settings.transcode)
+    media = MediaPlane(
+        ice, signalling.send, signalling.broadcast, settings.transcode, settings.media_plane
+    )
     recordings = Recordings(
         settings.data_dir,
         settings.local_url,

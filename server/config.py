@@ -55,6 +55,8 @@ class Settings:
     #: use (chosen by `serve` at start; server/listener.py).
     internal_port: int | None = None
     transcode: bool = False
+    #: What the SFU forwards: "packets" (rewritten RTP) or "frames" (re-packetized)
+    media_plane: str = "packets"
     #: RFC 3161 timestamp authority for seals; None: the built-in one (POST /tsa).
     tsa_url: str | None = None
     #: Seconds a client has to send a request's headers (and, after a response, the next
@@ -295,6 +297,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "much slower) (TIAOJIE_TRANSCODE=1)",
     )
     parser.add_argument(
+        "--media-plane",
+        choices=("packets", "frames"),
+        default=_env("MEDIA_PLANE", "packets"),
+        help="forward media as RTP packets with rewritten headers (default), or as frames "
+        "each subscriber's sender packetizes again (the earlier path) (TIAOJIE_MEDIA_PLANE)",
+    )
+    parser.add_argument(
         "--tsa-url",
         default=_env("TSA_URL"),
         help="RFC 3161 timestamp authority for the seals of agreements and recordings "
@@ -383,6 +392,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         transcode=args.transcode,
+        media_plane=args.media_plane,
         tsa_url=args.tsa_url,
         request_timeout=args.request_timeout,
         max_connections_per_ip=args.max_connections_per_ip,

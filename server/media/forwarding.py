@@ -1,18 +1,32 @@
-"""Forwarding encoded frames: one ForwardTrack per subscription, bounded, keyframe-aware."""
+"""Forwarding to one subscription: a ForwardTrack per subscriber slot, keyframe-aware.
+
+Two media planes (docs/decisions.md): packets (the default) rewrite and send each RTP
+packet as it arrives (`ForwardTrack.forward`, through rtc.aiortc_internals.PacketSender);
+frames (`--media-plane frames`) queue assembled frames that aiortc's sender packetizes
+again (`push`/`recv`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import deque
 from collections.abc import Callable
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
+from tiaojie.rtc.aiortc_internals import PacketSender
+from tiaojie.rtc.rewrite import StreamMapping, vp8_picture_id, with_vp8_picture_id
 from tiaojie.server.media.counters import MediaCounters
 
 #: Queue bounds: about 1.5 s of video at 20-30 fps, 1 s of 20 ms Opus frames.
 MAX_QUEUED = {"video": 40, "audio": 50}
+#: Packet mode: packets held from a keyframe on until the subscriber can receive them
+#: (about as long as MAX_QUEUED frames).
+MAX_HELD = {"video": 400, "audio": 50}
+CLOCK_RATES = {"video": 90000, "audio": 48000}
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -24,6 +38,11 @@ class ForwardTrack(MediaStreamTrack):
     calls `on_keyframe_needed` once, at its first dropped frame (the caller rate-limits
     the PLIs it sends). Timestamps are rebased when the source changes (a reused
     transceiver), so the subscriber always sees them move forward.
+
+    In packet mode (`use_packets`) nothing is queued: `forward` rewrites each RTP packet
+    (rtc/rewrite.py StreamMapping: sequence numbers and timestamps continue across source
+    changes and dropped packets, VP8 picture IDs too) and sends it at once; video waits
+    for a packet that starts a keyframe just as frames do, and `recv` never returns.
     """
 
     def __init__(
@@ -46,13 +65,92 @@ class ForwardTrack(MediaStreamTrack):
         self._offset = 0  # added to source pts
         self._last_out: int | None = None
         self._rebase = False
+        self.sender: PacketSender | None = None
+        self._mapping: StreamMapping | None = None
+        self._vp8 = False
+        self._held: list[RtpPacket] = []
+
+    def use_packets(self, sender: PacketSender, codec: str) -> None:
+        """Packet mode: `forward` sends rewritten RTP packets through `sender`."""
+        self.sender = sender
+        self._vp8 = codec.lower() == "video/vp8"
+        # like aiortc's sender: a random start, the sequence in its lower half (SRTP)
+        self._mapping = StreamMapping(
+            CLOCK_RATES[self.kind], random.randrange(1 << 15), random.randrange(1 << 32)
+        )
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
         self._drop(len(self._queue))
         self._queue.clear()
+        self._drop(len(self._held))
+        self._held.clear()
         self._rebase = self._last_out is not None
+        if self._mapping is not None:
+            self._mapping.restart()
         self._wait_keyframe()
+
+    def forward(self, packet: RtpPacket, keyframe: bool, ntp: int, now: float) -> None:
+        """Packet mode: rewrite `packet` for this subscriber and send it. `keyframe`: it
+        starts a keyframe (always for audio); `ntp` and `now`: the time, as a 64-bit NTP
+        time and on the monotonic clock.
+
+        Until the subscriber's connection can send, the packets from the last keyframe
+        on are held (at most MAX_HELD), as the frames plane's queue holds frames: a
+        publisher that cannot answer keyframe requests (a file) would otherwise make a
+        new subscriber wait a whole keyframe interval."""
+        sender = self.sender
+        if sender is None or self.readyState != "live":
+            return
+        if self._waiting_keyframe:
+            if not sender.ready():
+                if keyframe and not (
+                    self._held and self._held[0].timestamp == packet.timestamp
+                ):  # a new keyframe (not the next NAL unit of the one held)
+                    self._drop(len(self._held))
+                    self._held = [packet]
+                elif self._held and len(self._held) < MAX_HELD[self.kind]:
+                    self._held.append(packet)
+                else:
+                    self._drop(1)
+                return
+            if self._held:
+                held, self._held = self._held, []
+                keyframe = True
+                for earlier in held:
+                    self._start_or_send(earlier, ntp, now)
+            if not keyframe:
+                self._drop_waiting()
+                return
+        self._start_or_send(packet, ntp, now)
+
+    def _start_or_send(self, packet: RtpPacket, ntp: int, now: float) -> None:
+        """Send `packet`; if video waits for a keyframe, `packet` is one: end the wait."""
+        mapping, sender = self._mapping, self.sender
+        if mapping is None or sender is None:
+            return
+        if self._waiting_keyframe:
+            self._waiting_keyframe = False
+            mapping.restart()  # continue right after what was sent before the wait
+        mapped = mapping.map(packet.sequence_number, packet.timestamp, now)
+        if mapped is None:  # from before the keyframe (or the source) we started at
+            self._drop(1)
+            return
+        payload = packet.payload
+        if self._vp8:
+            found = vp8_picture_id(payload)
+            if found is not None:
+                picture_id, bits, offset = found
+                payload = with_vp8_picture_id(
+                    payload, mapping.map_picture_id(picture_id, bits), bits, offset
+                )
+        seq, ts = mapped
+        level = packet.extensions.audio_level
+        if sender.send(packet.marker, seq, ts, payload, ntp, level, seq == mapping.last_seq):
+            self.forwarded += 1
+            if packet.marker or self.kind == "audio":
+                self.counters.forwarded_frames[self.kind] += 1
+            self.counters.forwarded_bytes[self.kind] += len(payload)
 
     def _wait_keyframe(self) -> None:
         if self.kind == "video":

@@ -5,6 +5,10 @@ connection, offered by the client with its camera/microphone/screen, and the sub
 connection, offered by the server with everyone else's publications and renegotiated as
 they come and go. Subscriber transceivers are slots that get reused for new publications
 of the same kind and codec, so the SDP does not grow without end.
+
+The media plane forwards RTP packets (a publication's receiver is tapped, each packet is
+rewritten and sent to every slot forwarding it: server/media/forwarding.py), or with
+`media_plane="frames"` assembled frames that each subscriber's sender packetizes again.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from aiortc import (
 from aiortc.contrib.media import MediaRelay
 from aiortc.exceptions import InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from tiaojie.rtc import aiortc_internals
 from tiaojie.rtc.codecs import PREFERRED, codec_preferences
+from tiaojie.rtc.keyframes import packet_starts_keyframe
 from tiaojie.server.errors import TiaojieError, bad_request
 from tiaojie.server.media import sdp as sdp_input
 from tiaojie.server.media.congestion import CongestionGuard, LoopLag, Pausable, RateMeter
@@ -52,6 +58,8 @@ log = logging.getLogger(__name__)
 FORWARDED_VIDEO = ("video/H264", "video/VP8")
 SOURCES = {"camera": "video", "screen": "video", "microphone": "audio"}
 PLI_INTERVAL = 0.5  # at most one keyframe request per publication this often (seconds)
+#: What the media plane forwards: RTP packets (rewritten), or frames (re-packetized).
+MEDIA_PLANES = ("packets", "frames")
 ANSWER_TIMEOUT = 10.0
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]  # (to, event, payload)
@@ -80,8 +88,11 @@ class Publication:
     codec: str  # mime type, e.g. video/H264
     track: MediaStreamTrack
     receiver: RTCRtpReceiver
-    #: None in transcode mode (the benchmark baseline), where frames are decoded
+    #: The frames media plane's assembler; None in transcode mode (the benchmark
+    #: baseline, where frames are decoded) and on the packets media plane
     assembler: aiortc_internals.FrameAssembler | None
+    #: The packets media plane: the receiver hands over its RTP packets here
+    tap: aiortc_internals.PacketTap | None = None
     muted: bool = False
     #: A second encoding of the publication with this id, in another codec, published
     #: while some subscriber cannot decode the first (a backup codec): never announced,
@@ -109,8 +120,28 @@ class Publication:
         }
 
     def start(self) -> None:
-        if self.assembler is not None:  # transcode mode: MediaRelay reads the track
+        if self.tap is not None:
+            self.tap.deliver = self._forward
+        elif self.assembler is not None:  # transcode mode: MediaRelay reads the track
             self._task = asyncio.ensure_future(self._fan_out())
+
+    def _forward(self, packet: RtpPacket) -> None:
+        """The packets media plane: one RTP packet from the publisher to every slot."""
+        video = self.kind == "video"
+        if packet.marker or not video:
+            self.received += 1  # frames, as on the frames media plane
+        if self.muted:
+            return
+        now = time.monotonic()
+        payload = packet.payload
+        keyframe = True
+        if video:
+            self.meter.add(len(payload), now)
+            keyframe = packet_starts_keyframe(self.codec, payload)
+        ntp = aiortc_internals.ntp_now()
+        for slot in self.slots:
+            if slot.forwarding:
+                slot.track.forward(packet, keyframe, ntp, now)
 
     async def _fan_out(self) -> None:
         while True:
@@ -132,7 +163,8 @@ class Publication:
         """Ask the publisher for a keyframe (video only): at most one PLI per PLI_INTERVAL;
         a request inside the interval is sent at its end, not dropped (a subscriber that
         resumes, after a caucus or a screen, asks once and would otherwise wait for ever)."""
-        ssrc = self.assembler.media_ssrc if self.assembler else None
+        source = self.tap or self.assembler
+        ssrc = source.media_ssrc if source is not None else None
         if self.kind != "video" or ssrc is None:
             return
         wait = self._last_pli + PLI_INTERVAL - time.monotonic()
@@ -149,6 +181,8 @@ class Publication:
         self.request_keyframe()
 
     async def stop(self) -> None:
+        if self.tap is not None:
+            self.tap.deliver = None
         if self._pli_later is not None:
             self._pli_later.cancel()
             self._pli_later = None
@@ -236,6 +270,13 @@ class Slot:
             self.publication.request_keyframe()
 
 
+#: A track the publisher connection announced: its receiver's track, and what forwards it
+#: (the frames plane's assembler or the packets plane's tap; neither when transcoding).
+_Incoming = tuple[
+    MediaStreamTrack, aiortc_internals.FrameAssembler | None, aiortc_internals.PacketTap | None
+]
+
+
 class Peer:
     """The media of one participant: publisher and subscriber connections."""
 
@@ -266,9 +307,7 @@ class Peer:
         self.started = False
         #: the client's answer, and a future the negotiation resolves once it is applied
         self._answer: asyncio.Future[tuple[RTCSessionDescription, Applied]] | None = None
-        self._incoming: dict[
-            str, tuple[MediaStreamTrack, aiortc_internals.FrameAssembler | None]
-        ] = {}
+        self._incoming: dict[str, _Incoming] = {}
         self.closed = False
         #: the client's answer was refused after aiortc began applying it
         self.unusable = False
@@ -348,7 +387,7 @@ class Peer:
                 ):
                     continue  # nothing to back up, no other codec, or not asked for
                 backup_of = primary.id
-            track, assembler = self._incoming[mid]
+            track, assembler, tap = self._incoming[mid]
             publication = Publication(
                 id=new_id(),
                 participant_id=self.participant_id,
@@ -359,6 +398,7 @@ class Peer:
                 track=track,
                 receiver=transceivers[mid].receiver,
                 assembler=assembler,
+                tap=tap,
                 muted=source != "screen" and self.muted[SOURCES[source]],
                 backup_of=backup_of,
                 offered=tuple(offered.get(mid, ())),
@@ -429,10 +469,12 @@ class Peer:
         assert self.publisher is not None
         for transceiver in self.publisher.getTransceivers():
             if transceiver.receiver.track is track and transceiver.mid is not None:
-                assembler = None
-                if not self.room.plane.transcode:
+                assembler, tap = None, None
+                if self.room.plane.packets:
+                    tap = aiortc_internals.tap_packets(transceiver.receiver)
+                elif not self.room.plane.transcode:
                     assembler = aiortc_internals.make_passthrough(transceiver.receiver)
-                self._incoming[transceiver.mid] = (track, assembler)
+                self._incoming[transceiver.mid] = (track, assembler, tap)
 
     # -- subscribing -----------------------------------------------------------------------
     def start(self) -> None:
@@ -591,6 +633,8 @@ class Peer:
         transceiver.setCodecPreferences(codec_preferences(kind, codec))
         slot = Slot(transceiver, track, kind, codec)
         track.on_keyframe_needed = slot.keyframe_needed
+        if self.room.plane.packets:
+            track.use_packets(aiortc_internals.PacketSender(transceiver.sender), codec)
 
         def keyframe_requested() -> None:
             counters.keyframe_requests_received += 1
@@ -773,13 +817,22 @@ class MediaPlane:
     """All media rooms of this node."""
 
     def __init__(
-        self, ice: IceSettings, send: Send, broadcast: Send, transcode: bool = False
+        self,
+        ice: IceSettings,
+        send: Send,
+        broadcast: Send,
+        transcode: bool = False,
+        media_plane: str = "packets",
     ) -> None:
+        if media_plane not in MEDIA_PLANES:
+            raise ValueError(f"media_plane must be one of {MEDIA_PLANES}")
         self.ice = ice
         self.send = send
         self.broadcast = broadcast
         #: Baseline for benchmarks: decode and re-encode, as aiortc's MediaRelay examples do.
         self.transcode = transcode
+        #: Forward RTP packets (rewritten) rather than frames (re-packetized per subscriber)
+        self.packets = media_plane == "packets" and not transcode
         self.relay = MediaRelay() if transcode else None
         self.rooms: dict[str, MediaRoom] = {}
         self.counters = MediaCounters()

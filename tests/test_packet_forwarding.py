@@ -1,0 +1,213 @@
+"""The packet media plane end to end, on loopback: publisher -> tapped receiver ->
+ForwardTrack (packet mode) -> subscriber, real aiortc connections and SRTP.
+
+One packet to the subscriber is dropped on purpose on its way in: the subscriber NACKs
+it, the server's sender answers from its history over RTX (the original sequence number
+in the RTX payload is the rewritten one), and the frame arrives whole. Its sender reports
+carry what was sent, and a NACK repeated at once is answered once. Then garbage goes
+through the same path without an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc.rtp import RtcpSrPacket, RtpPacket
+
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.keyframes import h264_nal_types, packet_starts_keyframe
+from tiaojie.server.media.forwarding import ForwardTrack
+
+
+@pytest.fixture(scope="module")
+def test_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_test_mp4(tmp_path_factory.mktemp("media") / "av.mp4", 2.0, keyframe_interval_s=1.0)
+
+
+def h264_with_rtx() -> list[Any]:
+    caps = RTCRtpSender.getCapabilities("video").codecs
+    h264 = [
+        c
+        for c in caps
+        if c.mimeType == "video/H264"
+        and c.parameters.get("packetization-mode") == "1"
+        and c.parameters.get("profile-level-id") == "42e01f"
+    ]
+    return h264 + [c for c in caps if c.mimeType == "video/rtx"]
+
+
+async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    await offerer.setRemoteDescription(answerer.localDescription)
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(test_mp4):
+    config = RTCConfiguration(iceServers=[])
+    pub, srv_in, srv_out, sub = (RTCPeerConnection(config) for _ in range(4))
+    source = FileSource(test_mp4, loop=True)
+    pub.addTrack(source.video)
+    pub.addTrack(source.audio)  # read, or the file source stalls; tapped, not forwarded
+    pub.getTransceivers()[0].setCodecPreferences(h264_with_rtx())
+
+    taps: dict[str, aiortc_internals.PacketTap] = {}
+
+    @srv_in.on("track")
+    def tapped(track: Any) -> None:
+        receiver = next(t.receiver for t in srv_in.getTransceivers() if t.receiver.track is track)
+        taps[track.kind] = aiortc_internals.tap_packets(receiver)
+
+    forward = ForwardTrack("video")
+    out = srv_out.addTransceiver(forward, direction="sendonly")
+    out.setCodecPreferences(h264_with_rtx())
+    packet_sender = aiortc_internals.PacketSender(out.sender)
+    forward.use_packets(packet_sender, "video/H264")
+    keyframes_asked: list[int] = []
+    forward.on_keyframe_needed = lambda: keyframes_asked.append(1)
+
+    received: dict[str, Any] = {}
+
+    @sub.on("track")
+    def subscribed(track: Any) -> None:
+        receiver = next(t.receiver for t in sub.getTransceivers() if t.receiver.track is track)
+        received.update(
+            track=track, receiver=receiver, assembler=aiortc_internals.make_passthrough(receiver)
+        )
+
+    try:
+        await connect(pub, srv_in)
+        await connect(srv_out, sub)
+        assert set(taps) == {"video", "audio"} and received
+        rtx_pt = next(c.payloadType for c in sub.getTransceivers()[0]._codecs if c.name == "rtx")
+
+        # Every RTP packet reaching the subscriber, before aiortc parses it; one dropped.
+        dtls = received["receiver"].transport
+        original = dtls._handle_rtp_data
+        seen: list[tuple[int, int, int, bytes]] = []  # (pt, ssrc, seq, payload)
+        dropped: list[int] = []
+
+        async def dropping(data: bytes, arrival_time_ms: int) -> None:
+            pt, seq, ssrc = data[1] & 0x7F, *struct.unpack_from("!H4xL", data, 2)
+            seen.append((pt, ssrc, seq, data))
+            media = [s for s in seen if s[0] != rtx_pt]
+            if not dropped and pt != rtx_pt and len(media) == 40 and not data[1] & 0x80:
+                dropped.append(seq)  # mid-stream, not a frame's last packet
+                return
+            await original(data, arrival_time_ms)
+
+        dtls._handle_rtp_data = dropping
+        reports: list[RtcpSrPacket] = []
+        handle_rtcp = received["receiver"]._handle_rtcp_packet
+
+        async def spy_rtcp(packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                reports.append(packet)
+            await handle_rtcp(packet)
+
+        received["receiver"]._handle_rtcp_packet = spy_rtcp
+
+        def deliver(packet: Any) -> None:
+            keyframe = packet_starts_keyframe("video/H264", packet.payload)
+            forward.forward(packet, keyframe, aiortc_internals.ntp_now(), time.monotonic())
+
+        taps["video"].deliver = deliver
+        source.start()
+
+        frames = [await asyncio.wait_for(received["track"].recv(), 10) for _ in range(25)]
+        assert dropped, "no packet was dropped"
+        # the subscriber NACKed it; the server's sender answered over RTX from its history,
+        # with the rewritten sequence number as the original one, on its RTX SSRC
+        await wait_for(lambda: any(s[0] == rtx_pt for s in seen), "a retransmission")
+        rtx = [s for s in seen if s[0] == rtx_pt]
+        assert {s[1] for s in rtx} == {out.sender._rtx_ssrc}
+        header = 12 + 4 + 4 * struct.unpack_from("!H", rtx[0][3], 14)[0]
+        assert struct.unpack_from("!H", rtx[0][3], header)[0] == dropped[0]
+        assert {s[1] for s in seen if s[0] != rtx_pt} == {out.sender._ssrc}
+
+        # so nothing was lost: frames come out whole, one every 1/20 s, and decode
+        assembler = received["assembler"]
+        assert assembler.losses == 0
+        assert all(abs(b.pts - a.pts - 4500) <= 1 for a, b in itertools.pairwise(frames))
+        assert frames[0].is_keyframe and 7 in h264_nal_types(bytes(frames[0]))
+        decoder = av.CodecContext.create("h264", "r")
+        pictures = [f for p in frames for f in decoder.decode(av.Packet(bytes(p)))]
+        assert len(pictures) >= 20 and {(f.width, f.height) for f in pictures} == {(640, 480)}
+        # the sequence numbers sent (the dropped one included): consecutive from the start
+        seqs = sorted({s[2] for s in seen if s[0] != rtx_pt})
+        assert len(seqs) == seqs[-1] - seqs[0] + 1
+
+        # the sender reports count what was sent
+        await wait_for(lambda: any(r.sender_info.packet_count for r in reports), "a report")
+        info = next(r for r in reports if r.sender_info.packet_count).sender_info
+        assert 0 < info.packet_count <= packet_sender.sent and info.octet_count > 1000
+        assert info.ntp_timestamp != 0
+
+        # A NACK repeated while its retransmission is on its way is not answered twice.
+        taps["video"].deliver = None  # nothing new: the packet stays in the history
+        latest = max((s for s in seen if s[0] != rtx_pt), key=lambda s: s[2])[2]
+        before = len([s for s in seen if s[0] == rtx_pt])
+        for _ in range(2):
+            await received["receiver"]._send_rtcp_nack(out.sender._ssrc, [latest])
+        await wait_for(lambda: packet_sender.nacks_ignored == 1, "the second NACK")
+        await wait_for(lambda: len([s for s in seen if s[0] == rtx_pt]) == before + 1, "RTX")
+        assert struct.unpack_from("!H", seen[-1][3], header)[0] == latest
+        taps["video"].deliver = deliver
+
+        # Garbage from a publisher (any payload, any numbers) goes through the hot path
+        # (keyframe detection, rewrite, send) without an exception.
+        rng = random.Random(15)
+        for i in range(500):
+            packet = RtpPacket(
+                payload_type=rng.randrange(128),
+                marker=rng.randrange(2),
+                sequence_number=rng.randrange(1 << 16),
+                timestamp=rng.randrange(1 << 32),
+                ssrc=rng.randrange(1 << 32),
+                payload=rng.randbytes(rng.randrange(40)),
+            )
+            if i % 50 == 0:
+                forward.switch_source()
+            deliver(packet)
+        assert forward.readyState == "live"
+    finally:
+        await source.stop()
+        await asyncio.wait_for(
+            asyncio.gather(*(pc.close() for pc in (pub, srv_in, srv_out, sub))), 10
+        )
+
+
+def test_the_tap_refuses_an_aiortc_whose_receive_path_changed(monkeypatch):
+    """tap_packets replaces aiortc's per-packet receive steps with its first few: if
+    aiortc reorders or renames them, it must refuse rather than drop work silently."""
+    import inspect
+
+    from aiortc import RTCRtpReceiver
+
+    real = inspect.getsource
+
+    def without_nacks(obj: Any) -> str:
+        return real(obj).replace("__nack_generator.add(packet)", "")
+
+    monkeypatch.setattr(inspect, "getsource", without_nacks)
+    with pytest.raises(aiortc_internals.InternalsChanged, match="nack_generator"):
+        aiortc_internals.tap_packets(object.__new__(RTCRtpReceiver))
