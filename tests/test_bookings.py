@@ -7,7 +7,6 @@ availability)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
