@@ -34,7 +34,8 @@ from tiaojie.signing.text import TEXT
 HHMM = r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00"
 DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 ID: Schema = {"type": "string", "pattern": ID_PATTERN}
-TIME: Schema = {"type": "integer", "minimum": 0, "maximum": 2**40}
+#: Unix seconds, up to 2100 (a slot is at most a year or so ahead in practice).
+TIME: Schema = {"type": "integer", "minimum": 0, "maximum": 4102444800}
 REASON: Schema = {"type": "string", "format": TEXT, "minLength": 1, "maxLength": 300}
 
 RULE: Schema = {
@@ -150,8 +151,9 @@ class BookingRoutes:
 
     async def remove_rule(self, request: web.Request) -> web.Response:
         actor = self.actors.staff(request)
-        await self.bookings.remove_rule(actor, request.match_info["availability_id"])
-        return web.Response(status=204)
+        removed = request.match_info["availability_id"]
+        await self.bookings.remove_rule(actor, removed)
+        return web.json_response({"removed": removed})
 
     # -- bookings --------------------------------------------------------------------------
     async def list(self, request: web.Request) -> web.Response:

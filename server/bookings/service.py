@@ -74,6 +74,8 @@ def dates(first: str | None, last: str | None, tz: tzinfo, now: float) -> tuple[
         end = date.fromisoformat(last) if last else start + timedelta(days=13)
     except ValueError:
         raise bad_request("from and to are dates, YYYY-MM-DD.") from None
+    if not 2000 <= start.year <= 2099:
+        raise bad_request("from must be a date from 2000 to 2099.")
     if end < start or (end - start).days >= MAX_DAYS:
         raise bad_request(f"to must be on or after from, at most {MAX_DAYS} days on.")
     return start, end
