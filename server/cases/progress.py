@@ -328,12 +328,10 @@ def page(public: dict[str, Any], key: str | None = None) -> str:
     if public.get("party"):
         booking = f"code={public['code']}&key={key or ''}&lang={lang}"
         main = (
-            _party(public["party"], lang)
-            + f'<section id="party-booking" class="party-view"><p>'
+            _party(public["party"], lang) + f'<section id="party-booking" class="party-view"><p>'
             f'<a class="btn primary big" id="party-booking-link" data-action="book" '
             f'href="/booking#{e(booking)}">{e(t["party.booking"])}</a></p>'
-            f'<p class="hint">{e(t["party.booking.hint"])}</p></section>\n'
-            + main
+            f'<p class="hint">{e(t["party.booking.hint"])}</p></section>\n' + main
         )
         return _page(lang, main, public["code"], key)
     return _page(lang, main, public["code"])

@@ -35,7 +35,7 @@ export class CalendarPanel {
     this.call = call;
     this.errorText = errorText;
     this.view = "week";
-    this.start = new Date();
+    this.anchor = new Date();
     this.data = null;
     this.rules = [];
   }
@@ -47,7 +47,7 @@ export class CalendarPanel {
     $("calendar-prev").addEventListener("click", () => this.move(-1));
     $("calendar-next").addEventListener("click", () => this.move(1));
     $("calendar-today").addEventListener("click", () => {
-      this.start = new Date();
+      this.anchor = new Date();
       this.load();
     });
     $("availability-form").addEventListener("submit", (e) => {
@@ -64,12 +64,12 @@ export class CalendarPanel {
   }
 
   move(step) {
-    this.start = new Date(this.start.getTime() + step * (this.view === "day" ? 1 : 7) * DAY);
+    this.anchor = new Date(this.anchor.getTime() + step * (this.view === "day" ? 1 : 7) * DAY);
     this.load();
   }
 
   range() {
-    let first = new Date(this.start);
+    let first = new Date(this.anchor);
     if (this.view === "week") first = new Date(first.getTime() - ((first.getDay() + 6) % 7) * DAY);
     const last = new Date(first.getTime() + (this.view === "day" ? 0 : 6) * DAY);
     return [first, last];
@@ -158,7 +158,7 @@ export class CalendarPanel {
     const label =
       item.kind === "session"
         ? t("calendar.session")
-        : t("calendar.booking", { name: item.b.provider_name, kind: item.b.specialty || "" });
+        : t("calendar.booking", { name: item.b.provider_name }) + (item.b.specialty ? `（${item.b.specialty}）` : "");
     return h(
       `li.calendar-item.calendar-${item.kind}`,
       { dataset: { kind: item.kind, id: item.id } },

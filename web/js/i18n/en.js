@@ -910,7 +910,7 @@ export default {
   "calendar.kind.session": "session",
   "calendar.kind.booking": "booking",
   "calendar.session": "Mediation session of a case",
-  "calendar.booking": "Consultation: {kind} {name}",
+  "calendar.booking": "Consultation: {name}",
   "calendar.availability": "My bookable hours",
   "calendar.weekday": "Every",
   "calendar.start": "From",

@@ -911,7 +911,7 @@ export default {
   "calendar.kind.session": "调解",
   "calendar.kind.booking": "预约",
   "calendar.session": "案件调解会议",
-  "calendar.booking": "预约咨询：{kind}{name}",
+  "calendar.booking": "预约咨询：{name}",
   "calendar.availability": "我的可预约时间",
   "calendar.weekday": "每周",
   "calendar.start": "开始",
