@@ -7,6 +7,7 @@ availability)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,12 @@ async def test_a_booking_its_room_messages_moves_cancels_and_who_may(tmp_path: P
             ("booking_confirmed", "expert"),
             ("booking_confirmed", "party"),
         ]
+        # The worker sends them (the log channel here) with their links made at sending
+        # time: a message whose link could not be made would be cancelled, not sent.
+        deadline = time.monotonic() + 30
+        while [n["status"] for n in await notes()] != ["sent", "sent"]:
+            assert time.monotonic() < deadline, await notes()
+            await asyncio.sleep(0.05)
 
         # The other party and another case's party do not see nor change it.
         _, seen = await srv.request("GET", f"/api/bookings?{theirs}")

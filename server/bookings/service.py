@@ -356,9 +356,10 @@ class Bookings:
         return row
 
     async def _provider(
-        self, case: Case, kind: str, provider_id: str
-    ) -> tuple[str, str | None, str | None]:
-        """The provider's name, specialty (an expert's, as asked) and address."""
+        self, case: Case, kind: str, provider_id: str, specialty: str | None
+    ) -> tuple[str, str | None]:
+        """The provider's name and address; an expert available now, with `specialty` when
+        one is named; a mediator only the case's own."""
         with guarded():
             async with self.database.read() as conn:
                 name = await avail.provider_name(conn, kind, provider_id)
@@ -366,14 +367,13 @@ class Bookings:
                     if provider_id != case.mediator_id:
                         raise bad_request("A party books their own case's mediator only.")
                     account = await directory.account(conn, provider_id)
-                    return name, None, contact_address(account.login if account else None)
-                query = select(experts.c.phone, experts.c.available).where(
-                    experts.c.id == provider_id
-                )
-                row = (await conn.execute(query)).first()
-                if row is None or not row.available:
-                    raise TiaojieError("expert_unavailable", f"{name} is not available now.", 409)
-                return name, None, contact_address(row.phone)
+                    return name, contact_address(account.login if account else None)
+        found = await self.cases.experts.by_ids([provider_id])
+        if not found or not found[0].available:
+            raise TiaojieError("expert_unavailable", f"{name} is not available now.", 409)
+        if specialty is not None and specialty not in found[0].specialties:
+            raise bad_request(f"{name} is not among the experts of {specialty}.")
+        return name, contact_address(found[0].phone)
 
     async def _new(
         self,
@@ -393,8 +393,8 @@ class Bookings:
             )
         kind, provider_id = body["provider_kind"], body["provider_id"]
         starts_at = int(body["starts_at"])
-        name, _, address = await self._provider(case, kind, provider_id)
         specialty = body.get("specialty")
+        name, address = await self._provider(case, kind, provider_id, specialty)
         local = datetime.fromtimestamp(starts_at, self.tz).date()
         offered = await self.free_slots(kind, provider_id, local, local, now)
         slot = next((s for s in offered if s.starts_at == starts_at), None)
