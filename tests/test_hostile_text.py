@@ -388,6 +388,14 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("GET", f"/api/progress/{code}/qr.svg", None),
         ("GET", "/api/node", admin),  # this node and the live ones (stored node names)
         ("POST", "/api/node/drain", admin),  # 415: no body
+        # bookings (server/bookings/): stored names in the slots, the rooms and the messages
+        ("GET", f"/api/bookings?case_id={case_id}", admin),
+        ("POST", "/api/bookings", admin),  # 415: no body
+        ("DELETE", "/api/bookings/no-such-booking", admin),  # 415: no body
+        ("GET", "/api/availability", admin),
+        ("POST", "/api/availability", admin),  # 415: no body
+        ("DELETE", "/api/availability/no-such-rule", admin),
+        ("GET", "/api/calendar", admin),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
@@ -417,6 +425,8 @@ async def test_every_response_path_survives_hostile_stored_text(
         "{name}": "recording.json",
         "{case_id}": case_id,
         "{attachment_id}": attachment_id,
+        "{booking_id}": "no-such-booking",
+        "{availability_id}": "no-such-rule",
     }
     missing = set()
     for method, template in routes:
