@@ -29,6 +29,8 @@ from tiaojie.server.accounts.service import Accounts
 from tiaojie.server.agreements import Agreements
 from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.archive_index.rebuild import ensure
+from tiaojie.server.bookings.http import BookingRoutes
+from tiaojie.server.bookings.service import Bookings
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
 from tiaojie.server.cases.projection import CaseProjection
@@ -260,6 +262,9 @@ def create_app(settings: Settings) -> web.Application:
     app[NOTIFICATIONS] = notifications
     NotificationRoutes(notifications, AccountActors(auth)).install(app)
     StatisticsRoutes(cases).install(app)
+    # bookings (预约): availability, free slots, consultations in private rooms
+    bookings = Bookings(cases, settings.tz, wake=notifications.worker.wake)
+    BookingRoutes(bookings, AccountActors(auth)).install(app)
 
     async def on_startup(app: web.Application) -> None:
         await store.open()

@@ -86,5 +86,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/login", _page("login.html"))
     app.router.add_get("/staff", _page("staff.html"))
     app.router.add_get("/statistics", _page("statistics.html"))  # server/statistics/
+    # a party's booking page (server/bookings/): their link's code and key in the fragment
+    app.router.add_get("/booking", _page("booking.html"))
     # aiohttp's static route resolves the path and refuses anything outside WEB_DIR.
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, show_index=False)

@@ -396,6 +396,14 @@ async def test_every_response_path_survives_hostile_stored_text(
         # the notification outbox (server/notifications/): stored names in the messages
         ("GET", f"/api/notifications?case_id={case_id}", admin),
         ("GET", "/api/notification-templates", admin),
+        # bookings (server/bookings/): stored names in the slots, the rooms and the messages
+        ("GET", f"/api/bookings?case_id={case_id}", admin),
+        ("POST", "/api/bookings", admin),  # 415: no body
+        ("DELETE", "/api/bookings/no-such-booking", admin),  # 415: no body
+        ("GET", "/api/availability", admin),
+        ("POST", "/api/availability", admin),  # 415: no body
+        ("DELETE", "/api/availability/no-such-rule", admin),
+        ("GET", "/api/calendar", admin),
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
@@ -430,6 +438,8 @@ async def test_every_response_path_survives_hostile_stored_text(
         "{name}": "recording.json",
         "{case_id}": case_id,
         "{attachment_id}": attachment_id,
+        "{booking_id}": "no-such-booking",
+        "{availability_id}": "no-such-rule",
     }
     missing = set()
     for method, template in routes:

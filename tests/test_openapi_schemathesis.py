@@ -73,6 +73,17 @@ CONFIG = {
             "include-path-regex": "^/api/statistics",
             "checks": {"positive_data_acceptance": {"expected-statuses": ["2XX", 400, 401, 403]}},
         },
+        {
+            # Bookings: what the document cannot say (a weekly rule names its weekday, a
+            # rule's start is before its end, staff name the case and party they book
+            # for, a slot must be free, a date range is at most 62 days).
+            "include-path-regex": "^/api/(availability|bookings|calendar)",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2XX", *ACCEPTED_REFUSALS, 400, 415]
+                },
+            },
+        },
     ],
     # Sequences of valid requests: schemathesis's negative data does not draw the same way
     # twice in a stateful run (hypothesis then stops with FlakyStrategyDefinition, as soon

@@ -29,6 +29,7 @@ NOT_KEYS = {
     "staff.error",  # the staff page's: staff.error.<code>
     "report.error",  # a key prefix: report.error.<code>
     "chat.error",  # the chat panel's: chat.error.<code>
+    "booking.error",  # the booking page's: booking.error.<code>
 }
 
 KEY = r"[A-Za-z0-9_.-]+"

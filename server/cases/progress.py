@@ -91,6 +91,8 @@ TEXT: dict[str, dict[str, str]] = {
         "party.no_agreements": "还没有签署的调解协议。",
         "party.agreement": "下载已签署的调解协议（PDF）",
         "party.keep": "这是您本人的链接，可以进入调解室和下载协议：请勿转发。",
+        "party.booking": "预约专家咨询（律师、法官、心理咨询师等）",
+        "party.booking.hint": "可在线预约与专家单独视频交谈，调解员和对方当事人不参加。",
     },
     "en": {
         "title": "Case progress",
@@ -143,6 +145,9 @@ TEXT: dict[str, dict[str, str]] = {
         "party.held": "in progress",
         "party.ended": "ended",
         "party.join": "Enter the mediation room",
+        "party.booking": "Book a private talk with an expert (lawyer, judge, counsellor …)",
+        "party.booking.hint": "A private video talk with an expert; neither the mediator nor "
+        "the other party takes part.",
         "party.agreements": "Your mediation agreement",
         "party.no_agreements": "No signed agreement yet.",
         "party.agreement": "Download the signed agreement (PDF)",
@@ -321,7 +326,13 @@ def page(public: dict[str, Any], key: str | None = None) -> str:
         f'<p class="hint">{e(t["privacy"])}</p>'
     )
     if public.get("party"):
-        main = _party(public["party"], lang) + main
+        booking = f"code={public['code']}&key={key or ''}&lang={lang}"
+        main = (
+            _party(public["party"], lang) + f'<section id="party-booking" class="party-view"><p>'
+            f'<a class="btn primary big" id="party-booking-link" data-action="book" '
+            f'href="/booking#{e(booking)}">{e(t["party.booking"])}</a></p>'
+            f'<p class="hint">{e(t["party.booking.hint"])}</p></section>\n' + main
+        )
         return _page(lang, main, public["code"], key)
     return _page(lang, main, public["code"])
 

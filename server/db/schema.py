@@ -211,6 +211,9 @@ audit_log = Table(
 # metadata; imported here so that `metadata` holds every table the migrations make.
 from tiaojie.server.archive_index import schema as _archive_index  # noqa: E402, F401
 
+# The bookings' tables (server/bookings/tables.py) join `metadata` here.
+from tiaojie.server.bookings import tables as _booking_tables  # noqa: E402, F401
+
 # The cases' tables (server/cases/tables.py) join `metadata` here.
 from tiaojie.server.cases import tables as _cases_tables  # noqa: E402, F401
 

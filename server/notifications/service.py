@@ -36,6 +36,8 @@ from tiaojie.server.store.base import Document
 #: How soon after queuing the worker looks (the queuing transaction has committed by then).
 WAKE_AFTER = 0.05
 _SESSION_KINDS = ("session_scheduled", "session_reminder_day", "session_reminder_hour")
+#: A booking's messages with the booking room's link (server/bookings/service.py).
+_BOOKING_LINK_KINDS = ("booking_confirmed", "booking_rescheduled")
 
 
 class Notifications:
@@ -140,6 +142,15 @@ class Notifications:
             if link is None or link.get("ended"):
                 return None  # the session's room ended, the invite was revoked
             extra["join_url"] = link["url"]
+        if kind in _BOOKING_LINK_KINDS:
+            if recipient.get("role") == "mediator":  # the room is theirs: the staff page
+                extra["join_url"] = f"{self.cases.base_url}/staff"
+            else:
+                links = await self.cases.sessions.links(recipient.get("room_id") or "")
+                link = links.get(recipient.get("invite_id") or "")
+                if link is None or link.get("ended"):
+                    return None  # the booking was cancelled or moved since
+                extra["join_url"] = link["url"]
         if kind == "deadline_approaching" and (
             case.state not in OPEN_STATES or case.mediator_id != recipient.get("account_id")
         ):

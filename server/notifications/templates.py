@@ -25,6 +25,7 @@ class Kind:
 _CASE = ("case_number", "dispute_type")
 _PERSON = ("name", *_CASE)
 _SESSION = (*_PERSON, "time", "role", "join_url", "progress_url")
+_BOOKING = (*_PERSON, "time", "with_whom", "by")
 
 KINDS: dict[str, Kind] = {
     k.name: k
@@ -87,6 +88,27 @@ KINDS: dict[str, Kind] = {
             "回访到期",
             (*_CASE, "closed"),
             "【回访】{case_number}（{dispute_type}）已于{closed}办结，请对当事人进行回访并记录。",
+        ),
+        Kind(
+            "booking_confirmed",
+            "预约咨询已确认",
+            (*_BOOKING, "join_url"),
+            "{name}您好：您与{with_whom}的预约咨询（{case_number}）定于{time}在线进行。"
+            "届时请打开链接进入咨询室：{join_url} 请勿转发本链接。",
+        ),
+        Kind(
+            "booking_cancelled",
+            "预约咨询已取消",
+            (*_BOOKING, "reason"),
+            "{name}您好：原定{time}与{with_whom}的预约咨询（{case_number}）已由{by}取消，"
+            "原因：{reason}。如仍需咨询，请重新预约。",
+        ),
+        Kind(
+            "booking_rescheduled",
+            "预约咨询已改期",
+            (*_BOOKING, "old_time", "reason", "join_url"),
+            "{name}您好：您与{with_whom}的预约咨询（{case_number}）已由{by}从{old_time}改到{time}，"
+            "原因：{reason}。新的进入链接：{join_url} 原链接作废。",
         ),
     )
 }

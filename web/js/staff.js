@@ -3,6 +3,8 @@
  *
  * - cases (js/staff-cases.js): the coordinator's queue, the mediator's inbox, sessions
  *   from a case, staff intake;
+ * - mediator: their calendar of sessions and bookings, by day and week, and their
+ *   availability — js/staff-calendar.js;
  * - mediator: their rooms (`GET /api/rooms`), a new room, invite links for parties and
  *   experts (copy and send), and entering their own room as its mediator
  *   (`POST /api/rooms/{id}/enter`, then the join page) — js/staff-rooms.js;
@@ -30,6 +32,7 @@
 import { ApiError, callJson, currentSession, sessionCredential } from "./api.js";
 import { errorText, initI18n, onLangChange, t } from "./i18n.js";
 import { AdminPanel } from "./staff-admin.js";
+import { CalendarPanel } from "./staff-calendar.js";
 import { CasesPanel } from "./staff-cases.js";
 import { RoomsPanel } from "./staff-rooms.js";
 import { SelfPanel } from "./staff-self.js";
@@ -138,6 +141,10 @@ async function main() {
   if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
     const cases = new CasesPanel({ account: session.account, call: staffCall, errorText: staffError });
     tasks.push(cases.start());
+  }
+  if (roles.includes("mediator")) {
+    const calendar = new CalendarPanel({ account: session.account, call: staffCall, errorText: staffError });
+    tasks.push(calendar.start());
   }
   if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
     const rooms = new RoomsPanel({ account: session.account, call: staffCall, errorText: staffError });
