@@ -13,6 +13,7 @@ from tiaojie.server.accounts.openapi import account_paths, account_schemas
 from tiaojie.server.accounts.schemas import PASSWORD_FORMAT
 from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
+from tiaojie.server.cases import court_openapi
 from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.cluster.http import openapi_paths as node_paths
 from tiaojie.server.http_auth import READERS
@@ -211,6 +212,7 @@ def build_spec() -> dict[str, Any]:
     spec["paths"].update(documented_value(cases_openapi.paths()))
     spec["components"]["schemas"].update(documented_value(cases_openapi.components()))
     spec["paths"].update(documented_value(notifications_openapi.paths()))
+    spec["paths"].update(documented_value(court_openapi.paths()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

@@ -88,6 +88,13 @@ KINDS: dict[str, Kind] = {
             (*_CASE, "closed"),
             "【回访】{case_number}（{dispute_type}）已于{closed}办结，请对当事人进行回访并记录。",
         ),
+        Kind(
+            "court_deadline",
+            "司法确认申请期限将至",
+            (*_CASE, "deadline"),
+            "【提醒】{case_number}（{dispute_type}）的调解协议申请司法确认的期限为{deadline}"
+            "（协议生效之日起三十日内），请尽快协助双方当事人向人民法院提出申请。",
+        ),
     )
 }
 
