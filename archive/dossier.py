@@ -313,10 +313,10 @@ def verify_members(
 
     logged = events(entries)
 
-    # -- the case record --------------------------------------------------------------------
+    # -- the case record (a court bundle has none) -------------------------------------------
     raw_case = None if selective else _read(archive, CASE)
     if selective:
-        pass
+        pass  # the manifest says whether a case.json present was changed
     elif raw_case is None:
         found.problem(Problem.DOSSIER_FILE_MISSING, "the case record is missing", file=CASE)
         status(CASE, "missing", "case")
@@ -340,7 +340,7 @@ def verify_members(
         else:
             status(CASE, "authentic", "case")
 
-    # -- the attachments the log names ------------------------------------------------------
+    # -- the attachments the log names (a court bundle's: by the manifest alone) ------------
     named: dict[str, dict[str, Any]] = {}
     application = manifest.get("application") if selective else None
     if not isinstance(application, dict):
