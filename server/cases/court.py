@@ -46,13 +46,14 @@ from tiaojie.archive.keys import public_pem
 from tiaojie.archive.localtime import shown
 from tiaojie.server.cases.model import PARTY_LABELS, Case
 from tiaojie.server.cases.states import DAY
-from tiaojie.server.cases.summary import LINE, _Writer
+from tiaojie.server.cases.summary import COURT_ANSWERS, LINE, _Writer
 from tiaojie.server.errors import TiaojieError
 from tiaojie.signing.pdf import FONT_FAMILY, cjk_document
 
 #: 民事诉讼法: within 30 days of the agreement taking effect.
 COURT_DAYS = 30
-ANSWERS = {"accepted": "已受理", "confirmed": "裁定确认有效", "refused": "不予受理或驳回申请"}
+#: The court's answers, as the case page and the summary word them.
+ANSWERS = COURT_ANSWERS
 #: Dispute types whose agreements usually concern property rights (the proof is asked for
 #: unless the mediator says otherwise).
 PROPERTY_TYPES = frozenset({"housing_land", "land_requisition", "contract", "property_management"})

@@ -105,9 +105,7 @@ class Filters:
 #: Told of the events about to be appended to a case's log, in their transaction (the
 #: connection, the case, the events, the log sequence number of the first, the time):
 #: the notifications' outbox (server/notifications/events.py) is written so.
-CaseListener = Callable[
-    [AsyncConnection, Case, list[dict[str, Any]], int, float], Awaitable[None]
-]
+CaseListener = Callable[[AsyncConnection, Case, list[dict[str, Any]], int, float], Awaitable[None]]
 
 
 class CaseStore:

@@ -246,7 +246,6 @@ class CaseNotices:
             )
         ]
 
-
     async def _court(
         self, conn: AsyncConnection, case: Case, deadline: int, at: int
     ) -> list[Message]:
