@@ -217,6 +217,8 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     async with m.expect_download() as download:
         await court.locator('[data-action="court-bundle"]').click()
     assert (await download.value).suggested_filename.endswith(".zip")
+    await expect(m.locator("#toast")).to_have_text("申请材料已生成并下载")
+    await expect(court.locator('input[name="court"]')).to_have_value("东城区人民法院")
     await court.locator('input[name="document_number"]').fill("（2026）东民特1号")
     await court.locator('[data-action="court-answer"]').click()
     await expect(mine.locator("ul.case-court-answers li")).to_contain_text("已受理")
@@ -266,7 +268,7 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     await expect(page.locator("#cases-section h2")).to_contain_text("Case queue")
     await expect(
         card(page, "#case-list", first["case_number"]).locator(".case-state")
-    ).to_have_text("mediation succeeded")
+    ).to_have_text("follow-up")  # followed up above (回访)
     await expect(page.locator("#filter-state option").first).to_have_text("All statuses")
     await fits(page)
     assert errors == []

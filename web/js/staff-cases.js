@@ -474,6 +474,11 @@ export class CasesPanel {
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const body = { status: status.value, document_number: number.value.trim(), date: date.value };
+      if (!body.document_number) {
+        error.textContent = t("staff.case.court.document_number_empty");
+        error.hidden = false;
+        return;
+      }
       await this.aftercareChange(c, "court-answer", body, form, error, t("staff.case.court.answer.done"));
     });
     return form;
@@ -485,9 +490,9 @@ export class CasesPanel {
     error.hidden = true;
     try {
       await this.call("POST", `/api/cases/${encodeURIComponent(c.case_id)}/${what}`, body);
-      toast(done);
       await this.loadAftercare(c);
       await this.load();
+      toast(done);
     } catch (err) {
       error.textContent = this.errorText(err);
       error.hidden = false;
@@ -507,9 +512,9 @@ export class CasesPanel {
       link.click();
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 60000);
-      toast(t("staff.case.court.bundle.done"));
       await this.loadAftercare(c);
       this.render();
+      toast(t("staff.case.court.bundle.done"));
     } catch (err) {
       error.textContent = this.errorText(err);
       error.hidden = false;

@@ -784,6 +784,7 @@ export default {
   "staff.case.court.answer.confirmed": "Confirmed",
   "staff.case.court.answer.refused": "Refused",
   "staff.case.court.document_number": "Document number",
+  "staff.case.court.document_number_empty": "Enter the court's document number.",
   "staff.case.court.date": "Date",
   "staff.case.court.answer.record": "Record the answer",
   "staff.case.court.answer.done": "The court's answer was recorded",

@@ -785,6 +785,7 @@ export default {
   "staff.case.court.answer.confirmed": "裁定确认有效",
   "staff.case.court.answer.refused": "不予受理或驳回申请",
   "staff.case.court.document_number": "文书编号",
+  "staff.case.court.document_number_empty": "请填写法院文书编号。",
   "staff.case.court.date": "日期",
   "staff.case.court.answer.record": "记录法院答复",
   "staff.case.court.answer.done": "法院答复已记录",
