@@ -85,7 +85,11 @@ def is_bundle(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-            return DOSSIER_MARK not in names and any(_allowed(n) is not None for n in names)
+            return (
+                DOSSIER_MARK not in names
+                and "manifest.json" not in names
+                and any(_allowed(n) is not None for n in names)
+            )
     except (OSError, zipfile.BadZipFile):
         return True  # the bundle reader says what is wrong with it
 

@@ -87,6 +87,8 @@ FILE_KINDS = (
     "recording_summary",
     "segment",
     "listed",
+    "application",
+    "recording_report",
     "unexpected",
     "other",
 )
@@ -198,12 +200,22 @@ def verify_dossier(path: Path, trusted: Ed25519PublicKey | None = None) -> Dossi
     except (zipfile.BadZipFile, OSError) as error:
         raise CannotVerify(f"{path} is not a ZIP file: {error}") from error
     with archive:
-        return _verify(archive, path, trusted)
+        return verify_members(archive, path, trusted)
 
 
-def _verify(
-    archive: zipfile.ZipFile, path: Path, trusted: Ed25519PublicKey | None
+def verify_members(
+    archive: zipfile.ZipFile,
+    path: Path,
+    trusted: Ed25519PublicKey | None,
+    *,
+    fmt: str = FORMAT,
+    report: DossierReport | None = None,
+    selective: bool = False,
 ) -> DossierReport:
+    """The checks of a dossier (module docstring) on an open ZIP in the format `fmt`,
+    into `report`. `selective` (a court bundle, tiaojie.archive.court_bundle): no case
+    record; only the attachments, agreement and recordings the signed manifest's
+    `application` names are expected."""
     found = Findings()
     raw_manifest = _read(archive, MANIFEST)
     if raw_manifest is None:
@@ -212,10 +224,11 @@ def _verify(
         manifest = json.loads(raw_manifest)
     except ValueError as error:
         raise CannotVerify(f"{MANIFEST} is not JSON: {error}") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise CannotVerify(f"{path} is not a case dossier in the format {FORMAT}")
+    if not isinstance(manifest, dict) or manifest.get("format") != fmt:
+        raise CannotVerify(f"{path} is not a case dossier in the format {fmt}")
     case_id = str(manifest.get("case_id", ""))
-    report = DossierReport(path=str(path), case_id=case_id or None)
+    report = report or DossierReport(path=str(path))
+    report.case_id = case_id or None
     report.case_number = manifest.get("case_number")
 
     # -- the keys ---------------------------------------------------------------------------
@@ -300,9 +313,11 @@ def _verify(
 
     logged = events(entries)
 
-    # -- the case record --------------------------------------------------------------------
-    raw_case = _read(archive, CASE)
-    if raw_case is None:
+    # -- the case record (a court bundle has none) -------------------------------------------
+    raw_case = None if selective else _read(archive, CASE)
+    if selective:
+        pass  # the manifest says whether a case.json present was changed
+    elif raw_case is None:
         found.problem(Problem.DOSSIER_FILE_MISSING, "the case record is missing", file=CASE)
         status(CASE, "missing", "case")
     else:
@@ -325,9 +340,12 @@ def _verify(
         else:
             status(CASE, "authentic", "case")
 
-    # -- the attachments the log names ------------------------------------------------------
+    # -- the attachments the log names (a court bundle's: by the manifest alone) ------------
     named: dict[str, dict[str, Any]] = {}
-    for event in logged:
+    application = manifest.get("application") if selective else None
+    if not isinstance(application, dict):
+        application = {}
+    for event in [] if selective else logged:
         items = event.get("attachments") if event.get("kind") == "reported" else [event]
         if event.get("kind") not in ("reported", "attachment_added"):
             continue
@@ -354,7 +372,15 @@ def _verify(
             status(name, "authentic", "attachment", **facts)
 
     # -- the evidence of the sessions: agreements' PDFs, recordings' Chains (by the log) ---
-    for item in check_evidence(lambda n: _read(archive, n), archive.namelist(), logged, keys):
+    wanted: dict[str, Any] = {}
+    if selective:
+        code = application.get("agreement_code")
+        wanted = {
+            "codes": {code} if isinstance(code, str) else set(),
+            "recordings": {str(r) for r in application.get("recording_ids") or []},
+        }
+    read = lambda n: _read(archive, n)  # noqa: E731
+    for item in check_evidence(read, archive.namelist(), logged, keys, **wanted):
         if item.problem is not None:
             found.problem(item.problem, item.reason, file=item.file)
         status(item.file, item.status, item.kind, **item.facts)

@@ -89,11 +89,16 @@ def check_evidence(
     names: list[str],
     logged: list[dict[str, Any]],
     keys: list[Ed25519PublicKey],
+    codes: set[str] | None = None,
+    recordings: set[str] | None = None,
 ) -> list[Judged]:
-    """Every agreement and recording the case log seals, as the dossier holds them
-    (`read` a member, or None; `names` the members)."""
+    """Every agreement and recording the case log seals (or those of them in `codes` and
+    `recordings`: a court bundle's), as the dossier holds them (`read` a member, or
+    None; `names` the members)."""
     judged: list[Judged] = []
     for code, sha256 in sealed_agreements(logged).items():
+        if codes is not None and code not in codes:
+            continue
         name = agreement_name(code)
         facts = {"code": code[:8]}
         data = read(name)
@@ -111,6 +116,8 @@ def check_evidence(
         else:
             judged.append(Judged(name, "authentic", "agreement", facts))
     for recording_id, event in sealed_recordings(logged).items():
+        if recordings is not None and recording_id not in recordings:
+            continue
         judged += _recording(read, names, recording_id, event, keys)
     return judged
 

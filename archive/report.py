@@ -155,6 +155,9 @@ class Problem(StrEnum):
     DOSSIER_MANIFEST_SIGNATURE = "dossier-manifest-signature", "signature"
     DOSSIER_LOG_MISMATCH = "dossier-log-mismatch", "chain"
     CASE_RECORD_ALTERED = "case-record-altered", "altered"
+    # -- a court bundle (tiaojie.archive.court_bundle) --
+    RECORDING_REPORT_MISMATCH = "recording-report-mismatch", "recording"
+    RECORDING_REPORT_NOT_AUTHENTIC = "recording-report-not-authentic", "recording"
 
 
 @dataclass

@@ -92,6 +92,8 @@ PROBLEM_ZH: dict[Problem, str] = {
     Problem.DOSSIER_MANIFEST_SIGNATURE: "卷宗清单的签名无效或缺失",
     Problem.DOSSIER_LOG_MISMATCH: "案件日志与已签名的卷宗清单不符",
     Problem.CASE_RECORD_ALTERED: "案件记录被改动",
+    Problem.RECORDING_REPORT_MISMATCH: "录像核验报告与材料包中的哈希链不符",
+    Problem.RECORDING_REPORT_NOT_AUTHENTIC: "录像在服务器上未通过核验",
 }
 
 WORDS: dict[str, dict[str, str]] = {
@@ -205,6 +207,13 @@ WORDS: dict[str, dict[str, str]] = {
         "file.listed": "listed in the manifest",
         "file.unexpected": "not named by the log or the manifest",
         "file.other": "a file",
+        "file.application": "the application for judicial confirmation (PDF)",
+        "file.recording_report": "the verification report of recording {recording}",
+        "court_bundle": "Court bundle {path}: case {number}",
+        "court_court": "  court: {court}",
+        "court_missing": "  still missing for the court: {items}",
+        "court_ok": "Result: AUTHENTIC",
+        "court_bad": "Result: NOT AUTHENTIC ({n} problem(s))",
     },
     "zh": {
         "recording": "录像",
@@ -308,6 +317,13 @@ WORDS: dict[str, dict[str, str]] = {
         "file.listed": "清单所列文件",
         "file.unexpected": "日志和清单都未列出",
         "file.other": "文件",
+        "file.application": "司法确认申请书（PDF）",
+        "file.recording_report": "录像 {recording} 的核验报告",
+        "court_bundle": "司法确认申请材料包 {path}：案号 {number}",
+        "court_court": "  受理法院：{court}",
+        "court_missing": "  尚缺材料：{items}",
+        "court_ok": "结论：真实完整",
+        "court_bad": "结论：不真实或不完整（{n} 个问题）",
     },
 }
 

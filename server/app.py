@@ -31,6 +31,7 @@ from tiaojie.server.archive_index.index import ArchiveIndex
 from tiaojie.server.archive_index.rebuild import ensure
 from tiaojie.server.bookings.http import BookingRoutes
 from tiaojie.server.bookings.service import Bookings
+from tiaojie.server.cases.court_http import CourtRoutes
 from tiaojie.server.cases.http import CaseRoutes
 from tiaojie.server.cases.intake import MAX_BODY as CASE_INTAKE_BYTES
 from tiaojie.server.cases.projection import CaseProjection
@@ -203,7 +204,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     agreements = Agreements(settings, store, signalling, recordings, auth, index, cases)
     # The outbox: queued with the case changes, delivered by a worker (server/notifications/).
-    notifications = Notifications(shared, cases, NotifySettings.from_env())
+    notify_settings = NotifySettings.from_env()
+    notifications = Notifications(shared, cases, notify_settings)
+    # 回访 is due when its reminder is (TIAOJIE_NOTIFY_FOLLOW_UP_DAYS): one setting for both
+    case_store.follow_up_days = notify_settings.timing.follow_up_after // 86400
     room_notices.target = notifications
     MediaHandlers(signalling, media).install()
     recordings.install()
@@ -259,6 +263,7 @@ def create_app(settings: Settings) -> web.Application:
     NodeRoutes(cluster, auth, node, settings.own_url).install(app)
     app[CASES] = cases
     CaseRoutes(cases).install(app)
+    CourtRoutes(cases).install(app)
     app[NOTIFICATIONS] = notifications
     NotificationRoutes(notifications, AccountActors(auth)).install(app)
     StatisticsRoutes(cases).install(app)

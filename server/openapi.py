@@ -14,6 +14,7 @@ from tiaojie.server.accounts.schemas import PASSWORD_FORMAT
 from tiaojie.server.accounts.tokens import COOKIE
 from tiaojie.server.agreements import CODE_PATTERN
 from tiaojie.server.bookings import openapi as bookings_openapi
+from tiaojie.server.cases import court_openapi
 from tiaojie.server.cases import openapi as cases_openapi
 from tiaojie.server.cluster.http import openapi_paths as node_paths
 from tiaojie.server.http_auth import READERS
@@ -215,6 +216,7 @@ def build_spec() -> dict[str, Any]:
     spec["paths"].update(documented_value(notifications_openapi.paths()))
     spec["paths"].update(statistics_paths())
     spec["paths"].update(documented_value(bookings_openapi.paths()))
+    spec["paths"].update(documented_value(court_openapi.paths()))
     spec["paths"]["/api/agreements"] = {
         "get": {
             "summary": f"Agreements of the rooms the caller may read ({READERS}), the newest "

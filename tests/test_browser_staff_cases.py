@@ -207,6 +207,26 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     await mine.locator('form.case-close select[name="outcome"]').select_option("success")
     await mine.locator('[data-action="close"]').click()
     await expect(mine).to_have_attribute("data-state", "succeeded")
+    # After mediation (docs/COURT.md): the checklist, the court bundle downloaded, the
+    # court's answer and a follow-up recorded, in the panel 回访与司法确认.
+    await mine.locator("details.case-aftercare > summary").click()
+    court = mine.locator(".case-court")
+    await expect(court.locator(".case-court-checklist li").first).to_contain_text("司法确认申请书")
+    await expect(court.locator('li[data-present="false"]').first).to_contain_text("［尚缺］")
+    await court.locator('input[name="court"]').fill("东城区人民法院")
+    async with m.expect_download() as download:
+        await court.locator('[data-action="court-bundle"]').click()
+    assert (await download.value).suggested_filename.endswith(".zip")
+    await expect(m.locator("#toast")).to_have_text("申请材料已生成并下载")
+    await expect(court.locator('input[name="court"]')).to_have_value("东城区人民法院")
+    await court.locator('input[name="document_number"]').fill("（2026）东民特1号")
+    await court.locator('[data-action="court-answer"]').click()
+    await expect(mine.locator("ul.case-court-answers li")).to_contain_text("已受理")
+    await mine.locator('form.case-follow-up select[name="performance"]').select_option("已履行")
+    await mine.locator('[data-action="follow-up"]').click()
+    await expect(mine).to_have_attribute("data-state", "following_up")
+    await expect(mine.locator("ul.case-follow-ups li")).to_contain_text("电话 · 已履行")
+    await fits(m)
 
     # Organisation B's mediator returns the second case with a reason: back to A's queue.
     x_context, x = await new_page(browser, errors)
@@ -248,7 +268,7 @@ async def test_the_queue_the_inbox_and_intake_on_a_phone(
     await expect(page.locator("#cases-section h2")).to_contain_text("Case queue")
     await expect(
         card(page, "#case-list", first["case_number"]).locator(".case-state")
-    ).to_have_text("mediation succeeded")
+    ).to_have_text("follow-up")  # followed up above (回访)
     await expect(page.locator("#filter-state option").first).to_have_text("All statuses")
     await fits(page)
     assert errors == []

@@ -368,6 +368,15 @@ def verify(args: argparse.Namespace) -> int:
     if args.previous is not None and args.path.suffix.lower() in (".zip", ".pdf"):
         print("tiaojie verify: --previous is for a recording folder", file=sys.stderr)
         return 2
+    from tiaojie.archive.court_bundle import is_court_bundle
+
+    if is_court_bundle(args.path):
+        if args.recording is not None or args.tsa_trust is not None:
+            print("tiaojie verify: a court bundle takes --trust and --ca", file=sys.stderr)
+            return 2
+        from tiaojie.signing.court_verify import verify_court_bundle_cli
+
+        return verify_court_bundle_cli(args.path, args.trust, args.ca, args.json, words)
     if is_bundle(args.path):
         if args.recording is not None:
             print("tiaojie verify: a bundle holds its recording; no --recording", file=sys.stderr)

@@ -190,6 +190,7 @@ class CaseRoutes:
             overdue=_flag(request, "overdue"),
             organisation_id=_param(request, "organisation_id", ID_PATTERN),
             mediator_id=_param(request, "mediator_id", ID_PATTERN),
+            follow_up=_param(request, "follow_up", "overdue"),
         )
         limit = _int(request, "limit", 50, 1, 200)
         before = _int(request, "before", None, 0, 2**63 - 1)

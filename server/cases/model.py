@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from tiaojie.server.cases.states import CaseState, State, label, overdue
+from tiaojie.server.cases.states import FOLLOW_UP_PENDING, CaseState, State, label, overdue
 
 
 class Source(StrEnum):
@@ -118,6 +118,7 @@ class Case:
     version: int
     log_seq: int
     log_head: str
+    follow_up_due_at: int | None = None
     parties: list[Party] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
 
@@ -132,6 +133,11 @@ class Case:
 
     def overdue(self, now: int) -> bool:
         return overdue(self.state, self.deadline_at, now)
+
+    def follow_up_overdue(self, now: int) -> bool:
+        """Closed with an outcome, not followed up, and past the day it was due (回访)."""
+        due = self.follow_up_due_at
+        return self.state in FOLLOW_UP_PENDING and due is not None and due < now
 
     def report(self) -> dict[str, Any]:
         """What was reported, as registered: hashed into the `reported` event."""
@@ -167,6 +173,8 @@ class Case:
             "created_at": self.created_at,
             "deadline_at": self.deadline_at,
             "overdue": self.overdue(now),
+            "follow_up_due_at": self.follow_up_due_at,
+            "follow_up_overdue": self.follow_up_overdue(now),
             "updated_at": self.updated_at,
         }
 

@@ -242,6 +242,11 @@ def paths() -> dict[str, Any]:
             "region", {"type": "string", "pattern": r"^[0-9A-Za-z]{1,32}$"}, "a region and below"
         ),
         _query("overdue", {"type": "string", "enum": ["true", "false"]}, "late or not"),
+        _query(
+            "follow_up",
+            {"type": "string", "enum": ["overdue"]},
+            "overdue: closed with an outcome, not followed up (回访), past follow_up_due_at",
+        ),
         _query("organisation_id", {"type": "string", "pattern": f"^{ID_PATTERN}$"}, "holder"),
         _query("mediator_id", {"type": "string", "pattern": f"^{ID_PATTERN}$"}, "mediator"),
         _query("limit", {"type": "string", "pattern": "^(200|1[0-9]{2}|[1-9][0-9]?)$"}, "1-200"),

@@ -93,6 +93,11 @@ SOURCES: dict[Action, frozenset[State]] = {
 }
 #: The states in which the deadline runs (an overdue case is one of these, late).
 OPEN_STATES = frozenset({State.ACCEPTED, State.DISPATCHED, State.MEDIATING})
+#: A case closed with an outcome and not followed up yet (回访 due at `follow_up_due_at`).
+FOLLOW_UP_PENDING = frozenset({State.SUCCEEDED, State.FAILED})
+#: How a follow-up was made, and whether the agreement is being performed.
+FOLLOW_UP_METHODS = ("电话", "上门", "视频", "其他")
+PERFORMANCE = ("履行中", "已履行", "未履行", "部分履行")
 #: What the log calls each action.
 EVENT_OF: dict[Action, str] = {
     Action.ACCEPT: "accepted",
@@ -148,7 +153,12 @@ def _need(params: dict[str, Any], name: str, action: Action) -> Any:
 
 
 def plan(
-    case: CaseState, action: Action, params: dict[str, Any], now: int, deadline_days: int
+    case: CaseState,
+    action: Action,
+    params: dict[str, Any],
+    now: int,
+    deadline_days: int,
+    follow_up_days: int = 30,
 ) -> Change:
     """What `action` does to `case` (module docstring); raises, changing nothing, if it
     does not apply or lacks what it needs."""
@@ -193,8 +203,9 @@ def plan(
     elif action is Action.CLOSE and case.state is State.MEDIATING:
         outcome = Outcome(_need(params, "outcome", action))
         target = State.SUCCEEDED if outcome is Outcome.SUCCESS else State.FAILED
-        updates = {"outcome": str(outcome)}
+        updates = {"outcome": str(outcome), "follow_up_due_at": now + follow_up_days * DAY}
         event["outcome"] = str(outcome)
+        event["follow_up_due_at"] = updates["follow_up_due_at"]
     elif action is Action.CLOSE:
         target = State.CLOSED
         updates = {"closed_at": now}
@@ -202,9 +213,15 @@ def plan(
         target = State.WITHDRAWN
         reason = _need(params, "reason", action)
         updates = {"outcome": "withdrawn"}
-    else:  # FOLLOW_UP
+    else:  # FOLLOW_UP: a note, or a follow-up's record (server/cases/court.py)
         target = State.FOLLOWING_UP
-        event["note"] = _need(params, "note", action)
+        if params.get("performance"):
+            for name in ("date", "method", "performance"):
+                event[name] = _need(params, name, action)
+            if params.get("note"):
+                event["note"] = params["note"]
+        else:
+            event["note"] = _need(params, "note", action)
     if reason:
         event["reason"] = reason
     event["to"] = str(target)

@@ -36,7 +36,7 @@ from tiaojie.server.cases.settings import (
     OrganisationSettings,
     organisation_settings,
 )
-from tiaojie.server.cases.states import OPEN_STATES, Action, State, plan
+from tiaojie.server.cases.states import FOLLOW_UP_PENDING, OPEN_STATES, Action, State, plan
 from tiaojie.server.cases.tables import (
     case_attachments,
     case_config,
@@ -98,6 +98,8 @@ class Filters:
     overdue: bool | None = None
     organisation_id: str | None = None
     mediator_id: str | None = None
+    #: "overdue": closed with an outcome, not followed up, past `follow_up_due_at` (回访)
+    follow_up: str | None = None
 
 
 #: Told of the events about to be appended to a case's log, in their transaction (the
@@ -111,6 +113,8 @@ class CaseStore:
         self.database = database
         self.key = key
         self.listeners: list[CaseListener] = []
+        #: days from closing with an outcome to the follow-up (TIAOJIE_NOTIFY_FOLLOW_UP_DAYS)
+        self.follow_up_days = 30
 
     # -- configuration ---------------------------------------------------------------------
     async def config(self, conn: AsyncConnection | None = None) -> CaseConfig:
@@ -279,8 +283,16 @@ class CaseStore:
                 return case
 
     async def transition(
-        self, case_id: str, actor: CaseActor, action: Action, params: dict[str, Any], now: float
+        self,
+        case_id: str,
+        actor: CaseActor,
+        action: Action,
+        params: dict[str, Any],
+        now: float,
+        also: Callable[[AsyncConnection, Case], Awaitable[None]] | None = None,
     ) -> Case:
+        """One action on a case; `also` writes rows of its own in the same transaction
+        (a follow-up's record, server/cases/court.py)."""
         with guarded():
             async with self.database.write() as conn:
                 case = await self._load(conn, case_id, lock=True)
@@ -291,11 +303,20 @@ class CaseStore:
                 if action in (Action.DISPATCH, Action.TRANSFER, Action.TAKE):
                     params = await staff.check_target(conn, params)
                 settings = await self.organisation(case.holder_organisation_id, conn)
-                change = plan(case.rules, action, params, int(now), settings.deadline_days)
+                change = plan(
+                    case.rules,
+                    action,
+                    params,
+                    int(now),
+                    settings.deadline_days,
+                    self.follow_up_days,
+                )
                 await self._update(conn, case, {**change.updates, "updated_at": int(now)})
                 for name, value in change.updates.items():
                     setattr(case, name, State(value) if name == "state" else value)
                 case.updated_at = int(now)
+                if also is not None:
+                    await also(conn, case)
                 await self._append(conn, case, [{**change.event, "actor": actor.logged()}], now)
                 if actor.audited:
                     detail = {
@@ -501,6 +522,11 @@ class CaseStore:
             cases.c.deadline_at.is_not(None),
             cases.c.deadline_at < now,
         )
+        if filters.follow_up == "overdue":
+            query = query.where(
+                cases.c.state.in_([str(s) for s in FOLLOW_UP_PENDING]),
+                cases.c.follow_up_due_at < now,
+            )
         if filters.overdue is True:
             query = query.where(late)
         elif filters.overdue is False:

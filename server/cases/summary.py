@@ -42,7 +42,10 @@ EVENT_LABELS = {
     "withdrawn": "撤回",
     "followed_up": "回访",
     "attachment_added": "补充附件",
+    "court_bundle_prepared": "准备司法确认申请",
+    "court_answered": "法院答复",
 }
+COURT_ANSWERS = {"accepted": "已受理", "confirmed": "裁定确认有效", "refused": "不予受理或驳回申请"}
 ACTOR_LABELS = {"admin": "管理员", "account": "工作人员", "resident": "群众"}
 
 
@@ -85,8 +88,15 @@ def _details(event: dict[str, Any], tz: tzinfo) -> str:
         parts.append(f"结果：{OUTCOME_LABELS.get(event['outcome'], event['outcome'])}")
     if event.get("reason"):
         parts.append(f"理由：{event['reason']}")
+    if event.get("method") and event.get("performance"):
+        parts.append(f"{event.get('date')} {event['method']}回访，协议{event['performance']}")
     if event.get("note"):
         parts.append(f"回访记录：{event['note']}")
+    if event.get("court"):
+        parts.append(f"法院：{event['court']}")
+    if event.get("kind") == "court_answered":
+        status = COURT_ANSWERS.get(str(event.get("status")), str(event.get("status")))
+        parts.append(f"{status}，{event.get('document_number')}（{event.get('date')}）")
     return "；".join(parts)
 
 

@@ -17,6 +17,8 @@ which imports this module; migration v0004_cases makes them).
 - `case_sessions` (migration v0014_case_sessions): a Session, a room scheduled for a case: its
   room, time, the invites made for the case's parties and experts, when it was held and
   ended. Its room's recordings and agreements belong to the case.
+- `case_court`, `case_follow_ups` (server/cases/court_tables.py, migration v0019): the
+  application for judicial confirmation and the court's answers; the follow-ups (回访).
 - `case_outbox`: what should be sent to whom (a party's or an expert's session link);
   the rows hold no link or token: those are made again when the outbox is read.
 """
@@ -149,6 +151,8 @@ cases = Table(
     Column("log_seq", Integer, nullable=False),
     Column("log_head", String(64), nullable=False),
     Column("created_ns", BigInteger, nullable=False),
+    #: when a case closed with an outcome is to be followed up (回访; migration v0019)
+    Column("follow_up_due_at", BigInteger, nullable=True),
     UniqueConstraint("organisation_id", "year", "seq", name="uq_cases_number"),
     UniqueConstraint("code", name="uq_cases_code"),
     Index("ix_cases_created_ns", "created_ns"),
@@ -184,6 +188,7 @@ cases = Table(
     Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
     # The statistics (server/statistics/queries.py, migration v0015).
     *(Index(name, *columns) for name, columns in STATISTICS_INDEXES.items()),
+    Index("ix_cases_follow_up", "state", "follow_up_due_at"),
 )
 
 case_parties = Table(
@@ -301,3 +306,6 @@ case_outbox = Table(
     Column("sent_at", BigInteger, nullable=True),
     Column("created_ns", BigInteger, nullable=False),
 )
+
+# The court hand-off and the follow-ups (server/cases/court_tables.py) join `metadata` here.
+from tiaojie.server.cases import court_tables as _court_tables  # noqa: E402, F401

@@ -54,6 +54,8 @@ class Timing:
 
     deadline_warning: int = 3 * DAY
     follow_up_after: int = 30 * DAY
+    #: before the 30 days to apply for judicial confirmation run out (司法确认)
+    court_warning: int = 7 * DAY
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class NotifySettings:
             timing=Timing(
                 deadline_warning=int(get("NOTIFY_DEADLINE_WARNING_DAYS", "3")) * DAY,
                 follow_up_after=int(get("NOTIFY_FOLLOW_UP_DAYS", "30")) * DAY,
+                court_warning=int(get("NOTIFY_COURT_DEADLINE_DAYS", "7")) * DAY,
             ),
         )
 

@@ -17,6 +17,9 @@ never makes two messages.
 - `agreement_sealed` → to each party. `agreement_ready` (the agreement's text
   finalised for signing) is no case event: `AgreementNotices`, a room projection,
   queues it when a session room's agreement enters `signing`.
+- `closed` as 调解成功 and `court_bundle_prepared` → `court_deadline` to the mediator,
+  `court_warning` before the 30 days to apply for judicial confirmation run out (from
+  the agreement's sealing, server/cases/court.py); cancelled once the court answered.
 - `closed` with an outcome (调解成功 / 不成功) → `follow_up_due` (回访) to the mediator
   `follow_up_after` later. The case model has the 回访 state and action but no due
   date, so this is the reminder; it is cancelled when the case was followed up by then.
@@ -28,6 +31,7 @@ when it is one. Parties have phones (no e-mail); experts have phones.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -36,10 +40,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiaojie.server.accounts import directory
+from tiaojie.server.cases.court import COURT_DAYS
 from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.numbering import CST
 from tiaojie.server.cases.sessions import Session, sessions_of, side_label
-from tiaojie.server.cases.tables import case_settings, experts
+from tiaojie.server.cases.tables import case_log, case_settings, experts
 from tiaojie.server.notifications import outbox
 from tiaojie.server.notifications.config import DAY, HOUR, Timing
 from tiaojie.server.notifications.outbox import Message
@@ -100,6 +105,11 @@ class CaseNotices:
                 messages += self._to_parties(case, "agreement_sealed", ref, at)
             elif kind == "closed" and event.get("to") in ("succeeded", "failed"):
                 messages += await self._follow_up(conn, case, seq, at)
+                if event.get("to") == "succeeded":
+                    deadline = await _court_deadline(conn, case, at)
+                    messages += await self._court(conn, case, deadline, at)
+            elif kind == "court_bundle_prepared" and isinstance(event.get("deadline_at"), int):
+                messages += await self._court(conn, case, event["deadline_at"], at)
         return await outbox.queue(conn, messages, at) if messages else 0
 
     def _to_parties(self, case: Case, kind: str, ref: str, at: int) -> list[Message]:
@@ -235,6 +245,37 @@ class CaseNotices:
                 not_before=at + self.timing.follow_up_after,
             )
         ]
+
+    async def _court(
+        self, conn: AsyncConnection, case: Case, deadline: int, at: int
+    ) -> list[Message]:
+        if not case.mediator_id:
+            return []
+        return [
+            Message(
+                key=f"court_deadline:{case.id}:{deadline}",
+                case_id=case.id,
+                kind="court_deadline",
+                recipient={"role": "mediator", "account_id": case.mediator_id},
+                address=await self._mediator(conn, case.mediator_id),
+                variables={**_case_vars(case), "deadline": day(deadline)},
+                not_before=max(at, deadline - self.timing.court_warning),
+            )
+        ]
+
+
+async def _court_deadline(conn: AsyncConnection, case: Case, at: int) -> int:
+    """30 days from the last agreement the case's log seals (or from now, with none)."""
+    query = (
+        select(case_log.c.entry)
+        .where(case_log.c.case_id == case.id, case_log.c.type == "event")
+        .order_by(case_log.c.seq.desc())
+    )
+    for (line,) in await conn.execute(query):
+        entry = json.loads(line)
+        if (entry.get("event") or {}).get("kind") == "agreement_sealed":
+            return int(entry["time"]) + COURT_DAYS * DAY
+    return at + COURT_DAYS * DAY
 
 
 async def _expert_phones(conn: AsyncConnection, session: Session) -> dict[str, str | None]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tiaojie.server.accounts import audit
 from tiaojie.server.accounts.audit import Action as Audit
 from tiaojie.server.cases.actor import CaseActor
+from tiaojie.server.cases.court_tables import case_court
 from tiaojie.server.cases.service import Cases
 from tiaojie.server.cases.sessions import session_by_room
 from tiaojie.server.cases.states import OPEN_STATES, State
@@ -157,7 +158,19 @@ class Notifications:
             return None
         if kind == "follow_up_due" and case.state not in (State.SUCCEEDED, State.FAILED):
             return None
+        if kind == "court_deadline" and await self._court_answered(case.id):
+            return None  # the court has the application: the deadline is moot
         return extra
+
+    async def _court_answered(self, case_id: str) -> bool:
+        with guarded():
+            async with self.database.read() as conn:
+                answers = (
+                    await conn.execute(
+                        select(case_court.c.answers).where(case_court.c.case_id == case_id)
+                    )
+                ).scalar_one_or_none()
+        return bool(answers)
 
     # -- agreements ------------------------------------------------------------------------
     async def room_written(

@@ -110,6 +110,13 @@ KINDS: dict[str, Kind] = {
             "{name}您好：您与{with_whom}的预约咨询（{case_number}）已由{by}从{old_time}改到{time}，"
             "原因：{reason}。新的进入链接：{join_url} 原链接作废。",
         ),
+        Kind(
+            "court_deadline",
+            "司法确认申请期限将至",
+            (*_CASE, "deadline"),
+            "【提醒】{case_number}（{dispute_type}）的调解协议申请司法确认的期限为{deadline}"
+            "（协议生效之日起三十日内），请尽快协助双方当事人向人民法院提出申请。",
+        ),
     )
 }
 

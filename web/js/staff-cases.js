@@ -50,6 +50,13 @@ const STATES = [
 ];
 const SOURCES = ["grid_worker", "mediator", "police_110", "court", "resident"];
 
+/** The states after mediation: follow-ups (回访) and, after 调解成功, the court (司法确认). */
+const AFTER_STATES = new Set(["succeeded", "failed", "withdrawn", "following_up", "closed"]);
+/** [value the API takes, i18n key] */
+const METHODS = [["电话", "phone"], ["上门", "visit"], ["视频", "video"], ["其他", "other"]];
+const PERFORMANCE = [["履行中", "performing"], ["已履行", "performed"], ["未履行", "not_performed"], ["部分履行", "partly"]];
+const ANSWERS = ["accepted", "confirmed", "refused"];
+
 function when(seconds, withTime = true) {
   if (!seconds) return "";
   return new Date(seconds * 1000).toLocaleString(getLang(), {
@@ -98,9 +105,13 @@ export class CasesPanel {
    * @param {(method: string, path: string, payload?: object) => Promise<any>} opts.call
    * @param {(e: unknown) => string} opts.errorText
    */
-  constructor({ account, call, errorText }) {
+  constructor({ account, call, errorText, fetchRaw }) {
     this.account = account;
     this.call = call;
+    /** a request whose answer is a file (the court bundle ZIP) */
+    this.fetchRaw = fetchRaw;
+    /** case id -> {followUps, court} once its 回访 / 司法确认 panel was opened */
+    this.aftercare = new Map();
     this.errorText = errorText;
     this.roles = new Set(account.roles);
     this.queue = this.roles.has("coordinator") || this.roles.has("admin");
@@ -291,6 +302,7 @@ export class CasesPanel {
         h("h3.case-card-number", { text: c.case_number }),
         h(`span.badge.case-state.case-state-${c.state}`, { text: t(`case.state.${c.state}`) }),
         c.overdue ? h("span.badge.overdue", { text: t("staff.case.overdue") }) : null,
+        c.follow_up_overdue ? h("span.badge.overdue", { text: t("staff.case.follow_up.overdue") }) : null,
       ),
       h("p.case-card-meta.hint", { text: facts.filter(Boolean).join(" · ") }),
       h("p.case-card-parties", { text: parties }),
@@ -307,7 +319,207 @@ export class CasesPanel {
       card.append(this.sessionsPanel(c));
     }
     if (actions.has("return")) card.append(this.returnForm(c));
+    if (AFTER_STATES.has(c.state)) card.append(this.aftercarePanel(c));
     return card;
+  }
+
+  // -- after mediation: follow-ups (回访) and the court (司法确认) -------------------------
+  aftercarePanel(c) {
+    const known = this.aftercare.get(c.case_id);
+    const details = h(
+      "details.case-aftercare",
+      { open: Boolean(known), dataset: { loaded: String(Boolean(known)) } },
+      h("summary", { text: t("staff.case.aftercare") }),
+    );
+    details.addEventListener("toggle", async () => {
+      if (!details.open) {
+        this.aftercare.delete(c.case_id);
+        return;
+      }
+      if (!this.aftercare.has(c.case_id)) {
+        await this.loadAftercare(c);
+        this.render();
+      }
+    });
+    if (!known) return details;
+    const ups = known.followUps;
+    details.append(h("h4", { text: t("staff.case.follow_up") }));
+    if (ups.follow_up_due_at) {
+      details.append(h("p.hint", { text: t("staff.case.follow_up.due", { time: when(ups.follow_up_due_at, false) }) }));
+    }
+    details.append(
+      h(
+        "ul.case-follow-ups",
+        {},
+        ...ups.follow_ups.map((f) =>
+          h("li", { text: `${f.date} · ${f.method} · ${f.performance}${f.notes ? ` · ${f.notes}` : ""}` }),
+        ),
+      ),
+    );
+    if ((c.actions || []).includes("follow_up")) details.append(this.followUpForm(c));
+    const court = known.court;
+    if (court?.eligible) details.append(this.courtPart(c, court));
+    return details;
+  }
+
+  async loadAftercare(c) {
+    const base = `/api/cases/${encodeURIComponent(c.case_id)}`;
+    try {
+      const followUps = await this.call("GET", `${base}/follow-ups`);
+      const court = await this.call("GET", `${base}/court`).catch(() => null);
+      this.aftercare.set(c.case_id, { followUps, court });
+    } catch (e) {
+      toast(this.errorText(e), "error");
+    }
+  }
+
+  followUpForm(c) {
+    const today = new Date().toISOString().slice(0, 10);
+    const date = h("input", { type: "date", name: "date", value: today, required: true });
+    const method = h("select", { name: "method" }, ...METHODS.map(([m, key]) => new Option(t(`staff.case.follow_up.method.${key}`), m)));
+    const performance = h("select", { name: "performance" }, ...PERFORMANCE.map(([p, key]) => new Option(t(`staff.case.follow_up.performance.${key}`), p)));
+    const notes = h("textarea", { name: "notes", rows: 2, maxlength: 2000 });
+    const error = h("p.form-error", { role: "alert", hidden: true });
+    const form = h(
+      "form.case-follow-up.case-action-form",
+      { novalidate: true },
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.follow_up.date") }), date),
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.follow_up.method") }), method),
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.follow_up.performance") }), performance),
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.follow_up.notes") }), notes),
+      error,
+      h("button.btn.primary", { type: "submit", dataset: { action: "follow-up" }, text: t("staff.case.follow_up.record") }),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const body = { date: date.value, method: method.value, performance: performance.value, notes: notes.value };
+      await this.aftercareChange(c, "follow-ups", body, form, error, t("staff.case.follow_up.done"));
+    });
+    return form;
+  }
+
+  courtPart(c, court) {
+    const part = h("div.case-court", {}, h("h4", { text: t("staff.case.court") }));
+    const deadline = court.deadline_at ? when(court.deadline_at, false) : "-";
+    part.append(h("p.case-court-deadline", { text: t("staff.case.court.deadline", { time: deadline, days: court.days_left ?? "-" }) }));
+    if (court.deadline_passed) part.append(h("span.badge.overdue", { text: t("staff.case.court.passed") }));
+    part.append(
+      h(
+        "ul.case-court-checklist",
+        {},
+        ...court.checklist.map((i) =>
+          h("li", { dataset: { present: String(i.present) }, text: `${i.present ? t("staff.case.court.present") : t("staff.case.court.missing")} ${i.label}` }),
+        ),
+      ),
+    );
+    const name = h("input", { type: "text", name: "court", maxlength: 100, value: court.court || "", required: true });
+    const addresses = (c.parties || []).map((p, position) => {
+      const saved = (court.application.parties || []).find((x) => x.position === position) || {};
+      return [position, h("input", { type: "text", maxlength: 200, value: saved.address || "", name: `address-${position}` }), p];
+    });
+    const error = h("p.form-error", { role: "alert", hidden: true });
+    const form = h(
+      "form.case-court-bundle.case-action-form",
+      { novalidate: true },
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.court.name") }), name),
+      ...addresses.map(([, input, p]) =>
+        h("label.field", {}, h("span.field-label", { text: t("staff.case.court.address", { who: `${t(`case.party.${p.role}`)} ${p.name}` }) }), input),
+      ),
+      error,
+      h("button.btn.primary", { type: "submit", dataset: { action: "court-bundle" }, text: t("staff.case.court.bundle") }),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      if (!name.value.trim()) {
+        error.textContent = t("staff.case.court.name_empty");
+        error.hidden = false;
+        return;
+      }
+      const saved = court.application.parties || [];
+      const parties = addresses.map(([position, input]) => ({
+        ...(saved.find((x) => x.position === position) || {}),
+        position,
+        address: input.value.trim(),
+      }));
+      await this.bundle(c, { court: name.value.trim(), parties }, form, error);
+    });
+    part.append(form);
+    if (court.answers.length) {
+      part.append(
+        h(
+          "ul.case-court-answers",
+          {},
+          ...court.answers.map((a) => h("li", { text: `${a.date} · ${a.label} · ${a.document_number}` })),
+        ),
+      );
+    }
+    part.append(this.answerForm(c));
+    return part;
+  }
+
+  answerForm(c) {
+    const status = h("select", { name: "status" }, ...ANSWERS.map((a) => new Option(t(`staff.case.court.answer.${a}`), a)));
+    const number = h("input", { type: "text", name: "document_number", maxlength: 64, required: true });
+    const date = h("input", { type: "date", name: "date", value: new Date().toISOString().slice(0, 10), required: true });
+    const error = h("p.form-error", { role: "alert", hidden: true });
+    const form = h(
+      "form.case-court-answer.case-action-form",
+      { novalidate: true },
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.court.answer") }), status),
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.court.document_number") }), number),
+      h("label.field", {}, h("span.field-label", { text: t("staff.case.court.date") }), date),
+      error,
+      h("button.btn", { type: "submit", dataset: { action: "court-answer" }, text: t("staff.case.court.answer.record") }),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const body = { status: status.value, document_number: number.value.trim(), date: date.value };
+      if (!body.document_number) {
+        error.textContent = t("staff.case.court.document_number_empty");
+        error.hidden = false;
+        return;
+      }
+      await this.aftercareChange(c, "court-answer", body, form, error, t("staff.case.court.answer.done"));
+    });
+    return form;
+  }
+
+  async aftercareChange(c, what, body, form, error, done) {
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      await this.call("POST", `/api/cases/${encodeURIComponent(c.case_id)}/${what}`, body);
+      await this.loadAftercare(c);
+      await this.load();
+      toast(done);
+    } catch (err) {
+      error.textContent = this.errorText(err);
+      error.hidden = false;
+      button.disabled = false;
+    }
+  }
+
+  async bundle(c, body, form, error) {
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    error.hidden = true;
+    try {
+      const response = await this.fetchRaw("POST", `/api/cases/${encodeURIComponent(c.case_id)}/court-bundle`, body);
+      const url = URL.createObjectURL(await response.blob());
+      const link = h("a", { href: url, download: `司法确认-${c.case_number}.zip` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      await this.loadAftercare(c);
+      this.render();
+      toast(t("staff.case.court.bundle.done"));
+    } catch (err) {
+      error.textContent = this.errorText(err);
+      error.hidden = false;
+    }
+    button.disabled = false;
   }
 
   button(c, action, text, primary = false) {

@@ -29,7 +29,7 @@
  *
  * @module staff
  */
-import { ApiError, callJson, currentSession, sessionCredential } from "./api.js";
+import { ApiError, apiFetch, callJson, currentSession, sessionCredential } from "./api.js";
 import { errorText, initI18n, onLangChange, t } from "./i18n.js";
 import { AdminPanel } from "./staff-admin.js";
 import { CalendarPanel } from "./staff-calendar.js";
@@ -61,6 +61,16 @@ function toLogin() {
  * @param {string} path
  * @param {object} [payload]
  */
+/** A staff request whose answer is not JSON (a ZIP to download): the Response. */
+export async function staffFetch(method, path, payload) {
+  try {
+    return await apiFetch(method, path, page.credential, { payload });
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) toLogin();
+    throw e;
+  }
+}
+
 export async function staffCall(method, path, payload) {
   try {
     return await callJson(method, path, page.credential, payload);
@@ -139,7 +149,12 @@ async function main() {
 
   const tasks = [];
   if (roles.some((r) => r === "mediator" || r === "coordinator" || r === "admin")) {
-    const cases = new CasesPanel({ account: session.account, call: staffCall, errorText: staffError });
+    const cases = new CasesPanel({
+      account: session.account,
+      call: staffCall,
+      fetchRaw: staffFetch,
+      errorText: staffError,
+    });
     tasks.push(cases.start());
   }
   if (roles.includes("mediator")) {
