@@ -404,6 +404,13 @@ async def test_every_response_path_survives_hostile_stored_text(
         ("POST", "/api/availability", admin),  # 415: no body
         ("DELETE", "/api/availability/no-such-rule", admin),
         ("GET", "/api/calendar", admin),
+        # the court hand-off and follow-ups (server/cases/court*.py): stored names in the
+        # application, the checklist and the answers
+        ("GET", f"{case_path}/court", admin),
+        ("POST", f"{case_path}/court-bundle", admin),  # 409: not closed as succeeded
+        ("POST", f"{case_path}/court-answer", admin),  # 415: no body
+        ("GET", f"{case_path}/follow-ups", admin),
+        ("POST", f"{case_path}/follow-ups", admin),  # 415: no body
     ]
     for method, path, token in calls:
         status, body = await srv.request(method, path, token)
