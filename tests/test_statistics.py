@@ -60,6 +60,13 @@ def expected(rows: list[Any], now: int) -> dict[str, Any]:
         and r.deadline_at < now
     ]
     outcomes = Counter(r.outcome for r in rows)
+    follow_ups_late = [
+        r
+        for r in rows
+        if r.state in ("succeeded", "failed")
+        and r.follow_up_due_at is not None
+        and r.follow_up_due_at < now
+    ]
     hours = [(r.closed_at - r.created_at) // 3600 for r in rows if r.closed_at is not None]
     months = Counter(f"{local(r.created_at):%Y-%m}" for r in rows)
     weeks = Counter("{:04d}-W{:02d}".format(*local(r.created_at).isocalendar()[:2]) for r in rows)
@@ -72,6 +79,7 @@ def expected(rows: list[Any], now: int) -> dict[str, Any]:
     return {
         "total": len(rows),
         "overdue": len(late),
+        "follow_up_overdue": len(follow_ups_late),
         "by_type": Counter(r.dispute_type for r in rows),
         "by_source": Counter(r.source for r in rows),
         "by_state": Counter(r.state for r in rows),
@@ -91,6 +99,7 @@ def expected(rows: list[Any], now: int) -> dict[str, Any]:
 def check(body: dict[str, Any], want: dict[str, Any]) -> None:
     assert body["total"] == want["total"]
     assert body["overdue"] == want["overdue"]
+    assert body["follow_up_overdue"] == want["follow_up_overdue"]
     assert {t["code"]: t["count"] for t in body["by_type"]} == dict(want["by_type"])
     assert {s["code"]: s["count"] for s in body["by_source"] if s["count"]} == dict(
         want["by_source"]
@@ -153,11 +162,25 @@ async def test_the_numbers_the_exports_and_who_may_see_them(room_server: LiveSer
                     created_by={}, created_at=int(now), created_ns=time.time_ns(),
                 )
             )  # fmt: skip
+        # 回访: the cases closed with an outcome are due a follow-up, half of them already
+        closed = [
+            r.id
+            for r in await conn.execute(
+                select(cases.c.id).where(cases.c.state.in_(("succeeded", "failed")))
+            )
+        ]
+        for n, case_id in enumerate(closed):
+            due = int(now) + (-86400 if n % 2 else 86400)
+            await conn.execute(
+                update(cases).where(cases.c.id == case_id).values(follow_up_due_at=due)
+            )
         rows = list(await conn.execute(select(cases)))
 
     status, body = await srv.admin("GET", "/api/statistics")
     assert status == 200, body
-    check(body, expected(rows, body["generated_at"]))
+    want = expected(rows, body["generated_at"])
+    assert want["follow_up_overdue"] > 0  # the data set has some, or this checks nothing
+    check(body, want)
     districts = expected(rows, body["generated_at"])["districts"]
     assert {r["code"]: r["count"] for r in body["by_region"]["items"]} == dict(districts)
     assert body["by_region"]["level"] == "district"

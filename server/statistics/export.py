@@ -74,6 +74,7 @@ def tables(stats: dict[str, Any]) -> list[Table]:
         ["时区", stats["timezone"]],
         ["案件总数", stats["total"]],
         ["超期案件", stats["overdue"]],
+        ["回访逾期", stats["follow_up_overdue"]],
         ["调解成功", rate["succeeded"]],
         ["调解不成功", rate["failed"]],
         ["已撤回", rate["withdrawn"]],

@@ -64,6 +64,10 @@ STATISTICS: Schema = {
         "generated_at": {"type": "integer"},
         "total": _COUNT,
         "overdue": _COUNT,
+        "follow_up_overdue": {
+            **_COUNT,
+            "description": "closed with an outcome, past the follow-up's (回访) due day",
+        },
         "success_rate": {
             "type": "object",
             "description": "rate = succeeded / (succeeded + failed); null with none",
@@ -124,6 +128,7 @@ STATISTICS: Schema = {
         "timezone",
         "total",
         "overdue",
+        "follow_up_overdue",
         "success_rate",
         "days_to_close",
         "by_type",

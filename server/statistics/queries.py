@@ -39,7 +39,7 @@ from sqlalchemy.ext.compiler import compiles
 from tiaojie.server.cases import staff
 from tiaojie.server.cases.actor import CaseActor, StaffRole
 from tiaojie.server.cases.model import SOURCE_LABELS, Source
-from tiaojie.server.cases.states import LABELS, OPEN_STATES, State
+from tiaojie.server.cases.states import FOLLOW_UP_PENDING, LABELS, OPEN_STATES, State
 from tiaojie.server.cases.tables import case_sessions, case_settings, cases, experts
 from tiaojie.server.statistics import periods
 from tiaojie.server.statistics.regions import RegionTree
@@ -94,6 +94,16 @@ def region_terms(kind: str, region: str) -> list[Any]:
     else:
         terms += [column >= region, column < region + "~"]
     return terms
+
+
+def follow_up_late(now: int) -> Any:
+    """A follow-up (回访) overdue: closed with an outcome, not followed up, past its due
+    day (server/cases/court.py sets it on closing; `GET /api/cases?follow_up=overdue`)."""
+    return and_(
+        cases.c.state.in_([str(s) for s in FOLLOW_UP_PENDING]),
+        cases.c.follow_up_due_at.is_not(None),
+        cases.c.follow_up_due_at < now,
+    )
 
 
 def late(now: int) -> Any:
@@ -198,6 +208,14 @@ class Statistics:
         )
         query = self.indexed(query, "ix_cases_statistics_type")
         return list(await self.conn.execute(query))
+
+    async def follow_ups_overdue(self) -> int:
+        """Cases whose follow-up is overdue, by the follow-up index (few rows: the cases
+        closed and waiting for their 回访)."""
+        query = select(func.count()).where(*self.where(), follow_up_late(self.now))
+        if self.kind == "sqlite":  # whatever the filters: the waiting cases are few
+            query = query.with_hint(cases, "INDEXED BY ix_cases_follow_up", "sqlite")
+        return int((await self.conn.execute(query)).scalar_one())
 
     async def type_names(self, codes: set[str]) -> dict[str, str]:
         """The names cases kept for types no longer configured (rare: a type removed)."""
@@ -422,6 +440,7 @@ class Statistics:
             "generated_at": self.now,
             "total": total,
             "overdue": overdue,
+            "follow_up_overdue": await self.follow_ups_overdue(),
             "success_rate": {
                 "succeeded": outcomes["success"],
                 "failed": outcomes["failure"],

@@ -270,6 +270,7 @@ function render() {
   $("stats-summary").hidden = false;
   $("fig-total").textContent = String(data.total);
   $("fig-overdue").textContent = String(data.overdue);
+  $("fig-follow-up-overdue").textContent = String(data.follow_up_overdue);
   const rate = data.success_rate;
   $("fig-rate").textContent = rate.rate === null ? "—" : `${(rate.rate * 100).toFixed(1)}%`;
   $("fig-rate-detail").textContent = t("stats.rate_detail", {

@@ -927,6 +927,7 @@ export default {
   "stats.summary": "Overview",
   "stats.total": "Cases",
   "stats.overdue": "Overdue",
+  "stats.follow_up_overdue": "Follow-ups overdue",
   "stats.success_rate": "Success rate",
   "stats.days_median": "Report to close (median, days)",
   "stats.days_p90": "Report to close (90% within, days)",

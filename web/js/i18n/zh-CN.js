@@ -928,6 +928,7 @@ export default {
   "stats.summary": "概览",
   "stats.total": "案件总数",
   "stats.overdue": "超期案件",
+  "stats.follow_up_overdue": "回访逾期",
   "stats.success_rate": "调解成功率",
   "stats.days_median": "登记至结案（中位数，天）",
   "stats.days_p90": "登记至结案（90% 在此之内，天）",
