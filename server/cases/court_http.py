@@ -38,7 +38,7 @@ from tiaojie.server.archive_index.schema import agreements as agreement_rows
 from tiaojie.server.cases import court, permissions
 from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.court_tables import case_court, case_follow_ups
-from tiaojie.server.cases.http import CASE, _json
+from tiaojie.server.cases.http import CASE, _json, send_zip
 from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.schemas import _object, _text
 from tiaojie.server.cases.service import Cases
@@ -48,7 +48,6 @@ from tiaojie.server.errors import bad_request, forbidden
 from tiaojie.server.http_auth import json_response
 from tiaojie.server.model import new_id
 from tiaojie.server.schemas import ID_PATTERN
-from tiaojie.server.web import NO_STORE
 
 DATE: dict[str, Any] = {"type": "string", "pattern": r"20[0-9]{2}-[01][0-9]-[0-3][0-9]"}
 ATTACHMENT_ID: dict[str, Any] = {"type": "string", "pattern": ID_PATTERN}
@@ -306,21 +305,7 @@ class CourtRoutes:
                 return [event]
 
             await self.cases.store.change(case.id, court.require_success, write, now)
-            size = out.tell()
-            out.seek(0)
-            response = web.StreamResponse(
-                headers={
-                    **NO_STORE,
-                    "Content-Type": "application/zip",
-                    "Content-Disposition": f'attachment; filename="court-{case.id}.zip"',
-                }
-            )
-            response.content_length = size
-            await response.prepare(request)
-            while chunk := await loop.run_in_executor(None, out.read, 1 << 20):
-                await response.write(chunk)
-            await response.write_eof()
-        return response
+            return await send_zip(request, out, f"court-{case.id}.zip")
 
     # -- the court's answer ----------------------------------------------------------------
     async def answer(self, request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import asyncio
 import re
 import tempfile
 import time
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -290,24 +290,9 @@ class CaseRoutes:
             raise permissions.case_not_found()
         case, entries = found
         permissions.check_read(actor, case.rules)
-        loop = asyncio.get_running_loop()
         with tempfile.TemporaryFile() as out:
             await self.cases.dossier(case, entries, out, segments)
-            size = out.tell()
-            out.seek(0)
-            response = web.StreamResponse(
-                headers={
-                    **NO_STORE,
-                    "Content-Type": "application/zip",
-                    "Content-Disposition": f'attachment; filename="dossier-{case.id}.zip"',
-                }
-            )
-            response.content_length = size
-            await response.prepare(request)
-            while chunk := await loop.run_in_executor(None, out.read, 1 << 20):
-                await response.write(chunk)
-            await response.write_eof()
-        return response
+            return await send_zip(request, out, f"dossier-{case.id}.zip")
 
     # -- sessions --------------------------------------------------------------------------
     async def schedule(self, request: web.Request) -> web.Response:
@@ -507,3 +492,23 @@ def _check_report(body: dict[str, Any], config: CaseConfig) -> None:
     taxonomy.find(config.dispute_types, body["dispute_type"])
     if not regions.is_community(config.regions, body["community"]):
         raise bad_request("community must be a community of the configured regions.")
+
+
+async def send_zip(request: web.Request, out: IO[bytes], filename: str) -> web.StreamResponse:
+    """The ZIP written to `out` (a temporary file), streamed in 1 MiB reads off the loop."""
+    loop = asyncio.get_running_loop()
+    size = out.tell()
+    out.seek(0)
+    response = web.StreamResponse(
+        headers={
+            **NO_STORE,
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        }
+    )
+    response.content_length = size
+    await response.prepare(request)
+    while chunk := await loop.run_in_executor(None, out.read, 1 << 20):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
