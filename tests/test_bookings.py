@@ -203,15 +203,34 @@ async def test_a_booking_its_room_messages_moves_cancels_and_who_may(tmp_path: P
             assert status == 200, answer
             return [n for n in answer["notifications"] if n["kind"].startswith("booking")]
 
-        confirmed = [(n["kind"], n["recipient"]["role"]) for n in await notes()]
+        first = await notes()
+        confirmed = [(n["kind"], n["recipient"]["role"]) for n in first if "confirmed" in n["kind"]]
         assert sorted(confirmed) == [
             ("booking_confirmed", "expert"),
             ("booking_confirmed", "party"),
         ]
+        # ... and to each a reminder a day and an hour before, those still ahead
+        leads = (("booking_reminder_day", 86400), ("booking_reminder_hour", 3600))
+        ahead = [(k, lead) for k, lead in leads if slot["starts_at"] - lead > time.time() + 60]
+        assert ahead  # the talk is tomorrow: at least the hour's reminder is ahead
+        reminded = sorted(
+            (n["kind"], n["recipient"]["role"], n["not_before"], n["status"])
+            for n in first
+            if "reminder" in n["kind"]
+        )
+        assert reminded == sorted(
+            (kind, role, slot["starts_at"] - lead, "queued")
+            for kind, lead in ahead
+            for role in ("expert", "party")
+        )
+
+        def confirmations(found: list[dict[str, Any]]) -> list[str]:
+            return [n["status"] for n in found if "confirmed" in n["kind"]]
+
         # The worker sends them (the log channel here) with their links made at sending
         # time: a message whose link could not be made would be cancelled, not sent.
         deadline = time.monotonic() + 30
-        while [n["status"] for n in await notes()] != ["sent", "sent"]:
+        while confirmations(await notes()) != ["sent", "sent"]:
             assert time.monotonic() < deadline, await notes()
             await asyncio.sleep(0.05)
 

@@ -15,6 +15,7 @@ end the room (a move makes a new one) and are logged and messaged the same way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -39,7 +40,7 @@ from tiaojie.server.cases.tables import case_sessions, experts
 from tiaojie.server.errors import TiaojieError, bad_request, forbidden
 from tiaojie.server.model import Room, new_id
 from tiaojie.server.notifications import outbox
-from tiaojie.server.notifications.events import contact_address
+from tiaojie.server.notifications.events import REMINDERS, contact_address
 from tiaojie.server.notifications.outbox import Message
 from tiaojie.server.roles import Role
 
@@ -588,6 +589,8 @@ class Bookings:
                     not_before=int(now),
                 )
             )
+        if kind in ("booking_confirmed", "booking_rescheduled"):
+            messages += reminders(messages, row["starts_at"], int(now))
         await outbox.queue(conn, messages, int(now))
 
     def _wake(self) -> None:
@@ -688,3 +691,24 @@ def when(ts: int | None, tz: tzinfo) -> str:
         return ""
     moment = datetime.fromtimestamp(ts, tz)
     return f"{moment:%Y-%m-%d %H:%M}（{label(moment, 'zh-CN')}）"
+
+
+def reminders(sent: list[Message], starts_at: int, now: int) -> list[Message]:
+    """A day and an hour before the talk, to everyone the booking told, when still ahead
+    (as a session's reminders; moot once the booking is cancelled or moved: its room has
+    ended, server/notifications/service.py)."""
+    found = []
+    for kind, lead in REMINDERS:
+        if starts_at - lead <= now:
+            continue
+        for message in sent:
+            reminder = kind.replace("session_", "booking_")
+            found.append(
+                dataclasses.replace(
+                    message,
+                    key=f"{reminder}:{message.key.split(':', 1)[1]}",
+                    kind=reminder,
+                    not_before=starts_at - lead,
+                )
+            )
+    return found

@@ -38,7 +38,12 @@ from tiaojie.server.store.base import Document
 WAKE_AFTER = 0.05
 _SESSION_KINDS = ("session_scheduled", "session_reminder_day", "session_reminder_hour")
 #: A booking's messages with the booking room's link (server/bookings/service.py).
-_BOOKING_LINK_KINDS = ("booking_confirmed", "booking_rescheduled")
+_BOOKING_LINK_KINDS = (
+    "booking_confirmed",
+    "booking_rescheduled",
+    "booking_reminder_day",
+    "booking_reminder_hour",
+)
 
 
 class Notifications:

@@ -97,6 +97,20 @@ KINDS: dict[str, Kind] = {
             "届时请打开链接进入咨询室：{join_url} 请勿转发本链接。",
         ),
         Kind(
+            "booking_reminder_day",
+            "预约咨询明天开始",
+            (*_BOOKING, "join_url"),
+            "{name}您好：提醒您，您与{with_whom}的预约咨询（{case_number}）将于{time}在线进行。"
+            "届时请打开链接进入咨询室：{join_url} 请勿转发本链接。",
+        ),
+        Kind(
+            "booking_reminder_hour",
+            "预约咨询一小时后开始",
+            (*_BOOKING, "join_url"),
+            "{name}您好：您与{with_whom}的预约咨询（{case_number}）一小时后（{time}）开始，"
+            "请准备好手机或电脑，打开链接进入咨询室：{join_url}",
+        ),
+        Kind(
             "booking_cancelled",
             "预约咨询已取消",
             (*_BOOKING, "reason"),
