@@ -125,6 +125,12 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
         await source.stop()
     for client in clients:
         await client.close()
+    return measured(delays, received, expected)
+
+
+def measured(delays: list[float], received: dict, expected: dict) -> dict:
+    """One side's figures from its matched delays and its packet counts (Tiaojie's load
+    generator and Janus's alike)."""
     delays.sort()
     return {
         "delay_p50_ms": 1000 * statistics.median(delays) if delays else None,
@@ -239,20 +245,7 @@ async def generate_janus(url: str, rooms: int, media: Path, warmup: float, secon
             await pc.close()
         for session in sessions:
             await session.close()
-    delays.sort()
-    return {
-        "delay_p50_ms": 1000 * statistics.median(delays) if delays else None,
-        "delay_p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))] if delays else None,
-        "matched": len(delays),
-        "loss_video": max(0.0, 1 - received["video"] / expected["video"])
-        if expected["video"]
-        else None,
-        "loss_audio": max(0.0, 1 - received["audio"] / expected["audio"])
-        if expected["audio"]
-        else None,
-        "delivered": received["video"] + received["audio"],
-        "received": received,
-    }
+    return measured(delays, received, expected)
 
 
 # -- orchestration ------------------------------------------------------------------------
