@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from playwright.async_api import expect
 
 from tests.support.cheap_passwords import hash_cheaply
 from tests.support.postgres import PostgresCluster, postgres_bin
@@ -22,6 +23,13 @@ from tests.support.signal_client import SignalClient
 from tiaojie.server.app import create_app
 from tiaojie.server.config import Settings
 from tiaojie.server.state import app_state
+
+#: How long a Playwright expectation waits before it fails, in every browser test. Playwright's
+#: own 5 s was too short in CI while a second browser started beside the page (the page was
+#: still "正在加载…" after 5 s); an expectation that holds returns at once, so waiting longer
+#: costs nothing when things work.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 

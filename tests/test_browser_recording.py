@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from tests.conftest import EXPECT_TIMEOUT_MS
 from tests.test_agreements import (  # the signing keys in place before each server
     keys,  # noqa: F401
     shared_keys,  # noqa: F401
@@ -41,7 +42,7 @@ async def browser(chromium_cdp: str, live_server: Any) -> AsyncIterator[Browser]
         try:
             yield browser
         finally:
-            expect.set_options(timeout=5_000)  # Playwright's default, for other modules
+            expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # the suite's, for other modules
         await live_server.stop_recordings()  # while the pages are still in the room
         for context in browser.contexts:
             await context.close()

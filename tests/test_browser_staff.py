@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from tests.conftest import LiveServer
+from tests.conftest import EXPECT_TIMEOUT_MS, LiveServer
 from tests.support.staff import PASSWORD, StaffBrowser
 
 pytestmark = pytest.mark.browser
@@ -36,7 +36,7 @@ async def browser(chromium_cdp: str, live_server: LiveServer) -> AsyncIterator[B
         try:
             yield browser
         finally:
-            expect.set_options(timeout=5_000)  # Playwright's default, for other modules
+            expect.set_options(timeout=EXPECT_TIMEOUT_MS)  # the suite's, for other modules
         await live_server.stop_recordings()  # while the pages are still in the room
         for context in browser.contexts:
             await context.close()
