@@ -30,7 +30,7 @@ from sqlalchemy import JSON, delete, insert
 
 from tiaojie.archive.caselog import report_digest
 from tiaojie.archive.chain import GENESIS, canonical, case_chain_name, make_entry
-from tiaojie.server.cases import numbering, regions, taxonomy
+from tiaojie.server.cases import counts, numbering, regions, taxonomy
 from tiaojie.server.cases.model import Case, Party, PartyRole, Risk, Source
 from tiaojie.server.cases.service import new_code
 from tiaojie.server.cases.settings import DEFAULT_DEADLINE_DAYS, DEFAULT_ORGANISATION
@@ -412,5 +412,7 @@ async def write(
                     organisation_id=DEFAULT_ORGANISATION, year=year, last=last
                 )
             )
+        # the statistics' summary, as the store keeps it for each case (one statement)
+        await counts.rebuild(conn)
     found.seconds = time.perf_counter() - started
     return found

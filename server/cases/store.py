@@ -27,7 +27,7 @@ from tiaojie.archive.caselog import report_digest
 from tiaojie.archive.chain import GENESIS, canonical, case_chain_name, make_entry
 from tiaojie.server.accounts import audit, directory
 from tiaojie.server.accounts.audit import Action as Audit
-from tiaojie.server.cases import numbering, permissions, regions, staff, taxonomy
+from tiaojie.server.cases import counts, numbering, permissions, regions, staff, taxonomy
 from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.model import Attachment, Case, Party, PartyRole, Risk, Source
 from tiaojie.server.cases.permissions import Scope, case_not_found
@@ -249,6 +249,7 @@ class CaseStore:
                 )
                 row = _row(case)
                 await conn.execute(insert(cases).values(**row, created_ns=time.time_ns()))
+                await counts.move(conn, None, counts.key(counts.case_values(case)))
                 if case.parties:
                     await conn.execute(
                         insert(case_parties),
@@ -416,6 +417,10 @@ class CaseStore:
             raise TiaojieError(
                 "case_changed", "The case changed meanwhile; nothing was changed. Try again.", 409
             )
+        # the statistics' summary follows, in this transaction (counts.py)
+        before = counts.case_values(case)
+        after = {**before, **{k: v for k, v in values.items() if k in before}}
+        await counts.move(conn, counts.key(before), counts.key(after))
         case.version += 1
 
     async def _append(

@@ -21,6 +21,8 @@ which imports this module; migration v0004_cases makes them).
   application for judicial confirmation and the court's answers; the follow-ups (回访).
 - `case_outbox`: what should be sent to whom (a party's or an expert's session link);
   the rows hold no link or token: those are made again when the outbox is read.
+- `case_counts` (server/cases/counts.py, migration v0020): the statistics' summary, the
+  number of cases per combination of what the dashboard counts, kept by every change.
 """
 
 from __future__ import annotations
@@ -305,6 +307,45 @@ case_outbox = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
     Column("created_ns", BigInteger, nullable=False),
+)
+
+#: The statistics' summary (server/cases/counts.py, migration v0020): how many cases share
+#: each combination of what the dashboard counts, filters and groups by, kept in the
+#: transaction of every case change. A case is in the row of its report time's quarter
+#: hour (`quarter`, Unix seconds: every zone's midnight is a quarter hour, so a local
+#: day or period is a range of quarters in any `--timezone`) and of its whole hours from
+#: report to close (`close_hours`, counts.OPEN_HOURS while not closed); an absent
+#: outcome or mediator is ''. Rows reaching 0 are deleted. On SQLite the key is the
+#: table (WITHOUT ROWID): a period is one range of it, read with its counts.
+COUNT_KEY = (
+    "quarter",
+    "dispute_type",
+    "region_code",
+    "source",
+    "state",
+    "outcome",
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+    "mediator_id",
+    "close_hours",
+)
+
+case_counts = Table(
+    "case_counts",
+    metadata,
+    Column("quarter", BigInteger, nullable=False),
+    Column("dispute_type", String(32), nullable=False),
+    Column("region_code", String(32), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("holder_organisation_id", ID, nullable=False),
+    Column("coordinator_organisation_id", ID, nullable=False),
+    Column("mediator_id", ID, nullable=False),
+    Column("close_hours", BigInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint(*COUNT_KEY, name="pk_case_counts"),
+    sqlite_with_rowid=False,
 )
 
 # The court hand-off and the follow-ups (server/cases/court_tables.py) join `metadata` here.

@@ -1,16 +1,21 @@
 """The dashboard's statistics as SQL (SQLAlchemy Core, the same on SQLite and PostgreSQL).
 
 Every query aggregates in the database and returns rows bounded by the configuration,
-never by the number of cases: the counts per (type, source, state, outcome), per region
-code, per local day (or quarter hour, periods.py), per hour of report-to-close time, per
-mediator, per organisation and per expert. `Statistics.compute` rolls them up into the
-JSON of `GET /api/statistics` (docs/STATISTICS.md says what each number means). Each
-query is also a method of its own so bench/statistics.py can time it alone.
+never by the number of cases. The counts per (type, source, state, outcome), per region
+code, per piece of the period (periods.py), per hour of report-to-close time, per
+mediator and per organisation are sums over the summary `case_counts` (server/cases/
+counts.py: one row per combination of what is counted, kept in the transaction of every
+case change, migration v0020), not counts over the cases. Read from the cases table
+still: what depends on the time of asking (overdue: open past the deadline now; the
+follow-ups overdue), each through an index that holds those few cases, and the experts
+(from the sessions). `Statistics.compute` rolls them up into the JSON of
+`GET /api/statistics` (docs/STATISTICS.md says what each number means). Each query is
+also a method of its own so bench/statistics.py can time it alone.
 
 Filters apply to every number alike: the cases the caller's role reads (the admin all,
 a coordinator those its organisation holds or coordinates), reported in the period
-(local dates, both ends included), of the type, in the region (and everything below it),
-held by the organisation. Served by the index ix_cases_statistics (migration v0015).
+(local dates, both ends included: local midnights are quarter hours, the summary's
+grain), of the type, in the region (and everything below it), held by the organisation.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Select,
+    Table,
     and_,
     case,
     column,
@@ -36,11 +42,17 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
-from tiaojie.server.cases import staff
+from tiaojie.server.cases import counts, staff
 from tiaojie.server.cases.actor import CaseActor, StaffRole
 from tiaojie.server.cases.model import SOURCE_LABELS, Source
 from tiaojie.server.cases.states import FOLLOW_UP_PENDING, LABELS, OPEN_STATES, State
-from tiaojie.server.cases.tables import case_sessions, case_settings, cases, experts
+from tiaojie.server.cases.tables import (
+    case_counts,
+    case_sessions,
+    case_settings,
+    cases,
+    experts,
+)
 from tiaojie.server.statistics import periods
 from tiaojie.server.statistics.regions import RegionTree
 
@@ -84,10 +96,10 @@ def may_see(actor: CaseActor) -> bool:
     return actor.has(StaffRole.ADMIN) or actor.has(StaffRole.COORDINATOR)
 
 
-def region_terms(kind: str, region: str) -> list[Any]:
+def region_terms(kind: str, region: str, table: Table = cases) -> list[Any]:
     """A region and everything under it: codes starting with its code, also as a range
     an index can seek (as the queue does, server/cases/store.py)."""
-    column = cases.c.region_code
+    column = table.c.region_code
     terms = [column.startswith(region, autoescape=True)]
     if kind == "postgresql":
         terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]
@@ -127,8 +139,23 @@ def _hint_text(table: Any, text: str | None) -> str | None:
     return text
 
 
-def _count(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+def _sum(condition: Any) -> Any:
+    """The summary's cases meeting `condition` (each row counts `n`)."""
+    return func.coalesce(func.sum(case((condition, case_counts.c.n), else_=0)), 0)
+
+
+@dataclass
+class Row:
+    """A row of the answer: the summary's sums with the overdue cases added (queries
+    used to return database rows with these names; compute and the export read them)."""
+
+    values: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 class Statistics:
@@ -143,32 +170,36 @@ class Statistics:
         self.tz = tz
         self.now = now
         self.kind = conn.dialect.name
+        self._overdue: list[Any] | None = None
 
     # -- the WHERE of every query ----------------------------------------------------------
-    def where(self, period: bool = True) -> list[Any]:
-        """The filters as terms (`period=False`: without the period's, for a query that
-        bounds the report time itself)."""
+    def where(self, period: bool = True, table: Table = cases) -> list[Any]:
+        """The filters as terms on `table`, the cases or their summary (`period=False`:
+        without the period's, for a query that bounds the report time itself). The
+        summary's report time is its quarter hour: a period's ends are local midnights,
+        quarter hours in every zone, so the same cases are in it."""
         f = self.filters
+        t = table.c
+        reported = t.quarter if table is case_counts else t.created_at
         terms: list[Any] = []
         if not self.actor.has(StaffRole.ADMIN):
             own = self.actor.organisation_id or ""
-            terms.append(
-                or_(
-                    cases.c.holder_organisation_id == own,
-                    cases.c.coordinator_organisation_id == own,
-                )
-            )
+            terms.append(or_(t.holder_organisation_id == own, t.coordinator_organisation_id == own))
         if period and f.start is not None:
-            terms.append(cases.c.created_at >= periods.day_start(f.start, self.tz))
+            terms.append(reported >= periods.day_start(f.start, self.tz))
         if period and f.end is not None:
-            terms.append(cases.c.created_at < self.end_ts())
+            terms.append(reported < self.end_ts())
         if f.dispute_type:
-            terms.append(cases.c.dispute_type == f.dispute_type)
+            terms.append(t.dispute_type == f.dispute_type)
         if f.region:
-            terms += region_terms(self.kind, f.region)
+            terms += region_terms(self.kind, f.region, table)
         if f.organisation_id:
-            terms.append(cases.c.holder_organisation_id == f.organisation_id)
+            terms.append(t.holder_organisation_id == f.organisation_id)
         return terms or [true()]
+
+    def counted(self, period: bool = True) -> list[Any]:
+        """The filters on the summary."""
+        return self.where(period, case_counts)
 
     def indexed(self, query: Select[Any], own: str) -> Select[Any]:
         """On SQLite, the index that serves `query` (its planner, costing every index
@@ -192,22 +223,65 @@ class Statistics:
         return periods.day_start(end + timedelta(days=1), self.tz)
 
     # -- the queries -----------------------------------------------------------------------
+    async def overdue(self) -> list[Any]:
+        """The cases overdue now (open past their deadline) per (type, source, state,
+        outcome, mediator, holder), from the cases: "now" moves, the summary does not.
+        Few rows: the queue's state index holds the open states' deadlines, so only
+        the overdue cases are read. Asked once per `Statistics`."""
+        if self._overdue is None:
+            query = (
+                select(
+                    cases.c.dispute_type,
+                    cases.c.source,
+                    cases.c.state,
+                    cases.c.outcome,
+                    cases.c.mediator_id,
+                    cases.c.holder_organisation_id,
+                    func.count().label("n"),
+                )
+                .where(*self.where(), late(self.now))
+                .group_by(
+                    cases.c.dispute_type,
+                    cases.c.source,
+                    cases.c.state,
+                    cases.c.outcome,
+                    cases.c.mediator_id,
+                    cases.c.holder_organisation_id,
+                )
+                .with_hint(cases, "INDEXED BY ix_cases_queue_state", "sqlite")
+            )
+            self._overdue = list(await self.conn.execute(query))
+        return self._overdue
+
     async def summary(self) -> list[Any]:
         """(type, source, state, outcome, cases, overdue) per combination."""
+        t = case_counts.c
         query = (
-            select(
-                cases.c.dispute_type,
-                cases.c.source,
-                cases.c.state,
-                cases.c.outcome,
-                func.count().label("n"),
-                _count(late(self.now)).label("overdue"),
-            )
-            .where(*self.where())
-            .group_by(cases.c.dispute_type, cases.c.source, cases.c.state, cases.c.outcome)
+            select(t.dispute_type, t.source, t.state, t.outcome, func.sum(t.n).label("n"))
+            .where(*self.counted())
+            .group_by(t.dispute_type, t.source, t.state, t.outcome)
         )
-        query = self.indexed(query, "ix_cases_statistics_type")
-        return list(await self.conn.execute(query))
+        rows = {
+            (r.dispute_type, r.source, r.state, r.outcome or None): int(r.n)
+            for r in await self.conn.execute(query)
+        }
+        late_ones: Counter[tuple[Any, ...]] = Counter()
+        for r in await self.overdue():
+            late_ones[(r.dispute_type, r.source, r.state, r.outcome)] += int(r.n)
+        return [
+            Row(
+                {
+                    "dispute_type": k[0],
+                    "source": k[1],
+                    "state": k[2],
+                    "outcome": k[3],
+                    "n": n,
+                    "overdue": late_ones[k],
+                }
+            )
+            for k, n in sorted(rows.items(), key=lambda item: tuple(str(v) for v in item[0]))
+            if n
+        ]
 
     async def follow_ups_overdue(self) -> int:
         """Cases whose follow-up is overdue, by the follow-up index (few rows: the cases
@@ -229,18 +303,19 @@ class Statistics:
         return {row[0]: row[1] for row in await self.conn.execute(query)}
 
     async def by_region_code(self) -> list[Any]:
+        t = case_counts.c
         query = (
-            select(cases.c.region_code, func.count().label("n"))
-            .where(*self.where())
-            .group_by(cases.c.region_code)
+            select(t.region_code, func.sum(t.n).label("n"))
+            .where(*self.counted())
+            .group_by(t.region_code)
         )
-        query = self.indexed(query, "ix_cases_statistics_region")
         return list(await self.conn.execute(query))
 
     async def span(self) -> tuple[int | None, int | None]:
-        """The first and last report time (the trend's ends when no period is given)."""
-        query = select(func.min(cases.c.created_at), func.max(cases.c.created_at)).where(
-            *self.where()
+        """The first and last report time's quarter hour (the trend's ends when no period
+        is given: the same local days as the report times')."""
+        query = select(func.min(case_counts.c.quarter), func.max(case_counts.c.quarter)).where(
+            *self.counted()
         )
         row = (await self.conn.execute(query)).one()
         return row[0], row[1]
@@ -250,11 +325,10 @@ class Statistics:
         and week, so each lies in one of each), keyed by the piece's first day, and the
         trend's first and last days: the period asked for (at most TREND_YEARS, never
         past today), else from the first case reported to today. Each piece is a range
-        of report times (its bounds computed in the zone, summer time included) counted
-        by a correlated subquery on the report time's index: every entry is read once
-        and nothing is sorted, where a GROUP BY over an expression of the time sorted
-        every case on SQLite (twice as slow at a million); pieces, not days, because
-        each subquery costs SQLite a fraction of a millisecond to start."""
+        of quarter hours (its bounds computed in the zone, summer time included) summed
+        by a correlated subquery on the summary's key, which its quarter leads: every
+        row is read once and nothing is sorted; pieces, not days, because each subquery
+        costs SQLite a fraction of a millisecond to start."""
         lo, hi = await self.span()
         if lo is None or hi is None:
             return Counter(), None, None
@@ -272,13 +346,11 @@ class Statistics:
             .data([(start, end) for _, start, end in cut])
             .cte("pieces")
         )
-        count = select(func.count()).where(
-            *self.where(period=False),  # the pieces are the period: one range each
-            cases.c.created_at >= days_cte.c.starts,
-            cases.c.created_at < days_cte.c.ends,
+        count = select(func.coalesce(func.sum(case_counts.c.n), 0)).where(
+            *self.counted(period=False),  # the pieces are the period: one range each
+            case_counts.c.quarter >= days_cte.c.starts,
+            case_counts.c.quarter < days_cte.c.ends,
         )
-        # always the report time's index: each piece is a range of it
-        count = count.with_hint(cases, "INDEXED BY ix_cases_statistics", "sqlite")
         query = select(days_cte.c.starts, count.scalar_subquery().label("n"))
         first_days = {start: day for day, start, _ in cut}
         days: Counter[date] = Counter()
@@ -289,14 +361,15 @@ class Statistics:
 
     async def days_to_close(self) -> dict[str, Any]:
         """Median and p90 of the time from report to final close (已结案), nearest rank
-        over whole hours: a histogram per hour, its running sum by a window function."""
-        hours = ((cases.c.closed_at - cases.c.created_at) // HOUR).label("hours")
-        histogram = self.indexed(
-            select(hours, func.count().label("n"))
-            .where(*self.where(), cases.c.closed_at.is_not(None))
-            .group_by(hours),
-            "ix_cases_statistics",
-        ).cte("histogram")
+        over whole hours: the summary keeps each case's whole hours to close, so its
+        rows are the histogram; the running sum by a window function."""
+        t = case_counts.c
+        histogram = (
+            select(t.close_hours.label("hours"), func.sum(t.n).label("n"))
+            .where(*self.counted(), t.close_hours != counts.OPEN_HOURS)
+            .group_by(t.close_hours)
+            .cte("histogram")
+        )
         running = select(
             histogram.c.hours,
             func.sum(histogram.c.n).over(order_by=histogram.c.hours).label("cum"),
@@ -319,42 +392,51 @@ class Statistics:
         }
 
     async def mediators(self, limit: int = LOAD_LIMIT) -> list[Any]:
-        in_hand = _count(cases.c.state.in_(IN_HAND)).label("in_hand")
+        t = case_counts.c
         query = (
             select(
-                cases.c.mediator_id.label("id"),
-                func.count().label("total"),
-                in_hand,
-                _count(late(self.now)).label("overdue"),
-                _count(cases.c.outcome == "success").label("succeeded"),
-                _count(cases.c.outcome == "failure").label("failed"),
+                t.mediator_id.label("id"),
+                func.sum(t.n).label("total"),
+                _sum(t.state.in_(IN_HAND)).label("in_hand"),
+                _sum(t.outcome == "success").label("succeeded"),
+                _sum(t.outcome == "failure").label("failed"),
             )
-            .where(*self.where(), cases.c.mediator_id.is_not(None))
-            .group_by(cases.c.mediator_id)
-            .order_by(desc("in_hand"), desc("total"), cases.c.mediator_id)
+            .where(*self.counted(), t.mediator_id != "")
+            .group_by(t.mediator_id)
+            .order_by(desc("in_hand"), desc("total"), t.mediator_id)
             .limit(limit)
         )
-        query = self.indexed(query, "ix_cases_statistics_mediator")
-        return list(await self.conn.execute(query))
+        late_ones: Counter[str] = Counter()
+        for r in await self.overdue():
+            if r.mediator_id is not None:
+                late_ones[r.mediator_id] += int(r.n)
+        return [
+            Row({**row._asdict(), "overdue": late_ones[row.id]})
+            for row in await self.conn.execute(query)
+        ]
 
     async def organisations(self, limit: int = LOAD_LIMIT) -> list[Any]:
-        holding = _count(cases.c.state.in_(OPEN)).label("in_hand")
+        t = case_counts.c
         query = (
             select(
-                cases.c.holder_organisation_id.label("id"),
-                func.count().label("total"),
-                holding,
-                _count(late(self.now)).label("overdue"),
-                _count(cases.c.outcome == "success").label("succeeded"),
-                _count(cases.c.outcome == "failure").label("failed"),
+                t.holder_organisation_id.label("id"),
+                func.sum(t.n).label("total"),
+                _sum(t.state.in_(OPEN)).label("in_hand"),
+                _sum(t.outcome == "success").label("succeeded"),
+                _sum(t.outcome == "failure").label("failed"),
             )
-            .where(*self.where())
-            .group_by(cases.c.holder_organisation_id)
-            .order_by(desc("in_hand"), desc("total"), cases.c.holder_organisation_id)
+            .where(*self.counted())
+            .group_by(t.holder_organisation_id)
+            .order_by(desc("in_hand"), desc("total"), t.holder_organisation_id)
             .limit(limit)
         )
-        query = self.indexed(query, "ix_cases_statistics_holder")
-        return list(await self.conn.execute(query))
+        late_ones: Counter[str] = Counter()
+        for r in await self.overdue():
+            late_ones[r.holder_organisation_id] += int(r.n)
+        return [
+            Row({**row._asdict(), "overdue": late_ones[row.id]})
+            for row in await self.conn.execute(query)
+        ]
 
     async def experts(self, limit: int = EXPERT_LIMIT) -> list[Any]:
         """The experts invited to the most sessions of the filtered cases (each session's
