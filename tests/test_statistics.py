@@ -178,6 +178,7 @@ async def test_the_numbers_the_exports_and_who_may_see_them(room_server: LiveSer
         # written behind the store's back: the statistics' summary made again, as the
         # bench does after its bulk writes (server/cases/counts.py)
         await counts.rebuild(conn)
+        await counts.rebuild_experts(conn)
         rows = list(await conn.execute(select(cases)))
 
     status, body = await srv.admin("GET", "/api/statistics")

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tiaojie.server import rooms
 from tiaojie.server.accounts import audit
 from tiaojie.server.accounts.audit import Action as Audit
-from tiaojie.server.cases import permissions
+from tiaojie.server.cases import counts, permissions
 from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.experts import Expert, ExpertPool
 from tiaojie.server.cases.model import PARTY_LABELS, Case, PartyRole
@@ -313,6 +313,10 @@ class CaseSessions:
                     created_at=session.created_at,
                     created_ns=time.time_ns(),
                 )
+            )
+            # the experts most used (statistics) read this, not the JSON above
+            await counts.add_session_experts(
+                conn, session.id, [asdict(i) for i in session.invites], case
             )
             rows = []
             for n, item in enumerate(session.invites):

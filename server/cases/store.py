@@ -249,7 +249,7 @@ class CaseStore:
                 )
                 row = _row(case)
                 await conn.execute(insert(cases).values(**row, created_ns=time.time_ns()))
-                await counts.move(conn, None, counts.key(counts.case_values(case)))
+                await counts.move(conn, None, counts.keys(counts.case_values(case)))
                 if case.parties:
                     await conn.execute(
                         insert(case_parties),
@@ -420,7 +420,9 @@ class CaseStore:
         # the statistics' summary follows, in this transaction (counts.py)
         before = counts.case_values(case)
         after = {**before, **{k: v for k, v in values.items() if k in before}}
-        await counts.move(conn, counts.key(before), counts.key(after))
+        await counts.move(conn, counts.keys(before), counts.keys(after))
+        if after["holder_organisation_id"] != before["holder_organisation_id"]:
+            await counts.move_experts(conn, case.id, after["holder_organisation_id"])
         case.version += 1
 
     async def _append(

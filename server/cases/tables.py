@@ -21,11 +21,15 @@ which imports this module; migration v0004_cases makes them).
   application for judicial confirmation and the court's answers; the follow-ups (回访).
 - `case_outbox`: what should be sent to whom (a party's or an expert's session link);
   the rows hold no link or token: those are made again when the outbox is read.
-- `case_counts` (server/cases/counts.py, migration v0020): the statistics' summary, the
-  number of cases per combination of what the dashboard counts, kept by every change.
+- `case_counts`, `case_region_counts`, `case_close_counts`, `case_hour_counts`
+  (server/cases/counts.py, migration v0020): the statistics' summaries, the number of
+  cases per combination of what the dashboard counts, kept by every change;
+  `case_session_experts`: each expert invited to a session, with its case's filters.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -309,43 +313,80 @@ case_outbox = Table(
     Column("created_ns", BigInteger, nullable=False),
 )
 
-#: The statistics' summary (server/cases/counts.py, migration v0020): how many cases share
-#: each combination of what the dashboard counts, filters and groups by, kept in the
-#: transaction of every case change. A case is in the row of its report time's quarter
-#: hour (`quarter`, Unix seconds: every zone's midnight is a quarter hour, so a local
-#: day or period is a range of quarters in any `--timezone`) and of its whole hours from
-#: report to close (`close_hours`, counts.OPEN_HOURS while not closed); an absent
-#: outcome or mediator is ''. Rows reaching 0 are deleted. On SQLite the key is the
-#: table (WITHOUT ROWID): a period is one range of it, read with its counts.
-COUNT_KEY = (
-    "quarter",
-    "dispute_type",
-    "region_code",
-    "source",
-    "state",
-    "outcome",
-    "holder_organisation_id",
-    "coordinator_organisation_id",
-    "mediator_id",
-    "close_hours",
-)
+#: The statistics' summaries (server/cases/counts.py, migration v0020): how many cases
+#: share each combination of what one group of the dashboard's questions counts, groups
+#: and filters by, kept in the transaction of every case change. None has the report
+#: time (but the hours'): a dimension as fine as a day times the others would have
+#: nearly as many rows as there are cases; a question with a period or a region the
+#: summary lacks is counted in the cases (server/statistics/queries.py says which). An
+#: absent outcome or mediator is ''. Rows reaching 0 are deleted. On SQLite the key is
+#: the table (WITHOUT ROWID). name -> key columns:
+SUMMARIES: dict[str, tuple[str, ...]] = {
+    # counts by type, source, state, outcome; the mediators' and organisations' loads
+    "case_counts": (
+        "dispute_type",
+        "source",
+        "state",
+        "outcome",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+        "mediator_id",
+    ),
+    # the region drill-down (a region filter too)
+    "case_region_counts": (
+        "region_code",
+        "dispute_type",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+    # whole hours from report to close of the closed cases (median, p90)
+    "case_close_counts": (
+        "close_hours",
+        "dispute_type",
+        "holder_organisation_id",
+        "coordinator_organisation_id",
+    ),
+    # cases reported per hour (Unix seconds of its start): the trend (any period)
+    "case_hour_counts": ("hour",),
+}
+_SUMMARY_TYPES: dict[str, Any] = {"close_hours": BigInteger, "hour": BigInteger}
+_SUMMARY_TYPES |= {"dispute_type": String(32), "region_code": String(32)}
+_SUMMARY_TYPES |= {"source": String(16), "state": String(16), "outcome": String(16)}
 
-case_counts = Table(
-    "case_counts",
+
+def _summary(name: str, key: tuple[str, ...]) -> Table:
+    return Table(
+        name,
+        metadata,
+        *(Column(c, _SUMMARY_TYPES.get(c, ID), nullable=False) for c in key),
+        Column("n", BigInteger, nullable=False),
+        PrimaryKeyConstraint(*key, name=f"pk_{name}"),
+        sqlite_with_rowid=False,
+    )
+
+
+case_counts = _summary("case_counts", SUMMARIES["case_counts"])
+case_region_counts = _summary("case_region_counts", SUMMARIES["case_region_counts"])
+case_close_counts = _summary("case_close_counts", SUMMARIES["case_close_counts"])
+case_hour_counts = _summary("case_hour_counts", SUMMARIES["case_hour_counts"])
+
+#: The experts invited to sessions (server/cases/counts.py, migration v0020): one row per
+#: expert invite of a session (written with the session), with the filters of its case
+#: (its holder kept as the case moves), so the experts most used are counted here
+#: instead of in every session's JSON invites joined to its case.
+case_session_experts = Table(
+    "case_session_experts",
     metadata,
-    Column("quarter", BigInteger, nullable=False),
+    Column("session_id", ID, nullable=False),
+    Column("invite_id", ID, nullable=False),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("expert_id", ID, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
     Column("dispute_type", String(32), nullable=False),
     Column("region_code", String(32), nullable=False),
-    Column("source", String(16), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("outcome", String(16), nullable=False),
     Column("holder_organisation_id", ID, nullable=False),
     Column("coordinator_organisation_id", ID, nullable=False),
-    Column("mediator_id", ID, nullable=False),
-    Column("close_hours", BigInteger, nullable=False),
-    Column("n", BigInteger, nullable=False),
-    PrimaryKeyConstraint(*COUNT_KEY, name="pk_case_counts"),
-    sqlite_with_rowid=False,
+    PrimaryKeyConstraint("session_id", "invite_id", name="pk_case_session_experts"),
 )
 
 # The court hand-off and the follow-ups (server/cases/court_tables.py) join `metadata` here.

@@ -1,13 +1,20 @@
-"""The statistics' summary `case_counts` (server/cases/counts.py): the number of cases
-per combination of report quarter hour, type, region, source, state, outcome, holder,
-coordinator, mediator and whole hours to close, filled here from the cases and then kept
-by every case change (docs/PERFORMANCE.md "Statistics at scale").
+"""The statistics' summaries (server/cases/counts.py): `case_counts` (cases per type,
+source, state, outcome, holder, coordinator, mediator), `case_region_counts` (per
+region, type, holder, coordinator), `case_close_counts` (closed cases per whole hours
+to close, type, holder, coordinator), `case_hour_counts` (cases reported per hour),
+filled here from the cases and then kept by every case change (docs/PERFORMANCE.md
+"Statistics at scale"); and `case_session_experts`, each expert invited to a session
+with its case's filters, filled here from the sessions' JSON invites, then written with
+each session.
 
 Revision ID: v0020
 Revises: v0019
 """
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,39 +25,99 @@ branch_labels = None
 depends_on = None
 
 ID = sa.String(64)
-KEY = [
-    "quarter", "dispute_type", "region_code", "source", "state", "outcome",
-    "holder_organisation_id", "coordinator_organisation_id", "mediator_id", "close_hours",
-]  # fmt: skip
+TYPES: dict[str, Any] = {"close_hours": sa.BigInteger, "hour": sa.BigInteger}
+TYPES |= {"dispute_type": sa.String(32), "region_code": sa.String(32)}
+TYPES |= {"source": sa.String(16), "state": sa.String(16), "outcome": sa.String(16)}
+#: name -> (key columns, their SQL over the cases, which cases), as server/cases/counts.py
+#: (copied: a migration stays as it was written when the schema moves on)
+SUMMARIES = {
+    "case_counts": (
+        ["dispute_type", "source", "state", "outcome", "holder_organisation_id",
+         "coordinator_organisation_id", "mediator_id"],
+        {"outcome": "COALESCE(outcome, '')", "mediator_id": "COALESCE(mediator_id, '')"},
+        "1 = 1",
+    ),
+    "case_region_counts": (
+        ["region_code", "dispute_type", "holder_organisation_id",
+         "coordinator_organisation_id"],
+        {},
+        "1 = 1",
+    ),
+    "case_close_counts": (
+        ["close_hours", "dispute_type", "holder_organisation_id",
+         "coordinator_organisation_id"],
+        {"close_hours": "(closed_at - created_at) / 3600"},
+        "closed_at IS NOT NULL",
+    ),
+    "case_hour_counts": (["hour"], {"hour": "created_at - created_at % 3600"}, "1 = 1"),
+}  # fmt: skip
 
 
 def upgrade() -> None:
+    for name, (key, expressions, where) in SUMMARIES.items():
+        op.create_table(
+            name,
+            *(sa.Column(c, TYPES.get(c, ID), nullable=False) for c in key),
+            sa.Column("n", sa.BigInteger(), nullable=False),
+            sa.PrimaryKeyConstraint(*key, name=f"pk_{name}"),
+            sqlite_with_rowid=False,
+        )
+        columns = ", ".join(expressions.get(c, c) for c in key)
+        groups = ", ".join(str(n) for n in range(1, len(key) + 1))
+        op.execute(
+            f"INSERT INTO {name} ({', '.join(key)}, n) SELECT {columns}, COUNT(*) "
+            f"FROM cases WHERE {where} GROUP BY {groups}"
+        )
     op.create_table(
-        "case_counts",
-        sa.Column("quarter", sa.BigInteger(), nullable=False),
+        "case_session_experts",
+        sa.Column("session_id", ID, nullable=False),
+        sa.Column("invite_id", ID, nullable=False),
+        sa.Column("case_id", ID, nullable=False),
+        sa.Column("expert_id", ID, nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("dispute_type", sa.String(32), nullable=False),
         sa.Column("region_code", sa.String(32), nullable=False),
-        sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("holder_organisation_id", ID, nullable=False),
         sa.Column("coordinator_organisation_id", ID, nullable=False),
-        sa.Column("mediator_id", ID, nullable=False),
-        sa.Column("close_hours", sa.BigInteger(), nullable=False),
-        sa.Column("n", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(*KEY, name="pk_case_counts"),
-        sqlite_with_rowid=False,
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("session_id", "invite_id", name="pk_case_session_experts"),
     )
-    # as server/cases/counts.py REBUILD (copied: a migration stays as it was written)
-    op.execute(
-        f"INSERT INTO case_counts ({', '.join(KEY)}, n) "
-        "SELECT created_at - created_at % 900, dispute_type, region_code, source, state, "
-        "COALESCE(outcome, ''), holder_organisation_id, coordinator_organisation_id, "
-        "COALESCE(mediator_id, ''), "
-        f"CASE WHEN closed_at IS NULL THEN {-(2**40)} ELSE (closed_at - created_at) / 3600 END, "
-        "COUNT(*) FROM cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10"
-    )
+    op.create_index("ix_case_session_experts_case_id", "case_session_experts", ["case_id"])
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text(
+            "SELECT s.id AS session_id, s.invites, c.id, c.created_at, c.dispute_type, "
+            "c.region_code, c.holder_organisation_id, c.coordinator_organisation_id "
+            "FROM case_sessions s JOIN cases c ON c.id = s.case_id"
+        )
+    ).mappings()
+    made = []
+    for row in rows:
+        invites = row["invites"]
+        if isinstance(invites, str):
+            invites = json.loads(invites)
+        made += [
+            {
+                "session_id": row["session_id"],
+                "invite_id": invite["invite_id"],
+                "case_id": row["id"],
+                "expert_id": invite.get("expert_id"),
+                "created_at": row["created_at"],
+                "dispute_type": row["dispute_type"],
+                "region_code": row["region_code"],
+                "holder_organisation_id": row["holder_organisation_id"],
+                "coordinator_organisation_id": row["coordinator_organisation_id"],
+            }
+            for invite in invites or []
+            if invite.get("kind") == "expert"
+        ]
+    if made:
+        table = sa.table("case_session_experts", *(sa.column(name) for name in made[0]))
+        op.bulk_insert(table, made)
 
 
 def downgrade() -> None:
-    op.drop_table("case_counts")
+    op.drop_index("ix_case_session_experts_case_id", table_name="case_session_experts")
+    op.drop_table("case_session_experts")
+    for name in reversed(SUMMARIES):
+        op.drop_table(name)

@@ -1,7 +1,15 @@
-"""The dashboard's statistics counted straight from the cases table: the queries of
-server/statistics/queries.py as they were before the summary table `case_counts`
-(migration v0020), kept as the reference the summary's figures must equal
-(tests/test_statistics_summary.py) and as the "before" of bench/statistics.py.
+"""The dashboard's statistics counted straight from the cases table, each query through
+one covering index of the cases (migration v0015; docs/PERFORMANCE.md "Statistics at
+scale"). queries.py's `Statistics` reads the summaries instead where they hold the
+answer and asks these where they do not (a period, a region); they are also the
+reference the summaries must equal (tests/test_statistics_summary.py) and the "before"
+of bench/statistics.py.
+
+Every query aggregates in the database and returns rows bounded by the configuration,
+never by the number of cases: the counts per (type, source, state, outcome), per region
+code, per piece of the period (periods.py), per hour of report-to-close time, per
+mediator, per organisation and per expert. `compute` rolls them up into the JSON of
+`GET /api/statistics` (docs/STATISTICS.md says what each number means).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Select,
+    Table,
     case,
     column,
     desc,
@@ -30,7 +39,8 @@ from tiaojie.server.cases.model import SOURCE_LABELS, Source
 from tiaojie.server.cases.states import LABELS, State
 from tiaojie.server.cases.tables import case_sessions, case_settings, cases, experts
 from tiaojie.server.statistics import periods
-from tiaojie.server.statistics.queries import (
+from tiaojie.server.statistics.regions import RegionTree
+from tiaojie.server.statistics.terms import (
     EXPERT_LIMIT,
     HOUR,
     IN_HAND,
@@ -42,7 +52,6 @@ from tiaojie.server.statistics.queries import (
     late,
     region_terms,
 )
-from tiaojie.server.statistics.regions import RegionTree
 
 
 def _count(condition: Any) -> Any:
@@ -63,29 +72,26 @@ class DirectStatistics:
         self.kind = conn.dialect.name
 
     # -- the WHERE of every query ----------------------------------------------------------
-    def where(self, period: bool = True) -> list[Any]:
-        """The filters as terms (`period=False`: without the period's, for a query that
-        bounds the report time itself)."""
+    def where(self, period: bool = True, table: Table = cases) -> list[Any]:
+        """The filters as terms on `table` (the cases, or a table with their filtered
+        columns: `case_session_experts`); `period=False`: without the period's, for a
+        query that bounds the report time itself."""
         f = self.filters
+        t = table.c
         terms: list[Any] = []
         if not self.actor.has(StaffRole.ADMIN):
             own = self.actor.organisation_id or ""
-            terms.append(
-                or_(
-                    cases.c.holder_organisation_id == own,
-                    cases.c.coordinator_organisation_id == own,
-                )
-            )
+            terms.append(or_(t.holder_organisation_id == own, t.coordinator_organisation_id == own))
         if period and f.start is not None:
-            terms.append(cases.c.created_at >= periods.day_start(f.start, self.tz))
+            terms.append(t.created_at >= periods.day_start(f.start, self.tz))
         if period and f.end is not None:
-            terms.append(cases.c.created_at < self.end_ts())
+            terms.append(t.created_at < self.end_ts())
         if f.dispute_type:
-            terms.append(cases.c.dispute_type == f.dispute_type)
+            terms.append(t.dispute_type == f.dispute_type)
         if f.region:
-            terms += region_terms(self.kind, f.region)
+            terms += region_terms(self.kind, f.region, table)
         if f.organisation_id:
-            terms.append(cases.c.holder_organisation_id == f.organisation_id)
+            terms.append(t.holder_organisation_id == f.organisation_id)
         return terms or [true()]
 
     def indexed(self, query: Select[Any], own: str) -> Select[Any]:

@@ -1,0 +1,98 @@
+"""What every statistics query shares: the filter (`Filter`, the URL's parameters), who
+may see statistics, the SQL terms of a region and of being overdue, the limits, and
+SQLite's `INDEXED BY` hint (direct.py and queries.py name the index of a query)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, Table, and_
+from sqlalchemy.ext.compiler import compiles
+
+from tiaojie.server.cases.actor import CaseActor, StaffRole
+from tiaojie.server.cases.states import FOLLOW_UP_PENDING, OPEN_STATES, State
+from tiaojie.server.cases.tables import cases
+
+HOUR = 3600
+#: Rows of the load tables and the experts in the JSON (the export takes more).
+LOAD_LIMIT = 20
+EXPERT_LIMIT = 10
+#: The longest trend shown (months and weeks).
+TREND_YEARS = 20
+#: What "in hand" means for a mediator: dispatched to them or in mediation.
+IN_HAND = (str(State.DISPATCHED), str(State.MEDIATING))
+OPEN = tuple(str(s) for s in OPEN_STATES)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`GET /api/statistics`'s query: local dates (both included), a region code, a
+    dispute type code, an organisation id; None is no filter."""
+
+    start: date | None = None
+    end: date | None = None
+    region: str | None = None
+    dispute_type: str | None = None
+    organisation_id: str | None = None
+
+    def query(self) -> dict[str, str]:
+        """As URL parameters (the export's links, the page's address)."""
+        values = {
+            "from": self.start.isoformat() if self.start else None,
+            "to": self.end.isoformat() if self.end else None,
+            "region": self.region,
+            "type": self.dispute_type,
+            "organisation": self.organisation_id,
+        }
+        return {k: v for k, v in values.items() if v}
+
+
+def may_see(actor: CaseActor) -> bool:
+    """Statistics are the coordinators' and the admin's (a mediator's own cases are on
+    their inbox; an archivist reads recordings)."""
+    return actor.has(StaffRole.ADMIN) or actor.has(StaffRole.COORDINATOR)
+
+
+def region_terms(kind: str, region: str, table: Table = cases) -> list[Any]:
+    """A region and everything under it: codes starting with its code, also as a range
+    an index can seek (as the queue does, server/cases/store.py)."""
+    column = table.c.region_code
+    terms = [column.startswith(region, autoescape=True)]
+    if kind == "postgresql":
+        terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]
+    else:
+        terms += [column >= region, column < region + "~"]
+    return terms
+
+
+def follow_up_late(now: int) -> Any:
+    """A follow-up (回访) overdue: closed with an outcome, not followed up, past its due
+    day (server/cases/court.py sets it on closing; `GET /api/cases?follow_up=overdue`)."""
+    return and_(
+        cases.c.state.in_([str(s) for s in FOLLOW_UP_PENDING]),
+        cases.c.follow_up_due_at.is_not(None),
+        cases.c.follow_up_due_at < now,
+    )
+
+
+def late(now: int) -> Any:
+    """Overdue: open (accepted, dispatched, in mediation) past its deadline."""
+    return and_(
+        cases.c.state.in_(OPEN), cases.c.deadline_at.is_not(None), cases.c.deadline_at < now
+    )
+
+
+@compiles(Select, "sqlite")
+def _select_with_index(select: Select[Any], compiler: Any, **kw: Any) -> str:
+    """SQLAlchemy renders `Select.with_hint` for some dialects, not SQLite's `INDEXED BY`
+    (its `get_from_hint_text` answers nothing): here it writes the hint after the table,
+    as SQLite wants it (`FROM cases INDEXED BY ix`). Only the statistics give SQLite
+    hints."""
+    compiler.get_from_hint_text = _hint_text
+    return str(compiler.visit_select(select, **kw))
+
+
+def _hint_text(table: Any, text: str | None) -> str | None:
+    return text
