@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
@@ -39,14 +40,16 @@ import signal  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
 from datetime import timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.cases import postgres  # noqa: E402
+from bench.cases import DurableCluster, postgres  # noqa: E402
 from bench.synthetic_cases import ORGANISATIONS, Synthetic, streets, write  # noqa: E402
+from tests.support.postgres import postgres_bin  # noqa: E402
+from tests.support.serve import free_port  # noqa: E402
 from tiaojie.archive.keys import keys_dir, load_or_create  # noqa: E402
 from tiaojie.archive.localtime import zone  # noqa: E402
 from tiaojie.server.cases import counts, taxonomy  # noqa: E402
@@ -258,19 +261,61 @@ async def measure(url: str | None, data: Path, synthetic: Synthetic, rounds: int
     return {"times": times, "slowest": slowest, "loads": loads}
 
 
-def run(kind: str, count: int, rounds: int, base: int) -> float:
-    data = Path(tempfile.mkdtemp(prefix="tiaojie-bench-statistics-"))
+@contextlib.contextmanager
+def kept_postgres(root: Path) -> Iterator[tuple[str, bool]]:
+    """A cluster whose data stay in `root` (`--keep`): started on them if they are there
+    (and were filled: `root/filled`), else made; stopped, not removed, at the end."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+    cluster = DurableCluster(bin_dir, free_port())
+    shutil.rmtree(cluster.root, ignore_errors=True)
+    cluster.root, cluster.data = root, root / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    reused = (root / "filled").exists()
+    if reused:
+        cluster.resume()
+    else:
+        shutil.rmtree(cluster.data, ignore_errors=True)
+        cluster.start()
+        cluster._run(bin_dir / "createdb", "-h", "127.0.0.1", "-p", str(cluster.port), "bench")
+    try:
+        yield cluster.url("bench"), reused
+    finally:
+        cluster.halt()
+
+
+def run(kind: str, count: int, rounds: int, base: int, keep: Path | None) -> float:
+    """One database and size: filled (or, with `keep`, reused if it was filled there
+    before), then measured."""
+    data = keep / f"{kind}-{count}" if keep else Path(tempfile.mkdtemp(prefix="tiaojie-bench-"))
     goal = GOAL_MS[kind]
     worst = 0.0
     try:
         with contextlib.ExitStack() as stack:
-            url = stack.enter_context(postgres()) if kind == "postgresql" else None
-            started = time.perf_counter()
-            synthetic = asyncio.run(fill(url, data, count, base))
-            print(
-                f"{kind}, {count} cases: written in {time.perf_counter() - started:.0f} s "
-                f"({synthetic.overdue} overdue)"
-            )
+            data.mkdir(parents=True, exist_ok=True)
+            url, reused = None, (data / "filled").exists()
+            if kind == "postgresql" and keep:
+                url, reused = stack.enter_context(kept_postgres(data / "cluster"))
+            elif kind == "postgresql":
+                url = stack.enter_context(postgres())
+            if reused:
+                synthetic = Synthetic(**json.loads((data / "filled").read_text()))
+                print(f"{kind}, {count} cases: reused from {data}")
+            else:
+                for old in data.glob("*.db*"):
+                    old.unlink()
+                started = time.perf_counter()
+                synthetic = asyncio.run(fill(url, data, count, base))
+                print(
+                    f"{kind}, {count} cases: written in {time.perf_counter() - started:.0f} s "
+                    f"({synthetic.overdue} overdue)"
+                )
+                if keep:
+                    kept = {"count": synthetic.count, "overdue": synthetic.overdue}
+                    (data / "filled").write_text(json.dumps(kept))
+                    if kind == "postgresql":
+                        (data / "cluster" / "filled").write_text("")
             found = asyncio.run(measure(url, data, synthetic, rounds))
         n = len(questions(synthetic, int(time.time())))
         load = ", ".join(f"{x:.1f}" for x in found["loads"])
@@ -278,10 +323,10 @@ def run(kind: str, count: int, rounds: int, base: int) -> float:
         worst_of: dict[str, float] = {kind: 0.0 for kind in KINDS}
         for name, values in found["times"].items():
             p95 = p(values, 0.95)
-            kind = name.split(" ", 1)[0]
             dashboard = name.endswith("whole dashboard")
             if not dashboard:
-                worst_of[kind] = max(worst_of[kind], p95)
+                which = name.split(" ", 1)[0]
+                worst_of[which] = max(worst_of[which], p95)
             slow = found["slowest"].get(name)
             verdict = "" if dashboard else ("met" if p95 < goal else "MISSED")
             print(
@@ -300,7 +345,8 @@ def run(kind: str, count: int, rounds: int, base: int) -> float:
             print(f"  database file {size / 1e6:.0f} MB")
         return worst
     finally:
-        shutil.rmtree(data, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def main() -> int:
@@ -311,13 +357,18 @@ def main() -> int:
     parser.add_argument(
         "--generate", type=int, default=100_000, help="cases made one by one; then copied"
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep each filled database in this folder and reuse it on the next run",
+    )
     args = parser.parse_args()
     # stopped: clean up as on an error (the PostgreSQL cluster, the temporary files)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load {os.getloadavg()}")
     for count in (int(c) for c in args.cases.split(",")):
         for kind in args.database.split(","):
-            run(kind.strip(), count, args.rounds, args.generate)
+            run(kind.strip(), count, args.rounds, args.generate, args.keep)
     return 0
 
 
