@@ -181,7 +181,8 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
     ]
     regions = RegionTree(tree)
     summarised = set()
-    for zone in (ZONE, ZoneInfo("Asia/Kolkata")):  # midnights on whole hours, and not
+    # midnights on whole hours or not; one offset all year or summer time
+    for zone in (ZONE, ZoneInfo("Asia/Kolkata"), ZoneInfo("Europe/Berlin")):
         for actor, filters in questions:
             async with service.database.read() as conn:
                 direct = DirectStatistics(conn, actor, filters, zone, int(now))
@@ -190,12 +191,18 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
                 got = await fast.compute(regions, taxonomy.DEFAULT_TYPES, 100, 100)
                 if fast.plain():
                     summarised.add("counts")
-                if fast.every_case():
-                    summarised.add(f"hours in {zone.key}")
+                summarised.add(f"{fast.trend_path} in {zone.key}")
             assert got == want, (actor.id, filters, zone)
             assert want["total"] or filters.organisation_id, (actor.id, filters)
     # the summaries answered (the others fell back to the cases, as they should)
-    assert summarised == {"counts", "hours in Asia/Shanghai"}
+    assert summarised == {
+        "counts",
+        "hours in Asia/Shanghai",  # all cases
+        "days in Asia/Shanghai",  # filtered
+        "days in Asia/Kolkata",  # midnights on half hours: all cases too
+        "hours in Europe/Berlin",
+        "pieces in Europe/Berlin",  # summer time in the trend: filtered cases
+    }
     first = await direct_figures(srv, ADMIN, Filter(), now)
     assert first["total"] == 91 and first["experts"][0]["sessions"] == 1
     assert {s["code"]: s["count"] for s in first["by_state"]}["closed"] == 18

@@ -108,12 +108,20 @@ STATISTICS_INDEXES = {
         "mediator_id",
         "closed_at",
     ),
+    # every column since v0020: a region's questions the summaries cannot answer read
+    # this region's entries alone
     "ix_cases_statistics_region": (
         "region_code",
         "created_at",
         "dispute_type",
         "holder_organisation_id",
         "coordinator_organisation_id",
+        "source",
+        "state",
+        "outcome",
+        "mediator_id",
+        "deadline_at",
+        "closed_at",
     ),
     # the experts: a session's case found by id, its filters read from the index
     "ix_cases_statistics_id": (

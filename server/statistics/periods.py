@@ -18,6 +18,12 @@ def day_start(day: date, tz: tzinfo) -> int:
     return int(datetime.combine(day, time(), tz).timestamp())
 
 
+def offset(ts: int, tz: tzinfo) -> int:
+    """The zone's offset from UTC at `ts`, in seconds."""
+    found = datetime.fromtimestamp(ts, UTC).astimezone(tz).utcoffset()
+    return int(found.total_seconds()) if found is not None else 0
+
+
 def local_day(ts: int, tz: tzinfo) -> date:
     return datetime.fromtimestamp(ts, UTC).astimezone(tz).date()
 

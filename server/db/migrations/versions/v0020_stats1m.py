@@ -5,7 +5,8 @@ to close, type, holder, coordinator), `case_hour_counts` (cases reported per hou
 filled here from the cases and then kept by every case change (docs/PERFORMANCE.md
 "Statistics at scale"); and `case_session_experts`, each expert invited to a session
 with its case's filters, filled here from the sessions' JSON invites, then written with
-each session.
+each session. The region's statistics index (v0015) then holds every column the
+statistics read (the questions of a region the summaries cannot answer read it alone).
 
 Revision ID: v0020
 Revises: v0019
@@ -53,7 +54,23 @@ SUMMARIES = {
 }  # fmt: skip
 
 
+#: The region's statistics index, then covering every column (as server/cases/tables.py)
+REGION_INDEX = "ix_cases_statistics_region"
+REGION_BEFORE = [
+    "region_code",
+    "created_at",
+    "dispute_type",
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+]
+REGION_AFTER = [
+    *REGION_BEFORE, "source", "state", "outcome", "mediator_id", "deadline_at", "closed_at",
+]  # fmt: skip
+
+
 def upgrade() -> None:
+    op.drop_index(REGION_INDEX, table_name="cases")
+    op.create_index(REGION_INDEX, "cases", REGION_AFTER)
     for name, (key, expressions, where) in SUMMARIES.items():
         op.create_table(
             name,
@@ -121,3 +138,5 @@ def downgrade() -> None:
     op.drop_table("case_session_experts")
     for name in reversed(SUMMARIES):
         op.drop_table(name)
+    op.drop_index(REGION_INDEX, table_name="cases")
+    op.create_index(REGION_INDEX, "cases", REGION_BEFORE)
