@@ -163,6 +163,8 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
     coordinator = CaseActor(
         CaseActorKind.ACCOUNT, "sum-coordinator", ids["A"], frozenset({StaffRole.COORDINATOR})
     )
+    intake = made[0].coordinator_organisation_id
+    centre = CaseActor(CaseActorKind.ACCOUNT, "centre", intake, frozenset({StaffRole.COORDINATOR}))
     today = periods.local_day(int(now), ZONE)
     district, street = tree[0]["code"], streets(tree)[0]
     questions: list[tuple[CaseActor, Filter]] = [
@@ -178,6 +180,8 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
         (coordinator, Filter()),
         (coordinator, Filter(dispute_type=types[0])),
         (coordinator, Filter(region=district)),
+        (centre, Filter()),  # coordinates cases held elsewhere
+        (centre, Filter(region=street)),
     ]
     regions = RegionTree(tree)
     summarised = set()
@@ -191,12 +195,15 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
                 got = await fast.compute(regions, taxonomy.DEFAULT_TYPES, 100, 100)
                 if fast.plain():
                     summarised.add("counts")
+                if fast._held_only:
+                    summarised.add("held only")
                 summarised.add(f"{fast.trend_path} in {zone.key}")
             assert got == want, (actor.id, filters, zone)
             assert want["total"] or filters.organisation_id, (actor.id, filters)
     # the summaries answered (the others fell back to the cases, as they should)
     assert summarised == {
         "counts",
+        "held only",  # the coordinator of A (its cases: dispatched to A)
         "hours in Asia/Shanghai",  # all cases
         "days in Asia/Shanghai",  # filtered
         "days in Asia/Kolkata",  # midnights on half hours: all cases too

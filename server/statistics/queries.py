@@ -99,6 +99,7 @@ class Statistics(DirectStatistics):
 
     _overdue: list[Any] | None = None
     _hours_exact: bool = True
+    _held_only: bool = False
     trend_path: str = ""
 
     # -- which summary answers -------------------------------------------------------------
@@ -134,6 +135,29 @@ class Statistics(DirectStatistics):
         if f.organisation_id:
             terms.append(t.holder_organisation_id == f.organisation_id)
         return terms or [true()]
+
+    def where(self, period: bool = True, table: Table = cases) -> list[Any]:
+        """As DirectStatistics.where; a coordinator's scope (held OR coordinated by its
+        organisation) is "held by" alone once `held_only` found that the organisation
+        coordinates no case it does not hold: the holder's index then reads its cases."""
+        terms = super().where(period, table)
+        if self._held_only:
+            own = self.actor.organisation_id or ""
+            terms[0] = table.c.holder_organisation_id == own
+        return terms
+
+    async def held_only(self) -> None:
+        """Whether the coordinator's organisation coordinates only cases it holds (a
+        district centre coordinating what it dispatched does not; a street's committee
+        seeing the cases dispatched to it does), from `case_counts`."""
+        if self.actor.has(StaffRole.ADMIN):
+            return
+        own = self.actor.organisation_id or ""
+        t = case_counts.c
+        query = select(t.n).where(
+            t.coordinator_organisation_id == own, t.holder_organisation_id != own
+        )
+        self._held_only = (await self.conn.execute(query.limit(1))).first() is None
 
     def indexed(self, query: Select[Any], own: str) -> Select[Any]:
         """As DirectStatistics.indexed, and a region's entries alone when a region is
@@ -275,6 +299,7 @@ class Statistics(DirectStatistics):
         the first and last day from the same rows (no query for the span). None when
         the offset is not one over the whole trend (summer time in it; China has none)."""
         f = self.filters
+        await self.held_only()
         offset = periods.offset(self.now, self.tz)
         day = ((cases.c.created_at + offset) // periods.DAY).label("day")
         query = select(day, func.count().label("n")).where(*self.where()).group_by(day)
