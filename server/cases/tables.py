@@ -134,6 +134,9 @@ STATISTICS_INDEXES = {
     ),
 }
 
+#: PostgreSQL: a region's prefix is a byte-wise range whatever the collation (v0020)
+STATISTICS_OPS = {"ix_cases_statistics_region": {"region_code": "text_pattern_ops"}}
+
 cases = Table(
     "cases",
     metadata,
@@ -201,7 +204,10 @@ cases = Table(
     ),
     Index("ix_cases_queue_holder", "holder_organisation_id", "state", "created_ns", "id"),
     # The statistics (server/statistics/queries.py, migration v0015).
-    *(Index(name, *columns) for name, columns in STATISTICS_INDEXES.items()),
+    *(
+        Index(name, *columns, postgresql_ops=STATISTICS_OPS.get(name, {}))
+        for name, columns in STATISTICS_INDEXES.items()
+    ),
     Index("ix_cases_follow_up", "state", "follow_up_due_at"),
 )
 

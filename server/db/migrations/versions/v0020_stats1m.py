@@ -70,7 +70,10 @@ REGION_AFTER = [
 
 def upgrade() -> None:
     op.drop_index(REGION_INDEX, table_name="cases")
-    op.create_index(REGION_INDEX, "cases", REGION_AFTER)
+    # PostgreSQL: a region's prefix is a byte-wise range whatever the collation
+    op.create_index(
+        REGION_INDEX, "cases", REGION_AFTER, postgresql_ops={"region_code": "text_pattern_ops"}
+    )
     for name, (key, expressions, where) in SUMMARIES.items():
         op.create_table(
             name,
