@@ -195,6 +195,8 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
                 got = await fast.compute(regions, taxonomy.DEFAULT_TYPES, 100, 100)
                 if fast.plain():
                     summarised.add("counts")
+                if fast.plain(prefixed=True) and filters.region:
+                    summarised.add("counts of a district")
                 if fast._held_only:
                     summarised.add("held only")
                 summarised.add(f"{fast.trend_path} in {zone.key}")
@@ -203,6 +205,7 @@ async def test_every_figure_from_the_summaries_equals_the_cases(room_server: Liv
     # the summaries answered (the others fell back to the cases, as they should)
     assert summarised == {
         "counts",
+        "counts of a district",  # a region code of 6 characters: case_counts' prefix
         "held only",  # the coordinator of A (its cases: dispatched to A)
         "hours in Asia/Shanghai",  # all cases
         "days in Asia/Shanghai",  # filtered

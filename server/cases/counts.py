@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tiaojie.server.cases.tables import (
+    REGION_PREFIX,
     SUMMARIES,
     case_close_counts,
     case_counts,
@@ -38,7 +39,11 @@ TABLES: dict[str, Table] = {
 #: Each summary's key as SQL over the cases (the rebuild) and which cases it holds.
 SQL: dict[str, tuple[dict[str, str], str]] = {
     "case_counts": (
-        {"outcome": "COALESCE(outcome, '')", "mediator_id": "COALESCE(mediator_id, '')"},
+        {
+            "region_prefix": f"SUBSTR(region_code, 1, {REGION_PREFIX})",
+            "outcome": "COALESCE(outcome, '')",
+            "mediator_id": "COALESCE(mediator_id, '')",
+        },
         "1 = 1",
     ),
     "case_region_counts": ({}, "1 = 1"),
@@ -66,6 +71,7 @@ def keys(values: Mapping[str, Any]) -> Keys:
     column = {
         "dispute_type": str(values["dispute_type"]),
         "region_code": str(values["region_code"]),
+        "region_prefix": str(values["region_code"])[:REGION_PREFIX],
         "source": str(values["source"]),
         "state": str(values["state"]),
         "outcome": str(values["outcome"] or ""),

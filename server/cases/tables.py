@@ -57,6 +57,10 @@ QUEUE_COLUMNS = (
     "id",
 )
 
+#: After the queue's columns in its state index (v0020): what the statistics group and
+#: filter the overdue cases by (server/statistics/queries.py `overdue`).
+OVERDUE_COLUMNS = ("source", "outcome", "created_at")
+
 #: The statistics' indexes (server/statistics/queries.py, migration v0015): each holds
 #: every column its queries filter, group or count by, led by what they group by.
 STATISTICS_INDEXES = {
@@ -183,6 +187,8 @@ cases = Table(
         "dispute_type",
         "region_code",
         *QUEUE_COLUMNS,
+        # since v0020, for the statistics' overdue cases: read from this index alone
+        *OVERDUE_COLUMNS,
     ),
     Index(
         "ix_cases_queue_type",
@@ -335,9 +341,13 @@ case_outbox = Table(
 #: summary lacks is counted in the cases (server/statistics/queries.py says which). An
 #: absent outcome or mediator is ''. Rows reaching 0 are deleted. On SQLite the key is
 #: the table (WITHOUT ROWID). name -> key columns:
+REGION_PREFIX = 6
 SUMMARIES: dict[str, tuple[str, ...]] = {
-    # counts by type, source, state, outcome; the mediators' and organisations' loads
+    # counts by type, source, state, outcome; the mediators' and organisations' loads;
+    # `region_prefix`: the region code's first REGION_PREFIX characters (a district's, in
+    # national division codes), which answers any region filter that long or shorter
     "case_counts": (
+        "region_prefix",
         "dispute_type",
         "source",
         "state",
@@ -365,6 +375,7 @@ SUMMARIES: dict[str, tuple[str, ...]] = {
 }
 _SUMMARY_TYPES: dict[str, Any] = {"close_hours": BigInteger, "hour": BigInteger}
 _SUMMARY_TYPES |= {"dispute_type": String(32), "region_code": String(32)}
+_SUMMARY_TYPES |= {"region_prefix": String(32)}
 _SUMMARY_TYPES |= {"source": String(16), "state": String(16), "outcome": String(16)}
 
 

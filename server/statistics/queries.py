@@ -2,8 +2,9 @@
 
 The summaries (server/cases/tables.py SUMMARIES, kept in the transaction of every case
 change by server/cases/counts.py, migration v0020) answer without reading the cases:
-- `case_counts` (type, source, state, outcome, holder, coordinator, mediator): the
-  counts per type, source, state and outcome, the mediators' and organisations' loads;
+- `case_counts` (the region code's first six characters, type, source, state, outcome,
+  holder, coordinator, mediator): the counts per type, source, state and outcome, the
+  mediators' and organisations' loads, for a district too;
 - `case_region_counts` (region, type, holder, coordinator): the region drill-down;
 - `case_close_counts` (whole hours to close, type, holder, coordinator): median, p90;
 - `case_hour_counts` (cases per hour reported): the trend of all cases, any period;
@@ -48,6 +49,7 @@ from sqlalchemy import (
 
 from tiaojie.server.cases.actor import StaffRole
 from tiaojie.server.cases.tables import (
+    REGION_PREFIX,
     case_close_counts,
     case_counts,
     case_hour_counts,
@@ -107,9 +109,13 @@ class Statistics(DirectStatistics):
         """No period asked for: the summaries without a report time hold the answer."""
         return self.filters.start is None and self.filters.end is None
 
-    def plain(self) -> bool:
-        """No period and no region: `case_counts` and `case_close_counts` answer."""
-        return self.unbounded() and not self.filters.region
+    def plain(self, prefixed: bool = False) -> bool:
+        """No period and no region: `case_counts` and `case_close_counts` answer;
+        `prefixed`: `case_counts`, which also answers a region no longer than its
+        `region_prefix` (a district)."""
+        region = self.filters.region
+        short = prefixed and region is not None and len(region) <= REGION_PREFIX
+        return self.unbounded() and (not region or short)
 
     def every_case(self) -> bool:
         """No filter but (maybe) the period, and the admin's view: `case_hour_counts`."""
@@ -131,7 +137,8 @@ class Statistics(DirectStatistics):
         if f.dispute_type:
             terms.append(t.dispute_type == f.dispute_type)
         if f.region:
-            terms += region_terms(self.kind, f.region, table)
+            name = "region_prefix" if table is case_counts else "region_code"
+            terms += region_terms(self.kind, f.region, table, name)
         if f.organisation_id:
             terms.append(t.holder_organisation_id == f.organisation_id)
         return terms or [true()]
@@ -172,8 +179,9 @@ class Statistics(DirectStatistics):
     async def overdue(self) -> list[Any]:
         """The cases overdue now (open past their deadline) per (type, source, state,
         outcome, mediator, holder), from the cases: "now" moves, a summary does not.
-        Few rows: the queue's state index holds the open states' deadlines, so only
-        the overdue cases are read. Asked once per `Statistics`."""
+        Few rows: the queue's state index holds the open states' deadlines and (since
+        v0020) every column asked here, so only the overdue cases' entries are read.
+        Asked once per `Statistics`."""
         if self._overdue is None:
             grouped = (
                 cases.c.dispute_type,
@@ -194,7 +202,7 @@ class Statistics(DirectStatistics):
 
     async def summary(self) -> list[Any]:
         """(type, source, state, outcome, cases, overdue) per combination."""
-        if not self.plain():
+        if not self.plain(prefixed=True):
             return await super().summary()
         t = case_counts.c
         query = (
@@ -386,13 +394,13 @@ class Statistics(DirectStatistics):
         ]
 
     async def mediators(self, limit: int = LOAD_LIMIT) -> list[Any]:
-        if not self.plain():
+        if not self.plain(prefixed=True):
             return await super().mediators(limit)
         t = case_counts.c
         return await self._load(t.mediator_id, t.state.in_(IN_HAND), limit, t.mediator_id != "")
 
     async def organisations(self, limit: int = LOAD_LIMIT) -> list[Any]:
-        if not self.plain():
+        if not self.plain(prefixed=True):
             return await super().organisations(limit)
         t = case_counts.c
         return await self._load(t.holder_organisation_id, t.state.in_(OPEN), limit)

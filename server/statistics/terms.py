@@ -55,10 +55,12 @@ def may_see(actor: CaseActor) -> bool:
     return actor.has(StaffRole.ADMIN) or actor.has(StaffRole.COORDINATOR)
 
 
-def region_terms(kind: str, region: str, table: Table = cases) -> list[Any]:
+def region_terms(
+    kind: str, region: str, table: Table = cases, name: str = "region_code"
+) -> list[Any]:
     """A region and everything under it: codes starting with its code, also as a range
     an index can seek (as the queue does, server/cases/store.py)."""
-    column = table.c.region_code
+    column = table.c[name]
     terms = [column.startswith(region, autoescape=True)]
     if kind == "postgresql":
         terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]

@@ -1,12 +1,15 @@
-"""The statistics' summaries (server/cases/counts.py): `case_counts` (cases per type,
-source, state, outcome, holder, coordinator, mediator), `case_region_counts` (per
+"""The statistics' summaries (server/cases/counts.py): `case_counts` (cases per region
+code's first six characters, type, source, state, outcome, holder, coordinator,
+mediator), `case_region_counts` (per
 region, type, holder, coordinator), `case_close_counts` (closed cases per whole hours
 to close, type, holder, coordinator), `case_hour_counts` (cases reported per hour),
 filled here from the cases and then kept by every case change (docs/PERFORMANCE.md
 "Statistics at scale"); and `case_session_experts`, each expert invited to a session
 with its case's filters, filled here from the sessions' JSON invites, then written with
 each session. The region's statistics index (v0015) then holds every column the
-statistics read (the questions of a region the summaries cannot answer read it alone).
+statistics read (the questions of a region the summaries cannot answer read it alone),
+and the queue's state index also the source, outcome and report time (the overdue
+cases, counted from it alone).
 
 Revision ID: v0020
 Revises: v0019
@@ -29,13 +32,15 @@ ID = sa.String(64)
 TYPES: dict[str, Any] = {"close_hours": sa.BigInteger, "hour": sa.BigInteger}
 TYPES |= {"dispute_type": sa.String(32), "region_code": sa.String(32)}
 TYPES |= {"source": sa.String(16), "state": sa.String(16), "outcome": sa.String(16)}
+TYPES |= {"region_prefix": sa.String(32)}
 #: name -> (key columns, their SQL over the cases, which cases), as server/cases/counts.py
 #: (copied: a migration stays as it was written when the schema moves on)
 SUMMARIES = {
     "case_counts": (
-        ["dispute_type", "source", "state", "outcome", "holder_organisation_id",
-         "coordinator_organisation_id", "mediator_id"],
-        {"outcome": "COALESCE(outcome, '')", "mediator_id": "COALESCE(mediator_id, '')"},
+        ["region_prefix", "dispute_type", "source", "state", "outcome",
+         "holder_organisation_id", "coordinator_organisation_id", "mediator_id"],
+        {"region_prefix": "SUBSTR(region_code, 1, 6)", "outcome": "COALESCE(outcome, '')",
+         "mediator_id": "COALESCE(mediator_id, '')"},
         "1 = 1",
     ),
     "case_region_counts": (
@@ -68,7 +73,25 @@ REGION_AFTER = [
 ]  # fmt: skip
 
 
+#: The queue's state index (v0013), then also holding what the overdue statistics read
+STATE_INDEX = "ix_cases_queue_state"
+STATE_BEFORE = [
+    "state",
+    "deadline_at",
+    "dispute_type",
+    "region_code",
+    "holder_organisation_id",
+    "coordinator_organisation_id",
+    "mediator_id",
+    "created_ns",
+    "id",
+]
+STATE_AFTER = [*STATE_BEFORE, "source", "outcome", "created_at"]  # fmt: skip
+
+
 def upgrade() -> None:
+    op.drop_index(STATE_INDEX, table_name="cases")
+    op.create_index(STATE_INDEX, "cases", STATE_AFTER)
     op.drop_index(REGION_INDEX, table_name="cases")
     # PostgreSQL: a region's prefix is a byte-wise range whatever the collation
     op.create_index(
@@ -143,3 +166,5 @@ def downgrade() -> None:
         op.drop_table(name)
     op.drop_index(REGION_INDEX, table_name="cases")
     op.create_index(REGION_INDEX, "cases", REGION_BEFORE)
+    op.drop_index(STATE_INDEX, table_name="cases")
+    op.create_index(STATE_INDEX, "cases", STATE_BEFORE)
