@@ -21,6 +21,7 @@ from tests.test_accounts import make_account, make_organisation
 from tests.test_browser_csp import REPORT_VIOLATIONS
 from tests.test_browser_staff import browser, new_page  # noqa: F401 - the fixture
 from tests.test_browser_staff_cases import fits, log_in
+from tiaojie.server.cases import counts
 from tiaojie.server.cases.service import CASES
 from tiaojie.server.cases.tables import cases
 
@@ -84,6 +85,7 @@ async def test_a_coordinator_filters_drills_down_and_shares_a_view(
             .where(cases.c.id.in_(ids[:300]))
             .values(coordinator_organisation_id=org["id"])
         )
+        await counts.rebuild(conn)  # written behind the store's back: the summaries again
 
     errors: list[str] = []
     context, page = await new_page(browser, errors)
