@@ -214,6 +214,7 @@ function join() {
   const name = validName();
   if (!name) return;
 
+  performance.mark("tiaojie:join");
   const button = $("join-button");
   button.disabled = true;
   button.textContent = t("join.connecting");
@@ -227,6 +228,7 @@ function join() {
   exposeForTests(room, state.view);
 
   sig.on("welcome", ({ participant, room }) => {
+    performance.mark("tiaojie:welcome");
     if (state.finished) return;
     if (room) $("lobby-room-title").textContent = t("lobby.room", { title: room.title });
     $("lobby-room-title").dataset.title = room?.title || "";
@@ -234,6 +236,7 @@ function join() {
     // "joined": room_state follows at once
   });
   sig.on("room_state", () => {
+    performance.mark("tiaojie:room_state");
     $("lobby-sent-back").hidden = true;
     if (!state.finished) showScreen("room");
   });
@@ -255,6 +258,7 @@ function join() {
     if (!state.finished) $("conn-banner").hidden = false;
   });
   sig.on("connected", () => {
+    performance.mark("tiaojie:connected");
     $("conn-banner").hidden = true;
   });
   // several nodes, and this one is gone: another node places the room again
@@ -337,6 +341,7 @@ function exposeForTests(room, view) {
 // ---------------------------------------------------------------- start
 
 async function main() {
+  performance.mark("tiaojie:modules");
   initI18n();
   onLangChange(() => {
     if (state.me && currentScreen() === "join") renderJoin();
@@ -370,6 +375,7 @@ async function main() {
   showScreen("loading");
   try {
     state.me = await fetchMe(state.token);
+    performance.mark("tiaojie:me");
   } catch (e) {
     if (e instanceof ApiError) return showRefusal(e.code, e.message);
     throw e;
@@ -390,7 +396,8 @@ async function main() {
   });
   renderJoin();
   showScreen(new URLSearchParams(location.search).has("check") ? "check" : "join");
-  preview.start();
+  performance.mark("tiaojie:join_screen");
+  preview.start().then(() => performance.mark("tiaojie:preview"));
   // sent here by another node after pressing join there: join at once
   if (arrival.name) join();
 }

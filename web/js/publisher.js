@@ -232,12 +232,14 @@ export class Publisher extends EventTarget {
     const pc = this.pc;
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringDone(pc);
+    performance.mark("tiaojie:pub_offer");
     if (this.state === "closed") return;
     const ack = await this.sig.request("publish", {
       sdp: pc.localDescription.sdp,
       type: "offer",
       tracks: this._published(),
     });
+    performance.mark("tiaojie:pub_answered");
     if (this.state === "closed") return;
     if (!ack.ok || typeof ack.sdp !== "string") {
       this.lastError = { error: ack.error || "server", message: ack.message || "no answer" };

@@ -92,13 +92,16 @@ export class Subscriber extends EventTarget {
   async _answer({ sdp, tracks, unavailable }) {
     if (this.closed || typeof sdp !== "string") return;
     this._setUnavailable(unavailable);
-    if (!this.pc) this.pc = newPeerConnection(this.iceServers);
+    performance.mark("tiaojie:sub_offer");
+    if (!this.pc) this.pc = this._newPc();
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
+    performance.mark("tiaojie:sub_local");
     // the tracks exist from here on: show them while the answer travels
     this._map(Array.isArray(tracks) ? tracks : []);
     await iceGatheringDone(pc);
+    performance.mark("tiaojie:sub_gathered");
     if (this.closed) return;
     const ack = await this.sig.request("subscriber_answer", {
       sdp: pc.localDescription.sdp,
@@ -106,9 +109,19 @@ export class Subscriber extends EventTarget {
     });
     if (!ack.ok) console.warn("subscriber_answer refused:", ack.error, ack.message);
     else {
+      performance.mark("tiaojie:sub_answered");
       this.answers += 1;
       if (this._setUnavailable(ack.unavailable)) this._map(Array.isArray(tracks) ? tracks : []);
     }
+  }
+
+  /** A new pcSub; its connection states are marked on the performance timeline. */
+  _newPc() {
+    const pc = newPeerConnection(this.iceServers);
+    const mark = (what) => () => performance.mark(`tiaojie:sub_${what}_${pc[`${what}State`]}`);
+    pc.addEventListener("iceconnectionstatechange", mark("iceConnection"));
+    pc.addEventListener("connectionstatechange", mark("connection"));
+    return pc;
   }
 
   /** Take the server's `unavailable` list; whether it changed. */
