@@ -1,10 +1,15 @@
-"""The media plane in signalling: `publish` and `subscriber_answer`, and a Peer for every
-participant from entering the room to leaving it (server/media/sfu.py)."""
+"""The media plane in signalling: `publish`, `subscriber_answer` and `ice_candidate`, and
+a Peer for every participant from entering the room to leaving it (server/media/sfu.py)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from aiortc.sdp import candidate_from_sdp
+
+from tiaojie.server.errors import TiaojieError, bad_request
+from tiaojie.server.media.ice import screen_candidates
 from tiaojie.server.media.sfu import MediaPlane
 from tiaojie.server.model import Participant, Room
 from tiaojie.server.ratelimit import RateLimit
@@ -16,6 +21,8 @@ from tiaojie.server.signalling import CloseReason, Request, Signalling
 #: then PUBLISH_RATE a second.
 PUBLISH_BURST = 20
 PUBLISH_RATE = 2.0
+
+log = logging.getLogger(__name__)
 
 
 class MediaHandlers:
@@ -30,6 +37,7 @@ class MediaHandlers:
         sig = self.signalling
         sig.add_handler("publish", self._publish)
         sig.add_handler("subscriber_answer", self._subscriber_answer)
+        sig.add_handler("ice_candidate", self._ice_candidate)
         sig.add_room_state("publications", self._publications)
         sig.on_entering(self._entering)
         sig.on_enter(self._entered)
@@ -79,3 +87,29 @@ class MediaHandlers:
         await self.signalling.check(request)
         peer = self.media.peer(request.room_id, request.participant_id)
         return {"unavailable": await peer.answer(request.payload["sdp"])}
+
+    async def _ice_candidate(self, request: Request) -> dict[str, Any]:
+        """Trickle ICE: a candidate the browser gathered after sending its offer or answer
+        (which it sends at once), screened as those in an SDP are (server/media/ice.py).
+        The browser sends them once that description is acknowledged, so it is applied."""
+        await self.signalling.check(request)
+        peer = self.media.peer(request.room_id, request.participant_id)
+        subscriber = request.payload["connection"] == "subscriber"
+        pc = peer.subscriber if subscriber else peer.publisher
+        if pc is None or pc.remoteDescription is None:
+            raise TiaojieError("no_media", "That connection has no description yet.", 409)
+        line = request.payload["candidate"]
+        seen = peer.subscriber_candidates if subscriber else peer.publisher_candidates
+        _, dropped = screen_candidates(f"a={line}\r\n", peer.room.plane.ice, seen)
+        if dropped:
+            log.info("remote ICE candidate of %s dropped: %s", request.participant_id, dropped)
+            return {"added": False}
+        try:
+            candidate = candidate_from_sdp(line.removeprefix("candidate:").strip())
+        except (ValueError, IndexError):
+            raise bad_request("The candidate cannot be read.") from None
+        # max-bundle: the first m-section's transport carries everything
+        candidate.sdpMid = request.payload.get("sdpMid")
+        candidate.sdpMLineIndex = 0
+        await pc.addIceCandidate(candidate)
+        return {"added": True}
