@@ -32,6 +32,9 @@ class MediaHandlers:
         self.signalling = signalling
         self.media = media
         self._publish_limit = RateLimit("offers", PUBLISH_RATE, PUBLISH_BURST)
+        #: the first subscriber offer of a participant entering, by connection (sid), until
+        #: it goes into their room_state
+        self._first_offers: dict[str, dict[str, Any]] = {}
 
     def install(self) -> None:
         sig = self.signalling
@@ -39,6 +42,7 @@ class MediaHandlers:
         sig.add_handler("subscriber_answer", self._subscriber_answer)
         sig.add_handler("ice_candidate", self._ice_candidate)
         sig.add_room_state("publications", self._publications)
+        sig.add_room_state("subscriber_offer", self._subscriber_offer)
         sig.on_entering(self._entering)
         sig.on_enter(self._entered)
         sig.on_away(self._away)
@@ -47,6 +51,9 @@ class MediaHandlers:
 
     def _publications(self, room: Room, participant: Participant) -> list[dict[str, Any]]:
         return self.media.publications(room.id)
+
+    def _subscriber_offer(self, room: Room, participant: Participant) -> dict[str, Any] | None:
+        return self._first_offers.pop(participant.sid, None)
 
     async def _entering(self, room_id: str, participant: Participant) -> None:
         # before room_state: a client publishes as soon as it has it
@@ -62,17 +69,25 @@ class MediaHandlers:
             rules,
             adaptive=participant.role != Role.RECORDER,
         )
+        # the subscriber offer goes in room_state: the client answers it on arrival
+        offer = await self.media.peer(room_id, participant.id).first_offer()
+        if offer is not None:
+            self._first_offers[participant.sid] = offer
 
     async def _entered(self, room_id: str, participant: Participant) -> None:
-        # after room_state: a client drops subscriber offers that come before it
+        # after room_state: a client drops subscriber offers that come before it (a peer
+        # whose first offer went in room_state has started already)
+        self._first_offers.pop(participant.sid, None)
         self.media.start_peer(room_id, participant.id)
 
     async def _away(self, room_id: str, participant: Participant) -> None:
         # aiortc has no ICE restart: the peer connections are over; a reconnect makes new
         # ones (on_enter), and the others' subscriptions to what they published end now.
+        self._first_offers.pop(participant.sid, None)
         await self.media.remove_peer(room_id, participant.id)
 
     async def _left(self, room_id: str, participant: Participant, reason: CloseReason) -> None:
+        self._first_offers.pop(participant.sid, None)
         await self.media.remove_peer(room_id, participant.id)
 
     async def _publish(self, request: Request) -> dict[str, Any]:
