@@ -72,3 +72,27 @@ async def test_versioned_assets_are_cached_and_pages_are_not(live_server: LiveSe
         assert status == 200, path
         assert headers["Cache-Control"] == "no-store", path
         assert f"/static/v/{version}/css/app.css" in body.decode(), path
+
+
+def static_imports(module: str) -> set[str]:
+    """Every module `module` (a path under web/) imports statically, transitively."""
+    found: set[str] = set()
+    todo = [module]
+    while todo:
+        path = WEB_DIR / todo.pop()
+        text = path.read_text(encoding="utf-8")
+        for ref in re.findall(r'^\s*import\s[^;]*?["\'](\.{1,2}/[^"\']+)["\']', text, re.M):
+            name = (path.parent / ref).resolve().relative_to(WEB_DIR.resolve()).as_posix()
+            if name not in found:
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def test_the_join_page_preloads_what_its_script_imports() -> None:
+    """join.html names join.js's static imports as modulepreload (fetched beside join.js,
+    not one level after another); the room's modules are imported later, dynamically."""
+    page = (WEB_DIR / "join.html").read_text(encoding="utf-8")
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([^"]+)">', page))
+    assert preloaded == static_imports("js/join.js")
+    assert "js/room-view.js" not in preloaded
