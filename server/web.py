@@ -108,7 +108,9 @@ def _page_body(name: str) -> bytes:
 
 def page_response(name: str) -> web.Response:
     """The page web/`name`, not stored, naming versioned assets."""
-    return web.Response(body=_page_body(name), content_type="text/html", headers=NO_STORE)
+    return web.Response(
+        body=_page_body(name), content_type="text/html", charset="utf-8", headers=NO_STORE
+    )
 
 
 def _page(name: str) -> Handler:
