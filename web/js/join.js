@@ -233,7 +233,14 @@ async function join() {
   button.textContent = t("join.connecting");
   $("name-input").disabled = true;
 
-  const [{ RoomState }, { RoomView }, { inboundByMid }] = await roomModules;
+  let modules;
+  try {
+    modules = await roomModules;
+  } catch (e) {
+    console.error("the room's modules:", e);
+    return showRefusal("network");
+  }
+  const [{ RoomState }, { RoomView }, { inboundByMid }] = modules;
   if (state.finished) return;
   const sig = state.early || new Signalling({ token: state.token });
   state.sig = sig;
