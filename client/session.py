@@ -231,6 +231,8 @@ class RoomClient:
     async def _on_room_state(self, data: dict[str, Any]) -> None:
         self.room_state = data
         self.ice_servers = data.get("ice_servers", [])
+        if data.get("subscriber_offer"):  # the first offer comes in room_state
+            await self._offers.put(data["subscriber_offer"])
         self._in_room.set()
         self._entered.set()
 

@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "publish": frozenset({Role.MEDIATOR, Role.PARTY, Role.EXPERT}),
     "recording_consent": PEOPLE,
     "subscriber_answer": frozenset(Role),
+    "ice_candidate": frozenset(Role),
     # chat (server/chat.py): every person admitted; whom `to` may name is chat.PRIVATE_TO
     "chat_send": PEOPLE,
     # the agreement (server/agreements/): the mediator drafts; parties, then a mediator, sign

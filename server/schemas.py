@@ -116,6 +116,15 @@ EVENTS: dict[str, Schema] = {
     "subscriber_answer": _object(
         {"sdp": SDP, "type": {"type": "string", "enum": ["answer"]}}, ["sdp", "type"]
     ),
+    # trickle ICE: one candidate the browser gathered after it sent its offer or answer
+    "ice_candidate": _object(
+        {
+            "connection": {"type": "string", "enum": ["publisher", "subscriber"]},
+            "candidate": {"type": "string", "pattern": "^candidate:[^\\r\\n]*$", "maxLength": 512},
+            "sdpMid": {"type": "string", "maxLength": 32},
+        },
+        ["connection", "candidate"],
+    ),
     "chat_send": _object(
         {
             "text": {

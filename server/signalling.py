@@ -390,11 +390,13 @@ class Signalling:
     async def _after_connect(
         self, sid: str, room_id: str, participant_id: str, replaced_sid: str | None
     ) -> None:
-        # Events sent before the CONNECT packet confuse clients: wait until it is out.
-        for _ in range(500):
+        # Events sent before the CONNECT packet confuse clients: wait until it is out. It
+        # usually is within a few turns of the loop (the connect handler's caller sends
+        # it): look at once, then every 10 ms (5 s in all).
+        for attempt in range(520):
             if self.sio.manager.is_connected(sid, "/"):
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0 if attempt < 20 else 0.01)
         else:
             return
         if replaced_sid:

@@ -195,3 +195,60 @@ def test_serve_refuses_a_bad_ice_deny(tmp_path) -> None:
         timeout=30,
     )
     assert out.returncode == 2 and "--ice-deny" in out.stderr, out.stderr
+
+
+async def test_trickled_candidates_are_screened_and_reach_the_servers_ice(
+    tmp_path, udp_sockets
+) -> None:
+    """`ice_candidate` (trickle ICE): a candidate sent after the offer is screened as one in
+    the SDP is; an allowed one is checked by the server's ICE, a denied one never."""
+    srv = await start_server(tmp_path / "data", announce_ip="127.0.0.1", ice_deny=f"{DENIED}/32")
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        room = await srv.create_room(lobby=False)
+        invite = await srv.create_invite(room["id"], "party", "甲")
+        client = await srv.join(invite)
+        denied, allowed = bound(udp_sockets, DENIED), bound(udp_sockets, ALLOWED)
+        lines = {
+            "denied": candidate(1, DENIED, port(denied), 2130706431),
+            "allowed": candidate(2, ALLOWED, port(allowed), 2130706430),
+        }
+        trickled = {k: v.removeprefix("a=").strip() for k, v in lines.items()}
+
+        def send(line: str) -> dict:
+            body = {"connection": "publisher", "candidate": line, "sdpMid": "0"}
+            return client.call("ice_candidate", body)
+
+        ack = await send(trickled["allowed"])  # before any offer: no connection to add it to
+        assert ack["ok"] is False and ack["error"] == "no_media", ack
+
+        pc.addTransceiver("audio", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = "".join(  # sent at once: no candidates, no end-of-candidates
+            line
+            for line in pc.localDescription.sdp.splitlines(keepends=True)
+            if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+        )
+        tracks = [{"mid": pc.getTransceivers()[0].mid, "source": "microphone"}]
+        ack = await client.call("publish", {"sdp": offer, "type": "offer", "tracks": tracks})
+        assert ack["ok"] is True, ack
+
+        assert (await send(trickled["denied"])) == {"ok": True, "added": False}
+        assert (await send(trickled["allowed"])) == {"ok": True, "added": True}
+        assert (await send("candidate:1 1 udp x")) == {"ok": True, "added": False}  # unreadable
+        ack = await send(trickled["allowed"] + "\r\na=candidate:3 1 udp 1 10.0.0.1 9 typ host")
+        assert ack["ok"] is False, ack  # one line only
+
+        publisher = srv.state.media.peer(room["id"], invite["invite_id"]).publisher
+        ice = publisher.getTransceivers()[0].receiver.transport.transport
+        assert {(c.ip, c.port) for c in ice.getRemoteCandidates()} == {(ALLOWED, port(allowed))}
+        data, _ = await asyncio.to_thread(allowed.recvfrom, 2048)
+        assert data[:2] == STUN_BINDING_REQUEST
+        denied.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            denied.recvfrom(2048)
+    finally:
+        await pc.close()
+        await srv.close()
+        await srv.server.close()
+        apply_ice(IceSettings())

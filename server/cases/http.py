@@ -36,7 +36,7 @@ from tiaojie.server.http_auth import json_response
 from tiaojie.server.model import new_id
 from tiaojie.server.schemas import ID_PATTERN
 from tiaojie.server.validation import Schema, validate
-from tiaojie.server.web import NO_STORE, WEB_DIR
+from tiaojie.server.web import NO_STORE, page_response
 
 CASE = "/api/cases/{case_id:" + ID_PATTERN + "}"
 MAX_JSON = 256 * 1024
@@ -468,7 +468,7 @@ class CaseRoutes:
         return html_response(progress.page(found, request.query.get("key")))
 
     async def report_page(self, request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(WEB_DIR / "report.html", headers=NO_STORE)
+        return page_response("report.html")
 
 
 #: POST /api/cases/{id}/attachments: a form of `case` ({}) and `attachment` parts, or JSON.

@@ -305,6 +305,8 @@ class Peer:
         #: False until the participant has their room_state (start_peer): a client drops
         #: subscriber offers that come earlier, so they wait.
         self.started = False
+        #: `first_offer` waits here for the first subscriber offer (None: nothing offered)
+        self._first_offer: asyncio.Future[dict[str, Any] | None] | None = None
         #: the client's answer, and a future the negotiation resolves once it is applied
         self._answer: asyncio.Future[tuple[RTCSessionDescription, Applied]] | None = None
         self._incoming: dict[str, _Incoming] = {}
@@ -478,10 +480,22 @@ class Peer:
 
     # -- subscribing -----------------------------------------------------------------------
     def start(self) -> None:
-        """The client is ready for subscriber offers: send what is published."""
+        """The client is ready for subscriber offers: send what is published (once)."""
+        if self.started:
+            return
         self.started = True
         if self._dirty or self.room.publications():
             self.renegotiate()
+
+    async def first_offer(self) -> dict[str, Any] | None:
+        """Start before the participant has their room_state and return the first
+        subscriber offer instead of sending it: it goes in that room_state (no message of
+        its own, nothing waits for it). None when nothing is offered."""
+        if self.started or not self.room.publications():
+            return None
+        self._first_offer = asyncio.get_running_loop().create_future()
+        self.start()
+        return await self._first_offer
 
     def renegotiate(self) -> None:
         """Bring the subscriber connection up to date (coalesces concurrent requests)."""
@@ -490,6 +504,14 @@ class Peer:
             _spawn(self._negotiate_loop())
 
     async def _negotiate_loop(self) -> None:
+        try:
+            await self._negotiate_until_clean()
+        finally:
+            first, self._first_offer = self._first_offer, None
+            if first is not None and not first.done():
+                first.set_result(None)  # nothing was offered
+
+    async def _negotiate_until_clean(self) -> None:
         async with self._negotiating:
             while self._dirty and not self.closed and not self.unusable:
                 self._dirty = False
@@ -554,7 +576,7 @@ class Peer:
         self._answer = loop.create_future()
         offered = self.subscriber.localDescription.sdp
         idle = {slot.transceiver.mid or "" for slot in self.slots if slot.rejected}
-        await self.room.plane.send(
+        await self._send_offer(
             self.sid,
             "subscriber_offer",
             {
@@ -595,6 +617,14 @@ class Peer:
         _settle(applied, result=list(self.unavailable.values()))
         for slot in new:
             slot.keyframe_needed()
+
+    async def _send_offer(self, sid: str, event: str, message: dict[str, Any]) -> None:
+        """Send a subscriber offer, or hand the first one to `first_offer` (room_state)."""
+        first, self._first_offer = self._first_offer, None
+        if first is not None and not first.done():
+            first.set_result(message)
+        else:
+            await self.room.plane.send(sid, event, message)
 
     def _rejected(self, mids: list[str]) -> None:
         """The answer rejected these m-sections: their publications are `unavailable`."""

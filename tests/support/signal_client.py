@@ -34,7 +34,12 @@ class SignalClient:
         self.sio.on("disconnect", self._on_disconnect)
 
     async def _record(self, event: str, *args: Any) -> None:
-        self.events.append((event, args[0] if args else None))
+        data = args[0] if args else None
+        self.events.append((event, data))
+        if event == "room_state" and isinstance(data, dict) and data.get("subscriber_offer"):
+            # the first subscriber offer comes in room_state (docs/PROTOCOL.md): recorded
+            # as the notification it stands for, as a client handles it
+            self.events.append(("subscriber_offer", data["subscriber_offer"]))
         self._changed.set()
 
     async def _on_connect_error(self, data: Any) -> None:

@@ -14,13 +14,9 @@
  * @module join
  */
 import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
-import { DeviceCheck } from "./device-check.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
 import { MediaPreview } from "./media-preview.js";
-import { RoomState } from "./room-state.js";
-import { RoomView } from "./room-view.js";
 import { personRole } from "./roles.js";
-import { inboundByMid } from "./stats.js";
 import { Signalling } from "./signalling.js";
 import {
   showScreen,
@@ -32,6 +28,19 @@ import {
 } from "./ui.js";
 
 const NAME_MAX = 64;
+
+/**
+ * The room's modules (the room view and its panels: most of the page's code) and the
+ * device check, loaded beside the join screen rather than before it: the join screen
+ * (and the invite check) need only the modules imported above. Joining waits for them
+ * (they are there long before anyone can click).
+ */
+const roomModules = Promise.all([
+  import("./room-state.js"),
+  import("./room-view.js"),
+  import("./stats.js"),
+]);
+const deviceCheckModule = import("./device-check.js");
 
 /** Errors shown on the "link cannot be used" screen. */
 const LINK_ERRORS = new Set([
@@ -62,6 +71,9 @@ const state = {
   me: null,
   /** @type {Signalling|null} */
   sig: null,
+  /** @type {Signalling|null} the transport opened on the join screen, used by join() */
+  early: null,
+  joining: false,
   /** @type {RoomView|null} */
   view: null,
   finished: false,
@@ -76,7 +88,7 @@ function finish(screen) {
   state.finished = true;
   state.view?.stop();
   preview.stop();
-  if (state.sig) state.sig.close();
+  (state.sig || state.early)?.close();
   $("conn-banner").hidden = true;
   showScreen(screen);
 }
@@ -127,7 +139,7 @@ function goToNode(url, name = "", fresh = false) {
   state.finished = true;
   state.view?.stop();
   preview.stop();
-  if (state.sig) state.sig.close();
+  (state.sig || state.early)?.close();
   showScreen("loading");
   location.replace(target.href);
 }
@@ -154,7 +166,7 @@ function renderJoin() {
   $("role-value").dataset.role = invite.role;
   $("lobby-note").hidden = !(room.lobby && (invite.role === "party" || invite.role === "expert"));
   $("locked-note").hidden = !room.locked;
-  $("join-button").textContent = t(state.sig ? "join.connecting" : "join.button");
+  $("join-button").textContent = t(state.joining ? "join.connecting" : "join.button");
   renderMediaNote();
   renderDevices();
 }
@@ -209,24 +221,36 @@ function validName() {
 
 // ---------------------------------------------------------------- connecting
 
-function join() {
-  if (state.sig || state.finished) return;
+async function join() {
+  if (state.joining || state.finished) return;
   const name = validName();
   if (!name) return;
 
+  performance.mark("tiaojie:join");
+  state.joining = true;
   const button = $("join-button");
   button.disabled = true;
   button.textContent = t("join.connecting");
   $("name-input").disabled = true;
 
-  const sig = new Signalling({ token: state.token, name });
+  let modules;
+  try {
+    modules = await roomModules;
+  } catch (e) {
+    console.error("the room's modules:", e);
+    return showRefusal("network");
+  }
+  const [{ RoomState }, { RoomView }, { inboundByMid }] = modules;
+  if (state.finished) return;
+  const sig = state.early || new Signalling({ token: state.token });
   state.sig = sig;
   const room = new RoomState(sig);
   state.view = new RoomView({ signalling: sig, room, preview, token: state.token, onLeave: leave });
   preview.attach($("lobby-video"));
-  exposeForTests(room, state.view);
+  exposeForTests(room, state.view, inboundByMid);
 
   sig.on("welcome", ({ participant, room }) => {
+    performance.mark("tiaojie:welcome");
     if (state.finished) return;
     if (room) $("lobby-room-title").textContent = t("lobby.room", { title: room.title });
     $("lobby-room-title").dataset.title = room?.title || "";
@@ -234,6 +258,7 @@ function join() {
     // "joined": room_state follows at once
   });
   sig.on("room_state", () => {
+    performance.mark("tiaojie:room_state");
     $("lobby-sent-back").hidden = true;
     if (!state.finished) showScreen("room");
   });
@@ -255,6 +280,7 @@ function join() {
     if (!state.finished) $("conn-banner").hidden = false;
   });
   sig.on("connected", () => {
+    performance.mark("tiaojie:connected");
     $("conn-banner").hidden = true;
   });
   // several nodes, and this one is gone: another node places the room again
@@ -262,7 +288,7 @@ function join() {
     const other = (state.me.nodes || []).find((url) => new URL(url).origin !== location.origin);
     if (!state.finished && other && attempts >= UNREACHABLE_ATTEMPTS) goToNode(other, name, true);
   });
-  sig.connect();
+  sig.connect(name);
 }
 
 async function leave() {
@@ -284,10 +310,11 @@ async function leaveLobby() {
 /**
  * `window.tiaojie`: read-only access to the media for tests and for debugging from the
  * console (documented in web/README.md). Nothing here is needed by the page itself.
- * @param {RoomState} room
- * @param {RoomView} view
+ * @param {import("./room-state.js").RoomState} room
+ * @param {import("./room-view.js").RoomView} view
+ * @param {typeof import("./stats.js").inboundByMid} inboundByMid
  */
-function exposeForTests(room, view) {
+function exposeForTests(room, view, inboundByMid) {
   const media = view.media;
   window.tiaojie = {
     get pcPub() {
@@ -337,6 +364,7 @@ function exposeForTests(room, view) {
 // ---------------------------------------------------------------- start
 
 async function main() {
+  performance.mark("tiaojie:modules");
   initI18n();
   onLangChange(() => {
     if (state.me && currentScreen() === "join") renderJoin();
@@ -370,6 +398,7 @@ async function main() {
   showScreen("loading");
   try {
     state.me = await fetchMe(state.token);
+    performance.mark("tiaojie:me");
   } catch (e) {
     if (e instanceof ApiError) return showRefusal(e.code, e.message);
     throw e;
@@ -378,21 +407,33 @@ async function main() {
   if (state.me.node_url) return goToNode(state.me.node_url);
 
   $("name-input").value = arrival.name || state.me.invite.name || "";
-  const check = new DeviceCheck({
-    preview,
-    token: state.token,
-    onEnter: enterFromCheck,
-    onBack: showJoin,
-  });
-  $("check-open").addEventListener("click", () => {
-    check.reset();
+  $("check-open").addEventListener("click", async () => {
+    (await deviceCheck()).reset();
     showScreen("check");
   });
   renderJoin();
-  showScreen(new URLSearchParams(location.search).has("check") ? "check" : "join");
-  preview.start();
+  const checkFirst = new URLSearchParams(location.search).has("check");
+  if (checkFirst) await deviceCheck();
+  showScreen(checkFirst ? "check" : "join");
+  performance.mark("tiaojie:join_screen");
+  // the WebSocket, ready for the join button (entering the room is the join itself)
+  state.early = new Signalling({ token: state.token });
+  state.early.preopen();
+  preview.start().then(() => performance.mark("tiaojie:preview"));
   // sent here by another node after pressing join there: join at once
   if (arrival.name) join();
+}
+
+/** @type {Promise<import("./device-check.js").DeviceCheck>|null} */
+let deviceCheckMade = null;
+
+/** The device check screen's controller, made once (its module loads in the background). */
+function deviceCheck() {
+  deviceCheckMade ??= deviceCheckModule.then(
+    ({ DeviceCheck }) =>
+      new DeviceCheck({ preview, token: state.token, onEnter: enterFromCheck, onBack: showJoin }),
+  );
+  return deviceCheckMade;
 }
 
 function showJoin() {

@@ -96,17 +96,22 @@ export class MediaSession extends EventTarget {
   }
 
   /**
-   * Enter the room's media: publish (unless `publish` is false: observers) and be ready
-   * for the server's subscriber offers.
-   * @param {{iceServers?: RTCIceServer[], publish: boolean, selfId: string}} opts
+   * Enter the room's media: answer the first subscriber offer (`room_state` carries it),
+   * publish (unless `publish` is false: observers) and be ready for the server's next
+   * subscriber offers.
+   * @param {{iceServers?: RTCIceServer[], publish: boolean, selfId: string, offer?: object|null}} opts
    */
-  start({ iceServers = [], publish, selfId }) {
+  start({ iceServers = [], publish, selfId, offer = null }) {
     this._closeConnections();
     this.active = true;
     this.iceServers = Array.isArray(iceServers) ? iceServers : [];
     this.selfId = selfId;
     this._watchConnections();
     this._newSubscriber();
+    if (offer) {
+      this.offersReceived += 1;
+      this.subscriber.handleOffer(offer);
+    }
     if (publish) {
       const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
       this.publisher = pub;

@@ -25,7 +25,7 @@
  *
  * @module publisher
  */
-import { applyCodecPreferences, iceGatheringDone, newPeerConnection, preferredCodecs } from "./webrtc.js";
+import { applyCodecPreferences, newPeerConnection, preferredCodecs, trickle } from "./webrtc.js";
 
 /** @typedef {"camera"|"microphone"|"screen"} Source */
 
@@ -42,6 +42,8 @@ export class Publisher extends EventTarget {
     super();
     this.sig = signalling;
     this.pc = newPeerConnection(iceServers);
+    /** Sends the candidates held so far (see webrtc.js, `trickle`). */
+    this._sendCandidates = trickle(this.pc, signalling, "publisher");
     /** @type {Map<Source, RTCRtpTransceiver>} */
     this.transceivers = new Map();
     /** @type {Map<Source, RTCRtpTransceiver>} backup-codec encodings, by source */
@@ -231,13 +233,14 @@ export class Publisher extends EventTarget {
     this._setState("negotiating");
     const pc = this.pc;
     await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringDone(pc);
-    if (this.state === "closed") return;
+    performance.mark("tiaojie:pub_offer");
+    if (this.state === "closed") return; // the offer goes at once: candidates follow
     const ack = await this.sig.request("publish", {
       sdp: pc.localDescription.sdp,
       type: "offer",
       tracks: this._published(),
     });
+    performance.mark("tiaojie:pub_answered");
     if (this.state === "closed") return;
     if (!ack.ok || typeof ack.sdp !== "string") {
       this.lastError = { error: ack.error || "server", message: ack.message || "no answer" };
@@ -251,6 +254,7 @@ export class Publisher extends EventTarget {
       return;
     }
     await pc.setRemoteDescription({ type: "answer", sdp: ack.sdp });
+    this._sendCandidates();
     for (const [source, tr] of this.transceivers) {
       if (SOURCE_KIND[source] === "video" && tr.direction === "sendonly") await keepResolution(tr);
     }

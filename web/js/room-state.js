@@ -163,7 +163,7 @@ export class RoomState extends EventTarget {
 
   // ---- notifications ----
 
-  _enter({ room, self, participants, lobby, publications, recording, ice_servers }) {
+  _enter({ room, self, participants, lobby, publications, recording, ice_servers, subscriber_offer }) {
     const people = new Map((participants || []).map((p) => [p.id, p]));
     if (self) people.set(self.id, self);
     this._set(
@@ -175,7 +175,7 @@ export class RoomState extends EventTarget {
         publications: new Map((publications || []).map((p) => [p.id, p])),
         recording: recording || null,
       },
-      { entered: true, iceServers: ice_servers },
+      { entered: true, iceServers: ice_servers, subscriberOffer: subscriber_offer || null },
     );
   }
 
@@ -211,9 +211,9 @@ export class RoomState extends EventTarget {
   /**
    * Replace values and announce what changed (nothing, if nothing did).
    * @param {Record<string, any>} values
-   * @param {{entered?: boolean, iceServers?: RTCIceServer[]}} [extra]
+   * @param {{entered?: boolean, iceServers?: RTCIceServer[], subscriberOffer?: object|null}} [extra]
    */
-  _set(values, { entered = false, iceServers } = {}) {
+  _set(values, { entered = false, iceServers, subscriberOffer = null } = {}) {
     const parts = new Set();
     const previous = {};
     for (const [part, value] of Object.entries(values)) {
@@ -223,7 +223,7 @@ export class RoomState extends EventTarget {
       parts.add(part);
     }
     if (!parts.size && !entered) return;
-    const detail = { parts, previous, entered, iceServers };
+    const detail = { parts, previous, entered, iceServers, subscriberOffer };
     this.dispatchEvent(new CustomEvent("change", { detail }));
   }
 }

@@ -130,11 +130,13 @@ export class RoomView {
   }
 
   /** @param {import("./room-state.js").Change} change */
-  onChange({ parts, previous, entered, iceServers }) {
+  onChange({ parts, previous, entered, iceServers, subscriberOffer }) {
     const self = this.room.self;
     if (entered || parts.has("self")) this.applySelfMute();
     if (entered) {
-      if (self) this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id });
+      // before drawing the room: the browser answers the offer while the room is drawn
+      const offer = subscriberOffer;
+      if (self) this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id, offer });
     } else if (self && parts.has("self")) {
       const wasMutedByMediator = previous.self?.muted_by_mediator;
       if (self.muted_by_mediator && !wasMutedByMediator) this.showBanner("room.muted_by_mediator");

@@ -78,8 +78,10 @@ export class Signalling {
    * @param {object} opts
    * @param {string} opts.token invite token
    * @param {string} [opts.name] display name (1-64 characters) overriding the invite's
+   *   (or given to {@link Signalling#connect})
    */
   constructor({ token, name }) {
+    this.token = token;
     /** @type {Map<string, Set<Function>>} */
     this._handlers = new Map();
     /** Set once `closed` arrived or {@link close} was called: no more reconnects. */
@@ -141,8 +143,21 @@ export class Signalling {
     });
   }
 
-  /** Open the connection. */
-  connect() {
+  /**
+   * Open the transport (the WebSocket) without entering the room: the join page does it
+   * while the person is still on the join screen, so that joining costs one message
+   * instead of a WebSocket handshake first (the server learns nothing from it).
+   */
+  preopen() {
+    this.socket.io.open();
+  }
+
+  /**
+   * Join: open the connection (on the transport {@link Signalling#preopen} opened, if any).
+   * @param {string} [name] display name overriding the invite's
+   */
+  connect(name) {
+    if (name) this.socket.auth = { token: this.token, name };
     this.socket.connect();
   }
 

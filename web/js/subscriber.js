@@ -17,7 +17,7 @@
  *
  * @module subscriber
  */
-import { iceGatheringDone, newPeerConnection } from "./webrtc.js";
+import { newPeerConnection, trickle } from "./webrtc.js";
 
 /**
  * One received track and whose it is.
@@ -55,6 +55,8 @@ export class Subscriber extends EventTarget {
     this.answers = 0;
     this.closed = false;
     this._queue = Promise.resolve();
+    /** Sends the candidates held so far (see webrtc.js, `trickle`). */
+    this._sendCandidates = () => {};
   }
 
   /**
@@ -92,23 +94,37 @@ export class Subscriber extends EventTarget {
   async _answer({ sdp, tracks, unavailable }) {
     if (this.closed || typeof sdp !== "string") return;
     this._setUnavailable(unavailable);
-    if (!this.pc) this.pc = newPeerConnection(this.iceServers);
+    performance.mark("tiaojie:sub_offer");
+    if (!this.pc) this.pc = this._newPc();
     const pc = this.pc;
     await pc.setRemoteDescription({ type: "offer", sdp });
     await pc.setLocalDescription(await pc.createAnswer());
+    performance.mark("tiaojie:sub_local");
     // the tracks exist from here on: show them while the answer travels
     this._map(Array.isArray(tracks) ? tracks : []);
-    await iceGatheringDone(pc);
-    if (this.closed) return;
+    performance.mark("tiaojie:sub_gathered");
+    if (this.closed) return; // the answer goes at once: candidates follow (trickle)
     const ack = await this.sig.request("subscriber_answer", {
       sdp: pc.localDescription.sdp,
       type: "answer",
     });
     if (!ack.ok) console.warn("subscriber_answer refused:", ack.error, ack.message);
     else {
+      performance.mark("tiaojie:sub_answered");
+      this._sendCandidates();
       this.answers += 1;
       if (this._setUnavailable(ack.unavailable)) this._map(Array.isArray(tracks) ? tracks : []);
     }
+  }
+
+  /** A new pcSub; its connection states are marked on the performance timeline. */
+  _newPc() {
+    const pc = newPeerConnection(this.iceServers);
+    const mark = (what) => () => performance.mark(`tiaojie:sub_${what}_${pc[`${what}State`]}`);
+    pc.addEventListener("iceconnectionstatechange", mark("iceConnection"));
+    pc.addEventListener("connectionstatechange", mark("connection"));
+    this._sendCandidates = trickle(pc, this.sig, "subscriber");
+    return pc;
   }
 
   /** Take the server's `unavailable` list; whether it changed. */

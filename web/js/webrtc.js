@@ -3,8 +3,38 @@
  * @module webrtc
  */
 
-/** The server does not trickle candidates, and neither do we: wait this long at most. */
+/** How long {@link iceGatheringDone} waits at most (the network check's probe). */
 export const GATHER_TIMEOUT_MS = 2000;
+
+/**
+ * Trickle ICE (docs/PROTOCOL.md, `ice_candidate`): the room's connections send their
+ * offer or answer at once, without waiting for their candidates; the browser's checks
+ * reach the server (whose candidates are in its SDP) and the server learns the address
+ * from them. Each candidate gathered is also sent with `ice_candidate`, held until the
+ * returned function is called: once the server acknowledged the description (applied).
+ * End-of-candidates is not sent: the server keeps learning addresses from checks.
+ * @param {RTCPeerConnection} pc
+ * @param {import("./signalling.js").Signalling} sig
+ * @param {"publisher"|"subscriber"} connection
+ * @returns {() => void} call when the server has the description
+ */
+export function trickle(pc, sig, connection) {
+  const held = [];
+  let open = false;
+  const send = (c) => {
+    sig.request("ice_candidate", { connection, candidate: c.candidate, sdpMid: c.sdpMid ?? undefined });
+  };
+  pc.addEventListener("icecandidate", ({ candidate }) => {
+    if (!candidate?.candidate) return;
+    if (open) send(candidate);
+    else held.push(candidate);
+  });
+  return () => {
+    if (open) return;
+    open = true;
+    for (const c of held.splice(0)) send(c);
+  };
+}
 
 /**
  * Resolve once ICE gathering is complete, or after `timeoutMs` (whichever comes first),

@@ -1,0 +1,49 @@
+"""Joining a room where something is published takes one message from the server: the
+first subscriber offer comes in `room_state` (docs/PROTOCOL.md), not after it."""
+
+from __future__ import annotations
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from tests.support.testmedia import make_test_mp4
+from tiaojie.client.media_file import FileSource
+from tiaojie.client.session import RoomClient
+
+
+@pytest.fixture(scope="module")
+def test_mp4(tmp_path_factory):
+    return make_test_mp4(tmp_path_factory.mktemp("media") / "av.mp4", seconds=3)
+
+
+async def test_room_state_carries_the_first_subscriber_offer(live_server, test_mp4) -> None:
+    room = await live_server.create_room(lobby=False)
+    empty = await live_server.join(await live_server.create_invite(room["id"], "party", "赵六"))
+    # nothing published yet: nothing to offer
+    assert (await empty.wait_for("room_state"))["subscriber_offer"] is None
+
+    publisher = RoomClient((await live_server.create_invite(room["id"], "party", "王五"))["url"])
+    await publisher.join()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await publisher.publish(FileSource(test_mp4))
+        invite = await live_server.create_invite(room["id"], "party", "李四")
+        viewer = await live_server.join(invite)
+        state = await viewer.wait_for("room_state")
+        offer = state["subscriber_offer"]
+        published = {p["id"] for p in state["publications"]}
+        assert {t["publication_id"] for t in offer["tracks"]} == published, offer
+        assert offer["type"] == "offer" and "a=candidate:" in offer["sdp"]
+
+        # answered straight from room_state: applied, and no second offer was needed
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        body = {"sdp": pc.localDescription.sdp, "type": "answer"}
+        ack = await viewer.call("subscriber_answer", body)
+        assert ack == {"ok": True, "unavailable": []}, ack
+        raw = [name for name, _ in viewer.events if name in ("room_state", "subscriber_offer")]
+        # (the test client records room_state's offer as a subscriber_offer after it)
+        assert raw == ["room_state", "subscriber_offer"], raw
+    finally:
+        await pc.close()
+        await publisher.close()
