@@ -32,8 +32,10 @@ import inspect
 import logging
 import queue
 import socket
+import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -589,7 +591,7 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
         disable_bandwidth_estimation(receiver)
     tap = PacketTap()
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
@@ -602,9 +604,14 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             )
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
             if rtcp_ssrc is not None and remb is not None:
-                await send_rtcp(
-                    RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                _spawn(
+                    send_rtcp(
+                        RtcpPsfbPacket(
+                            fmt=RTCP_PSFB_APP,
+                            ssrc=rtcp_ssrc,
+                            media_ssrc=0,
+                            fci=pack_remb_fci(*remb),
+                        )
                     )
                 )
         codec = codecs.get(packet.payload_type)
@@ -621,18 +628,243 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
                 return  # unknown, or padding only (bandwidth probing)
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         if nack_generator is not None and nack_generator.add(packet):
-            await send_nack(packet.ssrc, sorted(nack_generator.missing))
+            _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
         tap.media_ssrc = packet.ssrc
         tap.packets += 1
         deliver = tap.deliver
         if deliver is not None:
+            OUTBOX.dispatching = True
             try:
                 deliver(packet)
             except Exception:
                 log.exception("a forwarded packet's consumer failed")
+            finally:
+                OUTBOX.dispatching = False
+                OUTBOX.flush()
 
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_rtp(packet, arrival_time_ms)
+
+    _DIRECT_HANDLERS[receiver] = on_rtp
+    receive_directly(_require(receiver, "transport"))
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     return tap
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _spawn(work: Any) -> None:
+    """Run an RTCP send in the background (the receive path never awaits), keeping a
+    reference until it is done."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+#: A tapped receiver's synchronous RTP handler (what `tap_packets` installs), by receiver.
+_DIRECT_HANDLERS: weakref.WeakKeyDictionary[Any, Callable[[RtpPacket, int], None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _srtp_pointer(session: Any) -> int:
+    """The libsrtp `srtp_t` of a pylibsrtp Session, as an integer (for _fastpath)."""
+    from pylibsrtp._binding import ffi  # type: ignore[import-not-found]
+
+    return int(ffi.cast("uintptr_t", _require(session, "_srtp")[0]))
+
+
+def _load_fastpath() -> Any:
+    """The C extension with libsrtp's functions handed over, or None (not built)."""
+    try:
+        from tiaojie.rtc import _fastpath  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("rtc/_fastpath.c is not built: the packet plane runs in pure Python")
+        return None
+    from pylibsrtp._binding import ffi, lib
+
+    _fastpath.set_srtp(
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+    )
+    return _fastpath
+
+
+#: rtc/_fastpath.c, or None where it was not built (the same steps then run in Python).
+FASTPATH = _load_fastpath()
+
+
+def _skip_stun_parse_for_media() -> None:
+    """Make aioice hand RTP/RTCP datagrams (first byte 128-191, RFC 7983) to its
+    connection without first trying to parse them as STUN (a raised ValueError per
+    packet). A STUN message never starts so, so nothing else changes. Process-wide."""
+    import aioice.ice
+
+    protocol: Any = aioice.ice.StunProtocol
+    if getattr(protocol, "_tiaojie_media_first", False):
+        return
+    original = _require(protocol, "datagram_received")
+    source = inspect.getsource(original)
+    if "self.receiver.data_received(data, self.local_candidate.component)" not in source:
+        raise InternalsChanged("aioice's StunProtocol.datagram_received changed")
+
+    def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            self.receiver.data_received(data, self.local_candidate.component)
+            return
+        original(self, data, addr)
+
+    protocol.datagram_received = datagram_received
+    protocol._tiaojie_media_first = True
+
+
+def receive_directly(dtls: Any) -> None:
+    """Handle the SRTP packets of `dtls` in the socket's datagram callback.
+
+    aioice puts every datagram on a queue that aiortc's DTLS task awaits: one task
+    wake-up per packet, then unprotect, parse, route and the receiver's handler. Here an
+    SRTP (not SRTCP) packet that arrives once DTLS is connected is unprotected, parsed,
+    routed and handed to its tapped receiver's synchronous handler at once; everything
+    else (STUN answers, DTLS, RTCP), and any packet while that queue is not empty (the
+    first media arrives before aiortc's task has seen DTLS finish), still takes aioice's
+    queue, so packets keep their order. Once per DTLS transport.
+    """
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtp import is_rtcp
+
+    connection = _require(_require(dtls, "transport"), "_connection")
+    if getattr(connection, "_tiaojie_direct", False):
+        return
+    _skip_stun_parse_for_media()
+    queue_it = _require(connection, "data_received")
+    router = _require(dtls, "_rtp_router")
+    extensions = _require(dtls, "_rtp_header_extensions_map")
+    _require(dtls, "_rx_srtp")
+    _require(dtls, "_RTCDtlsTransport__rx_bytes")
+    connected = State.CONNECTED
+    fastpath = FASTPATH
+    current: list[Any] = [None, 0]  # the rx session, its srtp_t
+    waiting = _require(connection, "_queue")
+
+    def data_received(data: bytes, component: int) -> None:
+        session = dtls._rx_srtp
+        if (
+            session is None
+            or dtls._state is not connected
+            or not 127 < data[0] < 192
+            or is_rtcp(data)
+            or not waiting.empty()  # never overtake what aiortc's task has yet to read
+        ):
+            queue_it(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
+        if fastpath is not None:
+            if current[0] is not session:
+                current[0], current[1] = session, _srtp_pointer(session)
+            plain = fastpath.unprotect(current[1], data)
+            if plain is None:
+                return
+        else:
+            try:
+                plain = session.unprotect(data)
+            except Exception:  # pylibsrtp.Error
+                return
+        try:
+            packet = RtpPacket.parse(plain, extensions)
+        except ValueError:
+            return
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return
+        handler = _DIRECT_HANDLERS.get(receiver)
+        if handler is not None:
+            handler(packet, arrival_ms)
+        else:
+            _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+
+    connection.data_received = data_received
+    connection._tiaojie_direct = True
+
+
+class Outbox:
+    """The copies of one received packet, sent together once it has been fanned out.
+
+    `PacketSender.send` adds a copy (header and payload, the subscriber's socket, SRTP
+    session and address); `flush` SRTP-protects them all and sends them with one
+    sendmmsg per socket (rtc/_fastpath.c), or one by one without the extension. The tap
+    flushes after each packet it delivers; a copy added outside a delivery (a test
+    calling `send`) is flushed on the next turn of the event loop."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int, bytes, bytes, bytes]] = []
+        self.fallback: list[tuple[Any, Any, bytes]] = []  # (dtls, ICE pair, RTP packet)
+        self.dispatching = False
+        self.sent = 0
+        self._scheduled = False
+
+    def add(self, item: tuple[int, int, bytes, bytes, bytes]) -> None:
+        self.items.append(item)
+        self._later()
+
+    def add_fallback(self, dtls: Any, pair: Any, data: bytes) -> None:
+        self.fallback.append((dtls, pair, data))
+        self._later()
+
+    def _later(self) -> None:
+        if not self.dispatching and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self.items:
+            items, self.items = self.items, []
+            self.sent += FASTPATH.send(items)
+        if self.fallback:
+            fallback, self.fallback = self.fallback, []
+            for dtls, pair, data in fallback:
+                try:
+                    protected = dtls._tx_srtp.protect(data)
+                except Exception:  # pylibsrtp.Error: nothing to send
+                    continue
+                pair.protocol.transport.sendto(protected, pair.remote_addr)
+                dtls._RTCDtlsTransport__tx_bytes += len(protected)
+                self.sent += 1
+
+
+#: The one outbox of this process (the event loop's thread sends all media).
+OUTBOX = Outbox()
+
+
+def _sockaddr(address: tuple[Any, ...]) -> bytes:
+    """A packed sockaddr_in / sockaddr_in6 for (host, port) (what sendmmsg takes)."""
+    host, port = address[0], address[1]
+    if ":" in host:
+        return (
+            struct.pack("=H", socket.AF_INET6)
+            + struct.pack("!HL", port, 0)
+            + socket.inet_pton(socket.AF_INET6, host.split("%")[0])
+            + struct.pack("=L", 0)
+        )
+    return (
+        struct.pack("=H", socket.AF_INET)
+        + struct.pack("!H", port)
+        + socket.inet_aton(host)
+        + bytes(8)
+    )
+
+
+def _socket_of(transport: Any) -> Any:
+    """The socket object behind an ICE pair's datagram transport (None if closed)."""
+    if isinstance(transport, _SharedTransport):
+        mux = transport._mux.transport
+        return None if transport._closing or mux is None else mux.get_extra_info("socket")
+    if transport.is_closing():
+        return None
+    return transport.get_extra_info("socket")
 
 
 class SentPacket(RtpPacket):
@@ -642,7 +874,7 @@ class SentPacket(RtpPacket):
 
     def __init__(
         self,
-        data: bytes,
+        header: bytes,
         payload_type: int,
         marker: int,
         sequence_number: int,
@@ -652,7 +884,7 @@ class SentPacket(RtpPacket):
         extensions: Any,
     ) -> None:
         self.version = 2
-        self.data = data
+        self.header = header
         self.payload_type = payload_type
         self.marker = marker
         self.sequence_number = sequence_number
@@ -664,7 +896,7 @@ class SentPacket(RtpPacket):
         self.padding_size = 0
 
     def serialize(self, extensions_map: Any = None) -> bytes:
-        return self.data
+        return self.header + self.payload
 
 
 #: A packet is retransmitted at most once in this long, however often it is NACKed.
@@ -699,6 +931,7 @@ class PacketSender:
         self._abs_id = 0
         self._audio_level_id = 0
         self._extensions = HeaderExtensions()
+        self._target: tuple[Any, Any, int, int, bytes] | None = None
         self.sent = 0
         #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
         self._retransmitted: dict[int, float] = {}
@@ -791,12 +1024,9 @@ class PacketSender:
         if audio_level is not None and self._audio_level_id:
             voice, level = audio_level
             elements += bytes(((self._audio_level_id << 4), (0x80 if voice else 0) | level))
-        data = (
-            rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
-            + payload
-        )
+        header = rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
         self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
-            data, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
+            header, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
         )
         sender = self.sender
         if newest:
@@ -807,15 +1037,29 @@ class PacketSender:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return False
-        try:
-            protected = dtls._tx_srtp.protect(data)
-        except Exception:  # pylibsrtp.Error: nothing to send
+        session = dtls._tx_srtp
+        target = self._target
+        if target is None or target[0] is not pair or target[1] is not session:
+            target = self._target = self._aim(pair, session)
+        elif pair.protocol.transport.is_closing():
             return False
-        pair.protocol.transport.sendto(protected, pair.remote_addr)
-        dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
+        if target[2] < 0:
+            OUTBOX.add_fallback(dtls, pair, header + payload)
+        else:
+            OUTBOX.add((target[2], target[3], target[4], header, payload))
+            # the SRTP trailer is not known before protecting: the usual 10-byte tag
+            dtls._RTCDtlsTransport__tx_bytes += len(header) + len(payload) + 10  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
         self.sent += 1
         return True
+
+    def _aim(self, pair: Any, session: Any) -> tuple[Any, Any, int, int, bytes]:
+        """Where this sender's copies go: (pair, session, socket fd or -1 for the Python
+        path, srtp_t, packed remote address)."""
+        sock = _socket_of(pair.protocol.transport) if FASTPATH is not None else None
+        if sock is None:
+            return (pair, session, -1, 0, b"")
+        return (pair, session, sock.fileno(), _srtp_pointer(session), _sockaddr(pair.remote_addr))
 
 
 def ntp_now() -> int:
