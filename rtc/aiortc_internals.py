@@ -899,6 +899,65 @@ class SentPacket(RtpPacket):
         return self.header + self.payload
 
 
+class _RouteHistory(dict[int, RtpPacket]):
+    """An RTCRtpSender's RTP history (aiortc's `_retransmit` looks a NACKed packet up
+    with `.get(seq % RTP_HISTORY_SIZE)`) read from its Route's NACK cache, which both
+    the Python and the C path fill."""
+
+    def __init__(self, route: Any, ssrc: int, extensions: Any) -> None:
+        super().__init__()
+        self._route = route
+        self._ssrc = ssrc
+        self._extensions = extensions
+
+    def get(self, index: int, default: Any = None) -> Any:
+        found = self._route.entry(index)
+        if found is None:
+            return default
+        header, payload = found
+        seq, ts = struct.unpack_from("!HL", header, 2)
+        return SentPacket(
+            header, header[1] & 0x7F, header[1] >> 7, seq, ts, self._ssrc, payload, self._extensions
+        )
+
+
+def _route_counter(name: str) -> property:
+    return property(lambda self: getattr(self._tiaojie_route, name), lambda self, value: None)
+
+
+class _RoutedSender(RTCRtpSender):
+    """An RTCRtpSender whose sender-report and getStats counters (packets, octets, the
+    newest packet's NTP and RTP time) are its Route's: the class of a forwarded
+    subscription's sender (PacketSender sets it). Data descriptors win over the
+    instance's own attributes, so aiortc's `_run_rtcp` reads these."""
+
+    _RTCRtpSender__packet_count = _route_counter("packets")
+    _RTCRtpSender__octet_count = _route_counter("octets")
+    _RTCRtpSender__ntp_timestamp = _route_counter("ntp")
+    _RTCRtpSender__rtp_timestamp = _route_counter("rtp")
+
+
+def forward_routes(
+    routes: list[Any], packet: RtpPacket, ntp: int, now: float, counts_frame: bool
+) -> int:
+    """Send `packet` through every active Route of `routes` (rtc/_fastpath.c); the
+    number of copies mapped (sent or dropped by the kernel), as `PacketSender.send`
+    counts them."""
+    level = packet.extensions.audio_level
+    mapped, _ = FASTPATH.forward(
+        routes,
+        packet.payload,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.marker,
+        -1 if level is None else (0x80 if level[0] else 0) | level[1],
+        ntp,
+        now,
+        counts_frame,
+    )
+    return int(mapped)
+
+
 #: A packet is retransmitted at most once in this long, however often it is NACKed.
 RETRANSMIT_GAP_S = 0.1
 
@@ -932,7 +991,16 @@ class PacketSender:
         self._audio_level_id = 0
         self._extensions = HeaderExtensions()
         self._target: tuple[Any, Any, int, int, bytes] | None = None
-        self.sent = 0
+        self._sent = 0
+        #: rtc/_fastpath.c's Route for this subscription: its NACK cache and sender-report
+        #: counters whichever path sends (see _RoutedSender); None without the extension
+        self.route: Any = None
+        if FASTPATH is not None:
+            self.route = FASTPATH.Route(self.ssrc)
+            self._history = _RouteHistory(self.route, self.ssrc, self._extensions)
+            sender._RTCRtpSender__rtp_history = self._history  # type: ignore[attr-defined]
+            sender._tiaojie_route = self.route  # type: ignore[attr-defined]
+            sender.__class__ = _RoutedSender
         #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
         self._retransmitted: dict[int, float] = {}
         self.retransmissions = 0
@@ -990,6 +1058,42 @@ class PacketSender:
         self._abs_id = ids.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 0)
         self._audio_level_id = ids.get("urn:ietf:params:rtp-hdrext:ssrc-audio-level", 0)
         self.payload_type = parameters.codecs[0].payloadType
+        if self.route is not None:
+            if all(0 <= i <= 14 for i in (self._abs_id, self._audio_level_id)):
+                self.route.configure(
+                    self.payload_type, self._mid_element, self._abs_id, self._audio_level_id
+                )
+            else:  # extension ids a one-byte header cannot carry: Python sends everything
+                self.route = None
+
+    @property
+    def sent(self) -> int:
+        """Packets sent for this subscription, by Python and by its Route."""
+        return self._sent + (self.route.forwarded if self.route is not None else 0)
+
+    def aimed(self) -> bool:
+        """Whether the Route may send now: connected, to the nominated pair, with the
+        session and socket it was aimed with (else Python takes the stream back)."""
+        target = self._target
+        dtls = self.sender.transport
+        if target is None or target[2] < 0 or dtls._state is not self._connected:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        return (
+            pair is target[0]
+            and dtls._tx_srtp is target[1]
+            and not pair.protocol.transport.is_closing()
+        )
+
+    def aim_route(self) -> bool:
+        """Point the Route where this sender's last packet went; False if it cannot send
+        (no extension, the Python fallback path, or not connected)."""
+        if self.route is None or not self.aimed():
+            return False
+        assert self._target is not None
+        _, _, fd, srtp, address = self._target
+        self.route.aim(fd, srtp, address)
+        return True
 
     def ready(self) -> bool:
         """Whether a packet sent now would go out (negotiated, connected)."""
@@ -1025,15 +1129,19 @@ class PacketSender:
             voice, level = audio_level
             elements += bytes(((self._audio_level_id << 4), (0x80 if voice else 0) | level))
         header = rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
-        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
-            header, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
-        )
-        sender = self.sender
-        if newest:
-            sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-            sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
-        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
-        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        route = self.route
+        if route is not None:  # its NACK cache and counters (see _RoutedSender)
+            route.sent(seq, ts, ntp, newest, header, payload)
+        else:
+            self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
+                header, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
+            )
+            sender = self.sender
+            if newest:
+                sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+                sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+            sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+            sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return False
@@ -1050,7 +1158,7 @@ class PacketSender:
             # the SRTP trailer is not known before protecting: the usual 10-byte tag
             dtls._RTCDtlsTransport__tx_bytes += len(header) + len(payload) + 10  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
-        self.sent += 1
+        self._sent += 1
         return True
 
     def _aim(self, pair: Any, session: Any) -> tuple[Any, Any, int, int, bytes]:
