@@ -560,6 +560,27 @@ _RECEIVE_STEPS = (
 )
 
 
+def _bound_nacks(generator: Any, packet: RtpPacket, media_ssrc: int | None) -> None:
+    """Keep aiortc's NackGenerator from walking a huge gap packet by packet.
+
+    It marks every sequence number between its highest and a packet's as missing, one by
+    one, and scans them all on every packet; it has one sequence space for all SSRCs. A
+    packet of another SSRC (a new stream, or an authenticated publisher's garbage) or a
+    jump of up to 32767 made one packet cost milliseconds, and a few thousand such froze
+    the event loop (found by the fuzz test). A new SSRC starts afresh; a jump further than
+    the sender's history (RTP_HISTORY_SIZE, all a NACK can recover) starts just inside it.
+    """
+    high = generator.max_seq
+    if high is None:
+        return
+    if media_ssrc is not None and packet.ssrc != media_ssrc:
+        generator.max_seq = None
+        generator.missing.clear()
+    elif RTP_HISTORY_SIZE < ((packet.sequence_number - high) & 0xFFFF) < 0x8000:
+        generator.missing.clear()
+        generator.max_seq = (packet.sequence_number - RTP_HISTORY_SIZE - 1) & 0xFFFF
+
+
 def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) -> PacketTap:
     """Make `receiver` hand its RTP packets to a PacketTap instead of assembling and
     decoding frames.
@@ -627,8 +648,10 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                 return  # unknown, or padding only (bandwidth probing)
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        if nack_generator is not None and nack_generator.add(packet):
-            _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
+        if nack_generator is not None:
+            _bound_nacks(nack_generator, packet, tap.media_ssrc)
+            if nack_generator.add(packet):
+                _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
         tap.media_ssrc = packet.ssrc
         tap.packets += 1
         deliver = tap.deliver
