@@ -742,6 +742,50 @@ def _skip_stun_parse_for_media() -> None:
     protocol._tiaojie_media_first = True
 
 
+def _parse(fastpath: Any, data: bytes, extensions: Any) -> RtpPacket | None:
+    """`RtpPacket.parse` with rtc/_fastpath.c's header parse and only the header
+    extensions the packet plane reads (MID, abs-send-time, audio level); None where
+    aiortc's would raise. One-byte extension elements are read here, others by aiortc."""
+    fields = fastpath.parse(data)
+    if fields is None:
+        return None
+    marker, payload_type, seq, ts, ssrc, start, end, x_start, x_end = fields
+    packet = RtpPacket(payload_type, marker, seq, ts, ssrc, data[start:end])
+    if end != len(data):
+        packet.padding_size = len(data) - end
+    if x_end == x_start:
+        return packet
+    profile = (data[x_start - 4] << 8) | data[x_start - 3]
+    if profile != 0xBEDE:
+        try:
+            packet.extensions = extensions.get(profile, data[x_start:x_end])
+        except (ValueError, struct.error):
+            return None
+        return packet
+    ids = extensions._HeaderExtensionsMap__ids
+    found = packet.extensions
+    i = x_start
+    while i < x_end:
+        byte = data[i]
+        if byte == 0:  # padding
+            i += 1
+            continue
+        ext_id, value, i = byte >> 4, i + 1, i + 2 + (byte & 0x0F)
+        if i > x_end:
+            return None  # truncated (aiortc: ValueError)
+        if ext_id == ids.abs_send_time:
+            if i - value != 3:
+                return None
+            found.abs_send_time = (data[value] << 16) | (data[value + 1] << 8) | data[value + 2]
+        elif ext_id == ids.audio_level:
+            if i - value != 1:
+                return None
+            found.audio_level = (data[value] & 0x80 == 0x80, data[value] & 0x7F)
+        elif ext_id == ids.mid:
+            found.mid = data[value:i].decode("utf8", "replace")
+    return packet
+
+
 def receive_directly(dtls: Any) -> None:
     """Handle the SRTP packets of `dtls` in the socket's datagram callback.
 
@@ -795,10 +839,15 @@ def receive_directly(dtls: Any) -> None:
                 plain = session.unprotect(data)
             except Exception:  # pylibsrtp.Error
                 return
-        try:
-            packet = RtpPacket.parse(plain, extensions)
-        except ValueError:
-            return
+        if fastpath is not None:
+            packet = _parse(fastpath, plain, extensions)
+            if packet is None:
+                return
+        else:
+            try:
+                packet = RtpPacket.parse(plain, extensions)
+            except (ValueError, struct.error):
+                return
         receiver = router.route_rtp(packet)
         if receiver is None:
             return

@@ -12,7 +12,8 @@ import socket
 import struct
 
 import pytest
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Error, Policy, Session
@@ -183,3 +184,55 @@ def test_unprotect_refuses_a_valid_packet_with_a_lying_header() -> None:
         if plain is not None:
             assert plain == data
             fastpath.parse(plain)  # None or in bounds, never a crash
+
+
+def extensions_map() -> HeaderExtensionsMap:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+                ),
+            ]
+        )
+    )
+    return extensions
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    elements=st.lists(st.tuples(st.integers(0, 15), st.binary(min_size=1, max_size=4))),
+    padding=st.integers(0, 3),
+    lie=st.integers(-2, 2),
+    body=st.binary(max_size=20),
+)
+def test_the_receive_parse_reads_what_aiortc_reads(
+    elements: list[tuple[int, bytes]], padding: int, lie: int, body: bytes
+) -> None:
+    """The direct receive path's parse (rtc/aiortc_internals.py `_parse`, on
+    rtc/_fastpath.c's) against aiortc's RtpPacket.parse, on packets whose one-byte
+    extension elements and length word are arbitrary (and often lie): where aiortc reads a
+    packet, it reads the same fields (where aiortc refuses one, it refuses it too or reads
+    it leniently, e.g. a MID that is not UTF-8; it never raises)."""
+    raw = b"".join(bytes([(i << 4) | (len(v) - 1)]) + v for i, v in elements) + bytes(padding)
+    words = max(0, (len(raw) + 3) // 4 + lie)
+    block = b"\xbe\xde" + struct.pack("!H", words) + raw + bytes(-len(raw) % 4)
+    data = rtp_header(1, 100, 7, 9, 11, b"") + body
+    data = bytes([data[0] | 0x10]) + data[1:12] + block + body
+    extensions = extensions_map()
+    ours = aiortc_internals._parse(fastpath, data, extensions)
+    try:
+        theirs = RtpPacket.parse(data, extensions)
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return
+    assert ours is not None
+    for name in ("marker", "payload_type", "sequence_number", "timestamp", "ssrc", "payload"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.padding_size == theirs.padding_size
+    for name in ("abs_send_time", "audio_level", "mid"):
+        assert getattr(ours.extensions, name) == getattr(theirs.extensions, name), name
