@@ -10,7 +10,9 @@
  *                      single-port mode every subscriber shares one socket: one system
  *                      call per received packet);
  *   unprotect(s, data) SRTP-unprotect one received RTP packet (None when it fails);
- *   parse(data)        the fixed RTP header fields and the payload bounds.
+ *   parse(data)        the fixed RTP header fields and the payload bounds;
+ *   recv(fd, most)     every datagram waiting on a socket, with one recvmmsg(2);
+ *   forward(routes,..) one received packet to each running subscription (Route, below).
  *
  * SRTP is libsrtp as pylibsrtp bundles it: Python hands over the addresses of that
  * library's srtp_protect/srtp_unprotect (set_srtp) and each session's srtp_t, so the keys
@@ -24,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 
 /* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr) */
 typedef int (*srtp_fn)(void *ctx, void *packet, int *len);
@@ -629,6 +632,74 @@ forward(PyObject *module, PyObject *args)
     return Py_BuildValue("(nn)", mapped, sent);
 }
 
+/*
+ * recv(fd, most) -> [(data, address), ...]: every datagram waiting on a socket (up to
+ * `most`, at most 64) with one recvmmsg(2); address as asyncio gives it ((host, port), or
+ * (host, port, flowinfo, scope_id) for IPv6). Empty when nothing waits or on a transient
+ * error; a truncated datagram is dropped.
+ */
+static PyObject *
+receive(PyObject *module, PyObject *args)
+{
+    static unsigned char in_buffers[BATCH][BUFFER];
+    static struct mmsghdr in_messages[BATCH];
+    static struct iovec in_vectors[BATCH];
+    static struct sockaddr_storage in_addresses[BATCH];
+    int fd, most;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &most))
+        return NULL;
+    if (most < 1)
+        most = 1;
+    if (most > BATCH)
+        most = BATCH;
+    for (int i = 0; i < most; i++) {
+        in_vectors[i].iov_base = in_buffers[i];
+        in_vectors[i].iov_len = BUFFER;
+        memset(&in_messages[i].msg_hdr, 0, sizeof(struct msghdr));
+        in_messages[i].msg_hdr.msg_name = &in_addresses[i];
+        in_messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        in_messages[i].msg_hdr.msg_iov = &in_vectors[i];
+        in_messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(fd, in_messages, (unsigned int)most, MSG_DONTWAIT, NULL);
+    PyObject *result = PyList_New(0);
+    if (result == NULL || n <= 0)
+        return result; /* EAGAIN, EINTR, ECONNREFUSED (ICMP): nothing to hand over now */
+    for (int i = 0; i < n; i++) {
+        if (in_messages[i].msg_hdr.msg_flags & MSG_TRUNC)
+            continue;
+        char host[INET6_ADDRSTRLEN];
+        PyObject *address;
+        struct sockaddr_storage *from = &in_addresses[i];
+        if (from->ss_family == AF_INET) {
+            struct sockaddr_in *v4 = (struct sockaddr_in *)from;
+            inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+            address = Py_BuildValue("(si)", host, ntohs(v4->sin_port));
+        } else if (from->ss_family == AF_INET6) {
+            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)from;
+            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+            address = Py_BuildValue("(siII)", host, ntohs(v6->sin6_port),
+                                    (unsigned int)ntohl(v6->sin6_flowinfo),
+                                    (unsigned int)v6->sin6_scope_id);
+        } else {
+            continue;
+        }
+        if (address == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)in_buffers[i],
+                                       (Py_ssize_t)in_messages[i].msg_len, address);
+        if (item == NULL || PyList_Append(result, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(result);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"set_srtp", set_srtp, METH_VARARGS,
      "set_srtp(protect, unprotect): the addresses of libsrtp's srtp_protect/srtp_unprotect."},
@@ -639,6 +710,8 @@ static PyMethodDef methods[] = {
     {"parse", parse, METH_VARARGS,
      "parse(data) -> (marker, pt, seq, ts, ssrc, payload_start, payload_end, ext_start, "
      "ext_end), or None for an invalid RTP packet."},
+    {"recv", receive, METH_VARARGS,
+     "recv(fd, most) -> [(data, address), ...]: the datagrams waiting, one recvmmsg."},
     {"forward", forward, METH_VARARGS,
      "forward(routes, payload, seq, ts, marker, level, ntp, now, counts_frame) -> (copies "
      "mapped, copies sent): one received packet to every active Route."},

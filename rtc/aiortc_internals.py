@@ -1404,6 +1404,10 @@ class _SharedTransport(asyncio.DatagramTransport):
         self.close()
 
 
+#: Single-port mode: at most this many datagrams read per wake-up (rtc/_fastpath.c recv).
+RECEIVE_BATCH = 32
+
+
 class _SharedPort(asyncio.DatagramProtocol):
     """Every ICE connection of this process on one UDP port of one address (LiveKit's and
     mediasoup's WebRtcServer single port): STUN requests are routed by the USERNAME
@@ -1417,6 +1421,28 @@ class _SharedPort(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast_datagram(transport)
+        if FASTPATH is not None and hasattr(transport, "_read_ready"):
+            # after asyncio's own reader is in place (it is added right after this call)
+            asyncio.get_running_loop().call_soon(self._read_in_batches, transport)
+
+    def _read_in_batches(self, transport: Any) -> None:
+        """Read every waiting datagram per wake-up (a video frame arrives as a burst) with
+        one recvmmsg (rtc/_fastpath.c), instead of asyncio's one recvfrom per turn of the
+        event loop. asyncio's transport keeps sending and closing; its reader callback is
+        replaced (asyncio refuses a second reader on a transport's socket)."""
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.is_closing() or not transport.is_reading():
+            return
+        transport.pause_reading()
+        transport._read_ready = functools.partial(self._readable, sock.fileno())
+        transport.resume_reading()
+
+    def _readable(self, fd: int) -> None:
+        for data, addr in FASTPATH.recv(fd, RECEIVE_BATCH):
+            try:
+                self.datagram_received(data, addr)
+            except Exception:
+                log.exception("a datagram's handler failed")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

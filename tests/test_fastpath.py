@@ -6,6 +6,8 @@ returns None, skips the copy or raises TypeError/ValueError."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import random
 import socket
@@ -18,7 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Error, Policy, Session
 
+from tests.support.waiting import eventually
 from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.ports import PortRange
 from tiaojie.rtc.rewrite import extension_block, extension_element, rtp_header
 
 fastpath = aiortc_internals.FASTPATH
@@ -236,3 +240,29 @@ def test_the_receive_parse_reads_what_aiortc_reads(
     assert ours.padding_size == theirs.padding_size
     for name in ("abs_send_time", "audio_level", "mid"):
         assert getattr(ours.extensions, name) == getattr(theirs.extensions, name), name
+
+
+async def test_the_single_port_reads_all_waiting_datagrams_per_wake_up() -> None:
+    """Single-port mode's socket is read with rtc/_fastpath.c's recvmmsg: datagrams that
+    arrived together reach the demultiplexer in one turn of the event loop, in order,
+    with their sender's address."""
+    probe = udp()
+    port = probe.getsockname()[1]
+    probe.close()
+    mux = await aiortc_internals._shared_port(
+        asyncio.get_running_loop(), PortRange(port, port), "127.0.0.1"
+    )
+    got: list[tuple[bytes, tuple]] = []
+    mux.datagram_received = lambda data, addr: got.append((data, addr))  # type: ignore[method-assign]
+    client = udp()
+    try:
+        await asyncio.sleep(0)  # the batch reader takes over after asyncio's is in place
+        for i in range(10):
+            client.sendto(b"datagram %d" % i, ("127.0.0.1", port))
+        await eventually(lambda: len(got) >= 10, timeout=10, what="the datagrams")
+        assert [d for d, _ in got] == [b"datagram %d" % i for i in range(10)]
+        assert {a for _, a in got} == {client.getsockname()}
+        assert isinstance(mux.transport._read_ready, functools.partial)
+    finally:
+        client.close()
+        aiortc_internals.close_shared_ports()
