@@ -721,7 +721,8 @@ FASTPATH = _load_fastpath()
 def _skip_stun_parse_for_media() -> None:
     """Make aioice hand RTP/RTCP datagrams (first byte 128-191, RFC 7983) to its
     connection without first trying to parse them as STUN (a raised ValueError per
-    packet). A STUN message never starts so, so nothing else changes. Process-wide."""
+    packet); a STUN message never starts so. And read its sockets in batches
+    (`_read_in_batches`). Process-wide, for the sockets made from then on."""
     import aioice.ice
 
     protocol: Any = aioice.ice.StunProtocol
@@ -738,7 +739,17 @@ def _skip_stun_parse_for_media() -> None:
             return
         original(self, data, addr)
 
+    made = _require(protocol, "connection_made")
+
+    def connection_made(self: Any, transport: Any) -> None:
+        made(self, transport)
+        if FASTPATH is not None and hasattr(transport, "_read_ready"):  # its own socket
+            asyncio.get_running_loop().call_soon(
+                _read_in_batches, transport, self.datagram_received
+            )
+
     protocol.datagram_received = datagram_received
+    protocol.connection_made = connection_made
     protocol._tiaojie_media_first = True
 
 
@@ -1404,8 +1415,32 @@ class _SharedTransport(asyncio.DatagramTransport):
         self.close()
 
 
-#: Single-port mode: at most this many datagrams read per wake-up (rtc/_fastpath.c recv).
+#: At most this many datagrams read per wake-up (rtc/_fastpath.c recv).
 RECEIVE_BATCH = 32
+
+
+def _read_in_batches(transport: Any, deliver: Callable[[bytes, tuple[Any, ...]], None]) -> None:
+    """Read every datagram waiting on an asyncio datagram transport's socket per wake-up
+    (a video frame arrives as a burst) with one recvmmsg (rtc/_fastpath.c), instead of
+    asyncio's one recvfrom per turn of the event loop; `deliver(data, addr)` gets each.
+    asyncio's transport keeps sending and closing; its reader callback is replaced
+    (asyncio refuses a second reader on a transport's socket). Call it after asyncio's
+    own reader is in place (it is added right after the protocol's connection_made)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.is_closing() or not transport.is_reading():
+        return
+    fd = sock.fileno()
+
+    def readable() -> None:
+        for data, addr in FASTPATH.recv(fd, RECEIVE_BATCH):
+            try:
+                deliver(data, addr)
+            except Exception:
+                log.exception("a datagram's handler failed")
+
+    transport.pause_reading()
+    transport._read_ready = readable
+    transport.resume_reading()
 
 
 class _SharedPort(asyncio.DatagramProtocol):
@@ -1426,23 +1461,7 @@ class _SharedPort(asyncio.DatagramProtocol):
             asyncio.get_running_loop().call_soon(self._read_in_batches, transport)
 
     def _read_in_batches(self, transport: Any) -> None:
-        """Read every waiting datagram per wake-up (a video frame arrives as a burst) with
-        one recvmmsg (rtc/_fastpath.c), instead of asyncio's one recvfrom per turn of the
-        event loop. asyncio's transport keeps sending and closing; its reader callback is
-        replaced (asyncio refuses a second reader on a transport's socket)."""
-        sock = transport.get_extra_info("socket")
-        if sock is None or transport.is_closing() or not transport.is_reading():
-            return
-        transport.pause_reading()
-        transport._read_ready = functools.partial(self._readable, sock.fileno())
-        transport.resume_reading()
-
-    def _readable(self, fd: int) -> None:
-        for data, addr in FASTPATH.recv(fd, RECEIVE_BATCH):
-            try:
-                self.datagram_received(data, addr)
-            except Exception:
-                log.exception("a datagram's handler failed")
+        _read_in_batches(transport, lambda data, addr: self.datagram_received(data, addr))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
