@@ -27,7 +27,14 @@ COPY client ./client
 COPY recorder ./recorder
 COPY server ./server
 COPY web ./web
-RUN pip install . && rm -rf /app/*
+# The packet plane's C extension (rtc/_fastpath.c) is compiled here: the compiler is
+# installed for the build only (the Makefile's BUILD_APT; the image has Python's headers).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install . \
+    && python -c "import tiaojie.rtc._fastpath" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* /app/*
 
 RUN useradd --system --uid 10001 --home-dir /data tiaojie \
     && mkdir -p /data && chown tiaojie /data

@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= ./data
 # Debian packages: what the server needs to run, and what the test suite needs on top.
-RUN_APT := fonts-noto-cjk
+# build-essential, python3-dev: pip compiles the packet plane's C extension (rtc/_fastpath.c)
+BUILD_APT := build-essential python3-dev
+RUN_APT := fonts-noto-cjk $(BUILD_APT)
 TEST_APT := chromium firefox-esr redis-server postgresql ffmpeg poppler-utils libnss3-tools qpdf fonts-noto-cjk coturn nftables
 
 .PHONY: run test setup setup-test lint clean bench
 
 $(BIN)/.installed: pyproject.toml
 	@bash scripts/ensure-python.sh $(PYTHON)
+	@bash scripts/ensure-apt.sh $(BUILD_APT)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -257,9 +257,16 @@ def rss_mb(pid: int) -> float:
 
 
 def run_case(
-    transcode: bool, rooms: int, media: Path, seconds: float, plane: str = "packets"
+    transcode: bool,
+    rooms: int,
+    media: Path,
+    seconds: float,
+    plane: str = "packets",
+    rtc_ports: str | None = None,
 ) -> dict:
     options = ["--transcode"] if transcode else ["--media-plane", plane]
+    if rtc_ports:
+        options += ["--rtc-ports", rtc_ports]
     with server_process(*options, cpu=0) as (server, base):
         links = []
         for r in range(rooms):
@@ -344,13 +351,15 @@ def describe(r: dict) -> str:
     )
 
 
-def compare_with_janus(rooms: int, media: Path, seconds: float) -> None:
+def compare_with_janus(
+    rooms: int, media: Path, seconds: float, rtc_ports: str | None = None
+) -> None:
     """Alternate Janus and Tiaojie (packets) rounds at 1 and `rooms` rooms."""
     for count in sorted({1, rooms}):
         janus = run_janus_case(count, media, seconds)
-        print(describe(janus), flush=True)
-        ours = run_case(False, count, media, seconds, "packets")
-        print(describe(ours), flush=True)
+        print(describe(janus), f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        ours = run_case(False, count, media, seconds, "packets", rtc_ports)
+        print(describe(ours), f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         print(
             f"{count} room(s): CPU per forwarded a+v stream, Tiaojie / Janus: "
             f"{ours['cpu_per_stream_pct'] / max(janus['cpu_per_stream_pct'], 1e-9):.2f}x "
@@ -374,6 +383,11 @@ def main() -> None:
         choices=("janus",),
         help="compare with Janus (Debian's janus, VideoRoom) instead: alternating rounds",
     )
+    parser.add_argument(
+        "--rtc-ports",
+        help="the server's --rtc-ports (one port, e.g. 40000: single-port mode, where the "
+        "copies of a packet leave one socket in one sendmmsg)",
+    )
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
@@ -394,7 +408,7 @@ def main() -> None:
     media = make_test_mp4(Path(tempfile.mkdtemp()) / "bench.mp4", seconds=10)
     print(f"media: {media} (640x480 H264 ~750 kbit/s + Opus), {args.seconds:.0f} s per case")
     if args.peer == "janus":
-        compare_with_janus(args.rooms, media, args.seconds)
+        compare_with_janus(args.rooms, media, args.seconds, args.rtc_ports)
         return
     planes = [p for p in args.planes.split(",") if p]
     baseline = None if args.no_baseline else run_case(True, 1, media, args.seconds)

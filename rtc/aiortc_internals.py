@@ -32,8 +32,10 @@ import inspect
 import logging
 import queue
 import socket
+import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -558,6 +560,27 @@ _RECEIVE_STEPS = (
 )
 
 
+def _bound_nacks(generator: Any, packet: RtpPacket, media_ssrc: int | None) -> None:
+    """Keep aiortc's NackGenerator from walking a huge gap packet by packet.
+
+    It marks every sequence number between its highest and a packet's as missing, one by
+    one, and scans them all on every packet; it has one sequence space for all SSRCs. A
+    packet of another SSRC (a new stream, or an authenticated publisher's garbage) or a
+    jump of up to 32767 made one packet cost milliseconds, and a few thousand such froze
+    the event loop (found by the fuzz test). A new SSRC starts afresh; a jump further than
+    the sender's history (RTP_HISTORY_SIZE, all a NACK can recover) starts just inside it.
+    """
+    high = generator.max_seq
+    if high is None:
+        return
+    if media_ssrc is not None and packet.ssrc != media_ssrc:
+        generator.max_seq = None
+        generator.missing.clear()
+    elif RTP_HISTORY_SIZE < ((packet.sequence_number - high) & 0xFFFF) < 0x8000:
+        generator.missing.clear()
+        generator.max_seq = (packet.sequence_number - RTP_HISTORY_SIZE - 1) & 0xFFFF
+
+
 def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) -> PacketTap:
     """Make `receiver` hand its RTP packets to a PacketTap instead of assembling and
     decoding frames.
@@ -589,7 +612,7 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
         disable_bandwidth_estimation(receiver)
     tap = PacketTap()
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
@@ -602,9 +625,14 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             )
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
             if rtcp_ssrc is not None and remb is not None:
-                await send_rtcp(
-                    RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                _spawn(
+                    send_rtcp(
+                        RtcpPsfbPacket(
+                            fmt=RTCP_PSFB_APP,
+                            ssrc=rtcp_ssrc,
+                            media_ssrc=0,
+                            fci=pack_remb_fci(*remb),
+                        )
                     )
                 )
         codec = codecs.get(packet.payload_type)
@@ -620,19 +648,306 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                 return  # unknown, or padding only (bandwidth probing)
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        if nack_generator is not None and nack_generator.add(packet):
-            await send_nack(packet.ssrc, sorted(nack_generator.missing))
+        if nack_generator is not None:
+            _bound_nacks(nack_generator, packet, tap.media_ssrc)
+            if nack_generator.add(packet):
+                _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
         tap.media_ssrc = packet.ssrc
         tap.packets += 1
         deliver = tap.deliver
         if deliver is not None:
+            OUTBOX.dispatching = True
             try:
                 deliver(packet)
             except Exception:
                 log.exception("a forwarded packet's consumer failed")
+            finally:
+                OUTBOX.dispatching = False
+                OUTBOX.flush()
 
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_rtp(packet, arrival_time_ms)
+
+    _DIRECT_HANDLERS[receiver] = on_rtp
+    receive_directly(_require(receiver, "transport"))
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     return tap
+
+
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _spawn(work: Any) -> None:
+    """Run an RTCP send in the background (the receive path never awaits), keeping a
+    reference until it is done."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+#: A tapped receiver's synchronous RTP handler (what `tap_packets` installs), by receiver.
+_DIRECT_HANDLERS: weakref.WeakKeyDictionary[Any, Callable[[RtpPacket, int], None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _srtp_pointer(session: Any) -> int:
+    """The libsrtp `srtp_t` of a pylibsrtp Session, as an integer (for _fastpath)."""
+    from pylibsrtp._binding import ffi  # type: ignore[import-not-found]
+
+    return int(ffi.cast("uintptr_t", _require(session, "_srtp")[0]))
+
+
+def _load_fastpath() -> Any:
+    """The C extension with libsrtp's functions handed over, or None (not built)."""
+    try:
+        from tiaojie.rtc import _fastpath  # type: ignore[attr-defined]
+    except ImportError:
+        log.warning("rtc/_fastpath.c is not built: the packet plane runs in pure Python")
+        return None
+    from pylibsrtp._binding import ffi, lib
+
+    _fastpath.set_srtp(
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+    )
+    return _fastpath
+
+
+#: rtc/_fastpath.c, or None where it was not built (the same steps then run in Python).
+FASTPATH = _load_fastpath()
+
+
+def _skip_stun_parse_for_media() -> None:
+    """Make aioice hand RTP/RTCP datagrams (first byte 128-191, RFC 7983) to its
+    connection without first trying to parse them as STUN (a raised ValueError per
+    packet); a STUN message never starts so. And read its sockets in batches
+    (`_read_in_batches`). Process-wide, for the sockets made from then on."""
+    import aioice.ice
+
+    protocol: Any = aioice.ice.StunProtocol
+    if getattr(protocol, "_tiaojie_media_first", False):
+        return
+    original = _require(protocol, "datagram_received")
+    source = inspect.getsource(original)
+    if "self.receiver.data_received(data, self.local_candidate.component)" not in source:
+        raise InternalsChanged("aioice's StunProtocol.datagram_received changed")
+
+    def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+        if data and 127 < data[0] < 192:
+            self.receiver.data_received(data, self.local_candidate.component)
+            return
+        original(self, data, addr)
+
+    made = _require(protocol, "connection_made")
+
+    def connection_made(self: Any, transport: Any) -> None:
+        made(self, transport)
+        if FASTPATH is not None and hasattr(transport, "_read_ready"):  # its own socket
+            asyncio.get_running_loop().call_soon(
+                _read_in_batches, transport, self.datagram_received
+            )
+
+    protocol.datagram_received = datagram_received
+    protocol.connection_made = connection_made
+    protocol._tiaojie_media_first = True
+
+
+def _parse(fastpath: Any, data: bytes, extensions: Any) -> RtpPacket | None:
+    """`RtpPacket.parse` with rtc/_fastpath.c's header parse and only the header
+    extensions the packet plane reads (MID, abs-send-time, audio level); None where
+    aiortc's would raise. One-byte extension elements are read here, others by aiortc."""
+    fields = fastpath.parse(data)
+    if fields is None:
+        return None
+    marker, payload_type, seq, ts, ssrc, start, end, x_start, x_end = fields
+    packet = RtpPacket(payload_type, marker, seq, ts, ssrc, data[start:end])
+    if end != len(data):
+        packet.padding_size = len(data) - end
+    if x_end == x_start:
+        return packet
+    profile = (data[x_start - 4] << 8) | data[x_start - 3]
+    if profile != 0xBEDE:
+        try:
+            packet.extensions = extensions.get(profile, data[x_start:x_end])
+        except (ValueError, struct.error):
+            return None
+        return packet
+    ids = extensions._HeaderExtensionsMap__ids
+    found = packet.extensions
+    i = x_start
+    while i < x_end:
+        byte = data[i]
+        if byte == 0:  # padding
+            i += 1
+            continue
+        ext_id, value, i = byte >> 4, i + 1, i + 2 + (byte & 0x0F)
+        if i > x_end:
+            return None  # truncated (aiortc: ValueError)
+        if ext_id == ids.abs_send_time:
+            if i - value != 3:
+                return None
+            found.abs_send_time = (data[value] << 16) | (data[value + 1] << 8) | data[value + 2]
+        elif ext_id == ids.audio_level:
+            if i - value != 1:
+                return None
+            found.audio_level = (data[value] & 0x80 == 0x80, data[value] & 0x7F)
+        elif ext_id == ids.mid:
+            found.mid = data[value:i].decode("utf8", "replace")
+    return packet
+
+
+def receive_directly(dtls: Any) -> None:
+    """Handle the SRTP packets of `dtls` in the socket's datagram callback.
+
+    aioice puts every datagram on a queue that aiortc's DTLS task awaits: one task
+    wake-up per packet, then unprotect, parse, route and the receiver's handler. Here an
+    SRTP (not SRTCP) packet that arrives once DTLS is connected is unprotected, parsed,
+    routed and handed to its tapped receiver's synchronous handler at once; everything
+    else (STUN answers, DTLS, RTCP), and any packet while that queue is not empty (the
+    first media arrives before aiortc's task has seen DTLS finish), still takes aioice's
+    queue, so packets keep their order. Once per DTLS transport.
+    """
+    from aiortc.rtcdtlstransport import State
+    from aiortc.rtp import is_rtcp
+
+    connection = _require(_require(dtls, "transport"), "_connection")
+    if getattr(connection, "_tiaojie_direct", False):
+        return
+    _skip_stun_parse_for_media()
+    queue_it = _require(connection, "data_received")
+    router = _require(dtls, "_rtp_router")
+    extensions = _require(dtls, "_rtp_header_extensions_map")
+    _require(dtls, "_rx_srtp")
+    _require(dtls, "_RTCDtlsTransport__rx_bytes")
+    connected = State.CONNECTED
+    fastpath = FASTPATH
+    current: list[Any] = [None, 0]  # the rx session, its srtp_t
+    waiting = _require(connection, "_queue")
+
+    def data_received(data: bytes, component: int) -> None:
+        session = dtls._rx_srtp
+        if (
+            session is None
+            or dtls._state is not connected
+            or not 127 < data[0] < 192
+            or is_rtcp(data)
+            or not waiting.empty()  # never overtake what aiortc's task has yet to read
+        ):
+            queue_it(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
+        if fastpath is not None:
+            if current[0] is not session:
+                current[0], current[1] = session, _srtp_pointer(session)
+            plain = fastpath.unprotect(current[1], data)
+            if plain is None:
+                return
+        else:
+            try:
+                plain = session.unprotect(data)
+            except Exception:  # pylibsrtp.Error
+                return
+        if fastpath is not None:
+            packet = _parse(fastpath, plain, extensions)
+            if packet is None:
+                return
+        else:
+            try:
+                packet = RtpPacket.parse(plain, extensions)
+            except (ValueError, struct.error):
+                return
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return
+        handler = _DIRECT_HANDLERS.get(receiver)
+        if handler is not None:
+            handler(packet, arrival_ms)
+        else:
+            _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+
+    connection.data_received = data_received
+    connection._tiaojie_direct = True
+
+
+class Outbox:
+    """The copies of one received packet, sent together once it has been fanned out.
+
+    `PacketSender.send` adds a copy (header and payload, the subscriber's socket, SRTP
+    session and address); `flush` SRTP-protects them all and sends them with one
+    sendmmsg per socket (rtc/_fastpath.c), or one by one without the extension. The tap
+    flushes after each packet it delivers; a copy added outside a delivery (a test
+    calling `send`) is flushed on the next turn of the event loop."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int, bytes, bytes, bytes]] = []
+        self.fallback: list[tuple[Any, Any, bytes]] = []  # (dtls, ICE pair, RTP packet)
+        self.dispatching = False
+        self.sent = 0
+        self._scheduled = False
+
+    def add(self, item: tuple[int, int, bytes, bytes, bytes]) -> None:
+        self.items.append(item)
+        self._later()
+
+    def add_fallback(self, dtls: Any, pair: Any, data: bytes) -> None:
+        self.fallback.append((dtls, pair, data))
+        self._later()
+
+    def _later(self) -> None:
+        if not self.dispatching and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self.items:
+            items, self.items = self.items, []
+            self.sent += FASTPATH.send(items)
+        if self.fallback:
+            fallback, self.fallback = self.fallback, []
+            for dtls, pair, data in fallback:
+                try:
+                    protected = dtls._tx_srtp.protect(data)
+                except Exception:  # pylibsrtp.Error: nothing to send
+                    continue
+                pair.protocol.transport.sendto(protected, pair.remote_addr)
+                dtls._RTCDtlsTransport__tx_bytes += len(protected)
+                self.sent += 1
+
+
+#: The one outbox of this process (the event loop's thread sends all media).
+OUTBOX = Outbox()
+
+
+def _sockaddr(address: tuple[Any, ...]) -> bytes:
+    """A packed sockaddr_in / sockaddr_in6 for (host, port) (what sendmmsg takes)."""
+    host, port = address[0], address[1]
+    if ":" in host:
+        return (
+            struct.pack("=H", socket.AF_INET6)
+            + struct.pack("!HL", port, 0)
+            + socket.inet_pton(socket.AF_INET6, host.split("%")[0])
+            + struct.pack("=L", 0)
+        )
+    return (
+        struct.pack("=H", socket.AF_INET)
+        + struct.pack("!H", port)
+        + socket.inet_aton(host)
+        + bytes(8)
+    )
+
+
+def _socket_of(transport: Any) -> Any:
+    """The socket object behind an ICE pair's datagram transport (None if closed)."""
+    if isinstance(transport, _SharedTransport):
+        mux = transport._mux.transport
+        return None if transport._closing or mux is None else mux.get_extra_info("socket")
+    if transport.is_closing():
+        return None
+    return transport.get_extra_info("socket")
 
 
 class SentPacket(RtpPacket):
@@ -642,7 +957,7 @@ class SentPacket(RtpPacket):
 
     def __init__(
         self,
-        data: bytes,
+        header: bytes,
         payload_type: int,
         marker: int,
         sequence_number: int,
@@ -652,7 +967,7 @@ class SentPacket(RtpPacket):
         extensions: Any,
     ) -> None:
         self.version = 2
-        self.data = data
+        self.header = header
         self.payload_type = payload_type
         self.marker = marker
         self.sequence_number = sequence_number
@@ -664,7 +979,66 @@ class SentPacket(RtpPacket):
         self.padding_size = 0
 
     def serialize(self, extensions_map: Any = None) -> bytes:
-        return self.data
+        return self.header + self.payload
+
+
+class _RouteHistory(dict[int, RtpPacket]):
+    """An RTCRtpSender's RTP history (aiortc's `_retransmit` looks a NACKed packet up
+    with `.get(seq % RTP_HISTORY_SIZE)`) read from its Route's NACK cache, which both
+    the Python and the C path fill."""
+
+    def __init__(self, route: Any, ssrc: int, extensions: Any) -> None:
+        super().__init__()
+        self._route = route
+        self._ssrc = ssrc
+        self._extensions = extensions
+
+    def get(self, index: int, default: Any = None) -> Any:
+        found = self._route.entry(index)
+        if found is None:
+            return default
+        header, payload = found
+        seq, ts = struct.unpack_from("!HL", header, 2)
+        return SentPacket(
+            header, header[1] & 0x7F, header[1] >> 7, seq, ts, self._ssrc, payload, self._extensions
+        )
+
+
+def _route_counter(name: str) -> property:
+    return property(lambda self: getattr(self._tiaojie_route, name), lambda self, value: None)
+
+
+class _RoutedSender(RTCRtpSender):
+    """An RTCRtpSender whose sender-report and getStats counters (packets, octets, the
+    newest packet's NTP and RTP time) are its Route's: the class of a forwarded
+    subscription's sender (PacketSender sets it). Data descriptors win over the
+    instance's own attributes, so aiortc's `_run_rtcp` reads these."""
+
+    _RTCRtpSender__packet_count = _route_counter("packets")
+    _RTCRtpSender__octet_count = _route_counter("octets")
+    _RTCRtpSender__ntp_timestamp = _route_counter("ntp")
+    _RTCRtpSender__rtp_timestamp = _route_counter("rtp")
+
+
+def forward_routes(
+    routes: list[Any], packet: RtpPacket, ntp: int, now: float, counts_frame: bool
+) -> int:
+    """Send `packet` through every active Route of `routes` (rtc/_fastpath.c); the
+    number of copies mapped (sent or dropped by the kernel), as `PacketSender.send`
+    counts them."""
+    level = packet.extensions.audio_level
+    mapped, _ = FASTPATH.forward(
+        routes,
+        packet.payload,
+        packet.sequence_number,
+        packet.timestamp,
+        packet.marker,
+        -1 if level is None else (0x80 if level[0] else 0) | level[1],
+        ntp,
+        now,
+        counts_frame,
+    )
+    return int(mapped)
 
 
 #: A packet is retransmitted at most once in this long, however often it is NACKed.
@@ -699,7 +1073,17 @@ class PacketSender:
         self._abs_id = 0
         self._audio_level_id = 0
         self._extensions = HeaderExtensions()
-        self.sent = 0
+        self._target: tuple[Any, Any, int, int, bytes] | None = None
+        self._sent = 0
+        #: rtc/_fastpath.c's Route for this subscription: its NACK cache and sender-report
+        #: counters whichever path sends (see _RoutedSender); None without the extension
+        self.route: Any = None
+        if FASTPATH is not None:
+            self.route = FASTPATH.Route(self.ssrc)
+            self._history = _RouteHistory(self.route, self.ssrc, self._extensions)
+            sender._RTCRtpSender__rtp_history = self._history  # type: ignore[attr-defined]
+            sender._tiaojie_route = self.route  # type: ignore[attr-defined]
+            sender.__class__ = _RoutedSender
         #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
         self._retransmitted: dict[int, float] = {}
         self.retransmissions = 0
@@ -757,6 +1141,42 @@ class PacketSender:
         self._abs_id = ids.get("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time", 0)
         self._audio_level_id = ids.get("urn:ietf:params:rtp-hdrext:ssrc-audio-level", 0)
         self.payload_type = parameters.codecs[0].payloadType
+        if self.route is not None:
+            if all(0 <= i <= 14 for i in (self._abs_id, self._audio_level_id)):
+                self.route.configure(
+                    self.payload_type, self._mid_element, self._abs_id, self._audio_level_id
+                )
+            else:  # extension ids a one-byte header cannot carry: Python sends everything
+                self.route = None
+
+    @property
+    def sent(self) -> int:
+        """Packets sent for this subscription, by Python and by its Route."""
+        return self._sent + (self.route.forwarded if self.route is not None else 0)
+
+    def aimed(self) -> bool:
+        """Whether the Route may send now: connected, to the nominated pair, with the
+        session and socket it was aimed with (else Python takes the stream back)."""
+        target = self._target
+        dtls = self.sender.transport
+        if target is None or target[2] < 0 or dtls._state is not self._connected:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        return (
+            pair is target[0]
+            and dtls._tx_srtp is target[1]
+            and not pair.protocol.transport.is_closing()
+        )
+
+    def aim_route(self) -> bool:
+        """Point the Route where this sender's last packet went; False if it cannot send
+        (no extension, the Python fallback path, or not connected)."""
+        if self.route is None or not self.aimed():
+            return False
+        assert self._target is not None
+        _, _, fd, srtp, address = self._target
+        self.route.aim(fd, srtp, address)
+        return True
 
     def ready(self) -> bool:
         """Whether a packet sent now would go out (negotiated, connected)."""
@@ -791,31 +1211,46 @@ class PacketSender:
         if audio_level is not None and self._audio_level_id:
             voice, level = audio_level
             elements += bytes(((self._audio_level_id << 4), (0x80 if voice else 0) | level))
-        data = (
-            rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
-            + payload
-        )
-        self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
-            data, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
-        )
-        sender = self.sender
-        if newest:
-            sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-            sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
-        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
-        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        header = rtp_header(marker, payload_type, seq, ts, self.ssrc, extension_block(elements))
+        route = self.route
+        if route is not None:  # its NACK cache and counters (see _RoutedSender)
+            route.sent(seq, ts, ntp, newest, header, payload)
+        else:
+            self._history[seq % RTP_HISTORY_SIZE] = SentPacket(
+                header, payload_type, marker, seq, ts, self.ssrc, payload, self._extensions
+            )
+            sender = self.sender
+            if newest:
+                sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+                sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+            sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+            sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None:
             return False
-        try:
-            protected = dtls._tx_srtp.protect(data)
-        except Exception:  # pylibsrtp.Error: nothing to send
+        session = dtls._tx_srtp
+        target = self._target
+        if target is None or target[0] is not pair or target[1] is not session:
+            target = self._target = self._aim(pair, session)
+        elif pair.protocol.transport.is_closing():
             return False
-        pair.protocol.transport.sendto(protected, pair.remote_addr)
-        dtls._RTCDtlsTransport__tx_bytes += len(protected)  # type: ignore[attr-defined]
+        if target[2] < 0:
+            OUTBOX.add_fallback(dtls, pair, header + payload)
+        else:
+            OUTBOX.add((target[2], target[3], target[4], header, payload))
+            # the SRTP trailer is not known before protecting: the usual 10-byte tag
+            dtls._RTCDtlsTransport__tx_bytes += len(header) + len(payload) + 10  # type: ignore[attr-defined]
         dtls._RTCDtlsTransport__tx_packets += 1  # type: ignore[attr-defined]
-        self.sent += 1
+        self._sent += 1
         return True
+
+    def _aim(self, pair: Any, session: Any) -> tuple[Any, Any, int, int, bytes]:
+        """Where this sender's copies go: (pair, session, socket fd or -1 for the Python
+        path, srtp_t, packed remote address)."""
+        sock = _socket_of(pair.protocol.transport) if FASTPATH is not None else None
+        if sock is None:
+            return (pair, session, -1, 0, b"")
+        return (pair, session, sock.fileno(), _srtp_pointer(session), _sockaddr(pair.remote_addr))
 
 
 def ntp_now() -> int:
@@ -980,6 +1415,34 @@ class _SharedTransport(asyncio.DatagramTransport):
         self.close()
 
 
+#: At most this many datagrams read per wake-up (rtc/_fastpath.c recv).
+RECEIVE_BATCH = 32
+
+
+def _read_in_batches(transport: Any, deliver: Callable[[bytes, tuple[Any, ...]], None]) -> None:
+    """Read every datagram waiting on an asyncio datagram transport's socket per wake-up
+    (a video frame arrives as a burst) with one recvmmsg (rtc/_fastpath.c), instead of
+    asyncio's one recvfrom per turn of the event loop; `deliver(data, addr)` gets each.
+    asyncio's transport keeps sending and closing; its reader callback is replaced
+    (asyncio refuses a second reader on a transport's socket). Call it after asyncio's
+    own reader is in place (it is added right after the protocol's connection_made)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.is_closing() or not transport.is_reading():
+        return
+    fd = sock.fileno()
+
+    def readable() -> None:
+        for data, addr in FASTPATH.recv(fd, RECEIVE_BATCH):
+            try:
+                deliver(data, addr)
+            except Exception:
+                log.exception("a datagram's handler failed")
+
+    transport.pause_reading()
+    transport._read_ready = readable
+    transport.resume_reading()
+
+
 class _SharedPort(asyncio.DatagramProtocol):
     """Every ICE connection of this process on one UDP port of one address (LiveKit's and
     mediasoup's WebRtcServer single port): STUN requests are routed by the USERNAME
@@ -993,6 +1456,12 @@ class _SharedPort(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast_datagram(transport)
+        if FASTPATH is not None and hasattr(transport, "_read_ready"):
+            # after asyncio's own reader is in place (it is added right after this call)
+            asyncio.get_running_loop().call_soon(self._read_in_batches, transport)
+
+    def _read_in_batches(self, transport: Any) -> None:
+        _read_in_batches(transport, lambda data, addr: self.datagram_received(data, addr))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -86,6 +86,28 @@ class StreamMapping:
             self.last_seq, self.last_ts, self.last_time = out_seq, out_ts, now
         return out_seq, out_ts
 
+    def running_state(self) -> tuple[int, int, int, int, int, int, float]:
+        """The current run, for a native Route to carry on (rtc/_fastpath.c `start`):
+        (sequence offset, timestamp offset, base, newest input, last sent sequence,
+        timestamp and time). Only while a run is under way and something was sent."""
+        assert self._running and self.last_seq is not None
+        return (
+            self._seq_offset,
+            self._ts_offset,
+            self._base,
+            self._in_high,
+            self.last_seq,
+            self.last_ts,
+            self.last_time,
+        )
+
+    def resume(
+        self, base: int, in_high: int, last_seq: int, last_ts: int, last_time: float
+    ) -> None:
+        """Take the run back from a Route (its `stop()`): same offsets, its progress."""
+        self._base, self._in_high = base, in_high
+        self.last_seq, self.last_ts, self.last_time = last_seq, last_ts, last_time
+
     def map_picture_id(self, picture_id: int, bits: int) -> int:
         """The output VP8 picture ID (15 or 7 bits) for an input one of this run."""
         mod = 1 << bits

@@ -5,13 +5,15 @@ One packet to the subscriber is dropped on purpose on its way in: the subscriber
 it, the server's sender answers from its history over RTX (the original sequence number
 in the RTX payload is the rewritten one), and the frame arrives whole. Its sender reports
 carry what was sent, and a NACK repeated at once is answered once. Then garbage goes
-through the same path without an exception.
+through the same path without an exception: handed to the tap, and as datagrams into the
+server's socket (in the clear, and SRTP-protected with the publisher's keys).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import struct
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import pylibsrtp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
 from aiortc.rtp import RtcpSrPacket, RtpPacket
@@ -62,7 +65,7 @@ async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(test_mp4):
+async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(test_mp4, caplog):
     config = RTCConfiguration(iceServers=[])
     pub, srv_in, srv_out, sub = (RTCPeerConnection(config) for _ in range(4))
     source = FileSource(test_mp4, loop=True)
@@ -135,6 +138,9 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
 
         frames = [await asyncio.wait_for(received["track"].recv(), 10) for _ in range(25)]
         assert dropped, "no packet was dropped"
+        # once the run was under way, rtc/_fastpath.c's Route sent the copies (where built)
+        route = packet_sender.route
+        assert aiortc_internals.FASTPATH is None or route.forwarded > len(frames)
         # the subscriber NACKed it; the server's sender answered over RTX from its history,
         # with the rewritten sequence number as the original one, on its RTX SSRC
         await wait_for(lambda: any(s[0] == rtx_pt for s in seen), "a retransmission")
@@ -189,6 +195,33 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
                 forward.switch_source()
             deliver(packet)
         assert forward.readyState == "live"
+
+        # The same through the network, into the server's socket: garbage in the clear
+        # (libsrtp refuses it) and garbage SRTP-protected with the publisher's own keys
+        # (authentic: it reaches rtc/_fastpath.c's unprotect, the parse, the router, the
+        # tap and the Routes). Nothing raises, and the real stream still gets through.
+        pub_dtls = pub.getTransceivers()[0].sender.transport
+        pair = pub_dtls.transport._connection._nominated[1]
+        for i in range(1500):
+            data = bytes([0x80 | rng.randrange(0x40)]) + rng.randbytes(rng.randrange(200))
+            if i % 3:
+                try:
+                    data = pub_dtls._tx_srtp.protect(data)
+                except pylibsrtp.Error:
+                    continue
+            pair.protocol.transport.sendto(data, pair.remote_addr)
+            if i % 10 == 0:
+                await asyncio.sleep(0.001)  # let the server's socket drain
+        # The server survived it: its connections are up, and once a keyframe of the
+        # publisher's real stream comes it forwards again (garbage on a new SSRC is a new
+        # source to the tap, forwarded as it came: what the in-process aiortc subscriber
+        # then makes of it is not the server's business).
+        forward.switch_source()
+        resumed_at = forward.forwarded
+        await wait_for(lambda: forward.forwarded > resumed_at + 20, "forwarding to resume")
+        for pc in (srv_in, srv_out):
+            assert pc.getTransceivers()[0].receiver.transport.state == "connected"
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         await source.stop()
         await asyncio.wait_for(

@@ -144,6 +144,8 @@ def test_the_wheel_holds_only_tiaojie_with_its_web_client(wheel):
     # The installed package migrates its own database: Alembic's environment and template.
     assert "tiaojie/server/db/migrations/env.py" in names
     assert "tiaojie/server/db/migrations/script.py.mako" in names
+    # The packet plane's C extension, compiled by the build (rtc/_fastpath.c).
+    assert [n for n in names if re.match(r"tiaojie/rtc/_fastpath\..*\.so$", n)]
     # Every module and every web file of the checkout (a folder without __init__.py, or a
     # web subfolder the package-data globs miss, would be left out silently).
     expected = set()

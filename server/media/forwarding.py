@@ -12,12 +12,13 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from tiaojie.rtc.aiortc_internals import PacketSender
+from tiaojie.rtc.aiortc_internals import PacketSender, forward_routes
 from tiaojie.rtc.rewrite import StreamMapping, vp8_picture_id, with_vp8_picture_id
 from tiaojie.server.media.counters import MediaCounters
 
@@ -27,6 +28,9 @@ MAX_QUEUED = {"video": 40, "audio": 50}
 #: (about as long as MAX_QUEUED frames).
 MAX_HELD = {"video": 400, "audio": 50}
 CLOCK_RATES = {"video": 90000, "audio": 48000}
+#: Packet mode: how long a running Route (rtc/_fastpath.c) sends before Python checks its
+#: subscriber's connection again (a new ICE pair or SRTP session takes the stream back).
+ROUTE_CHECK_S = 0.1
 
 
 class ForwardTrack(MediaStreamTrack):
@@ -56,7 +60,7 @@ class ForwardTrack(MediaStreamTrack):
         self.counters = counters or MediaCounters()
         self.on_keyframe_needed = on_keyframe_needed
         self.dropped = 0
-        self.forwarded = 0
+        self._forwarded = 0
         self._queue: deque[av.Packet] = deque()
         self._ready = asyncio.Event()
         self._waiting_keyframe = kind == "video"
@@ -69,11 +73,29 @@ class ForwardTrack(MediaStreamTrack):
         self._mapping: StreamMapping | None = None
         self._vp8 = False
         self._held: list[RtpPacket] = []
+        #: The steady state in C (rtc/_fastpath.c Route): once a run is under way, the
+        #: publication hands this subscription's packets to `route` without calling
+        #: `forward`, until `route_until` (monotonic time) passes or the run ends.
+        self.route: Any = None
+        self.route_until = 0.0
+
+    @property
+    def forwarded(self) -> int:
+        """Packets (frames on the frames plane) sent to the subscriber, by either path."""
+        route = self.route
+        return self._forwarded + (route.forwarded if route is not None else 0)
+
+    @forwarded.setter
+    def forwarded(self, value: int) -> None:
+        route = self.route
+        self._forwarded = value - (route.forwarded if route is not None else 0)
 
     def use_packets(self, sender: PacketSender, codec: str) -> None:
         """Packet mode: `forward` sends rewritten RTP packets through `sender`."""
         self.sender = sender
         self._vp8 = codec.lower() == "video/vp8"
+        # VP8's picture IDs are rewritten in Python: no Route for it
+        self.route = None if self._vp8 else sender.route
         # like aiortc's sender: a random start, the sequence in its lower half (SRTP)
         self._mapping = StreamMapping(
             CLOCK_RATES[self.kind], random.randrange(1 << 15), random.randrange(1 << 32)
@@ -81,6 +103,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
+        self._take_back()
         self._drop(len(self._queue))
         self._queue.clear()
         self._drop(len(self._held))
@@ -102,6 +125,13 @@ class ForwardTrack(MediaStreamTrack):
         sender = self.sender
         if sender is None or self.readyState != "live":
             return
+        route = self.route
+        if route is not None and route.active:  # its check is due (ROUTE_CHECK_S)
+            if sender.aimed():
+                self.route_until = now + ROUTE_CHECK_S
+                self.forward_through([route], packet, ntp, now)
+                return
+            self._take_back()
         if self._waiting_keyframe:
             if not sender.ready():
                 if keyframe and not (
@@ -147,12 +177,35 @@ class ForwardTrack(MediaStreamTrack):
         seq, ts = mapped
         level = packet.extensions.audio_level
         if sender.send(packet.marker, seq, ts, payload, ntp, level, seq == mapping.last_seq):
-            self.forwarded += 1
+            self._forwarded += 1
             if packet.marker or self.kind == "audio":
                 self.counters.forwarded_frames[self.kind] += 1
             self.counters.forwarded_bytes[self.kind] += len(payload)
+            route = self.route
+            if route is not None and sender.aim_route():
+                # the run is under way: the Route carries on from this packet
+                route.start(*mapping.running_state())
+                self.route_until = now + ROUTE_CHECK_S
+
+    def forward_through(self, routes: list[Any], packet: RtpPacket, ntp: int, now: float) -> None:
+        """Packet mode: send `packet` through the running Routes of several
+        subscriptions at once (rtc/_fastpath.c: one call, one sendmmsg per socket),
+        counting it as `forward` does."""
+        frame = bool(packet.marker) or self.kind == "audio"
+        mapped = forward_routes(routes, packet, ntp, now, frame)
+        if frame:
+            self.counters.forwarded_frames[self.kind] += mapped
+        self.counters.forwarded_bytes[self.kind] += mapped * len(packet.payload)
+
+    def _take_back(self) -> None:
+        """End the Route's run: the Python mapping continues where it stopped."""
+        route, mapping = self.route, self._mapping
+        self.route_until = 0.0
+        if route is not None and route.active and mapping is not None:
+            mapping.resume(*route.stop())
 
     def _wait_keyframe(self) -> None:
+        self._take_back()
         if self.kind == "video":
             self._waiting_keyframe = True
             self._asked_keyframe = False
@@ -212,6 +265,7 @@ class ForwardTrack(MediaStreamTrack):
         self.counters.queue_drops[self.kind] += count
 
     def stop(self) -> None:
+        self._take_back()
         super().stop()
         self._ready.set()
 

@@ -139,9 +139,17 @@ class Publication:
             self.meter.add(len(payload), now)
             keyframe = packet_starts_keyframe(self.codec, payload)
         ntp = aiortc_internals.ntp_now()
+        routed = []  # subscriptions whose run is under way in C (ForwardTrack.route)
+        track = None
         for slot in self.slots:
             if slot.forwarding:
-                slot.track.forward(packet, keyframe, ntp, now)
+                track = slot.track
+                if track.route_until > now:
+                    routed.append(track.route)
+                else:
+                    track.forward(packet, keyframe, ntp, now)
+        if routed and track is not None:
+            track.forward_through(routed, packet, ntp, now)
 
     async def _fan_out(self) -> None:
         while True:

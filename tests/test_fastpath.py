@@ -1,0 +1,267 @@
+"""rtc/_fastpath.c, the packet plane's C extension, on its own: its RTP parse agrees with
+aiortc's, its SRTP is libsrtp's (what it protects, pylibsrtp unprotects, and back), one
+`send` of copies for two sockets reaches both in order, and garbage of any shape (random
+datagrams, truncated and lying headers, wrong argument types) never crashes it: it
+returns None, skips the copy or raises TypeError/ValueError."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import struct
+
+import pytest
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pylibsrtp import Error, Policy, Session
+
+from tests.support.waiting import eventually
+from tiaojie.rtc import aiortc_internals
+from tiaojie.rtc.ports import PortRange
+from tiaojie.rtc.rewrite import extension_block, extension_element, rtp_header
+
+fastpath = aiortc_internals.FASTPATH
+pytestmark = pytest.mark.skipif(fastpath is None, reason="rtc/_fastpath.c is not built")
+
+KEY = bytes(range(30))  # AES128_CM_SHA1_80: 16-byte key + 14-byte salt
+
+
+def sessions() -> tuple[Session, Session]:
+    """A sending and a receiving SRTP session with the same key, as DTLS makes them."""
+    tx = Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+    rx = Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_INBOUND)
+    tx.allow_repeat_tx = True
+    return Session(tx), Session(rx)
+
+
+def udp() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    return sock
+
+
+def packet(seq: int) -> bytes:
+    """An RTP header with a MID extension (what the packet plane sends)."""
+    return rtp_header(seq & 1, 96, seq, seq * 3000, 0x1234, extension_block(b"\x100"))
+
+
+def test_parse_agrees_with_aiortc() -> None:
+    rng = random.Random(3)
+    for seq in range(200):
+        data = packet(seq)
+        payload = rng.randbytes(rng.randrange(1, 300))
+        if seq % 3 == 0:  # padded
+            pad = rng.randrange(1, 20)
+            data = bytes([data[0] | 0x20]) + data[1:] + payload + bytes(pad - 1) + bytes([pad])
+        else:
+            data += payload
+        ours = fastpath.parse(data)
+        theirs = RtpPacket.parse(data)
+        marker, pt, number, ts, ssrc, start, end, x_start, x_end = ours
+        assert (marker, pt, number, ts, ssrc) == (
+            theirs.marker,
+            theirs.payload_type,
+            theirs.sequence_number,
+            theirs.timestamp,
+            theirs.ssrc,
+        )
+        assert data[start:end] == theirs.payload == payload
+        assert data[x_start:x_end] == extension_element(1, b"0") + bytes(2)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_parse_refuses_what_aiortc_refuses_and_never_reads_past_the_end(data: bytes) -> None:
+    ours = fastpath.parse(data)
+    try:
+        theirs = RtpPacket.parse(data)
+    except ValueError:
+        assert ours is None
+        return
+    assert ours is not None and data[ours[5] : ours[6]] == theirs.payload
+
+
+def test_what_it_protects_libsrtp_unprotects_and_back() -> None:
+    tx, rx = sessions()
+    tx_pointer = aiortc_internals._srtp_pointer(tx)
+    out, into = udp(), udp()
+    try:
+        address = aiortc_internals._sockaddr(into.getsockname())
+        header, payload = packet(7), os.urandom(1100)
+        assert fastpath.send([(out.fileno(), tx_pointer, address, header, payload)]) == 1
+        protected = into.recv(2048)
+        assert len(protected) == len(header) + len(payload) + 10  # the auth tag
+        assert rx.unprotect(protected) == header + payload
+        # and the other way: pylibsrtp protects, _fastpath unprotects
+        tx2, rx2 = sessions()
+        plain = packet(8) + payload
+        assert fastpath.unprotect(aiortc_internals._srtp_pointer(rx2), tx2.protect(plain)) == (
+            plain
+        )
+    finally:
+        out.close()
+        into.close()
+
+
+def test_one_send_reaches_two_sockets_in_order_and_skips_what_cannot_go() -> None:
+    tx, _ = sessions()
+    pointer = aiortc_internals._srtp_pointer(tx)
+    out, other, a, b = udp(), udp(), udp(), udp()
+    try:
+        to_a = aiortc_internals._sockaddr(a.getsockname())
+        to_b = aiortc_internals._sockaddr(b.getsockname())
+        items = []
+        for seq in range(100):  # more than one batch of 64, two sockets interleaved
+            sender = out if seq % 3 else other
+            items.append((sender.fileno(), 0, to_a if seq % 2 else to_b, packet(seq), b"x"))
+        items.append((out.fileno(), pointer, to_a, packet(1000), bytes(4000)))  # too big
+        assert fastpath.send(items) == 100
+        got_a = [struct.unpack_from("!H", a.recv(2048), 2)[0] for _ in range(50)]
+        got_b = [struct.unpack_from("!H", b.recv(2048), 2)[0] for _ in range(50)]
+        # each socket's copies leave in order (one sendmmsg per socket and batch)
+        assert sorted(got_a) == list(range(1, 100, 2)) and sorted(got_b) == list(range(0, 100, 2))
+        for got in (got_a, got_b):
+            for sock_seqs in ([s for s in got if s % 3], [s for s in got if not s % 3]):
+                assert sock_seqs == sorted(sock_seqs)
+        # a closed descriptor: the copies are skipped, nothing raised
+        dead = udp()
+        fd = dead.fileno()
+        dead.close()
+        assert fastpath.send([(fd, 0, to_a, b"h", b"p")]) == 0
+    finally:
+        for sock in (out, other, a, b):
+            sock.close()
+
+
+def test_wrong_arguments_raise_instead_of_crashing() -> None:
+    out = udp()
+    try:
+        address = aiortc_internals._sockaddr(("127.0.0.1", 9))
+        for bad in (
+            [("not a tuple")],
+            [(out.fileno(), 0, address, b"h")],  # too short
+            [(out.fileno(), 0, "address", b"h", b"p")],  # not bytes
+            [(out.fileno(), 0, b"", b"h", b"p")],  # no address
+            [(out.fileno(), 0, bytes(500), b"h", b"p")],  # too long an address
+        ):
+            with pytest.raises((TypeError, ValueError)):
+                fastpath.send(bad)
+        with pytest.raises(TypeError):
+            fastpath.send(("not", "a list"))
+        with pytest.raises(TypeError):
+            fastpath.parse(None)
+        assert fastpath.unprotect(0, b"x" * 40) is None  # no session
+    finally:
+        out.close()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.binary(max_size=1600), rtp_like=st.booleans())
+def test_unprotect_refuses_garbage(data: bytes, rtp_like: bool) -> None:
+    _, rx = sessions()
+    if rtp_like and data:
+        data = bytes([0x80 | (data[0] & 0x3F)]) + data[1:]
+    assert fastpath.unprotect(aiortc_internals._srtp_pointer(rx), data) is None
+
+
+def test_unprotect_refuses_a_valid_packet_with_a_lying_header() -> None:
+    """Authentic SRTP whose RTP header claims CSRCs, an extension or padding that are not
+    there: libsrtp authenticates it, the parse refuses it, nothing is read out of bounds."""
+    rng = random.Random(5)
+    tx, rx = sessions()
+    pointer = aiortc_internals._srtp_pointer(rx)
+    for seq in range(300):
+        body = rng.randbytes(rng.randrange(0, 40))
+        first = 0x80 | rng.randrange(0x40)
+        data = bytes([first, rng.randrange(256)]) + struct.pack("!HLL", seq, 0, 9) + body
+        try:
+            protected = tx.protect(data)
+        except Error:  # libsrtp checks the header it protects, too
+            continue
+        plain = fastpath.unprotect(pointer, protected)
+        if plain is not None:
+            assert plain == data
+            fastpath.parse(plain)  # None or in bounds, never a crash
+
+
+def extensions_map() -> HeaderExtensionsMap:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(
+        RTCRtpParameters(
+            headerExtensions=[
+                RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+                RTCRtpHeaderExtensionParameters(
+                    id=2, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+                ),
+                RTCRtpHeaderExtensionParameters(
+                    id=3, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+                ),
+            ]
+        )
+    )
+    return extensions
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    elements=st.lists(st.tuples(st.integers(0, 15), st.binary(min_size=1, max_size=4))),
+    padding=st.integers(0, 3),
+    lie=st.integers(-2, 2),
+    body=st.binary(max_size=20),
+)
+def test_the_receive_parse_reads_what_aiortc_reads(
+    elements: list[tuple[int, bytes]], padding: int, lie: int, body: bytes
+) -> None:
+    """The direct receive path's parse (rtc/aiortc_internals.py `_parse`, on
+    rtc/_fastpath.c's) against aiortc's RtpPacket.parse, on packets whose one-byte
+    extension elements and length word are arbitrary (and often lie): where aiortc reads a
+    packet, it reads the same fields (where aiortc refuses one, it refuses it too or reads
+    it leniently, e.g. a MID that is not UTF-8; it never raises)."""
+    raw = b"".join(bytes([(i << 4) | (len(v) - 1)]) + v for i, v in elements) + bytes(padding)
+    words = max(0, (len(raw) + 3) // 4 + lie)
+    block = b"\xbe\xde" + struct.pack("!H", words) + raw + bytes(-len(raw) % 4)
+    data = rtp_header(1, 100, 7, 9, 11, b"") + body
+    data = bytes([data[0] | 0x10]) + data[1:12] + block + body
+    extensions = extensions_map()
+    ours = aiortc_internals._parse(fastpath, data, extensions)
+    try:
+        theirs = RtpPacket.parse(data, extensions)
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return
+    assert ours is not None
+    for name in ("marker", "payload_type", "sequence_number", "timestamp", "ssrc", "payload"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.padding_size == theirs.padding_size
+    for name in ("abs_send_time", "audio_level", "mid"):
+        assert getattr(ours.extensions, name) == getattr(theirs.extensions, name), name
+
+
+async def test_the_single_port_reads_all_waiting_datagrams_per_wake_up() -> None:
+    """Single-port mode's socket is read with rtc/_fastpath.c's recvmmsg: datagrams that
+    arrived together reach the demultiplexer in one turn of the event loop, in order,
+    with their sender's address."""
+    probe = udp()
+    port = probe.getsockname()[1]
+    probe.close()
+    mux = await aiortc_internals._shared_port(
+        asyncio.get_running_loop(), PortRange(port, port), "127.0.0.1"
+    )
+    got: list[tuple[bytes, tuple]] = []
+    mux.datagram_received = lambda data, addr: got.append((data, addr))  # type: ignore[method-assign]
+    client = udp()
+    try:
+        await asyncio.sleep(0)  # the batch reader takes over after asyncio's is in place
+        for i in range(10):
+            client.sendto(b"datagram %d" % i, ("127.0.0.1", port))
+        await eventually(lambda: len(got) >= 10, timeout=10, what="the datagrams")
+        assert [d for d, _ in got] == [b"datagram %d" % i for i in range(10)]
+        assert {a for _, a in got} == {client.getsockname()}
+        assert "_read_in_batches" in mux.transport._read_ready.__qualname__
+    finally:
+        client.close()
+        aiortc_internals.close_shared_ports()
