@@ -388,9 +388,11 @@ class Statistics(DirectStatistics):
         for r in await self.overdue():
             if getattr(r, key) is not None:
                 late_ones[getattr(r, key)] += int(r.n)
+        result = await self.conn.execute(query)
+        names = list(result.keys())
         return [
-            Row({**row._asdict(), "overdue": late_ones[row.id]})
-            for row in await self.conn.execute(query)
+            Row({**dict(zip(names, row, strict=True)), "overdue": late_ones[row.id]})
+            for row in result
         ]
 
     async def mediators(self, limit: int = LOAD_LIMIT) -> list[Any]:
