@@ -88,6 +88,13 @@ def find_process(*needles: str, timeout: float = 15) -> tuple[int, list[str]]:
     raise RuntimeError(f"no process with {needles} in its command line")
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """utime and stime of `pid` (all threads), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
 def tree_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -177,7 +184,7 @@ async def transcode(link: str, folder: Path, publishers: int) -> None:
         """
 
         def __init__(self) -> None:
-            super().__init__(link, name="transcoding recorder")
+            super().__init__(link, name="transcoding baseline")
             self.tracks: dict[str, dict[str, object]] = {}  # participant -> kind -> track
             self.video_started: dict[str, asyncio.Event] = {}
             self.recorders: dict[str, MediaRecorder] = {}
@@ -240,6 +247,7 @@ async def transcode(link: str, folder: Path, publishers: int) -> None:
 # -- the recorder-CPU measurements -------------------------------------------------------------
 def measure(pid: int, folder: Path, seconds: float, profile: Path | None = None) -> dict:
     cpu0, bytes0, wall0 = cpu_seconds(pid), tree_bytes(folder), time.monotonic()
+    user0, system0 = cpu_split(pid)
     spy = None
     if profile is not None:
         spy = subprocess.Popen(
@@ -251,6 +259,9 @@ def measure(pid: int, folder: Path, seconds: float, profile: Path | None = None)
                 "-d",
                 str(int(seconds)),
                 "--nonblocking",
+                "--gil",  # samples holding the GIL: CPU, not time waiting in select/fsync
+                "-r",
+                "1000",
                 "-f",
                 "raw",
                 "-o",
@@ -262,6 +273,7 @@ def measure(pid: int, folder: Path, seconds: float, profile: Path | None = None)
     time.sleep(seconds)
     if not Path(f"/proc/{pid}").exists():
         raise RuntimeError(f"process {pid} exited during the measurement (a crash? see its log)")
+    user, system = cpu_split(pid)
     cpu, written, wall = (
         cpu_seconds(pid) - cpu0,
         tree_bytes(folder) - bytes0,
@@ -269,7 +281,13 @@ def measure(pid: int, folder: Path, seconds: float, profile: Path | None = None)
     )
     if spy is not None:
         spy.wait(timeout=60)
-    return {"cpu": cpu, "wall": wall, "bytes": written}
+    return {
+        "cpu": cpu,
+        "wall": wall,
+        "bytes": written,
+        "user": user - user0,
+        "system": system - system0,
+    }
 
 
 def record_ours(
@@ -370,6 +388,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--verify-mb", type=float, default=200, help="synthetic recording size")
     parser.add_argument("--profile", type=Path, help="py-spy raw profile of our recorder")
+    parser.add_argument(
+        "--ours-only",
+        action="store_true",
+        help="measure our recorder alone (no baseline, no verifier): for profiling",
+    )
     parser.add_argument("--publish", help=argparse.SUPPRESS)
     parser.add_argument("--transcode", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -410,6 +433,15 @@ def main() -> None:
                 base, room["id"], args.publishers, args.seconds, recorder_cpu, args.profile
             )
             print(f"measured our recorder ({ours['folder']})", flush=True)
+            if args.ours_only:
+                print(
+                    f"ours: {100 * ours['cpu'] / ours['wall'] / args.publishers:.2f} % per "
+                    f"stream (user {ours['user']:.2f} s, system {ours['system']:.2f} s in "
+                    f"{ours['wall']:.0f} s), {ours['bytes'] / ours['wall'] / 1000:.0f} kB/s, "
+                    f"{'authentic' if ours['authentic'] else 'NOT authentic'}"
+                )
+                shutil.rmtree(media.parent, ignore_errors=True)
+                return
             baseline = record_transcoding(observer, args.publishers, args.seconds, recorder_cpu)
             print("measured the transcoding baseline", flush=True)
         finally:
@@ -429,6 +461,7 @@ def main() -> None:
         r["per_stream_pct"] = per_stream
         rows.append(
             f"| {r['mode']} | {100 * r['cpu'] / r['wall']:.1f} % | {per_stream:.2f} % | "
+            f"{100 * r['user'] / r['wall']:.1f} % / {100 * r['system'] / r['wall']:.1f} % | "
             f"{r['bytes'] / r['wall'] / 1000:.0f} kB/s |"
         )
     ratio = baseline["per_stream_pct"] / ours["per_stream_pct"]
@@ -436,8 +469,11 @@ def main() -> None:
     frames = baseline.get("frames", {})
     print()
     print(f"Recorder CPU, {args.publishers} recorded audio+video streams, {args.seconds:.0f} s:")
-    print("| recorder | process CPU (of a core) | CPU per a+v stream | bytes written |")
-    print("|---|---|---|---|")
+    print(
+        "| recorder | process CPU (of a core) | CPU per a+v stream | user / system "
+        "| bytes written |"
+    )
+    print("|---|---|---|---|---|")
     print("\n".join(rows))
     print(
         f"MediaRecorder / ours: {ratio:.1f}x less CPU per stream (goal >= 10x). The baseline "
