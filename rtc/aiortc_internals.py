@@ -1293,6 +1293,17 @@ class InlineReceiver:
             await asyncio.gather(*self.tasks)
 
 
+class _IgnoredExtensions:
+    """Stands in for the transport's HeaderExtensionsMap when parsing inline: a recorder
+    reads no header extension (no REMB, no mid once the SSRC is known), so their
+    elements are not parsed at all (7 % of the recorder's CPU)."""
+
+    def get(self, extension_profile: int, extension_value: bytes) -> Any:
+        from aiortc.rtp import HeaderExtensions
+
+        return HeaderExtensions()
+
+
 class _InlinePath:
     """One DTLS transport's SRTP packets for inline receivers, taken in the socket
     callback of its ICE connection (aioice's StunProtocol.datagram_received)."""
@@ -1306,7 +1317,8 @@ class _InlinePath:
             raise InternalsChanged(f"RTCDtlsTransport's receive path changed: {missing}")
         self._dtls = dtls
         self._router = _require(dtls, "_rtp_router")
-        self._extensions = _require(dtls, "_rtp_header_extensions_map")
+        _require(dtls, "_rtp_header_extensions_map")
+        self._extensions: Any = _IgnoredExtensions()
         _require(dtls, "_rx_srtp")
         self._ssrc_table: dict[int, Any] = _require(self._router, "ssrc_table")
         self.receivers: dict[Any, InlineReceiver] = {}

@@ -213,6 +213,13 @@ async def test_the_socket_callback_takes_srtp_of_inline_receivers_and_leaves_the
         assert aiortc_internals.inline_packets(receiver) == 4 + 3  # 4 were queued, 3 live
         assert transport.socket.left == []
 
+        # A header extension (one-byte form, RFC 8285) is skipped, not parsed.
+        header = bytes([0x90, OPUS_PT]) + (8).to_bytes(2, "big") + (960 * 8).to_bytes(4, "big")
+        extension = bytes([0xBE, 0xDE, 0, 1, 0x10, 0xAB, 0, 0])
+        plain = header + MEDIA_SSRC.to_bytes(4, "big") + extension + b"extended"
+        transport.socket.datagram_received(tx.protect(plain), ("127.0.0.1", 9))
+        assert bytes(got[-1]) == b"extended" and got[-1].pts == 960 * 8
+
         # What is not one of its packets goes on to aioice as before: SRTCP, DTLS, STUN,
         # an SSRC no inline receiver has.
         rtcp = bytes([0x80, 200]) + bytes(30)
@@ -224,7 +231,7 @@ async def test_the_socket_callback_takes_srtp_of_inline_receivers_and_leaves_the
 
         # The reception statistics (what its receiver reports say) count every packet.
         stats = receiver._RTCRtpReceiver__remote_streams[MEDIA_SSRC]
-        assert stats.packets_received == len(payloads) and stats.max_seq == len(payloads) - 1
+        assert stats.packets_received == len(payloads) + 1 and stats.max_seq == len(payloads)
     finally:
         await receiver.stop()
 
