@@ -125,7 +125,8 @@ class RoomClient:
         #: False for a receiver next to the server (the recorder): no REMB feedback.
         self.bandwidth_estimation = bandwidth_estimation
         #: True: on_packet callbacks run as frames are assembled, not from a task per
-        #: track (one event-loop hop less per frame; the recorder uses it).
+        #: track, and RTP packets are handled in the socket callback, not by aiortc's
+        #: receive task (no event-loop hop per packet or frame; the recorder uses it).
         self.direct_delivery = direct_delivery
         #: Seconds to keep reconnecting after the connection broke; 0: never.
         self.reconnect_for = reconnect_for
@@ -441,7 +442,7 @@ class RoomClient:
                     transceiver.receiver, rate
                 )
                 if self.direct_delivery:
-                    aiortc_internals.deliver_directly(
+                    aiortc_internals.receive_inline(
                         transceiver.receiver, functools.partial(self._deliver, transceiver.mid)
                     )
                 else:

@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 START_WAIT_S = 2.0  # longest wait for a keyframe / a sender report before a segment opens
 KEYFRAME_RETRY_S = 1.0
+#: How often the recorder looks at its segments (ended publications, segments waiting
+#: for a keyframe) and the connection: each wake-up of the process costs CPU.
+TICK_S = 0.5
 #: A track starting later than this after its segment means a broken clock, not media.
 MAX_START_OFFSET_S = 10.0
 #: Characters of an error kept in the chain.
@@ -583,7 +586,7 @@ class Recorder:
         last_checkpoint = time.monotonic()
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), 0.25)
+                await asyncio.wait_for(self._stop.wait(), TICK_S)
             if self.client.closed_reason is not None and not self._stop.is_set():
                 self._closed(self.client.closed_reason)
             self._close_finished_segments()

@@ -1611,3 +1611,364 @@ def ice_port_range() -> PortRange | None:
 
     current = aioice.ice.asyncio
     return current.ports if isinstance(current, _AsyncioFor) else None
+
+
+# == Inline receive (the recorder's path, issue #15) ==========================================
+# A block of its own: it adds to the functions above and changes none of them.
+#
+# aiortc hands every received datagram from aioice's socket callback to an asyncio.Queue;
+# the DTLS transport's task wakes up for each one (a future, a task step through five
+# coroutine frames), unprotects it, parses it and awaits the receiver's async handler.
+# For the recorder (~130 packets/s per stream) that wake-up was about 40 % of its CPU.
+# `receive_inline` does a pass-through receiver's work synchronously, in the socket
+# callback itself: SRTP unprotect, RTP parse, the reception statistics its receiver
+# reports are made of, RTX unwrapping, NACKs for gaps, depayloading, the FrameAssembler,
+# an av.Packet per frame to a callback. DTLS records, SRTCP and packets of other
+# receivers still take aiortc's path.
+#
+# Then the socket itself: asyncio wakes the loop for every datagram (epoll, a callback,
+# one recvfrom), ~45 us of CPU each on this machine, more than all the handling above. A
+# recorder needs no low latency, so once media flows its socket is read every
+# READ_INTERVAL_S instead, all that has arrived at once (`_BatchedReads`).
+
+#: How often an inline path reads its socket (seconds). Each wake-up of a process that
+#: slept costs far more than handling a packet (caches gone cold), so fewer is cheaper.
+#: Meanwhile the kernel keeps what arrives: a default 416 kB receive buffer holds ~180
+#: datagrams of 1200 bytes, 0.1 s of ~14 recorded streams (a room of 4 records 3).
+READ_INTERVAL_S = 0.1
+#: At most this many datagrams per read; more waiting: read again at once.
+READ_BATCH = 64
+#: The receive buffer asked for (the kernel caps it at net.core.rmem_max).
+READ_BUFFER_BYTES = 1 << 20
+
+#: aiortc 1.16.0's receive steps that the inline path does instead (checked on first use).
+_INLINE_RECEIVER_STEPS = (
+    "__remote_streams[packet.ssrc].add(packet)",
+    "unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
+    "__nack_generator.add(packet)",
+    "depayload(codec, packet.payload)",
+    "__jitter_buffer.add(packet)",
+)
+_INLINE_TRANSPORT_STEPS = (
+    "self._rx_srtp.unprotect(data)",
+    "RtpPacket.parse(data, self._rtp_header_extensions_map)",
+    "self._rtp_router.route_rtp(packet)",
+)
+
+
+class InlineReceiver:
+    """A pass-through receiver's RTP handling as one synchronous call (`handle`).
+
+    Does what aiortc's `_handle_rtp_packet` and the PassthroughQueue do for it, less what
+    nobody reads here: the bitrate estimate (REMB) and the per-packet "active SSRC"
+    datetime (getSynchronizationSources). RTCP it must send (NACK, PLI) goes out from a
+    task, as it cannot be awaited in a socket callback.
+    """
+
+    def __init__(self, receiver: RTCRtpReceiver, deliver: Callable[[av.Packet], None]) -> None:
+        from aiortc.codecs import depayload, is_rtx
+        from aiortc.rtcrtpreceiver import StreamStatistics
+        from aiortc.rtp import unwrap_rtx
+
+        passthrough = _require(receiver, "_RTCRtpReceiver__decoder_queue")
+        assembler = _require(receiver, "_RTCRtpReceiver__jitter_buffer")
+        if not isinstance(passthrough, PassthroughQueue) or not isinstance(
+            assembler, FrameAssembler
+        ):
+            raise RuntimeError("make the receiver pass-through first")
+        self.receiver = receiver
+        self.deliver = deliver
+        self.passthrough = passthrough
+        self.assembler = assembler
+        #: packets handled, and of those the ones taken in the socket callback
+        self.packets = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        codecs: dict[int, Any] = _require(receiver, "_RTCRtpReceiver__codecs")
+        rtx_ssrc: dict[int, int] = _require(receiver, "_RTCRtpReceiver__rtx_ssrc")
+        streams: dict[int, Any] = _require(receiver, "_RTCRtpReceiver__remote_streams")
+        nack_generator = _require(receiver, "_RTCRtpReceiver__nack_generator")
+        send_nack = _require(receiver, "_send_rtcp_nack")
+        send_pli = _require(receiver, "_send_rtcp_pli")
+        unwrap = passthrough._unwrap
+        push = assembler.push
+        # per payload type: (codec, its name, time base, the payload type it repairs if
+        # RTX): codec.name splits the mime type on every call
+        facts: dict[int, tuple[Any, str, Fraction, Any]] = {}
+
+        def facts_of(payload_type: int) -> tuple[Any, str, Fraction, Any] | None:
+            codec = codecs.get(payload_type)
+            if codec is None:
+                return None
+            known = facts[payload_type] = (
+                codec,
+                codec.name,
+                _time_base(codec.clockRate),
+                codec.parameters.get("apt", -1) if is_rtx(codec) else None,  # -1: no apt
+            )
+            return known
+
+        def handle(packet: RtpPacket) -> None:
+            if not receiver._enabled:
+                return
+            known = facts.get(packet.payload_type) or facts_of(packet.payload_type)
+            if known is None:
+                return
+            codec, name, base, apt = known
+            self.packets += 1
+            stats = streams.get(packet.ssrc)
+            if stats is None:
+                stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stats.add(packet)
+            if apt is not None:  # RTX
+                original_ssrc = rtx_ssrc.get(packet.ssrc)
+                if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+                    return  # unknown, or padding only (bandwidth probing)
+                packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+                known = facts.get(apt) or facts_of(apt)
+                if known is None:
+                    return
+                codec, name, base, _ = known
+            if nack_generator is not None and nack_generator.add(packet):
+                self._spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
+            try:
+                packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            except ValueError:
+                return
+            pli, frames = push(packet)
+            if pli:
+                self._spawn(send_pli(packet.ssrc))
+            for frame in frames:
+                if passthrough.first_timestamp is None:
+                    passthrough.first_timestamp = frame.timestamp
+                out = av.Packet(frame.data)
+                out.pts = out.dts = unwrap(frame.timestamp)
+                out.time_base = base
+                out.is_keyframe = is_keyframe(name, frame.data)
+                try:
+                    self.deliver(out)
+                except Exception:
+                    log.exception("a pass-through packet consumer failed")
+
+        self.handle = handle
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def settled(self) -> None:
+        """Until the RTCP this receiver decided to send has been sent (for tests)."""
+        while self.tasks:
+            await asyncio.gather(*self.tasks)
+
+
+class _IgnoredExtensions:
+    """Stands in for the transport's HeaderExtensionsMap when parsing inline: a recorder
+    reads no header extension (no REMB, no mid once the SSRC is known), so their
+    elements are not parsed at all (7 % of the recorder's CPU)."""
+
+    def get(self, extension_profile: int, extension_value: bytes) -> Any:
+        from aiortc.rtp import HeaderExtensions
+
+        return HeaderExtensions()
+
+
+class _InlinePath:
+    """One DTLS transport's SRTP packets for inline receivers, taken in the socket
+    callback of its ICE connection (aioice's StunProtocol.datagram_received)."""
+
+    def __init__(self, dtls: Any) -> None:
+        import aiortc.rtcdtlstransport
+
+        source = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport)
+        missing = [step for step in _INLINE_TRANSPORT_STEPS if step not in source]
+        if missing:
+            raise InternalsChanged(f"RTCDtlsTransport's receive path changed: {missing}")
+        self._dtls = dtls
+        self._router = _require(dtls, "_rtp_router")
+        _require(dtls, "_rtp_header_extensions_map")
+        self._extensions: Any = _IgnoredExtensions()
+        _require(dtls, "_rx_srtp")
+        self._ssrc_table: dict[int, Any] = _require(self._router, "ssrc_table")
+        self.receivers: dict[Any, InlineReceiver] = {}
+        #: packets taken in the socket callback (the rest took aiortc's path)
+        self.packets = 0
+
+    def add(self, inline: InlineReceiver, read_interval: float | None = READ_INTERVAL_S) -> None:
+        live = _require(self._router, "receivers")
+        for gone in [r for r in self.receivers if r not in live]:  # stopped receivers
+            del self.receivers[gone]
+        self.receivers[inline.receiver] = inline
+        self._hook()
+        self._take_queued()
+        if read_interval is not None:
+            self._batch_reads(read_interval)
+
+    def _take_queued(self) -> None:
+        """Handle now what waits in aioice's queue for the inline receivers, in order:
+        packets taken inline from here on must not overtake them (a NACK for each, and
+        late audio is dropped). Everything else goes back into the queue as it was."""
+        waiting = _require(_require(_require(self._dtls, "transport"), "_connection"), "_queue")
+        items = []
+        while not waiting.empty():
+            items.append(waiting.get_nowait())
+        for item in items:
+            if item is None or not self.take(item[0]):
+                waiting.put_nowait(item)
+
+    def _batch_reads(self, interval: float) -> None:
+        """Read the socket of each nominated candidate pair every `interval`, once."""
+        connection = _require(_require(self._dtls, "transport"), "_connection")
+        for pair in _require(connection, "_nominated").values():
+            transport = pair.protocol.transport
+            if isinstance(transport, _SharedTransport):  # --rtc-ports: the shared socket
+                transport = transport._mux.transport
+            if transport is None or getattr(transport, "_tiaojie_batched", None) is not None:
+                continue
+            transport._tiaojie_batched = _BatchedReads.start(transport, interval) or False
+
+    def _hook(self) -> None:
+        """Take over the datagram callback of each socket of the ICE connection, once."""
+        ice = _require(self._dtls, "transport")
+        connection = _require(ice, "_connection")
+        for protocol in _require(connection, "_protocols"):
+            if getattr(protocol, "_tiaojie_inline", None) is self:
+                continue
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: tuple[Any, ...], original: Any = original
+            ) -> None:
+                if not self.take(data):
+                    original(data, addr)
+
+            protocol.datagram_received = datagram_received
+            protocol._tiaojie_inline = self
+
+    def take(self, data: bytes) -> bool:
+        """Handle an SRTP packet of an inline receiver here and now; False: not one
+        (DTLS, STUN, SRTCP, another receiver's, or before the DTLS handshake ended)."""
+        import pylibsrtp
+
+        if len(data) < 12 or not 127 < data[0] < 192 or 192 <= data[1] <= 208:
+            return False  # not RTP (RFC 7983; aiortc's is_rtcp)
+        srtp = self._dtls._rx_srtp
+        if srtp is None:
+            return False
+        receiver = self._ssrc_table.get(int.from_bytes(data[8:12], "big"))
+        inline = self.receivers.get(receiver) if receiver is not None else None
+        if inline is None:
+            return False
+        try:
+            packet = RtpPacket.parse(srtp.unprotect(data), self._extensions)
+        except (pylibsrtp.Error, ValueError):
+            return True  # dropped, as aiortc drops what fails to unprotect or parse
+        self.packets += 1
+        try:
+            inline.handle(packet)
+        except Exception:  # never into aioice's callback
+            log.exception("inline RTP handling failed")
+        return True
+
+
+class _BatchedReads:
+    """Reads an asyncio datagram socket on a timer instead of on every readiness: up to
+    READ_BATCH datagrams each `interval`, handed to its protocol as asyncio would."""
+
+    def __init__(self, transport: Any, interval: float) -> None:
+        self._transport = transport
+        self._interval = interval
+        self._loop = transport._loop
+        self._sock = transport._sock
+        self.reads = 0
+        self.datagrams = 0
+
+    @classmethod
+    def start(cls, transport: Any, interval: float) -> _BatchedReads | None:
+        """Take over reading `transport`'s socket; None if it is not asyncio's selector
+        datagram transport (then it stays as it is)."""
+        import asyncio.selector_events
+        import contextlib
+
+        kind = getattr(asyncio.selector_events, "_SelectorDatagramTransport", None)
+        if kind is None or not isinstance(transport, kind) or transport.is_closing():
+            return None
+        batched = cls(transport, interval)
+        if not batched._loop._remove_reader(transport._sock_fd):
+            return None  # nobody was reading it: leave it alone
+        with contextlib.suppress(OSError):
+            batched._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, READ_BUFFER_BYTES)
+        batched._loop.call_soon(batched._read)
+        return batched
+
+    def _read(self) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return  # closed: asyncio's close() found no reader to remove, and none returns
+        protocol = transport.get_protocol()
+        size = transport.max_size
+        self.reads += 1
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = self._sock.recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as error:
+                protocol.error_received(error)
+                break
+            self.datagrams += 1
+            try:
+                protocol.datagram_received(data, addr)
+            except Exception:  # asyncio would log it and read on: so do we
+                log.exception("a datagram's handler failed")
+        else:
+            self._loop.call_soon(self._read)  # more may be waiting
+            return
+        self._loop.call_later(self._interval, self._read)
+
+
+def _inline_path(dtls: Any) -> _InlinePath:
+    path = getattr(dtls, "_tiaojie_inline", None)
+    if path is None:
+        path = _InlinePath(dtls)
+        dtls._tiaojie_inline = path
+    return path
+
+
+def receive_inline(
+    receiver: RTCRtpReceiver,
+    deliver: Callable[[av.Packet], None],
+    *,
+    read_interval: float | None = READ_INTERVAL_S,
+) -> InlineReceiver:
+    """Hand a pass-through receiver's frames to `deliver` (as `deliver_directly` does),
+    handling its RTP packets synchronously where they arrive (see this block's comment).
+
+    Call it after `make_passthrough`, from the track event. Packets that reach aiortc's
+    receive task anyway (those before the DTLS handshake ended, or before this receiver's
+    first packet bound its SSRC) go through the same `handle`; the first of them hooks
+    the ICE connection's sockets, and from then on the socket is read every
+    `read_interval` seconds (None: on every datagram, as asyncio does).
+    """
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    missing = [step for step in _INLINE_RECEIVER_STEPS if step not in source]
+    if missing:
+        raise InternalsChanged(f"RTCRtpReceiver._handle_rtp_packet changed: {missing}")
+    inline = InlineReceiver(receiver, deliver)
+    deliver_directly(receiver, deliver)  # anything still put on the queue: same consumer
+    attached: list[_InlinePath] = []
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        inline.handle(packet)
+        if not attached:  # then the packets queued after this one, and on inline
+            attached.append(_inline_path(receiver.transport))
+            attached[0].add(inline, read_interval)
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    return inline
+
+
+def inline_packets(receiver: RTCRtpReceiver) -> int:
+    """How many packets of `receiver`'s transport were taken in the socket callback."""
+    path = getattr(receiver.transport, "_tiaojie_inline", None)
+    return path.packets if isinstance(path, _InlinePath) else 0

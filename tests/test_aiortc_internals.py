@@ -282,8 +282,11 @@ async def test_ice_sockets_bind_in_the_port_range_through_aioice_module_asyncio(
 class RtpFeeder:
     """Packetizes encoded frames like aiortc's RTCRtpSender and feeds a receiver."""
 
-    def __init__(self, receiver: RTCRtpReceiver, payload_type: int, clock_step: int) -> None:
+    def __init__(
+        self, receiver: RTCRtpReceiver, payload_type: int, clock_step: int, settle: Any = None
+    ) -> None:
         self.receiver = receiver
+        self.settle = settle  # awaited after each packet: RTCP sent from tasks (inline)
         self.payload_type = payload_type
         self.clock_step = clock_step
         self.seq = 65530  # wraps during the test
@@ -310,6 +313,8 @@ class RtpFeeder:
     async def feed(self, *packets: RtpPacket) -> None:
         for packet in packets:
             await self.receiver._handle_rtp_packet(packet, arrival_time_ms=0)
+            if self.settle is not None:
+                await self.settle()
 
     async def retransmit(self, packet: RtpPacket) -> None:
         rtx = wrap_rtx(packet, payload_type=RTX_PT, sequence_number=self.rtx_seq, ssrc=RTX_SSRC)
@@ -374,8 +379,13 @@ async def check_video_receiver(
     transport: RecordingTransport,
     assembler: FrameAssembler,
     frames: list[bytes],
+    take: Any = None,
+    settle: Any = None,
 ) -> None:
-    feeder = RtpFeeder(receiver, H264_PT, 4500)
+    """`take()`: the packets handed over since the last call (default: the track's
+    queue); `settle()`: awaited after each packet fed."""
+    take_out = take or (lambda: queued(receiver))
+    feeder = RtpFeeder(receiver, H264_PT, 4500, settle)
     packetized = [
         feeder.packets(H264Encoder._packetize(H264Encoder._split_bitstream(f))) for f in frames
     ]
@@ -383,10 +393,10 @@ async def check_video_receiver(
 
     # In order: each frame comes out at its marker packet, as an av.Packet, not decoded.
     await feeder.feed(*packetized[0][:-1])
-    assert queued(receiver) == []
+    assert take_out() == []
     await feeder.feed(packetized[0][-1])
     await feeder.feed(*packetized[1])
-    out = first_four = queued(receiver)
+    out = first_four = take_out()
     assert [type(p) for p in out] == [av.Packet, av.Packet]
     assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[:2]]
     assert out[0].is_keyframe and not out[1].is_keyframe
@@ -399,9 +409,9 @@ async def check_video_receiver(
     await feeder.feed(packetized[2][0], *packetized[2][2:], *packetized[3])
     nacks = [p for p in transport.take() if isinstance(p, RtcpRtpfbPacket)]
     assert [(n.media_ssrc, n.lost) for n in nacks] == [(MEDIA_SSRC, [lost.sequence_number])]
-    assert queued(receiver) == []  # frame 3 waits behind frame 2
+    assert take_out() == []  # frame 3 waits behind frame 2
     await feeder.retransmit(lost)
-    out = queued(receiver)
+    out = take_out()
     first_four = first_four + out
     assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[2:4]]
     assert [p.pts for p in out] == [9000, 13500]
@@ -416,7 +426,7 @@ async def check_video_receiver(
     assert [(p.fmt, p.ssrc, p.media_ssrc) for p in plis] == [
         (RTCP_PSFB_PLI, LOCAL_SSRC, MEDIA_SSRC)
     ]
-    out = queued(receiver)
+    out = take_out()
     assert [nal_units(bytes(p)) for p in out] == [nal_units(frames[5])]
     assert out[0].pts == 5 * 4500 and assembler.losses == 1
 
@@ -428,7 +438,7 @@ async def check_video_receiver(
 
     # The handed-over bytes decode (after the keyframe) like the original frames.
     await feeder.feed(*packetized[6], *packetized[7])
-    out = queued(receiver)
+    out = take_out()
     assert [nal_units(bytes(p)) for p in out] == [nal_units(f) for f in frames[6:8]]
     assert [p.pts for p in out] == [6 * 4500, 7 * 4500]
 
@@ -452,13 +462,16 @@ async def test_audio_receiver_hands_over_each_opus_packet(encoded):
 
 
 async def check_audio_receiver(
-    receiver: RTCRtpReceiver, assembler: FrameAssembler, payloads: list[bytes]
+    receiver: RTCRtpReceiver,
+    assembler: FrameAssembler,
+    payloads: list[bytes],
+    take: Any = None,
 ) -> None:
     feeder = RtpFeeder(receiver, OPUS_PT, 960)
     packets = [feeder.packets([payload])[0] for payload in payloads]
     await feeder.feed(*packets[:5])
     await feeder.feed(packets[6], packets[5], packets[6], *packets[7:])  # 5 late, 6 duplicated
-    out = queued(receiver)
+    out = take() if take is not None else queued(receiver)
     assert [bytes(p) for p in out] == [p.payload for p in packets[:5] + packets[6:]]
     assert [p.pts for p in out] == [960 * i for i in [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]]
     decoder = av.CodecContext.create("opus", "r")
