@@ -8,6 +8,9 @@ What it holds today:
   run), `tiaojie serve` processes killed and restarted, several nodes, the recorder.
   Each of them wants more than one core at times and several wait on media timing; two
   of them side by side starved each other (docs/decisions.md).
+- `LONG`: the longest of the other modules, handed out next, longest first, so that the
+  run does not end with one worker still in a long module while the other has nothing
+  left (measured with `--durations=0`; a module missing here only comes later).
 - `TogetherScheduling`: xdist's scope scheduler with one work unit for all of `TOGETHER`
   (handed out first: it is the longest) and one unit per module for the rest, so a
   module's module-scoped fixtures (servers, browsers) start once.
@@ -65,6 +68,24 @@ TOGETHER = frozenset(
 )
 
 
+#: Modules outside TOGETHER that take longest (a two-worker run, 2026-11-30), longest first.
+LONG = (
+    "tests/test_openapi_schemathesis.py",
+    "tests/test_agreements.py",
+    "tests/test_cases.py",
+    "tests/test_rooms.py",
+    "tests/test_tls.py",
+    "tests/test_session_fixes.py",
+    "tests/test_reconnect.py",
+    "tests/test_archivist_tokens.py",
+    "tests/test_api.py",
+    "tests/test_archive_index.py",
+    "tests/test_case_dossier.py",
+    "tests/test_wheel.py",
+    "tests/test_cli.py",
+)
+
+
 def unit_of(nodeid: str) -> str:
     """The work unit of a test: UNIT for the modules of TOGETHER, else its module."""
     module = nodeid.split("::", 1)[0]
@@ -72,12 +93,17 @@ def unit_of(nodeid: str) -> str:
 
 
 class TogetherScheduling(LoadScopeScheduling):
-    """One unit for TOGETHER, handed out first; one unit per module for the rest."""
+    """One unit for TOGETHER, handed out first, then LONG; one unit per module."""
+
+    _ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         return unit_of(nodeid)
 
     def _assign_work_unit(self, node: Any) -> None:
-        if UNIT in self.workqueue:
-            self.workqueue.move_to_end(UNIT, last=False)
+        if not self._ordered:  # the queue is complete by the first assignment
+            for unit in reversed((UNIT, *LONG)):
+                if unit in self.workqueue:
+                    self.workqueue.move_to_end(unit, last=False)
+            self._ordered = True
         super()._assign_work_unit(node)
