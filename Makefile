@@ -32,7 +32,7 @@ run: setup
 test: setup-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from playwright.async_api import expect
 from tests.support.cheap_passwords import hash_cheaply
 from tests.support.postgres import PostgresCluster, postgres_bin
 from tests.support.signal_client import SignalClient
+from tests.support.xdist_schedule import TogetherScheduling
+from tiaojie.rtc import aiortc_internals
 from tiaojie.server.app import create_app
 from tiaojie.server.config import Settings
 from tiaojie.server.state import app_state
@@ -36,6 +39,42 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 #: Servers in this process hash passwords at argon2's smallest cost (tests/support/
 #: cheap_passwords.py); this is the production hasher, checked in tests/test_accounts.py.
 PRODUCTION_HASHER = hash_cheaply()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n 2 --dist loadgroup` (make test): tests/support/xdist_schedule.py."""
+    if config.getvalue("dist") == "loadgroup":
+        return TogetherScheduling(config, log)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test has its own node id. schemathesis 4.32 names each API operation's test
+    `test_every_operation_as_documented[GET /api/health]`, but pytest 9.2 builds the id
+    from the function's name and parameters alone, so its 85 tests shared one id. A
+    serial run still ran them all; xdist schedules by id and ran one of the 85 (why a
+    two-worker run counted 865 tests and a serial one 949). The operation goes back in."""
+    for item in items:
+        node_id = getattr(item, "_id", None)  # pytest >= 9.2: a structured NodeId
+        name_params = item.name.partition("[")[2][:-1]
+        if node_id is not None and node_id.params is None and name_params:
+            item._id = node_id.with_params(name_params)
+    repeated = [nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1]
+    if repeated:
+        raise pytest.UsageError(f"tests sharing a node id (xdist would run one): {repeated}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ice_gathering_as_aioice_does() -> Iterator[None]:
+    """Each module ends with ICE gathering back at aioice's defaults. A server started in
+    this process sets two process-wide switches (server/media/ice.py `apply`: gather only
+    on the announced address, bind in --rtc-ports) and leaves them set; in one process
+    the modules after it always ran with what it left, in whichever worker a module lands
+    they would not."""
+    yield
+    aiortc_internals.bind_ice_in(None)
+    aiortc_internals.gather_only_on(None)
 
 
 def free_port() -> int:

@@ -9,6 +9,14 @@ from typing import Any
 
 import socketio
 
+#: How long a client waits for an acknowledgement, an event or its connection before the
+#: test fails (as tests/conftest.py EXPECT_TIMEOUT_MS for Playwright). 5 s was too short
+#: on the shared 2-core machine with two test workers (an `agreement_request_signatures`
+#: that makes the PDF was acknowledged later); an answer that comes returns at once, so the
+#: longer bound costs nothing when things work. Checks that something does NOT come pass
+#: their own, shorter timeout.
+WAIT_S = 15.0
+
 
 class Refused(Exception):
     def __init__(self, data: Any) -> None:
@@ -56,7 +64,7 @@ class SignalClient:
             self.refusal = None
             try:
                 await self.sio.connect(
-                    self.base_url, auth=auth, transports=["websocket"], wait_timeout=5
+                    self.base_url, auth=auth, transports=["websocket"], wait_timeout=WAIT_S
                 )
             except socketio.exceptions.ConnectionError:
                 for _ in range(10):
@@ -72,7 +80,7 @@ class SignalClient:
         raise Refused(self.refusal)
 
     async def wait_for(
-        self, event: str, where: Callable[[Any], bool] | None = None, timeout: float = 5
+        self, event: str, where: Callable[[Any], bool] | None = None, timeout: float = WAIT_S
     ) -> Any:
         """The first event named `event` (matching `where`) received, waiting if need be."""
 
@@ -91,7 +99,7 @@ class SignalClient:
 
     async def call(self, event: str, *payload: Any) -> Any:
         data = payload[0] if len(payload) == 1 else tuple(payload)
-        return await self.sio.call(event, data, timeout=5)
+        return await self.sio.call(event, data, timeout=WAIT_S)
 
     async def close(self) -> None:
         """Leave, as a person closing the page does: `leave`, then disconnect. (A connection
