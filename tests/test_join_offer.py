@@ -3,6 +3,9 @@ first subscriber offer comes in `room_state` (docs/PROTOCOL.md), not after it.""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
@@ -44,6 +47,42 @@ async def test_room_state_carries_the_first_subscriber_offer(live_server, test_m
         raw = [name for name, _ in viewer.events if name in ("room_state", "subscriber_offer")]
         # (the test client records room_state's offer as a subscriber_offer after it)
         assert raw == ["room_state", "subscriber_offer"], raw
+    finally:
+        await pc.close()
+        await publisher.close()
+
+
+async def test_an_answer_to_a_connection_closed_meanwhile_is_no_failure(
+    live_server, test_mp4, caplog: Any
+) -> None:
+    """The subscriber connection closes while its answer is on the way (the participant
+    left, was removed, reconnected): the answer is refused as `no_media`, and the server
+    does not log a failed negotiation (seen in CI as a warning: "Cannot handle answer in
+    signaling state closed")."""
+    room = await live_server.create_room(lobby=False)
+    publisher = RoomClient((await live_server.create_invite(room["id"], "party", "王五"))["url"])
+    await publisher.join()
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        await publisher.publish(FileSource(test_mp4))
+        invite = await live_server.create_invite(room["id"], "party", "李四")
+        viewer = await live_server.join(invite)
+        state = await viewer.wait_for("room_state")
+        offer = state["subscriber_offer"]
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+
+        peer = live_server.state.media.rooms[room["id"]].peers[state["self"]["id"]]
+        await peer.subscriber.close()  # as a leave or a removal does, before the answer
+        body = {"sdp": pc.localDescription.sdp, "type": "answer"}
+        ack = await viewer.call("subscriber_answer", body)
+        assert ack["ok"] is False and ack["error"] == "no_media", ack
+        failed = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("tiaojie")
+        ]
+        assert failed == [], failed
     finally:
         await pc.close()
         await publisher.close()

@@ -613,6 +613,10 @@ class Peer:
                 sdp, rejected = sdp_input.accept_rejected(answer.sdp, offered, idle)
                 await self.subscriber.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
         except TiaojieError as refused:
+            if self.closed or self.subscriber.signalingState == "closed":
+                # closed while the answer was on its way: not the client's answer's fault
+                _settle(applied, TiaojieError("no_media", "The subscriber connection closed.", 409))
+                raise InvalidStateError("closed while its answer was applied") from None
             # aiortc may have applied part of it: this connection is not renegotiated
             # again (the participant gets a fresh one by reconnecting)
             self.unusable = True
