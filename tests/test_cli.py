@@ -165,15 +165,24 @@ def test_sigterm_with_a_connected_client_stops_promptly(tmp_path):
 
 
 def test_the_image_installs_what_make_run_installs():
-    """Docker is not available here to build the image; at least its apt list must not
-    fall behind the Makefile's RUN_APT (the CJK font the agreement PDFs embed)."""
+    """Docker is not available here to build the image; at least its apt lists must not
+    fall behind the Makefile's RUN_APT (the CJK font the agreement PDFs embed), and the
+    Makefile's BUILD_APT (a C compiler for rtc/_fastpath.c) must have its counterpart in
+    the image's build step, which checks the extension was built."""
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    run_apt = re.search(r"^RUN_APT :=(.*)$", (root / "Makefile").read_text(), re.M)
-    assert run_apt is not None
+    makefile = (root / "Makefile").read_text()
+    run_apt = re.search(r"^RUN_APT :=(.*)$", makefile, re.M)
+    build_apt = re.search(r"^BUILD_APT :=(.*)$", makefile, re.M)
+    assert run_apt is not None and build_apt is not None
+    assert "$(BUILD_APT)" in run_apt.group(1).split()
+    assert "build-essential" in build_apt.group(1).split()
     dockerfile = (root / "Dockerfile").read_text()
-    install = re.search(r"apt-get install -y --no-install-recommends ([^\\\n]*)", dockerfile)
-    assert install is not None
-    assert set(run_apt.group(1).split()) <= set(install.group(1).split())
+    installs = re.findall(r"apt-get install -y --no-install-recommends ([^\\\n]*)", dockerfile)
+    assert len(installs) == 2, installs  # the runtime's, then the build's
+    runtime = set(run_apt.group(1).split()) - {"$(BUILD_APT)"}
+    assert runtime <= set(installs[0].split())
+    assert "gcc" in installs[1].split()  # Python's headers come with the image
+    assert 'python -c "import tiaojie.rtc._fastpath"' in dockerfile
