@@ -25,23 +25,15 @@ async def test_room_state_carries_the_first_subscriber_offer(live_server, test_m
     # nothing published yet: nothing to offer
     assert (await empty.wait_for("room_state"))["subscriber_offer"] is None
 
-    publisher = RoomClient((await live_server.create_invite(room["id"], "party", "王五"))["url"])
-    await publisher.join()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    publisher, viewer, state, body = await _viewer_with_an_answer(live_server, room, test_mp4, pc)
     try:
-        await publisher.publish(FileSource(test_mp4))
-        invite = await live_server.create_invite(room["id"], "party", "李四")
-        viewer = await live_server.join(invite)
-        state = await viewer.wait_for("room_state")
         offer = state["subscriber_offer"]
         published = {p["id"] for p in state["publications"]}
         assert {t["publication_id"] for t in offer["tracks"]} == published, offer
         assert offer["type"] == "offer" and "a=candidate:" in offer["sdp"]
 
         # answered straight from room_state: applied, and no second offer was needed
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        body = {"sdp": pc.localDescription.sdp, "type": "answer"}
         ack = await viewer.call("subscriber_answer", body)
         assert ack == {"ok": True, "unavailable": []}, ack
         raw = [name for name, _ in viewer.events if name in ("room_state", "subscriber_offer")]
@@ -60,21 +52,11 @@ async def test_an_answer_to_a_connection_closed_meanwhile_is_no_failure(
     does not log a failed negotiation (seen in CI as a warning: "Cannot handle answer in
     signaling state closed")."""
     room = await live_server.create_room(lobby=False)
-    publisher = RoomClient((await live_server.create_invite(room["id"], "party", "王五"))["url"])
-    await publisher.join()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    publisher, viewer, state, body = await _viewer_with_an_answer(live_server, room, test_mp4, pc)
     try:
-        await publisher.publish(FileSource(test_mp4))
-        invite = await live_server.create_invite(room["id"], "party", "李四")
-        viewer = await live_server.join(invite)
-        state = await viewer.wait_for("room_state")
-        offer = state["subscriber_offer"]
-        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-
         peer = live_server.state.media.rooms[room["id"]].peers[state["self"]["id"]]
         await peer.subscriber.close()  # as a leave or a removal does, before the answer
-        body = {"sdp": pc.localDescription.sdp, "type": "answer"}
         ack = await viewer.call("subscriber_answer", body)
         assert ack["ok"] is False and ack["error"] == "no_media", ack
         failed = [
@@ -86,3 +68,19 @@ async def test_an_answer_to_a_connection_closed_meanwhile_is_no_failure(
     finally:
         await pc.close()
         await publisher.close()
+
+
+async def _viewer_with_an_answer(
+    live_server: Any, room: dict[str, Any], test_mp4: Any, pc: RTCPeerConnection
+) -> tuple[RoomClient, Any, dict[str, Any], dict[str, str]]:
+    """王五 publishes, 李四 joins: (the publisher, 李四's client, 李四's room_state, an
+    answer to the offer it carries, made by `pc`)."""
+    publisher = RoomClient((await live_server.create_invite(room["id"], "party", "王五"))["url"])
+    await publisher.join()
+    await publisher.publish(FileSource(test_mp4))
+    invite = await live_server.create_invite(room["id"], "party", "李四")
+    viewer = await live_server.join(invite)
+    state = await viewer.wait_for("room_state")
+    await pc.setRemoteDescription(RTCSessionDescription(state["subscriber_offer"]["sdp"], "offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    return publisher, viewer, state, {"sdp": pc.localDescription.sdp, "type": "answer"}

@@ -519,7 +519,7 @@ class CaseStore:
         if filters.dispute_type:
             query = query.where(cases.c.dispute_type == filters.dispute_type)
         if filters.region:
-            query = query.where(*_region(self.database.kind, filters.region))
+            query = query.where(*region_terms(self.database.kind, filters.region))
         if filters.organisation_id:
             query = query.where(cases.c.holder_organisation_id == filters.organisation_id)
         if filters.mediator_id:
@@ -559,13 +559,12 @@ class CaseStore:
         return found, cursor
 
 
-def _region(kind: str, region: str) -> list[Any]:
+def region_terms(kind: str, region: str, column: Any = cases.c.region_code) -> list[Any]:
     """A region and everything under it: the codes that start with its code. The
     prefix is also given as a range an index can seek (LIKE is case-insensitive in
     SQLite, so no index serves it there; PostgreSQL's pattern operators compare
     bytes whatever the collation, as ix_cases_queue_type's text_pattern_ops do).
     Codes are letters and digits (regions.CODE_PATTERN), all below "~"."""
-    column = cases.c.region_code
     terms = [column.startswith(region, autoescape=True)]
     if kind == "postgresql":
         terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]

@@ -48,6 +48,7 @@ from tiaojie.server.statistics.terms import (
     OPEN,
     TREND_YEARS,
     Filter,
+    close_percentiles,
     follow_up_late,
     late,
     region_terms,
@@ -221,26 +222,7 @@ class DirectStatistics:
             .group_by(hours),
             "ix_cases_statistics",
         ).cte("histogram")
-        running = select(
-            histogram.c.hours,
-            func.sum(histogram.c.n).over(order_by=histogram.c.hours).label("cum"),
-            func.sum(histogram.c.n).over().label("total"),
-        ).cte("running")
-        query = select(
-            func.min(case((running.c.cum * 2 >= running.c.total, running.c.hours))),
-            func.min(case((running.c.cum * 10 >= running.c.total * 9, running.c.hours))),
-            func.max(running.c.total),
-        )
-        median, p90, total = (await self.conn.execute(query)).one()
-
-        def days(value: Any) -> float | None:
-            return None if value is None else round(int(value) / 24, 2)
-
-        return {
-            "closed": int(total or 0),
-            "median_days": days(median),
-            "p90_days": days(p90),
-        }
+        return await close_percentiles(self.conn, histogram)
 
     async def mediators(self, limit: int = LOAD_LIMIT) -> list[Any]:
         in_hand = _count(cases.c.state.in_(IN_HAND)).label("in_hand")

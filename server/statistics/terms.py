@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, Table, and_
+from sqlalchemy import Select, Table, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 
 from tiaojie.server.cases.actor import CaseActor, StaffRole
 from tiaojie.server.cases.states import FOLLOW_UP_PENDING, OPEN_STATES, State
+from tiaojie.server.cases.store import region_terms as store_region_terms
 from tiaojie.server.cases.tables import cases
 
 HOUR = 3600
@@ -58,15 +60,9 @@ def may_see(actor: CaseActor) -> bool:
 def region_terms(
     kind: str, region: str, table: Table = cases, name: str = "region_code"
 ) -> list[Any]:
-    """A region and everything under it: codes starting with its code, also as a range
-    an index can seek (as the queue does, server/cases/store.py)."""
-    column = table.c[name]
-    terms = [column.startswith(region, autoescape=True)]
-    if kind == "postgresql":
-        terms += [column.op("~>=~")(region), column.op("~<~")(region + "~")]
-    else:
-        terms += [column >= region, column < region + "~"]
-    return terms
+    """A region and everything under it, in `table`'s column `name` (the queue's rule,
+    server/cases/store.py `region_terms`)."""
+    return store_region_terms(kind, region, table.c[name])
 
 
 def follow_up_late(now: int) -> Any:
@@ -98,3 +94,24 @@ def _select_with_index(select: Select[Any], compiler: Any, **kw: Any) -> str:
 
 def _hint_text(table: Any, text: str | None) -> str | None:
     return text
+
+
+async def close_percentiles(conn: AsyncConnection, histogram: Any) -> dict[str, Any]:
+    """Median and p90 (nearest rank) of a histogram CTE of whole hours to close
+    (columns `hours`, `n`), by a running sum over a window function; in days."""
+    running = select(
+        histogram.c.hours,
+        func.sum(histogram.c.n).over(order_by=histogram.c.hours).label("cum"),
+        func.sum(histogram.c.n).over().label("total"),
+    ).cte("running")
+    query = select(
+        func.min(case((running.c.cum * 2 >= running.c.total, running.c.hours))),
+        func.min(case((running.c.cum * 10 >= running.c.total * 9, running.c.hours))),
+        func.max(running.c.total),
+    )
+    median, p90, total = (await conn.execute(query)).one()
+
+    def days(value: Any) -> float | None:
+        return None if value is None else round(int(value) / 24, 2)
+
+    return {"closed": int(total or 0), "median_days": days(median), "p90_days": days(p90)}
