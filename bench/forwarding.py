@@ -116,23 +116,41 @@ async def generate(links: list[list[str]], media: Path, warmup: float, seconds: 
         hook()
         await asyncio.sleep(0.2)
     hook()
+    publishers = [c.publisher for c in clients if c.publisher is not None]
+    before = await packets_sent(publishers)
     print("MEASURE", flush=True)  # the parent starts reading server CPU now
     measuring = True
     await asyncio.sleep(seconds)
     measuring = False
     print("DONE", flush=True)
+    packets_in = await packets_sent(publishers) - before
     for source in sources:
         await source.stop()
     for client in clients:
         await client.close()
-    return measured(delays, received, expected)
+    return measured(delays, received, expected, packets_in)
 
 
-def measured(delays: list[float], received: dict, expected: dict) -> dict:
+async def packets_sent(connections: list) -> int:
+    """RTP packets the publishers' senders have sent so far (their outbound-rtp stats):
+    what the server receives."""
+    total = 0
+    for pc in connections:
+        for sender in pc.getSenders():
+            if sender.transport is None:
+                continue
+            for stats in (await sender.getStats()).values():
+                if stats.type == "outbound-rtp":
+                    total += stats.packetsSent
+    return total
+
+
+def measured(delays: list[float], received: dict, expected: dict, packets_in: int) -> dict:
     """One side's figures from its matched delays and its packet counts (Tiaojie's load
     generator and Janus's alike)."""
     delays.sort()
     return {
+        "packets_in": packets_in,
         "delay_p50_ms": 1000 * statistics.median(delays) if delays else None,
         "delay_p95_ms": 1000 * delays[int(0.95 * (len(delays) - 1))] if delays else None,
         "matched": len(delays),
@@ -234,18 +252,20 @@ async def generate_janus(url: str, rooms: int, media: Path, warmup: float, secon
                 others = [f for f in feeds if f != feed]
                 connections.append(await subscribe(session, room, others, on_track(feeds)))
         await asyncio.sleep(warmup)
+        before = await packets_sent(connections)
         print("MEASURE", flush=True)
         measuring = True
         await asyncio.sleep(seconds)
         measuring = False
         print("DONE", flush=True)
+        packets_in = await packets_sent(connections) - before
         for source in sources:
             await source.stop()
         for pc in connections:
             await pc.close()
         for session in sessions:
             await session.close()
-    return measured(delays, received, expected)
+    return measured(delays, received, expected, packets_in)
 
 
 # -- orchestration ------------------------------------------------------------------------
@@ -326,6 +346,9 @@ def measure(pid: int, spec: dict, rooms: int, seconds: float, mode: str) -> dict
             "cpu_per_stream_pct": 100 * cpu / max(wall, 1e-9) / streams,
             # per frame actually delivered: fair when a saturated server drops frames
             "cpu_us_per_frame": 1e6 * cpu / max(result.get("delivered", 0), 1),
+            # in + out: each packet a publisher sends comes in once and leaves three times
+            # (a room of 4; valid rounds lose nothing)
+            "cpu_us_per_packet": 1e6 * cpu / max(4 * result.get("packets_in", 0), 1),
             "video_fps_per_subscription": received["video"] / seconds / streams,
             "audio_pps_per_subscription": received["audio"] / seconds / streams,
         }
@@ -347,7 +370,9 @@ def describe(r: dict) -> str:
         f"{100 * (r['loss_audio'] or 0):.1f}%; per subscription "
         f"{r['video_fps_per_subscription']:.1f} frames/s, "
         f"{r['audio_pps_per_subscription']:.1f} audio packets/s; "
-        f"{r['cpu_us_per_frame']:.0f} us CPU per delivered frame; RSS {r['rss_mb']:.0f} MB"
+        f"{r['cpu_us_per_frame']:.0f} us CPU per delivered frame, "
+        f"{r['cpu_us_per_packet']:.1f} us per RTP packet handled (in + out); "
+        f"RSS {r['rss_mb']:.0f} MB"
     )
 
 

@@ -11,7 +11,12 @@ Times, per 1200-byte RTP packet, pinned to one CPU:
   (what PacketSender.send does, without aiortc's objects around it);
 * aiortc's way of sending a packet it packetized: an RtpPacket with header extensions,
   `serialize`, SRTP, `sendto` (the frames plane, per packet, packetization not counted);
-* the receive side: `recvfrom` + SRTP unprotect + `RtpPacket.parse`.
+* the receive side: `recvfrom` + SRTP unprotect + `RtpPacket.parse`;
+* the floor the native path (rtc/_fastpath.c) can reach, C doing the loop: copies
+  SRTP-protected and sent with one `sendmmsg` per received packet (three copies: a room of
+  4), and a burst of 64 datagrams read with one `recvmmsg`, each unprotected and its header
+  parsed; and what that floor is per RTP packet handled (in + out) in a room of 4, the
+  figure `bench/forwarding.py` prints for each server.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +37,7 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket  # noqa: E402
 from pylibsrtp import Policy, Session  # noqa: E402
 
+from tiaojie.rtc import aiortc_internals  # noqa: E402
 from tiaojie.rtc.rewrite import (  # noqa: E402
     StreamMapping,
     abs_send_time,
@@ -57,6 +64,73 @@ def session(key: bytes, direction: int) -> Session:
     )
     policy.allow_repeat_tx = True
     return Session(policy)
+
+
+def native_floor(count: int, key: bytes, sink: socket.socket) -> None:
+    """The system calls and SRTP alone, in C (rtc/_fastpath.c), per packet."""
+    fast = aiortc_internals.FASTPATH
+    if fast is None:
+        print("rtc/_fastpath.c is not built: no native floor")
+        return
+    tx = session(key, Policy.SSRC_ANY_OUTBOUND)
+    rx = session(key, Policy.SSRC_ANY_INBOUND)
+    tx_pointer = aiortc_internals._srtp_pointer(tx)
+    rx_pointer = aiortc_internals._srtp_pointer(rx)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    host, port = sink.getsockname()
+    address = (
+        struct.pack("=H", socket.AF_INET)
+        + struct.pack("!H", port)
+        + socket.inet_aton(host)
+        + bytes(8)
+    )
+    fd = out.fileno()
+    copies = 3
+
+    def send(i: int) -> None:
+        seq, ts = i & 0xFFFF, i * 3000
+        fast.send(
+            [
+                (fd, tx_pointer, address, rtp_header(0, 102, seq, ts, 10 + c), PAYLOAD)
+                for c in range(copies)
+            ]
+        )
+
+    def drain() -> None:
+        while fast.recv(sink.fileno(), 64):
+            pass
+
+    sending = 0.0
+    for chunk in range(0, count, 64):
+        begin = time.process_time()
+        for i in range(chunk, min(chunk + 64, count)):
+            send(i)
+        sending += time.process_time() - begin
+        drain()  # not timed: the receiver's side, measured below
+    send_us = sending / (count * copies) * 1e6
+    label = f"C: SRTP protect + one sendmmsg for {copies} copies (per copy)"
+    print(f"{label:<62} {send_us:6.2f} us/packet")
+
+    protected = [tx.protect(rtp_header(0, 102, i & 0xFFFF, i, 20) + PAYLOAD) for i in range(count)]
+    receiving = 0.0
+    received = 0
+    for chunk in range(0, count, 64):
+        for data in protected[chunk : chunk + 64]:
+            out.sendto(data, sink.getsockname())
+        begin = time.process_time()
+        for data, _ in fast.recv(sink.fileno(), 64):
+            packet = fast.unprotect(rx_pointer, data)
+            if packet is not None and fast.parse(packet) is not None:
+                received += 1
+        receiving += time.process_time() - begin
+    receive_us = receiving / max(received, 1) * 1e6
+    label = "C: recvmmsg (64) + SRTP unprotect + header parse"
+    print(f"{label:<62} {receive_us:6.2f} us/packet ({received} of {count} read)")
+    handled = (receive_us + copies * send_us) / (1 + copies)
+    print(
+        f"native floor per RTP packet handled (in + out, a room of 4): {handled:.2f} us; "
+        "compare with bench/forwarding.py's 'us per RTP packet handled' for each server"
+    )
 
 
 def main() -> None:
@@ -139,6 +213,7 @@ def main() -> None:
         f"the packet plane's copy costs {ours / bare:.1f}x a bare sendto; aiortc's way "
         f"{theirs / bare:.1f}x"
     )
+    native_floor(count, key, sink)
 
 
 if __name__ == "__main__":
