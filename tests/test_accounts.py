@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +344,44 @@ async def test_a_login_is_locked_after_failures_until_the_lockout_ends(strict_se
     assert len(audit["entries"]) == 8
     assert all(e["actor"]["kind"] == "anonymous" and e["address"] for e in audit["entries"])
     assert "nobody" not in str(audit) and "wrong password" not in str(audit)
+
+
+@pytest.mark.parametrize(
+    ("options", "headers", "secure"),
+    [
+        ({}, {}, False),
+        ({"public_url": "https://mediation.example.org"}, {}, True),
+        ({"trusted_proxies": "127.0.0.1"}, {"X-Forwarded-Proto": "https"}, True),
+        ({"trusted_proxies": "127.0.0.1"}, {"X-Forwarded-Proto": "http"}, False),
+        ({}, {"X-Forwarded-Proto": "https"}, False),  # not from a trusted proxy: ignored
+    ],
+    ids=["http", "https-public-url", "https-proxy", "http-proxy", "untrusted-proxy"],
+)
+async def test_the_session_cookie_is_httponly_strict_and_secure_behind_https(
+    tmp_path: Path, options: dict[str, str], headers: dict[str, str], secure: bool
+) -> None:
+    """HttpOnly and SameSite=Strict always; Secure when the page came over HTTPS (the
+    public URL is https://, or a trusted proxy says so), not over plain HTTP, where a
+    browser would refuse to send it back."""
+    srv = await start_server(tmp_path / "data", database_url="memory:", **options)
+    browser = StaffBrowser(srv.url)
+    try:
+        org = await make_organisation(srv, "调解中心")
+        await make_account(srv, "wang", org["id"], ["mediator"])
+        status, body = await browser.request(
+            "POST",
+            "/api/session",
+            json={"login": "wang", "password": PASSWORD},
+            headers=headers,
+        )
+        assert status == 201, body
+        cookie = SimpleCookie(browser.last_headers["Set-Cookie"])["tiaojie_session"]
+        assert cookie["httponly"] is True and cookie["samesite"] == "Strict"
+        assert cookie["path"] == "/"
+        assert bool(cookie["secure"]) is secure, browser.last_headers["Set-Cookie"]
+    finally:
+        await browser.close()
+        await srv.shutdown()
 
 
 # -- passwords never shown -------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from sqlalchemy import delete, select, text
 
 from tests.conftest import LiveServer, free_port, start_server
 from tests.support.postgres import PostgresCluster, postgres_bin
+from tests.support.staff import StaffBrowser
+from tests.test_accounts import make_account, make_organisation
 from tests.test_agreements import (
     CASE_NUMBER,
     Room,
@@ -212,8 +214,9 @@ def reindex(data: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 async def test_backup_restore_and_reindex_keep_the_index(tmp_path: Path) -> None:
     """A backup holds the index (its tables are in the database copy, and its index.json
-    lists the archive from them); a restore of a backup whose database has no index
-    rebuilds it; `tiaojie reindex` rebuilds it on a stopped server's data."""
+    lists the archive from them) and the staff accounts; a restore of a backup whose
+    database has no index rebuilds it; `tiaojie reindex` rebuilds it on a stopped server's
+    data."""
     data = tmp_path / "data"
     srv = await start_server(data)
     try:
@@ -224,6 +227,8 @@ async def test_backup_restore_and_reindex_keep_the_index(tmp_path: Path) -> None
         await stop_recording(srv, r.room["id"])
         code = ready["code"]
         indexed = await index_rows(database_of(srv))
+        organisation = await make_organisation(srv, "备份调解委员会")
+        account = await make_account(srv, "backup-mediator", organisation["id"], ["mediator"])
     finally:
         await srv.close()
         await srv.server.close()
@@ -248,6 +253,17 @@ async def test_backup_restore_and_reindex_keep_the_index(tmp_path: Path) -> None
         assert await index_rows(restored) == indexed
     finally:
         await restored.close()
+    # The staff accounts came back with the database: the mediator logs in as before.
+    again = await start_server(tmp_path / "one")
+    browser = StaffBrowser(again.url)
+    try:
+        status, body = await browser.login("backup-mediator")
+        assert status == 201, body
+        assert body["account"]["id"] == account["id"]
+        assert body["organisation"]["name"] == "备份调解委员会"
+    finally:
+        await browser.close()
+        await again.shutdown()
 
     # A backup whose database has no index (made before the index existed): rebuilt.
     old = tmp_path / "old-backup"

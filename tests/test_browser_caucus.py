@@ -4,7 +4,9 @@ checked with getStats on the pages (pcSub inbound-rtp), with the fake camera.
 The mediator screens the respondent from the applicant's video with the screening
 controls (不可看): the respondent's page stops receiving the applicant's camera (and
 shows the applicant's initial, not a frozen picture) while it still hears the applicant
-and the mediator still receives both; 解除 restores it. Then
+and the mediator still receives both; 解除 restores it. The applicant asks for a private
+talk with the expert in the room (chosen on the page); the mediator sees whom with and
+declines, and the applicant is told. Then
 the mediator opens a caucus with the applicant and a 1-minute timer: the main room (the
 respondent) and the applicant stop receiving each other, the caucus members receive
 each other, the members and the mediator get the server's warning (a minute before the
@@ -96,6 +98,22 @@ async def test_screening_caucus_notice_and_timer_from_the_console(
     await expect(page.locator("#screening-list")).to_contain_text("目前没有屏蔽")
     await growing(r, a, "camera", "framesDecoded", "李四 sees 王五 again after 解除")
     await expect(r.tile(a)).not_to_have_class(VIDEO_OFF)
+
+    # -- 王五 asks for a private talk with the expert in the room; the mediator declines --
+    expert = await srv.join(await srv.create_invite(room["id"], "expert", "赵律师"))
+    await expert.wait_for("room_state")
+    ask_with = a.page.locator("#caucus-ask-with")
+    await expect(ask_with.locator("option")).to_have_text(["调解员", "赵律师"])
+    await ask_with.select_option(label="赵律师")
+    await a.page.click("#caucus-ask")
+    await expect(a.page.locator("#toast")).to_contain_text("已提出与赵律师单独沟通的申请")
+    request = page.locator("#caucus-requests li")
+    await expect(request).to_have_text(re.compile("王五 申请与赵律师单独沟通"))
+    await request.get_by_role("button", name="暂不").click()
+    await expect(a.page.locator("#toast")).to_have_text("调解员暂未同意单独沟通")
+    await expect(request).to_have_count(0)
+    assert (await expert.call("leave", {}))["ok"]
+    await expect(ask_with).to_be_hidden()  # no expert in the room: the mediator only
 
     # -- a caucus of 王五 and the mediator, with a 1-minute timer -----------------------
     await page.check(f'#caucus-members input[value="{a.id}"]')

@@ -28,8 +28,18 @@ TIAOJIE = [sys.executable, "-m", "tiaojie"]
 
 @pytest.fixture
 async def exported(live_server, tmp_path) -> dict:
-    """A resident's report with a photo and a PDF, taken through to mediation, exported."""
-    srv = live_server
+    """A resident's report with a photo and a PDF, taken through to mediation, exported
+    (SQLite: what is tampered with below is the ZIP, whichever database made it)."""
+    return await export(live_server, tmp_path)
+
+
+@pytest.fixture
+async def exported_from_each_database(room_server, tmp_path) -> dict:
+    """The same, exported from SQLite and from PostgreSQL."""
+    return await export(room_server, tmp_path)
+
+
+async def export(srv, tmp_path) -> dict:
     await seed_case_staff(srv)
     photo = jpeg()
     status, receipt = await report(
@@ -77,7 +87,8 @@ def codes(report) -> list[str]:
     return [f.code.value for f in report.problems]
 
 
-def test_an_exported_dossier_verifies(exported):
+def test_an_exported_dossier_verifies(exported_from_each_database):
+    exported = exported_from_each_database
     done = verify(exported["path"], "--trust", exported["key"], "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     answer = json.loads(done.stdout)

@@ -196,11 +196,13 @@ async def test_caucus_members_receive_each_other_and_the_main_room_nothing_of_th
 async def test_caucus_media_never_reaches_the_recorder_and_the_chain_says_who_was_where(
     live_server, test_mp4
 ):
+    """... and a screening set and lifted while recording is chained, with who set it."""
     from tests.test_recording import events, start_recording, verify
 
     room = await live_server.create_room(lobby=False)
     mediator = await join(live_server, room, "mediator", "M")
     party = await join(live_server, room, "party", "P")
+    other = await join(live_server, room, "party", "Q")
     source = FileSource(test_mp4)
     try:
         _, directory = await start_recording(live_server, room["id"])
@@ -236,12 +238,17 @@ async def test_caucus_media_never_reaches_the_recorder_and_the_chain_says_who_wa
         assert [s.track.forwarded for s in slots] == counts  # nothing reached the recorder
         await mediator.call("caucus_close", {"caucus_id": opened["caucus_id"]})
         await eventually(lambda: slots[0].track.forwarded > counts[0], what="recorded again")
+        screen = {"participant_id": pid(other), "from": p}
+        await mediator.call("screen", {**screen, "mode": "video"})
+        await mediator.call("screen", {**screen, "mode": "all"})
+        await mediator.call("screen", {**screen, "mode": "none"})
         await live_server.state.recordings.flush(room["id"])
         assert (await live_server.admin("DELETE", f"/api/rooms/{room['id']}/recording"))[0] < 300
     finally:
         await source.stop()
         await mediator.close()
         await party.close()
+        await other.close()
     opened_events = events(directory, "caucus_opened")
     assert [e["caucus_id"] for e in opened_events] == [opened["caucus_id"]]
     joined = {e["participant_id"] for e in events(directory, "caucus_joined")}
@@ -249,5 +256,14 @@ async def test_caucus_media_never_reaches_the_recorder_and_the_chain_says_who_wa
     assert joined == left == {p, pid(mediator)}
     closed = events(directory, "caucus_closed")
     assert len(closed) == 1 and closed[0]["duration_s"] >= 0
+    screens = [
+        (e["participant_id"], e["source_id"], e["before"], e["mode"], e["by"])
+        for e in events(directory, "screen")
+    ]
+    assert screens == [
+        (pid(other), p, "none", "video", pid(mediator)),
+        (pid(other), p, "video", "all", pid(mediator)),
+        (pid(other), p, "all", "none", pid(mediator)),
+    ]
     result = await asyncio.to_thread(verify, directory, live_server.state.settings.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr

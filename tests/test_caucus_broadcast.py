@@ -2,7 +2,8 @@
 (`caucus_timer`, `caucus_open` with `minutes`), over real socket.io connections and a
 real recorder: who may send them, what is refused, who hears them (the main room and
 every caucus; a timer's members and the mediators only, again after a reconnect), and
-what the chain gets (the notice's sha256, never its text; the timer set, cleared, up)."""
+what the chain gets (the notice's sha256, never its text; the timer set, cleared, up);
+and a party's request for a private talk with a named expert, declined by the mediator."""
 
 from __future__ import annotations
 
@@ -201,3 +202,39 @@ async def test_the_screened_person_is_told_what_they_do_not_receive_and_no_one_e
     # the one screened from, and the others, are not told
     for who in (a, c["expert"], c["observer"], m):
         assert who.received("screened_updated") == []
+
+
+async def test_a_party_asks_for_a_named_expert_and_the_mediator_declines(live_server):
+    """`caucus_request` with an expert: only the mediators hear it, naming the expert; a
+    request for someone who cannot hold a private talk is refused; `caucus_decline`
+    tells the asking party (and no one else) and clears it from every mediator's list."""
+    srv = live_server
+    _room, inv = await room_with(srv)
+    c = {role: await srv.join(invite) for role, invite in inv.items()}
+    m, a, e = c["mediator"], c["applicant"], c["expert"]
+    ids = {role: invite["invite_id"] for role, invite in inv.items()}
+    for client in c.values():
+        await client.wait_for("room_state", timeout=WAIT_S)
+
+    assert (await a.call("caucus_request", {"with": ids["expert"]}))["ok"]
+    asked = await m.wait_for("caucus_requested", timeout=WAIT_S)
+    assert (asked["participant_id"], asked["side"]) == (ids["applicant"], "applicant")
+    assert (asked["with"], asked["with_name"]) == (ids["expert"], "赵律师")
+    # who cannot be asked for (a request refused counts against the sender's few), and
+    # who cannot ask or decline
+    for asker, whom in ((a, "respondent"), (a, "observer"), (c["respondent"], "respondent")):
+        answer = await asker.call("caucus_request", {"with": ids[whom]})
+        assert refused(answer, "bad_request"), (whom, answer)
+    assert refused(await a.call("caucus_request", {"with": "mediator"}), "rate_limited")
+    assert refused(await e.call("caucus_request", {"with": "mediator"}), "forbidden")
+    declined = await a.call("caucus_decline", {"participant_id": ids["respondent"]})
+    assert refused(declined, "forbidden")
+
+    assert (await m.call("caucus_decline", {"participant_id": ids["applicant"]}))["ok"]
+    assert await a.wait_for("caucus_request_declined", timeout=WAIT_S) == {}
+    answered = await m.wait_for("caucus_request_answered", timeout=WAIT_S)
+    assert answered == {"participant_id": ids["applicant"]}
+    # the others heard neither the request nor its answer
+    for role in ("respondent", "expert", "observer"):
+        for event in ("caucus_requested", "caucus_request_declined", "caucus_request_answered"):
+            assert c[role].received(event) == [], (role, event)

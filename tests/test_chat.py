@@ -1,7 +1,8 @@
 """Chat and stepping out to the lobby, over real socket.io connections (SQLite and
-PostgreSQL for the room suite; a real recorder for the chain): who gets a message, who
-may write privately to whom, the rate limit, the text rules, the history of someone
-who comes in late or comes back, and `send_to_lobby` keeping who the person is."""
+PostgreSQL for the room suite; a real recorder for the chain): who gets a message (in
+the room, privately, inside a caucus), who may write privately to whom, the rate limit,
+the text rules, the history of someone who comes in late or comes back, and
+`send_to_lobby` keeping who the person is."""
 
 from __future__ import annotations
 
@@ -191,6 +192,54 @@ async def test_chat_survives_a_restart(live_server):
     finally:
         await srv.close()
         await srv.server.close()
+
+
+# -- chat inside a caucus ----------------------------------------------------------------------
+async def test_caucus_chat_stays_in_the_caucus_and_out_of_the_recording(live_server):
+    """Inside a caucus, room chat reaches its members only (marked with the caucus), the
+    main room's chat does not reach them, neither side's history holds the other's, and
+    only the main room's message is chained while the room is recorded."""
+    srv = live_server
+    room, inv = await room_with(srv)
+    ids = {role: invite["invite_id"] for role, invite in inv.items()}
+    m = await inside(srv, inv["mediator"])
+    a = await inside(srv, inv["applicant"])
+    r = await inside(srv, inv["respondent"])
+    e = await inside(srv, inv["expert"])
+    started = await m.call("start_recording", {})
+    assert started["ok"], started
+    recording_id = started["recording"]["id"]
+    await wait_recorder(srv, room["id"])
+
+    opened = await m.call("caucus_open", {"members": [ids["applicant"], ids["mediator"]]})
+    assert opened["ok"], opened
+    caucus_text, main_text = "单独说：可以再让五百元", "主房间里说的话"
+    sent = await a.call("chat_send", {"text": caucus_text})
+    assert sent["ok"], sent
+    assert sent["message"]["caucus_id"] == opened["caucus_id"]
+    assert (await said(m, caucus_text))["caucus_id"] == opened["caucus_id"]
+    assert (await r.call("chat_send", {"text": main_text}))["ok"]
+    said_in_main = await said(e, main_text)
+    assert said_in_main["caucus_id"] is None
+    await said(r, main_text)
+    # a witness after both: nothing of the caucus reached the main room, nor the reverse
+    assert (await m.call("caucus_close", {"caucus_id": opened["caucus_id"]}))["ok"]
+    await m.call("chat_send", {"text": "回到主房间"})
+    for client in (a, r, e):
+        await said(client, "回到主房间")
+    assert texts(r) == texts(e) == [main_text, "回到主房间"]
+    assert texts(a) == [caucus_text, "回到主房间"]
+    again = await inside(srv, inv["respondent"])  # the history, as a reload gets it
+    history = [x["text"] for x in again.received("chat_history")[0]["messages"]]
+    assert history == [main_text, "回到主房间"]
+
+    assert await srv.state.recordings.flush(room["id"])
+    assert (await m.call("stop_recording", {}))["ok"]
+    await wait_recorder(srv, room["id"], present=False)
+    chats = [x for x in chain_events(srv, recording_id) if x["kind"] == "chat"]
+    assert [c["sha256"] for c in chats] == [
+        hashlib.sha256(t.encode()).hexdigest() for t in (main_text, "回到主房间")
+    ]
 
 
 # -- step out without kicking, and the chain ---------------------------------------------------

@@ -1,7 +1,8 @@
 /**
  * Caucuses (背靠背调解) on the room page (docs/PROTOCOL.md: `caucus_*`): for everyone, a
  * banner while you are in a caucus and the names of who is "in private consultation";
- * for parties, a button to ask the mediator for a private talk; for mediators, a panel to
+ * for parties, a button to ask for a private talk with the mediator or, when experts are
+ * in the room, with one of them (`caucus_request` `with`); for mediators, a panel to
  * open a caucus with chosen members, join one, close one, return everyone, and answer
  * the parties' requests, time a caucus (`minutes`, `caucus_timer`) and send a notice to
  * everyone (`caucus_broadcast`). Everyone sees the mediator's notices (`mediator_notice`)
@@ -13,7 +14,7 @@
  *
  * @module caucus-panel
  */
-import { onLangChange, t } from "./i18n.js";
+import { getLang, onLangChange, t } from "./i18n.js";
 import { chime } from "./chime.js";
 import { h, replaceItems, toast } from "./ui.js";
 
@@ -50,6 +51,7 @@ export class CaucusPanel {
       bannerText: $("caucus-banner-text"),
       away: $("caucus-away"),
       ask: $("caucus-ask"),
+      askWith: /** @type {HTMLSelectElement} */ ($("caucus-ask-with")),
       panel: $("caucus-panel"),
       members: $("caucus-members"),
       title: $("caucus-title"),
@@ -239,8 +241,30 @@ export class CaucusPanel {
   }
 
   async ask() {
-    const ack = await this.requests.send("caucus-ask", "caucus_request", { with: "mediator" });
-    if (ack?.ok) toast(t("caucus.asked"));
+    const expert = this.el.askWith.hidden ? "" : this.el.askWith.value;
+    const ack = await this.requests.send("caucus-ask", "caucus_request", {
+      with: expert || "mediator",
+    });
+    if (ack?.ok) toast(expert ? t("caucus.asked_expert", { name: this.name(expert) }) : t("caucus.asked"));
+  }
+
+  /** A party's choice of whom to ask: the mediator, or an expert in the room. */
+  drawAskWith(asking) {
+    const self = this.room.self;
+    const experts = [...this.room.participants.values()].filter(
+      (p) => p.role === "expert" && p.id !== self?.id && p.status !== "lobby",
+    );
+    const select = this.el.askWith;
+    select.hidden = !asking || experts.length === 0;
+    const key = `${getLang()}|${experts.map((p) => `${p.id}:${p.name}`).join(",")}`;
+    if (select.hidden || select.dataset.key === key) return; // an open list stays open
+    select.dataset.key = key;
+    const chosen = select.value;
+    replaceItems(select, [
+      h("option", { value: "", text: t("caucus.with_mediator") }),
+      ...experts.map((p) => h("option", { value: p.id, text: p.name })),
+    ]);
+    select.value = experts.some((p) => p.id === chosen) ? chosen : "";
   }
 
   async open(members) {
@@ -285,7 +309,9 @@ export class CaucusPanel {
     this.el.recordingAsk.hidden = !rec || !rec.waiting.includes(self.id);
     this.el.away.hidden = !!mine || away.length === 0;
     this.el.away.textContent = t("caucus.away", { names: away.map((id) => this.name(id)).join("、") });
-    this.el.ask.hidden = self.role !== "party" || !!mine;
+    const asking = self.role === "party" && !mine;
+    this.el.ask.hidden = !asking;
+    this.drawAskWith(asking);
     const mediator = this.room.isMediator;
     this.el.panel.hidden = !mediator;
     if (!mediator) return;

@@ -182,6 +182,8 @@ export default {
   "caucus.open": "Start",
   "caucus.ask": "Ask for a private talk",
   "caucus.asked": "You asked the mediator for a private talk",
+  "caucus.ask_with": "Talk privately with",
+  "caucus.asked_expert": "You asked for a private talk with {name}; the mediator will arrange it",
   "caucus.requested": "{name} asks for a private talk",
   "caucus.request": "{name} asks to talk privately with {with}",
   "caucus.with_mediator": "the mediator",

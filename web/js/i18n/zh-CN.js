@@ -183,6 +183,8 @@ export default {
   "caucus.open": "开始单独沟通",
   "caucus.ask": "申请单独沟通",
   "caucus.asked": "已向调解员提出单独沟通申请",
+  "caucus.ask_with": "与谁单独沟通",
+  "caucus.asked_expert": "已提出与{name}单独沟通的申请，请等待调解员安排",
   "caucus.requested": "{name} 申请单独沟通",
   "caucus.request": "{name} 申请与{with}单独沟通",
   "caucus.with_mediator": "调解员",
