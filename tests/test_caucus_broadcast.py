@@ -123,7 +123,8 @@ async def test_a_caucus_timer_warns_its_members_and_the_mediators_and_forces_not
     assert opened["ok"], opened
     caucus_id = opened["caucus_id"]
     assert opened["caucus"]["minutes"] == 30 and opened["caucus"]["timer_state"] == "running"
-    assert 59 <= opened["caucus"]["remaining_s"] <= 60
+    # 30 "minutes" of 2 s; a loaded machine may take a few seconds to answer
+    assert 50 <= opened["caucus"]["remaining_s"] <= 60
     for role in ("applicant", "expert", "respondent", "observer"):
         answer = await c[role].call("caucus_timer", {"caucus_id": caucus_id, "minutes": 1})
         assert refused(answer, "forbidden"), role
