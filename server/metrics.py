@@ -96,6 +96,11 @@ class _Live(Collector):
                 counters.queue_drops,
             ),
         }
+        if self.media.packets:  # the frames plane: aiortc packetizes, nothing counted
+            by_kind["forwarded_packets"] = (
+                "RTP packets forwarded to subscribers (packet media plane).",
+                counters.forwarded_packets_now(),
+            )
         for name, (help_text, values) in by_kind.items():
             family = CounterMetricFamily(f"tiaojie_{name}", help_text, labels=["kind"])
             for kind in KINDS:

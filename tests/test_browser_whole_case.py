@@ -276,6 +276,8 @@ async def test_a_whole_case_on_phones(live_server, browser, tmp_path) -> None:  
     )
     done = resident.locator('#progress-timeline [data-status="done"]')
     await expect(done).to_have_count(4)  # reported, accepted, dispatched, mediating
+    # the agreement's state on the case's page (no names: checked by `progress` above)
+    await expect(resident.locator(".progress-agreement")).to_have_attribute("data-status", "sealed")
 
     # The applicant's own link: their signed agreement (and still no name on the page).
     await resident.goto(links["own"])

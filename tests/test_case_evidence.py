@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from tests.support.staff import StaffBrowser
@@ -30,11 +31,12 @@ from tests.test_agreements import (  # noqa: F401 - the keys, made once
     tiaojie_verify,
     wait_status,
 )
-from tests.test_case_sessions import CASE, events, eventually_logged
+from tests.test_case_sessions import CASE, SECRETS, events, eventually_logged
 from tests.test_recording_api import wait_recorder
 from tiaojie.archive.dossier import verify_dossier
 from tiaojie.archive.verify.trust import load_public_key
 from tiaojie.server.agreements import AGREEMENTS
+from tiaojie.server.cases.openapi import PROGRESS
 
 
 async def a_session(srv: Any) -> dict[str, Any]:
@@ -75,6 +77,21 @@ async def a_session(srv: Any) -> dict[str, Any]:
         "clients": clients,
         "browser": browser,
     }
+
+
+async def public_agreements(srv: Any, case_code: str, code: str = "") -> list[dict[str, Any]]:
+    """The agreements on the case's public progress, checked to name nobody (in the JSON
+    and on the page) and not to give the agreement's code (its /a/ page names signers)."""
+    _, public = await srv.request("GET", f"/api/progress/{case_code}")
+    jsonschema_rs.validate(PROGRESS, public)  # as the OpenAPI document describes it
+    _, page = await srv.request("GET", f"/c/{case_code}")
+    for shown in (json.dumps(public, ensure_ascii=False), page):
+        assert not any(word in shown for word in [*SECRETS, "张调解员"])
+        assert not code or code not in shown
+    statuses = [a["status"] for a in public["agreements"]]
+    assert page.count('class="progress-agreement"') == len(statuses)
+    assert all(f'data-status="{status}"' in page for status in statuses)
+    return list(public["agreements"])
 
 
 def rewrite(source: Path, target: Path, change: Any) -> Path:
@@ -118,14 +135,22 @@ async def test_the_sessions_recording_and_agreement_in_the_case_and_its_dossier(
         "date": "2026年11月30日",
         "place": "桃城区人民调解委员会（线上）",
     }
+    case_code = s["case"]["code"]
+    assert (await public_agreements(srv, case_code)) == []
     ack = await m.call("agreement_draft", draft)
     assert ack["ok"] is True, ack
+    (drafted,) = await public_agreements(srv, case_code)
+    assert drafted["status"] == "drafted" and drafted["signatures"] == {"signed": 0, "total": 3}
     ack = await m.call("agreement_request_signatures", {"fingerprint": ack["fingerprint"]})
     assert ack["ok"] is True, ack
     fingerprint, code = ack["fingerprint"], ack["code"]
     for side, name in (("applicant", "王淑芬"), ("respondent", "幸福里物业公司")):
         answer = await Room.sign(s["clients"][side], fingerprint, name)
         assert answer["ok"] is True, answer
+        if side == "applicant":  # being signed: how many of how many, no name, no code
+            (signing,) = await public_agreements(srv, case_code, code)
+            assert signing["status"] == "signing" and signing["label"] == "签署中：已签 1/3"
+            assert signing["signatures"] == {"signed": 1, "total": 3}
     assert (await Room.sign(m, fingerprint, "张调解员"))["ok"] is True
     await wait_status(s["clients"]["applicant"], "signed")
     await srv.app[AGREEMENTS].wait_sealed()
@@ -133,6 +158,15 @@ async def test_the_sessions_recording_and_agreement_in_the_case_and_its_dossier(
     pdf = pdf_path.read_bytes()
     sealed = await eventually_logged(srv, cid, "agreement_sealed")
     assert sealed["agreement_code"] == code
+    # The case's public page: signed and sealed, at the seal's time (UTC+8), in both languages.
+    (done,) = await public_agreements(srv, case_code, code)
+    assert done["status"] == "sealed" and done["signatures"] == {"signed": 3, "total": 3}
+    _, status_of = await srv.request("GET", f"/api/agreements/{code}")
+    assert done["at"] == int(status_of["sealed_at"])
+    _, page = await srv.request("GET", f"/c/{case_code}")
+    assert 'class="progress-agreement" data-status="sealed"' in page and "已签署并盖章" in page
+    _, page = await srv.request("GET", f"/c/{case_code}?lang=en")
+    assert "Signed and sealed" in page and "(UTC+8)" in page
     assert sealed["sha256"] == hashlib.sha256(pdf).hexdigest()
     assert sealed["fingerprint"] == fingerprint
     # Both were told: the agreement to sign, then sealed (the notification outbox).

@@ -88,6 +88,33 @@ async def test_metrics_count_the_room_its_media_and_the_requests(tmp_path: Path)
         else:
             raise AssertionError("the forwarded frame counter does not grow")
 
+        # Forwarded packets (the packet plane: read from the subscriptions' Routes when
+        # scraped): at least a packet a frame, growing while media flows, and kept when
+        # the subscription ends (a Prometheus counter never goes down).
+        video_packets = ("tiaojie_forwarded_packets_total", (("kind", "video"),))
+        _, counted = await scrape()
+        packets = counted[video_packets]
+        assert packets >= counted[("tiaojie_forwarded_frames_total", (("kind", "video"),))] > 0
+        assert counted[("tiaojie_forwarded_packets_total", (("kind", "audio"),))] > 0
+
+        async def more_packets() -> bool:
+            return (await scrape())[1][video_packets] > packets
+
+        for _ in range(100):
+            if await more_packets():
+                break
+        else:
+            raise AssertionError("the forwarded packet counter does not grow")
+        _, counted = await scrape()
+        received = b.subscriptions_of(a_id)["camera"].packets
+        packets = counted[video_packets]
+        await b.leave()
+
+        counters = srv.state.media.counters
+        await eventually(lambda: not counters.sending, timeout=20, what="b's subscriptions to end")
+        _, counted = await scrape()
+        assert counted[video_packets] >= max(packets, received)
+
         # request latency by route template: no room id, no invite id, no token
         invite_route = (
             "tiaojie_http_request_duration_seconds_count",

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tiaojie.server.cases.progress import TEXT as PROGRESS_TEXT
+
 WEB = Path(__file__).resolve().parents[1] / "web"
 LANGS = ["zh-CN", "en"]
 
@@ -132,3 +134,14 @@ def test_the_extraction_finds_each_form():
         "a.five",
         "a.six",
     }
+
+
+def test_the_progress_page_has_both_languages_alike() -> None:
+    """The public case page (/c/{code}) is rendered on the server from its own texts
+    (server/cases/progress.py TEXT): the same keys and placeholders in both languages."""
+    zh, en = PROGRESS_TEXT["zh-CN"], PROGRESS_TEXT["en"]
+    assert zh.keys() == en.keys()
+    assert {k: re.findall(r"\{(\w+)\}", zh[k]) for k in zh} == {
+        k: re.findall(r"\{(\w+)\}", en[k]) for k in en
+    }
+    assert zh["agreement.signing"].format(signed=1, total=3) == "签署中：已签 1/3"

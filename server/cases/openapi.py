@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tiaojie.server.agreement_page import CODE_PATTERN as AGREEMENT_CODE_PATTERN
 from tiaojie.server.cases import schemas
 from tiaojie.server.cases.progress import CODE_PATTERN
 from tiaojie.server.cases.states import State
@@ -90,6 +91,33 @@ PROGRESS: Schema = {
             "type": ["object", "null"],
             "properties": {"scheduled_at": {"type": "integer"}},
         },
+        "agreements": {
+            "type": "array",
+            "description": "The agreement of each of the case's sessions that has one, in "
+            "the sessions' order: its status and how many of its signer lines are signed "
+            "(no name, no agreement code); `at`: when it reached that status (sealed: the "
+            "seal's time)",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "status": {
+                        "type": "string",
+                        "enum": ["drafted", "signing", "sealing", "sealed"],
+                    },
+                    "label": {"type": "string"},
+                    "signatures": {
+                        "type": "object",
+                        "properties": {
+                            "signed": {"type": "integer", "minimum": 0},
+                            "total": {"type": "integer", "minimum": 1},
+                        },
+                        "required": ["signed", "total"],
+                    },
+                    "at": {"type": ["integer", "null"]},
+                },
+                "required": ["status", "label", "signatures", "at"],
+            },
+        },
         "party": {
             "type": "object",
             "description": "Only with a party's own ?key=: their role, sessions (join_url) "
@@ -105,7 +133,15 @@ PROGRESS: Schema = {
         "updated_at": {"type": "integer"},
         "lang": {"type": "string"},
     },
-    "required": ["code", "case_number", "state", "timeline", "next_step", "deadline_at"],
+    "required": [
+        "code",
+        "case_number",
+        "state",
+        "timeline",
+        "next_step",
+        "deadline_at",
+        "agreements",
+    ],
 }
 CASE_VIEW: Schema = {
     "type": "object",
@@ -457,6 +493,31 @@ def paths() -> dict[str, Any]:
                         {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
                         "a party's own key (from their progress link)",
                     ),
+                ],
+            ),
+        },
+        "/c/{code}/agreements/{agreement_code}": {
+            "parameters": [
+                code,
+                _path("agreement_code", AGREEMENT_CODE_PATTERN, "the agreement's code"),
+            ],
+            "get": _op(
+                "A party's signed agreement PDF, with their own ?key= (the link on their "
+                "progress page): only an agreement sealed in one of their sessions; 404 for "
+                "anything else, as if there were none",
+                200,
+                404,
+                503,
+                content="application/pdf",
+                public=True,
+                parameters=[
+                    {
+                        "name": "key",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"},
+                        "description": "the party's own key (from their progress link)",
+                    }
                 ],
             ),
         },

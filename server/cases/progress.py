@@ -1,8 +1,11 @@
 """一案一码: the public progress of a case, for whoever holds its code.
 
 `progress` is `GET /api/progress/{code}`: the case number, the stage on a timeline, the
-next step in plain words, the next session (none until sessions exist), the deadline, and
-the contact of the organisation holding the case. It is built from an allow-list of
+next step in plain words, the next session (none until sessions exist), the deadline, the
+contact of the organisation holding the case, and the state of each agreement drafted in
+its sessions (`agreement_progress`: drafted, being signed with how many of how many
+signatures, being sealed, signed and sealed; never a signer's name, never the
+agreement's code, whose /a/ page names the signers). It is built from an allow-list of
 fields, so it never holds a name, a phone number, an ID number, the description, a
 reason or a note. `page` is `/c/{code}`: the same, server-rendered in Chinese (or
 English with `?lang=en`) without script, phone-first, with the QR code (`qr_svg`).
@@ -19,6 +22,7 @@ from typing import Any
 import segno
 
 from tiaojie.archive.caselog import events
+from tiaojie.server.agreements.state import AgreementState, AgreementStatus
 from tiaojie.server.cases.model import Case
 from tiaojie.server.cases.numbering import CST
 from tiaojie.server.cases.sessions import Session
@@ -80,6 +84,11 @@ TEXT: dict[str, dict[str, str]] = {
         "next.withdrawn": "申请已撤回。工作人员可能会回访。",
         "next.following_up": "工作人员正在回访，了解协议的履行情况。",
         "next.closed": "案件已办结，感谢您的配合。",
+        "agreement": "调解协议",
+        "agreement.drafted": "协议已起草，待各方确认",
+        "agreement.signing": "签署中：已签 {signed}/{total}",
+        "agreement.sealing": "各方已签署，正在加盖电子印章",
+        "agreement.sealed": "已签署并盖章",
         "party.title": "您在本案中的身份：{role}",
         "party.sessions": "您的调解",
         "party.no_sessions": "尚未安排调解。",
@@ -138,6 +147,11 @@ TEXT: dict[str, dict[str, str]] = {
         "next.withdrawn": "The application was withdrawn. Staff may follow up.",
         "next.following_up": "Staff are following up on how the agreement is kept.",
         "next.closed": "The case is closed. Thank you.",
+        "agreement": "Mediation agreement",
+        "agreement.drafted": "Drafted, to be confirmed by everyone",
+        "agreement.signing": "Being signed: {signed} of {total} signatures",
+        "agreement.sealing": "Signed by everyone, being sealed",
+        "agreement.sealed": "Signed and sealed",
         "party.title": "You are the {role} in this case",
         "party.sessions": "Your mediation sessions",
         "party.no_sessions": "No session scheduled yet.",
@@ -162,6 +176,34 @@ def lang_of(asked: str | None) -> str:
     return "en" if asked and asked.lower().startswith("en") else "zh-CN"
 
 
+#: The public name of each agreement status (server/agreements/state.py).
+AGREEMENT_STATUS = {
+    AgreementStatus.DRAFTING: "drafted",
+    AgreementStatus.SIGNING: "signing",
+    AgreementStatus.SEALING: "sealing",
+    AgreementStatus.SIGNED: "sealed",
+}
+
+
+def agreement_progress(state: AgreementState, lang: str) -> dict[str, Any]:
+    """What anyone with the code may know of one agreement: its status, how many of its
+    signer lines are signed, and since when. No name and no agreement code (its /a/ page
+    names the signers); the time is that of the status (sealed: the seal's)."""
+    status = AGREEMENT_STATUS[state.status]
+    signers = state.signers()
+    signed = sum(1 for line in signers if line["signed_at"] is not None)
+    at = {
+        "sealed": state.sealed_at,
+        "sealing": state.sealing_started_at,
+    }.get(status) or state.updated_at
+    return {
+        "status": status,
+        "label": TEXT[lang][f"agreement.{status}"].format(signed=signed, total=len(signers)),
+        "signatures": {"signed": signed, "total": len(signers)},
+        "at": int(at) if at else None,
+    }
+
+
 def progress(
     case: Case,
     entries: list[dict[str, Any]],
@@ -169,9 +211,11 @@ def progress(
     now: int,
     lang: str = "zh-CN",
     session: Session | None = None,
+    agreements: list[AgreementState] | None = None,
 ) -> dict[str, Any]:
     """The public progress (module docstring): an allow-list, never personal data;
-    `session` is the next session (server/cases/sessions.py `next_session`)."""
+    `session` is the next session (server/cases/sessions.py `next_session`),
+    `agreements` those of the case's sessions, in the sessions' order."""
     t = TEXT[lang]
     reached: dict[str, float] = {}
     for event in events(entries):
@@ -206,6 +250,7 @@ def progress(
         "deadline_at": case.deadline_at,
         "overdue": case.overdue(now),
         "organisation": {"name": organisation.name, "contact": organisation.contact},
+        "agreements": [agreement_progress(a, lang) for a in agreements or []],
         "reported_at": case.created_at,
         "updated_at": case.updated_at,
         "lang": lang,
@@ -318,6 +363,7 @@ def page(public: dict[str, Any], key: str | None = None) -> str:
             if contact
             else ""
         )
+        + _agreements(public.get("agreements") or [], lang)
         + f"<div><dt>{e(t['reported_at'])}</dt><dd>{e(_when(public['reported_at'], lang))}"
         "</dd></div>\n</dl>\n"
         f'<figure class="case-qr"><img id="progress-qr" src="/api/progress/{e(public["code"])}'
@@ -335,6 +381,22 @@ def page(public: dict[str, Any], key: str | None = None) -> str:
         )
         return _page(lang, main, public["code"], key)
     return _page(lang, main, public["code"])
+
+
+def _agreements(agreements: list[dict[str, Any]], lang: str) -> str:
+    """The agreements' states, one line each (nothing when none was drafted)."""
+    e = html.escape
+    rows = []
+    for a in agreements:
+        when = f' <span class="step-when">{e(_when(a["at"], lang))}</span>' if a["at"] else ""
+        done = a["signatures"]
+        rows.append(
+            f'<div class="progress-agreement" data-status="{e(a["status"])}" '
+            f'data-signed="{done["signed"]}" data-total="{done["total"]}">'
+            f'<dt>{e(TEXT[lang]["agreement"])}</dt><dd><span class="badge agreement-'
+            f'{e(a["status"])}">{e(a["label"])}</span>{when}</dd></div>\n'
+        )
+    return "".join(rows)
 
 
 def _party(party: dict[str, Any], lang: str) -> str:

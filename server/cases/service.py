@@ -221,7 +221,10 @@ class Cases:
         organisation = await self.store.organisation(case.holder_organisation_id)
         sessions = await self.sessions.of_case(case.id)
         now = int(time.time())
-        public = progress(case, entries, organisation, now, lang, next_session(sessions, now))
+        agreements = await self.sessions.agreements(sessions)
+        public = progress(
+            case, entries, organisation, now, lang, next_session(sessions, now), agreements
+        )
         position = self.party_keys.party_of(case, key)
         if position is not None:
             public["party"] = await self._party_view(case, entries, sessions, position, key)

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from tiaojie.server import rooms
 from tiaojie.server.accounts import audit
 from tiaojie.server.accounts.audit import Action as Audit
+from tiaojie.server.agreements.state import AgreementState, get_state
 from tiaojie.server.cases import counts, permissions
 from tiaojie.server.cases.actor import CaseActor
 from tiaojie.server.cases.experts import Expert, ExpertPool
@@ -393,6 +394,17 @@ class CaseSessions:
             )
             for row in rows
         ]
+
+    async def agreements(self, sessions: list[Session]) -> list[AgreementState]:
+        """The agreement drafted in each of `sessions`' rooms (in their order), as it
+        stands in the room (server/agreements/state.py): drafted, signing, sealed."""
+        found = []
+        for session in sessions:
+            room = await self.rooms.get(session.room_id)
+            state = get_state(room) if room is not None else None
+            if state is not None:
+                found.append(state)
+        return found
 
     # -- links -----------------------------------------------------------------------------
     async def links(self, room_id: str) -> dict[str, dict[str, Any]]:

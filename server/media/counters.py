@@ -2,17 +2,32 @@
 
 Plain integers bumped on the forwarding path (one addition per frame); the metrics
 endpoint reads them when scraped. They only grow, as Prometheus counters must.
+
+Forwarded packets (packet plane) are not bumped per packet: each subscription's track
+counts its own (Python's sends plus its rtc/_fastpath.c Route's `forwarded`), so the
+running ones are summed when scraped and an ended one adds its count once, when it
+stops (`forwarded_packets_now`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 KINDS = ("audio", "video")
 
 
 def _by_kind() -> dict[str, int]:
     return dict.fromkeys(KINDS, 0)
+
+
+class CountsPackets(Protocol):
+    """A packet-plane subscription's track (server/media/forwarding.py ForwardTrack)."""
+
+    kind: str
+
+    @property
+    def forwarded(self) -> int: ...
 
 
 @dataclass
@@ -31,3 +46,25 @@ class MediaCounters:
     #: resumed (server/media/congestion.py)
     video_pauses: int = 0
     video_resumes: int = 0
+    #: packets sent to subscribers by the subscriptions that ended; the running ones
+    #: (`sending`) are read when scraped
+    forwarded_packets: dict[str, int] = field(default_factory=_by_kind)
+    sending: set[CountsPackets] = field(default_factory=set)
+
+    def started_sending(self, track: CountsPackets) -> None:
+        """A packet-plane subscription is counted from now on (until `stopped_sending`)."""
+        self.sending.add(track)
+
+    def stopped_sending(self, track: CountsPackets) -> None:
+        """Keep what an ended subscription sent (once, however often it is stopped)."""
+        if track in self.sending:
+            self.sending.discard(track)
+            self.forwarded_packets[track.kind] += track.forwarded
+
+    def forwarded_packets_now(self) -> dict[str, int]:
+        """Packets forwarded to subscribers since the start, by kind: the ended
+        subscriptions' and what the running ones have sent so far."""
+        total = dict(self.forwarded_packets)
+        for track in self.sending:
+            total[track.kind] += track.forwarded
+        return total

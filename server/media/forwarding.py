@@ -100,6 +100,7 @@ class ForwardTrack(MediaStreamTrack):
         self._mapping = StreamMapping(
             CLOCK_RATES[self.kind], random.randrange(1 << 15), random.randrange(1 << 32)
         )
+        self.counters.started_sending(self)  # its packets, read when scraped (counters.py)
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
@@ -266,6 +267,7 @@ class ForwardTrack(MediaStreamTrack):
 
     def stop(self) -> None:
         self._take_back()
+        self.counters.stopped_sending(self)
         super().stop()
         self._ready.set()
 
