@@ -28,7 +28,9 @@ SOURCES = ("camera",)
 
 def encodable(codec: str) -> bool:
     """Whether aiortc can encode video in `codec` (a mime type)."""
-    return bool(codec_preferences("video", codec)) and codec.lower().startswith("video/")
+    if codec.lower() == "video/rtx":
+        return False
+    return any(c.mimeType.lower() == codec.lower() for c in codec_preferences("video", codec))
 
 
 class CameraBackup:

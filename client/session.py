@@ -418,6 +418,9 @@ class RoomClient:
     # -- backup codec ----------------------------------------------------------------------
     async def _on_backup_codec(self, data: dict[str, Any]) -> None:
         """The server asks for a backup of a source in a codec (or to stop it: null)."""
+        if not isinstance(data, dict):
+            log.warning("a backup_codec that is not an object: %.80r", data)
+            return
         source, codec = data.get("source"), data.get("codec")
         if codec is not None and not self.backups:
             log.info("asked for a %s backup of the %s: this client sends none", codec, source)
@@ -439,6 +442,9 @@ class RoomClient:
                     await self._offer()
                 except Exception as error:  # never the bot's end: one line, no traceback
                     log.warning("could not %s the camera's backup: %r", _verb(wanted), error)
+                    self.backup.wanted = None  # until asked again: decode nothing meanwhile
+                    with contextlib.suppress(Exception):
+                        self.backup.apply(self.publisher, self._published[0])
                     return
                 log.info("camera backup %s", f"sent in {wanted}" if wanted else "stopped")
 

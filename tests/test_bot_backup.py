@@ -143,3 +143,22 @@ async def test_a_bot_sends_a_vp8_backup_while_someone_cannot_decode_h264(
                 await client.close()
     problems = [r for r in caplog.records if r.levelno >= logging.WARNING and "tiaojie" in r.name]
     assert problems == [], [r.getMessage() for r in problems]
+
+
+async def test_a_backup_it_cannot_send_is_one_logged_line(caplog) -> None:
+    """A question the client cannot answer (not an object, another source, a codec aiortc
+    cannot encode) is logged in one line each and changes nothing."""
+    client = RoomClient("http://127.0.0.1:1/join#token=tj1.a.b")
+    handler = client.sio.handlers["/"]["backup_codec"]
+    with caplog.at_level(logging.WARNING, logger="tiaojie.client.session"):
+        for data in (
+            "video/VP8",
+            {"source": "screen", "codec": "video/VP8"},
+            {"source": "camera", "codec": "video/AV1"},
+            {"source": "camera", "codec": "video/rtx"},
+        ):
+            await handler(data)
+    assert client.backup.wanted is None
+    lines = [r.getMessage() for r in caplog.records if r.name == "tiaojie.client.session"]
+    assert len(lines) == 4 and all("\n" not in line for line in lines), lines
+    await client.close()
