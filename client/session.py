@@ -15,6 +15,11 @@ backoff, for up to `reconnect_for` seconds; the server kept its seat, so `room_s
 follows, and the client makes new peer connections, publishes the same media again and
 receives the others again. `closed_reason` is set only when it gives up (`disconnected`)
 or is refused.
+
+Backup codec (docs/PROTOCOL.md `backup_codec`): the camera is offered in H264 then VP8;
+when the server asks for a backup in VP8 (someone cannot decode H264), the client decodes
+the file and sends the camera a second time through aiortc's VP8 encoder, on a second
+transceiver added by renegotiation, until told to stop (client/backup.py).
 """
 
 from __future__ import annotations
@@ -37,16 +42,23 @@ from aiortc import (
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from tiaojie.client.backup import SOURCES as BACKUP_SOURCES
+from tiaojie.client.backup import CameraBackup, encodable
 from tiaojie.client.media_file import FileSource
 from tiaojie.client.rejecting import reject_sections, undecodable_mids
 from tiaojie.rtc import aiortc_internals
-from tiaojie.rtc.codecs import h264_first
+from tiaojie.rtc.codecs import codec_preferences, h264_first
 
 log = logging.getLogger(__name__)
+
+
+def _verb(codec: str | None) -> str:
+    return "start" if codec else "stop"
 
 
 class JoinRefused(Exception):
@@ -107,6 +119,7 @@ class RoomClient:
         reconnect_for: float = RECONNECT_FOR_S,
         relay_only: bool = False,
         decodes: set[str] | None = None,
+        backups: bool = True,
     ) -> None:
         self.base_url, self._token = parse_link(link)
         #: The node the link names: where a reconnect turns when the node the client was
@@ -120,6 +133,15 @@ class RoomClient:
         #: sections with none of them are rejected, as a browser that cannot decode them
         #: does (client/rejecting.py).
         self.decodes = decodes
+        #: True: the camera is offered in VP8 after H264, and sent a second time in VP8
+        #: (decoded, then encoded here) while the server asks for it (`backup_codec`);
+        #: False: H264 only, and a subscriber that cannot decode it gets no picture.
+        self.backups = backups
+        self.backup = CameraBackup()
+        #: The publisher connection's primary transceivers, by source.
+        self._tracks: list[tuple[str, RTCRtpTransceiver]] = []
+        #: One publisher negotiation at a time (publishing, a backup started or stopped).
+        self._publishing = asyncio.Lock()
         #: What the server says this client cannot receive (the last answer's ack).
         self.unavailable: list[dict[str, Any]] = []
         #: False for a receiver next to the server (the recorder): no REMB feedback.
@@ -166,6 +188,7 @@ class RoomClient:
         self.sio.on("room_state", self._on_room_state)
         self.sio.on("closed", self._on_closed)
         self.sio.on("subscriber_offer", self._on_subscriber_offer)
+        self.sio.on("backup_codec", self._on_backup_codec)
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("disconnect", self._on_disconnect)
 
@@ -324,6 +347,7 @@ class RoomClient:
         side; aiortc has no ICE restart)."""
         publisher, subscriber = self.publisher, self.subscriber
         self.publisher = self.subscriber = None
+        self.backup.forget(self._published[0] if self._published else None)
         self.subscriptions = {}
         self.clocks = {}
         self._assemblers = {}
@@ -352,29 +376,77 @@ class RoomClient:
 
     # -- publishing ------------------------------------------------------------------------
     async def publish(self, source: FileSource, screen: MediaStreamTrack | None = None) -> None:
-        """Publish the file's video (camera) and audio (microphone) without decoding."""
-        self._published = (source, screen)
-        self.publisher = self._connection()
-        video = self.publisher.addTransceiver(source.video, direction="sendonly")
-        video.setCodecPreferences(h264_first("video"))
-        audio = self.publisher.addTransceiver(source.audio, direction="sendonly")
-        audio.setCodecPreferences(h264_first("audio"))
-        tracks = [("camera", video), ("microphone", audio)]
-        if screen is not None:
-            shared = self.publisher.addTransceiver(screen, direction="sendonly")
-            shared.setCodecPreferences(h264_first("video"))
-            tracks.append(("screen", shared))
-        await self.publisher.setLocalDescription(await self.publisher.createOffer())
+        """Publish the file's video (camera) and audio (microphone) without decoding; then
+        a backup of the camera if the server asked for one already."""
+        async with self._publishing:
+            self._published = (source, screen)
+            self.backup.forget(source, asked=False)  # of an earlier connection, if any
+            self.publisher = self._connection()
+            video = self.publisher.addTransceiver(source.video, direction="sendonly")
+            camera = h264_first("video")
+            if self.backups:  # what the server may ask a backup in (after H264: not sent)
+                camera += codec_preferences("video", "video/VP8")
+            video.setCodecPreferences(camera)
+            audio = self.publisher.addTransceiver(source.audio, direction="sendonly")
+            audio.setCodecPreferences(h264_first("audio"))
+            self._tracks = [("camera", video), ("microphone", audio)]
+            if screen is not None:
+                shared = self.publisher.addTransceiver(screen, direction="sendonly")
+                shared.setCodecPreferences(h264_first("video"))
+                self._tracks.append(("screen", shared))
+            await self._offer()
+            source.start()
+        if not self.backup.settled():
+            await self._sync_backup()
+
+    async def _offer(self) -> None:
+        """Offer the publisher connection as it is now; apply the server's answer."""
+        publisher = self.publisher
+        assert publisher is not None
+        await publisher.setLocalDescription(await publisher.createOffer())
+        tracks = [{"mid": t.mid, "source": s} for s, t in self._tracks]
         answer = await self.call(
             "publish",
             {
-                "sdp": self.publisher.localDescription.sdp,
+                "sdp": publisher.localDescription.sdp,
                 "type": "offer",
-                "tracks": [{"mid": t.mid, "source": s} for s, t in tracks],
+                "tracks": tracks + self.backup.published(),
             },
         )
-        await self.publisher.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        source.start()
+        await publisher.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+
+    # -- backup codec ----------------------------------------------------------------------
+    async def _on_backup_codec(self, data: dict[str, Any]) -> None:
+        """The server asks for a backup of a source in a codec (or to stop it: null)."""
+        if not isinstance(data, dict):
+            log.warning("a backup_codec that is not an object: %.80r", data)
+            return
+        source, codec = data.get("source"), data.get("codec")
+        if codec is not None and not self.backups:
+            log.info("asked for a %s backup of the %s: this client sends none", codec, source)
+            return
+        if source not in BACKUP_SOURCES or (codec is not None and not encodable(str(codec))):
+            log.warning("asked for a %s backup of the %s: cannot send that", codec, source)
+            return
+        self.backup.wanted = codec
+        self._spawn(self._sync_backup())
+
+    async def _sync_backup(self) -> None:
+        """Start or stop the camera's backup until it is what the server last asked for
+        (once the camera is published); a failure is logged, never raised."""
+        async with self._publishing:
+            while not self.backup.settled() and self.publisher is not None and self._published:
+                wanted = self.backup.wanted
+                try:
+                    self.backup.apply(self.publisher, self._published[0])
+                    await self._offer()
+                except Exception as error:  # never the bot's end: one line, no traceback
+                    log.warning("could not %s the camera's backup: %r", _verb(wanted), error)
+                    self.backup.wanted = None  # until asked again: decode nothing meanwhile
+                    with contextlib.suppress(Exception):
+                        self.backup.apply(self.publisher, self._published[0])
+                    return
+                log.info("camera backup %s", f"sent in {wanted}" if wanted else "stopped")
 
     # -- subscribing -----------------------------------------------------------------------
     async def _on_subscriber_offer(self, data: dict[str, Any]) -> None:

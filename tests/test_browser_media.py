@@ -456,12 +456,13 @@ async def test_a_browser_without_h264_gets_vp8_backups_or_is_told_why(
 ) -> None:
     """李四's browser cannot decode H264; 王五's can, and a bot publishes an H264 file.
     李四 hears both; 王五's camera reaches 李四 as a VP8 backup encoding, which 王五's
-    page sends when the server asks; the bot, which cannot encode, is heard, and 李四's
-    page says why its picture is missing. When 李四 leaves, 王五's page stops the backup.
-    Nothing goes wrong in the server's log."""
+    page sends when the server asks; the bot, told to send no backups (as a client that
+    cannot encode), is heard, and 李四's page says why its picture is missing. When 李四
+    leaves, 王五's page stops the backup. Nothing goes wrong in the server's log. (A bot
+    that sends its backup: tests/test_bot_backup.py, tests/test_browser_firefox.py.)"""
     room = await live_server.create_room(title="编解码测试", lobby=False)
     invite = await live_server.create_invite(room["id"], "mediator", "机器人")
-    bot = RoomClient(invite["url"])
+    bot = RoomClient(invite["url"], backups=False)
     await bot.join()
     source = FileSource(make_test_mp4(tmp_path / "av.mp4", seconds=3))
     try:
