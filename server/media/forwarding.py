@@ -101,6 +101,13 @@ class ForwardTrack(MediaStreamTrack):
             CLOCK_RATES[self.kind], random.randrange(1 << 15), random.randrange(1 << 32)
         )
 
+    @property
+    def has_keyframe(self) -> bool:
+        """A keyframe waits here for the subscriber's connection, or one went (or is
+        queued) already since the last wait began: asking the publisher for another is
+        not needed. Always true for audio."""
+        return not self._waiting_keyframe or bool(self._held)
+
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""
         self._take_back()

@@ -577,6 +577,10 @@ class Peer:
             )
             slot.attach(publication, self.room.plane.relay)
             new.append(slot)
+            if not slot.withheld:
+                # now, not once answered: the keyframe comes while the answer, ICE and
+                # DTLS are under way, and is held until the connection can send it
+                slot.keyframe_needed()
         offer = await self.subscriber.createOffer()
         await self.subscriber.setLocalDescription(offer)
         require_candidates(self.subscriber.localDescription.sdp)
@@ -628,7 +632,8 @@ class Peer:
         self._rejected(rejected)
         _settle(applied, result=list(self.unavailable.values()))
         for slot in new:
-            slot.keyframe_needed()
+            if not slot.track.has_keyframe:  # asked for at the offer: a second is not needed
+                slot.keyframe_needed()
 
     async def _send_offer(self, sid: str, event: str, message: dict[str, Any]) -> None:
         """Send a subscriber offer, or hand the first one to `first_offer` (room_state)."""
