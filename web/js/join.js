@@ -13,8 +13,9 @@
  *
  * @module join
  */
-import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
+import { takeTokenFromHash, ApiError } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
+import { inviteAnswer, TOKEN_KEY } from "./invite-check.js";
 import { MediaPreview } from "./media-preview.js";
 import { personRole } from "./roles.js";
 import { Signalling } from "./signalling.js";
@@ -30,16 +31,58 @@ import {
 const NAME_MAX = 64;
 
 /**
+ * The modules (names without ".js") the room's three (room-state, room-view, stats)
+ * import, at every level, that the join screen has not loaded already
+ * (tests/test_web_assets.py keeps this list whole). They are named as `modulepreload`
+ * from here, all at once, rather than in join.html: the join screen's own modules come
+ * first, and the room's come in one round instead of four levels of imports one after
+ * the other.
+ */
+const ROOM_MODULES = [
+  "agreement-panel",
+  "agreement-sign",
+  "agreement-view",
+  "caucus-panel",
+  "chat-panel",
+  "chime",
+  "console-tabs",
+  "icons",
+  "media-session",
+  "mediator-console",
+  "publisher",
+  "recording-consent",
+  "recording-controls",
+  "requests",
+  "room-state",
+  "room-view",
+  "screening-panel",
+  "separation",
+  "speaking",
+  "stats",
+  "subscriber",
+  "video-grid",
+  "webrtc",
+];
+
+for (const name of ROOM_MODULES) {
+  const link = document.createElement("link");
+  link.rel = "modulepreload";
+  link.href = new URL(`${name}.js`, import.meta.url).href;
+  document.head.append(link);
+}
+
+/**
  * The room's modules (the room view and its panels: most of the page's code) and the
  * device check, loaded beside the join screen rather than before it: the join screen
  * (and the invite check) need only the modules imported above. Joining waits for them
- * (they are there long before anyone can click).
+ * (they are there long before a person clicks; what the server sends meanwhile is held).
  */
 const roomModules = Promise.all([
   import("./room-state.js"),
   import("./room-view.js"),
   import("./stats.js"),
 ]);
+roomModules.then(() => performance.mark("tiaojie:room_modules")).catch(() => {});
 const deviceCheckModule = import("./device-check.js");
 
 /** Errors shown on the "link cannot be used" screen. */
@@ -61,9 +104,6 @@ const CLOSED_SCREENS = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-/** This tab's invite token, kept while the address bar no longer shows it. */
-const TOKEN_KEY = "tiaojie.join.token";
 
 const state = {
   token: "",
@@ -233,6 +273,13 @@ async function join() {
   button.textContent = t("join.connecting");
   $("name-input").disabled = true;
 
+  // Enter at once; what the server sends meanwhile is kept until the room's modules
+  // (which take it) are there, so the server's work overlaps their loading.
+  const sig = state.early || new Signalling({ token: state.token });
+  state.sig = sig;
+  sig.hold();
+  sig.connect(name);
+  performance.mark("tiaojie:connect_sent");
   let modules;
   try {
     modules = await roomModules;
@@ -242,8 +289,7 @@ async function join() {
   }
   const [{ RoomState }, { RoomView }, { inboundByMid }] = modules;
   if (state.finished) return;
-  const sig = state.early || new Signalling({ token: state.token });
-  state.sig = sig;
+  sig.on("room_state", () => performance.mark("tiaojie:room_state_in"));
   const room = new RoomState(sig);
   state.view = new RoomView({ signalling: sig, room, preview, token: state.token, onLeave: leave });
   preview.attach($("lobby-video"));
@@ -288,7 +334,7 @@ async function join() {
     const other = (state.me.nodes || []).find((url) => new URL(url).origin !== location.origin);
     if (!state.finished && other && attempts >= UNREACHABLE_ATTEMPTS) goToNode(other, name, true);
   });
-  sig.connect(name);
+  sig.release();
 }
 
 async function leave() {
@@ -397,7 +443,7 @@ async function main() {
 
   showScreen("loading");
   try {
-    state.me = await fetchMe(state.token);
+    state.me = await inviteAnswer(state.token);
     performance.mark("tiaojie:me");
   } catch (e) {
     if (e instanceof ApiError) return showRefusal(e.code, e.message);
