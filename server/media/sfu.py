@@ -556,6 +556,7 @@ class Peer:
             if not wanted:
                 return
             self.subscriber = self.room.plane.new_connection()
+            self.subscriber.on("connectionstatechange", self._subscriber_state)
             # The first m-section tags the bundle; a browser that rejects it (a codec it
             # cannot decode) cannot set up the rest (Chromium: "Failed to setup RTCP
             # mux"). Opus, which every browser decodes, goes first: a free audio slot.
@@ -665,6 +666,13 @@ class Peer:
                 primary = self.room.publication(publication.backup_of) or publication
             self.unavailable[primary.id] = _unavailable(primary)
             _spawn(self.room.want_backup(primary, self.cannot_decode))
+
+    def _subscriber_state(self) -> None:
+        """Connected: the keyframes held for the slots (asked for with the offer) go now."""
+        if self.subscriber is not None and self.subscriber.connectionState == "connected":
+            for slot in self.slots:
+                if slot.forwarding:
+                    slot.track.send_held()
 
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:
