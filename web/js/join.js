@@ -64,26 +64,36 @@ const ROOM_MODULES = [
   "webrtc",
 ];
 
-for (const name of ROOM_MODULES) {
-  const link = document.createElement("link");
-  link.rel = "modulepreload";
-  link.href = new URL(`${name}.js`, import.meta.url).href;
-  document.head.append(link);
-}
-
 /**
  * The room's modules (the room view and its panels: most of the page's code) and the
- * device check, loaded beside the join screen rather than before it: the join screen
- * (and the invite check) need only the modules imported above. Joining waits for them
- * (they are there long before a person clicks; what the server sends meanwhile is held).
+ * device check, loaded once the join screen shows, not before: the join screen (and the
+ * invite check) need only the modules imported above, and naming ~25 files and running
+ * them took the page's one thread for tens of ms while the join screen waited. Joining
+ * does not wait for them to send CONNECT (what the server sends meanwhile is held).
+ * @type {Promise<[any, any, any]>|null}
  */
-const roomModules = Promise.all([
-  import("./room-state.js"),
-  import("./room-view.js"),
-  import("./stats.js"),
-]);
-roomModules.then(() => performance.mark("tiaojie:room_modules")).catch(() => {});
-const deviceCheckModule = import("./device-check.js");
+let roomModules = null;
+/** @type {Promise<any>|null} */
+let deviceCheckModule = null;
+
+function loadRoomModules() {
+  if (!roomModules) {
+    for (const name of ROOM_MODULES) {
+      const link = document.createElement("link");
+      link.rel = "modulepreload";
+      link.href = new URL(`${name}.js`, import.meta.url).href;
+      document.head.append(link);
+    }
+    roomModules = Promise.all([import("./room-state.js"), import("./room-view.js"), import("./stats.js")]);
+    roomModules.then(() => performance.mark("tiaojie:room_modules")).catch(() => {});
+  }
+  return roomModules;
+}
+
+function loadDeviceCheckModule() {
+  deviceCheckModule ??= import("./device-check.js");
+  return deviceCheckModule;
+}
 
 /** Errors shown on the "link cannot be used" screen. */
 const LINK_ERRORS = new Set([
@@ -282,7 +292,7 @@ async function join() {
   performance.mark("tiaojie:connect_sent");
   let modules;
   try {
-    modules = await roomModules;
+    modules = await loadRoomModules();
   } catch (e) {
     console.error("the room's modules:", e);
     return showRefusal("network");
@@ -462,6 +472,8 @@ async function main() {
   if (checkFirst) await deviceCheck();
   showScreen(checkFirst ? "check" : "join");
   performance.mark("tiaojie:join_screen");
+  loadRoomModules();
+  loadDeviceCheckModule();
   // the WebSocket, ready for the join button (entering the room is the join itself)
   state.early = new Signalling({ token: state.token });
   state.early.preopen();
@@ -475,7 +487,7 @@ let deviceCheckMade = null;
 
 /** The device check screen's controller, made once (its module loads in the background). */
 function deviceCheck() {
-  deviceCheckMade ??= deviceCheckModule.then(
+  deviceCheckMade ??= loadDeviceCheckModule().then(
     ({ DeviceCheck }) =>
       new DeviceCheck({ preview, token: state.token, onEnter: enterFromCheck, onBack: showJoin }),
   );
