@@ -109,13 +109,17 @@ TIMELINE_JS = """() => {
 #: The steps printed, in the order they happen: (label, mark).
 STEPS = [
     ("HTML received", "html"),
+    ("invite check asked (invite-check.js)", "me_asked"),
     ("modules loaded and run", "modules"),
     ("invite checked (/api/me)", "me"),
     ("join screen shown", "join_screen"),
+    ("(room's modules loaded)", "room_modules"),
     ("join clicked", "join"),
+    ("CONNECT sent", "connect_sent"),
     ("socket.io connected", "connected"),
     ("welcome", "welcome"),
-    ("room_state", "room_state"),
+    ("room_state taken (first handler)", "room_state_in"),
+    ("room_state handled (last handler)", "room_state"),
     ("subscriber offer received", "sub_offer"),
     ("answer created", "sub_local"),
     ("answer sent (ICE gathered)", "sub_gathered"),

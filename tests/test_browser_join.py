@@ -52,10 +52,16 @@ async def test_party_joins_waits_in_lobby_and_is_admitted(live_server, browser) 
     assert party["url"].startswith(f"{live_server.url}/join#token=")
 
     page, errors = await open_page(browser)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     await page.goto(party["url"])
 
     # The join page, in Chinese by default, with the room and the invite's details.
     await expect(page.locator("body")).to_have_attribute("data-screen", "join")
+    # One invite check (invite-check.js asks while join.js's imports load; join.js takes
+    # that answer), and no English texts fetched for a Chinese page.
+    assert sum(url.endswith("/api/me") for url in asked) == 1, asked
+    assert not [url for url in asked if url.endswith("/i18n/en.js")], asked
     await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     await expect(page.locator("#room-title")).to_have_text("王某与李某邻里纠纷调解")
     await expect(page.locator("#join-button")).to_have_text("加入调解")

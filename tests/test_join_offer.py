@@ -32,6 +32,9 @@ async def test_room_state_carries_the_first_subscriber_offer(live_server, test_m
         published = {p["id"] for p in state["publications"]}
         assert {t["publication_id"] for t in offer["tracks"]} == published, offer
         assert offer["type"] == "offer" and "a=candidate:" in offer["sdp"]
+        # the publisher was asked for a keyframe with the offer, before any answer: it
+        # comes while the answer, ICE and DTLS are under way (and is held until then)
+        assert live_server.state.media.counters.keyframe_requests_sent >= 1
 
         # answered straight from room_state: applied, and no second offer was needed
         ack = await viewer.call("subscriber_answer", body)

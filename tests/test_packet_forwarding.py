@@ -229,6 +229,65 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
         )
 
 
+async def test_a_keyframe_held_for_a_new_connection_goes_out_as_soon_as_it_can(test_mp4):
+    """A new subscription's keyframe (asked for with the offer) arrives before its
+    connection can send: it is held, and `send_held` sends it the moment the connection
+    is up (the server calls it on "connected"), not with the publisher's next packet; here
+    the publisher sends nothing more once the keyframe and one packet after it are held."""
+    config = RTCConfiguration(iceServers=[])
+    pub, srv_in, srv_out, sub = (RTCPeerConnection(config) for _ in range(4))
+    source = FileSource(test_mp4, loop=True)
+    pub.addTrack(source.video)
+    pub.addTrack(source.audio)
+    pub.getTransceivers()[0].setCodecPreferences(h264_with_rtx())
+    taps: dict[str, aiortc_internals.PacketTap] = {}
+
+    @srv_in.on("track")
+    def tapped(track: Any) -> None:
+        receiver = next(t.receiver for t in srv_in.getTransceivers() if t.receiver.track is track)
+        taps[track.kind] = aiortc_internals.tap_packets(receiver)
+
+    forward = ForwardTrack("video")
+    out = srv_out.addTransceiver(forward, direction="sendonly")
+    out.setCodecPreferences(h264_with_rtx())
+    forward.use_packets(aiortc_internals.PacketSender(out.sender), "video/H264")
+    received: dict[str, Any] = {}
+
+    @sub.on("track")
+    def subscribed(track: Any) -> None:
+        receiver = next(t.receiver for t in sub.getTransceivers() if t.receiver.track is track)
+        aiortc_internals.make_passthrough(receiver)
+        received["track"] = track
+
+    try:
+        await connect(pub, srv_in)
+        keyframe_at: list[int] = []
+
+        def deliver(packet: Any) -> None:
+            keyframe = packet_starts_keyframe("video/H264", packet.payload)
+            forward.forward(packet, keyframe, aiortc_internals.ntp_now(), time.monotonic())
+            if not keyframe_at and forward.has_keyframe:
+                keyframe_at.append(packet.timestamp)  # held: the connection cannot send
+            elif keyframe_at and packet.timestamp != keyframe_at[0]:
+                taps["video"].deliver = None  # the next frame began: nothing more comes
+
+        taps["video"].deliver = deliver
+        source.start()
+        await wait_for(lambda: taps["video"].deliver is None, "a keyframe held")
+        assert forward.forwarded == 0
+        await connect(srv_out, sub)
+        await wait_for(lambda: srv_out.connectionState == "connected", "the connection")
+        forward.send_held()
+        assert forward.forwarded > 0
+        frame = await asyncio.wait_for(received["track"].recv(), 10)
+        assert frame.is_keyframe and frame.pts is not None
+    finally:
+        await source.stop()
+        await asyncio.wait_for(
+            asyncio.gather(*(pc.close() for pc in (pub, srv_in, srv_out, sub))), 10
+        )
+
+
 def test_the_tap_refuses_an_aiortc_whose_receive_path_changed(monkeypatch):
     """tap_packets replaces aiortc's per-packet receive steps with its first few: if
     aiortc reorders or renames them, it must refuse rather than drop work silently."""

@@ -96,3 +96,17 @@ def test_the_join_page_preloads_what_its_script_imports() -> None:
     preloaded = set(re.findall(r'<link rel="modulepreload" href="/static/([^"]+)">', page))
     assert preloaded == static_imports("js/join.js")
     assert "js/room-view.js" not in preloaded
+
+
+def test_the_join_page_preloads_the_rooms_modules_in_one_round() -> None:
+    """join.js names every module the room's three import (at any level) and the join
+    screen has not loaded as modulepreload, so they come in one round, not level by
+    level; a module added to the room and not to the list fails here."""
+    script = (WEB_DIR / "js/join.js").read_text(encoding="utf-8")
+    listed = re.search(r"const ROOM_MODULES = \[(.*?)\];", script, re.S)
+    assert listed is not None
+    named = {f"js/{name}.js" for name in re.findall(r'"([^"]+)"', listed.group(1))}
+    room: set[str] = set()
+    for module in ("js/room-state.js", "js/room-view.js", "js/stats.js"):
+        room |= static_imports(module) | {module}
+    assert named == room - static_imports("js/join.js") - {"js/join.js"}

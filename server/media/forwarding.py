@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
-from tiaojie.rtc.aiortc_internals import PacketSender, forward_routes
+from tiaojie.rtc.aiortc_internals import PacketSender, forward_routes, ntp_now
 from tiaojie.rtc.rewrite import StreamMapping, vp8_picture_id, with_vp8_picture_id
 from tiaojie.server.media.counters import MediaCounters
 
@@ -101,6 +102,24 @@ class ForwardTrack(MediaStreamTrack):
             CLOCK_RATES[self.kind], random.randrange(1 << 15), random.randrange(1 << 32)
         )
         self.counters.started_sending(self)  # its packets, read when scraped (counters.py)
+
+    @property
+    def has_keyframe(self) -> bool:
+        """A keyframe waits here for the subscriber's connection, or one went (or is
+        queued) already since the last wait began: asking the publisher for another is
+        not needed. Always true for audio."""
+        return not self._waiting_keyframe or bool(self._held)
+
+    def send_held(self) -> None:
+        """Packet mode: the subscriber's connection can send now, so what is held for it
+        (from a keyframe on) goes at once rather than with the publisher's next packet."""
+        sender = self.sender
+        if not self._held or sender is None or self.readyState != "live" or not sender.ready():
+            return
+        held, self._held = self._held, []
+        ntp, now = ntp_now(), time.monotonic()
+        for packet in held:
+            self._start_or_send(packet, ntp, now)
 
     def switch_source(self) -> None:
         """The next packets come from another publication: rebase, wait for a keyframe."""

@@ -556,6 +556,7 @@ class Peer:
             if not wanted:
                 return
             self.subscriber = self.room.plane.new_connection()
+            self.subscriber.on("connectionstatechange", self._subscriber_state)
             # The first m-section tags the bundle; a browser that rejects it (a codec it
             # cannot decode) cannot set up the rest (Chromium: "Failed to setup RTCP
             # mux"). Opus, which every browser decodes, goes first: a free audio slot.
@@ -577,6 +578,10 @@ class Peer:
             )
             slot.attach(publication, self.room.plane.relay)
             new.append(slot)
+            if not slot.withheld:
+                # now, not once answered: the keyframe comes while the answer, ICE and
+                # DTLS are under way, and is held until the connection can send it
+                slot.keyframe_needed()
         offer = await self.subscriber.createOffer()
         await self.subscriber.setLocalDescription(offer)
         require_candidates(self.subscriber.localDescription.sdp)
@@ -628,7 +633,8 @@ class Peer:
         self._rejected(rejected)
         _settle(applied, result=list(self.unavailable.values()))
         for slot in new:
-            slot.keyframe_needed()
+            if not slot.track.has_keyframe:  # asked for at the offer: a second is not needed
+                slot.keyframe_needed()
 
     async def _send_offer(self, sid: str, event: str, message: dict[str, Any]) -> None:
         """Send a subscriber offer, or hand the first one to `first_offer` (room_state)."""
@@ -660,6 +666,13 @@ class Peer:
                 primary = self.room.publication(publication.backup_of) or publication
             self.unavailable[primary.id] = _unavailable(primary)
             _spawn(self.room.want_backup(primary, self.cannot_decode))
+
+    def _subscriber_state(self) -> None:
+        """Connected: the keyframes held for the slots (asked for with the offer) go now."""
+        if self.subscriber is not None and self.subscriber.connectionState == "connected":
+            for slot in self.slots:
+                if slot.forwarding:
+                    slot.track.send_held()
 
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:

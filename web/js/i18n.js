@@ -12,7 +12,6 @@
  *
  * @module i18n
  */
-import en from "./i18n/en.js";
 import zhCN from "./i18n/zh-CN.js";
 
 const STORAGE_KEY = "tiaojie.lang";
@@ -21,8 +20,19 @@ export const DEFAULT_LANG = "zh-CN";
 const LANG_EVENT = "tiaojie:langchange";
 const ATTRS = ["placeholder", "title", "aria-label", "alt"];
 
-/** @type {Record<string, Record<string, string>>} one file per language under i18n/ */
-const DICT = { "zh-CN": zhCN, en };
+/**
+ * The languages loaded so far, one file per language under i18n/: Chinese always (the
+ * default and the fallback), another only when it is chosen (each file is ~60 kB that a
+ * page would otherwise fetch and parse before it can show anything).
+ * @type {Record<string, Record<string, string>>}
+ */
+const DICT = { "zh-CN": zhCN };
+const LOAD = { en: () => import("./i18n/en.js") };
+
+/** Load `lang`'s texts unless they are here. */
+async function load(lang) {
+  if (!DICT[lang]) DICT[lang] = (await LOAD[lang]()).default;
+}
 
 /** @returns {string} a supported language code, or "" */
 function normalise(lang) {
@@ -52,6 +62,8 @@ function store(lang) {
 const fromUrl = normalise(new URLSearchParams(location.search).get("lang"));
 if (fromUrl) store(fromUrl); // a ?lang= link also sets the remembered choice
 let current = fromUrl || normalise(readStored()) || DEFAULT_LANG;
+// a page in another language waits for its texts (no Chinese shown first, then replaced)
+if (current !== DEFAULT_LANG) await load(current);
 
 /** The current language code ("zh-CN" or "en"). */
 export function getLang() {
@@ -115,11 +127,13 @@ export function applyI18n(root = document) {
 }
 
 /**
- * Switch language, remember it, re-translate the page and fire `tiaojie:langchange`.
+ * Switch language (once its texts are loaded), remember it, re-translate the page and
+ * fire `tiaojie:langchange`.
  * @param {string} lang
  */
-export function setLang(lang) {
+export async function setLang(lang) {
   const l = normalise(lang) || DEFAULT_LANG;
+  await load(l);
   current = l;
   store(l);
   const url = new URL(location.href);

@@ -13,8 +13,9 @@
  *
  * @module join
  */
-import { fetchMe, takeTokenFromHash, ApiError } from "./api.js";
+import { takeTokenFromHash, ApiError } from "./api.js";
 import { has, initI18n, onLangChange, t } from "./i18n.js";
+import { inviteAnswer, TOKEN_KEY } from "./invite-check.js";
 import { MediaPreview } from "./media-preview.js";
 import { personRole } from "./roles.js";
 import { Signalling } from "./signalling.js";
@@ -30,17 +31,69 @@ import {
 const NAME_MAX = 64;
 
 /**
- * The room's modules (the room view and its panels: most of the page's code) and the
- * device check, loaded beside the join screen rather than before it: the join screen
- * (and the invite check) need only the modules imported above. Joining waits for them
- * (they are there long before anyone can click).
+ * The modules (names without ".js") the room's three (room-state, room-view, stats)
+ * import, at every level, that the join screen has not loaded already
+ * (tests/test_web_assets.py keeps this list whole). They are named as `modulepreload`
+ * from here, all at once, rather than in join.html: the join screen's own modules come
+ * first, and the room's come in one round instead of four levels of imports one after
+ * the other.
  */
-const roomModules = Promise.all([
-  import("./room-state.js"),
-  import("./room-view.js"),
-  import("./stats.js"),
-]);
-const deviceCheckModule = import("./device-check.js");
+const ROOM_MODULES = [
+  "agreement-panel",
+  "agreement-sign",
+  "agreement-view",
+  "caucus-panel",
+  "chat-panel",
+  "chime",
+  "console-tabs",
+  "icons",
+  "media-session",
+  "mediator-console",
+  "publisher",
+  "recording-consent",
+  "recording-controls",
+  "requests",
+  "room-state",
+  "room-view",
+  "screening-panel",
+  "separation",
+  "speaking",
+  "stats",
+  "subscriber",
+  "video-grid",
+  "webrtc",
+];
+
+/**
+ * The room's modules (the room view and its panels: most of the page's code) and the
+ * device check, loaded once the join screen shows, not before: the join screen (and the
+ * invite check) need only the modules imported above, and naming ~25 files and running
+ * them took the page's one thread for tens of ms while the join screen waited. Joining
+ * does not wait for them to send CONNECT (what the server sends meanwhile is held).
+ * @type {Promise<[any, any, any]>|null}
+ */
+let roomModules = null;
+/** @type {Promise<any>|null} */
+let deviceCheckModule = null;
+
+function loadRoomModules() {
+  if (!roomModules) {
+    for (const name of ROOM_MODULES) {
+      const link = document.createElement("link");
+      link.rel = "modulepreload";
+      link.href = new URL(`${name}.js`, import.meta.url).href;
+      document.head.append(link);
+    }
+    roomModules = Promise.all([import("./room-state.js"), import("./room-view.js"), import("./stats.js")]);
+    roomModules.then(() => performance.mark("tiaojie:room_modules")).catch(() => {});
+  }
+  return roomModules;
+}
+
+function loadDeviceCheckModule() {
+  deviceCheckModule ??= import("./device-check.js");
+  return deviceCheckModule;
+}
 
 /** Errors shown on the "link cannot be used" screen. */
 const LINK_ERRORS = new Set([
@@ -61,9 +114,6 @@ const CLOSED_SCREENS = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-/** This tab's invite token, kept while the address bar no longer shows it. */
-const TOKEN_KEY = "tiaojie.join.token";
 
 const state = {
   token: "",
@@ -233,17 +283,23 @@ async function join() {
   button.textContent = t("join.connecting");
   $("name-input").disabled = true;
 
+  // Enter at once; what the server sends meanwhile is kept until the room's modules
+  // (which take it) are there, so the server's work overlaps their loading.
+  const sig = state.early || new Signalling({ token: state.token });
+  state.sig = sig;
+  sig.hold();
+  sig.connect(name);
+  performance.mark("tiaojie:connect_sent");
   let modules;
   try {
-    modules = await roomModules;
+    modules = await loadRoomModules();
   } catch (e) {
     console.error("the room's modules:", e);
     return showRefusal("network");
   }
   const [{ RoomState }, { RoomView }, { inboundByMid }] = modules;
   if (state.finished) return;
-  const sig = state.early || new Signalling({ token: state.token });
-  state.sig = sig;
+  sig.on("room_state", () => performance.mark("tiaojie:room_state_in"));
   const room = new RoomState(sig);
   state.view = new RoomView({ signalling: sig, room, preview, token: state.token, onLeave: leave });
   preview.attach($("lobby-video"));
@@ -288,7 +344,7 @@ async function join() {
     const other = (state.me.nodes || []).find((url) => new URL(url).origin !== location.origin);
     if (!state.finished && other && attempts >= UNREACHABLE_ATTEMPTS) goToNode(other, name, true);
   });
-  sig.connect(name);
+  sig.release();
 }
 
 async function leave() {
@@ -397,7 +453,7 @@ async function main() {
 
   showScreen("loading");
   try {
-    state.me = await fetchMe(state.token);
+    state.me = await inviteAnswer(state.token);
     performance.mark("tiaojie:me");
   } catch (e) {
     if (e instanceof ApiError) return showRefusal(e.code, e.message);
@@ -416,6 +472,8 @@ async function main() {
   if (checkFirst) await deviceCheck();
   showScreen(checkFirst ? "check" : "join");
   performance.mark("tiaojie:join_screen");
+  loadRoomModules();
+  loadDeviceCheckModule();
   // the WebSocket, ready for the join button (entering the room is the join itself)
   state.early = new Signalling({ token: state.token });
   state.early.preopen();
@@ -429,7 +487,7 @@ let deviceCheckMade = null;
 
 /** The device check screen's controller, made once (its module loads in the background). */
 function deviceCheck() {
-  deviceCheckMade ??= deviceCheckModule.then(
+  deviceCheckMade ??= loadDeviceCheckModule().then(
     ({ DeviceCheck }) =>
       new DeviceCheck({ preview, token: state.token, onEnter: enterFromCheck, onBack: showJoin }),
   );

@@ -108,9 +108,10 @@ export class MediaSession extends EventTarget {
     this.selfId = selfId;
     this._watchConnections();
     this._newSubscriber();
+    let answered = null;
     if (offer) {
       this.offersReceived += 1;
-      this.subscriber.handleOffer(offer);
+      answered = this.subscriber.handleOffer(offer);
     }
     if (publish) {
       const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
@@ -119,11 +120,17 @@ export class MediaSession extends EventTarget {
       pub.addEventListener("trackended", (e) => {
         if (e.detail.source === "screen") this.stopScreenShare();
       });
-      pub.start({
-        camera: this._previewTrack("video"),
-        microphone: this._previewTrack("audio"),
-        screen: this.screenTrack,
-      });
+      // The others' media first: the publisher's offer goes once the server took the
+      // subscriber's answer, so that neither the browser's WebRTC thread nor the server
+      // works on both connections at once while the first picture is on its way.
+      pub.start(
+        {
+          camera: this._previewTrack("video"),
+          microphone: this._previewTrack("audio"),
+          screen: this.screenTrack,
+        },
+        answered,
+      );
     }
     this.speaking.watch(selfId, publish ? this._previewTrack("audio") : null);
     this.quality.start();

@@ -65,9 +65,12 @@ export class Publisher extends EventTarget {
   /**
    * Publish a set of tracks in one offer (the first publish after entering the room).
    * @param {Partial<Record<Source, MediaStreamTrack|null>>} tracks
+   * @param {Promise<unknown>|null} [after] begin once it settles (what is queued later
+   *   waits too)
    */
-  start(tracks) {
+  start(tracks, after = null) {
     return this._run(async () => {
+      await after;
       for (const [source, track] of Object.entries(tracks)) {
         if (track) await this._attach(/** @type {Source} */ (source), track);
       }

@@ -82,6 +82,14 @@ export class RoomView {
       expectVideo: (id) =>
         !room.participants.get(id)?.muted?.video && !this.separation.withholds(id, "video"),
     });
+    // Entering: the media first, before the panels below draw (their watchers come after
+    // this one), so that the browser applies the subscriber offer while they do.
+    room.watch([], ({ entered, iceServers, subscriberOffer }) => {
+      const self = this.room.self;
+      if (entered && self) {
+        this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id, offer: subscriberOffer });
+      }
+    });
     this.tabs = new ConsoleTabs(room);
     const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
@@ -130,14 +138,11 @@ export class RoomView {
   }
 
   /** @param {import("./room-state.js").Change} change */
-  onChange({ parts, previous, entered, iceServers, subscriberOffer }) {
+  onChange({ parts, previous, entered }) {
     const self = this.room.self;
     if (entered || parts.has("self")) this.applySelfMute();
-    if (entered) {
-      // before drawing the room: the browser answers the offer while the room is drawn
-      const offer = subscriberOffer;
-      if (self) this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id, offer });
-    } else if (self && parts.has("self")) {
+    // (entering: the media started already, see the constructor)
+    if (!entered && self && parts.has("self")) {
       const wasMutedByMediator = previous.self?.muted_by_mediator;
       if (self.muted_by_mediator && !wasMutedByMediator) this.showBanner("room.muted_by_mediator");
       if (!self.muted_by_mediator && !self.unmute_requested && this.bannerKey === "room.muted_by_mediator") {

@@ -95,6 +95,8 @@ export class Signalling {
     });
     /** Reconnections so far (for tests and the quality panel). */
     this.reconnects = 0;
+    /** @type {Array<[string, any[]]>|null} what arrived while held (see {@link Signalling#hold}) */
+    this._held = null;
     window.addEventListener("pagehide", () => this.goodbye());
 
     for (const ev of NOTIFICATIONS) {
@@ -162,6 +164,22 @@ export class Signalling {
   }
 
   /**
+   * Keep every notification and pseudo-event from now on until {@link Signalling#release}:
+   * the join page enters before the modules that subscribe to the room's events have
+   * loaded, and nothing the server sends meanwhile may be lost.
+   */
+  hold() {
+    this._held ??= [];
+  }
+
+  /** Deliver, in order, what arrived since {@link Signalling#hold}, and stop holding. */
+  release() {
+    const held = this._held || [];
+    this._held = null;
+    for (const [event, args] of held) this._fire(event, ...args);
+  }
+
+  /**
    * Subscribe to a notification or pseudo-event.
    * @param {string} event
    * @param {Function} fn
@@ -217,6 +235,10 @@ export class Signalling {
   }
 
   _fire(event, ...args) {
+    if (this._held) {
+      this._held.push([event, args]);
+      return;
+    }
     for (const fn of this._handlers.get(event) || []) {
       try {
         fn(...args);

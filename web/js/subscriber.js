@@ -55,6 +55,8 @@ export class Subscriber extends EventTarget {
     this.answers = 0;
     this.closed = false;
     this._queue = Promise.resolve();
+    /** Offers handled or waiting their turn. */
+    this._pending = 0;
     /** Sends the candidates held so far (see webrtc.js, `trickle`). */
     this._sendCandidates = () => {};
   }
@@ -65,11 +67,17 @@ export class Subscriber extends EventTarget {
    */
   handleOffer(offer) {
     this.offers += 1;
-    const next = this._queue
-      .then(() => this._answer(offer))
-      .catch((e) => {
+    const answer = () =>
+      this._answer(offer).catch((e) => {
         if (!this.closed) console.error("subscriber:", e);
       });
+    // None under way: start now, not after the caller's task (entering the room, the
+    // browser applies the offer while the page draws the room); else after the last one.
+    this._pending += 1;
+    const next = this._pending > 1 ? this._queue.then(answer) : answer();
+    next.then(() => {
+      this._pending -= 1;
+    });
     this._queue = next;
     return next;
   }
