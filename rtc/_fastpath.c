@@ -12,7 +12,9 @@
  *   unprotect(s, data) SRTP-unprotect one received RTP packet (None when it fails);
  *   parse(data)        the fixed RTP header fields and the payload bounds;
  *   recv(fd, most)     every datagram waiting on a socket, with one recvmmsg(2);
- *   forward(routes,..) one received packet to each running subscription (Route, below).
+ *   forward(routes,..) one received packet to each running subscription (Route, below);
+ *   BitrateEstimator   aiortc's remote bitrate estimator (REMB to publishers), in
+ *                      rtc/_remb.c.
  *
  * SRTP is libsrtp as pylibsrtp bundles it: Python hands over the addresses of that
  * library's srtp_protect/srtp_unprotect (set_srtp) and each session's srtp_t, so the keys
@@ -724,6 +726,9 @@ static struct PyModuleDef module = {
     methods,
 };
 
+/* rtc/_remb.c: BitrateEstimator, aiortc's remote bitrate estimator in C */
+int add_bitrate_estimator(PyObject *module);
+
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
@@ -735,6 +740,10 @@ PyInit__fastpath(void)
     Py_INCREF(&RouteType);
     if (PyModule_AddObject(m, "Route", (PyObject *)&RouteType) < 0) {
         Py_DECREF(&RouteType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_bitrate_estimator(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -531,9 +531,28 @@ def disable_bandwidth_estimation(receiver: RTCRtpReceiver) -> None:
     from aiortc.rate import RemoteBitrateEstimator
 
     estimator = _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
-    if estimator is not None and not isinstance(estimator, RemoteBitrateEstimator):
+    native = FASTPATH.BitrateEstimator if FASTPATH is not None else RemoteBitrateEstimator
+    if estimator is not None and not isinstance(estimator, (RemoteBitrateEstimator, native)):
         raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
     receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+
+
+def estimate_natively(receiver: RTCRtpReceiver) -> None:
+    """Give a video receiver rtc/_remb.c's BitrateEstimator (aiortc's RemoteBitrateEstimator
+    step for step, in C: the same REMBs, tests/test_fastpath.py) in place of aiortc's.
+
+    aiortc's was the largest Python item per received video packet on the packet plane.
+    A receiver without an estimator (audio, or one disabled) keeps none; without the C
+    extension aiortc's stays.
+    """
+    from aiortc.rate import RemoteBitrateEstimator
+
+    estimator = _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    if estimator is None or FASTPATH is None:
+        return
+    if not isinstance(estimator, RemoteBitrateEstimator):
+        raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = FASTPATH.BitrateEstimator()  # type: ignore[attr-defined]
 
 
 class PacketTap:
@@ -610,6 +629,8 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     send_nack = _require(receiver, "_send_rtcp_nack")
     if not estimate_bandwidth:
         disable_bandwidth_estimation(receiver)
+    else:
+        estimate_natively(receiver)
     tap = PacketTap()
 
     def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -617,11 +638,11 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             return
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
         if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
+            remb = estimator.add(  # positional: aiortc's and rtc/_remb.c's take these
+                arrival_time_ms,
+                packet.extensions.abs_send_time,
+                len(packet.payload) + packet.padding_size,
+                packet.ssrc,
             )
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
             if rtcp_ssrc is not None and remb is not None:

@@ -146,6 +146,13 @@ def test_receiver_private_attributes(kind):
     assert receiver._RTCRtpReceiver__started is False
     estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
     assert (estimator is not None) == (kind == "video")
+    aiortc_internals.estimate_natively(receiver)  # rtc/_remb.c's, where it is built
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    assert (estimator is not None) == (kind == "video")
+    if kind == "video" and aiortc_internals.FASTPATH is not None:
+        assert type(estimator).__name__ == "BitrateEstimator"
+        # the call tap_packets makes: (arrival_ms, abs_send_time, payload_size, ssrc)
+        assert estimator.add(1000, 0, 1200, 1234) is None
     aiortc_internals.disable_bandwidth_estimation(receiver)
     assert receiver._RTCRtpReceiver__remote_bitrate_estimator is None
     assert inspect.iscoroutinefunction(receiver._send_rtcp_pli)

@@ -265,3 +265,100 @@ async def test_the_single_port_reads_all_waiting_datagrams_per_wake_up() -> None
     finally:
         client.close()
         aiortc_internals.close_shared_ports()
+
+
+# -- BitrateEstimator (rtc/_remb.c): aiortc's RemoteBitrateEstimator in C -------------------
+
+
+def video_arrivals(
+    rng: random.Random, seconds: float, start_abs: int, start_ms: int, congestion: bool
+) -> list[tuple[int, int, int, int]]:
+    """(arrival_ms, abs_send_time, payload_size, ssrc) of a ~30 frame/s video sent with
+    abs-send-time (6.18 fixed-point seconds, wrapping every 64 s): bursts of packets per
+    frame, jitter, reordering, RTX, and (when `congestion`) queues that build up and drain,
+    so the detector sees overuse and underuse and the rate control decreases."""
+    arrivals = []
+    queue_ms = 0.0
+    send_s = 0.0
+    ssrc, rtx = 0x1234, 0x5678
+    while send_s < seconds:
+        packets = rng.choice((1, 2, 3, 5, 8))
+        if congestion:
+            phase = int(send_s / 2.5) % 3
+            queue_ms = max(0.0, queue_ms + (rng.uniform(1, 6) if phase == 1 else -3.0))
+        for i in range(packets):
+            sent = send_s + i * rng.uniform(0, 0.0004)
+            abs_send = (start_abs + round(sent * (1 << 18))) & 0xFFFFFF
+            arrival = start_ms + int(sent * 1000 + queue_ms + rng.uniform(0, 4))
+            size = rng.choice((1100, 1180, 1200, 300, rng.randrange(0, 1300)))
+            arrivals.append((arrival, abs_send, size, rtx if rng.random() < 0.03 else ssrc))
+        send_s += rng.uniform(0.025, 0.040)
+    for _ in range(len(arrivals) // 50):  # some reordering
+        i = rng.randrange(len(arrivals) - 1)
+        arrivals[i], arrivals[i + 1] = arrivals[i + 1], arrivals[i]
+    return arrivals
+
+
+def estimates_of(estimator: object, arrivals: list[tuple[int, int, int, int]]) -> list[object]:
+    return [estimator.add(*arrival) for arrival in arrivals]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bitrate_estimator_gives_aiortcs_estimates(seed: int) -> None:
+    """Same arrivals, same REMBs (bitrate and SSRCs, packet by packet), through several
+    abs-send-time wrap-arounds (seeds start 1-3 s before one), a clock jump, and
+    congestion that makes aiortc's rate control decrease and increase."""
+    from aiortc.rate import RemoteBitrateEstimator
+
+    rng = random.Random(seed)
+    start_abs = (1 << 24) - rng.randrange(1 << 18, 3 << 18)
+    start_ms = 3_900_000_000_000 + rng.randrange(1000)
+    arrivals = video_arrivals(rng, 12.0, start_abs, start_ms, congestion=seed % 2 == 0)
+    late = arrivals[-1][0] + 5000  # the publisher stopped 5 s, then went on
+    arrivals += video_arrivals(rng, 4.0, rng.randrange(1 << 24), late, congestion=True)
+    python, native = RemoteBitrateEstimator(), fastpath.BitrateEstimator()
+    expected = estimates_of(python, arrivals)
+    got = estimates_of(native, arrivals)
+    assert sum(e is not None for e in expected) > 20
+    assert len({e[0] for e in expected if e is not None}) > 5  # type: ignore[index]
+    assert got == [(e[0], e[1]) if e is not None else None for e in expected]  # type: ignore[index]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(
+            st.integers(0, 5000),  # ms since the previous packet
+            st.integers(0, (1 << 24) - 1),
+            st.integers(1, 1500),
+            st.sampled_from((1, 2, 0xFFFFFFFF)),
+        ),
+        max_size=200,
+    )
+)
+def test_the_bitrate_estimator_agrees_on_arbitrary_arrivals(
+    arrivals: list[tuple[int, int, int, int]],
+) -> None:
+    """Any arrival times, abs-send-times (out of order, wrapping) and sizes: the same
+    estimates as aiortc's, and no crash."""
+    from aiortc.rate import RemoteBitrateEstimator
+
+    python, native = RemoteBitrateEstimator(), fastpath.BitrateEstimator()
+    now = 1000
+    for gap, abs_send, size, ssrc in arrivals:
+        now += gap
+        assert native.add(now, abs_send, size, ssrc) == python.add(now, abs_send, size, ssrc)
+
+
+def test_the_bitrate_estimator_survives_what_aiortcs_does_not() -> None:
+    """Empty packets (a bitrate of 0 made aiortc divide by zero), time going backwards,
+    more SSRCs than a REMB names, wrong arguments."""
+    estimator = fastpath.BitrateEstimator()
+    results = [estimator.add(1000 + 40 * i, (i * 10486) & 0xFFFFFF, 0, i) for i in range(400)]
+    results += [estimator.add(500 - i, i, 1200, 7) for i in range(100)]
+    assert any(r is not None for r in results)
+    assert all(len(r[1]) <= 16 for r in results if r is not None)
+    with pytest.raises(TypeError):
+        estimator.add("now", 1, 2, 3)
+    with pytest.raises(TypeError):
+        fastpath.BitrateEstimator(1)
