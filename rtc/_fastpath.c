@@ -10,6 +10,7 @@
  *                      single-port mode every subscriber shares one socket: one system
  *                      call per received packet);
  *   unprotect(s, data) SRTP-unprotect one received RTP packet (None when it fails);
+ *   unprotect_rtcp(..) the same for one received SRTCP packet;
  *   parse(data)        the fixed RTP header fields and the payload bounds;
  *   recv(fd, most)     every datagram waiting on a socket, with one recvmmsg(2);
  *   forward(routes,..) one received packet to each running subscription (Route, below);
@@ -35,6 +36,7 @@ typedef int (*srtp_fn)(void *ctx, void *packet, int *len);
 
 static srtp_fn srtp_protect_fn = NULL;
 static srtp_fn srtp_unprotect_fn = NULL;
+static srtp_fn srtp_unprotect_rtcp_fn = NULL;
 
 #define BATCH 64
 #define BUFFER 2048
@@ -52,11 +54,12 @@ static int descriptors[BATCH];
 static PyObject *
 set_srtp(PyObject *self, PyObject *args)
 {
-    unsigned long long protect, unprotect;
-    if (!PyArg_ParseTuple(args, "KK", &protect, &unprotect))
+    unsigned long long protect, unprotect, unprotect_rtcp = 0;
+    if (!PyArg_ParseTuple(args, "KK|K", &protect, &unprotect, &unprotect_rtcp))
         return NULL;
     srtp_protect_fn = (srtp_fn)(uintptr_t)protect;
     srtp_unprotect_fn = (srtp_fn)(uintptr_t)unprotect;
+    srtp_unprotect_rtcp_fn = (srtp_fn)(uintptr_t)unprotect_rtcp;
     Py_RETURN_NONE;
 }
 
@@ -202,6 +205,28 @@ unprotect(PyObject *self, PyObject *args)
     PyBuffer_Release(&data);
     if (srtp_unprotect_fn((void *)(uintptr_t)session, rx_buffer, &length) != 0 || length < 12
         || length > BUFFER)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)rx_buffer, length);
+}
+
+/* unprotect_rtcp(session, data) -> bytes | None: one SRTCP packet in, the RTCP compound
+ * packet out (libsrtp checks the tag and the index; None when it refuses). */
+static PyObject *
+unprotect_rtcp(PyObject *self, PyObject *args)
+{
+    unsigned long long session;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "Ky*", &session, &data))
+        return NULL;
+    if (srtp_unprotect_rtcp_fn == NULL || session == 0 || data.len < 8 || data.len > BUFFER) {
+        PyBuffer_Release(&data);
+        Py_RETURN_NONE;
+    }
+    memcpy(rx_buffer, data.buf, (size_t)data.len);
+    int length = (int)data.len;
+    PyBuffer_Release(&data);
+    if (srtp_unprotect_rtcp_fn((void *)(uintptr_t)session, rx_buffer, &length) != 0
+        || length < 8 || length > BUFFER)
         Py_RETURN_NONE;
     return PyBytes_FromStringAndSize((const char *)rx_buffer, length);
 }
@@ -704,11 +729,14 @@ receive(PyObject *module, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"set_srtp", set_srtp, METH_VARARGS,
-     "set_srtp(protect, unprotect): the addresses of libsrtp's srtp_protect/srtp_unprotect."},
+     "set_srtp(protect, unprotect[, unprotect_rtcp]): the addresses of libsrtp's "
+     "srtp_protect/srtp_unprotect/srtp_unprotect_rtcp."},
     {"send", send_copies, METH_VARARGS,
      "send([(fd, session, address, header, payload), ...]) -> copies sent (sendmmsg)."},
     {"unprotect", unprotect, METH_VARARGS,
      "unprotect(session, data) -> the RTP packet, or None when libsrtp refuses it."},
+    {"unprotect_rtcp", unprotect_rtcp, METH_VARARGS,
+     "unprotect_rtcp(session, data) -> the RTCP packet, or None when libsrtp refuses it."},
     {"parse", parse, METH_VARARGS,
      "parse(data) -> (marker, pt, seq, ts, ssrc, payload_start, payload_end, ext_start, "
      "ext_end), or None for an invalid RTP packet."},

@@ -731,6 +731,7 @@ def _load_fastpath() -> Any:
     _fastpath.set_srtp(
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))),
     )
     return _fastpath
 
@@ -818,16 +819,62 @@ def _parse(fastpath: Any, data: bytes, extensions: Any) -> RtpPacket | None:
     return packet
 
 
+class _Rest:
+    """What is left of a coroutine that suspended while `run_now` drove it: awaiting
+    this resumes it where it stopped (the future it yielded first), as `await` would."""
+
+    def __init__(self, coroutine: Any, first: Any) -> None:
+        self.coroutine = coroutine
+        self.first = first
+
+    def __await__(self) -> Any:
+        step = self.first
+        while True:
+            try:
+                value = yield step
+            except BaseException as error:  # thrown in by the task (cancelled)
+                try:
+                    step = self.coroutine.throw(error)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                step = self.coroutine.send(value)
+            except StopIteration as done:
+                return done.value
+
+
+async def _finish(rest: _Rest) -> None:
+    await rest
+
+
+def run_now(coroutine: Any) -> None:
+    """Run `coroutine` to its end now, in the caller's frame, without a task: aiortc's
+    RTCP handlers are coroutines that (almost) never wait, and a task per packet was a
+    loop iteration and two wake-ups each. Should it wait after all, a task finishes it
+    from where it stopped. Its errors are logged, as a task's would be."""
+    try:
+        step = coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        log.exception("an RTCP handler failed")
+        return
+    _spawn(_finish(_Rest(coroutine, step)))
+
+
 def receive_directly(dtls: Any) -> None:
-    """Handle the SRTP packets of `dtls` in the socket's datagram callback.
+    """Handle the SRTP and SRTCP packets of `dtls` in the socket's datagram callback.
 
     aioice puts every datagram on a queue that aiortc's DTLS task awaits: one task
     wake-up per packet, then unprotect, parse, route and the receiver's handler. Here an
-    SRTP (not SRTCP) packet that arrives once DTLS is connected is unprotected, parsed,
-    routed and handed to its tapped receiver's synchronous handler at once; everything
-    else (STUN answers, DTLS, RTCP), and any packet while that queue is not empty (the
-    first media arrives before aiortc's task has seen DTLS finish), still takes aioice's
-    queue, so packets keep their order. Once per DTLS transport.
+    SRTP packet that arrives once DTLS is connected is unprotected, parsed, routed and
+    handed to its tapped receiver's synchronous handler at once; an SRTCP packet is
+    unprotected and aiortc's RTCP handling (parse, route, every recipient's handler) run
+    at once (`run_now`). Everything else (STUN answers, DTLS), and any packet while that
+    queue is not empty (the first media arrives before aiortc's task has seen DTLS
+    finish), still takes aioice's queue, so packets keep their order. Once per DTLS
+    transport.
     """
     from aiortc.rtcdtlstransport import State
     from aiortc.rtp import is_rtcp
@@ -845,6 +892,7 @@ def receive_directly(dtls: Any) -> None:
     fastpath = FASTPATH
     current: list[Any] = [None, 0]  # the rx session, its srtp_t
     waiting = _require(connection, "_queue")
+    handle_rtcp = _require(dtls, "_handle_rtcp_data")
 
     def data_received(data: bytes, component: int) -> None:
         session = dtls._rx_srtp
@@ -852,13 +900,26 @@ def receive_directly(dtls: Any) -> None:
             session is None
             or dtls._state is not connected
             or not 127 < data[0] < 192
-            or is_rtcp(data)
             or not waiting.empty()  # never overtake what aiortc's task has yet to read
         ):
             queue_it(data, component)
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
+        if is_rtcp(data):
+            if fastpath is not None:
+                if current[0] is not session:
+                    current[0], current[1] = session, _srtp_pointer(session)
+                plain = fastpath.unprotect_rtcp(current[1], data)
+                if plain is None:
+                    return
+            else:
+                try:
+                    plain = session.unprotect_rtcp(data)
+                except Exception:  # pylibsrtp.Error
+                    return
+            run_now(handle_rtcp(plain))
+            return
         arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
         if fastpath is not None:
             if current[0] is not session:

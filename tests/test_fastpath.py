@@ -169,6 +169,37 @@ def test_unprotect_refuses_garbage(data: bytes, rtp_like: bool) -> None:
     assert fastpath.unprotect(aiortc_internals._srtp_pointer(rx), data) is None
 
 
+def test_rtcp_it_unprotects_is_what_libsrtp_protected() -> None:
+    """SRTCP from pylibsrtp (a receiver report, a NACK, a compound) comes out as the RTCP
+    went in; a tampered or replayed one is refused."""
+    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
+
+    tx, rx = sessions()
+    pointer = aiortc_internals._srtp_pointer(rx)
+    report = RtcpReceiverInfo(
+        ssrc=1, fraction_lost=0, packets_lost=0, highest_sequence=9, jitter=1, lsr=0, dlsr=0
+    )
+    rr = bytes(RtcpRrPacket(ssrc=7, reports=[report]))
+    nack = bytes(RtcpRtpfbPacket(fmt=1, ssrc=7, media_ssrc=1, lost=[3, 4, 9]))
+    for plain in (rr, nack, rr + nack):
+        protected = tx.protect_rtcp(plain)
+        assert fastpath.unprotect_rtcp(pointer, protected) == plain
+        assert fastpath.unprotect_rtcp(pointer, protected) is None  # replayed
+    tampered = bytearray(tx.protect_rtcp(rr))
+    tampered[9] ^= 1
+    assert fastpath.unprotect_rtcp(pointer, bytes(tampered)) is None
+    assert fastpath.unprotect_rtcp(0, rr) is None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.binary(max_size=1600), rtcp_like=st.booleans())
+def test_unprotect_rtcp_refuses_garbage(data: bytes, rtcp_like: bool) -> None:
+    _, rx = sessions()
+    if rtcp_like and len(data) > 1:
+        data = bytes([0x80 | (data[0] & 0x3F), 200 + data[1] % 7]) + data[2:]
+    assert fastpath.unprotect_rtcp(aiortc_internals._srtp_pointer(rx), data) is None
+
+
 def test_unprotect_refuses_a_valid_packet_with_a_lying_header() -> None:
     """Authentic SRTP whose RTP header claims CSRCs, an extension or padding that are not
     there: libsrtp authenticates it, the parse refuses it, nothing is read out of bounds."""
