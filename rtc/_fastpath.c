@@ -15,7 +15,9 @@
  *   recv(fd, most)     every datagram waiting on a socket, with one recvmmsg(2);
  *   forward(routes,..) one received packet to each running subscription (Route, below);
  *   BitrateEstimator   aiortc's remote bitrate estimator (REMB to publishers), in
- *                      rtc/_remb.c.
+ *                      rtc/_remb.c;
+ *   Reception, Nacks   a receiver's reception statistics and NACK generator, in
+ *                      rtc/_reception.c.
  *
  * SRTP is libsrtp as pylibsrtp bundles it: Python hands over the addresses of that
  * library's srtp_protect/srtp_unprotect (set_srtp) and each session's srtp_t, so the keys
@@ -756,6 +758,8 @@ static struct PyModuleDef module = {
 
 /* rtc/_remb.c: BitrateEstimator, aiortc's remote bitrate estimator in C */
 int add_bitrate_estimator(PyObject *module);
+/* rtc/_reception.c: Reception and Nacks, a receiver's statistics and NACK generator */
+int add_reception(PyObject *module);
 
 PyMODINIT_FUNC
 PyInit__fastpath(void)
@@ -771,7 +775,7 @@ PyInit__fastpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_bitrate_estimator(m) < 0) {
+    if (add_bitrate_estimator(m) < 0 || add_reception(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -607,9 +607,12 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     Replaces aiortc's `_handle_rtp_packet` on this instance with its first steps only:
     the bitrate estimate the publisher gets as REMB (unless `estimate_bandwidth` is
     False), the reception statistics its receiver reports are made of, RTX unwrapping and
-    NACKs for gaps. Depayloading, the jitter buffer and the decoder (and the per-packet
-    "active SSRC" timestamp aiortc keeps for getSynchronizationSources, which nobody
-    reads here) are skipped: packets go out as they came in.
+    NACKs for gaps. With rtc/_fastpath.c, the estimate, the statistics and the NACK
+    generator are its C ports (`estimate_natively`, Reception, Nacks), which aiortc's
+    receiver reports and getStats read as they read its own. Depayloading, the jitter
+    buffer and the decoder (and the per-packet "active SSRC" timestamp aiortc keeps for
+    getSynchronizationSources, which nobody reads here) are skipped: packets go out as
+    they came in.
     """
     from aiortc.codecs import is_rtx
     from aiortc.rtcrtpreceiver import StreamStatistics
@@ -632,6 +635,9 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     else:
         estimate_natively(receiver)
     tap = PacketTap()
+    # rtc/_reception.c: the same statistics and NACKs, without Python per packet
+    native = FASTPATH
+    nacks = native.Nacks() if native is not None and nack_generator is not None else None
 
     def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -660,16 +666,24 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
         if codec is None:
             return
         stats = streams.get(packet.ssrc)
-        if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
+        if native is not None:
+            if stats is None:
+                stats = streams[packet.ssrc] = native.Reception(codec.clockRate)
+            stats.add(packet.sequence_number, packet.timestamp)
+        else:
+            if stats is None:
+                stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stats.add(packet)
         if is_rtx(codec):
             original_ssrc = rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                 return  # unknown, or padding only (bandwidth probing)
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        if nack_generator is not None:
+        if nacks is not None:
+            if nacks.add(packet.sequence_number, packet.ssrc):
+                _spawn(send_nack(packet.ssrc, nacks.missing()))
+        elif nack_generator is not None:
             _bound_nacks(nack_generator, packet, tap.media_ssrc)
             if nack_generator.add(packet):
                 _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))

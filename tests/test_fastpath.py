@@ -393,3 +393,100 @@ def test_the_bitrate_estimator_survives_what_aiortcs_does_not() -> None:
         estimator.add("now", 1, 2, 3)
     with pytest.raises(TypeError):
         fastpath.BitrateEstimator(1)
+
+
+# -- Reception and Nacks (rtc/_reception.c): a receiver's statistics and NACK generator ----
+
+
+def receive_order(rng: random.Random, start: int, count: int) -> list[int]:
+    """Sequence numbers as a publisher's packets arrive: in order, with gaps (losses),
+    reordering, duplicates, late retransmissions, and a jump; wrapping past 65535."""
+    seqs: list[int] = []
+    seq = start
+    while len(seqs) < count:
+        r = rng.random()
+        if r < 0.05:
+            seq += rng.randrange(2, 6)  # lost
+        elif r < 0.08 and seqs:
+            seqs.append(seqs[-rng.randrange(1, min(len(seqs), 40) + 1)])  # late or duplicate
+            continue
+        elif r < 0.082:
+            seq += rng.randrange(129, 3000)  # a jump past the NACK history
+        elif r < 0.083:
+            seq -= rng.randrange(200, 40000)  # a restarted stream
+        seqs.append(seq & 0xFFFF)
+        seq += 1
+    return seqs
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reception_statistics_and_nacks_are_aiortcs(seed: int, monkeypatch) -> None:
+    """Packet by packet, the C statistics read as aiortc's StreamStatistics (what receiver
+    reports and getStats carry) and the C NACKs as aiortc's NackGenerator bounded by
+    `_bound_nacks`, through wrap-around, loss, reordering, jumps and an SSRC change."""
+    from aiortc import rtcrtpreceiver
+    from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+
+    rng = random.Random(seed)
+    seqs = receive_order(rng, 65536 - rng.randrange(1, 3000), 3000)
+    python, native = StreamStatistics(90000), fastpath.Reception(90000)
+    generator, nacks = NackGenerator(), fastpath.Nacks()
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(rtcrtpreceiver.time, "time", lambda: clock[0])
+    media_ssrc = None
+    gaps = 0
+    for i, seq in enumerate(seqs):
+        clock[0] += rng.uniform(0, 0.02)
+        ssrc = 0x1111 if i < 2000 else 0x2222
+        timestamp = (seq * 3000 + rng.randrange(0, 200)) & 0xFFFFFFFF
+        packet = RtpPacket(96, 0, seq, timestamp, ssrc, b"x")
+        python.add(packet)
+        native.add(seq, timestamp, clock[0])
+        aiortc_internals._bound_nacks(generator, packet, media_ssrc)
+        expected_gap = generator.add(packet)
+        media_ssrc = ssrc
+        assert nacks.add(seq, ssrc) == expected_gap
+        gaps += expected_gap
+        assert nacks.missing() == sorted(generator.missing)
+        assert nacks.max_seq == generator.max_seq
+        if i % 37 == 0:
+            for name in ("max_seq", "base_seq", "cycles", "packets_received", "jitter"):
+                assert getattr(native, name) == getattr(python, name), name
+            assert native.packets_expected == python.packets_expected
+            assert native.packets_lost == python.packets_lost
+            assert native.fraction_lost == python.fraction_lost
+    assert gaps > 10 and python.jitter > 0 and python.cycles > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seqs=st.lists(st.integers(0, 0xFFFF), max_size=300),
+    ssrcs=st.lists(st.sampled_from((1, 2)), min_size=1, max_size=300),
+)
+def test_nacks_agree_on_arbitrary_sequence_numbers(seqs: list[int], ssrcs: list[int]) -> None:
+    from aiortc.rtcrtpreceiver import NackGenerator
+
+    generator, nacks = NackGenerator(), fastpath.Nacks()
+    media_ssrc = None
+    for i, seq in enumerate(seqs):
+        ssrc = ssrcs[i % len(ssrcs)]
+        packet = RtpPacket(96, 0, seq, 0, ssrc, b"")
+        aiortc_internals._bound_nacks(generator, packet, media_ssrc)
+        media_ssrc = ssrc
+        assert nacks.add(seq, ssrc) == generator.add(packet)
+        assert nacks.missing() == sorted(generator.missing)
+
+
+def test_reception_and_nacks_refuse_wrong_arguments() -> None:
+    with pytest.raises(ValueError):
+        fastpath.Reception(90000).add(70000, 1)
+    with pytest.raises(ValueError):
+        fastpath.Nacks().add(-1, 1)
+    with pytest.raises(TypeError):
+        fastpath.Nacks().add("1", 1)
+    with pytest.raises(TypeError):
+        fastpath.Reception()
+    reception = fastpath.Reception(48000)
+    assert reception.max_seq is None and reception.base_seq is None
+    reception.add(5, 960)
+    assert (reception.packets_expected, reception.packets_lost, reception.jitter) == (1, 0, 0)
