@@ -1183,6 +1183,9 @@ class PacketSender:
         #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
         self._retransmitted: dict[int, float] = {}
         self.retransmissions = 0
+        # the subscriber's RTCP (receiver reports, NACKs, REMB, PLI) in the socket callback,
+        # as a publisher's RTP: not through aioice's queue and aiortc's DTLS task
+        receive_directly(sender.transport)
         self.nacks_ignored = 0
         original_send = sender.send
         original_rtcp = _require(sender, "_handle_rtcp_packet")
