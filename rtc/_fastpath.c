@@ -10,9 +10,14 @@
  *                      single-port mode every subscriber shares one socket: one system
  *                      call per received packet);
  *   unprotect(s, data) SRTP-unprotect one received RTP packet (None when it fails);
+ *   unprotect_rtcp(..) the same for one received SRTCP packet;
  *   parse(data)        the fixed RTP header fields and the payload bounds;
  *   recv(fd, most)     every datagram waiting on a socket, with one recvmmsg(2);
- *   forward(routes,..) one received packet to each running subscription (Route, below).
+ *   forward(routes,..) one received packet to each running subscription (Route, below);
+ *   BitrateEstimator   aiortc's remote bitrate estimator (REMB to publishers), in
+ *                      rtc/_remb.c;
+ *   Reception, Nacks   a receiver's reception statistics and NACK generator, in
+ *                      rtc/_reception.c.
  *
  * SRTP is libsrtp as pylibsrtp bundles it: Python hands over the addresses of that
  * library's srtp_protect/srtp_unprotect (set_srtp) and each session's srtp_t, so the keys
@@ -33,6 +38,7 @@ typedef int (*srtp_fn)(void *ctx, void *packet, int *len);
 
 static srtp_fn srtp_protect_fn = NULL;
 static srtp_fn srtp_unprotect_fn = NULL;
+static srtp_fn srtp_unprotect_rtcp_fn = NULL;
 
 #define BATCH 64
 #define BUFFER 2048
@@ -50,11 +56,12 @@ static int descriptors[BATCH];
 static PyObject *
 set_srtp(PyObject *self, PyObject *args)
 {
-    unsigned long long protect, unprotect;
-    if (!PyArg_ParseTuple(args, "KK", &protect, &unprotect))
+    unsigned long long protect, unprotect, unprotect_rtcp = 0;
+    if (!PyArg_ParseTuple(args, "KK|K", &protect, &unprotect, &unprotect_rtcp))
         return NULL;
     srtp_protect_fn = (srtp_fn)(uintptr_t)protect;
     srtp_unprotect_fn = (srtp_fn)(uintptr_t)unprotect;
+    srtp_unprotect_rtcp_fn = (srtp_fn)(uintptr_t)unprotect_rtcp;
     Py_RETURN_NONE;
 }
 
@@ -200,6 +207,28 @@ unprotect(PyObject *self, PyObject *args)
     PyBuffer_Release(&data);
     if (srtp_unprotect_fn((void *)(uintptr_t)session, rx_buffer, &length) != 0 || length < 12
         || length > BUFFER)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)rx_buffer, length);
+}
+
+/* unprotect_rtcp(session, data) -> bytes | None: one SRTCP packet in, the RTCP compound
+ * packet out (libsrtp checks the tag and the index; None when it refuses). */
+static PyObject *
+unprotect_rtcp(PyObject *self, PyObject *args)
+{
+    unsigned long long session;
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "Ky*", &session, &data))
+        return NULL;
+    if (srtp_unprotect_rtcp_fn == NULL || session == 0 || data.len < 8 || data.len > BUFFER) {
+        PyBuffer_Release(&data);
+        Py_RETURN_NONE;
+    }
+    memcpy(rx_buffer, data.buf, (size_t)data.len);
+    int length = (int)data.len;
+    PyBuffer_Release(&data);
+    if (srtp_unprotect_rtcp_fn((void *)(uintptr_t)session, rx_buffer, &length) != 0
+        || length < 8 || length > BUFFER)
         Py_RETURN_NONE;
     return PyBytes_FromStringAndSize((const char *)rx_buffer, length);
 }
@@ -702,11 +731,14 @@ receive(PyObject *module, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"set_srtp", set_srtp, METH_VARARGS,
-     "set_srtp(protect, unprotect): the addresses of libsrtp's srtp_protect/srtp_unprotect."},
+     "set_srtp(protect, unprotect[, unprotect_rtcp]): the addresses of libsrtp's "
+     "srtp_protect/srtp_unprotect/srtp_unprotect_rtcp."},
     {"send", send_copies, METH_VARARGS,
      "send([(fd, session, address, header, payload), ...]) -> copies sent (sendmmsg)."},
     {"unprotect", unprotect, METH_VARARGS,
      "unprotect(session, data) -> the RTP packet, or None when libsrtp refuses it."},
+    {"unprotect_rtcp", unprotect_rtcp, METH_VARARGS,
+     "unprotect_rtcp(session, data) -> the RTCP packet, or None when libsrtp refuses it."},
     {"parse", parse, METH_VARARGS,
      "parse(data) -> (marker, pt, seq, ts, ssrc, payload_start, payload_end, ext_start, "
      "ext_end), or None for an invalid RTP packet."},
@@ -724,6 +756,11 @@ static struct PyModuleDef module = {
     methods,
 };
 
+/* rtc/_remb.c: BitrateEstimator, aiortc's remote bitrate estimator in C */
+int add_bitrate_estimator(PyObject *module);
+/* rtc/_reception.c: Reception and Nacks, a receiver's statistics and NACK generator */
+int add_reception(PyObject *module);
+
 PyMODINIT_FUNC
 PyInit__fastpath(void)
 {
@@ -735,6 +772,10 @@ PyInit__fastpath(void)
     Py_INCREF(&RouteType);
     if (PyModule_AddObject(m, "Route", (PyObject *)&RouteType) < 0) {
         Py_DECREF(&RouteType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (add_bitrate_estimator(m) < 0 || add_reception(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

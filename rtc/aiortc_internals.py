@@ -531,9 +531,28 @@ def disable_bandwidth_estimation(receiver: RTCRtpReceiver) -> None:
     from aiortc.rate import RemoteBitrateEstimator
 
     estimator = _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
-    if estimator is not None and not isinstance(estimator, RemoteBitrateEstimator):
+    native = FASTPATH.BitrateEstimator if FASTPATH is not None else RemoteBitrateEstimator
+    if estimator is not None and not isinstance(estimator, (RemoteBitrateEstimator, native)):
         raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
     receiver._RTCRtpReceiver__remote_bitrate_estimator = None  # type: ignore[attr-defined]
+
+
+def estimate_natively(receiver: RTCRtpReceiver) -> None:
+    """Give a video receiver rtc/_remb.c's BitrateEstimator (aiortc's RemoteBitrateEstimator
+    step for step, in C: the same REMBs, tests/test_fastpath.py) in place of aiortc's.
+
+    aiortc's was the largest Python item per received video packet on the packet plane.
+    A receiver without an estimator (audio, or one disabled) keeps none; without the C
+    extension aiortc's stays.
+    """
+    from aiortc.rate import RemoteBitrateEstimator
+
+    estimator = _require(receiver, "_RTCRtpReceiver__remote_bitrate_estimator")
+    if estimator is None or FASTPATH is None:
+        return
+    if not isinstance(estimator, RemoteBitrateEstimator):
+        raise InternalsChanged(f"unexpected bandwidth estimator {type(estimator).__name__}")
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = FASTPATH.BitrateEstimator()  # type: ignore[attr-defined]
 
 
 class PacketTap:
@@ -588,9 +607,12 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     Replaces aiortc's `_handle_rtp_packet` on this instance with its first steps only:
     the bitrate estimate the publisher gets as REMB (unless `estimate_bandwidth` is
     False), the reception statistics its receiver reports are made of, RTX unwrapping and
-    NACKs for gaps. Depayloading, the jitter buffer and the decoder (and the per-packet
-    "active SSRC" timestamp aiortc keeps for getSynchronizationSources, which nobody
-    reads here) are skipped: packets go out as they came in.
+    NACKs for gaps. With rtc/_fastpath.c, the estimate, the statistics and the NACK
+    generator are its C ports (`estimate_natively`, Reception, Nacks), which aiortc's
+    receiver reports and getStats read as they read its own. Depayloading, the jitter
+    buffer and the decoder (and the per-packet "active SSRC" timestamp aiortc keeps for
+    getSynchronizationSources, which nobody reads here) are skipped: packets go out as
+    they came in.
     """
     from aiortc.codecs import is_rtx
     from aiortc.rtcrtpreceiver import StreamStatistics
@@ -610,18 +632,23 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     send_nack = _require(receiver, "_send_rtcp_nack")
     if not estimate_bandwidth:
         disable_bandwidth_estimation(receiver)
+    else:
+        estimate_natively(receiver)
     tap = PacketTap()
+    # rtc/_reception.c: the same statistics and NACKs, without Python per packet
+    native = FASTPATH
+    nacks = native.Nacks() if native is not None and nack_generator is not None else None
 
     def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator  # type: ignore[attr-defined]
         if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
+            remb = estimator.add(  # positional: aiortc's and rtc/_remb.c's take these
+                arrival_time_ms,
+                packet.extensions.abs_send_time,
+                len(packet.payload) + packet.padding_size,
+                packet.ssrc,
             )
             rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
             if rtcp_ssrc is not None and remb is not None:
@@ -639,16 +666,24 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
         if codec is None:
             return
         stats = streams.get(packet.ssrc)
-        if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
+        if native is not None:
+            if stats is None:
+                stats = streams[packet.ssrc] = native.Reception(codec.clockRate)
+            stats.add(packet.sequence_number, packet.timestamp)
+        else:
+            if stats is None:
+                stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            stats.add(packet)
         if is_rtx(codec):
             original_ssrc = rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
                 return  # unknown, or padding only (bandwidth probing)
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-        if nack_generator is not None:
+        if nacks is not None:
+            if nacks.add(packet.sequence_number, packet.ssrc):
+                _spawn(send_nack(packet.ssrc, nacks.missing()))
+        elif nack_generator is not None:
             _bound_nacks(nack_generator, packet, tap.media_ssrc)
             if nack_generator.add(packet):
                 _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
@@ -710,6 +745,7 @@ def _load_fastpath() -> Any:
     _fastpath.set_srtp(
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
         int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))),
+        int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect_rtcp"))),
     )
     return _fastpath
 
@@ -797,16 +833,62 @@ def _parse(fastpath: Any, data: bytes, extensions: Any) -> RtpPacket | None:
     return packet
 
 
+class _Rest:
+    """What is left of a coroutine that suspended while `run_now` drove it: awaiting
+    this resumes it where it stopped (the future it yielded first), as `await` would."""
+
+    def __init__(self, coroutine: Any, first: Any) -> None:
+        self.coroutine = coroutine
+        self.first = first
+
+    def __await__(self) -> Any:
+        step = self.first
+        while True:
+            try:
+                value = yield step
+            except BaseException as error:  # thrown in by the task (cancelled)
+                try:
+                    step = self.coroutine.throw(error)
+                except StopIteration as done:
+                    return done.value
+                continue
+            try:
+                step = self.coroutine.send(value)
+            except StopIteration as done:
+                return done.value
+
+
+async def _finish(rest: _Rest) -> None:
+    await rest
+
+
+def run_now(coroutine: Any) -> None:
+    """Run `coroutine` to its end now, in the caller's frame, without a task: aiortc's
+    RTCP handlers are coroutines that (almost) never wait, and a task per packet was a
+    loop iteration and two wake-ups each. Should it wait after all, a task finishes it
+    from where it stopped. Its errors are logged, as a task's would be."""
+    try:
+        step = coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:
+        log.exception("an RTCP handler failed")
+        return
+    _spawn(_finish(_Rest(coroutine, step)))
+
+
 def receive_directly(dtls: Any) -> None:
-    """Handle the SRTP packets of `dtls` in the socket's datagram callback.
+    """Handle the SRTP and SRTCP packets of `dtls` in the socket's datagram callback.
 
     aioice puts every datagram on a queue that aiortc's DTLS task awaits: one task
     wake-up per packet, then unprotect, parse, route and the receiver's handler. Here an
-    SRTP (not SRTCP) packet that arrives once DTLS is connected is unprotected, parsed,
-    routed and handed to its tapped receiver's synchronous handler at once; everything
-    else (STUN answers, DTLS, RTCP), and any packet while that queue is not empty (the
-    first media arrives before aiortc's task has seen DTLS finish), still takes aioice's
-    queue, so packets keep their order. Once per DTLS transport.
+    SRTP packet that arrives once DTLS is connected is unprotected, parsed, routed and
+    handed to its tapped receiver's synchronous handler at once; an SRTCP packet is
+    unprotected and aiortc's RTCP handling (parse, route, every recipient's handler) run
+    at once (`run_now`). Everything else (STUN answers, DTLS), and any packet while that
+    queue is not empty (the first media arrives before aiortc's task has seen DTLS
+    finish), still takes aioice's queue, so packets keep their order. Once per DTLS
+    transport.
     """
     from aiortc.rtcdtlstransport import State
     from aiortc.rtp import is_rtcp
@@ -824,6 +906,7 @@ def receive_directly(dtls: Any) -> None:
     fastpath = FASTPATH
     current: list[Any] = [None, 0]  # the rx session, its srtp_t
     waiting = _require(connection, "_queue")
+    handle_rtcp = _require(dtls, "_handle_rtcp_data")
 
     def data_received(data: bytes, component: int) -> None:
         session = dtls._rx_srtp
@@ -831,13 +914,26 @@ def receive_directly(dtls: Any) -> None:
             session is None
             or dtls._state is not connected
             or not 127 < data[0] < 192
-            or is_rtcp(data)
             or not waiting.empty()  # never overtake what aiortc's task has yet to read
         ):
             queue_it(data, component)
             return
         dtls._RTCDtlsTransport__rx_bytes += len(data)
         dtls._RTCDtlsTransport__rx_packets += 1
+        if is_rtcp(data):
+            if fastpath is not None:
+                if current[0] is not session:
+                    current[0], current[1] = session, _srtp_pointer(session)
+                plain = fastpath.unprotect_rtcp(current[1], data)
+                if plain is None:
+                    return
+            else:
+                try:
+                    plain = session.unprotect_rtcp(data)
+                except Exception:  # pylibsrtp.Error
+                    return
+            run_now(handle_rtcp(plain))
+            return
         arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
         if fastpath is not None:
             if current[0] is not session:
@@ -1087,6 +1183,9 @@ class PacketSender:
         #: sequence number -> when last retransmitted (NACKs repeat what is in flight)
         self._retransmitted: dict[int, float] = {}
         self.retransmissions = 0
+        # the subscriber's RTCP (receiver reports, NACKs, REMB, PLI) in the socket callback,
+        # as a publisher's RTP: not through aioice's queue and aiortc's DTLS task
+        receive_directly(sender.transport)
         self.nacks_ignored = 0
         original_send = sender.send
         original_rtcp = _require(sender, "_handle_rtcp_packet")

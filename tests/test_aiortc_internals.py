@@ -146,6 +146,13 @@ def test_receiver_private_attributes(kind):
     assert receiver._RTCRtpReceiver__started is False
     estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
     assert (estimator is not None) == (kind == "video")
+    aiortc_internals.estimate_natively(receiver)  # rtc/_remb.c's, where it is built
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    assert (estimator is not None) == (kind == "video")
+    if kind == "video" and aiortc_internals.FASTPATH is not None:
+        assert type(estimator).__name__ == "BitrateEstimator"
+        # the call tap_packets makes: (arrival_ms, abs_send_time, payload_size, ssrc)
+        assert estimator.add(1000, 0, 1200, 1234) is None
     aiortc_internals.disable_bandwidth_estimation(receiver)
     assert receiver._RTCRtpReceiver__remote_bitrate_estimator is None
     assert inspect.iscoroutinefunction(receiver._send_rtcp_pli)
@@ -675,3 +682,35 @@ async def test_rejected_sections_need_rewriting_and_max_bundle_shares_the_first_
     finally:
         await offerer.close()
         await answerer.close()
+
+
+async def test_run_now_runs_a_coroutine_in_the_callers_frame_and_finishes_a_waiting_one(caplog):
+    """The RTCP handlers run without a task; one that waits after all is finished by a
+    task from where it stopped (with the value it waited for), one that fails is logged."""
+    steps: list[object] = []
+
+    async def quick(value: int) -> None:
+        steps.append(value)
+
+    async def inner(future: asyncio.Future[int]) -> int:
+        steps.append("waiting")
+        got = await future
+        steps.append(got)
+        return got + 1
+
+    async def waiting(future: asyncio.Future[int]) -> None:
+        steps.append(await inner(future))
+
+    async def failing() -> None:
+        raise ValueError("broken RTCP")
+
+    aiortc_internals.run_now(quick(1))
+    assert steps == [1]  # done before run_now returned
+    future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    aiortc_internals.run_now(waiting(future))
+    assert steps == [1, "waiting"]
+    future.set_result(41)
+    await asyncio.gather(*aiortc_internals._background)
+    assert steps == [1, "waiting", 41, 42]
+    aiortc_internals.run_now(failing())
+    assert "an RTCP handler failed" in caplog.text

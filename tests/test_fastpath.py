@@ -169,6 +169,37 @@ def test_unprotect_refuses_garbage(data: bytes, rtp_like: bool) -> None:
     assert fastpath.unprotect(aiortc_internals._srtp_pointer(rx), data) is None
 
 
+def test_rtcp_it_unprotects_is_what_libsrtp_protected() -> None:
+    """SRTCP from pylibsrtp (a receiver report, a NACK, a compound) comes out as the RTCP
+    went in; a tampered or replayed one is refused."""
+    from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
+
+    tx, rx = sessions()
+    pointer = aiortc_internals._srtp_pointer(rx)
+    report = RtcpReceiverInfo(
+        ssrc=1, fraction_lost=0, packets_lost=0, highest_sequence=9, jitter=1, lsr=0, dlsr=0
+    )
+    rr = bytes(RtcpRrPacket(ssrc=7, reports=[report]))
+    nack = bytes(RtcpRtpfbPacket(fmt=1, ssrc=7, media_ssrc=1, lost=[3, 4, 9]))
+    for plain in (rr, nack, rr + nack):
+        protected = tx.protect_rtcp(plain)
+        assert fastpath.unprotect_rtcp(pointer, protected) == plain
+        assert fastpath.unprotect_rtcp(pointer, protected) is None  # replayed
+    tampered = bytearray(tx.protect_rtcp(rr))
+    tampered[9] ^= 1
+    assert fastpath.unprotect_rtcp(pointer, bytes(tampered)) is None
+    assert fastpath.unprotect_rtcp(0, rr) is None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(data=st.binary(max_size=1600), rtcp_like=st.booleans())
+def test_unprotect_rtcp_refuses_garbage(data: bytes, rtcp_like: bool) -> None:
+    _, rx = sessions()
+    if rtcp_like and len(data) > 1:
+        data = bytes([0x80 | (data[0] & 0x3F), 200 + data[1] % 7]) + data[2:]
+    assert fastpath.unprotect_rtcp(aiortc_internals._srtp_pointer(rx), data) is None
+
+
 def test_unprotect_refuses_a_valid_packet_with_a_lying_header() -> None:
     """Authentic SRTP whose RTP header claims CSRCs, an extension or padding that are not
     there: libsrtp authenticates it, the parse refuses it, nothing is read out of bounds."""
@@ -265,3 +296,197 @@ async def test_the_single_port_reads_all_waiting_datagrams_per_wake_up() -> None
     finally:
         client.close()
         aiortc_internals.close_shared_ports()
+
+
+# -- BitrateEstimator (rtc/_remb.c): aiortc's RemoteBitrateEstimator in C -------------------
+
+
+def video_arrivals(
+    rng: random.Random, seconds: float, start_abs: int, start_ms: int, congestion: bool
+) -> list[tuple[int, int, int, int]]:
+    """(arrival_ms, abs_send_time, payload_size, ssrc) of a ~30 frame/s video sent with
+    abs-send-time (6.18 fixed-point seconds, wrapping every 64 s): bursts of packets per
+    frame, jitter, reordering, RTX, and (when `congestion`) queues that build up and drain,
+    so the detector sees overuse and underuse and the rate control decreases."""
+    arrivals = []
+    queue_ms = 0.0
+    send_s = 0.0
+    ssrc, rtx = 0x1234, 0x5678
+    while send_s < seconds:
+        packets = rng.choice((1, 2, 3, 5, 8))
+        if congestion:
+            phase = int(send_s / 2.5) % 3
+            queue_ms = max(0.0, queue_ms + (rng.uniform(1, 6) if phase == 1 else -3.0))
+        for i in range(packets):
+            sent = send_s + i * rng.uniform(0, 0.0004)
+            abs_send = (start_abs + round(sent * (1 << 18))) & 0xFFFFFF
+            arrival = start_ms + int(sent * 1000 + queue_ms + rng.uniform(0, 4))
+            size = rng.choice((1100, 1180, 1200, 300, rng.randrange(0, 1300)))
+            arrivals.append((arrival, abs_send, size, rtx if rng.random() < 0.03 else ssrc))
+        send_s += rng.uniform(0.025, 0.040)
+    for _ in range(len(arrivals) // 50):  # some reordering
+        i = rng.randrange(len(arrivals) - 1)
+        arrivals[i], arrivals[i + 1] = arrivals[i + 1], arrivals[i]
+    return arrivals
+
+
+def estimates_of(estimator: object, arrivals: list[tuple[int, int, int, int]]) -> list[object]:
+    return [estimator.add(*arrival) for arrival in arrivals]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_bitrate_estimator_gives_aiortcs_estimates(seed: int) -> None:
+    """Same arrivals, same REMBs (bitrate and SSRCs, packet by packet), through several
+    abs-send-time wrap-arounds (seeds start 1-3 s before one), a clock jump, and
+    congestion that makes aiortc's rate control decrease and increase."""
+    from aiortc.rate import RemoteBitrateEstimator
+
+    rng = random.Random(seed)
+    start_abs = (1 << 24) - rng.randrange(1 << 18, 3 << 18)
+    start_ms = 3_900_000_000_000 + rng.randrange(1000)
+    arrivals = video_arrivals(rng, 12.0, start_abs, start_ms, congestion=seed % 2 == 0)
+    late = arrivals[-1][0] + 5000  # the publisher stopped 5 s, then went on
+    arrivals += video_arrivals(rng, 4.0, rng.randrange(1 << 24), late, congestion=True)
+    python, native = RemoteBitrateEstimator(), fastpath.BitrateEstimator()
+    expected = estimates_of(python, arrivals)
+    got = estimates_of(native, arrivals)
+    assert sum(e is not None for e in expected) > 20
+    assert len({e[0] for e in expected if e is not None}) > 5  # type: ignore[index]
+    assert got == [(e[0], e[1]) if e is not None else None for e in expected]  # type: ignore[index]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(
+            st.integers(0, 5000),  # ms since the previous packet
+            st.integers(0, (1 << 24) - 1),
+            st.integers(1, 1500),
+            st.sampled_from((1, 2, 0xFFFFFFFF)),
+        ),
+        max_size=200,
+    )
+)
+def test_the_bitrate_estimator_agrees_on_arbitrary_arrivals(
+    arrivals: list[tuple[int, int, int, int]],
+) -> None:
+    """Any arrival times, abs-send-times (out of order, wrapping) and sizes: the same
+    estimates as aiortc's, and no crash."""
+    from aiortc.rate import RemoteBitrateEstimator
+
+    python, native = RemoteBitrateEstimator(), fastpath.BitrateEstimator()
+    now = 1000
+    for gap, abs_send, size, ssrc in arrivals:
+        now += gap
+        assert native.add(now, abs_send, size, ssrc) == python.add(now, abs_send, size, ssrc)
+
+
+def test_the_bitrate_estimator_survives_what_aiortcs_does_not() -> None:
+    """Empty packets (a bitrate of 0 made aiortc divide by zero), time going backwards,
+    more SSRCs than a REMB names, wrong arguments."""
+    estimator = fastpath.BitrateEstimator()
+    results = [estimator.add(1000 + 40 * i, (i * 10486) & 0xFFFFFF, 0, i) for i in range(400)]
+    results += [estimator.add(500 - i, i, 1200, 7) for i in range(100)]
+    assert any(r is not None for r in results)
+    assert all(len(r[1]) <= 16 for r in results if r is not None)
+    with pytest.raises(TypeError):
+        estimator.add("now", 1, 2, 3)
+    with pytest.raises(TypeError):
+        fastpath.BitrateEstimator(1)
+
+
+# -- Reception and Nacks (rtc/_reception.c): a receiver's statistics and NACK generator ----
+
+
+def receive_order(rng: random.Random, start: int, count: int) -> list[int]:
+    """Sequence numbers as a publisher's packets arrive: in order, with gaps (losses),
+    reordering, duplicates, late retransmissions, and a jump; wrapping past 65535."""
+    seqs: list[int] = []
+    seq = start
+    while len(seqs) < count:
+        r = rng.random()
+        if r < 0.05:
+            seq += rng.randrange(2, 6)  # lost
+        elif r < 0.08 and seqs:
+            seqs.append(seqs[-rng.randrange(1, min(len(seqs), 40) + 1)])  # late or duplicate
+            continue
+        elif r < 0.082:
+            seq += rng.randrange(129, 3000)  # a jump past the NACK history
+        elif r < 0.083:
+            seq -= rng.randrange(200, 40000)  # a restarted stream
+        seqs.append(seq & 0xFFFF)
+        seq += 1
+    return seqs
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reception_statistics_and_nacks_are_aiortcs(seed: int, monkeypatch) -> None:
+    """Packet by packet, the C statistics read as aiortc's StreamStatistics (what receiver
+    reports and getStats carry) and the C NACKs as aiortc's NackGenerator bounded by
+    `_bound_nacks`, through wrap-around, loss, reordering, jumps and an SSRC change."""
+    from aiortc import rtcrtpreceiver
+    from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+
+    rng = random.Random(seed)
+    seqs = receive_order(rng, 65536 - rng.randrange(1, 3000), 3000)
+    python, native = StreamStatistics(90000), fastpath.Reception(90000)
+    generator, nacks = NackGenerator(), fastpath.Nacks()
+    clock = [1_700_000_000.0]
+    monkeypatch.setattr(rtcrtpreceiver.time, "time", lambda: clock[0])
+    media_ssrc = None
+    gaps = 0
+    for i, seq in enumerate(seqs):
+        clock[0] += rng.uniform(0, 0.02)
+        ssrc = 0x1111 if i < 2000 else 0x2222
+        timestamp = (seq * 3000 + rng.randrange(0, 200)) & 0xFFFFFFFF
+        packet = RtpPacket(96, 0, seq, timestamp, ssrc, b"x")
+        python.add(packet)
+        native.add(seq, timestamp, clock[0])
+        aiortc_internals._bound_nacks(generator, packet, media_ssrc)
+        expected_gap = generator.add(packet)
+        media_ssrc = ssrc
+        assert nacks.add(seq, ssrc) == expected_gap
+        gaps += expected_gap
+        assert nacks.missing() == sorted(generator.missing)
+        assert nacks.max_seq == generator.max_seq
+        if i % 37 == 0:
+            for name in ("max_seq", "base_seq", "cycles", "packets_received", "jitter"):
+                assert getattr(native, name) == getattr(python, name), name
+            assert native.packets_expected == python.packets_expected
+            assert native.packets_lost == python.packets_lost
+            assert native.fraction_lost == python.fraction_lost
+    assert gaps > 10 and python.jitter > 0 and python.cycles > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seqs=st.lists(st.integers(0, 0xFFFF), max_size=300),
+    ssrcs=st.lists(st.sampled_from((1, 2)), min_size=1, max_size=300),
+)
+def test_nacks_agree_on_arbitrary_sequence_numbers(seqs: list[int], ssrcs: list[int]) -> None:
+    from aiortc.rtcrtpreceiver import NackGenerator
+
+    generator, nacks = NackGenerator(), fastpath.Nacks()
+    media_ssrc = None
+    for i, seq in enumerate(seqs):
+        ssrc = ssrcs[i % len(ssrcs)]
+        packet = RtpPacket(96, 0, seq, 0, ssrc, b"")
+        aiortc_internals._bound_nacks(generator, packet, media_ssrc)
+        media_ssrc = ssrc
+        assert nacks.add(seq, ssrc) == generator.add(packet)
+        assert nacks.missing() == sorted(generator.missing)
+
+
+def test_reception_and_nacks_refuse_wrong_arguments() -> None:
+    with pytest.raises(ValueError):
+        fastpath.Reception(90000).add(70000, 1)
+    with pytest.raises(ValueError):
+        fastpath.Nacks().add(-1, 1)
+    with pytest.raises(TypeError):
+        fastpath.Nacks().add("1", 1)
+    with pytest.raises(TypeError):
+        fastpath.Reception()
+    reception = fastpath.Reception(48000)
+    assert reception.max_seq is None and reception.base_seq is None
+    reception.add(5, 960)
+    assert (reception.packets_expected, reception.packets_lost, reception.jitter) == (1, 0, 0)

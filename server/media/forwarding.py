@@ -133,6 +133,19 @@ class ForwardTrack(MediaStreamTrack):
             self._mapping.restart()
         self._wait_keyframe()
 
+    def still_routed(self, now: float) -> bool:
+        """Packet mode, the Route's check is due (ROUTE_CHECK_S): True when its run may go
+        on (the packet joins the publication's one batch for all running Routes, instead
+        of a call and a system call of its own), else the stream is taken back."""
+        route, sender = self.route, self.sender
+        if route is None or not route.active or sender is None or self.readyState != "live":
+            return False
+        if sender.aimed():
+            self.route_until = now + ROUTE_CHECK_S
+            return True
+        self._take_back()
+        return False
+
     def forward(self, packet: RtpPacket, keyframe: bool, ntp: int, now: float) -> None:
         """Packet mode: rewrite `packet` for this subscriber and send it. `keyframe`: it
         starts a keyframe (always for audio); `ntp` and `now`: the time, as a 64-bit NTP

@@ -144,7 +144,7 @@ class Publication:
         for slot in self.slots:
             if slot.forwarding:
                 track = slot.track
-                if track.route_until > now:
+                if track.route_until > now or track.still_routed(now):
                     routed.append(track.route)
                 else:
                     track.forward(packet, keyframe, ntp, now)
