@@ -57,22 +57,22 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
     await offerer.setRemoteDescription(answerer.localDescription)
 
 
-async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(test_mp4, caplog):
+def loopback_plane(
+    test_mp4: Any,
+) -> tuple[
+    list[RTCPeerConnection], FileSource, dict[str, aiortc_internals.PacketTap], ForwardTrack, Any
+]:
+    """Four connections on loopback, not yet connected: a publisher sending the file (H264
+    with RTX) to the server's receiving side, whose receivers are tapped (`taps` by kind
+    once they exist), and the server's sending side with one video ForwardTrack (`out`,
+    its transceiver) towards a subscriber."""
     config = RTCConfiguration(iceServers=[])
-    pub, srv_in, srv_out, sub = (RTCPeerConnection(config) for _ in range(4))
+    connections = [RTCPeerConnection(config) for _ in range(4)]
+    pub, srv_in, srv_out, _ = connections
     source = FileSource(test_mp4, loop=True)
     pub.addTrack(source.video)
     pub.addTrack(source.audio)  # read, or the file source stalls; tapped, not forwarded
     pub.getTransceivers()[0].setCodecPreferences(h264_with_rtx())
-
     taps: dict[str, aiortc_internals.PacketTap] = {}
 
     @srv_in.on("track")
@@ -83,6 +83,19 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
     forward = ForwardTrack("video")
     out = srv_out.addTransceiver(forward, direction="sendonly")
     out.setCodecPreferences(h264_with_rtx())
+    return connections, source, taps, forward, out
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(test_mp4, caplog):
+    (pub, srv_in, srv_out, sub), source, taps, forward, out = loopback_plane(test_mp4)
     packet_sender = aiortc_internals.PacketSender(out.sender)
     forward.use_packets(packet_sender, "video/H264")
     keyframes_asked: list[int] = []
@@ -234,22 +247,7 @@ async def test_a_keyframe_held_for_a_new_connection_goes_out_as_soon_as_it_can(t
     connection can send: it is held, and `send_held` sends it the moment the connection
     is up (the server calls it on "connected"), not with the publisher's next packet; here
     the publisher sends nothing more once the keyframe and one packet after it are held."""
-    config = RTCConfiguration(iceServers=[])
-    pub, srv_in, srv_out, sub = (RTCPeerConnection(config) for _ in range(4))
-    source = FileSource(test_mp4, loop=True)
-    pub.addTrack(source.video)
-    pub.addTrack(source.audio)
-    pub.getTransceivers()[0].setCodecPreferences(h264_with_rtx())
-    taps: dict[str, aiortc_internals.PacketTap] = {}
-
-    @srv_in.on("track")
-    def tapped(track: Any) -> None:
-        receiver = next(t.receiver for t in srv_in.getTransceivers() if t.receiver.track is track)
-        taps[track.kind] = aiortc_internals.tap_packets(receiver)
-
-    forward = ForwardTrack("video")
-    out = srv_out.addTransceiver(forward, direction="sendonly")
-    out.setCodecPreferences(h264_with_rtx())
+    (pub, srv_in, srv_out, sub), source, taps, forward, out = loopback_plane(test_mp4)
     forward.use_packets(aiortc_internals.PacketSender(out.sender), "video/H264")
     received: dict[str, Any] = {}
 
