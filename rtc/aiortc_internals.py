@@ -773,7 +773,13 @@ def _skip_stun_parse_for_media() -> None:
         if data and 127 < data[0] < 192:
             self.receiver.data_received(data, self.local_candidate.component)
             return
-        original(self, data, addr)
+        try:
+            original(self, data, addr)
+        except struct.error:
+            # aioice's STUN parse catches ValueError only: an attribute shorter than its
+            # type (a 3-byte PRIORITY) raised struct.error into the loop, a traceback
+            # per datagram anyone can send. Dropped, like any other unreadable datagram.
+            log.debug("a malformed STUN message dropped")
 
     made = _require(protocol, "connection_made")
 
@@ -1604,7 +1610,7 @@ class _SharedPort(asyncio.DatagramProtocol):
 
         try:
             message = aioice.stun.parse_message(data)
-        except ValueError:
+        except (ValueError, struct.error):  # struct.error: an attribute too short
             return None
         if message.message_class != aioice.stun.Class.REQUEST:
             return None

@@ -57,6 +57,18 @@ async def connect(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> No
     await offerer.setRemoteDescription(answerer.localDescription)
 
 
+def malformed_stun(rng: random.Random) -> bytes:
+    """A STUN message whose header is right and whose attributes (types aioice knows)
+    have random lengths: aioice's parse raises struct.error on a short one."""
+    attributes = b""
+    for _ in range(rng.randrange(1, 4)):
+        kind = rng.choice((0x0001, 0x0006, 0x0008, 0x0020, 0x0024, 0x0025, 0x8028, 0x8029))
+        value = rng.randbytes(rng.randrange(9))
+        attributes += struct.pack("!HH", kind, len(value)) + value + bytes(-len(value) % 4)
+    header = struct.pack("!HHI", rng.choice((0x0001, 0x0101, 0x0111)), len(attributes), 0x2112A442)
+    return header + rng.randbytes(12) + attributes
+
+
 def loopback_plane(
     test_mp4: Any,
 ) -> tuple[
@@ -224,6 +236,7 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
                     continue
             pair.protocol.transport.sendto(data, pair.remote_addr)
             if i % 10 == 0:
+                pair.protocol.transport.sendto(malformed_stun(rng), pair.remote_addr)
                 await asyncio.sleep(0.001)  # let the server's socket drain
         # The server survived it: its connections are up, and once a keyframe of the
         # publisher's real stream comes it forwards again (garbage on a new SSRC is a new
@@ -301,3 +314,14 @@ def test_the_tap_refuses_an_aiortc_whose_receive_path_changed(monkeypatch):
     monkeypatch.setattr(inspect, "getsource", without_nacks)
     with pytest.raises(aiortc_internals.InternalsChanged, match="nack_generator"):
         aiortc_internals.tap_packets(object.__new__(RTCRtpReceiver))
+
+
+def test_a_malformed_stun_message_on_the_shared_port_is_dropped() -> None:
+    """Single-port mode reads a STUN request's USERNAME to find its connection: a message
+    aioice cannot parse (struct.error from a short attribute, ValueError otherwise) names
+    none and raises nothing."""
+    shared = aiortc_internals._SharedPort()
+    rng = random.Random(18)
+    for _ in range(300):
+        shared.datagram_received(malformed_stun(rng), ("127.0.0.1", 9))
+    assert not shared._by_address
