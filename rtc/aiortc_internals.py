@@ -754,6 +754,34 @@ def _load_fastpath() -> Any:
 FASTPATH = _load_fastpath()
 
 
+def _drop_malformed_stun() -> None:
+    """aioice's STUN parse is guarded for ValueError only: an attribute shorter than its
+    type (a 3-byte PRIORITY) raises struct.error out of `datagram_received`, a traceback
+    in the log per datagram anyone can send to an ICE port (server, recorder or client).
+    Such a datagram is dropped, like any other unreadable one. Process-wide, at import."""
+    import aioice.ice
+
+    protocol: Any = aioice.ice.StunProtocol
+    if getattr(protocol, "_tiaojie_stun_guarded", False):
+        return
+    original = _require(protocol, "datagram_received")
+    if "stun.parse_message(data)" not in inspect.getsource(original):
+        raise InternalsChanged("aioice's StunProtocol.datagram_received changed")
+
+    def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            original(self, data, addr)
+        except struct.error:
+            log.debug("a malformed STUN message dropped")
+
+    protocol.datagram_received = datagram_received
+    protocol._tiaojie_stun_guarded = True
+    protocol._tiaojie_aioice_datagram_received = original
+
+
+_drop_malformed_stun()
+
+
 def _skip_stun_parse_for_media() -> None:
     """Make aioice hand RTP/RTCP datagrams (first byte 128-191, RFC 7983) to its
     connection without first trying to parse them as STUN (a raised ValueError per
@@ -765,7 +793,7 @@ def _skip_stun_parse_for_media() -> None:
     if getattr(protocol, "_tiaojie_media_first", False):
         return
     original = _require(protocol, "datagram_received")
-    source = inspect.getsource(original)
+    source = inspect.getsource(getattr(protocol, "_tiaojie_aioice_datagram_received", original))
     if "self.receiver.data_received(data, self.local_candidate.component)" not in source:
         raise InternalsChanged("aioice's StunProtocol.datagram_received changed")
 
@@ -773,13 +801,7 @@ def _skip_stun_parse_for_media() -> None:
         if data and 127 < data[0] < 192:
             self.receiver.data_received(data, self.local_candidate.component)
             return
-        try:
-            original(self, data, addr)
-        except struct.error:
-            # aioice's STUN parse catches ValueError only: an attribute shorter than its
-            # type (a 3-byte PRIORITY) raised struct.error into the loop, a traceback
-            # per datagram anyone can send. Dropped, like any other unreadable datagram.
-            log.debug("a malformed STUN message dropped")
+        original(self, data, addr)
 
     made = _require(protocol, "connection_made")
 
