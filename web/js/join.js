@@ -89,16 +89,28 @@ function loadMediaModules() {
   if (!mediaModules) {
     preloadModules(MEDIA_MODULES);
     mediaModules = Promise.all([import("./room-state.js"), import("./media-session.js"), import("./stats.js")]);
-    // then (not beside them) the room view's files and the device check
+    // then, while the person reads the join screen, the room view's files and the
+    // device check; once joining, the view's after the first answer (`drawRoom`)
     mediaModules
       .then(() => {
         performance.mark("tiaojie:room_modules");
-        preloadModules(VIEW_MODULES);
-        loadDeviceCheckModule();
+        const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 0));
+        idle(() => {
+          if (state.joining) return;
+          preloadViewModules();
+          loadDeviceCheckModule();
+        });
       })
       .catch(() => {});
   }
   return mediaModules;
+}
+
+let viewPreloaded = false;
+
+function preloadViewModules() {
+  if (!viewPreloaded) preloadModules(VIEW_MODULES);
+  viewPreloaded = true;
 }
 
 function loadDeviceCheckModule() {
@@ -139,7 +151,7 @@ const state = {
   view: null,
   /** @type {import("./media-session.js").MediaSession|null} */
   media: null,
-  /** @type {Promise<void>|null} the first subscriber answer (MediaSession.start) */
+  /** @type {Promise<void>|null} the first subscriber answer taken (MediaSession.start) */
   answered: null,
   drawing: false,
   finished: false,
@@ -408,6 +420,7 @@ async function drawRoom(sig, room, media, payload) {
       }),
     ]);
     clearTimeout(timer);
+    preloadViewModules();
     const { RoomView } = await import("./room-view.js");
     if (state.finished) return;
     performance.mark("tiaojie:view_modules");

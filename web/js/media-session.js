@@ -50,6 +50,10 @@ export class MediaSession extends EventTarget {
     /** @type {string|null} */
     this.selfId = null;
     this.active = false;
+    /** @type {Promise<void>|null} the first answer taken (see {@link MediaSession#start}) */
+    this.answered = null;
+    /** @type {Promise<void>|null} the others' picture flows (see {@link MediaSession#start}) */
+    this.flowing = null;
 
     this.speaking = new SpeakingDetector((participantId, speaking) =>
       this._emit("speaking", { participantId, speaking }),
@@ -117,6 +121,9 @@ export class MediaSession extends EventTarget {
       this.offersReceived += 1;
       answered = this.subscriber.handleOffer(offer);
     }
+    this.answered = answered;
+    /** Settles once the others' picture flows (see {@link MediaSession#_flowing}). */
+    this.flowing = answered && this._flowing(answered);
     if (publish) {
       const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
       this.publisher = pub;
@@ -133,7 +140,7 @@ export class MediaSession extends EventTarget {
           microphone: this._previewTrack("audio"),
           screen: this.screenTrack,
         },
-        answered && this._flowing(answered),
+        this.flowing,
       );
     }
     this.speaking.watch(selfId, publish ? this._previewTrack("audio") : null);
