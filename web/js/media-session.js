@@ -143,7 +143,12 @@ export class MediaSession extends EventTarget {
         this.flowing,
       );
     }
-    this.speaking.watch(selfId, publish ? this._previewTrack("audio") : null);
+    // the level meters (an AudioContext to make) once the answer is on its way
+    const self = publish ? () => this._previewTrack("audio") : () => null;
+    const subscriber = this.subscriber;
+    Promise.resolve(answered).then(() => {
+      if (this.active && this.subscriber === subscriber) this.speaking.watch(selfId, self());
+    });
     this.quality.start();
     this._emit("tracks");
     return answered;
@@ -279,7 +284,10 @@ export class MediaSession extends EventTarget {
     this.subscriber = sub;
     sub.addEventListener("change", () => {
       if (sub !== this.subscriber) return;
-      this._watchRemoteAudio();
+      // after the answer is sent (the change comes just before, in the same task)
+      setTimeout(() => {
+        if (sub === this.subscriber) this._watchRemoteAudio();
+      }, 0);
       this._emit("tracks");
     });
   }
