@@ -45,6 +45,15 @@ async def open_page(browser: Browser) -> tuple[Page, list[str]]:
     return page, errors
 
 
+async def marks(page: Page) -> dict[str, float]:
+    """The page's `tiaojie:*` performance marks (the steps of joining), by name."""
+    found = await page.evaluate(
+        "Object.fromEntries(performance.getEntriesByType('mark')"
+        ".filter((m) => m.name.startsWith('tiaojie:')).map((m) => [m.name.slice(8), m.startTime]))"
+    )
+    return dict(found)
+
+
 async def test_party_joins_waits_in_lobby_and_is_admitted(live_server, browser) -> None:
     room = await live_server.create_room(title="王某与李某邻里纠纷调解", lobby=True)
     party = await live_server.create_invite(room["id"], "party", "李四")
@@ -106,6 +115,9 @@ async def test_party_joins_waits_in_lobby_and_is_admitted(live_server, browser) 
                 for p in lobby:
                     if p["id"] == party["invite_id"]:
                         return p
+
+        # The lobby needs none of the room view: it is made only on entering the room.
+        assert "view_modules" not in await marks(page)
 
         waiting = await asyncio.wait_for(party_in_lobby(), 10)
         assert waiting["name"] == "李四"

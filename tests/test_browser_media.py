@@ -215,7 +215,18 @@ def no_errors(*people: Participant) -> None:
 async def test_three_people_see_and_hear_each_other(live_server, browser) -> None:
     room = await live_server.create_room(title="三方视频调解", lobby=False)
     mediator = await join(browser, live_server, room, "mediator", "张调解员", "room")
+    await eventually(
+        lambda: mediator.page.evaluate("window.tiaojie.publisherState === 'published'"),
+        "the mediator published",
+    )
     alice = await join(browser, live_server, room, "party", "李四", "room")
+    # Alice's first subscriber answer (the mediator's media) was taken before the room view's
+    # modules ran and drew the room (web/js/join.js `drawRoom`; the join time, issue 15).
+    steps = await alice.page.evaluate(
+        "Object.fromEntries(performance.getEntriesByType('mark')"
+        ".filter((m) => m.name.startsWith('tiaojie:')).map((m) => [m.name.slice(8), m.startTime]))"
+    )
+    assert steps["sub_answered"] <= steps["view_modules"] <= steps["room_drawn"], steps
     bob = await join(browser, live_server, room, "party", "王五", "room")
     everyone = [mediator, alice, bob]
 

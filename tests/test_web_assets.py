@@ -98,15 +98,34 @@ def test_the_join_page_preloads_what_its_script_imports() -> None:
     assert "js/room-view.js" not in preloaded
 
 
+def _listed(script: str, name: str) -> set[str]:
+    listed = re.search(rf"const {name} = \[(.*?)\];", script, re.S)
+    assert listed is not None, name
+    return {f"js/{module}.js" for module in re.findall(r'"([^"]+)"', listed.group(1))}
+
+
 def test_the_join_page_preloads_the_rooms_modules_in_one_round() -> None:
-    """join.js names every module the room's three import (at any level) and the join
-    screen has not loaded as modulepreload, so they come in one round, not level by
-    level; a module added to the room and not to the list fails here."""
+    """join.js names every module the room imports (at any level) and the join screen
+    has not loaded as modulepreload, so they come in one round, not level by level: the
+    media's (MEDIA_MODULES) and the room view's (VIEW_MODULES); a module added to the
+    room and not to its list fails here."""
     script = (WEB_DIR / "js/join.js").read_text(encoding="utf-8")
-    listed = re.search(r"const ROOM_MODULES = \[(.*?)\];", script, re.S)
-    assert listed is not None
-    named = {f"js/{name}.js" for name in re.findall(r'"([^"]+)"', listed.group(1))}
-    room: set[str] = set()
-    for module in ("js/room-state.js", "js/room-view.js", "js/stats.js"):
-        room |= static_imports(module) | {module}
-    assert named == room - static_imports("js/join.js") - {"js/join.js"}
+    join = static_imports("js/join.js") | {"js/join.js"}
+    media: set[str] = set()
+    for module in ("js/room-state.js", "js/media-session.js", "js/stats.js"):
+        media |= static_imports(module) | {module}
+    assert _listed(script, "MEDIA_MODULES") == media - join
+    view = static_imports("js/room-view.js") | {"js/room-view.js"}
+    assert _listed(script, "VIEW_MODULES") == view - media - join
+
+
+def test_the_subscriber_answer_needs_none_of_the_room_views_modules() -> None:
+    """The modules that answer the first subscriber offer (the media's) import nothing
+    of the room view or its panels, and join.js imports the view only dynamically: the
+    answer never waits for the panels' code to run (the join time, issue 15)."""
+    script = (WEB_DIR / "js/join.js").read_text(encoding="utf-8")
+    media = _listed(script, "MEDIA_MODULES")
+    for module in media:
+        assert not (static_imports(module) & _listed(script, "VIEW_MODULES")), module
+    assert "js/room-view.js" not in static_imports("js/join.js")
+    assert 'import("./room-view.js")' in script

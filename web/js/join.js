@@ -31,14 +31,22 @@ import {
 const NAME_MAX = 64;
 
 /**
- * The modules (names without ".js") the room's three (room-state, room-view, stats)
- * import, at every level, that the join screen has not loaded already
- * (tests/test_web_assets.py keeps this list whole). They are named as `modulepreload`
- * from here, all at once, rather than in join.html: the join screen's own modules come
- * first, and the room's come in one round instead of four levels of imports one after
- * the other.
+ * The modules (names without ".js") of the room's media: the three the page imports to
+ * enter (room-state, media-session, stats) and theirs, at every level, that the join
+ * screen has not loaded already (tests/test_web_assets.py keeps this list whole). They
+ * are loaded and run once the join screen shows: all the join button needs to answer the
+ * first subscriber offer.
  */
-const ROOM_MODULES = [
+const MEDIA_MODULES = ["media-session", "publisher", "room-state", "speaking", "stats", "subscriber", "webrtc"];
+
+/**
+ * The room view's modules (room-view.js and its panels: most of the page's code) that
+ * neither the join screen nor the media loaded (tests/test_web_assets.py keeps this list
+ * whole). Named as `modulepreload` once the join screen shows (fetched, not run), and run
+ * only once the first subscriber answer is sent: running them took the page's one
+ * thread for ~100 ms while the socket.io connection and the answer waited.
+ */
+const VIEW_MODULES = [
   "agreement-panel",
   "agreement-sign",
   "agreement-view",
@@ -47,47 +55,62 @@ const ROOM_MODULES = [
   "chime",
   "console-tabs",
   "icons",
-  "media-session",
   "mediator-console",
-  "publisher",
   "recording-consent",
   "recording-controls",
   "requests",
-  "room-state",
   "room-view",
   "screening-panel",
   "separation",
-  "speaking",
-  "stats",
-  "subscriber",
   "video-grid",
-  "webrtc",
 ];
 
+/** @param {string[]} names */
+function preloadModules(names) {
+  for (const name of names) {
+    const link = document.createElement("link");
+    link.rel = "modulepreload";
+    link.href = new URL(`${name}.js`, import.meta.url).href;
+    document.head.append(link);
+  }
+}
+
 /**
- * The room's modules (the room view and its panels: most of the page's code) and the
- * device check, loaded once the join screen shows, not before: the join screen (and the
- * invite check) need only the modules imported above, and naming ~25 files and running
- * them took the page's one thread for tens of ms while the join screen waited. Joining
- * does not wait for them to send CONNECT (what the server sends meanwhile is held).
+ * The room's media modules, loaded once the join screen shows, not before: the join
+ * screen (and the invite check) need only the modules imported above. Joining does not
+ * wait for them to send CONNECT (what the server sends meanwhile is held).
  * @type {Promise<[any, any, any]>|null}
  */
-let roomModules = null;
+let mediaModules = null;
 /** @type {Promise<any>|null} */
 let deviceCheckModule = null;
 
-function loadRoomModules() {
-  if (!roomModules) {
-    for (const name of ROOM_MODULES) {
-      const link = document.createElement("link");
-      link.rel = "modulepreload";
-      link.href = new URL(`${name}.js`, import.meta.url).href;
-      document.head.append(link);
-    }
-    roomModules = Promise.all([import("./room-state.js"), import("./room-view.js"), import("./stats.js")]);
-    roomModules.then(() => performance.mark("tiaojie:room_modules")).catch(() => {});
+function loadMediaModules() {
+  if (!mediaModules) {
+    preloadModules(MEDIA_MODULES);
+    mediaModules = Promise.all([import("./room-state.js"), import("./media-session.js"), import("./stats.js")]);
+    // then, while the person reads the join screen, the room view's files and the
+    // device check; once joining, the view's after the first answer (`drawRoom`)
+    mediaModules
+      .then(() => {
+        performance.mark("tiaojie:room_modules");
+        const idle = window.requestIdleCallback || ((fn) => setTimeout(fn, 0));
+        idle(() => {
+          if (state.joining) return;
+          preloadViewModules();
+          loadDeviceCheckModule();
+        });
+      })
+      .catch(() => {});
   }
-  return roomModules;
+  return mediaModules;
+}
+
+let viewPreloaded = false;
+
+function preloadViewModules() {
+  if (!viewPreloaded) preloadModules(VIEW_MODULES);
+  viewPreloaded = true;
 }
 
 function loadDeviceCheckModule() {
@@ -124,8 +147,13 @@ const state = {
   /** @type {Signalling|null} the transport opened on the join screen, used by join() */
   early: null,
   joining: false,
-  /** @type {RoomView|null} */
+  /** @type {import("./room-view.js").RoomView|null} made once the first answer is sent */
   view: null,
+  /** @type {import("./media-session.js").MediaSession|null} */
+  media: null,
+  /** @type {Promise<void>|null} the first subscriber answer taken (MediaSession.start) */
+  answered: null,
+  drawing: false,
   finished: false,
 };
 
@@ -137,6 +165,7 @@ const preview = new MediaPreview({ video: $("preview-video"), meter: $("mic-mete
 function finish(screen) {
   state.finished = true;
   state.view?.stop();
+  state.media?.stop();
   preview.stop();
   (state.sig || state.early)?.close();
   $("conn-banner").hidden = true;
@@ -188,6 +217,7 @@ function goToNode(url, name = "", fresh = false) {
   target.hash = hash.toString();
   state.finished = true;
   state.view?.stop();
+  state.media?.stop();
   preview.stop();
   (state.sig || state.early)?.close();
   showScreen("loading");
@@ -292,18 +322,30 @@ async function join() {
   performance.mark("tiaojie:connect_sent");
   let modules;
   try {
-    modules = await loadRoomModules();
+    modules = await loadMediaModules();
   } catch (e) {
     console.error("the room's modules:", e);
     return showRefusal("network");
   }
-  const [{ RoomState }, { RoomView }, { inboundByMid }] = modules;
+  const [{ RoomState }, { MediaSession }, { inboundByMid }] = modules;
   if (state.finished) return;
   sig.on("room_state", () => performance.mark("tiaojie:room_state_in"));
   const room = new RoomState(sig);
-  state.view = new RoomView({ signalling: sig, room, preview, token: state.token, onLeave: leave });
+  const media = new MediaSession({
+    signalling: sig,
+    preview,
+    expectVideo: (id) => state.view?.expectVideo(id) ?? !room.participants.get(id)?.muted?.video,
+  });
+  state.media = media;
   preview.attach($("lobby-video"));
-  exposeForTests(room, state.view, inboundByMid);
+  exposeForTests(room, media, inboundByMid);
+  // Entering: the media first (the first watcher), the room view after the answer.
+  room.watch([], ({ entered, iceServers, subscriberOffer }) => {
+    const self = room.self;
+    if (entered && self) {
+      state.answered = media.start({ iceServers, publish: room.speaks, selfId: self.id, offer: subscriberOffer });
+    }
+  });
 
   sig.on("welcome", ({ participant, room }) => {
     performance.mark("tiaojie:welcome");
@@ -313,15 +355,17 @@ async function join() {
     if (participant?.status === "lobby") showScreen("lobby");
     // "joined": room_state follows at once
   });
-  sig.on("room_state", () => {
+  sig.on("room_state", (payload) => {
     performance.mark("tiaojie:room_state");
     $("lobby-sent-back").hidden = true;
-    if (!state.finished) showScreen("room");
+    if (state.finished) return;
+    if (state.view) showScreen("room");
+    else drawRoom(sig, room, media, payload);
   });
   // the mediator asked us to wait in the lobby (not removed): the same link, the same seat
   sig.on("sent_to_lobby", () => {
     if (state.finished) return;
-    state.view.media.stop();
+    media.stop();
     $("lobby-sent-back").hidden = false;
     showScreen("lobby");
   });
@@ -347,6 +391,52 @@ async function join() {
   sig.release();
 }
 
+/** Longest the room view waits for the first answer before it is drawn anyway. */
+const DRAW_WAIT_MS = 3000;
+
+/**
+ * The first `room_state`: the media took it (the subscriber answer is under way); once
+ * the answer is sent, run the room view's modules, make the view and give it that
+ * `room_state` (its watchers the entering change, its handlers the notification) as if
+ * it had been there, then show the room. What the server sends meanwhile is held and
+ * delivered after, in order.
+ * @param {Signalling} sig
+ * @param {import("./room-state.js").RoomState} room
+ * @param {import("./media-session.js").MediaSession} media
+ * @param {object} payload the `room_state`
+ */
+async function drawRoom(sig, room, media, payload) {
+  if (state.drawing) return;
+  state.drawing = true;
+  sig.hold();
+  const handlers = sig.handlers();
+  const watchers = room.watchers();
+  try {
+    let timer;
+    await Promise.race([
+      state.answered,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, DRAW_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    preloadViewModules();
+    const { RoomView } = await import("./room-view.js");
+    if (state.finished) return;
+    performance.mark("tiaojie:view_modules");
+    state.view = new RoomView({ signalling: sig, room, preview, media, token: state.token, onLeave: leave });
+    room.replayEntered(watchers);
+    sig.replay("room_state", [payload], handlers);
+    performance.mark("tiaojie:room_drawn");
+    showScreen("room");
+  } catch (e) {
+    console.error("the room view:", e);
+    showRefusal("network");
+  } finally {
+    sig.release();
+  }
+}
+
 async function leave() {
   if (!(await confirmAction(t("room.confirm.leave")))) return;
   if (state.finished) return;
@@ -367,11 +457,10 @@ async function leaveLobby() {
  * `window.tiaojie`: read-only access to the media for tests and for debugging from the
  * console (documented in web/README.md). Nothing here is needed by the page itself.
  * @param {import("./room-state.js").RoomState} room
- * @param {import("./room-view.js").RoomView} view
+ * @param {import("./media-session.js").MediaSession} media
  * @param {typeof import("./stats.js").inboundByMid} inboundByMid
  */
-function exposeForTests(room, view, inboundByMid) {
-  const media = view.media;
+function exposeForTests(room, media, inboundByMid) {
   window.tiaojie = {
     get pcPub() {
       return media.publisher?.pc ?? null;
@@ -397,7 +486,10 @@ function exposeForTests(room, view, inboundByMid) {
     },
     media,
     room,
-    view,
+    /** The room view, once drawn (after the first subscriber answer). */
+    get view() {
+      return state.view;
+    },
     /** `[{mid, source}]` as sent in the last `publish`. */
     publishedTracks: () => media.publisher?.publishedTracks() ?? [],
     /** `[{mid, participantId, publicationId, kind, source, trackId, readyState, muted}]` */
@@ -472,8 +564,7 @@ async function main() {
   if (checkFirst) await deviceCheck();
   showScreen(checkFirst ? "check" : "join");
   performance.mark("tiaojie:join_screen");
-  loadRoomModules();
-  loadDeviceCheckModule();
+  loadMediaModules();
   // the WebSocket, ready for the join button (entering the room is the join itself)
   state.early = new Signalling({ token: state.token });
   state.early.preopen();

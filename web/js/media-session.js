@@ -24,6 +24,8 @@ import { Subscriber } from "./subscriber.js";
 /** How long a peer connection may stay "disconnected" before we reconnect. */
 export const PC_DISCONNECTED_MS = 4000;
 const WATCH_EVERY_MS = 1000;
+/** Longest the own publishing waits for the others' picture after the first answer. */
+export const FLOWING_WAIT_MS = 1000;
 
 export class MediaSession extends EventTarget {
   /**
@@ -48,6 +50,10 @@ export class MediaSession extends EventTarget {
     /** @type {string|null} */
     this.selfId = null;
     this.active = false;
+    /** @type {Promise<void>|null} the first answer taken (see {@link MediaSession#start}) */
+    this.answered = null;
+    /** @type {Promise<void>|null} the others' picture flows (see {@link MediaSession#start}) */
+    this.flowing = null;
 
     this.speaking = new SpeakingDetector((participantId, speaking) =>
       this._emit("speaking", { participantId, speaking }),
@@ -100,6 +106,8 @@ export class MediaSession extends EventTarget {
    * publish (unless `publish` is false: observers) and be ready for the server's next
    * subscriber offers.
    * @param {{iceServers?: RTCIceServer[], publish: boolean, selfId: string, offer?: object|null}} opts
+   * @returns {Promise<void>|null} settled once the first answer was sent and acknowledged
+   *   (or failed); null without an offer
    */
   start({ iceServers = [], publish, selfId, offer = null }) {
     this._closeConnections();
@@ -113,6 +121,9 @@ export class MediaSession extends EventTarget {
       this.offersReceived += 1;
       answered = this.subscriber.handleOffer(offer);
     }
+    this.answered = answered;
+    /** Settles once the others' picture flows (see {@link MediaSession#_flowing}). */
+    this.flowing = answered && this._flowing(answered);
     if (publish) {
       const pub = new Publisher({ signalling: this.sig, iceServers: this.iceServers });
       this.publisher = pub;
@@ -120,21 +131,58 @@ export class MediaSession extends EventTarget {
       pub.addEventListener("trackended", (e) => {
         if (e.detail.source === "screen") this.stopScreenShare();
       });
-      // The others' media first: the publisher's offer goes once the server took the
-      // subscriber's answer, so that neither the browser's WebRTC thread nor the server
-      // works on both connections at once while the first picture is on its way.
+      // The others' media first: the publisher's offer goes once the others' picture
+      // flows (see {@link MediaSession#_flowing}), so that neither the browser nor the
+      // server works on both connections at once while the first picture is on its way.
       pub.start(
         {
           camera: this._previewTrack("video"),
           microphone: this._previewTrack("audio"),
           screen: this.screenTrack,
         },
-        answered,
+        this.flowing,
       );
     }
-    this.speaking.watch(selfId, publish ? this._previewTrack("audio") : null);
+    // the level meters (an AudioContext to make) once the answer is on its way
+    const self = publish ? () => this._previewTrack("audio") : () => null;
+    const subscriber = this.subscriber;
+    Promise.resolve(answered).then(() => {
+      if (this.active && this.subscriber === subscriber) this.speaking.watch(selfId, self());
+    });
     this.quality.start();
     this._emit("tracks");
+    return answered;
+  }
+
+  /**
+   * Settles once the first subscriber answer was taken and the subscriber connection is
+   * connected with a remote picture arriving (a video track unmuted; none expected: the
+   * connection alone), or failed, or {@link FLOWING_WAIT_MS} after the answer: the
+   * server's loop sends the held keyframe then instead of negotiating our publisher.
+   * @param {Promise<void>} answered
+   */
+  async _flowing(answered) {
+    await answered;
+    const sub = this.subscriber;
+    const pc = sub?.pc;
+    if (!pc || !this.active) return;
+    const videos = [...sub.tracks.values()].filter((t) => t.kind === "video").map((t) => t.track);
+    await new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        pc.removeEventListener("connectionstatechange", check);
+        resolve();
+      };
+      const check = () => {
+        const s = pc.connectionState;
+        if (s === "failed" || s === "closed" || !this.active) return done();
+        if (s === "connected" && (!videos.length || videos.some((t) => !t.muted))) done();
+      };
+      const timer = setTimeout(done, FLOWING_WAIT_MS);
+      pc.addEventListener("connectionstatechange", check);
+      for (const t of videos) t.addEventListener("unmute", check, { once: true });
+      check();
+    });
   }
 
   /** Leave the room's media: close both connections, stop the screen share. */
@@ -236,7 +284,10 @@ export class MediaSession extends EventTarget {
     this.subscriber = sub;
     sub.addEventListener("change", () => {
       if (sub !== this.subscriber) return;
-      this._watchRemoteAudio();
+      // after the answer is sent (the change comes just before, in the same task)
+      setTimeout(() => {
+        if (sub === this.subscriber) this._watchRemoteAudio();
+      }, 0);
       this._emit("tracks");
     });
   }

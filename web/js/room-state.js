@@ -92,6 +92,11 @@ export class RoomState extends EventTarget {
     /** @type {AgreementState|null} */
     this.agreement = null;
 
+    /** @type {Array<(change: Change) => void>} */
+    this._watchers = [];
+    /** @type {Change|null} the last `room_state`'s change */
+    this._entered = null;
+
     const s = signalling;
     s.on("room_state", (p) => this._enter(p));
     s.on("participant_joined", ({ participant }) => this._upsert(participant));
@@ -143,10 +148,34 @@ export class RoomState extends EventTarget {
    * @param {(change: Change) => void} fn
    */
   watch(parts, fn) {
+    this._watchers.push(fn);
     this.addEventListener("change", (e) => {
       const change = /** @type {CustomEvent<Change>} */ (e).detail;
       if (change.entered || parts.some((p) => change.parts.has(p))) fn(change);
     });
+  }
+
+  /** Every watcher so far (for {@link RoomState#replayEntered}). */
+  watchers() {
+    return new Set(this._watchers);
+  }
+
+  /**
+   * Give the watchers added since `before` ({@link RoomState#watchers}) the last
+   * entering change, as if they had been there: the room view is made after the media
+   * answered the first subscriber offer.
+   * @param {Set<Function>} before
+   */
+  replayEntered(before) {
+    if (!this._entered) return;
+    for (const fn of this._watchers) {
+      if (before.has(fn)) continue;
+      try {
+        fn(this._entered);
+      } catch (e) {
+        console.error("room watcher:", e);
+      }
+    }
   }
 
   /** Change our own record now (muting is immediate); the server's update confirms it. */
@@ -224,6 +253,7 @@ export class RoomState extends EventTarget {
     }
     if (!parts.size && !entered) return;
     const detail = { parts, previous, entered, iceServers, subscriberOffer };
+    if (entered) this._entered = detail;
     this.dispatchEvent(new CustomEvent("change", { detail }));
   }
 }

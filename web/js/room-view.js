@@ -42,10 +42,13 @@ export class RoomView {
    * @param {import("./signalling.js").Signalling} opts.signalling
    * @param {import("./room-state.js").RoomState} opts.room what we know about the room
    * @param {import("./media-preview.js").MediaPreview} opts.preview
+   * @param {import("./media-session.js").MediaSession} opts.media the room's media, made
+   *   and started on entering before this view (it answers the first subscriber offer
+   *   while this view's modules load)
    * @param {string} opts.token this participant's invite token (mediators create invites with it)
    * @param {() => void} opts.onLeave called when the user asks to leave
    */
-  constructor({ signalling, room, preview, token, onLeave }) {
+  constructor({ signalling, room, preview, media, token, onLeave }) {
     this.room = room;
     this.requests = new Requests(signalling);
     this.preview = preview;
@@ -76,20 +79,8 @@ export class RoomView {
     // a caucus or a screen withholds someone's media: no frozen picture, no "poor" link
     this.separation = new Separation(signalling, room);
     this.separation.addEventListener("change", () => this.render());
-    this.media = new MediaSession({
-      signalling,
-      preview,
-      expectVideo: (id) =>
-        !room.participants.get(id)?.muted?.video && !this.separation.withholds(id, "video"),
-    });
-    // Entering: the media first, before the panels below draw (their watchers come after
-    // this one), so that the browser applies the subscriber offer while they do.
-    room.watch([], ({ entered, iceServers, subscriberOffer }) => {
-      const self = this.room.self;
-      if (entered && self) {
-        this.media.start({ iceServers, publish: this.room.speaks, selfId: self.id, offer: subscriberOffer });
-      }
-    });
+    // the media was made (and entered) before this view: see join.js, `enterMedia`
+    this.media = media;
     this.tabs = new ConsoleTabs(room);
     const panel = { room, requests: this.requests, token, tabs: this.tabs };
     this.agreement = new AgreementView(panel);
@@ -151,6 +142,15 @@ export class RoomView {
     }
     this.render();
     if (entered) this.muteMissingDevices();
+  }
+
+  /**
+   * Whether someone's camera picture should be arriving (on, and not withheld from this
+   * page by a caucus or a screen): the quality monitor's question.
+   * @param {string} id a participant id
+   */
+  expectVideo(id) {
+    return !this.room.participants.get(id)?.muted?.video && !this.separation.withholds(id, "video");
   }
 
   /** Leave the room's media (the page shows a final screen). */

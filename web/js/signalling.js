@@ -179,6 +179,30 @@ export class Signalling {
     for (const [event, args] of held) this._fire(event, ...args);
   }
 
+  /** Every handler subscribed so far (for {@link Signalling#replay}). */
+  handlers() {
+    return new Set([...this._handlers.values()].flatMap((fns) => [...fns]));
+  }
+
+  /**
+   * Deliver `event` again, only to the handlers subscribed since `before`
+   * ({@link Signalling#handlers}): the room view, made after the first `room_state` was
+   * handled by the media, gets that `room_state` as if it had been there.
+   * @param {string} event
+   * @param {any[]} args
+   * @param {Set<Function>} before
+   */
+  replay(event, args, before) {
+    for (const fn of this._handlers.get(event) || []) {
+      if (before.has(fn)) continue;
+      try {
+        fn(...args);
+      } catch (e) {
+        console.error(`handler for ${event}:`, e);
+      }
+    }
+  }
+
   /**
    * Subscribe to a notification or pseudo-event.
    * @param {string} event
