@@ -12,7 +12,7 @@ TEST_APT := chromium firefox-esr redis-server postgresql ffmpeg poppler-utils li
 
 .PHONY: run test setup setup-test lint clean bench
 
-$(BIN)/.installed: pyproject.toml rtc/_fastpath.c rtc/_remb.c rtc/_reception.c
+$(BIN)/.installed: pyproject.toml rtc/_fastpath.c rtc/_remb.c rtc/_reception.c rtc/_ingress.c rtc/_fastpath.h
 	@bash scripts/ensure-python.sh $(PYTHON)
 	@bash scripts/ensure-apt.sh $(BUILD_APT)
 	$(PYTHON) -m venv $(VENV)

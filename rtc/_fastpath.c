@@ -33,6 +33,8 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include "_fastpath.h"
+
 /* libsrtp 2: srtp_err_status_t srtp_protect(srtp_t ctx, void *rtp_hdr, int *len_ptr) */
 typedef int (*srtp_fn)(void *ctx, void *packet, int *len);
 
@@ -531,18 +533,11 @@ seq_after(uint16_t a, uint16_t b)
  * per socket). `level` is the audio level byte (V bit and level) or -1; `counts_frame`:
  * the packet ends a frame (marker, or audio).
  */
-static PyObject *
-forward(PyObject *module, PyObject *args)
+int
+forward_copies(PyObject *routes, PyObject *payload, unsigned int seq, unsigned long ts,
+               int marker, int level, unsigned long long ntp, double now, int counts_frame,
+               Py_ssize_t *mapped_out, Py_ssize_t *sent_out)
 {
-    PyObject *routes, *payload;
-    unsigned int seq;
-    unsigned long ts;
-    int marker, level, counts_frame;
-    unsigned long long ntp;
-    double now;
-    if (!PyArg_ParseTuple(args, "O!SIkiiKdp", &PyList_Type, &routes, &payload, &seq, &ts,
-                          &marker, &level, &ntp, &now, &counts_frame))
-        return NULL;
     Py_ssize_t payload_len = PyBytes_GET_SIZE(payload);
     const char *payload_data = PyBytes_AS_STRING(payload);
     Py_ssize_t total = PyList_GET_SIZE(routes);
@@ -554,7 +549,7 @@ forward(PyObject *module, PyObject *args)
         PyObject *item = PyList_GET_ITEM(routes, i);
         if (!PyObject_TypeCheck(item, &RouteType)) {
             PyErr_SetString(PyExc_TypeError, "routes holds Route objects");
-            return NULL;
+            return -1;
         }
         Route *route = (Route *)item;
         if (!route->active)
@@ -658,7 +653,69 @@ forward(PyObject *module, PyObject *args)
     }
     if (count)
         sent += flush(count);
+    *mapped_out = mapped;
+    *sent_out = sent;
+    return 0;
+}
+
+int
+routes_active(PyObject *routes)
+{
+    Py_ssize_t total = PyList_GET_SIZE(routes);
+    for (Py_ssize_t i = 0; i < total; i++) {
+        PyObject *item = PyList_GET_ITEM(routes, i);
+        if (!PyObject_TypeCheck(item, &RouteType) || !((Route *)item)->active)
+            return 0;
+    }
+    return 1;
+}
+
+int
+unprotect_in_place(unsigned long long session, unsigned char *packet, int *length)
+{
+    if (srtp_unprotect_fn == NULL || session == 0)
+        return -1;
+    return srtp_unprotect_fn((void *)(uintptr_t)session, packet, length);
+}
+
+static PyObject *
+forward(PyObject *module, PyObject *args)
+{
+    PyObject *routes, *payload;
+    unsigned int seq;
+    unsigned long ts;
+    int marker, level, counts_frame;
+    unsigned long long ntp;
+    double now;
+    if (!PyArg_ParseTuple(args, "O!SIkiiKdp", &PyList_Type, &routes, &payload, &seq, &ts,
+                          &marker, &level, &ntp, &now, &counts_frame))
+        return NULL;
+    Py_ssize_t mapped, sent;
+    if (forward_copies(routes, payload, seq, ts, marker, level, ntp, now, counts_frame, &mapped,
+                       &sent) < 0)
+        return NULL;
     return Py_BuildValue("(nn)", mapped, sent);
+}
+
+/* A sender's address as asyncio gives it: (host, port), or (host, port, flowinfo,
+ * scope_id) for IPv6; None for another family; NULL on an error. */
+PyObject *
+address_of(const struct sockaddr_storage *from)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (from->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+        return Py_BuildValue("(si)", host, ntohs(v4->sin_port));
+    }
+    if (from->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)from;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+        return Py_BuildValue("(siII)", host, ntohs(v6->sin6_port),
+                             (unsigned int)ntohl(v6->sin6_flowinfo),
+                             (unsigned int)v6->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
 }
 
 /*
@@ -697,20 +754,9 @@ receive(PyObject *module, PyObject *args)
     for (int i = 0; i < n; i++) {
         if (in_messages[i].msg_hdr.msg_flags & MSG_TRUNC)
             continue;
-        char host[INET6_ADDRSTRLEN];
-        PyObject *address;
-        struct sockaddr_storage *from = &in_addresses[i];
-        if (from->ss_family == AF_INET) {
-            struct sockaddr_in *v4 = (struct sockaddr_in *)from;
-            inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-            address = Py_BuildValue("(si)", host, ntohs(v4->sin_port));
-        } else if (from->ss_family == AF_INET6) {
-            struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)from;
-            inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-            address = Py_BuildValue("(siII)", host, ntohs(v6->sin6_port),
-                                    (unsigned int)ntohl(v6->sin6_flowinfo),
-                                    (unsigned int)v6->sin6_scope_id);
-        } else {
+        PyObject *address = address_of(&in_addresses[i]);
+        if (address == Py_None) {
+            Py_DECREF(address);
             continue;
         }
         if (address == NULL) {
@@ -775,7 +821,7 @@ PyInit__fastpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (add_bitrate_estimator(m) < 0 || add_reception(m) < 0) {
+    if (add_bitrate_estimator(m) < 0 || add_reception(m) < 0 || add_ingress(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

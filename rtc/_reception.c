@@ -63,20 +63,10 @@ now_seconds(void)
     return (double)ns / 1e9;
 }
 
-/* add(seq, timestamp[, now]): one received packet; `now` (seconds, for tests) defaults to
- * the wall clock, as StreamStatistics reads time.time() */
-static PyObject *
-Reception_add(Reception *self, PyObject *args)
+/* One received packet (the core of Reception.add, also called by rtc/_ingress.c) */
+static void
+reception_count(Reception *self, int seq, unsigned long timestamp, double now)
 {
-    int seq;
-    unsigned long timestamp;
-    double now = -1;
-    if (!PyArg_ParseTuple(args, "ik|d", &seq, &timestamp, &now))
-        return NULL;
-    if (seq < 0 || seq > 0xFFFF) {
-        PyErr_SetString(PyExc_ValueError, "not a sequence number");
-        return NULL;
-    }
     int in_order = !self->has_max || uint16_gt(seq, self->max_seq);
     self->packets_received++;
     if (!self->has_base) {
@@ -102,6 +92,23 @@ Reception_add(Reception *self, PyObject *args)
         self->last_timestamp = ts;
         self->has_last_timestamp = 1;
     }
+}
+
+/* add(seq, timestamp[, now]): one received packet; `now` (seconds, for tests) defaults to
+ * the wall clock, as StreamStatistics reads time.time() */
+static PyObject *
+Reception_add(Reception *self, PyObject *args)
+{
+    int seq;
+    unsigned long timestamp;
+    double now = -1;
+    if (!PyArg_ParseTuple(args, "ik|d", &seq, &timestamp, &now))
+        return NULL;
+    if (seq < 0 || seq > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "not a sequence number");
+        return NULL;
+    }
+    reception_count(self, seq, timestamp, now);
     Py_RETURN_NONE;
 }
 
@@ -248,18 +255,11 @@ clear_missing(Nacks *self)
     self->count = 0;
 }
 
-/* add(seq, ssrc) -> bool: _bound_nacks, then NackGenerator.add (with its truncate) */
-static PyObject *
-Nacks_add(Nacks *self, PyObject *args)
+/* _bound_nacks, then NackGenerator.add (with its truncate): 1 when the packet revealed a
+ * gap (the core of Nacks.add, also called by rtc/_ingress.c) */
+static int
+nacks_count(Nacks *self, int seq, unsigned long ssrc)
 {
-    int seq;
-    unsigned long ssrc;
-    if (!PyArg_ParseTuple(args, "ik", &seq, &ssrc))
-        return NULL;
-    if (seq < 0 || seq > 0xFFFF) {
-        PyErr_SetString(PyExc_ValueError, "not a sequence number");
-        return NULL;
-    }
     /* _bound_nacks: another SSRC starts afresh; a jump past the history starts inside it */
     if (self->has_max) {
         int ahead = (seq - self->max_seq) & 0xFFFF;
@@ -276,7 +276,7 @@ Nacks_add(Nacks *self, PyObject *args)
     if (!self->has_max) {
         self->max_seq = seq;
         self->has_max = 1;
-        Py_RETURN_FALSE;
+        return 0;
     }
     int missed = 0;
     if (uint16_gt(seq, self->max_seq)) {
@@ -295,8 +295,22 @@ Nacks_add(Nacks *self, PyObject *args)
     } else {
         set_missing(self, seq, 0);
     }
-    if (missed) Py_RETURN_TRUE;
-    Py_RETURN_FALSE;
+    return missed;
+}
+
+/* add(seq, ssrc) -> bool: _bound_nacks, then NackGenerator.add (with its truncate) */
+static PyObject *
+Nacks_add(Nacks *self, PyObject *args)
+{
+    int seq;
+    unsigned long ssrc;
+    if (!PyArg_ParseTuple(args, "ik", &seq, &ssrc))
+        return NULL;
+    if (seq < 0 || seq > 0xFFFF) {
+        PyErr_SetString(PyExc_ValueError, "not a sequence number");
+        return NULL;
+    }
+    return PyBool_FromLong(nacks_count(self, seq, ssrc));
 }
 
 /* missing() -> [seq, ...]: sorted by number, as sorted(NackGenerator.missing) */
@@ -362,6 +376,32 @@ static PyTypeObject NacksType = {
 };
 
 /* Called by PyInit__fastpath (rtc/_fastpath.c). */
+/* -- for rtc/_ingress.c (declared in rtc/_fastpath.h) -- */
+
+int
+is_reception(PyObject *object)
+{
+    return PyObject_TypeCheck(object, &ReceptionType);
+}
+
+int
+is_nacks(PyObject *object)
+{
+    return PyObject_TypeCheck(object, &NacksType);
+}
+
+void
+reception_add(PyObject *reception, int seq, uint32_t timestamp, double now)
+{
+    reception_count((Reception *)reception, seq, timestamp, now);
+}
+
+int
+nacks_add(PyObject *nacks, int seq, uint32_t ssrc)
+{
+    return nacks_count((Nacks *)nacks, seq, ssrc);
+}
+
 int
 add_reception(PyObject *module)
 {

@@ -468,13 +468,13 @@ Estimator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static PyObject *
-Estimator_add(Estimator *self, PyObject *args)
+/* One arrival: None, or (bitrate, [ssrc, ...]) when a REMB is due (a new reference); NULL
+ * on an error (the core of BitrateEstimator.add, also called by rtc/_ingress.c) */
+PyObject *
+estimator_add(PyObject *estimator, long long arrival, long long abs_send_time, long long size,
+              unsigned long ssrc)
 {
-    long long arrival, abs_send_time, size;
-    unsigned long ssrc;
-    if (!PyArg_ParseTuple(args, "LLLk", &arrival, &abs_send_time, &size, &ssrc))
-        return NULL;
+    Estimator *self = (Estimator *)estimator;
     uint32_t timestamp = u32((abs_send_time & 0xFFFFFF) << 8);
     int known = 0;
     for (int i = 0; i < self->ssrc_count; i++)
@@ -520,6 +520,24 @@ Estimator_add(Estimator *self, PyObject *args)
         }
     }
     Py_RETURN_NONE;
+}
+
+static PyObject *
+Estimator_add(Estimator *self, PyObject *args)
+{
+    long long arrival, abs_send_time, size;
+    unsigned long ssrc;
+    if (!PyArg_ParseTuple(args, "LLLk", &arrival, &abs_send_time, &size, &ssrc))
+        return NULL;
+    return estimator_add((PyObject *)self, arrival, abs_send_time, size, ssrc);
+}
+
+static PyTypeObject EstimatorType;
+
+int
+is_bitrate_estimator(PyObject *object)
+{
+    return PyObject_TypeCheck(object, &EstimatorType);
 }
 
 static PyMethodDef Estimator_methods[] = {

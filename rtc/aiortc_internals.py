@@ -566,6 +566,30 @@ class PacketTap:
         self.deliver: Callable[[RtpPacket], None] | None = None
         self.media_ssrc: int | None = None
         self.packets = 0
+        #: rtc/_ingress.c: where the receive step forwards this receiver's packets without
+        #: Python while its consumer keeps it armed (None without rtc/_fastpath.c)
+        self.sink: Any = None
+
+    def drain(self) -> tuple[int, int, int, int]:
+        """What the Sink handled since the last call: (frames received, video bytes
+        received, frames forwarded, bytes forwarded), for its consumer's counters; the
+        packets are added to `packets` here."""
+        if self.sink is None:
+            return 0, 0, 0, 0
+        packets, frames_in, video_bytes, frames_out, bytes_out = self.sink.take()
+        self.packets += packets
+        return frames_in, video_bytes, frames_out, bytes_out
+
+    def arm(self, routes: list[Any], until: float) -> None:
+        """Forward this receiver's packets through `routes` (rtc/_fastpath.c Route) in C
+        until the monotonic time `until`, or until `disarm`."""
+        if self.sink is not None and self.sink.bound:
+            self.sink.arm(routes, until)
+
+    def disarm(self) -> None:
+        """Every packet takes Python's path again (until the consumer arms it)."""
+        if self.sink is not None:
+            self.sink.disarm()
 
 
 #: What `tap_packets` replaces: aiortc 1.16.0's per-packet receive steps, in this order.
@@ -639,6 +663,29 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     native = FASTPATH
     nacks = native.Nacks() if native is not None and nack_generator is not None else None
 
+    def send_remb(remb: tuple[int, list[int]]) -> None:
+        rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
+        if rtcp_ssrc is not None:
+            _spawn(
+                send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+            )
+
+    def events(kind: str, value: Any) -> None:  # from rtc/_ingress.c: never raises
+        try:
+            if kind == "remb":
+                send_remb(value)
+            elif kind == "nack" and nacks is not None:
+                _spawn(send_nack(value, nacks.missing()))
+        except Exception:
+            log.exception("an RTCP answer to a received packet failed")
+
+    if native is not None:
+        tap.sink = native.Sink(receiver.track.kind == "video", events)
+
     def on_rtp(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
@@ -650,18 +697,8 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
                 len(packet.payload) + packet.padding_size,
                 packet.ssrc,
             )
-            rtcp_ssrc = receiver._RTCRtpReceiver__rtcp_ssrc  # type: ignore[attr-defined]
-            if rtcp_ssrc is not None and remb is not None:
-                _spawn(
-                    send_rtcp(
-                        RtcpPsfbPacket(
-                            fmt=RTCP_PSFB_APP,
-                            ssrc=rtcp_ssrc,
-                            media_ssrc=0,
-                            fci=pack_remb_fci(*remb),
-                        )
-                    )
-                )
+            if remb is not None:
+                send_remb(remb)
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -674,7 +711,8 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
             if stats is None:
                 stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
             stats.add(packet)
-        if is_rtx(codec):
+        rtx = is_rtx(codec)
+        if rtx:
             original_ssrc = rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
@@ -689,6 +727,17 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
                 _spawn(send_nack(packet.ssrc, sorted(nack_generator.missing)))
         tap.media_ssrc = packet.ssrc
         tap.packets += 1
+        sink = tap.sink
+        if (
+            sink is not None
+            and not rtx
+            and (
+                sink.ssrc != packet.ssrc
+                or sink.payload_type != packet.payload_type
+                or not sink.bound
+            )
+        ):
+            _bind(sink, packet, stats, nacks, estimator, ingress)
         deliver = tap.deliver
         if deliver is not None:
             OUTBOX.dispatching = True
@@ -704,9 +753,30 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
         on_rtp(packet, arrival_time_ms)
 
     _DIRECT_HANDLERS[receiver] = on_rtp
-    receive_directly(_require(receiver, "transport"))
+    ingress = receive_directly(_require(receiver, "transport"))
+    if ingress is None:
+        tap.sink = None
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     return tap
+
+
+def _bind(
+    sink: Any, packet: RtpPacket, stats: Any, nacks: Any, estimator: Any, ingress: Any
+) -> None:
+    """Point `sink` at the stream `packet` belongs to (its media SSRC and payload type,
+    not RTX) when the C receive step can do what `tap_packets`' on_rtp does for it: the
+    statistics and NACKs are rtc/_reception.c's and the estimate is rtc/_remb.c's (or
+    none). A packet the sink does not match takes Python's path."""
+    native = FASTPATH
+    if (
+        ingress is None
+        or not isinstance(stats, native.Reception)
+        or not (nacks is None or isinstance(nacks, native.Nacks))
+        or not (estimator is None or isinstance(estimator, native.BitrateEstimator))
+    ):
+        return
+    sink.bind(packet.ssrc, packet.payload_type, stats, nacks, estimator)
+    ingress.attach(sink)
 
 
 _background: set[asyncio.Future[Any]] = set()
@@ -800,10 +870,17 @@ def _skip_stun_parse_for_media() -> None:
     def datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
         if data and 127 < data[0] < 192:
             self.receiver.data_received(data, self.local_candidate.component)
+            if FASTPATH is not None:
+                _learn_sender(self, addr)
             return
         original(self, data, addr)
 
     made = _require(protocol, "connection_made")
+    lost = _require(protocol, "connection_lost")
+
+    def connection_lost(self: Any, exc: Exception | None) -> None:
+        _forget_senders(self)
+        lost(self, exc)
 
     def connection_made(self: Any, transport: Any) -> None:
         made(self, transport)
@@ -814,6 +891,7 @@ def _skip_stun_parse_for_media() -> None:
 
     protocol.datagram_received = datagram_received
     protocol.connection_made = connection_made
+    protocol.connection_lost = connection_lost
     protocol._tiaojie_media_first = True
 
 
@@ -905,8 +983,15 @@ def run_now(coroutine: Any) -> None:
     _spawn(_finish(_Rest(coroutine, step)))
 
 
-def receive_directly(dtls: Any) -> None:
-    """Handle the SRTP and SRTCP packets of `dtls` in the socket's datagram callback.
+#: The pump's table (rtc/_ingress.c): (socket, sender) keys to the Ingress of the DTLS
+#: transport whose packets come from there. Filled as packets arrive (`_learn_sender`),
+#: emptied as connections close.
+_INGRESS_TABLE: dict[bytes, Any] = {}
+
+
+def receive_directly(dtls: Any) -> Any:
+    """Handle the SRTP and SRTCP packets of `dtls` in the socket's datagram callback; its
+    Ingress (rtc/_ingress.c), or None without rtc/_fastpath.c.
 
     aioice puts every datagram on a queue that aiortc's DTLS task awaits: one task
     wake-up per packet, then unprotect, parse, route and the receiver's handler. Here an
@@ -917,17 +1002,24 @@ def receive_directly(dtls: Any) -> None:
     queue is not empty (the first media arrives before aiortc's task has seen DTLS
     finish), still takes aioice's queue, so packets keep their order. Once per DTLS
     transport.
+
+    With rtc/_fastpath.c the transport also gets an Ingress, armed here whenever this
+    path runs with the queue empty and disarmed whenever a datagram takes the queue or
+    DTLS leaves "connected": the socket's pump (`_read_in_batches`) then unprotects and
+    parses its RTP packets in C and forwards those of an armed Sink (`tap_packets`)
+    without Python; the others come back to `plain` below.
     """
     from aiortc.rtcdtlstransport import State
     from aiortc.rtp import is_rtcp
 
     connection = _require(_require(dtls, "transport"), "_connection")
     if getattr(connection, "_tiaojie_direct", False):
-        return
+        return getattr(connection, "_tiaojie_ingress", None)
     _skip_stun_parse_for_media()
     queue_it = _require(connection, "data_received")
     router = _require(dtls, "_rtp_router")
     extensions = _require(dtls, "_rtp_header_extensions_map")
+    ids = _require(extensions, "_HeaderExtensionsMap__ids")
     _require(dtls, "_rx_srtp")
     _require(dtls, "_RTCDtlsTransport__rx_bytes")
     connected = State.CONNECTED
@@ -936,44 +1028,8 @@ def receive_directly(dtls: Any) -> None:
     waiting = _require(connection, "_queue")
     handle_rtcp = _require(dtls, "_handle_rtcp_data")
 
-    def data_received(data: bytes, component: int) -> None:
-        session = dtls._rx_srtp
-        if (
-            session is None
-            or dtls._state is not connected
-            or not 127 < data[0] < 192
-            or not waiting.empty()  # never overtake what aiortc's task has yet to read
-        ):
-            queue_it(data, component)
-            return
-        dtls._RTCDtlsTransport__rx_bytes += len(data)
-        dtls._RTCDtlsTransport__rx_packets += 1
-        if is_rtcp(data):
-            if fastpath is not None:
-                if current[0] is not session:
-                    current[0], current[1] = session, _srtp_pointer(session)
-                plain = fastpath.unprotect_rtcp(current[1], data)
-                if plain is None:
-                    return
-            else:
-                try:
-                    plain = session.unprotect_rtcp(data)
-                except Exception:  # pylibsrtp.Error
-                    return
-            run_now(handle_rtcp(plain))
-            return
-        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
-        if fastpath is not None:
-            if current[0] is not session:
-                current[0], current[1] = session, _srtp_pointer(session)
-            plain = fastpath.unprotect(current[1], data)
-            if plain is None:
-                return
-        else:
-            try:
-                plain = session.unprotect(data)
-            except Exception:  # pylibsrtp.Error
-                return
+    def handle_plain(plain: bytes, arrival_ms: int) -> None:
+        """An RTP packet, unprotected: parsed, routed and handed to its receiver."""
         if fastpath is not None:
             packet = _parse(fastpath, plain, extensions)
             if packet is None:
@@ -992,8 +1048,104 @@ def receive_directly(dtls: Any) -> None:
         else:
             _spawn(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
 
+    def plain(data: bytes, arrival_ms: int) -> None:  # from rtc/_ingress.c: never raises
+        try:
+            handle_plain(data, arrival_ms)
+        except Exception:
+            log.exception("a received packet's handler failed")
+
+    ingress = fastpath.Ingress(plain) if fastpath is not None else None
+
+    def data_received(data: bytes, component: int) -> None:
+        session = dtls._rx_srtp
+        if (
+            session is None
+            or dtls._state is not connected
+            or not 127 < data[0] < 192
+            or not waiting.empty()  # never overtake what aiortc's task has yet to read
+        ):
+            if ingress is not None:
+                ingress.disarm()  # until this path runs again with the queue empty
+            queue_it(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_bytes += len(data)
+        dtls._RTCDtlsTransport__rx_packets += 1
+        if fastpath is not None:
+            if current[0] is not session:
+                current[0], current[1] = session, _srtp_pointer(session)
+            if ingress is not None:
+                received_bytes, received_packets = ingress.take()
+                dtls._RTCDtlsTransport__rx_bytes += received_bytes
+                dtls._RTCDtlsTransport__rx_packets += received_packets
+                if not ingress.armed:
+                    ingress.arm(current[1], ids.abs_send_time or 0, ids.audio_level or 0)
+        if is_rtcp(data):
+            if fastpath is not None:
+                plain = fastpath.unprotect_rtcp(current[1], data)
+                if plain is None:
+                    return
+            else:
+                try:
+                    plain = session.unprotect_rtcp(data)
+                except Exception:  # pylibsrtp.Error
+                    return
+            run_now(handle_rtcp(plain))
+            return
+        arrival_ms = int((time.time() + NTP_UNIX_OFFSET) * 1000)  # aiortc's clock.current_ms
+        if fastpath is not None:
+            plain = fastpath.unprotect(current[1], data)
+            if plain is None:
+                return
+        else:
+            try:
+                plain = session.unprotect(data)
+            except Exception:  # pylibsrtp.Error
+                return
+        handle_plain(plain, arrival_ms)
+
+    def state_changed() -> None:
+        if ingress is not None and dtls._state is not connected:
+            ingress.disarm()
+
+    if ingress is not None:
+        dtls.on("statechange", state_changed)
     connection.data_received = data_received
     connection._tiaojie_direct = True
+    connection._tiaojie_ingress = ingress
+    return ingress
+
+
+def _learn_sender(protocol: Any, addr: tuple[Any, ...]) -> None:
+    """After an aioice StunProtocol handled a media datagram from `addr` in Python: if its
+    connection's Ingress is armed, the pump takes that sender's next packets itself."""
+    ingress = getattr(protocol.receiver, "_tiaojie_ingress", None)
+    if ingress is None or not ingress.armed:
+        return
+    keys: set[bytes] | None = getattr(protocol, "_tiaojie_keys", None)
+    if keys is None:
+        keys = protocol._tiaojie_keys = set()
+    fd = _fd_of(protocol)
+    if fd is None:
+        return
+    key = FASTPATH.key(fd, addr[0], addr[1])
+    if _INGRESS_TABLE.get(key) is not ingress:
+        _INGRESS_TABLE[key] = ingress
+        keys.add(key)
+
+
+def _forget_senders(protocol: Any) -> None:
+    for key in getattr(protocol, "_tiaojie_keys", ()):
+        _INGRESS_TABLE.pop(key, None)
+    protocol._tiaojie_keys = set()
+
+
+def _fd_of(protocol: Any) -> int | None:
+    """The file descriptor of the socket `protocol`'s datagrams are read from."""
+    transport = protocol.transport
+    if isinstance(transport, _SharedTransport):
+        transport = transport.shared_transport()
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return sock.fileno() if sock is not None else None
 
 
 class Outbox:
@@ -1523,6 +1675,9 @@ class _SharedTransport(asyncio.DatagramTransport):
         self._mux.learn((addr[0], addr[1]), self._protocol)
         self._mux.transport.sendto(data, addr)
 
+    def shared_transport(self) -> asyncio.DatagramTransport | None:
+        return self._mux.transport
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "sockname" and self._mux.transport is not None:
             return self._mux.transport.get_extra_info("sockname")
@@ -1548,8 +1703,9 @@ RECEIVE_BATCH = 32
 
 def _read_in_batches(transport: Any, deliver: Callable[[bytes, tuple[Any, ...]], None]) -> None:
     """Read every datagram waiting on an asyncio datagram transport's socket per wake-up
-    (a video frame arrives as a burst) with one recvmmsg (rtc/_fastpath.c), instead of
-    asyncio's one recvfrom per turn of the event loop; `deliver(data, addr)` gets each.
+    (a video frame arrives as a burst) with one recvmmsg (rtc/_fastpath.c pump), instead
+    of asyncio's one recvfrom per turn of the event loop: the SRTP packets of an armed
+    Ingress (`receive_directly`) are handled in C, `deliver(data, addr)` gets the others.
     asyncio's transport keeps sending and closing; its reader callback is replaced
     (asyncio refuses a second reader on a transport's socket). Call it after asyncio's
     own reader is in place (it is added right after the protocol's connection_made)."""
@@ -1557,13 +1713,19 @@ def _read_in_batches(transport: Any, deliver: Callable[[bytes, tuple[Any, ...]],
     if sock is None or transport.is_closing() or not transport.is_reading():
         return
     fd = sock.fileno()
+    pump, table = FASTPATH.pump, _INGRESS_TABLE
+
+    def slow(data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            deliver(data, addr)
+        except Exception:
+            log.exception("a datagram's handler failed")
 
     def readable() -> None:
-        for data, addr in FASTPATH.recv(fd, RECEIVE_BATCH):
-            try:
-                deliver(data, addr)
-            except Exception:
-                log.exception("a datagram's handler failed")
+        try:
+            pump(fd, RECEIVE_BATCH, table, slow)
+        except Exception:  # MemoryError; the handlers catch their own
+            log.exception("the receive step failed")
 
     transport.pause_reading()
     transport._read_ready = readable
@@ -1608,6 +1770,7 @@ class _SharedPort(asyncio.DatagramProtocol):
         self._by_address.setdefault(address, protocol)
 
     def forget(self, protocol: Any) -> None:
+        _forget_senders(protocol)
         ufrag = protocol.receiver.local_username
         listed = self._by_ufrag.get(ufrag, [])
         if protocol in listed:
@@ -1623,6 +1786,8 @@ class _SharedPort(asyncio.DatagramProtocol):
         if data[:1] < b"\x04":  # a STUN message (RFC 7983): a request names its connection
             named = self._named(data)
             if named is not None and protocol is not named:
+                if protocol is not None:
+                    _forget_senders(protocol)  # its Ingress no longer gets this sender's
                 self._by_address[address] = protocol = named
         if protocol is not None:
             protocol.datagram_received(data, address)

@@ -325,3 +325,141 @@ def test_a_malformed_stun_message_on_the_shared_port_is_dropped() -> None:
     for _ in range(300):
         shared.datagram_received(malformed_stun(rng), ("127.0.0.1", 9))
     assert not shared._by_address
+
+
+async def test_the_receive_step_in_c_forwards_what_python_would_and_stops_when_told(
+    test_mp4, caplog
+):
+    """rtc/_ingress.c: once a publication's only slot runs a Route, the publisher's packets
+    are unprotected, counted and forwarded in C without Python (the Ingress's `fast`
+    count), and what the subscriber gets is what Python's path sends: consecutive
+    sequence numbers, whole frames that decode, the receiver's statistics and the
+    publication's and counters' figures as if Python had seen every packet. Withholding
+    the slot stops the copies at once (no packet after it), releasing it brings them back
+    from a keyframe; SRTP-protected garbage from the publisher while the step is armed
+    raises nothing."""
+    from types import SimpleNamespace
+
+    from tiaojie.server.media.ice import IceSettings
+    from tiaojie.server.media.sfu import MediaPlane, MediaRoom, Publication, Slot
+
+    if aiortc_internals.FASTPATH is None:
+        pytest.fail("rtc/_fastpath.c is not built")
+    (pub, srv_in, srv_out, sub), source, taps, forward, out = loopback_plane(test_mp4)
+    packet_sender = aiortc_internals.PacketSender(out.sender)
+    forward.use_packets(packet_sender, "video/H264")
+    received: dict[str, Any] = {}
+
+    @sub.on("track")
+    def subscribed(track: Any) -> None:
+        receiver = next(t.receiver for t in sub.getTransceivers() if t.receiver.track is track)
+        received.update(track=track, receiver=receiver)
+        aiortc_internals.make_passthrough(receiver)
+
+    try:
+        await connect(pub, srv_in)
+        await connect(srv_out, sub)
+        tap = taps["video"]
+        receiver = next(t.receiver for t in srv_in.getTransceivers() if t.kind == "video")
+        publication = Publication(
+            id="p", participant_id="a", kind="video", source="camera", mid="0",
+            codec="video/H264", track=receiver.track, receiver=receiver, assembler=None, tap=tap,
+            counters=forward.counters,  # one per room, as the server has it
+        )  # fmt: skip
+        slot = Slot(transceiver=out, track=forward, kind="video", codec="video/H264")
+        forward.on_keyframe_needed = slot.keyframe_needed
+        slot.attach(publication)
+        publication.start()
+        ingress = receiver.transport.transport._connection._tiaojie_ingress
+        seen: list[int] = []  # the subscriber's sequence numbers, in arrival order
+        dtls = received["receiver"].transport
+        original = dtls._handle_rtp_data
+
+        async def spying(data: bytes, arrival_time_ms: int) -> None:
+            seen.append(struct.unpack_from("!H", data, 2)[0])
+            await original(data, arrival_time_ms)
+
+        dtls._handle_rtp_data = spying
+        source.start()
+        frames = [await asyncio.wait_for(received["track"].recv(), 10) for _ in range(30)]
+        assert ingress.fast > 100, "the C receive step took no packets"
+        assert tap.sink.armed
+        assert len(seen) == max(seen) - min(seen) + 1  # consecutive, nothing lost
+        decoder = av.CodecContext.create("h264", "r")
+        pictures = [f for p in frames for f in decoder.decode(av.Packet(bytes(p)))]
+        assert len(pictures) >= 25
+
+        # the figures Python keeps, taken from C with the next packet Python handles
+        publication.changed()
+        await wait_for(lambda: tap.sink.armed, "the step armed again")
+        stats = receiver._RTCRtpReceiver__remote_streams[tap.media_ssrc]
+        assert stats.packets_received >= tap.packets - 1 > 100
+        assert publication.received >= len(frames)
+        assert publication.meter.rate(time.monotonic()) > 100_000
+        counters = publication.counters
+        assert counters.forwarded_frames["video"] >= len(frames)
+        assert counters.forwarded_bytes["video"] > 10_000
+
+        # muted by the mediator (the media plane's set_muted): the Routes stay as they are,
+        # yet not one packet more reaches the subscriber
+        broadcasts: list[str] = []
+
+        async def broadcast(room_id: str, event: str, payload: dict[str, Any]) -> None:
+            broadcasts.append(event)
+
+        plane = MediaPlane(IceSettings(), broadcast, broadcast)
+        plane.rooms["r"] = room = MediaRoom(plane, "r")
+        room.peers["a"] = SimpleNamespace(  # type: ignore[assignment]
+            muted={"audio": False, "video": False}, publications={"0": publication}
+        )
+        await plane.set_muted("r", "a", "video", True)
+        assert broadcasts == ["publication_updated"] and packet_sender.route.active
+        stopped_at, fast_at, in_at = len(seen), ingress.fast, stats.packets_received
+        await wait_for(lambda: stats.packets_received > in_at + 40, "publisher's packets")
+        assert len(seen) == stopped_at and ingress.fast == fast_at
+        await plane.set_muted("r", "a", "video", False)
+        await wait_for(lambda: ingress.fast > fast_at + 50, "the C step after unmuting", 15)
+
+        # withheld: nothing more reaches the subscriber, not one packet
+        slot.withhold(True)
+        assert not tap.sink.armed
+        stopped_at, fast_at = len(seen), ingress.fast
+        in_at = stats.packets_received
+        await wait_for(lambda: stats.packets_received > in_at + 40, "publisher's packets")
+        assert len(seen) == stopped_at and ingress.fast == fast_at
+        # released: from the next keyframe on, in C again
+        slot.withhold(False)
+        await wait_for(lambda: ingress.fast > fast_at + 50, "the C step again", 15)
+        assert len(seen) > stopped_at
+
+        # SRTP-protected garbage from the publisher, the media SSRC and payload type among
+        # it, while armed: nothing raises; the connections stay up
+        pub_dtls = pub.getTransceivers()[0].sender.transport
+        pair = pub_dtls.transport._connection._nominated[1]
+        rng = random.Random(16)
+        header = struct.pack("!BBHLL", 0x80, 0, 0, 0, tap.media_ssrc)
+        for i in range(1000):
+            body = rng.randbytes(rng.randrange(120))
+            if i % 2:
+                body = bytes([header[0] | rng.randrange(0x40), tap.sink.payload_type]) + (
+                    rng.randbytes(6) + header[8:] + body
+                )
+            else:
+                body = bytes([0x80 | rng.randrange(0x40)]) + body
+            try:
+                data = pub_dtls._tx_srtp.protect(body)
+            except pylibsrtp.Error:
+                continue
+            pair.protocol.transport.sendto(data, pair.remote_addr)
+            if i % 20 == 0:
+                await asyncio.sleep(0.001)
+        for pc in (srv_in, srv_out):
+            assert pc.getTransceivers()[0].receiver.transport.state == "connected"
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        await publication.stop()
+        assert not tap.sink.armed
+    finally:
+        await source.stop()
+        await asyncio.wait_for(
+            asyncio.gather(*(pc.close() for pc in (pub, srv_in, srv_out, sub))), 10
+        )

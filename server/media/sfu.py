@@ -126,13 +126,22 @@ class Publication:
             self._task = asyncio.ensure_future(self._fan_out())
 
     def _forward(self, packet: RtpPacket) -> None:
-        """The packets media plane: one RTP packet from the publisher to every slot."""
+        """The packets media plane: one RTP packet from the publisher to every slot.
+
+        When every slot forwarding it runs a Route (rtc/_fastpath.c), the tap is armed
+        with them until their next check: the publisher's next packets are then forwarded
+        by the C receive step (rtc/_ingress.c) without coming here, and any change to the
+        forwarding (mute, a slot attached, detached, withheld or paused, the stop)
+        disarms it (`changed`)."""
+        tap = self.tap
         video = self.kind == "video"
+        now = time.monotonic()
+        if tap is not None and tap.sink is not None:
+            self._count_native(tap, now)
         if packet.marker or not video:
             self.received += 1  # frames, as on the frames media plane
         if self.muted:
             return
-        now = time.monotonic()
         payload = packet.payload
         keyframe = True
         if video:
@@ -141,15 +150,38 @@ class Publication:
         ntp = aiortc_internals.ntp_now()
         routed = []  # subscriptions whose run is under way in C (ForwardTrack.route)
         track = None
+        until = now + 1.0
+        every_slot_routed = True
         for slot in self.slots:
             if slot.forwarding:
                 track = slot.track
                 if track.route_until > now or track.still_routed(now):
                     routed.append(track.route)
+                    until = min(until, track.route_until)
                 else:
+                    every_slot_routed = False
                     track.forward(packet, keyframe, ntp, now)
         if routed and track is not None:
             track.forward_through(routed, packet, ntp, now)
+            if every_slot_routed and tap is not None:
+                tap.arm(routed, until)
+
+    def _count_native(self, tap: aiortc_internals.PacketTap, now: float) -> None:
+        """Add what the C receive step forwarded since the last packet seen here."""
+        frames_in, video_bytes, frames_out, bytes_out = tap.drain()
+        if frames_in:
+            self.received += frames_in
+        if video_bytes:
+            self.meter.add(video_bytes, now)
+        if frames_out or bytes_out:
+            self.counters.forwarded_frames[self.kind] += frames_out
+            self.counters.forwarded_bytes[self.kind] += bytes_out
+
+    def changed(self) -> None:
+        """What this publication is forwarded to (or whether) changed: its next packet
+        takes Python's path, which decides again."""
+        if self.tap is not None:
+            self.tap.disarm()
 
     async def _fan_out(self) -> None:
         while True:
@@ -191,6 +223,9 @@ class Publication:
     async def stop(self) -> None:
         if self.tap is not None:
             self.tap.deliver = None
+            self.tap.disarm()
+            if self.tap.sink is not None:
+                self._count_native(self.tap, time.monotonic())
         if self._pli_later is not None:
             self._pli_later.cancel()
             self._pli_later = None
@@ -237,6 +272,8 @@ class Slot:
         if paused == self.paused:
             return
         self.paused = paused
+        if self.publication is not None:
+            self.publication.changed()
         self.track.switch_source()
         if not paused and self.publication is not None and not self.withheld:
             self.publication.request_keyframe()
@@ -252,6 +289,8 @@ class Slot:
         if withheld == self.withheld:
             return
         self.withheld = withheld
+        if self.publication is not None:
+            self.publication.changed()
         self.track.switch_source()  # drops what is queued; video restarts at a keyframe
         if not withheld and self.publication is not None:
             self.publication.request_keyframe()
@@ -261,6 +300,7 @@ class Slot:
         self.track.switch_source()
         self.publication = publication
         publication.slots.add(self)
+        publication.changed()
         if relay is not None:  # transcode mode: decode once, encode per subscriber
             self.transceiver.sender.replaceTrack(relay.subscribe(publication.track))
 
@@ -268,6 +308,7 @@ class Slot:
         self.paused = False
         if self.publication is not None:
             self.publication.slots.discard(self)
+            self.publication.changed()
             self.publication = None
             self.track.switch_source()
             if self.transceiver.sender.track is not self.track:
@@ -981,6 +1022,7 @@ class MediaPlane:
         for publication in peer.publications.values():
             if publication.source == source and publication.muted != muted:
                 publication.muted = muted
+                publication.changed()
                 if not muted:
                     for slot in publication.slots:
                         slot.track.switch_source()
