@@ -16,9 +16,10 @@
  *                      (BitrateEstimator, Reception, Nacks: the same objects Python's path
  *                      uses) and the copies (forward_copies). Python arms it with the
  *                      Routes of every subscription the publication forwards to, until a
- *                      deadline (the Routes' next check); any change (mute, a slot, a
- *                      stop) disarms it, and then every packet takes Python's path, which
- *                      decides and arms again. `events("remb", (bitrate, ssrcs))` and
+ *                      deadline (the Routes' next check), when `recheck(now)` (one Python
+ *                      call per publication per check) gives the next one; any change
+ *                      (mute, a slot, a stop) disarms it, and then every packet takes
+ *                      Python's path, which decides and arms again. `events("remb", (bitrate, ssrcs))` and
  *                      `events("nack", ssrc)` ask Python to send RTCP.
  *
  * A packet is handled entirely here or entirely by Python, never half: the checks come
@@ -66,7 +67,8 @@ typedef struct {
     PyObject *nacks;     /* Nacks, or NULL */
     PyObject *events;    /* callable(kind, value) */
     PyObject *routes;    /* list of Route while armed, else NULL */
-    double until;        /* monotonic: armed until then */
+    PyObject *recheck;   /* callable(now) -> the next deadline, or None: disarm */
+    double until;        /* monotonic: armed until then, then `recheck` decides */
     unsigned long long packets, frames_in, video_bytes, frames_out, bytes_out;
 } Sink;
 
@@ -80,6 +82,7 @@ Sink_traverse(Sink *self, visitproc visit, void *arg)
     Py_VISIT(self->nacks);
     Py_VISIT(self->events);
     Py_VISIT(self->routes);
+    Py_VISIT(self->recheck);
     return 0;
 }
 
@@ -91,6 +94,7 @@ Sink_clear(Sink *self)
     Py_CLEAR(self->nacks);
     Py_CLEAR(self->events);
     Py_CLEAR(self->routes);
+    Py_CLEAR(self->recheck);
     self->bound = 0;
     return 0;
 }
@@ -151,29 +155,60 @@ Sink_bind(Sink *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* arm(routes, until): take this stream's packets in C, sending them through `routes` (a
- * list of Route, not changed afterwards), until the monotonic time `until` */
+/* arm(routes, until, recheck): take this stream's packets in C, sending them through
+ * `routes` (a list of Route, not changed afterwards), until the monotonic time `until`;
+ * then `recheck(now)` gives the next deadline (None: Python's path takes over again) */
 static PyObject *
 Sink_arm(Sink *self, PyObject *args)
 {
-    PyObject *routes;
+    PyObject *routes, *recheck;
     double until;
-    if (!PyArg_ParseTuple(args, "O!d", &PyList_Type, &routes, &until))
+    if (!PyArg_ParseTuple(args, "O!dO", &PyList_Type, &routes, &until, &recheck))
         return NULL;
     if (!self->bound) {
         PyErr_SetString(PyExc_ValueError, "bind the sink first");
         return NULL;
     }
+    if (!PyCallable_Check(recheck)) {
+        PyErr_SetString(PyExc_TypeError, "recheck must be callable");
+        return NULL;
+    }
     Py_INCREF(routes);
     Py_XSETREF(self->routes, routes);
+    Py_INCREF(recheck);
+    Py_XSETREF(self->recheck, recheck);
     self->until = until;
     Py_RETURN_NONE;
+}
+
+/* The deadline passed: 1 when `recheck` gives a new one, 0 when it disarms, -1 on error */
+static int
+sink_recheck(Sink *self, double now)
+{
+    PyObject *recheck = self->recheck;
+    if (recheck == NULL)
+        return 0;
+    Py_INCREF(recheck);
+    PyObject *result = PyObject_CallFunction(recheck, "d", now);
+    Py_DECREF(recheck);
+    if (result == NULL)
+        return -1;
+    int going_on = 0;
+    if (PyFloat_Check(result) && self->routes != NULL) {
+        self->until = PyFloat_AS_DOUBLE(result);
+        going_on = now < self->until;
+    }
+    Py_DECREF(result);
+    if (!going_on)
+        Py_CLEAR(self->routes);
+    return going_on;
 }
 
 static PyObject *
 Sink_disarm(Sink *self, PyObject *unused)
 {
     Py_CLEAR(self->routes);
+    Py_CLEAR(self->recheck);
     Py_RETURN_NONE;
 }
 
@@ -555,7 +590,16 @@ ingress_receive(Ingress *self, unsigned char *p, int length)
             if (!sink->bound || sink->ssrc != h.ssrc)
                 continue;
             if (sink->payload_type == h.payload_type && sink->routes != NULL
-                && now < sink->until && routes_active(sink->routes)) {
+                && routes_active(sink->routes)) {
+                if (now >= sink->until) {
+                    Py_INCREF(sink);
+                    int going_on = sink_recheck(sink, now);
+                    Py_DECREF(sink);
+                    if (going_on < 0)
+                        return -1;
+                    if (!going_on || !routes_active(sink->routes))
+                        break;
+                }
                 self->fast++;
                 Py_INCREF(sink);
                 int result = take_in_c(sink, p, length, &h, now);

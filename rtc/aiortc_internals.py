@@ -580,11 +580,23 @@ class PacketTap:
         self.packets += packets
         return frames_in, video_bytes, frames_out, bytes_out
 
-    def arm(self, routes: list[Any], until: float) -> None:
+    def arm(
+        self, routes: list[Any], until: float, recheck: Callable[[float], float | None]
+    ) -> None:
         """Forward this receiver's packets through `routes` (rtc/_fastpath.c Route) in C
-        until the monotonic time `until`, or until `disarm`."""
+        until `disarm`; at the monotonic time `until`, and at each deadline it returns
+        after, `recheck(now)` says until when (None: Python's path takes over). Never
+        raises into C: an exception in `recheck` disarms."""
         if self.sink is not None and self.sink.bound:
-            self.sink.arm(routes, until)
+
+            def checked(now: float) -> float | None:
+                try:
+                    return recheck(now)
+                except Exception:
+                    log.exception("a forwarding check failed")
+                    return None
+
+            self.sink.arm(routes, until, checked)
 
     def disarm(self) -> None:
         """Every packet takes Python's path again (until the consumer arms it)."""

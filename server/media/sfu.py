@@ -164,7 +164,23 @@ class Publication:
         if routed and track is not None:
             track.forward_through(routed, packet, ntp, now)
             if every_slot_routed and tap is not None:
-                tap.arm(routed, until)
+                tap.arm(routed, until, self._recheck)
+
+    def _recheck(self, now: float) -> float | None:
+        """The C receive step's deadline passed (every ROUTE_CHECK_S): until when it may go
+        on with the same Routes (their checks, as `_forward` does them), or None. Also
+        takes its counters."""
+        tap = self.tap
+        if tap is not None:
+            self._count_native(tap, now)
+        until = now + 1.0
+        for slot in self.slots:
+            if slot.forwarding:
+                track = slot.track
+                if not (track.route_until > now or track.still_routed(now)):
+                    return None
+                until = min(until, track.route_until)
+        return until
 
     def _count_native(self, tap: aiortc_internals.PacketTap, now: float) -> None:
         """Add what the C receive step forwarded since the last packet seen here."""
