@@ -270,6 +270,7 @@ static PyTypeObject SinkType = {
 typedef struct {
     PyObject_HEAD
     unsigned long long srtp; /* libsrtp srtp_t while armed, else 0 */
+    PyObject *session;       /* what owns `srtp` (pylibsrtp's Session): kept alive */
     int abs_id, level_id;    /* one-byte header extension ids, 0 for none */
     PyObject *plain;         /* callable(packet, arrival_ms) */
     Sink *sinks[MAX_SINKS];
@@ -281,6 +282,7 @@ static int
 Ingress_traverse(Ingress *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->plain);
+    Py_VISIT(self->session);
     for (int i = 0; i < self->sink_count; i++)
         Py_VISIT(self->sinks[i]);
     return 0;
@@ -290,6 +292,7 @@ static int
 Ingress_clear(Ingress *self)
 {
     self->srtp = 0;
+    Py_CLEAR(self->session);
     Py_CLEAR(self->plain);
     for (int i = 0; i < self->sink_count; i++)
         Py_CLEAR(self->sinks[i]);
@@ -323,18 +326,22 @@ Ingress_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-/* arm(srtp, abs_send_time_id, audio_level_id): the rx session (srtp_t as an integer) */
+/* arm(session, srtp, abs_send_time_id, audio_level_id): the rx session (the object that
+ * owns it, kept alive while armed, and its srtp_t as an integer) */
 static PyObject *
 Ingress_arm(Ingress *self, PyObject *args)
 {
+    PyObject *session;
     unsigned long long srtp;
     int abs_id, level_id;
-    if (!PyArg_ParseTuple(args, "Kii", &srtp, &abs_id, &level_id))
+    if (!PyArg_ParseTuple(args, "OKii", &session, &srtp, &abs_id, &level_id))
         return NULL;
     if (abs_id < 0 || abs_id > 14 || level_id < 0 || level_id > 14) {
         PyErr_SetString(PyExc_ValueError, "not a one-byte header extension id");
         return NULL;
     }
+    Py_INCREF(session);
+    Py_XSETREF(self->session, session);
     self->srtp = srtp;
     self->abs_id = abs_id;
     self->level_id = level_id;
@@ -345,6 +352,7 @@ static PyObject *
 Ingress_disarm(Ingress *self, PyObject *unused)
 {
     self->srtp = 0;
+    Py_CLEAR(self->session);
     Py_RETURN_NONE;
 }
 
@@ -585,28 +593,31 @@ ingress_receive(Ingress *self, unsigned char *p, int length)
         return 0;
     if (parsed > 0) {
         double now = monotonic_seconds();
+        Sink *sink = NULL;
         for (int i = 0; i < self->sink_count; i++) {
-            Sink *sink = self->sinks[i];
-            if (!sink->bound || sink->ssrc != h.ssrc)
-                continue;
-            if (sink->payload_type == h.payload_type && sink->routes != NULL
-                && routes_active(sink->routes)) {
-                if (now >= sink->until) {
-                    Py_INCREF(sink);
-                    int going_on = sink_recheck(sink, now);
-                    Py_DECREF(sink);
-                    if (going_on < 0)
-                        return -1;
-                    if (!going_on || !routes_active(sink->routes))
-                        break;
-                }
-                self->fast++;
-                Py_INCREF(sink);
-                int result = take_in_c(sink, p, length, &h, now);
-                Py_DECREF(sink);
-                return result;
+            if (self->sinks[i]->bound && self->sinks[i]->ssrc == h.ssrc) {
+                sink = self->sinks[i];
+                break;
             }
-            break;
+        }
+        if (sink != NULL && sink->payload_type == h.payload_type && sink->routes != NULL
+            && routes_active(sink->routes)) {
+            Py_INCREF(sink); /* a Python call below may detach it */
+            int result = 1;
+            if (now >= sink->until) {
+                result = sink_recheck(sink, now);
+                if (result > 0 && !routes_active(sink->routes))
+                    result = 0;
+            }
+            if (result > 0) {
+                self->fast++;
+                result = take_in_c(sink, p, length, &h, now) < 0 ? -1 : 2;
+            }
+            Py_DECREF(sink);
+            if (result < 0)
+                return -1;
+            if (result == 2)
+                return 0;
         }
     }
     long long arrival_ms = (long long)((wall_seconds() + NTP_UNIX_OFFSET) * 1000);

@@ -1090,7 +1090,7 @@ def receive_directly(dtls: Any) -> Any:
                 dtls._RTCDtlsTransport__rx_bytes += received_bytes
                 dtls._RTCDtlsTransport__rx_packets += received_packets
                 if not ingress.armed:
-                    ingress.arm(current[1], ids.abs_send_time or 0, ids.audio_level or 0)
+                    ingress.arm(session, current[1], ids.abs_send_time or 0, ids.audio_level or 0)
         if is_rtcp(data):
             if fastpath is not None:
                 plain = fastpath.unprotect_rtcp(current[1], data)
@@ -1139,7 +1139,10 @@ def _learn_sender(protocol: Any, addr: tuple[Any, ...]) -> None:
     fd = _fd_of(protocol)
     if fd is None:
         return
-    key = FASTPATH.key(fd, addr[0], addr[1])
+    try:
+        key = FASTPATH.key(fd, addr[0], addr[1])
+    except ValueError:  # not a plain IPv4/IPv6 address: Python's path keeps it
+        return
     if _INGRESS_TABLE.get(key) is not ingress:
         _INGRESS_TABLE[key] = ingress
         keys.add(key)

@@ -490,3 +490,87 @@ def test_reception_and_nacks_refuse_wrong_arguments() -> None:
     assert reception.max_seq is None and reception.base_seq is None
     reception.add(5, 960)
     assert (reception.packets_expected, reception.packets_lost, reception.jitter) == (1, 0, 0)
+
+
+def test_the_receive_step_forwards_an_armed_stream_in_c_and_hands_the_rest_to_python() -> None:
+    """rtc/_ingress.c on its own, on real sockets and SRTP: `pump` reads what waits; the
+    armed Sink's stream (its SSRC and payload type) is unprotected, counted in the
+    receiver's statistics and sent through the Route rewritten, with no Python call; every
+    other SRTP packet's plaintext goes to `plain`, everything else (STUN, RTCP, unknown
+    senders) to `slow`. Then 3,000 datagrams of garbage (random, and SRTP-protected with
+    the right key: any header, the armed SSRC among them) raise nothing, and what the
+    Route sends is always a well-formed RTP packet of its SSRC."""
+    tx, rx = sessions()
+    server, publisher, subscriber = udp(), udp(), udp()
+    subscriber.settimeout(0.2)
+    plain: list[bytes] = []
+    slow: list[bytes] = []
+    events: list[tuple[str, object]] = []
+    ingress = fastpath.Ingress(lambda data, arrival_ms: plain.append(data))
+    ingress.arm(rx, aiortc_internals._srtp_pointer(rx), 0, 0)
+    table = {fastpath.key(server.fileno(), *publisher.getsockname()): ingress}
+    reception, nacks = fastpath.Reception(90000), fastpath.Nacks()
+    sink = fastpath.Sink(True, lambda kind, value: events.append((kind, value)))
+    sink.bind(0x1234, 96, reception, nacks, None)
+    ingress.attach(sink)
+    route = fastpath.Route(0xBEEF)
+    route.configure(96, b"", 0, 0)
+    route.aim(subscriber.fileno(), 0, aiortc_internals._sockaddr(subscriber.getsockname()))
+    route.start(5000, 0, 1000, 999, 5999, 0, 0.0)
+    sink.arm([route], 1e12, lambda now: 1e12)
+
+    def pump() -> int:
+        return fastpath.pump(server.fileno(), 64, table, lambda data, addr: slow.append(data))
+
+    def sent() -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append(subscriber.recv(4096))
+            except TimeoutError:
+                return out
+
+    for seq in range(1000, 1010):
+        publisher.sendto(tx.protect(packet(seq)), server.getsockname())
+    publisher.sendto(tx.protect(rtp_header(0, 97, 1010, 0, 0x1234, b"")), server.getsockname())
+    publisher.sendto(tx.protect(rtp_header(0, 96, 7, 0, 0x9999, b"")), server.getsockname())
+    publisher.sendto(b"\x00\x01" + bytes(18), server.getsockname())  # STUN-like
+    assert pump() == 13
+    copies = sent()
+    assert [struct.unpack_from("!HII", c, 2) for c in copies] == [
+        (6000 + i, (1000 + i) * 3000, 0xBEEF) for i in range(10)
+    ]
+    assert ingress.fast == 10 and reception.packets_received == 10 and not events
+    assert len(plain) == 2 and plain[0][1] & 0x7F == 97 and len(slow) == 1
+    assert sink.take()[0] == 10 and route.forwarded == 10
+    # a gap asks Python for a NACK; a deadline passed asks `recheck`, None disarms
+    publisher.sendto(tx.protect(packet(1012)), server.getsockname())
+    pump()
+    assert events == [("nack", 0x1234)] and nacks.missing() == [1010, 1011]
+    sink.arm([route], 0.0, lambda now: None)
+    publisher.sendto(tx.protect(packet(1013)), server.getsockname())
+    pump()
+    assert not sink.armed and plain[-1] == packet(1013) and ingress.fast == 11
+
+    sink.arm([route], 1e12, lambda now: 1e12)
+    rng = random.Random(1)
+    for i in range(3000):
+        data = bytes([0x80 | rng.randrange(0x40)]) + rng.randbytes(rng.randrange(300))
+        if i % 3 == 0:  # the armed stream's SSRC and payload type, any other bytes
+            data = data[:1] + b"\x60" + data[2:8] + b"\x00\x00\x12\x34" + data[12:]
+        if i % 4:
+            try:
+                data = tx.protect(data)
+            except Error:
+                continue
+        publisher.sendto(data, server.getsockname())
+        if i % 50 == 0:
+            while pump():
+                pass
+    while pump():
+        pass
+    for copy in sent():
+        assert (
+            len(copy) >= 12 and copy[0] >> 6 == 2 and struct.unpack_from("!I", copy, 8)[0] == 0xBEEF
+        )
+    assert ingress.fast > 11 + 100
