@@ -17,7 +17,10 @@
  *   BitrateEstimator   aiortc's remote bitrate estimator (REMB to publishers), in
  *                      rtc/_remb.c;
  *   Reception, Nacks   a receiver's reception statistics and NACK generator, in
- *                      rtc/_reception.c.
+ *                      rtc/_reception.c;
+ *   pump, Ingress, Sink the whole receive step (recvmmsg, unprotect, parse, the receiver's
+ *                      bookkeeping, the copies) for the streams Python armed, in
+ *                      rtc/_ingress.c.
  *
  * SRTP is libsrtp as pylibsrtp bundles it: Python hands over the addresses of that
  * library's srtp_protect/srtp_unprotect (set_srtp) and each session's srtp_t, so the keys
