@@ -13,6 +13,7 @@ request comes from loopback, and the admin token is too strong to hand to a scra
 
 from __future__ import annotations
 
+import gc
 import hmac
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -58,6 +59,12 @@ class _Live(Collector):
         yield GaugeMetricFamily("tiaojie_rooms", "Rooms with media on this node.", value=len(rooms))
         yield GaugeMetricFamily(
             "tiaojie_participants", "Participants with media on this node.", value=len(peers)
+        )
+        yield GaugeMetricFamily(
+            "tiaojie_gc_frozen_objects",
+            "Objects made at startup, kept out of the garbage collector's full collections "
+            "(server/listener.py); 0 in a server not started by `tiaojie serve`.",
+            value=gc.get_freeze_count(),
         )
         yield GaugeMetricFamily(
             "tiaojie_connections",

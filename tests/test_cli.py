@@ -98,10 +98,24 @@ def test_environment_variables_configure_serve(tmp_path):
             "TIAOJIE_DATA": str(tmp_path / "env"),
             "TIAOJIE_ADMIN_TOKEN": "from-the-environment-123",
             "TIAOJIE_PUBLIC_URL": "https://mediation.example.org",
+            "TIAOJIE_METRICS_TOKEN": "metrics-from-the-environment-123",
         },
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process)
+        # what startup made is kept out of the garbage collector's full collections
+        # (server/listener.py): a full collection walked it all, a stall of the loop
+        scrape = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": "Bearer metrics-from-the-environment-123"},
+        )
+        metrics = urllib.request.urlopen(scrape, timeout=5).read().decode()
+        frozen = next(
+            float(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("tiaojie_gc_frozen_objects ")
+        )
+        assert frozen > 50_000
         room = _post(
             f"http://127.0.0.1:{port}/api/rooms", "from-the-environment-123", b'{"title": "t"}'
         )
