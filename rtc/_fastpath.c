@@ -45,8 +45,6 @@ static srtp_fn srtp_protect_fn = NULL;
 static srtp_fn srtp_unprotect_fn = NULL;
 static srtp_fn srtp_unprotect_rtcp_fn = NULL;
 
-#define BATCH 64
-#define BUFFER 2048
 /* SRTP_MAX_TRAILER_LEN (tag + MKI), as pylibsrtp reserves it */
 #define TRAILER 144
 #define MAX_PLAIN (BUFFER - TRAILER)
@@ -721,6 +719,27 @@ address_of(const struct sockaddr_storage *from)
     Py_RETURN_NONE;
 }
 
+/* Read what waits on `fd` into `batch` with one recvmmsg (at most `most`, 1..BATCH): how
+ * many datagrams, or <= 0 (EAGAIN, EINTR, ECONNREFUSED from an ICMP error: nothing now). */
+int
+read_batch(Batch *batch, int fd, int most)
+{
+    if (most < 1)
+        most = 1;
+    if (most > BATCH)
+        most = BATCH;
+    for (int i = 0; i < most; i++) {
+        batch->vectors[i].iov_base = batch->data[i];
+        batch->vectors[i].iov_len = BUFFER;
+        memset(&batch->messages[i].msg_hdr, 0, sizeof(struct msghdr));
+        batch->messages[i].msg_hdr.msg_name = &batch->addresses[i];
+        batch->messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+        batch->messages[i].msg_hdr.msg_iov = &batch->vectors[i];
+        batch->messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return recvmmsg(fd, batch->messages, (unsigned int)most, MSG_DONTWAIT, NULL);
+}
+
 /*
  * recv(fd, most) -> [(data, address), ...]: every datagram waiting on a socket (up to
  * `most`, at most 64) with one recvmmsg(2); address as asyncio gives it ((host, port), or
@@ -730,34 +749,18 @@ address_of(const struct sockaddr_storage *from)
 static PyObject *
 receive(PyObject *module, PyObject *args)
 {
-    static unsigned char in_buffers[BATCH][BUFFER];
-    static struct mmsghdr in_messages[BATCH];
-    static struct iovec in_vectors[BATCH];
-    static struct sockaddr_storage in_addresses[BATCH];
+    static Batch batch;
     int fd, most;
     if (!PyArg_ParseTuple(args, "ii", &fd, &most))
         return NULL;
-    if (most < 1)
-        most = 1;
-    if (most > BATCH)
-        most = BATCH;
-    for (int i = 0; i < most; i++) {
-        in_vectors[i].iov_base = in_buffers[i];
-        in_vectors[i].iov_len = BUFFER;
-        memset(&in_messages[i].msg_hdr, 0, sizeof(struct msghdr));
-        in_messages[i].msg_hdr.msg_name = &in_addresses[i];
-        in_messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-        in_messages[i].msg_hdr.msg_iov = &in_vectors[i];
-        in_messages[i].msg_hdr.msg_iovlen = 1;
-    }
-    int n = recvmmsg(fd, in_messages, (unsigned int)most, MSG_DONTWAIT, NULL);
+    int n = read_batch(&batch, fd, most);
     PyObject *result = PyList_New(0);
     if (result == NULL || n <= 0)
         return result; /* EAGAIN, EINTR, ECONNREFUSED (ICMP): nothing to hand over now */
     for (int i = 0; i < n; i++) {
-        if (in_messages[i].msg_hdr.msg_flags & MSG_TRUNC)
+        if (batch.messages[i].msg_hdr.msg_flags & MSG_TRUNC)
             continue;
-        PyObject *address = address_of(&in_addresses[i]);
+        PyObject *address = address_of(&batch.addresses[i]);
         if (address == Py_None) {
             Py_DECREF(address);
             continue;
@@ -766,8 +769,8 @@ receive(PyObject *module, PyObject *args)
             Py_DECREF(result);
             return NULL;
         }
-        PyObject *item = Py_BuildValue("(y#N)", (const char *)in_buffers[i],
-                                       (Py_ssize_t)in_messages[i].msg_len, address);
+        PyObject *item = Py_BuildValue("(y#N)", (const char *)batch.data[i],
+                                       (Py_ssize_t)batch.messages[i].msg_len, address);
         if (item == NULL || PyList_Append(result, item) < 0) {
             Py_XDECREF(item);
             Py_DECREF(result);

@@ -11,7 +11,19 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#define BATCH 64
+#define BUFFER 2048
+
+/* What one recvmmsg(2) reads: up to BATCH datagrams of up to BUFFER bytes, and senders */
+typedef struct {
+    unsigned char data[BATCH][BUFFER];
+    struct mmsghdr messages[BATCH];
+    struct iovec vectors[BATCH];
+    struct sockaddr_storage addresses[BATCH];
+} Batch;
+
 /* _fastpath.c */
+int read_batch(Batch *batch, int fd, int most);
 int forward_copies(PyObject *routes, PyObject *payload, unsigned int seq, unsigned long ts,
                    int marker, int level, unsigned long long ntp, double now, int counts_frame,
                    Py_ssize_t *mapped, Py_ssize_t *sent);

@@ -36,8 +36,6 @@
 #include <arpa/inet.h>
 #include <structmember.h>
 
-#define BATCH 64
-#define BUFFER 2048
 #define NTP_UNIX_OFFSET 2208988800.0
 
 static double
@@ -638,37 +636,21 @@ ingress_receive(Ingress *self, unsigned char *p, int length)
 static PyObject *
 pump(PyObject *module, PyObject *args)
 {
-    static unsigned char in_buffers[BATCH][BUFFER];
-    static struct mmsghdr in_messages[BATCH];
-    static struct iovec in_vectors[BATCH];
-    static struct sockaddr_storage in_addresses[BATCH];
+    static Batch batch;
     int fd, most;
     PyObject *table, *slow;
     if (!PyArg_ParseTuple(args, "iiO!O", &fd, &most, &PyDict_Type, &table, &slow))
         return NULL;
-    if (most < 1)
-        most = 1;
-    if (most > BATCH)
-        most = BATCH;
-    for (int i = 0; i < most; i++) {
-        in_vectors[i].iov_base = in_buffers[i];
-        in_vectors[i].iov_len = BUFFER;
-        memset(&in_messages[i].msg_hdr, 0, sizeof(struct msghdr));
-        in_messages[i].msg_hdr.msg_name = &in_addresses[i];
-        in_messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
-        in_messages[i].msg_hdr.msg_iov = &in_vectors[i];
-        in_messages[i].msg_hdr.msg_iovlen = 1;
-    }
-    int n = recvmmsg(fd, in_messages, (unsigned int)most, MSG_DONTWAIT, NULL);
+    int n = read_batch(&batch, fd, most);
     if (n <= 0)
         return PyLong_FromLong(0); /* EAGAIN, EINTR, ECONNREFUSED (ICMP) */
     unsigned char key[4 + sizeof(struct sockaddr_in6)];
     for (int i = 0; i < n; i++) {
-        if (in_messages[i].msg_hdr.msg_flags & MSG_TRUNC)
+        if (batch.messages[i].msg_hdr.msg_flags & MSG_TRUNC)
             continue;
-        unsigned char *data = in_buffers[i];
-        int length = (int)in_messages[i].msg_len;
-        const struct sockaddr_storage *from = &in_addresses[i];
+        unsigned char *data = batch.data[i];
+        int length = (int)batch.messages[i].msg_len;
+        const struct sockaddr_storage *from = &batch.addresses[i];
         if (length >= 12 && data[0] > 127 && data[0] < 192 && !(data[1] >= 192 && data[1] <= 223)
             && (from->ss_family == AF_INET || from->ss_family == AF_INET6)) {
             int size = from->ss_family == AF_INET ? 4 + 2 + 4 : 4 + 2 + 16;
