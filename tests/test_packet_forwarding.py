@@ -463,3 +463,9 @@ async def test_the_receive_step_in_c_forwards_what_python_would_and_stops_when_t
         await asyncio.wait_for(
             asyncio.gather(*(pc.close() for pc in (pub, srv_in, srv_out, sub))), 10
         )
+    # closed connections leave nothing in the receive step's table (it would grow)
+    await wait_for(
+        lambda: all(i is not ingress for i in aiortc_internals._INGRESS_TABLE.values()),
+        "the table emptied",
+    )
+    assert not ingress.armed
