@@ -82,6 +82,18 @@ class InternalsChanged(RuntimeError):
     """aiortc no longer has the private attribute we rely on: re-check this module."""
 
 
+_SOURCES: dict[tuple[Any, Any], str] = {}
+
+
+def _source(obj: Any) -> str:
+    """`inspect.getsource(obj)`, read once per process: the checks below run per receiver
+    or per connection, and reading a source file took 1-11 ms each time (on a join's path)."""
+    key = (obj, inspect.getsource)  # a test that replaces getsource gets its answer
+    if key not in _SOURCES:
+        _SOURCES[key] = inspect.getsource(obj)
+    return _SOURCES[key]
+
+
 def _require(obj: object, name: str) -> Any:
     if not hasattr(obj, name):
         raise InternalsChanged(f"{type(obj).__name__} has no {name}: aiortc changed")
@@ -654,7 +666,7 @@ def tap_packets(receiver: RTCRtpReceiver, *, estimate_bandwidth: bool = True) ->
     from aiortc.rtcrtpreceiver import StreamStatistics
     from aiortc.rtp import pack_remb_fci, unwrap_rtx
 
-    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    source = _source(RTCRtpReceiver._handle_rtp_packet)
     missing = [step for step in _RECEIVE_STEPS if step not in source]
     if missing:
         raise InternalsChanged(f"RTCRtpReceiver._handle_rtp_packet changed: {missing}")
@@ -2087,7 +2099,7 @@ class _InlinePath:
     def __init__(self, dtls: Any) -> None:
         import aiortc.rtcdtlstransport
 
-        source = inspect.getsource(aiortc.rtcdtlstransport.RTCDtlsTransport)
+        source = _source(aiortc.rtcdtlstransport.RTCDtlsTransport)
         missing = [step for step in _INLINE_TRANSPORT_STEPS if step not in source]
         if missing:
             raise InternalsChanged(f"RTCDtlsTransport's receive path changed: {missing}")
@@ -2257,7 +2269,7 @@ def receive_inline(
     the ICE connection's sockets, and from then on the socket is read every
     `read_interval` seconds (None: on every datagram, as asyncio does).
     """
-    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    source = _source(RTCRtpReceiver._handle_rtp_packet)
     missing = [step for step in _INLINE_RECEIVER_STEPS if step not in source]
     if missing:
         raise InternalsChanged(f"RTCRtpReceiver._handle_rtp_packet changed: {missing}")
