@@ -355,6 +355,19 @@ def report(results: dict[str, dict[str, Visits]], load_before: str, load_after: 
             f"({'met' if p95 < GOAL_MS else 'missed'}); static files over the network: "
             f"{fetched:.0f} of {v.samples[0].assets}; no frame in 20 s: {v.failed}"
         )
+        after = sorted(s.at["frame"] - s.at["sub_local"] for s in v.samples if "sub_local" in s.at)
+        shown = sorted(
+            s.at["presented"] - s.at["sub_local"]
+            for s in v.samples
+            if "sub_local" in s.at and "presented" in s.at
+        )
+        if after and shown:
+            print(
+                f"{column}: from the answer created (the server's ICE, DTLS and first packet, "
+                f"the browser's decoding): to the frame seen p50 {statistics.median(after):.0f} "
+                f"ms, p95 {_p95(after):.0f} ms; to the frame presented p50 "
+                f"{statistics.median(shown):.0f} ms, p95 {_p95(shown):.0f} ms"
+            )
         presented = v.presented()
         if presented:
             print(
