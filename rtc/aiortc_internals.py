@@ -1585,7 +1585,8 @@ def when_sending(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` each time aiortc starts `sender` (`RTCRtpSender.send`): its peer
     connection does so right after DTLS connects, in the same step, the first moment a
     packet can go (at "connectionstatechange" to "connected" the sender has no parameters
-    yet). Wraps what is there (PacketSender's own wrapper: make that one first)."""
+    yet). Wraps what is there (PacketSender's own wrapper: make that one first). An error
+    of `callback` is logged: it must not stop aiortc from starting the other senders."""
     from aiortc import RTCPeerConnection
 
     source = inspect.getsource(_require(RTCPeerConnection, "_RTCPeerConnection__connect"))
@@ -1596,7 +1597,10 @@ def when_sending(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
 
     async def send(parameters: Any) -> None:
         await original(parameters)
-        callback()
+        try:
+            callback()
+        except Exception:
+            log.exception("a callback on starting an RTP sender failed")
 
     sender.send = send  # type: ignore[method-assign]
 
