@@ -1511,9 +1511,10 @@ def gather_only_on(addresses: list[str] | None) -> None:
 # A block of its own: it adds to the functions above and changes none of them.
 #
 # Measured on a new subscriber connection (a trace of the server's steps, docs/PERFORMANCE.md
-# "Tenth session"): aioice nominated the pair 2-20 ms after the browser's first check, but
-# `Connection.connect` saw it only at the end of its 20 ms pacing sleep, and aiortc starts
-# DTLS only once `connect` returns (the browser's ClientHello waited in the queue meanwhile);
+# "Tenth session"): aioice nominated the pair on the first round trip, 1-3 ms after the
+# browser's first check, but `Connection.connect` saw it only at the end of its 20 ms pacing
+# sleep (7-20 ms later), and aiortc starts DTLS only once `connect` returns (the browser's
+# ClientHello waited in the queue meanwhile);
 # then "connectionstatechange" to "connected" fires inside the DTLS transport's start,
 # before aiortc starts the RTP senders, so a keyframe held for the new subscriber could not
 # go then and went with the publisher's next packet.
@@ -1581,18 +1582,25 @@ def complete_ice_at_once() -> None:
 complete_ice_at_once()
 
 
-def when_sending(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
-    """Call `callback` each time aiortc starts `sender` (`RTCRtpSender.send`): its peer
-    connection does so right after DTLS connects, in the same step, the first moment a
-    packet can go (at "connectionstatechange" to "connected" the sender has no parameters
-    yet). Wraps what is there (PacketSender's own wrapper: make that one first). An error
-    of `callback` is logged: it must not stop aiortc from starting the other senders."""
+@functools.cache
+def _senders_start_after_dtls() -> None:
+    """aiortc's `__connect` starts a transceiver's sender after its DTLS transport's start
+    (checked once: reading the source takes a few ms)."""
     from aiortc import RTCPeerConnection
 
     source = inspect.getsource(_require(RTCPeerConnection, "_RTCPeerConnection__connect"))
     start = source.find("await dtlsTransport.start(")
     if start < 0 or source.find("await transceiver.sender.send(", start) < 0:
         raise InternalsChanged("aiortc no longer starts the senders once DTLS is connected")
+
+
+def when_sending(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` each time aiortc starts `sender` (`RTCRtpSender.send`): its peer
+    connection does so right after DTLS connects, in the same step, the first moment a
+    packet can go (at "connectionstatechange" to "connected" the sender has no parameters
+    yet). Wraps what is there (PacketSender's own wrapper: make that one first). An error
+    of `callback` is logged: it must not stop aiortc from starting the other senders."""
+    _senders_start_after_dtls()
     original = sender.send
 
     async def send(parameters: Any) -> None:

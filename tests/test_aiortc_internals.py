@@ -315,8 +315,10 @@ async def test_ice_connect_returns_once_the_check_list_completes_not_at_the_next
     with pytest.raises(InternalsChanged, match="connect"):
         aiortc_internals.complete_ice_at_once()
     monkeypatch.setattr(inspect, "getsource", lambda obj: "")
+    aiortc_internals._senders_start_after_dtls.cache_clear()
     with pytest.raises(InternalsChanged, match="senders"):
         aiortc_internals.when_sending(SimpleNamespace(), print)  # type: ignore[arg-type]
+    aiortc_internals._senders_start_after_dtls.cache_clear()  # checked again when next used
 
 
 # -- a real receiver, fed RTP packets by hand ----------------------------------------------
