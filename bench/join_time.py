@@ -17,6 +17,13 @@ takes well under a millisecond, so the marks of messages received are the server
 times too. Prints p50/p95 per kind of visit, their ratio to the goal (p95 < 700 ms), the
 median time of each step, what the page loaded over the network, and the load average.
 
+The poll runs on the page's thread, which is busy around the first frame (the room view's
+modules run, the room is drawn), and getStats itself waits for WebRTC's threads: the poll
+can see a frame tens of ms after it was decoded. So the bench also gives the remote video
+a sink of its own (a hidden <video>) and prints, beside the goal's figure, when the first
+frame was presented (requestVideoFrameCallback's `presentationTime`, the compositor's time,
+whenever the callback runs).
+
 `--baseline DIR`: a second server runs the code of another checkout (e.g. a worktree of
 main: `git worktree add --detach ../base main`) with this one's Python environment, and
 the runs alternate between the two, so that both see the same load; the ratios of their
@@ -56,7 +63,7 @@ GOAL_MS = 700.0
 #: Run in the page before joining: resolves with the times (performance.now()) of the
 #: first video packet and the first decoded frame from `publisher` on pcSub.
 POLL_JS = """async ([publisher, click]) => {
-  const out = {rtp: null, frame: null};
+  const out = {rtp: null, frame: null, presented: null};
   const deadline = performance.now() + 20000;
   const pause = (ms) => new Promise((r) => setTimeout(r, ms));
   while (click && performance.now() < deadline) {  // --instant-click
@@ -67,18 +74,47 @@ POLL_JS = """async ([publisher, click]) => {
     }
     await pause(5);
   }
+  let watched = false;
   while (performance.now() < deadline) {
     const t = window.tiaojie;
     if (t && t.pcSub) {
+      if (!watched) watched = watch(t.pcSub);
       for (const s of await t.inbound()) {
         if (s.kind !== "video" || s.participantId !== publisher) continue;
         if (out.rtp === null && s.packetsReceived > 0) out.rtp = performance.now();
-        if (s.framesDecoded > 0) { out.frame = performance.now(); return out; }
+        if (s.framesDecoded > 0) out.frame = performance.now();
       }
+      if (out.frame !== null) break;
     }
     await pause(10);
   }
+  // the callback runs on the page's thread, maybe after the poll saw the frame
+  const until = performance.now() + 1000;
+  while (watched && out.frame !== null && out.presented === null && performance.now() < until) {
+    await pause(10);
+  }
   return out;
+
+  // A sink of the bench's own for the remote video (one publisher: one video receiver):
+  // requestVideoFrameCallback's presentationTime is when the first frame was handed to
+  // the compositor, whenever the page's thread gets to run the callback or the poll.
+  function watch(pc) {
+    const receiver = pc.getReceivers().find((r) => r.track && r.track.kind === "video");
+    if (!receiver) return false;
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    video.style.position = "fixed";
+    video.style.width = "2px";
+    video.style.height = "2px";
+    video.style.opacity = "0";
+    video.style.pointerEvents = "none";
+    video.srcObject = new MediaStream([receiver.track]);
+    document.body.append(video);
+    video.requestVideoFrameCallback((now, meta) => { out.presented = meta.presentationTime; });
+    return true;
+  }
 }"""
 
 #: Resolves once the page publishes.
@@ -129,7 +165,8 @@ STEPS = [
     ("room view's modules run", "view_modules"),
     ("room drawn", "room_drawn"),
     ("first video packet", "rtp"),
-    ("first frame decoded", "frame"),
+    ("first frame decoded (as the poll saw it)", "frame"),
+    ("(first frame presented: requestVideoFrameCallback)", "presented"),
     ("(preview live)", "preview"),
     ("(publish offer sent)", "pub_offer"),
     ("(publish answered)", "pub_answered"),
@@ -139,6 +176,7 @@ STEPS = [
 @dataclass
 class Sample:
     total_ms: float  # from page.goto to the first decoded frame, measured by this script
+    presented_ms: float | None  # from page.goto to the first frame's presentationTime (rVFC)
     at: dict[str, float]  # mark -> ms since navigation start
     fetched: int  # static files that came over the network (not from the cache)
     assets: int
@@ -152,6 +190,9 @@ class Visits:
 
     def times(self) -> list[float]:
         return sorted(s.total_ms for s in self.samples)
+
+    def presented(self) -> list[float]:
+        return sorted(s.presented_ms for s in self.samples if s.presented_ms is not None)
 
 
 @contextlib.contextmanager
@@ -206,10 +247,17 @@ async def _visit(context: Any, link: str, publisher: str, instant: bool) -> Samp
         await page.close()
         return None
     at = {name: t for name, t in timeline["marks"]}
-    at.update(html=timeline["html"], rtp=first["rtp"], frame=first["frame"])
+    at.update(
+        html=timeline["html"], rtp=first["rtp"], frame=first["frame"], presented=first["presented"]
+    )
     await page.close()
     return Sample(
         total_ms=timeline["origin"] + first["frame"] - 1000 * started,
+        presented_ms=(
+            None
+            if first["presented"] is None
+            else timeline["origin"] + first["presented"] - 1000 * started
+        ),
         at={k: v for k, v in at.items() if v is not None},
         fetched=timeline["fetched"],
         assets=timeline["assets"],
@@ -307,6 +355,26 @@ def report(results: dict[str, dict[str, Visits]], load_before: str, load_after: 
             f"({'met' if p95 < GOAL_MS else 'missed'}); static files over the network: "
             f"{fetched:.0f} of {v.samples[0].assets}; no frame in 20 s: {v.failed}"
         )
+        after = sorted(s.at["frame"] - s.at["sub_local"] for s in v.samples if "sub_local" in s.at)
+        shown = sorted(
+            s.at["presented"] - s.at["sub_local"]
+            for s in v.samples
+            if "sub_local" in s.at and "presented" in s.at
+        )
+        if after and shown:
+            print(
+                f"{column}: from the answer created (the server's ICE, DTLS and first packet, "
+                f"the browser's decoding): to the frame seen p50 {statistics.median(after):.0f} "
+                f"ms, p95 {_p95(after):.0f} ms; to the frame presented p50 "
+                f"{statistics.median(shown):.0f} ms, p95 {_p95(shown):.0f} ms"
+            )
+        presented = v.presented()
+        if presented:
+            print(
+                f"{column}: first frame presented (requestVideoFrameCallback), "
+                f"{len(presented)} runs: p50 {statistics.median(presented):.0f} ms, "
+                f"p95 {_p95(presented):.0f} ms"
+            )
     if "baseline" in results:
         for kind, v in results["this checkout"].items():
             base = results["baseline"][kind].times()
@@ -316,6 +384,13 @@ def report(results: dict[str, dict[str, Visits]], load_before: str, load_after: 
                 f"{statistics.median(new) / statistics.median(base):.2f}x, "
                 f"p95 {_p95(new) / _p95(base):.2f}x"
             )
+            new_p, base_p = v.presented(), results["baseline"][kind].presented()
+            if new_p and base_p:
+                print(
+                    f"{kind}, first frame presented, this checkout / baseline: p50 "
+                    f"{statistics.median(new_p) / statistics.median(base_p):.2f}x, "
+                    f"p95 {_p95(new_p) / _p95(base_p):.2f}x"
+                )
     print(
         "(a browser publisher; the server asks it for a keyframe for each new subscriber; "
         "'join clicked' includes Playwright's click unless --instant-click)"

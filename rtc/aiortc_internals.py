@@ -1686,6 +1686,112 @@ def gather_only_on(addresses: list[str] | None) -> None:
     aioice.ice.get_host_addresses = get_host_addresses
 
 
+# == Join time: ICE's end and the first packets (issue #15) ===================================
+# A block of its own: it adds to the functions above and changes none of them.
+#
+# Measured on a new subscriber connection (a trace of the server's steps, docs/PERFORMANCE.md
+# "Tenth session"): aioice nominated the pair on the first round trip, 1-3 ms after the
+# browser's first check, but `Connection.connect` saw it only at the end of its 20 ms pacing
+# sleep (7-20 ms later), and aiortc starts DTLS only once `connect` returns (the browser's
+# ClientHello waited in the queue meanwhile);
+# then "connectionstatechange" to "connected" fires inside the DTLS transport's start,
+# before aiortc starts the RTP senders, so a keyframe held for the new subscriber could not
+# go then and went with the publisher's next packet.
+
+#: aioice's pacing of its connectivity checks (RFC 8445's Ta), as in its `connect`.
+ICE_PACING_S = 0.02
+#: The source of aioice 0.13.0's `Connection.connect` that `_connect` replaces (sha256).
+_ICE_CONNECT_SHA256 = "da51be46190141ee23c03ab8d77c030b45e412b6430369790ba4665a7a7886d2"
+
+
+async def _connect(self: Any) -> None:
+    """aioice 0.13.0's `Connection.connect`, but its pacing sleep ends as soon as the check
+    list completes or fails: the same checks at the same pace, the result at once."""
+    import aioice.ice
+
+    if not self._local_candidates_end:
+        raise ConnectionError("Local candidates gathering was not performed")
+    if self.remote_username is None or self.remote_password is None:
+        raise ConnectionError("Remote username or password is missing")
+    for remote_candidate in self._remote_candidates:
+        self._pair_remote_candidate(remote_candidate)
+    self.sort_check_list()
+    self._unfreeze_initial()
+    for early_check in self._early_checks:
+        self.check_incoming(*early_check)
+    self._early_checks.clear()
+    self._early_checks_done = True
+
+    result = asyncio.ensure_future(self._check_list_state.get())
+    try:
+        while self._check_periodic():
+            await asyncio.wait([result], timeout=ICE_PACING_S)
+            if result.done():
+                break
+        res = (await result) if self._check_list else aioice.ice.ICE_FAILED
+    finally:
+        result.cancel()
+    for check in self._check_list:
+        if check.task:
+            check.task.cancel()
+    if res != aioice.ice.ICE_COMPLETED:
+        raise ConnectionError("ICE negotiation failed")
+    self._query_consent_task = asyncio.create_task(self.query_consent())
+
+
+def complete_ice_at_once() -> None:
+    """Make every aioice connection of this process return from `connect` the moment its
+    check list completes (`_connect`) instead of at the end of the pacing sleep it is in
+    (10 ms later on average, and DTLS waits for it). Process-wide, at import."""
+    import hashlib
+
+    import aioice.ice
+
+    connection: Any = aioice.ice.Connection
+    if getattr(connection, "_tiaojie_aioice_connect", None) is not None:
+        return
+    original = _require(connection, "connect")
+    source = inspect.getsource(original)
+    if hashlib.sha256(source.encode()).hexdigest() != _ICE_CONNECT_SHA256:
+        raise InternalsChanged("aioice's Connection.connect changed")
+    connection._tiaojie_aioice_connect = original
+    connection.connect = _connect
+
+
+complete_ice_at_once()
+
+
+@functools.cache
+def _senders_start_after_dtls() -> None:
+    """aiortc's `__connect` starts a transceiver's sender after its DTLS transport's start
+    (checked once: reading the source takes a few ms)."""
+    from aiortc import RTCPeerConnection
+
+    source = inspect.getsource(_require(RTCPeerConnection, "_RTCPeerConnection__connect"))
+    start = source.find("await dtlsTransport.start(")
+    if start < 0 or source.find("await transceiver.sender.send(", start) < 0:
+        raise InternalsChanged("aiortc no longer starts the senders once DTLS is connected")
+
+
+def when_sending(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` each time aiortc starts `sender` (`RTCRtpSender.send`): its peer
+    connection does so right after DTLS connects, in the same step, the first moment a
+    packet can go (at "connectionstatechange" to "connected" the sender has no parameters
+    yet). Wraps what is there (PacketSender's own wrapper: make that one first). An error
+    of `callback` is logged: it must not stop aiortc from starting the other senders."""
+    _senders_start_after_dtls()
+    original = sender.send
+
+    async def send(parameters: Any) -> None:
+        await original(parameters)
+        try:
+            callback()
+        except Exception:
+            log.exception("a callback on starting an RTP sender failed")
+
+    sender.send = send  # type: ignore[method-assign]
+
+
 class _SharedTransport(asyncio.DatagramTransport):
     """One aioice StunProtocol's view of the shared socket: what it sends goes out of the
     shared port (and teaches the mux where that peer's packets belong)."""

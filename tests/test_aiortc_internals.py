@@ -283,6 +283,44 @@ async def test_ice_sockets_bind_in_the_port_range_through_aioice_module_asyncio(
         aiortc_internals.bind_ice_in(PortRange(low, low + 49))
 
 
+async def test_ice_connect_returns_once_the_check_list_completes_not_at_the_next_pacing_tick(
+    monkeypatch,
+):
+    """aioice's `connect` paces its checks with a sleep and saw a nominated pair only when
+    the sleep ended; with the pacing made 60 s, both agents still return as soon as their
+    check list completes (aioice's own would sleep the 60 s: the test times out)."""
+    import aioice.ice
+
+    assert aioice.ice.Connection.connect is aiortc_internals._connect
+    monkeypatch.setattr(aiortc_internals, "ICE_PACING_S", 60.0)
+    aiortc_internals.gather_only_on(["127.0.0.1"])
+    a = aioice.ice.Connection(ice_controlling=True, use_ipv6=False)
+    b = aioice.ice.Connection(ice_controlling=False, use_ipv6=False)
+    try:
+        await asyncio.gather(a.gather_candidates(), b.gather_candidates())
+        for one, other in ((a, b), (b, a)):
+            one.remote_username, one.remote_password = other.local_username, other.local_password
+            for candidate in other.local_candidates:
+                await one.add_remote_candidate(candidate)
+            await one.add_remote_candidate(None)
+        await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+        await a.send(b"ping")
+        assert await asyncio.wait_for(b.recv(), 10) == b"ping"
+    finally:
+        aiortc_internals.gather_only_on(None)
+        await asyncio.gather(a.close(), b.close())
+    # an aioice whose connect is not the one copied refuses, and so does an aiortc that
+    # no longer starts its senders right after DTLS (when_sending)
+    monkeypatch.setattr(aioice.ice.Connection, "_tiaojie_aioice_connect", None)
+    with pytest.raises(InternalsChanged, match="connect"):
+        aiortc_internals.complete_ice_at_once()
+    monkeypatch.setattr(inspect, "getsource", lambda obj: "")
+    aiortc_internals._senders_start_after_dtls.cache_clear()
+    with pytest.raises(InternalsChanged, match="senders"):
+        aiortc_internals.when_sending(SimpleNamespace(), print)  # type: ignore[arg-type]
+    aiortc_internals._senders_start_after_dtls.cache_clear()  # checked again when next used
+
+
 # -- a real receiver, fed RTP packets by hand ----------------------------------------------
 
 

@@ -258,10 +258,18 @@ async def test_a_dropped_packet_is_nacked_and_repaired_from_the_senders_history(
 async def test_a_keyframe_held_for_a_new_connection_goes_out_as_soon_as_it_can(test_mp4):
     """A new subscription's keyframe (asked for with the offer) arrives before its
     connection can send: it is held, and `send_held` sends it the moment the connection
-    is up (the server calls it on "connected"), not with the publisher's next packet; here
+    is up (the server calls it when aiortc starts the sender, `when_sending`: at
+    "connected" the sender cannot send yet), not with the publisher's next packet; here
     the publisher sends nothing more once the keyframe and one packet after it are held."""
     (pub, srv_in, srv_out, sub), source, taps, forward, out = loopback_plane(test_mp4)
     forward.use_packets(aiortc_internals.PacketSender(out.sender), "video/H264")
+    sent_when_started: list[int] = []
+
+    def started() -> None:
+        forward.send_held()
+        sent_when_started.append(forward.forwarded)
+
+    aiortc_internals.when_sending(out.sender, started)
     received: dict[str, Any] = {}
 
     @sub.on("track")
@@ -287,9 +295,9 @@ async def test_a_keyframe_held_for_a_new_connection_goes_out_as_soon_as_it_can(t
         await wait_for(lambda: taps["video"].deliver is None, "a keyframe held")
         assert forward.forwarded == 0
         await connect(srv_out, sub)
-        await wait_for(lambda: srv_out.connectionState == "connected", "the connection")
-        forward.send_held()
-        assert forward.forwarded > 0
+        await wait_for(lambda: sent_when_started, "aiortc to start the sender")
+        assert sent_when_started[0] > 0  # sent then, in the step DTLS connected
+        assert srv_out.connectionState == "connected"
         frame = await asyncio.wait_for(received["track"].recv(), 10)
         assert frame.is_keyframe and frame.pts is not None
     finally:

@@ -613,7 +613,6 @@ class Peer:
             if not wanted:
                 return
             self.subscriber = self.room.plane.new_connection()
-            self.subscriber.on("connectionstatechange", self._subscriber_state)
             # The first m-section tags the bundle; a browser that rejects it (a codec it
             # cannot decode) cannot set up the rest (Chromium: "Failed to setup RTCP
             # mux"). Opus, which every browser decodes, goes first: a free audio slot.
@@ -724,13 +723,6 @@ class Peer:
             self.unavailable[primary.id] = _unavailable(primary)
             _spawn(self.room.want_backup(primary, self.cannot_decode))
 
-    def _subscriber_state(self) -> None:
-        """Connected: the keyframes held for the slots (asked for with the offer) go now."""
-        if self.subscriber is not None and self.subscriber.connectionState == "connected":
-            for slot in self.slots:
-                if slot.forwarding:
-                    slot.track.send_held()
-
     def _free_slot(self, publication: Publication) -> Slot | None:
         for slot in self.slots:
             if slot.publication is None and not slot.rejected and slot.codec == publication.codec:
@@ -747,6 +739,14 @@ class Peer:
         track.on_keyframe_needed = slot.keyframe_needed
         if self.room.plane.packets:
             track.use_packets(aiortc_internals.PacketSender(transceiver.sender), codec)
+
+            def started() -> None:
+                # the connection can send: the keyframe held for it (asked for with the
+                # offer) goes now, not with the publisher's next packet
+                if slot.forwarding:
+                    track.send_held()
+
+            aiortc_internals.when_sending(transceiver.sender, started)
 
         def keyframe_requested() -> None:
             counters.keyframe_requests_received += 1
