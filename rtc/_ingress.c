@@ -627,11 +627,70 @@ ingress_receive(Ingress *self, unsigned char *p, int length)
     return 0;
 }
 
+/* One datagram read by pump: taken by its sender's armed Ingress, else handed to `slow`.
+ * -1 on an error; *python set when Python code ran (a callback, the plain path). */
+static int
+take_datagram(int fd, unsigned char *data, int length, const struct sockaddr_storage *from,
+              PyObject *table, PyObject *slow, int *python)
+{
+    unsigned char key[4 + 2 + 16];
+    if (length >= 12 && data[0] > 127 && data[0] < 192 && !(data[1] >= 192 && data[1] <= 223)
+        && (from->ss_family == AF_INET || from->ss_family == AF_INET6)) {
+        int size = from->ss_family == AF_INET ? 4 + 2 + 4 : 4 + 2 + 16;
+        memcpy(key, &fd, 4);
+        if (from->ss_family == AF_INET) {
+            const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
+            memcpy(key + 4, &v4->sin_port, 2);
+            memcpy(key + 6, &v4->sin_addr, 4);
+        } else {
+            const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)from;
+            memcpy(key + 4, &v6->sin6_port, 2);
+            memcpy(key + 6, &v6->sin6_addr, 16);
+        }
+        PyObject *name = PyBytes_FromStringAndSize((const char *)key, size);
+        if (name == NULL)
+            return -1;
+        PyObject *ingress = PyDict_GetItemWithError(table, name); /* borrowed */
+        Py_DECREF(name);
+        if (ingress == NULL && PyErr_Occurred())
+            return -1;
+        if (ingress != NULL && Py_IS_TYPE(ingress, &IngressType)
+            && ((Ingress *)ingress)->srtp != 0) {
+            unsigned long long fast = ((Ingress *)ingress)->fast;
+            Py_INCREF(ingress);
+            int failed = ingress_receive((Ingress *)ingress, data, length);
+            if (((Ingress *)ingress)->fast == fast)
+                *python = 1; /* the plain path, or dropped (no harm in saying so) */
+            Py_DECREF(ingress);
+            return failed < 0 ? -1 : 0;
+        }
+    }
+    PyObject *address = address_of(from);
+    if (address == NULL)
+        return -1;
+    if (address == Py_None) {
+        Py_DECREF(address);
+        return 0;
+    }
+    *python = 1;
+    PyObject *result =
+        PyObject_CallFunction(slow, "y#N", (const char *)data, (Py_ssize_t)length, address);
+    if (result == NULL)
+        return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
+/* At most this many recvmmsg rounds per pump call (so at most 8 * 64 datagrams): */
+#define ROUNDS 8
+
 /*
  * pump(fd, most, table, slow) -> datagrams read: every datagram waiting on the socket `fd`
- * (up to `most`, at most 64, one recvmmsg). `table` maps (fd, sender) keys (`key`) to
+ * (up to `most` per recvmmsg, at most 64). `table` maps (fd, sender) keys (`key`) to
  * Ingress objects; an RTP (not RTCP) datagram whose key maps to an armed Ingress is taken
- * by it; every other datagram is handed to `slow(data, address)`.
+ * by it; every other datagram is handed to `slow(data, address)`. When a round was handled
+ * in C alone, the socket is read again at once (up to ROUNDS rounds): a frame's packets
+ * arrive in a burst, and one more recvmmsg costs less than a turn of the event loop.
  */
 static PyObject *
 pump(PyObject *module, PyObject *args)
@@ -641,60 +700,24 @@ pump(PyObject *module, PyObject *args)
     PyObject *table, *slow;
     if (!PyArg_ParseTuple(args, "iiO!O", &fd, &most, &PyDict_Type, &table, &slow))
         return NULL;
-    int n = read_batch(&batch, fd, most);
-    if (n <= 0)
-        return PyLong_FromLong(0); /* EAGAIN, EINTR, ECONNREFUSED (ICMP) */
-    unsigned char key[4 + sizeof(struct sockaddr_in6)];
-    for (int i = 0; i < n; i++) {
-        if (batch.messages[i].msg_hdr.msg_flags & MSG_TRUNC)
-            continue;
-        unsigned char *data = batch.data[i];
-        int length = (int)batch.messages[i].msg_len;
-        const struct sockaddr_storage *from = &batch.addresses[i];
-        if (length >= 12 && data[0] > 127 && data[0] < 192 && !(data[1] >= 192 && data[1] <= 223)
-            && (from->ss_family == AF_INET || from->ss_family == AF_INET6)) {
-            int size = from->ss_family == AF_INET ? 4 + 2 + 4 : 4 + 2 + 16;
-            memcpy(key, &fd, 4);
-            if (from->ss_family == AF_INET) {
-                const struct sockaddr_in *v4 = (const struct sockaddr_in *)from;
-                memcpy(key + 4, &v4->sin_port, 2);
-                memcpy(key + 6, &v4->sin_addr, 4);
-            } else {
-                const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)from;
-                memcpy(key + 4, &v6->sin6_port, 2);
-                memcpy(key + 6, &v6->sin6_addr, 16);
-            }
-            PyObject *name = PyBytes_FromStringAndSize((const char *)key, size);
-            if (name == NULL)
-                return NULL;
-            PyObject *ingress = PyDict_GetItemWithError(table, name); /* borrowed */
-            Py_DECREF(name);
-            if (ingress == NULL && PyErr_Occurred())
-                return NULL;
-            if (ingress != NULL && Py_IS_TYPE(ingress, &IngressType)
-                && ((Ingress *)ingress)->srtp != 0) {
-                Py_INCREF(ingress);
-                int failed = ingress_receive((Ingress *)ingress, data, length);
-                Py_DECREF(ingress);
-                if (failed < 0)
-                    return NULL;
+    long total = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        int n = read_batch(&batch, fd, most);
+        if (n <= 0)
+            break; /* EAGAIN, EINTR, ECONNREFUSED (ICMP) */
+        total += n;
+        int python = 0;
+        for (int i = 0; i < n; i++) {
+            if (batch.messages[i].msg_hdr.msg_flags & MSG_TRUNC)
                 continue;
-            }
+            if (take_datagram(fd, batch.data[i], (int)batch.messages[i].msg_len,
+                              &batch.addresses[i], table, slow, &python) < 0)
+                return NULL;
         }
-        PyObject *address = address_of(from);
-        if (address == NULL)
-            return NULL;
-        if (address == Py_None) {
-            Py_DECREF(address);
-            continue;
-        }
-        PyObject *result = PyObject_CallFunction(slow, "y#N", (const char *)data,
-                                                 (Py_ssize_t)length, address);
-        if (result == NULL)
-            return NULL;
-        Py_DECREF(result);
+        if (python)
+            break; /* Python ran: it may have closed the socket; the loop reads it next */
     }
-    return PyLong_FromLong(n);
+    return PyLong_FromLong(total);
 }
 
 /* key(fd, host, port) -> the `table` key pump looks a sender up by */
