@@ -37,6 +37,7 @@ PyObject *estimator_add(PyObject *estimator, long long arrival, long long abs_se
                         long long size, unsigned long ssrc);
 
 /* _reception.c */
+double wall_seconds(void); /* time.time(), as CPython computes it */
 int is_reception(PyObject *object);
 int is_nacks(PyObject *object);
 void reception_add(PyObject *reception, int seq, uint32_t timestamp, double now);

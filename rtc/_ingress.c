@@ -39,14 +39,6 @@
 #define NTP_UNIX_OFFSET 2208988800.0
 
 static double
-wall_seconds(void) /* time.time() as CPython computes it */
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec) / 1e9;
-}
-
-static double
 monotonic_seconds(void) /* time.monotonic() */
 {
     struct timespec ts;

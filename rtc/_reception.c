@@ -54,8 +54,8 @@ Reception_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 }
 
 /* time.time() as CPython computes it: nanoseconds as a double, over 1e9 */
-static double
-now_seconds(void)
+double
+wall_seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -74,7 +74,7 @@ reception_count(Reception *self, int seq, unsigned long timestamp, double now)
         self->has_base = 1;
     }
     if (in_order) {
-        long long arrival = (long long)((now < 0 ? now_seconds() : now) * (double)self->clock_rate);
+        long long arrival = (long long)((now < 0 ? wall_seconds() : now) * (double)self->clock_rate);
         if (self->has_max && seq < self->max_seq)
             self->cycles += 1 << 16;
         self->max_seq = seq;
