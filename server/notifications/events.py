@@ -106,7 +106,12 @@ class CaseNotices:
             elif kind == "closed" and event.get("to") in ("succeeded", "failed"):
                 messages += await self._follow_up(conn, case, seq, at)
                 if event.get("to") == "succeeded":
-                    deadline = await _court_deadline(conn, case, at)
+                    # from the time the closing's log entry carries (archive/chain.py rounds
+                    # it to the millisecond), as server/cases/court.py `terms` reads it: the
+                    # court bundle's event then names the same deadline (a reminder is keyed
+                    # by it; `int(now)`, a second earlier once in 2,000, queued a second)
+                    closed_at = int(round(now, 3))
+                    deadline = await _court_deadline(conn, case, closed_at)
                     messages += await self._court(conn, case, deadline, at)
             elif kind == "court_bundle_prepared" and isinstance(event.get("deadline_at"), int):
                 messages += await self._court(conn, case, event["deadline_at"], at)
@@ -265,7 +270,7 @@ class CaseNotices:
 
 
 async def _court_deadline(conn: AsyncConnection, case: Case, at: int) -> int:
-    """30 days from the last agreement the case's log seals (or from now, with none)."""
+    """30 days from the last agreement the case's log seals (or from `at`, with none)."""
     query = (
         select(case_log.c.entry)
         .where(case_log.c.case_id == case.id, case_log.c.type == "event")
